@@ -1,0 +1,1 @@
+//! The virtual meter: waveform synthesis and the firmware's behaviour on the wire.
