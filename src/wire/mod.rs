@@ -1,5 +1,9 @@
 //! The SmartMeter wire protocol: framing, JSON messages, commands, channel layouts.
 
+pub mod frame;
 pub mod layout;
+pub mod samples;
 
+pub use frame::{Anomaly, Frame, MeterCodec, RawCodec, WireStats};
 pub use layout::{chunk_size, Channel, Measures, Phase, Quantity, Transport};
+pub use samples::SampleBlock;

@@ -1,0 +1,506 @@
+//! Framing of the meter → sink byte stream.
+//!
+//! The meter interleaves text lines (`Info:` + text + `\r\n`) with binary
+//! chunks (`Data:` | u16 LE length | u32 LE packet number | samples). The
+//! decoder hands out sample payloads as slices of its read buffer and turns
+//! everything wrong on the wire into a counted [`Anomaly`] item instead of an
+//! error, because a `FramedRead` ends the stream at its first error and one
+//! bad byte must not cost a meter its connection.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use memchr::memmem;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Marks a binary chunk.
+pub const DATA_TAG: &[u8; 5] = b"Data:";
+/// Marks a text line.
+pub const INFO_TAG: &[u8; 5] = b"Info:";
+/// `Data:` + u16 length + u32 packet number.
+pub const DATA_HEADER_LEN: usize = 11;
+/// Longest Info line accepted; longer ones are discarded and counted.
+pub const MAX_INFO_LINE: usize = 64 * 1024;
+
+const TAG_LEN: usize = 5;
+
+/// One item of the meter → sink stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// The text after `Info:`, without the line ending.
+    Info(String),
+    /// A chunk of interleaved little-endian f32 samples, sliced from the read buffer.
+    Data { seq: u32, payload: Bytes },
+    /// Something wrong on the wire, already counted in [`WireStats`]; the stream goes on.
+    Anomaly(Anomaly),
+}
+
+/// Bad input the decoder met and stepped over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anomaly {
+    /// Bytes that were neither a frame nor a line, skipped up to the next tag.
+    Resync { skipped: usize },
+    /// Packet numbers jumped: `lost_chunks` chunks never arrived.
+    Gap {
+        expected: u32,
+        received: u32,
+        lost_chunks: u32,
+    },
+    /// A packet number lower than expected but not a restart at 0.
+    SequenceBackwards { expected: u32, received: u32 },
+    /// A chunk whose length is not a whole number of samples; its bytes were dropped.
+    BadDataLength {
+        seq: u32,
+        len: usize,
+        bytes_per_sample: usize,
+    },
+    /// An Info line longer than [`MAX_INFO_LINE`]; discarded up to its line end.
+    InfoTooLong { len: usize },
+    /// An Info line that is not UTF-8; discarded.
+    InvalidUtf8 { len: usize },
+    /// The stream ended inside a frame or line.
+    Truncated { bytes: usize },
+}
+
+/// Counters of what the decoder has seen, for telemetry and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireStats {
+    pub data_frames: u64,
+    pub payload_bytes: u64,
+    pub info_lines: u64,
+    pub resyncs: u64,
+    pub skipped_bytes: u64,
+    pub gaps: u64,
+    pub lost_chunks: u64,
+    pub sequence_backwards: u64,
+    pub bad_lengths: u64,
+    pub oversize_info: u64,
+    pub invalid_utf8: u64,
+    pub truncated: u64,
+}
+
+impl WireStats {
+    fn count(&mut self, anomaly: &Anomaly) {
+        match *anomaly {
+            Anomaly::Resync { skipped } => {
+                self.resyncs += 1;
+                self.skipped_bytes += skipped as u64;
+            }
+            Anomaly::Gap { lost_chunks, .. } => {
+                self.gaps += 1;
+                self.lost_chunks += u64::from(lost_chunks);
+            }
+            Anomaly::SequenceBackwards { .. } => self.sequence_backwards += 1,
+            Anomaly::BadDataLength { .. } => self.bad_lengths += 1,
+            Anomaly::InfoTooLong { .. } => self.oversize_info += 1,
+            Anomaly::InvalidUtf8 { .. } => self.invalid_utf8 += 1,
+            Anomaly::Truncated { .. } => self.truncated += 1,
+        }
+    }
+
+    /// Every anomaly counted so far.
+    pub fn anomalies(&self) -> u64 {
+        self.resyncs
+            + self.gaps
+            + self.sequence_backwards
+            + self.bad_lengths
+            + self.oversize_info
+            + self.invalid_utf8
+            + self.truncated
+    }
+}
+
+/// Where the decoder is between calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// At a frame boundary (or in garbage, looking for one).
+    Boundary,
+    /// Inside an Info line whose line end is not yet buffered; bytes after
+    /// `Info:` up to `scanned` hold no newline.
+    InfoLine { scanned: usize },
+    /// Dropping an oversized Info line up to its newline.
+    DiscardingInfo { dropped: usize },
+}
+
+/// Decoder (and encoder, for the virtual meter) of the prefixed meter stream.
+#[derive(Debug)]
+pub struct MeterCodec {
+    state: State,
+    bytes_per_sample: Option<usize>,
+    next_seq: Option<u32>,
+    garbage: usize,
+    pending: Option<Frame>,
+    stats: WireStats,
+}
+
+impl Default for MeterCodec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MeterCodec {
+    pub fn new() -> Self {
+        MeterCodec {
+            state: State::Boundary,
+            bytes_per_sample: None,
+            next_seq: None,
+            garbage: 0,
+            pending: None,
+            stats: WireStats::default(),
+        }
+    }
+
+    /// Once the sample answer is known, chunks are checked for whole samples.
+    pub fn set_bytes_per_sample(&mut self, bytes_per_sample: usize) {
+        self.bytes_per_sample = (bytes_per_sample > 0).then_some(bytes_per_sample);
+    }
+
+    /// A new `sample` session restarts packet numbers at 0.
+    pub fn reset_sequence(&mut self) {
+        self.next_seq = None;
+    }
+
+    pub fn stats(&self) -> &WireStats {
+        &self.stats
+    }
+
+    fn anomaly(&mut self, anomaly: Anomaly) -> Frame {
+        self.stats.count(&anomaly);
+        Frame::Anomaly(anomaly)
+    }
+
+    /// Reports garbage skipped so far before the next real item.
+    fn flush_garbage(&mut self) -> Option<Frame> {
+        if self.garbage == 0 {
+            return None;
+        }
+        let skipped = std::mem::take(&mut self.garbage);
+        Some(self.anomaly(Anomaly::Resync { skipped }))
+    }
+
+    /// Drops bytes up to the next possible tag; true when `src` starts with one.
+    fn seek_tag(&mut self, src: &mut BytesMut) -> bool {
+        if src.starts_with(DATA_TAG) || src.starts_with(INFO_TAG) {
+            return true;
+        }
+        let next = [DATA_TAG, INFO_TAG]
+            .iter()
+            .filter_map(|tag| memmem::find(src, *tag))
+            .min();
+        let drop = match next {
+            Some(at) => at,
+            // Keep a tail that may be the start of a tag split across reads.
+            None => src.len() - partial_tag_suffix(src),
+        };
+        src.advance(drop);
+        self.garbage += drop;
+        next.is_some()
+    }
+
+    fn decode_data(&mut self, src: &mut BytesMut) -> Option<Frame> {
+        if src.len() < DATA_HEADER_LEN {
+            src.reserve(DATA_HEADER_LEN - src.len());
+            return None;
+        }
+        let len = usize::from(u16::from_le_bytes([src[5], src[6]]));
+        let seq = u32::from_le_bytes([src[7], src[8], src[9], src[10]]);
+        let total = DATA_HEADER_LEN + len;
+        if src.len() < total {
+            // Room for the whole announced chunk now, so it lands without regrowth.
+            src.reserve(total - src.len());
+            return None;
+        }
+        src.advance(DATA_HEADER_LEN);
+        let payload = src.split_to(len).freeze();
+        let jump = self.advance_sequence(seq);
+        let frame = match self.bytes_per_sample {
+            Some(bytes_per_sample) if len % bytes_per_sample != 0 => {
+                self.anomaly(Anomaly::BadDataLength {
+                    seq,
+                    len,
+                    bytes_per_sample,
+                })
+            }
+            _ => {
+                self.stats.data_frames += 1;
+                self.stats.payload_bytes += len as u64;
+                Frame::Data { seq, payload }
+            }
+        };
+        match jump {
+            Some(anomaly) => {
+                self.pending = Some(frame);
+                Some(self.anomaly(anomaly))
+            }
+            None => Some(frame),
+        }
+    }
+
+    /// Tracks packet numbers; returns the anomaly a jump means, if any.
+    fn advance_sequence(&mut self, seq: u32) -> Option<Anomaly> {
+        let expected = self.next_seq;
+        self.next_seq = Some(seq.wrapping_add(1));
+        let expected = expected?;
+        if seq == expected || seq == 0 {
+            // 0 is a new sampling session.
+            return None;
+        }
+        let ahead = seq.wrapping_sub(expected);
+        if ahead < u32::MAX / 2 {
+            Some(Anomaly::Gap {
+                expected,
+                received: seq,
+                lost_chunks: ahead,
+            })
+        } else {
+            Some(Anomaly::SequenceBackwards {
+                expected,
+                received: seq,
+            })
+        }
+    }
+
+    fn decode_info(&mut self, src: &mut BytesMut, scanned: usize) -> Option<Frame> {
+        let start = TAG_LEN + scanned;
+        match memchr::memchr(b'\n', &src[start..]) {
+            Some(offset) => {
+                self.state = State::Boundary;
+                let line_len = scanned + offset;
+                let mut line = src.split_to(start + offset + 1);
+                line.advance(TAG_LEN);
+                line.truncate(line_len);
+                if line.last() == Some(&b'\r') {
+                    line.truncate(line_len - 1);
+                }
+                if line.len() > MAX_INFO_LINE {
+                    return Some(self.anomaly(Anomaly::InfoTooLong { len: line.len() }));
+                }
+                match String::from_utf8(line.to_vec()) {
+                    Ok(text) => {
+                        self.stats.info_lines += 1;
+                        Some(Frame::Info(text))
+                    }
+                    Err(_) => Some(self.anomaly(Anomaly::InvalidUtf8 { len: line.len() })),
+                }
+            }
+            None => {
+                let scanned = src.len() - TAG_LEN;
+                if scanned > MAX_INFO_LINE + 1 {
+                    let dropped = src.len();
+                    src.clear();
+                    self.state = State::DiscardingInfo { dropped };
+                } else {
+                    self.state = State::InfoLine { scanned };
+                }
+                None
+            }
+        }
+    }
+
+    fn discard_info(&mut self, src: &mut BytesMut, dropped: usize) -> Option<Frame> {
+        match memchr::memchr(b'\n', src) {
+            Some(at) => {
+                src.advance(at + 1);
+                self.state = State::Boundary;
+                let len = dropped + at - TAG_LEN;
+                Some(self.anomaly(Anomaly::InfoTooLong { len }))
+            }
+            None => {
+                let dropped = dropped + src.len();
+                src.clear();
+                self.state = State::DiscardingInfo { dropped };
+                None
+            }
+        }
+    }
+}
+
+/// Length of the longest suffix of `buf` that is a proper prefix of a tag.
+fn partial_tag_suffix(buf: &[u8]) -> usize {
+    (1..TAG_LEN)
+        .rev()
+        .find(|&n| {
+            n <= buf.len() && {
+                let tail = &buf[buf.len() - n..];
+                DATA_TAG.starts_with(tail) || INFO_TAG.starts_with(tail)
+            }
+        })
+        .unwrap_or(0)
+}
+
+impl Decoder for MeterCodec {
+    type Item = Frame;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
+        if let Some(frame) = self.pending.take() {
+            return Ok(Some(frame));
+        }
+        match self.state {
+            State::InfoLine { scanned } => return Ok(self.decode_info(src, scanned)),
+            State::DiscardingInfo { dropped } => return Ok(self.discard_info(src, dropped)),
+            State::Boundary => {}
+        }
+        if src.len() < TAG_LEN && (DATA_TAG.starts_with(src) || INFO_TAG.starts_with(src)) {
+            return Ok(None);
+        }
+        if !self.seek_tag(src) {
+            return Ok(None);
+        }
+        if let Some(resync) = self.flush_garbage() {
+            return Ok(Some(resync));
+        }
+        if src.starts_with(DATA_TAG) {
+            Ok(self.decode_data(src))
+        } else {
+            Ok(self.decode_info(src, 0))
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        if let State::DiscardingInfo { dropped } = self.state {
+            self.state = State::Boundary;
+            return Ok(Some(self.anomaly(Anomaly::InfoTooLong {
+                len: dropped + src.len() - TAG_LEN,
+            })));
+        }
+        if let Some(resync) = self.flush_garbage() {
+            return Ok(Some(resync));
+        }
+        self.state = State::Boundary;
+        if src.is_empty() {
+            return Ok(None);
+        }
+        let bytes = src.len();
+        src.clear();
+        Ok(Some(self.anomaly(Anomaly::Truncated { bytes })))
+    }
+}
+
+impl Encoder<Frame> for MeterCodec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), Self::Error> {
+        match frame {
+            Frame::Info(text) => put_info_line(dst, &text),
+            Frame::Data { seq, payload } => {
+                let len = u16::try_from(payload.len()).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("data chunk of {} bytes exceeds u16", payload.len()),
+                    )
+                })?;
+                put_data_header(dst, len, seq);
+                dst.extend_from_slice(&payload);
+            }
+            Frame::Anomaly(anomaly) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("an anomaly is not sent on the wire: {anomaly:?}"),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `Info:` + text + `\r\n`.
+pub fn put_info_line(dst: &mut BytesMut, text: &str) {
+    dst.reserve(TAG_LEN + text.len() + 2);
+    dst.put_slice(INFO_TAG);
+    dst.put_slice(text.as_bytes());
+    dst.put_slice(b"\r\n");
+}
+
+/// Writes the 11-byte `Data:` header.
+pub fn put_data_header(dst: &mut BytesMut, len: u16, seq: u32) {
+    dst.reserve(DATA_HEADER_LEN + usize::from(len));
+    dst.put_slice(DATA_TAG);
+    dst.put_u16_le(len);
+    dst.put_u32_le(seq);
+}
+
+/// Writes a whole `Data:` chunk of samples as the firmware does (native LE floats).
+/// `values.len() * 4` must fit a u16, as the firmware's chunks always do.
+pub fn put_data_frame(dst: &mut BytesMut, seq: u32, values: &[f32]) {
+    let len = values.len() * 4;
+    debug_assert!(len <= usize::from(u16::MAX));
+    put_data_header(dst, len as u16, seq);
+    put_f32le(dst, values);
+}
+
+/// Appends values as little-endian f32.
+pub fn put_f32le(dst: &mut BytesMut, values: &[f32]) {
+    dst.reserve(values.len() * 4);
+    for value in values {
+        dst.put_f32_le(*value);
+    }
+}
+
+/// Decoder of bare little-endian f32 streams (the meter's raw 54322 port,
+/// `-f f32le` files): chunks of whole samples, numbered from 0.
+#[derive(Debug)]
+pub struct RawCodec {
+    bytes_per_sample: usize,
+    chunk_bytes: usize,
+    seq: u32,
+    stats: WireStats,
+}
+
+impl RawCodec {
+    /// `samples_per_chunk` whole samples of `bytes_per_sample` bytes per item.
+    pub fn new(bytes_per_sample: usize, samples_per_chunk: usize) -> Self {
+        let bytes_per_sample = bytes_per_sample.max(1);
+        RawCodec {
+            bytes_per_sample,
+            chunk_bytes: bytes_per_sample * samples_per_chunk.max(1),
+            seq: 0,
+            stats: WireStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &WireStats {
+        &self.stats
+    }
+
+    fn take(&mut self, src: &mut BytesMut, len: usize) -> Frame {
+        let payload = src.split_to(len).freeze();
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        self.stats.data_frames += 1;
+        self.stats.payload_bytes += len as u64;
+        Frame::Data { seq, payload }
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Frame;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
+        if src.len() < self.chunk_bytes {
+            src.reserve(self.chunk_bytes - src.len());
+            return Ok(None);
+        }
+        Ok(Some(self.take(src, self.chunk_bytes)))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        let whole = src.len() - src.len() % self.bytes_per_sample;
+        if whole > 0 {
+            return Ok(Some(self.take(src, whole)));
+        }
+        if src.is_empty() {
+            return Ok(None);
+        }
+        let anomaly = Anomaly::Truncated { bytes: src.len() };
+        src.clear();
+        self.stats.count(&anomaly);
+        Ok(Some(Frame::Anomaly(anomaly)))
+    }
+}
