@@ -5,4 +5,5 @@
 //! tests, demos and load tests.
 
 pub mod meter;
+pub mod source;
 pub mod wire;

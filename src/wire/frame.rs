@@ -213,7 +213,7 @@ impl MeterCodec {
         let payload = src.split_to(len).freeze();
         let jump = self.advance_sequence(seq);
         let frame = match self.bytes_per_sample {
-            Some(bytes_per_sample) if len % bytes_per_sample != 0 => {
+            Some(bytes_per_sample) if !len.is_multiple_of(bytes_per_sample) => {
                 self.anomaly(Anomaly::BadDataLength {
                     seq,
                     len,

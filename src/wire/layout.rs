@@ -73,10 +73,11 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// Factor from the wire value to SI: currents arrive in mA.
-    pub fn to_si(&self) -> f32 {
+    /// Divisor from the wire value to SI: currents arrive in mA. A division
+    /// (not a multiplication by 1e-3) keeps `1500 mA` exactly `1.5 A`.
+    pub fn si_divisor(&self) -> f32 {
         if self.wire_unit == "mA" {
-            1e-3
+            1000.0
         } else {
             1.0
         }
@@ -167,7 +168,9 @@ impl Measures {
         Measures::RmsLatch,
     ];
 
-    /// The string the firmware echoes in the sample answer.
+    /// The string a `sample` command carries; parsing accepts exactly what the
+    /// firmware accepts. The sample answer echoes some in a long form (e.g.
+    /// `p,p,p,q,q,q`): see `message::parse_measures_echo`.
     pub fn as_str(self) -> &'static str {
         match self {
             Measures::ThreePhase => "v,i,v,i,v,i",
@@ -263,7 +266,7 @@ impl Measures {
                 max: self.max_rate(),
             });
         }
-        if !self.is_latch() && MAX_WAVEFORM_RATE % rate != 0 {
+        if !self.is_latch() && !MAX_WAVEFORM_RATE.is_multiple_of(rate) {
             return Err(LayoutError::RateNotDivisor(rate));
         }
         Ok(())
@@ -316,15 +319,15 @@ pub enum Transport {
 }
 
 /// The firmware's `calcChunkSize`: about 0.1 s of data, clamped to 1024 bytes,
-/// rounded up to a power of two, capped for UDP (512) and USB (128), then
-/// rounded down to whole samples.
+/// rounded up to a power of two, capped at 512 for UDP; USB always uses 128;
+/// then rounded down to whole samples.
 pub fn chunk_size(rate: u32, bytes_per_sample: usize, transport: Transport) -> usize {
     let wanted = (0.1 * f64::from(rate) * bytes_per_sample as f64) as usize;
     let clamped = wanted.clamp(1, 1024).next_power_of_two();
     let capped = match transport {
         Transport::Tcp => clamped,
         Transport::Udp => clamped.min(512),
-        Transport::Serial => clamped.min(128),
+        Transport::Serial => 128,
     };
     let whole = capped - capped % bytes_per_sample;
     whole.max(bytes_per_sample)
@@ -358,6 +361,8 @@ mod tests {
         }
         assert_eq!("".parse::<Measures>(), Ok(Measures::ThreePhase));
         assert!("v,i,x".parse::<Measures>().is_err());
+        // Long echo forms are not accepted as input, as in the firmware.
+        assert!("p,p,p,q,q,q".parse::<Measures>().is_err());
     }
 
     #[test]
@@ -371,6 +376,9 @@ mod tests {
         assert_eq!(chunk_size(4000, 24, Transport::Tcp), 1008);
         // 50 Hz latch: 120 bytes -> 128 -> 120.
         assert_eq!(chunk_size(50, 24, Transport::Tcp), 120);
+        // USB: always 128 bytes, whole samples.
+        assert_eq!(chunk_size(1, 8, Transport::Serial), 128);
+        assert_eq!(chunk_size(8000, 24, Transport::Serial), 120);
     }
 
     #[test]
@@ -381,6 +389,6 @@ mod tests {
         assert!(Measures::ThreePhase.validate_rate(0).is_err());
         assert!(Measures::PowerLatch.validate_rate(50).is_ok());
         assert!(Measures::PowerLatch.validate_rate(51).is_err());
-        assert_eq!(Measures::Phase(L1).channels()[1].to_si(), 1e-3);
+        assert_eq!(Measures::Phase(L1).channels()[1].si_divisor(), 1000.0);
     }
 }

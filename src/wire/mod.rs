@@ -1,7 +1,9 @@
 //! The SmartMeter wire protocol: framing, JSON messages, commands, channel layouts.
 
+pub mod command;
 pub mod frame;
 pub mod layout;
+pub mod message;
 pub mod samples;
 
 pub use frame::{Anomaly, Frame, MeterCodec, RawCodec, WireStats};

@@ -76,7 +76,7 @@ pub fn append_payload(
 ) -> Result<(), SampleError> {
     let layout = measures.channels();
     let bytes_per_sample = layout.len() * BYTES_PER_VALUE;
-    if payload.len() % bytes_per_sample != 0 || channels.len() != layout.len() {
+    if !payload.len().is_multiple_of(bytes_per_sample) || channels.len() != layout.len() {
         return Err(SampleError::PartialSample {
             len: payload.len(),
             bytes_per_sample,
@@ -84,12 +84,12 @@ pub fn append_payload(
     }
     let samples = payload.len() / bytes_per_sample;
     for (c, (out, channel)) in channels.iter_mut().zip(layout).enumerate() {
-        let scale = channel.to_si();
+        let divisor = channel.si_divisor();
         out.reserve(samples);
         let offset = c * BYTES_PER_VALUE;
         out.extend(payload.chunks_exact(bytes_per_sample).map(|sample| {
             let v = &sample[offset..offset + BYTES_PER_VALUE];
-            f32::from_le_bytes([v[0], v[1], v[2], v[3]]) * scale
+            f32::from_le_bytes([v[0], v[1], v[2], v[3]]) / divisor
         }));
     }
     Ok(())

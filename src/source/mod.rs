@@ -1,0 +1,5 @@
+//! Where samples come from: meter connections (and later files and other telemetry).
+
+pub mod assembler;
+pub mod meter_session;
+pub mod stream_server;
