@@ -16,11 +16,16 @@ fn stream(seconds: u32) -> (BytesMut, u64) {
     let chunk = chunk_size(rate, measures.bytes_per_sample(), Transport::Tcp);
     let values_per_chunk = chunk / 4;
     let chunks_per_second = (rate as usize * measures.bytes_per_sample()).div_ceil(chunk);
-    let values: Vec<f32> = (0..values_per_chunk).map(|k| (k as f32 * 0.01).sin() * 325.0).collect();
+    let values: Vec<f32> = (0..values_per_chunk)
+        .map(|k| (k as f32 * 0.01).sin() * 325.0)
+        .collect();
     let mut buf = BytesMut::new();
     let mut frames = 0u64;
     for second in 0..seconds {
-        put_info_line(&mut buf, &format!("[I]03/02 10:42:{:02}: 7999.87Hz, {second}s", second % 60));
+        put_info_line(
+            &mut buf,
+            &format!("[I]03/02 10:42:{:02}: 7999.87Hz, {second}s", second % 60),
+        );
         for _ in 0..chunks_per_second {
             put_data_frame(&mut buf, frames as u32, &values);
             frames += 1;

@@ -4,6 +4,8 @@
 //! wired by `pipeline`. `meter` is the firmware-faithful virtual meter used for
 //! tests, demos and load tests.
 
+pub mod cli;
 pub mod meter;
+pub mod pipeline;
 pub mod source;
 pub mod wire;

@@ -1,3 +1,51 @@
-fn main() {
-    println!("meterflow");
+//! The `meterflow` command line; each subcommand lives in `meterflow::cli`.
+
+use clap::{Parser, Subcommand};
+use meterflow::cli::{inspect, run, simulate};
+
+/// meterflow: SmartMeter power-meter streams into trustworthy energy data.
+#[derive(Debug, Parser)]
+#[command(name = "meterflow", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The main job on its built-in default (the default command).
+    Run(run::RunArgs),
+    /// Firmware-faithful virtual meters (dial-in, command port, raw port).
+    Simulate(simulate::SimulateArgs),
+    /// Summarise capture files: meter, sessions, frames, anomalies.
+    Inspect(inspect::InspectArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command.unwrap_or(Command::Run(run::RunArgs::default())) {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
+        Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(args))),
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("meterflow: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

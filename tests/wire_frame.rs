@@ -16,7 +16,10 @@ fn decode_split<D: Decoder<Item = Frame, Error = std::io::Error>>(
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
     let mut last = 0;
-    let mut points: Vec<usize> = cuts.iter().map(|c| c.min(&input.len()).to_owned()).collect();
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|c| c.min(&input.len()).to_owned())
+        .collect();
     points.sort_unstable();
     points.push(input.len());
     for point in points {
@@ -49,7 +52,11 @@ fn recorded_stream() -> (Vec<u8>, Vec<Frame>) {
         put_info_line(buf, text);
         expected.push(Frame::Info(text.to_string()));
     };
-    line(&mut buf, r#"{"cmd":"info","type":"smartmeter","name":"smartmeter001"}"#, &mut expected);
+    line(
+        &mut buf,
+        r#"{"cmd":"info","type":"smartmeter","name":"smartmeter001"}"#,
+        &mut expected,
+    );
     line(&mut buf, "[I]03/02 10:42:24: ", &mut expected);
     line(
         &mut buf,
@@ -57,7 +64,11 @@ fn recorded_stream() -> (Vec<u8>, Vec<Frame>) {
         &mut expected,
     );
     for seq in 0..12u32 {
-        let samples = if seq == 11 { values(6 * 5, seq as f32) } else { values(6 * 42, seq as f32) };
+        let samples = if seq == 11 {
+            values(6 * 5, seq as f32)
+        } else {
+            values(6 * 42, seq as f32)
+        };
         put_data_frame(&mut buf, seq, &samples);
         let payload: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
         expected.push(Frame::Data {
@@ -68,7 +79,11 @@ fn recorded_stream() -> (Vec<u8>, Vec<Frame>) {
             line(&mut buf, "[I]03/02 10:42:25: 7999.87Hz, 1s", &mut expected);
         }
     }
-    line(&mut buf, r#"{"msg":"Received stop command","cmd":"stop","error":false}"#, &mut expected);
+    line(
+        &mut buf,
+        r#"{"msg":"Received stop command","cmd":"stop","error":false}"#,
+        &mut expected,
+    );
     (buf.to_vec(), expected)
 }
 
@@ -88,7 +103,11 @@ fn decodes_a_recorded_stream_in_one_piece() {
 fn every_single_split_point_gives_the_same_frames() {
     let (input, expected) = recorded_stream();
     for cut in 0..=input.len() {
-        assert_eq!(decode_split(&mut MeterCodec::new(), &input, &[cut]), expected, "cut at {cut}");
+        assert_eq!(
+            decode_split(&mut MeterCodec::new(), &input, &[cut]),
+            expected,
+            "cut at {cut}"
+        );
     }
 }
 
@@ -96,7 +115,10 @@ fn every_single_split_point_gives_the_same_frames() {
 fn byte_by_byte_feeding_gives_the_same_frames() {
     let (input, expected) = recorded_stream();
     let cuts: Vec<usize> = (0..input.len()).collect();
-    assert_eq!(decode_split(&mut MeterCodec::new(), &input, &cuts), expected);
+    assert_eq!(
+        decode_split(&mut MeterCodec::new(), &input, &cuts),
+        expected
+    );
 }
 
 proptest! {
@@ -331,7 +353,10 @@ fn a_huge_announced_length_is_bounded_by_u16() {
     let mut buf = BytesMut::new();
     buf.extend_from_slice(b"Data:\xff\xff\x00\x00\x00\x00abc");
     let frames = decode_all(&buf);
-    assert_eq!(frames, vec![Frame::Anomaly(Anomaly::Truncated { bytes: 14 })]);
+    assert_eq!(
+        frames,
+        vec![Frame::Anomaly(Anomaly::Truncated { bytes: 14 })]
+    );
 }
 
 #[test]

@@ -1,3 +1,10 @@
 //! The virtual meter: waveform synthesis and the firmware's behaviour on the wire.
 
+pub mod capture;
+pub mod command_port;
+pub mod dial_in;
+pub mod firmware;
+pub mod fleet;
+pub mod pacing;
+pub mod raw_port;
 pub mod signal;

@@ -27,7 +27,12 @@ impl BlockAssembler {
         )
     }
 
-    pub fn with_layout(measures: Measures, rate: u32, start_unix_ns: i64, chunk_bytes: usize) -> Self {
+    pub fn with_layout(
+        measures: Measures,
+        rate: u32,
+        start_unix_ns: i64,
+        chunk_bytes: usize,
+    ) -> Self {
         let samples_per_chunk = (chunk_bytes / measures.bytes_per_sample()).max(1) as u64;
         BlockAssembler {
             block: SampleBlock::new(measures, rate, start_unix_ns),
@@ -76,14 +81,19 @@ mod tests {
     use super::*;
 
     fn payload(samples: usize) -> Vec<u8> {
-        (0..samples * 6).flat_map(|k| (k as f32).to_le_bytes()).collect()
+        (0..samples * 6)
+            .flat_map(|k| (k as f32).to_le_bytes())
+            .collect()
     }
 
     #[test]
     fn indices_advance_and_gaps_are_marked() {
         let mut asm = BlockAssembler::with_layout(Measures::ThreePhase, 8000, 0, 1008);
         let block = asm.push_payload(&payload(42)).unwrap();
-        assert_eq!((block.first_index, block.gap_before, block.len()), (0, 0, 42));
+        assert_eq!(
+            (block.first_index, block.gap_before, block.len()),
+            (0, 0, 42)
+        );
         let lost = asm.note_anomaly(&Anomaly::Gap {
             expected: 1,
             received: 3,
@@ -93,7 +103,10 @@ mod tests {
         let block = asm.push_payload(&payload(42)).unwrap();
         assert_eq!((block.first_index, block.gap_before), (126, 84));
         let block = asm.push_payload(&payload(5)).unwrap();
-        assert_eq!((block.first_index, block.gap_before, block.len()), (168, 0, 5));
+        assert_eq!(
+            (block.first_index, block.gap_before, block.len()),
+            (168, 0, 5)
+        );
         assert_eq!(asm.lost_samples(), 84);
         assert_eq!(asm.next_index(), 173);
     }

@@ -112,46 +112,60 @@ where
     let mut commands = FramedWrite::new(write, CommandCodec::new());
     let mut counters = Counters::default();
 
-    let info = wait_for(&mut frames, settings.handshake_timeout, "info line", &mut counters, |m| {
-        match m {
+    let info = wait_for(
+        &mut frames,
+        settings.handshake_timeout,
+        "info line",
+        &mut counters,
+        |m| match m {
             InfoMessage::DeviceInfo(info) => Some(Ok(*info)),
             _ => None,
-        }
-    })
+        },
+    )
     .await??;
     let name = info.name.clone();
 
     let mut params = SampleParams::new(StreamType::Tcp, settings.rate);
     params.measures = Some(settings.measures);
     send(&mut commands, Command::Sample(params), "sending sample").await?;
-    let answer = wait_for(&mut frames, settings.handshake_timeout, "sample answer", &mut counters, |m| {
-        match m {
+    let answer = wait_for(
+        &mut frames,
+        settings.handshake_timeout,
+        "sample answer",
+        &mut counters,
+        |m| match m {
             InfoMessage::SampleAnswer(answer) => Some(Ok(answer)),
             InfoMessage::Error(ErrorAnswer { msg, .. }) => Some(Err(SessionError::Refused {
                 meter: name.clone(),
                 answer: msg.unwrap_or_else(|| "error without message".into()),
             })),
             _ => None,
-        }
-    })
+        },
+    )
     .await??;
-    frames.decoder_mut().set_bytes_per_sample(answer.bytes_per_sample());
+    frames
+        .decoder_mut()
+        .set_bytes_per_sample(answer.bytes_per_sample());
     frames.decoder_mut().reset_sequence();
     tracing::info!(meter = %name, rate = answer.samplingrate, measures = %answer.measures, "sampling started");
 
     let mut assembler = BlockAssembler::new(&answer);
-    let mut keepalive = tokio::time::interval_at(Instant::now() + settings.keepalive, settings.keepalive);
+    let mut keepalive =
+        tokio::time::interval_at(Instant::now() + settings.keepalive, settings.keepalive);
     let mut stop_deadline: Option<Instant> = None;
     let mut stop = None;
     let mut samples = 0u64;
     let end = loop {
         let wants_stop = cancel.is_cancelled()
-            || settings.stop_after_samples.is_some_and(|limit| samples >= limit);
+            || settings
+                .stop_after_samples
+                .is_some_and(|limit| samples >= limit);
         if wants_stop && stop_deadline.is_none() {
             send(&mut commands, Command::Stop, "sending stop").await?;
             stop_deadline = Some(Instant::now() + settings.stop_timeout);
         }
-        let deadline = stop_deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        let deadline =
+            stop_deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
         let next = tokio::select! {
             next = timeout_at(deadline, frames.next()) => match next {
                 Ok(next) => next,
@@ -165,7 +179,12 @@ where
         };
         let frame = match next {
             None => break SessionEnd::Disconnected,
-            Some(Err(source)) => return Err(SessionError::Io { stage: "reading frames", source }),
+            Some(Err(source)) => {
+                return Err(SessionError::Io {
+                    stage: "reading frames",
+                    source,
+                })
+            }
             Some(Ok(frame)) => frame,
         };
         match frame {
@@ -244,7 +263,11 @@ impl Counters {
     }
 }
 
-async fn send<W>(commands: &mut FramedWrite<W, CommandCodec>, command: Command, stage: &'static str) -> Result<(), SessionError>
+async fn send<W>(
+    commands: &mut FramedWrite<W, CommandCodec>,
+    command: Command,
+    stage: &'static str,
+) -> Result<(), SessionError>
 where
     W: AsyncWrite + Unpin,
 {
@@ -270,7 +293,12 @@ where
         let frame = match timeout_at(deadline, frames.next()).await {
             Err(_) => return Err(SessionError::Timeout(what)),
             Ok(None) => return Err(SessionError::Closed(what)),
-            Ok(Some(Err(source))) => return Err(SessionError::Io { stage: what, source }),
+            Ok(Some(Err(source))) => {
+                return Err(SessionError::Io {
+                    stage: what,
+                    source,
+                })
+            }
             Ok(Some(Ok(frame))) => frame,
         };
         if let Frame::Info(text) = frame {

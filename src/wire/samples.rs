@@ -112,7 +112,9 @@ mod tests {
 
     #[test]
     fn deinterleaves_and_converts_milliamps() {
-        let wire = [230.0, 1500.0, -10.0, 0.0, 1.0, -2500.0, 231.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+        let wire = [
+            230.0, 1500.0, -10.0, 0.0, 1.0, -2500.0, 231.0, 1.0, 2.0, 3.0, 4.0, 5.0,
+        ];
         let mut block = SampleBlock::new(Measures::ThreePhase, 8000, 0);
         block.fill_from_payload(&le(&wire)).unwrap();
         assert_eq!(block.len(), 2);

@@ -1,0 +1,89 @@
+//! `meterflow inspect`: what a capture file holds, without computing anything.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::wire::message::StartTs;
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Capture files (meter byte streams as `simulate --capture` writes them).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for path in &args.files {
+        match inspect(path) {
+            Ok(()) => {}
+            Err(error) => {
+                failed += 1;
+                eprintln!("{}: {error:#}", path.display());
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} captures could not be read",
+            args.files.len()
+        );
+    }
+    Ok(())
+}
+
+fn inspect(path: &std::path::Path) -> anyhow::Result<()> {
+    let summary = crate::source::capture::replay_file(path, |_| {})
+        .with_context(|| format!("replaying {}", path.display()))?;
+    println!("{}", path.display());
+    match &summary.info {
+        Some(info) => println!(
+            "  meter {} (firmware {}, ip {}, state {:?})",
+            info.name, info.version, info.ip, info.state
+        ),
+        None => println!("  no device info line"),
+    }
+    for (k, session) in summary.sessions.iter().enumerate() {
+        let answer = &session.answer;
+        println!(
+            "  session {k}: {} Hz, measures {}, unit {}, chunk {} B, start {}",
+            answer.samplingrate,
+            answer.measures,
+            answer.unit,
+            answer.chunksize,
+            format_start(answer.start_ts)
+        );
+        println!(
+            "    {} frames, {} samples ({:.3} s), {} samples lost{}",
+            session.data_frames,
+            session.samples,
+            session.samples as f64 / f64::from(answer.samplingrate.max(1)),
+            session.lost_samples,
+            match &session.stop {
+                Some(stop) => format!(", stopped: {} samples sent", stop.sent_samples),
+                None => ", no stop answer".to_string(),
+            }
+        );
+    }
+    let wire = &summary.wire;
+    println!(
+        "  {} info lines ({} log, {} warnings), {} bad messages, {} anomalies (resyncs {}, gaps {}, bad lengths {}, truncated {})",
+        wire.info_lines,
+        summary.log_lines,
+        summary.meter_warnings,
+        summary.bad_messages,
+        wire.anomalies(),
+        wire.resyncs,
+        wire.gaps,
+        wire.bad_lengths,
+        wire.truncated
+    );
+    Ok(())
+}
+
+fn format_start(ts: StartTs) -> String {
+    chrono::DateTime::from_timestamp_millis(ts.to_unix_millis() as i64)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        .unwrap_or_else(|| ts.to_string())
+}

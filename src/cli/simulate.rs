@@ -1,0 +1,228 @@
+//! `meterflow simulate`: runs a fleet of firmware-faithful virtual meters so a
+//! sink can be developed, demonstrated and load-tested without hardware.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio_util::sync::CancellationToken;
+
+use crate::meter::command_port::COMMAND_PORT;
+use crate::meter::firmware::{MeterSettings, SessionLimit};
+use crate::meter::fleet::{start_fleet, FleetConfig, FleetMode};
+use crate::meter::pacing::{Pacing, FIRMWARE_BUFFER_SIZE};
+use crate::meter::raw_port::RAW_PORT;
+use crate::meter::signal::SignalConfig;
+use crate::wire::layout::{Measures, DEFAULT_RATE};
+
+/// How the virtual meters meet the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimulateMode {
+    /// Dial out to a stream server, like a meter with `streamServer` set.
+    DialIn,
+    /// Listen for command clients (the firmware's port 54321).
+    CommandPort,
+    /// Listen and stream bare f32le on connect (the firmware's port 54322).
+    Raw,
+}
+
+/// Options of `meterflow simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// How meters meet the sink.
+    #[arg(long, value_enum, default_value_t = SimulateMode::DialIn)]
+    pub mode: SimulateMode,
+    /// Stream server to dial (dial-in mode), host:port.
+    #[arg(long, default_value = "127.0.0.1:54322")]
+    pub server: String,
+    /// Seconds between connection attempts to the stream server.
+    #[arg(long, default_value_t = 30.0)]
+    pub reconnect_secs: f64,
+    /// Address to listen on (command-port and raw modes).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// First listening port; meter k uses port + k - 1 (default 54321
+    /// command-port, 54322 raw; 0 picks free ports).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Number of meters.
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub meters: usize,
+    /// Meter names are this prefix plus a three-digit number.
+    #[arg(long, default_value = "smartmeter")]
+    pub name_prefix: String,
+    /// Number of the first meter.
+    #[arg(long, default_value_t = 1)]
+    pub first_number: usize,
+    /// Signal configuration file (TOML or JSON, see `SignalConfig`).
+    #[arg(long, value_name = "FILE")]
+    pub signal: Option<PathBuf>,
+    /// Base seed (meter k uses seed + k); default: the signal file's seed or 0.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// RMS voltage, V.
+    #[arg(long)]
+    pub voltage: Option<f64>,
+    /// Grid frequency, Hz.
+    #[arg(long)]
+    pub frequency: Option<f64>,
+    /// RMS current, A.
+    #[arg(long)]
+    pub current: Option<f64>,
+    /// Current lag behind the voltage, degrees.
+    #[arg(long)]
+    pub angle: Option<f64>,
+    /// Produce samples as fast as the socket takes them (load tests) instead of in real time.
+    #[arg(long)]
+    pub fast: bool,
+    /// Stop each sampling session after this many seconds of samples, send
+    /// tail and stop answer, disconnect.
+    #[arg(long, conflicts_with = "samples")]
+    pub duration: Option<f64>,
+    /// Stop each sampling session after this many samples.
+    #[arg(long)]
+    pub samples: Option<u64>,
+    /// Write the bytes each meter sends to this file (`{name}` is replaced by
+    /// the meter name; with several meters `-<name>` is added otherwise).
+    #[arg(long, value_name = "PATH")]
+    pub capture: Option<PathBuf>,
+    /// Sample buffer per meter, bytes (the firmware's 3.6 MB by default).
+    #[arg(long, default_value_t = FIRMWARE_BUFFER_SIZE)]
+    pub buffer_size: usize,
+    /// Sampling rate of the raw port, Hz.
+    #[arg(long, default_value_t = DEFAULT_RATE)]
+    pub raw_rate: u32,
+    /// Layout of the raw port.
+    #[arg(long, default_value = "v,i,v,i,v,i")]
+    pub raw_measures: Measures,
+}
+
+/// Reads a signal file: TOML or JSON by extension, else whichever parses.
+pub fn load_signal(path: &Path) -> anyhow::Result<SignalConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading signal file {}", path.display()))?;
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let config = match ext.as_deref() {
+        Some("json") => serde_json::from_str(&text)
+            .with_context(|| format!("parsing {} as JSON", path.display()))?,
+        Some("toml") => {
+            toml::from_str(&text).with_context(|| format!("parsing {} as TOML", path.display()))?
+        }
+        _ => match toml::from_str(&text) {
+            Ok(config) => config,
+            Err(toml_error) => serde_json::from_str(&text).map_err(|json_error| {
+                anyhow::anyhow!(
+                    "{} is neither TOML ({toml_error}) nor JSON ({json_error})",
+                    path.display()
+                )
+            })?,
+        },
+    };
+    Ok(config)
+}
+
+fn seconds(what: &str, secs: f64) -> anyhow::Result<Duration> {
+    if !secs.is_finite() || secs < 0.0 {
+        bail!("--{what} must be a non-negative number of seconds, got {secs}");
+    }
+    Duration::try_from_secs_f64(secs).with_context(|| format!("--{what} {secs} is too large"))
+}
+
+/// The fleet the arguments describe.
+pub fn fleet_config(args: &SimulateArgs) -> anyhow::Result<FleetConfig> {
+    let mut signal = match &args.signal {
+        Some(path) => load_signal(path)?,
+        None => SignalConfig::default(),
+    };
+    if let Some(v) = args.voltage {
+        signal.voltage_rms_v = v;
+    }
+    if let Some(f) = args.frequency {
+        signal.frequency_hz = f;
+    }
+    if let Some(i) = args.current {
+        signal.current_rms_a = i;
+    }
+    if let Some(a) = args.angle {
+        signal.current_angle_deg = a;
+    }
+    if let Some(seed) = args.seed {
+        signal.seed = seed;
+    }
+    signal.validate().context("invalid signal configuration")?;
+    args.raw_measures
+        .validate_rate(args.raw_rate)
+        .context("invalid --raw-rate for --raw-measures")?;
+    if args.meters == 0 {
+        bail!("--meters must be at least 1");
+    }
+
+    let mode = match args.mode {
+        SimulateMode::DialIn => FleetMode::DialIn {
+            server: args.server.clone(),
+            reconnect: seconds("reconnect-secs", args.reconnect_secs)?,
+        },
+        SimulateMode::CommandPort => FleetMode::CommandPort {
+            bind: args.bind,
+            base_port: args.port.unwrap_or(COMMAND_PORT),
+        },
+        SimulateMode::Raw => FleetMode::Raw {
+            bind: args.bind,
+            base_port: args.port.unwrap_or(RAW_PORT),
+        },
+    };
+    let limit = match (args.duration, args.samples) {
+        (Some(secs), _) => Some(SessionLimit::Duration(seconds("duration", secs)?)),
+        (None, Some(n)) => Some(SessionLimit::Samples(n)),
+        (None, None) => None,
+    };
+    let mut template = MeterSettings::new(args.name_prefix.clone());
+    template.signal = signal;
+    template.pacing = if args.fast {
+        Pacing::Fast
+    } else {
+        Pacing::RealTime
+    };
+    template.buffer_size = args.buffer_size;
+    template.limit = limit;
+    template.raw_measures = args.raw_measures;
+    template.raw_rate = args.raw_rate;
+    Ok(FleetConfig {
+        mode,
+        meters: args.meters,
+        name_prefix: args.name_prefix.clone(),
+        first_number: args.first_number,
+        template,
+        capture: args.capture.clone(),
+    })
+}
+
+/// Runs the fleet until Ctrl-C, or until every meter reached its session limit.
+pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    let config = fleet_config(&args)?;
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        crate::cli::shutdown_signal().await;
+        tracing::info!("stopping the virtual meters");
+        on_signal.cancel();
+    });
+    let meters = config.meters;
+    let fleet = start_fleet(config, cancel.clone()).await?;
+    for (name, addr) in &fleet.listen_addrs {
+        tracing::info!(meter = %name, %addr, "listening");
+    }
+    tracing::info!(meters, mode = ?args.mode, "virtual meters running");
+    let report = fleet.wait().await;
+    cancel.cancel();
+    eprintln!(
+        "simulate: {} meters, {} samples sent, {} dropped",
+        report.meters.len(),
+        report.sent_samples(),
+        report.dropped_samples()
+    );
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Wiring sources to sinks: configuration, the running topology, shutdown.
+
+pub mod demo;
