@@ -77,7 +77,7 @@ fn every_capture_replays_to_its_truth() {
         let session = &summary.sessions[0];
         assert_eq!(session.samples, truth.samples, "{name}");
         assert_eq!(
-            session.answer.measures.channels(),
+            session.description.measures.channels(),
             measures.channels(),
             "{name}"
         );

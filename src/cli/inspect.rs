@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::wire::message::StartTs;
-
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// Capture files (meter byte streams as `simulate --capture` writes them).
@@ -35,7 +33,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
 
 fn inspect(path: &std::path::Path) -> anyhow::Result<()> {
     let summary = crate::source::capture::replay_file(path, |_| {})
-        .with_context(|| format!("replaying {}", path.display()))?;
+        .with_context(|| format!("reading {}", path.display()))?;
     println!("{}", path.display());
     match &summary.info {
         Some(info) => println!(
@@ -45,20 +43,20 @@ fn inspect(path: &std::path::Path) -> anyhow::Result<()> {
         None => println!("  no device info line"),
     }
     for (k, session) in summary.sessions.iter().enumerate() {
-        let answer = &session.answer;
+        let description = &session.description;
         println!(
             "  session {k}: {} Hz, measures {}, unit {}, chunk {} B, start {}",
-            answer.samplingrate,
-            answer.measures,
-            answer.unit,
-            answer.chunksize,
-            format_start(answer.start_ts)
+            description.rate,
+            description.measures,
+            description.measures.unit_string(),
+            session.answer.as_ref().map_or(0, |answer| answer.chunksize),
+            format_start(description.start_unix_ns)
         );
         println!(
             "    {} frames, {} samples ({:.3} s), {} samples lost{}",
             session.data_frames,
             session.samples,
-            session.samples as f64 / f64::from(answer.samplingrate.max(1)),
+            session.samples as f64 / f64::from(description.rate.max(1)),
             session.lost_samples,
             match &session.stop {
                 Some(stop) => format!(", stopped: {} samples sent", stop.sent_samples),
@@ -82,8 +80,8 @@ fn inspect(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn format_start(ts: StartTs) -> String {
-    chrono::DateTime::from_timestamp_millis(ts.to_unix_millis() as i64)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
-        .unwrap_or_else(|| ts.to_string())
+fn format_start(unix_ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(unix_ns)
+        .format("%Y-%m-%d %H:%M:%S%.3f UTC")
+        .to_string()
 }

@@ -1,36 +1,103 @@
-//! Replays a recorded meter byte stream (what `meterflow simulate --capture`
-//! writes, or a tap of a real meter's connection): the same decoder and block
-//! bookkeeping as a live connection, fed from memory.
+//! Recorded captures: meter byte streams (what `meterflow simulate --capture`
+//! writes, or a tap of a real meter's connection), bare f32le files and WAV
+//! float32 files. The kind is recognised by content, not by file name, and
+//! every kind comes out the same way: a session description, sample blocks in
+//! SI units, and events.
 
+use std::io::Read;
 use std::path::Path;
 
 use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
 use super::assembler::BlockAssembler;
+use super::event::{EventKind, SourceEvent};
+use super::wav::{parse_wav_header, WavError};
 use crate::wire::message::{DeviceInfo, InfoMessage, LogLevel, SampleAnswer, StopAnswer};
-use crate::wire::samples::SampleBlock;
-use crate::wire::{Frame, MeterCodec, WireStats};
+use crate::wire::samples::{sample_time, SampleBlock};
+use crate::wire::{Frame, Measures, MeterCodec, RawCodec, WireStats};
 
-/// Why a capture could not be replayed.
+/// Bytes read from a file at a time: large enough to amortise syscalls,
+/// small enough that a batch of parallel files stays in memory.
+const READ_CHUNK: usize = 1 << 20;
+/// Samples per block for files without their own chunking.
+const FILE_BLOCK_SAMPLES: usize = 4096;
+
+/// Why a capture could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("cannot read capture {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("empty file")]
+    Empty,
     #[error("not a meter byte stream (it does not start with \"Info:\")")]
     NotAMeterStream,
-    #[error("decoder failed: {0}")]
-    Decode(#[from] std::io::Error),
+    #[error("{0}")]
+    Wav(#[from] WavError),
+    #[error(
+        "a bare f32le capture needs {missing} (its layout cannot be determined from the file)"
+    )]
+    MissingRawParams { missing: String },
+    #[error("no sampling session in the capture: no sample answer, so the layout is unknown")]
+    NoSession,
+}
+
+/// How a capture file is laid out, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureKind {
+    /// `Info:` lines and `Data:` frames as a meter sends them.
+    MeterStream,
+    /// RIFF/WAVE with float32 samples.
+    Wav,
+    /// Anything else: bare interleaved little-endian float32.
+    RawF32,
+}
+
+/// Recognises a capture by its content.
+pub fn detect_kind(head: &[u8]) -> CaptureKind {
+    if head.starts_with(crate::wire::frame::INFO_TAG) {
+        CaptureKind::MeterStream
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE" {
+        CaptureKind::Wav
+    } else {
+        CaptureKind::RawF32
+    }
+}
+
+/// What a file without a self-description needs (bare f32le; WAV takes its
+/// rate and channel count from its header).
+#[derive(Debug, Clone, Default)]
+pub struct RawParams {
+    pub name: Option<String>,
+    pub measures: Option<Measures>,
+    pub rate: Option<u32>,
+    /// Time of the first sample, ns since the epoch.
+    pub start_unix_ns: Option<i64>,
+}
+
+/// One sampling session as its consumer needs to know it.
+#[derive(Debug, Clone)]
+pub struct SessionDescription {
+    pub device: String,
+    pub info: Option<DeviceInfo>,
+    pub measures: Measures,
+    pub rate: u32,
+    pub start_unix_ns: i64,
+}
+
+/// Receives what a capture holds, in order.
+pub trait CaptureVisitor {
+    fn session_start(&mut self, session: &SessionDescription);
+    fn block(&mut self, block: &SampleBlock);
+    fn event(&mut self, event: SourceEvent);
 }
 
 /// One sampling session found in a capture.
 #[derive(Debug, Clone)]
 pub struct CapturedSession {
-    pub answer: SampleAnswer,
+    pub description: SessionDescription,
+    /// The meter's sample answer (meter byte streams only).
+    pub answer: Option<SampleAnswer>,
     pub stop: Option<StopAnswer>,
     pub samples: u64,
     pub lost_samples: u64,
@@ -40,8 +107,10 @@ pub struct CapturedSession {
 /// What a capture held.
 #[derive(Debug, Clone, Default)]
 pub struct CaptureSummary {
+    pub kind: Option<CaptureKind>,
     pub info: Option<DeviceInfo>,
     pub sessions: Vec<CapturedSession>,
+    pub bytes: u64,
     pub log_lines: u64,
     pub meter_warnings: u64,
     pub bad_messages: u64,
@@ -50,99 +119,417 @@ pub struct CaptureSummary {
     pub wire: WireStats,
 }
 
-/// Reads a capture file and replays it; see [`replay`].
+impl CaptureSummary {
+    pub fn samples(&self) -> u64 {
+        self.sessions.iter().map(|s| s.samples).sum()
+    }
+}
+
+/// Reads any capture file, streaming it through `visitor`.
+pub fn read_capture(
+    path: &Path,
+    raw: &RawParams,
+    visitor: &mut dyn CaptureVisitor,
+) -> Result<CaptureSummary, CaptureError> {
+    let mut file = std::fs::File::open(path).map_err(CaptureError::Read)?;
+    let mut head = vec![0u8; 64];
+    let got = read_full(&mut file, &mut head)?;
+    head.truncate(got);
+    if head.is_empty() {
+        return Err(CaptureError::Empty);
+    }
+    let kind = detect_kind(&head);
+    let default_name = path
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().to_string())
+        .unwrap_or_else(|| "capture".to_string());
+    let reader = std::io::Cursor::new(head).chain(file);
+    let mut summary = match kind {
+        CaptureKind::MeterStream => read_meter_stream(reader, visitor)?,
+        CaptureKind::Wav => read_wav(reader, raw, &default_name, visitor)?,
+        CaptureKind::RawF32 => {
+            let (measures, rate, start, name) = require_raw(raw)?;
+            let session = SessionDescription {
+                device: name,
+                info: None,
+                measures,
+                rate,
+                start_unix_ns: start,
+            };
+            read_f32le(reader, session, None, visitor)?
+        }
+    };
+    summary.kind = Some(kind);
+    Ok(summary)
+}
+
+fn require_raw(raw: &RawParams) -> Result<(Measures, u32, i64, String), CaptureError> {
+    match (raw.measures, raw.rate, raw.start_unix_ns, &raw.name) {
+        (Some(measures), Some(rate), Some(start), Some(name)) => {
+            Ok((measures, rate, start, name.clone()))
+        }
+        _ => {
+            let missing: Vec<&str> = [
+                (raw.rate.is_none(), "--rate"),
+                (raw.measures.is_none(), "--measures"),
+                (raw.start_unix_ns.is_none(), "--start"),
+                (raw.name.is_none(), "--name"),
+            ]
+            .iter()
+            .filter(|(absent, _)| *absent)
+            .map(|(_, flag)| *flag)
+            .collect();
+            Err(CaptureError::MissingRawParams {
+                missing: missing.join(", "),
+            })
+        }
+    }
+}
+
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, CaptureError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(CaptureError::Read(error)),
+        }
+    }
+    Ok(filled)
+}
+
+/// Refills `buf` from `reader`; false at end of file.
+fn refill(
+    reader: &mut impl Read,
+    buf: &mut BytesMut,
+    bytes: &mut u64,
+) -> Result<bool, CaptureError> {
+    let start = buf.len();
+    buf.resize(start + READ_CHUNK, 0);
+    let got = read_full(reader, &mut buf[start..])?;
+    buf.truncate(start + got);
+    *bytes += got as u64;
+    Ok(got > 0)
+}
+
+/// Meter byte stream state between frames.
+struct MeterStreamState<'v> {
+    visitor: &'v mut dyn CaptureVisitor,
+    summary: CaptureSummary,
+    current: Option<(CapturedSession, BlockAssembler, SessionDescription)>,
+    last_time_ns: i64,
+}
+
+impl MeterStreamState<'_> {
+    fn time_now(&self) -> i64 {
+        match &self.current {
+            Some((_, assembler, session)) => block_time(session, assembler.next_index()),
+            None => self.last_time_ns,
+        }
+    }
+
+    fn emit(&mut self, kind: EventKind) {
+        let unix_ns = self.time_now();
+        self.visitor.event(SourceEvent { unix_ns, kind });
+    }
+
+    fn end_session(&mut self, stop: Option<StopAnswer>) {
+        if let Some((mut session, _, _)) = self.current.take() {
+            let sent_samples = stop.as_ref().map(|s| s.sent_samples);
+            if let Some(stop) = &stop {
+                self.last_time_ns = stop.stop_ts.to_unix_nanos();
+            }
+            session.stop = stop;
+            self.summary.sessions.push(session);
+            self.visitor.event(SourceEvent {
+                unix_ns: self.last_time_ns,
+                kind: EventKind::SessionStop { sent_samples },
+            });
+        }
+    }
+
+    fn frame(&mut self, frame: Frame, codec: &mut MeterCodec) {
+        match frame {
+            Frame::Data { payload, .. } => match self.current.as_mut() {
+                Some((session, assembler, _)) => match assembler.push_payload(&payload) {
+                    Ok(block) => {
+                        session.samples += block.len() as u64;
+                        session.data_frames += 1;
+                        self.last_time_ns = block.time_of(block.first_index + block.len() as u64);
+                        self.visitor.block(block);
+                    }
+                    Err(error) => {
+                        self.summary.bad_messages += 1;
+                        self.emit(EventKind::BadMessage {
+                            reason: error.to_string(),
+                        });
+                    }
+                },
+                None => self.summary.orphan_frames += 1,
+            },
+            Frame::Anomaly(anomaly) => {
+                let lost = match self.current.as_mut() {
+                    Some((session, assembler, _)) => {
+                        let lost = assembler.note_anomaly(&anomaly);
+                        session.lost_samples += lost;
+                        lost
+                    }
+                    None => 0,
+                };
+                self.emit(EventKind::from_anomaly(&anomaly, lost));
+            }
+            Frame::Info(text) => match InfoMessage::parse(&text) {
+                Ok(InfoMessage::DeviceInfo(info)) => {
+                    if self.summary.info.is_none() {
+                        self.summary.info = Some(*info);
+                    }
+                }
+                Ok(InfoMessage::SampleAnswer(answer)) => {
+                    self.end_session(None);
+                    codec.set_bytes_per_sample(answer.bytes_per_sample());
+                    codec.reset_sequence();
+                    let description = SessionDescription {
+                        device: self
+                            .summary
+                            .info
+                            .as_ref()
+                            .map_or_else(|| "unknown".to_string(), |info| info.name.clone()),
+                        info: self.summary.info.clone(),
+                        measures: answer.measures,
+                        rate: answer.samplingrate,
+                        start_unix_ns: answer.start_ts.to_unix_nanos(),
+                    };
+                    self.last_time_ns = description.start_unix_ns;
+                    self.visitor.session_start(&description);
+                    self.visitor.event(SourceEvent {
+                        unix_ns: description.start_unix_ns,
+                        kind: EventKind::SessionStart,
+                    });
+                    let assembler = BlockAssembler::new(&answer);
+                    let session = CapturedSession {
+                        description: description.clone(),
+                        answer: Some(answer),
+                        stop: None,
+                        samples: 0,
+                        lost_samples: 0,
+                        data_frames: 0,
+                    };
+                    self.current = Some((session, assembler, description));
+                }
+                Ok(InfoMessage::StopAnswer(stop)) => self.end_session(Some(stop)),
+                Ok(InfoMessage::Log(line)) => {
+                    self.summary.log_lines += 1;
+                    if matches!(line.level, LogLevel::Warning | LogLevel::Error) {
+                        self.summary.meter_warnings += 1;
+                        let missed_samples = line.missed_samples();
+                        self.emit(EventKind::MeterWarning {
+                            message: line.message,
+                            missed_samples,
+                        });
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    self.summary.bad_messages += 1;
+                    self.emit(EventKind::BadMessage {
+                        reason: error.to_string(),
+                    });
+                }
+            },
+        }
+    }
+}
+
+/// Streams a meter byte stream through the same decoder a live connection uses.
+pub fn read_meter_stream(
+    mut reader: impl Read,
+    visitor: &mut dyn CaptureVisitor,
+) -> Result<CaptureSummary, CaptureError> {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK * 2);
+    let mut codec = MeterCodec::new();
+    let mut bytes = 0u64;
+    if !refill(&mut reader, &mut buf, &mut bytes)? {
+        return Err(CaptureError::Empty);
+    }
+    if !buf.starts_with(crate::wire::frame::INFO_TAG) {
+        return Err(CaptureError::NotAMeterStream);
+    }
+    let mut state = MeterStreamState {
+        visitor,
+        summary: CaptureSummary::default(),
+        current: None,
+        last_time_ns: 0,
+    };
+    let mut eof = false;
+    loop {
+        let frame = if eof {
+            codec.decode_eof(&mut buf).map_err(CaptureError::Read)?
+        } else {
+            codec.decode(&mut buf).map_err(CaptureError::Read)?
+        };
+        match frame {
+            Some(frame) => state.frame(frame, &mut codec),
+            None if eof => break,
+            None => eof = !refill(&mut reader, &mut buf, &mut bytes)?,
+        }
+    }
+    state.end_session(None);
+    let mut summary = state.summary;
+    if summary.sessions.is_empty() && summary.orphan_frames > 0 {
+        return Err(CaptureError::NoSession);
+    }
+    summary.wire = *codec.stats();
+    summary.bytes = bytes;
+    Ok(summary)
+}
+
+fn read_wav(
+    mut reader: impl Read,
+    raw: &RawParams,
+    default_name: &str,
+    visitor: &mut dyn CaptureVisitor,
+) -> Result<CaptureSummary, CaptureError> {
+    let header = parse_wav_header(&mut reader)?;
+    let measures = match raw.measures {
+        Some(measures) if measures.channel_count() == usize::from(header.channels) => measures,
+        Some(measures) => {
+            return Err(WavError::ChannelMismatch {
+                channels: header.channels,
+                measures: measures.as_str(),
+            }
+            .into())
+        }
+        None => match header.channels {
+            6 => Measures::ThreePhase,
+            2 => Measures::SinglePhase,
+            other => return Err(WavError::UnknownLayout(other).into()),
+        },
+    };
+    let Some(start_unix_ns) = raw.start_unix_ns else {
+        return Err(CaptureError::MissingRawParams {
+            missing: "--start (a WAV file has no start time)".to_string(),
+        });
+    };
+    let session = SessionDescription {
+        device: raw.name.clone().unwrap_or_else(|| default_name.to_string()),
+        info: None,
+        measures,
+        rate: header.sample_rate,
+        start_unix_ns,
+    };
+    let mut summary = read_f32le(reader.take(header.data_len), session, None, visitor)?;
+    summary.bytes += header.data_offset;
+    Ok(summary)
+}
+
+/// Bare interleaved f32le in wire units (currents in mA, as ffmpeg recorded them).
+fn read_f32le(
+    mut reader: impl Read,
+    session: SessionDescription,
+    answer: Option<SampleAnswer>,
+    visitor: &mut dyn CaptureVisitor,
+) -> Result<CaptureSummary, CaptureError> {
+    let bytes_per_sample = session.measures.bytes_per_sample();
+    let chunk_bytes = bytes_per_sample * FILE_BLOCK_SAMPLES;
+    let mut codec = RawCodec::new(bytes_per_sample, FILE_BLOCK_SAMPLES);
+    let mut assembler = BlockAssembler::with_layout(
+        session.measures,
+        session.rate,
+        session.start_unix_ns,
+        chunk_bytes,
+    );
+    visitor.session_start(&session);
+    visitor.event(SourceEvent {
+        unix_ns: session.start_unix_ns,
+        kind: EventKind::SessionStart,
+    });
+    let mut buf = BytesMut::with_capacity(READ_CHUNK * 2);
+    let mut bytes = 0u64;
+    let mut captured = CapturedSession {
+        description: session.clone(),
+        answer,
+        stop: None,
+        samples: 0,
+        lost_samples: 0,
+        data_frames: 0,
+    };
+    let mut eof = !refill(&mut reader, &mut buf, &mut bytes)?;
+    if eof {
+        return Err(CaptureError::Empty);
+    }
+    loop {
+        let frame = if eof {
+            codec.decode_eof(&mut buf).map_err(CaptureError::Read)?
+        } else {
+            codec.decode(&mut buf).map_err(CaptureError::Read)?
+        };
+        match frame {
+            Some(Frame::Data { payload, .. }) => match assembler.push_payload(&payload) {
+                Ok(block) => {
+                    captured.samples += block.len() as u64;
+                    captured.data_frames += 1;
+                    visitor.block(block);
+                }
+                Err(error) => visitor.event(SourceEvent {
+                    unix_ns: block_time(&session, assembler.next_index()),
+                    kind: EventKind::BadMessage {
+                        reason: error.to_string(),
+                    },
+                }),
+            },
+            Some(Frame::Anomaly(anomaly)) => {
+                visitor.event(SourceEvent {
+                    unix_ns: block_time(&session, assembler.next_index()),
+                    kind: EventKind::from_anomaly(&anomaly, 0),
+                });
+            }
+            Some(Frame::Info(_)) => {}
+            None if eof => break,
+            None => eof = !refill(&mut reader, &mut buf, &mut bytes)?,
+        }
+    }
+    visitor.event(SourceEvent {
+        unix_ns: block_time(&session, assembler.next_index()),
+        kind: EventKind::SessionStop { sent_samples: None },
+    });
+    Ok(CaptureSummary {
+        sessions: vec![captured],
+        bytes,
+        wire: *codec.stats(),
+        ..CaptureSummary::default()
+    })
+}
+
+/// Time of sample `index` of a session.
+fn block_time(session: &SessionDescription, index: u64) -> i64 {
+    sample_time(session.start_unix_ns, session.rate, index)
+}
+
+/// Collects blocks through a closure; events and session starts are ignored.
+struct BlockFn<F>(F);
+
+impl<F: FnMut(&SampleBlock)> CaptureVisitor for BlockFn<F> {
+    fn session_start(&mut self, _: &SessionDescription) {}
+    fn block(&mut self, block: &SampleBlock) {
+        (self.0)(block)
+    }
+    fn event(&mut self, _: SourceEvent) {}
+}
+
+/// Reads a meter byte stream file, handing every sample block to `on_block`.
 pub fn replay_file(
     path: &Path,
     on_block: impl FnMut(&SampleBlock),
 ) -> Result<CaptureSummary, CaptureError> {
-    let bytes = std::fs::read(path).map_err(|source| CaptureError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    replay(&bytes, on_block)
+    let file = std::fs::File::open(path).map_err(CaptureError::Read)?;
+    read_meter_stream(file, &mut BlockFn(on_block))
 }
 
-/// Decodes a meter byte stream, handing every sample block to `on_block`.
+/// Decodes an in-memory meter byte stream, handing every sample block to `on_block`.
 pub fn replay(
     bytes: &[u8],
-    mut on_block: impl FnMut(&SampleBlock),
+    on_block: impl FnMut(&SampleBlock),
 ) -> Result<CaptureSummary, CaptureError> {
-    if !bytes.starts_with(crate::wire::frame::INFO_TAG) {
-        return Err(CaptureError::NotAMeterStream);
-    }
-    let mut buf = BytesMut::from(bytes);
-    let mut codec = MeterCodec::new();
-    let mut summary = CaptureSummary::default();
-    let mut current: Option<(CapturedSession, BlockAssembler)> = None;
-    loop {
-        let frame = match codec.decode(&mut buf)? {
-            Some(frame) => frame,
-            None => match codec.decode_eof(&mut buf)? {
-                Some(frame) => frame,
-                None => break,
-            },
-        };
-        match frame {
-            Frame::Data { payload, .. } => match current.as_mut() {
-                Some((session, assembler)) => match assembler.push_payload(&payload) {
-                    Ok(block) => {
-                        session.samples += block.len() as u64;
-                        session.data_frames += 1;
-                        on_block(block);
-                    }
-                    Err(_) => summary.bad_messages += 1,
-                },
-                None => summary.orphan_frames += 1,
-            },
-            Frame::Anomaly(anomaly) => {
-                if let Some((session, assembler)) = current.as_mut() {
-                    session.lost_samples += assembler.note_anomaly(&anomaly);
-                }
-            }
-            Frame::Info(text) => match InfoMessage::parse(&text) {
-                Ok(InfoMessage::DeviceInfo(info)) => {
-                    if summary.info.is_none() {
-                        summary.info = Some(*info);
-                    }
-                }
-                Ok(InfoMessage::SampleAnswer(answer)) => {
-                    codec.set_bytes_per_sample(answer.bytes_per_sample());
-                    codec.reset_sequence();
-                    if let Some((session, _)) = current.take() {
-                        summary.sessions.push(session);
-                    }
-                    let assembler = BlockAssembler::new(&answer);
-                    current = Some((
-                        CapturedSession {
-                            answer,
-                            stop: None,
-                            samples: 0,
-                            lost_samples: 0,
-                            data_frames: 0,
-                        },
-                        assembler,
-                    ));
-                }
-                Ok(InfoMessage::StopAnswer(stop)) => {
-                    if let Some((mut session, _)) = current.take() {
-                        session.stop = Some(stop);
-                        summary.sessions.push(session);
-                    }
-                }
-                Ok(InfoMessage::Log(line)) => {
-                    summary.log_lines += 1;
-                    if matches!(line.level, LogLevel::Warning | LogLevel::Error) {
-                        summary.meter_warnings += 1;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => summary.bad_messages += 1,
-            },
-        }
-    }
-    if let Some((session, _)) = current.take() {
-        summary.sessions.push(session);
-    }
-    summary.wire = *codec.stats();
-    Ok(summary)
+    read_meter_stream(bytes, &mut BlockFn(on_block))
 }

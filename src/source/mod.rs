@@ -2,5 +2,7 @@
 
 pub mod assembler;
 pub mod capture;
+pub mod event;
 pub mod meter_session;
 pub mod stream_server;
+pub mod wav;

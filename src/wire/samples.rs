@@ -53,10 +53,7 @@ impl SampleBlock {
 
     /// Time of sample `index` (counted from `startTs`), ns since the epoch.
     pub fn time_of(&self, index: u64) -> i64 {
-        let rate = u64::from(self.rate.max(1));
-        let whole = (index / rate) as i64 * 1_000_000_000;
-        let part = ((index % rate) * 1_000_000_000 / rate) as i64;
-        self.start_unix_ns + whole + part
+        sample_time(self.start_unix_ns, self.rate, index)
     }
 
     /// Replaces the samples with a decoded payload (buffers are reused).
@@ -66,6 +63,15 @@ impl SampleBlock {
         }
         append_payload(self.measures, payload, &mut self.channels)
     }
+}
+
+/// Time of sample `index` of a session that started at `start_unix_ns`:
+/// `startTs + index / rate`, in integer ns so long sessions do not drift.
+pub fn sample_time(start_unix_ns: i64, rate: u32, index: u64) -> i64 {
+    let rate = u64::from(rate.max(1));
+    let whole = (index / rate) as i64 * 1_000_000_000;
+    let part = ((index % rate) * 1_000_000_000 / rate) as i64;
+    start_unix_ns + whole + part
 }
 
 /// Appends an interleaved LE f32 payload to per-channel vectors, in SI units.
