@@ -169,6 +169,8 @@ async fn make(capture: &Capture, out: &Path) -> anyhow::Result<()> {
         limit: Some(SessionLimit::Samples(samples)),
         ..MeterSettings::new("smartmeter")
     };
+    // A name of its own per capture, as every real meter has.
+    fleet.name_prefix = format!("{}-", capture.name);
     fleet.capture = Some(file.clone());
     let running = start_fleet(fleet, cancel.clone()).await?;
     let (socket, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
@@ -179,7 +181,13 @@ async fn make(capture: &Capture, out: &Path) -> anyhow::Result<()> {
         measures: capture.measures,
         ..SessionSettings::default()
     };
-    let report = run_session(socket, &settings, CancellationToken::new(), |_| {}).await?;
+    let report = run_session(
+        socket,
+        &settings,
+        CancellationToken::new(),
+        &mut |_: &meterflow::wire::SampleBlock| {},
+    )
+    .await?;
     anyhow::ensure!(
         report.samples == samples && report.stop.is_some(),
         "expected {samples} samples and a stop answer, got {} ({:?})",

@@ -5,7 +5,9 @@
 //! tests, demos and load tests.
 
 pub mod cli;
+pub mod dsp;
 pub mod meter;
 pub mod pipeline;
+pub mod sink;
 pub mod source;
 pub mod wire;

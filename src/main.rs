@@ -1,7 +1,7 @@
 //! The `meterflow` command line; each subcommand lives in `meterflow::cli`.
 
 use clap::{Parser, Subcommand};
-use meterflow::cli::{inspect, run, simulate};
+use meterflow::cli::{batch, inspect, run, simulate};
 
 /// meterflow: SmartMeter power-meter streams into trustworthy energy data.
 #[derive(Debug, Parser)]
@@ -15,6 +15,8 @@ struct Cli {
 enum Command {
     /// The main job on its built-in default (the default command).
     Run(run::RunArgs),
+    /// Recorded captures through the engine into Parquet and packets.
+    Batch(batch::BatchArgs),
     /// Firmware-faithful virtual meters (dial-in, command port, raw port).
     Simulate(simulate::SimulateArgs),
     /// Summarise capture files: meter, sessions, frames, anomalies.
@@ -32,6 +34,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command.unwrap_or(Command::Run(run::RunArgs::default())) {
         Command::Inspect(args) => inspect::run(args),
+        Command::Batch(args) => runtime().and_then(|rt| rt.block_on(batch::run(args))),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(args))),
     };

@@ -163,7 +163,7 @@ fn a_meter_stream_is_recognised_whatever_its_name() {
     let mut collected = Collect::default();
     let summary = read_capture(&path, &RawParams::default(), &mut collected).unwrap();
     assert_eq!(summary.kind, Some(CaptureKind::MeterStream));
-    assert_eq!(collected.sessions[0].device, "smartmeter001");
+    assert_eq!(collected.sessions[0].device, "single_phase_4khz_60hz-001");
     assert_eq!(summary.samples(), 8000);
     let kinds: Vec<&str> = collected.events.iter().map(|e| e.kind.name()).collect();
     assert_eq!(kinds, ["session_start", "session_stop"]);

@@ -86,15 +86,20 @@ async fn dial_in_session(measures: Measures, rate: u32, samples: u64, pacing: Pa
     let mut next_index = 0u64;
     let report = tokio::time::timeout(
         Duration::from_secs(30),
-        run_session(socket, &settings, CancellationToken::new(), |block| {
-            assert_eq!(block.first_index, next_index, "blocks arrive in order");
-            assert_eq!(block.gap_before, 0);
-            assert_eq!(block.rate, rate);
-            next_index += block.len() as u64;
-            for (out, channel) in received.iter_mut().zip(&block.channels) {
-                out.extend_from_slice(channel);
-            }
-        }),
+        run_session(
+            socket,
+            &settings,
+            CancellationToken::new(),
+            &mut |block: &meterflow::wire::SampleBlock| {
+                assert_eq!(block.first_index, next_index, "blocks arrive in order");
+                assert_eq!(block.gap_before, 0);
+                assert_eq!(block.rate, rate);
+                next_index += block.len() as u64;
+                for (out, channel) in received.iter_mut().zip(&block.channels) {
+                    out.extend_from_slice(channel);
+                }
+            },
+        ),
     )
     .await
     .expect("session finishes")

@@ -667,9 +667,12 @@ async fn run_session_completes_a_handshake_against_the_meter() {
     let mut samples = 0;
     let report = timeout(
         PATIENCE,
-        run_session(client, &session, CancellationToken::new(), |block| {
-            samples += block.len()
-        }),
+        run_session(
+            client,
+            &session,
+            CancellationToken::new(),
+            &mut |block: &meterflow::wire::SampleBlock| samples += block.len(),
+        ),
     )
     .await
     .unwrap()

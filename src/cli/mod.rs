@@ -1,6 +1,8 @@
 //! The command line: one file per subcommand, each a thin layer over the library.
 
+pub mod batch;
 pub mod inspect;
+pub mod report;
 pub mod run;
 pub mod simulate;
 

@@ -1,3 +1,11 @@
-//! Wiring sources to sinks: configuration, the running topology, shutdown.
+//! Wiring sources to sinks: pipeline files, the per-device path through the
+//! engine, the shared outputs, and the two ways a pipeline runs (batch over
+//! files, live from meters).
 
-pub mod demo;
+pub mod batch;
+pub mod config;
+pub mod device;
+pub mod live;
+pub mod outputs;
+
+pub use config::PipelineConfig;

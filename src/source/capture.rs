@@ -506,13 +506,11 @@ fn block_time(session: &SessionDescription, index: u64) -> i64 {
     sample_time(session.start_unix_ns, session.rate, index)
 }
 
-/// Collects blocks through a closure; events and session starts are ignored.
-struct BlockFn<F>(F);
-
-impl<F: FnMut(&SampleBlock)> CaptureVisitor for BlockFn<F> {
+/// A closure over blocks is a visitor that ignores sessions and events.
+impl<F: FnMut(&SampleBlock)> CaptureVisitor for F {
     fn session_start(&mut self, _: &SessionDescription) {}
     fn block(&mut self, block: &SampleBlock) {
-        (self.0)(block)
+        self(block)
     }
     fn event(&mut self, _: SourceEvent) {}
 }
@@ -523,7 +521,7 @@ pub fn replay_file(
     on_block: impl FnMut(&SampleBlock),
 ) -> Result<CaptureSummary, CaptureError> {
     let file = std::fs::File::open(path).map_err(CaptureError::Read)?;
-    read_meter_stream(file, &mut BlockFn(on_block))
+    read_meter_stream(file, &mut { on_block })
 }
 
 /// Decodes an in-memory meter byte stream, handing every sample block to `on_block`.
@@ -531,5 +529,5 @@ pub fn replay(
     bytes: &[u8],
     on_block: impl FnMut(&SampleBlock),
 ) -> Result<CaptureSummary, CaptureError> {
-    read_meter_stream(bytes, &mut BlockFn(on_block))
+    read_meter_stream(bytes, &mut { on_block })
 }

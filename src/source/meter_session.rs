@@ -14,9 +14,12 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::assembler::BlockAssembler;
+use super::capture::{CaptureVisitor, SessionDescription};
+use super::event::{EventKind, SourceEvent};
 use crate::wire::command::{Command, CommandCodec, SampleParams, StreamType};
+use crate::wire::message::LogLevel;
 use crate::wire::message::{DeviceInfo, ErrorAnswer, InfoMessage, SampleAnswer, StopAnswer};
-use crate::wire::samples::SampleBlock;
+use crate::wire::samples::sample_time;
 use crate::wire::{Frame, Measures, MeterCodec, WireStats};
 
 /// What to ask a meter for and how patient to be.
@@ -97,15 +100,15 @@ pub struct SessionReport {
 
 /// Runs the handshake and streams blocks to `on_block` until the meter
 /// disconnects, `cancel` fires, or `stop_after_samples` is reached.
-pub async fn run_session<S, F>(
+pub async fn run_session<S, V>(
     stream: S,
     settings: &SessionSettings,
     cancel: CancellationToken,
-    mut on_block: F,
+    visitor: &mut V,
 ) -> Result<SessionReport, SessionError>
 where
     S: AsyncRead + AsyncWrite,
-    F: FnMut(&SampleBlock),
+    V: CaptureVisitor + ?Sized,
 {
     let (read, write) = tokio::io::split(stream);
     let mut frames = FramedRead::with_capacity(read, MeterCodec::new(), 64 * 1024);
@@ -149,6 +152,18 @@ where
     frames.decoder_mut().reset_sequence();
     tracing::info!(meter = %name, rate = answer.samplingrate, measures = %answer.measures, "sampling started");
 
+    let description = SessionDescription {
+        device: name.clone(),
+        info: Some(info.clone()),
+        measures: answer.measures,
+        rate: answer.samplingrate,
+        start_unix_ns: answer.start_ts.to_unix_nanos(),
+    };
+    visitor.session_start(&description);
+    visitor.event(SourceEvent {
+        unix_ns: description.start_unix_ns,
+        kind: EventKind::SessionStart,
+    });
     let mut assembler = BlockAssembler::new(&answer);
     let mut keepalive =
         tokio::time::interval_at(Instant::now() + settings.keepalive, settings.keepalive);
@@ -191,18 +206,48 @@ where
             Frame::Data { payload, .. } => match assembler.push_payload(&payload) {
                 Ok(block) => {
                     samples += block.len() as u64;
-                    on_block(block);
+                    visitor.block(block);
                 }
                 Err(error) => tracing::warn!(meter = %name, %error, "chunk dropped"),
             },
             Frame::Anomaly(anomaly) => {
                 let lost = assembler.note_anomaly(&anomaly);
                 tracing::warn!(meter = %name, ?anomaly, lost_samples = lost, "wire anomaly");
+                visitor.event(SourceEvent {
+                    unix_ns: sample_time(
+                        description.start_unix_ns,
+                        description.rate,
+                        assembler.next_index(),
+                    ),
+                    kind: EventKind::from_anomaly(&anomaly, lost),
+                });
             }
             Frame::Info(text) => match counters.classify(&name, &text) {
                 Some(InfoMessage::StopAnswer(answer)) => {
+                    visitor.event(SourceEvent {
+                        unix_ns: answer.stop_ts.to_unix_nanos(),
+                        kind: EventKind::SessionStop {
+                            sent_samples: Some(answer.sent_samples),
+                        },
+                    });
                     stop = Some(answer);
                     break SessionEnd::Stopped;
+                }
+                Some(InfoMessage::Log(line))
+                    if matches!(line.level, LogLevel::Warning | LogLevel::Error) =>
+                {
+                    let missed_samples = line.missed_samples();
+                    visitor.event(SourceEvent {
+                        unix_ns: sample_time(
+                            description.start_unix_ns,
+                            description.rate,
+                            assembler.next_index(),
+                        ),
+                        kind: EventKind::MeterWarning {
+                            message: line.message,
+                            missed_samples,
+                        },
+                    });
                 }
                 Some(InfoMessage::DeviceInfo(_)) if stop_deadline.is_some() => {
                     // A `?`-style reset: the meter is idle again.
@@ -238,7 +283,6 @@ impl Counters {
     fn classify(&mut self, meter: &str, text: &str) -> Option<InfoMessage> {
         match InfoMessage::parse(text) {
             Ok(InfoMessage::Log(line)) => {
-                use crate::wire::message::LogLevel;
                 if matches!(line.level, LogLevel::Warning | LogLevel::Error) {
                     self.warnings += 1;
                     if let Some(missed) = line.missed_samples() {

@@ -8,6 +8,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::wire::SampleBlock;
+
 use super::meter_session::{run_session, SessionError, SessionReport, SessionSettings};
 
 /// The port meters dial out to.
@@ -54,7 +56,8 @@ pub async fn serve(
         let session_cancel = cancel.child_token();
         let outcomes = outcomes.clone();
         sessions.spawn(async move {
-            let result = run_session(socket, &settings, session_cancel, |_| {}).await;
+            let result =
+                run_session(socket, &settings, session_cancel, &mut |_: &SampleBlock| {}).await;
             let _ = outcomes.send(ConnectionOutcome { peer, result });
         });
     }

@@ -1,0 +1,297 @@
+//! Aggregation of basic windows (IEC 61000-4-30): 150/180-cycle intervals
+//! (15 windows, restarting at every 10-min tick), clock-aligned intervals
+//! (10 min, or any length such as the packet interval).
+//!
+//! RMS quantities aggregate as the root of the mean of squares, powers as
+//! means, PF as ΣP / ΣS, energy as sums. Every window counts equally (IEC);
+//! windows with invalid samples are counted as flagged but their values are
+//! left out, other flagged windows are included and counted.
+
+use serde::{Deserialize, Serialize};
+
+use super::energy::EnergyFlow;
+use super::metrics::WindowMetrics;
+use super::window::WindowFlags;
+
+/// Ten minutes, ns.
+pub const TEN_MINUTES_NS: i64 = 600_000_000_000;
+/// Basic windows per 150/180-cycle interval.
+pub const WINDOWS_PER_SHORT_INTERVAL: u32 = 15;
+
+/// Mean (or RMS) with extremes over an interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stat {
+    /// Mean, or root mean square for RMS quantities.
+    pub value: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// One phase over an interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseAggregate {
+    pub v_rms_v: Stat,
+    pub i_rms_a: Stat,
+    pub p_w: Stat,
+    pub q1_var: Stat,
+    pub s_va: Stat,
+    /// ΣP / ΣS.
+    pub pf: Option<f64>,
+    /// RMS of the window THDs, percent.
+    pub thd_v_pct: Option<f64>,
+    pub thd_i_pct: Option<f64>,
+    pub energy: EnergyFlow,
+}
+
+/// Windows folded over one interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    /// Start of the interval (clock-aligned ones: the tick), ns since the epoch.
+    pub start_unix_ns: i64,
+    /// End of the interval, ns since the epoch.
+    pub end_unix_ns: i64,
+    pub windows: u32,
+    /// Windows carrying any flag.
+    pub flagged_windows: u32,
+    pub phases: [Option<PhaseAggregate>; 3],
+    pub p_total_w: Stat,
+    pub q1_total_var: Stat,
+    pub s_total_va: Stat,
+    pub pf_total: Option<f64>,
+    pub energy_total: EnergyFlow,
+    /// Mean of the window frequencies, with extremes.
+    pub frequency_hz: Option<Stat>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Running {
+    sum: f64,
+    min: f64,
+    max: f64,
+    count: u32,
+}
+
+impl Running {
+    fn add(&mut self, x: f64, stored: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        if self.count == 0 {
+            self.min = x;
+            self.max = x;
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        self.sum += stored;
+        self.count += 1;
+    }
+
+    fn mean(&self) -> Option<Stat> {
+        (self.count > 0).then(|| Stat {
+            value: self.sum / f64::from(self.count),
+            min: self.min,
+            max: self.max,
+        })
+    }
+
+    fn rms(&self) -> Option<Stat> {
+        (self.count > 0).then(|| Stat {
+            value: (self.sum / f64::from(self.count)).sqrt(),
+            min: self.min,
+            max: self.max,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct PhaseRunning {
+    v: Running,
+    i: Running,
+    p: Running,
+    q1: Running,
+    s: Running,
+    thd_v: Running,
+    thd_i: Running,
+    energy: EnergyFlow,
+}
+
+/// Accumulates windows; [`finish`](Self::finish) gives the aggregate and resets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AggregateAccumulator {
+    start: Option<i64>,
+    end: i64,
+    windows: u32,
+    flagged: u32,
+    phases: [Option<PhaseRunning>; 3],
+    p: Running,
+    q1: Running,
+    s: Running,
+    frequency: Running,
+    energy: EnergyFlow,
+}
+
+impl AggregateAccumulator {
+    pub fn is_empty(&self) -> bool {
+        self.windows == 0
+    }
+
+    pub fn windows(&self) -> u32 {
+        self.windows
+    }
+
+    pub fn push(&mut self, w: &WindowMetrics) {
+        self.start.get_or_insert(w.start_unix_ns);
+        self.end = self.end.max(w.end_unix_ns);
+        self.windows += 1;
+        if !w.flags.is_clean() {
+            self.flagged += 1;
+        }
+        if w.flags.contains(WindowFlags::INVALID_SAMPLES) {
+            return;
+        }
+        let mut total_wh = 0.0;
+        for (acc, phase) in self.phases.iter_mut().zip(&w.phases) {
+            let Some(m) = phase else { continue };
+            let acc = acc.get_or_insert_with(PhaseRunning::default);
+            acc.v.add(m.v_rms_v, m.v_rms_v * m.v_rms_v);
+            acc.i.add(m.i_rms_a, m.i_rms_a * m.i_rms_a);
+            acc.p.add(m.p_w, m.p_w);
+            acc.q1.add(m.q1_var, m.q1_var);
+            acc.s.add(m.s_va, m.s_va);
+            if let Some(t) = m.thd_v_pct {
+                acc.thd_v.add(t, t * t);
+            }
+            if let Some(t) = m.thd_i_pct {
+                acc.thd_i.add(t, t * t);
+            }
+            acc.energy.add(m.energy_wh);
+            total_wh += m.energy_wh;
+        }
+        self.energy.add(total_wh);
+        self.p.add(w.p_total_w, w.p_total_w);
+        self.q1.add(w.q1_total_var, w.q1_total_var);
+        self.s.add(w.s_total_va, w.s_total_va);
+        if let Some(f) = w.frequency_hz {
+            self.frequency.add(f, f);
+        }
+    }
+
+    /// The aggregate over `[start, end)` (given, or the windows' own span), then resets.
+    pub fn finish(&mut self, interval: Option<(i64, i64)>) -> Aggregate {
+        let (start, end) = interval.unwrap_or((self.start.unwrap_or(0), self.end));
+        let ratio = |p: &Running, s: &Running| (s.sum > 0.0).then(|| p.sum / s.sum);
+        let phases = self.phases.map(|acc| {
+            acc.map(|a| PhaseAggregate {
+                v_rms_v: a.v.rms().unwrap_or_default(),
+                i_rms_a: a.i.rms().unwrap_or_default(),
+                p_w: a.p.mean().unwrap_or_default(),
+                q1_var: a.q1.mean().unwrap_or_default(),
+                s_va: a.s.mean().unwrap_or_default(),
+                pf: ratio(&a.p, &a.s),
+                thd_v_pct: a.thd_v.rms().map(|s| s.value),
+                thd_i_pct: a.thd_i.rms().map(|s| s.value),
+                energy: a.energy,
+            })
+        });
+        let aggregate = Aggregate {
+            start_unix_ns: start,
+            end_unix_ns: end,
+            windows: self.windows,
+            flagged_windows: self.flagged,
+            phases,
+            p_total_w: self.p.mean().unwrap_or_default(),
+            q1_total_var: self.q1.mean().unwrap_or_default(),
+            s_total_va: self.s.mean().unwrap_or_default(),
+            pf_total: ratio(&self.p, &self.s),
+            energy_total: self.energy,
+            frequency_hz: self.frequency.mean(),
+        };
+        *self = AggregateAccumulator::default();
+        aggregate
+    }
+}
+
+/// Clock-aligned intervals of any length (10 min, the packet interval, ...):
+/// a window belongs to the interval holding its start time.
+#[derive(Debug, Clone)]
+pub struct ClockAggregator {
+    interval_ns: i64,
+    current: Option<i64>,
+    acc: AggregateAccumulator,
+}
+
+impl ClockAggregator {
+    /// `interval_ns` is clamped to at least 1 ns.
+    pub fn new(interval_ns: i64) -> Self {
+        ClockAggregator {
+            interval_ns: interval_ns.max(1),
+            current: None,
+            acc: AggregateAccumulator::default(),
+        }
+    }
+
+    pub fn ten_minutes() -> Self {
+        Self::new(TEN_MINUTES_NS)
+    }
+
+    /// Adds a window; returns the previous interval when this one starts a new one.
+    pub fn push(&mut self, w: &WindowMetrics) -> Option<Aggregate> {
+        let slot = w.start_unix_ns.div_euclid(self.interval_ns);
+        let done = match self.current {
+            Some(current) if current != slot => Some(self.finish_slot(current)),
+            _ => None,
+        };
+        self.current = Some(slot);
+        self.acc.push(w);
+        done
+    }
+
+    /// The interval in progress, if it holds any window.
+    pub fn flush(&mut self) -> Option<Aggregate> {
+        let current = self.current.take()?;
+        (!self.acc.is_empty()).then(|| self.finish_slot(current))
+    }
+
+    fn finish_slot(&mut self, slot: i64) -> Aggregate {
+        let start = slot.saturating_mul(self.interval_ns);
+        self.acc
+            .finish(Some((start, start.saturating_add(self.interval_ns))))
+    }
+}
+
+/// 150/180-cycle intervals: 15 basic windows, restarting at every 10-min tick
+/// (the interval cut by a tick is emitted short).
+#[derive(Debug, Clone, Default)]
+pub struct CycleAggregator {
+    tick: Option<i64>,
+    acc: AggregateAccumulator,
+}
+
+impl CycleAggregator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a window; returns an aggregate when 15 windows are in, or when
+    /// this window starts a new 10-min interval (then the short one before it).
+    pub fn push(&mut self, w: &WindowMetrics) -> Option<Aggregate> {
+        let tick = w.start_unix_ns.div_euclid(TEN_MINUTES_NS);
+        let mut done = None;
+        if self.tick.is_some_and(|t| t != tick) && !self.acc.is_empty() {
+            done = Some(self.acc.finish(None));
+        }
+        self.tick = Some(tick);
+        self.acc.push(w);
+        if self.acc.windows() >= WINDOWS_PER_SHORT_INTERVAL {
+            // A tick and a full interval at once cannot happen: the
+            // tick emptied the accumulator just before this window.
+            return done.or_else(|| Some(self.acc.finish(None)));
+        }
+        done
+    }
+
+    pub fn flush(&mut self) -> Option<Aggregate> {
+        (!self.acc.is_empty()).then(|| self.acc.finish(None))
+    }
+}

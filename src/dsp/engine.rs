@@ -1,0 +1,353 @@
+//! The per-device engine: SampleBlocks in, in order and cut anywhere;
+//! windows, 10-s frequencies and energy out.
+//!
+//! Single-threaded and allocation-free once its buffers have grown to a
+//! window's size: samples are copied into per-channel buffers that keep
+//! their capacity, windows are computed in place and handed to a callback
+//! by reference.
+
+use super::energy::EnergyCounters;
+use super::frequency::{
+    CycleFrequency, CycleTracker, SampleClock, TenSecondFrequency, TenSecondTracker,
+};
+use super::latch::{check_block, LatchEngine, LatchWindow};
+use super::metrics::{ChannelMap, WindowCalculator, WindowMetrics};
+use super::window::{WindowAssembler, WindowFlags, WindowSpan};
+use super::zero_crossing::ZeroCrossingDetector;
+use super::EngineConfig;
+use crate::wire::layout::Measures;
+use crate::wire::SampleBlock;
+
+/// Why a block or a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid engine configuration: {0}")]
+    BadConfig(&'static str),
+    #[error("sampling rate must be at least 1 Hz")]
+    ZeroRate,
+    #[error("block starts at sample {got}, before the expected {expected}")]
+    OutOfOrder { expected: u64, got: u64 },
+    #[error("block layout or rate differs from the device's")]
+    LayoutChanged,
+    #[error("block channels are missing or of unequal length")]
+    RaggedBlock,
+    #[error("measures {0} is not a waveform layout")]
+    NotWaveform(Measures),
+    #[error("measures {0} is not a latch layout")]
+    NotLatch(Measures),
+}
+
+/// What an engine hands out; borrowed values are reused for the next one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EngineOutput<'a> {
+    Window(&'a WindowMetrics),
+    Latch(&'a LatchWindow),
+    TenSecondFrequency(TenSecondFrequency),
+    /// Only with `emit_cycle_frequency`.
+    Cycle(CycleFrequency),
+}
+
+impl EngineOutput<'_> {
+    /// An owned copy (allocates), e.g. to send to another thread.
+    pub fn to_owned_output(&self) -> OwnedOutput {
+        match *self {
+            EngineOutput::Window(w) => OwnedOutput::Window(Box::new(w.clone())),
+            EngineOutput::Latch(w) => OwnedOutput::Latch(Box::new(w.clone())),
+            EngineOutput::TenSecondFrequency(f) => OwnedOutput::TenSecondFrequency(f),
+            EngineOutput::Cycle(c) => OwnedOutput::Cycle(c),
+        }
+    }
+}
+
+/// Owned form of [`EngineOutput`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedOutput {
+    Window(Box<WindowMetrics>),
+    Latch(Box<LatchWindow>),
+    TenSecondFrequency(TenSecondFrequency),
+    Cycle(CycleFrequency),
+}
+
+/// Engine for waveform layouts (`v,i,v,i,v,i`, `v,i`, `v,i_Lx`).
+#[derive(Debug)]
+pub struct WaveformEngine {
+    measures: Measures,
+    rate: u32,
+    clock: SampleClock,
+    reference: Option<usize>,
+    detector: ZeroCrossingDetector,
+    assembler: WindowAssembler,
+    ten_seconds: TenSecondTracker,
+    /// Per-cycle frequencies, when enabled.
+    cycles: Option<CycleTracker>,
+    calculator: WindowCalculator,
+    /// Samples from `buffer_start` on, per channel.
+    buffer: Vec<Vec<f32>>,
+    buffer_start: u64,
+    next_index: Option<u64>,
+    crossings: Vec<f64>,
+    spans: Vec<WindowSpan>,
+    frequencies: Vec<TenSecondFrequency>,
+    metrics: WindowMetrics,
+    energy: EnergyCounters,
+}
+
+impl WaveformEngine {
+    pub fn new(
+        config: &EngineConfig,
+        measures: Measures,
+        rate: u32,
+        start_unix_ns: i64,
+    ) -> Result<Self, EngineError> {
+        config.validate()?;
+        if measures.is_latch() {
+            return Err(EngineError::NotWaveform(measures));
+        }
+        if rate == 0 {
+            return Err(EngineError::ZeroRate);
+        }
+        let nominal = config.nominal_frequency_hz;
+        let map = ChannelMap::of(measures);
+        let clock = SampleClock {
+            start_unix_ns,
+            rate,
+        };
+        let present = [0, 1, 2].map(|k| map.voltage[k].is_some() && map.current[k].is_some());
+        Ok(WaveformEngine {
+            measures,
+            rate,
+            clock,
+            reference: map.reference(),
+            detector: ZeroCrossingDetector::new(rate, nominal, config.min_reference_peak_v),
+            assembler: WindowAssembler::new(rate, nominal, config.window_cycles(), -0.5),
+            ten_seconds: TenSecondTracker::new(clock, nominal),
+            cycles: config
+                .emit_cycle_frequency
+                .then(|| CycleTracker::new(clock, nominal)),
+            calculator: WindowCalculator::new(
+                measures,
+                rate,
+                nominal,
+                config.harmonic_order(),
+                config.keep_harmonic_subgroups,
+            ),
+            buffer: vec![Vec::new(); measures.channel_count()],
+            buffer_start: 0,
+            next_index: None,
+            crossings: Vec::new(),
+            spans: Vec::new(),
+            frequencies: Vec::new(),
+            metrics: WindowMetrics::default(),
+            energy: EnergyCounters::new(present),
+        })
+    }
+
+    pub fn energy(&self) -> &EnergyCounters {
+        &self.energy
+    }
+
+    /// Continues from saved counters (same meter after a restart).
+    pub fn restore_energy(&mut self, counters: EnergyCounters) {
+        self.energy = counters;
+    }
+
+    /// Consumes the next block; `sink` sees every window it completes.
+    pub fn push_block(
+        &mut self,
+        block: &SampleBlock,
+        sink: &mut dyn FnMut(EngineOutput<'_>),
+    ) -> Result<(), EngineError> {
+        check_block(block, self.measures, self.rate)?;
+        match self.next_index {
+            None => {
+                let flags = if block.gap_before > 0 {
+                    WindowFlags::GAP
+                } else {
+                    WindowFlags::NONE
+                };
+                self.assembler
+                    .restart(block.first_index as f64 - 0.5, flags);
+                self.buffer_start = block.first_index;
+            }
+            Some(expected) if block.first_index < expected => {
+                return Err(EngineError::OutOfOrder {
+                    expected,
+                    got: block.first_index,
+                });
+            }
+            Some(expected) if block.first_index > expected || block.gap_before > 0 => {
+                self.assembler.on_gap(
+                    expected as f64 - 0.5,
+                    block.first_index as f64 - 0.5,
+                    &mut self.spans,
+                );
+                self.ten_seconds.on_gap();
+                if let Some(cycles) = &mut self.cycles {
+                    cycles.on_gap();
+                }
+                self.emit_spans(sink);
+                self.detector.reset();
+                for channel in &mut self.buffer {
+                    channel.clear();
+                }
+                self.buffer_start = block.first_index;
+            }
+            Some(_) => {}
+        }
+        let end = block.first_index + block.len() as u64;
+        self.next_index = Some(end);
+        for (buffer, channel) in self.buffer.iter_mut().zip(&block.channels) {
+            buffer.extend_from_slice(channel);
+        }
+        self.crossings.clear();
+        if let Some(reference) = self.reference {
+            self.detector.process(
+                block.first_index,
+                &block.channels[reference],
+                &mut self.crossings,
+            );
+        }
+        for &crossing in &self.crossings {
+            self.assembler.advance_to(crossing, &mut self.spans);
+            self.ten_seconds
+                .on_crossing(crossing, &mut self.frequencies);
+            if let Some(cycle) = self.cycles.as_mut().and_then(|c| c.on_crossing(crossing)) {
+                sink(EngineOutput::Cycle(cycle));
+            }
+            self.assembler.on_crossing(crossing, &mut self.spans);
+        }
+        // Crossings before `horizon` are all known (the filter lags by its delay).
+        let horizon = end as f64 - 2.0 - self.detector.delay_samples();
+        self.assembler.advance_to(horizon, &mut self.spans);
+        self.emit_spans(sink);
+        self.trim_buffer();
+        Ok(())
+    }
+
+    /// End of the stream: emits the partial window and the open 10-s value.
+    pub fn finish(&mut self, sink: &mut dyn FnMut(EngineOutput<'_>)) {
+        if let Some(end) = self.next_index {
+            self.assembler.finish(end as f64 - 0.5, &mut self.spans);
+            self.ten_seconds.finish(&mut self.frequencies);
+            self.emit_spans(sink);
+            self.trim_buffer();
+        }
+    }
+
+    fn emit_spans(&mut self, sink: &mut dyn FnMut(EngineOutput<'_>)) {
+        for frequency in self.frequencies.drain(..) {
+            sink(EngineOutput::TenSecondFrequency(frequency));
+        }
+        let mut slices: [&[f32]; 6] = [&[]; 6];
+        for (slot, channel) in slices.iter_mut().zip(&self.buffer) {
+            *slot = channel;
+        }
+        let channels = &slices[..self.buffer.len().min(6)];
+        let offset = self.buffer_start as f64;
+        for span in self.spans.drain(..) {
+            self.calculator
+                .compute(channels, offset, &span, &mut self.metrics);
+            let m = &mut self.metrics;
+            m.start_unix_ns = self.clock.time_ns(span.start);
+            m.end_unix_ns = self.clock.time_ns(span.end);
+            let first = span.start.ceil().max(0.0) as u64;
+            m.first_sample = first;
+            m.sample_count = (span.end.ceil().max(0.0) as u64).saturating_sub(first);
+            self.energy.add_window(m);
+            sink(EngineOutput::Window(m));
+        }
+    }
+
+    /// Drops samples no later window needs.
+    fn trim_buffer(&mut self) {
+        let keep_from = (self.assembler.current_start() + 0.5).floor().max(0.0) as u64;
+        let drop = keep_from.saturating_sub(self.buffer_start) as usize;
+        let drop = drop.min(self.buffer.first().map_or(0, Vec::len));
+        if drop > 0 {
+            for channel in &mut self.buffer {
+                channel.drain(..drop);
+            }
+            self.buffer_start += drop as u64;
+        }
+    }
+}
+
+/// One device's engine, whatever its layout.
+#[derive(Debug)]
+pub enum DeviceEngine {
+    Waveform(Box<WaveformEngine>),
+    Latch(Box<LatchEngine>),
+}
+
+impl DeviceEngine {
+    /// The right engine for `measures`.
+    pub fn new(
+        config: &EngineConfig,
+        measures: Measures,
+        rate: u32,
+        start_unix_ns: i64,
+    ) -> Result<Self, EngineError> {
+        if measures.is_latch() {
+            Ok(DeviceEngine::Latch(Box::new(LatchEngine::new(
+                measures,
+                rate,
+                start_unix_ns,
+            )?)))
+        } else {
+            Ok(DeviceEngine::Waveform(Box::new(WaveformEngine::new(
+                config,
+                measures,
+                rate,
+                start_unix_ns,
+            )?)))
+        }
+    }
+
+    /// An engine for the stream `block` belongs to.
+    pub fn for_block(config: &EngineConfig, block: &SampleBlock) -> Result<Self, EngineError> {
+        Self::new(config, block.measures, block.rate, block.start_unix_ns)
+    }
+
+    pub fn push_block(
+        &mut self,
+        block: &SampleBlock,
+        sink: &mut dyn FnMut(EngineOutput<'_>),
+    ) -> Result<(), EngineError> {
+        match self {
+            DeviceEngine::Waveform(engine) => engine.push_block(block, sink),
+            DeviceEngine::Latch(engine) => {
+                engine.push_block(block, &mut |w: &LatchWindow| sink(EngineOutput::Latch(w)))
+            }
+        }
+    }
+
+    pub fn finish(&mut self, sink: &mut dyn FnMut(EngineOutput<'_>)) {
+        match self {
+            DeviceEngine::Waveform(engine) => engine.finish(sink),
+            DeviceEngine::Latch(engine) => {
+                engine.finish(&mut |w: &LatchWindow| sink(EngineOutput::Latch(w)))
+            }
+        }
+    }
+
+    pub fn energy(&self) -> &EnergyCounters {
+        match self {
+            DeviceEngine::Waveform(engine) => engine.energy(),
+            DeviceEngine::Latch(engine) => engine.energy(),
+        }
+    }
+
+    pub fn restore_energy(&mut self, counters: EnergyCounters) {
+        match self {
+            DeviceEngine::Waveform(engine) => engine.restore_energy(counters),
+            DeviceEngine::Latch(engine) => engine.restore_energy(counters),
+        }
+    }
+
+    /// Convenience: every output of one block, owned (allocates).
+    pub fn process(&mut self, block: &SampleBlock) -> Result<Vec<OwnedOutput>, EngineError> {
+        let mut out = Vec::new();
+        self.push_block(block, &mut |o| out.push(o.to_owned_output()))?;
+        Ok(out)
+    }
+}

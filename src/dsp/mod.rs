@@ -1,0 +1,101 @@
+//! Power metrics: cycle-synchronous windows, RMS, P/Q1/S, PF, frequency,
+//! THD, energy and aggregation, per `shared/specs/power-metrics.md`
+//! (IEC 61000-4-30 windows, IEC 61000-4-7 subgroups, IEEE 1459 powers).
+//!
+//! One device's [`SampleBlock`](crate::wire::SampleBlock)s go into a
+//! [`DeviceEngine`] in order; it finds zero crossings, cuts windows, computes
+//! [`WindowMetrics`] and keeps energy counters. [`EnginePool`] runs many
+//! devices on worker threads; [`aggregate`] folds windows into intervals.
+
+pub mod aggregate;
+pub mod energy;
+pub mod engine;
+pub mod frequency;
+pub mod harmonics;
+pub mod latch;
+pub mod metrics;
+pub mod pool;
+pub mod synthetic;
+pub mod window;
+pub mod zero_crossing;
+
+use serde::{Deserialize, Serialize};
+
+pub use aggregate::{Aggregate, AggregateAccumulator, ClockAggregator, CycleAggregator};
+pub use energy::{EnergyCounters, EnergyFlow};
+pub use engine::{DeviceEngine, EngineError, EngineOutput, OwnedOutput, WaveformEngine};
+pub use frequency::{CycleFrequency, TenSecondFrequency};
+pub use latch::{LatchEngine, LatchPhase, LatchWindow};
+pub use metrics::{PhaseMetrics, Unbalance, WindowMetrics};
+pub use pool::{DeviceEvent, EnginePool, PoolError};
+pub use window::WindowFlags;
+
+/// Highest harmonic order the engine computes (IEC 61557-12).
+pub const MAX_HARMONIC_ORDER: u32 = 50;
+
+/// Settings shared by every device of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Nominal grid frequency, Hz: 50 or 60.
+    pub nominal_frequency_hz: f64,
+    /// Cycles per basic window; `None` = 10 at 50 Hz, 12 at 60 Hz (~200 ms).
+    pub cycles_per_window: Option<u32>,
+    /// Highest harmonic order in THD, 2..=[`MAX_HARMONIC_ORDER`] (IEC 61000-4-7: 40).
+    pub max_harmonic_order: u32,
+    /// Also report the subgroup magnitudes G_1..G_H of every channel.
+    pub keep_harmonic_subgroups: bool,
+    /// Also emit every cycle's frequency ([`EngineOutput::Cycle`]); their
+    /// order relative to windows is not defined.
+    pub emit_cycle_frequency: bool,
+    /// Below this filtered fundamental peak, V, the reference voltage is
+    /// treated as absent: no zero crossings, fixed flagged windows.
+    pub min_reference_peak_v: f64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            nominal_frequency_hz: 50.0,
+            cycles_per_window: None,
+            max_harmonic_order: 40,
+            keep_harmonic_subgroups: false,
+            emit_cycle_frequency: false,
+            min_reference_peak_v: 10.0,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Preset for 60 Hz grids (12-cycle windows).
+    pub fn nominal_60hz() -> Self {
+        EngineConfig {
+            nominal_frequency_hz: 60.0,
+            ..EngineConfig::default()
+        }
+    }
+
+    /// Cycles per basic window: explicit, or 200 ms worth of nominal cycles.
+    pub fn window_cycles(&self) -> u32 {
+        self.cycles_per_window
+            .unwrap_or_else(|| (self.nominal_frequency_hz / 5.0).round().max(1.0) as u32)
+            .max(1)
+    }
+
+    /// H actually requested, clamped to 2..=[`MAX_HARMONIC_ORDER`].
+    pub fn harmonic_order(&self) -> u32 {
+        self.max_harmonic_order.clamp(2, MAX_HARMONIC_ORDER)
+    }
+
+    /// Refuses settings that make windows meaningless.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let f = self.nominal_frequency_hz;
+        if !(f.is_finite() && f > 0.0) {
+            return Err(EngineError::BadConfig("nominal_frequency_hz must be > 0"));
+        }
+        if !(self.min_reference_peak_v.is_finite() && self.min_reference_peak_v >= 0.0) {
+            return Err(EngineError::BadConfig("min_reference_peak_v must be >= 0"));
+        }
+        Ok(())
+    }
+}

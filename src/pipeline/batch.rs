@@ -1,0 +1,298 @@
+//! Batch jobs: recorded captures through the engine into the pipeline's
+//! outputs, files in parallel. One bad file is reported with its reason and
+//! the others still finish.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::source::capture::{
+    detect_kind, read_capture, CaptureKind, CaptureVisitor, RawParams, SessionDescription,
+};
+use crate::source::event::SourceEvent;
+use crate::wire::samples::SampleBlock;
+
+use super::config::PipelineConfig;
+use super::device::{max_option, DeviceProcessor, DeviceSummary};
+use super::outputs::{Outputs, OutputsSummary};
+
+/// How one file went.
+#[derive(Debug)]
+pub struct FileOutcome {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// The devices it held, or why it could not be read.
+    pub result: Result<Vec<DeviceSummary>, String>,
+}
+
+/// What a batch did.
+#[derive(Debug)]
+pub struct BatchReport {
+    pub files: Vec<FileOutcome>,
+    /// Per device, merged over files.
+    pub devices: Vec<DeviceSummary>,
+    pub outputs: OutputsSummary,
+    pub elapsed_s: f64,
+    pub bytes: u64,
+    /// Channel values processed (one sample of a 6-channel stream is 6).
+    pub values: u64,
+}
+
+impl BatchReport {
+    pub fn failed_files(&self) -> usize {
+        self.files.iter().filter(|f| f.result.is_err()).count()
+    }
+}
+
+/// The files named, with folders expanded (recursively, sorted). Inside
+/// folders only files recognisable by content are taken (meter streams, WAV),
+/// plus bare f32le files when their parameters are given.
+pub fn expand_inputs(inputs: &[PathBuf], raw: &RawParams) -> anyhow::Result<Vec<PathBuf>> {
+    let raw_complete = raw.rate.is_some()
+        && raw.measures.is_some()
+        && raw.start_unix_ns.is_some()
+        && raw.name.is_some();
+    let mut files = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).with_context(|| format!("{}", input.display()))?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk(input, &mut found)?;
+            found.sort();
+            for path in found {
+                let mut head = [0u8; 12];
+                let got = std::fs::File::open(&path)
+                    .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+                    .unwrap_or(0);
+                let kind = detect_kind(&head[..got]);
+                if got > 0 && (kind != CaptureKind::RawF32 || raw_complete) {
+                    files.push(path);
+                }
+            }
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?
+    {
+        let entry = entry.with_context(|| format!("reading folder {}", dir.display()))?;
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Feeds one file's sessions to device processors.
+struct FileVisitor<'a> {
+    config: &'a PipelineConfig,
+    outputs: &'a Arc<Outputs>,
+    progress: &'a ProgressBar,
+    values: &'a AtomicU64,
+    current: Option<DeviceProcessor>,
+    finished: Vec<DeviceSummary>,
+    error: Option<String>,
+    /// Energy of the device's previous session in this file, continued.
+    carried: Option<(String, crate::dsp::EnergyCounters)>,
+}
+
+impl FileVisitor<'_> {
+    fn end_session(&mut self) {
+        if let Some(processor) = self.current.take() {
+            let energy = processor.energy().clone();
+            let summary = processor.finish();
+            self.carried = Some((summary.device.clone(), energy));
+            self.finished.push(summary);
+        }
+    }
+}
+
+impl CaptureVisitor for FileVisitor<'_> {
+    fn session_start(&mut self, session: &SessionDescription) {
+        self.end_session();
+        match DeviceProcessor::new(session, self.config, Arc::clone(self.outputs)) {
+            Ok(mut processor) => {
+                if let Some((device, energy)) = self.carried.take() {
+                    if device == session.device {
+                        processor.restore_energy(energy);
+                    }
+                }
+                self.current = Some(processor);
+            }
+            Err(error) => {
+                self.error.get_or_insert_with(|| format!("{error:#}"));
+            }
+        }
+    }
+
+    fn block(&mut self, block: &SampleBlock) {
+        let bytes = (block.len() * block.measures.bytes_per_sample()) as u64;
+        self.values.fetch_add(
+            (block.len() * block.channels.len()) as u64,
+            Ordering::Relaxed,
+        );
+        self.progress.inc(bytes);
+        if let Some(processor) = self.current.as_mut() {
+            processor.block(block);
+        }
+    }
+
+    fn event(&mut self, event: SourceEvent) {
+        if let Some(processor) = self.current.as_mut() {
+            processor.event(&event);
+        }
+    }
+}
+
+/// Runs the batch; must be called inside a tokio runtime (packet delivery).
+pub async fn run_batch(
+    config: &PipelineConfig,
+    files: &[PathBuf],
+    raw: &RawParams,
+    show_progress: bool,
+) -> anyhow::Result<BatchReport> {
+    let started = Instant::now();
+    let source = match files {
+        [one] => one.display().to_string(),
+        _ => format!("{} capture files", files.len()),
+    };
+    let outputs = Arc::new(Outputs::start(config, &source)?);
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    let progress = if show_progress {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+        )
+        .map_err(|error| anyhow::anyhow!("progress bar template: {error}"))?,
+    );
+    let values = AtomicU64::new(0);
+    let done_files = AtomicU64::new(0);
+
+    let outcomes: Vec<FileOutcome> = {
+        let outputs = &outputs;
+        let progress = &progress;
+        let values = &values;
+        let done_files = &done_files;
+        let file_count = files.len();
+        tokio::task::block_in_place(|| {
+            files
+                .par_iter()
+                .zip(sizes.par_iter())
+                .map(|(path, &bytes)| {
+                    let mut visitor = FileVisitor {
+                        config,
+                        outputs,
+                        progress,
+                        values,
+                        current: None,
+                        finished: Vec::new(),
+                        error: None,
+                        carried: None,
+                    };
+                    let read = read_capture(path, raw, &mut visitor);
+                    visitor.end_session();
+                    let done = done_files.fetch_add(1, Ordering::Relaxed) + 1;
+                    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+                    progress.set_message(format!(
+                        "files {done}/{file_count}, {:.1} M samples/s",
+                        values.load(Ordering::Relaxed) as f64 / seconds / 1e6
+                    ));
+                    let result = match (read, visitor.error) {
+                        (Err(error), _) => Err(error.to_string()),
+                        (Ok(_), Some(error)) => Err(error),
+                        (Ok(_), None) => Ok(visitor.finished),
+                    };
+                    if let Err(reason) = &result {
+                        progress.suspend(|| eprintln!("{}: {reason}", path.display()));
+                    }
+                    FileOutcome {
+                        path: path.clone(),
+                        bytes,
+                        result,
+                    }
+                })
+                .collect()
+        })
+    };
+    progress.finish_and_clear();
+
+    let outputs = Arc::try_unwrap(outputs)
+        .map_err(|_| anyhow::anyhow!("an output is still in use after every file finished"))?;
+    let outputs = outputs.close().await?;
+    let devices = merge_devices(&outcomes);
+    Ok(BatchReport {
+        files: outcomes,
+        devices,
+        outputs,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        bytes: total,
+        values: values.load(Ordering::Relaxed),
+    })
+}
+
+/// One row per device over all files.
+fn merge_devices(outcomes: &[FileOutcome]) -> Vec<DeviceSummary> {
+    let mut devices: BTreeMap<String, DeviceSummary> = BTreeMap::new();
+    for summary in outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().ok())
+        .flatten()
+    {
+        let merged = devices
+            .entry(summary.device.clone())
+            .or_insert_with(|| DeviceSummary {
+                device: summary.device.clone(),
+                measures: summary.measures.clone(),
+                rate: summary.rate,
+                ..DeviceSummary::default()
+            });
+        let weight_before = merged.duration_s;
+        merged.samples += summary.samples;
+        merged.lost_samples += summary.lost_samples;
+        merged.duration_s += summary.duration_s;
+        merged.windows += summary.windows;
+        merged.flagged_windows += summary.flagged_windows;
+        // Files of one device are separate sessions: energy adds up.
+        merged.energy_imported_wh += summary.energy_imported_wh;
+        merged.energy_exported_wh += summary.energy_exported_wh;
+        merged.mean_p_w = match (merged.mean_p_w, summary.mean_p_w) {
+            (Some(a), Some(b)) if merged.duration_s > 0.0 => {
+                Some((a * weight_before + b * summary.duration_s) / merged.duration_s)
+            }
+            (a, b) => a.or(b),
+        };
+        merged.max_thd_v_pct = max_option(merged.max_thd_v_pct, summary.max_thd_v_pct);
+        merged.max_thd_i_pct = max_option(merged.max_thd_i_pct, summary.max_thd_i_pct);
+        merged.events += summary.events;
+        if merged.output_error.is_none() {
+            merged.output_error.clone_from(&summary.output_error);
+        }
+    }
+    devices.into_values().collect()
+}

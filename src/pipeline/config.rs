@@ -1,0 +1,272 @@
+//! Pipeline files (`pipelines/*.toml`): where samples come from, how the
+//! engine computes, and where results go. Unknown keys and bad values are
+//! refused with the file, the line and what was expected.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::dsp::EngineConfig;
+use crate::meter::signal::SignalConfig;
+use crate::sink::packet::{DeliveryConfig, PacketConfig};
+use crate::sink::parquet::ParquetConfig;
+use crate::wire::layout::DEFAULT_RATE;
+use crate::wire::Measures;
+
+/// A whole pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Recorded in every output file's metadata.
+    #[serde(default = "default_name")]
+    pub name: String,
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub dsp: EngineConfig,
+    #[serde(default)]
+    pub aggregation: AggregationConfig,
+    #[serde(default)]
+    pub sink: SinkConfig,
+}
+
+fn default_name() -> String {
+    "pipeline".to_string()
+}
+
+/// Where samples come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Recorded captures (meter byte streams, bare f32le, WAV float32).
+    Files {
+        paths: Vec<PathBuf>,
+        #[serde(default)]
+        raw: RawFileConfig,
+    },
+    /// Firmware-faithful virtual meters dialing into a loopback stream server.
+    VirtualMeters(VirtualMetersConfig),
+}
+
+/// What bare f32le files need (their content does not say).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileConfig {
+    pub name: Option<String>,
+    pub measures: Option<Measures>,
+    pub rate: Option<u32>,
+    /// Time of the first sample: RFC 3339 (`2024-05-01T12:00:00Z`) or Unix seconds.
+    pub start: Option<String>,
+}
+
+/// A few virtual meters with their own loads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VirtualMetersConfig {
+    /// Seconds of samples taken from each meter before `stop`.
+    pub seconds: f64,
+    pub rate: u32,
+    pub measures: Measures,
+    /// Real-time pacing like a real meter; false streams as fast as possible.
+    pub realtime: bool,
+    /// One entry per meter.
+    pub meter: Vec<VirtualMeterConfig>,
+}
+
+impl Default for VirtualMetersConfig {
+    fn default() -> Self {
+        VirtualMetersConfig {
+            seconds: 20.0,
+            rate: DEFAULT_RATE,
+            measures: Measures::ThreePhase,
+            realtime: true,
+            meter: vec![VirtualMeterConfig::default()],
+        }
+    }
+}
+
+/// One virtual meter.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VirtualMeterConfig {
+    /// Meter name (its identity); default `smartmeter001`, `smartmeter002`, …
+    pub name: Option<String>,
+    pub signal: SignalConfig,
+}
+
+/// Intervals besides the fixed 150/180-cycle and 10-minute ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AggregationConfig {
+    /// The packet interval, s, aligned to the clock (BetterFleet default 5 s).
+    pub packet_interval_s: f64,
+}
+
+impl Default for AggregationConfig {
+    fn default() -> Self {
+        AggregationConfig {
+            packet_interval_s: 5.0,
+        }
+    }
+}
+
+impl AggregationConfig {
+    pub fn packet_interval_ns(&self) -> i64 {
+        (self.packet_interval_s * 1e9).round() as i64
+    }
+}
+
+/// Where results go; each part is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkConfig {
+    pub parquet: Option<ParquetConfig>,
+    pub packets: Option<PacketSinkConfig>,
+}
+
+/// BetterFleet packets: how they are built and where they are delivered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PacketSinkConfig {
+    /// Identities: gateway UUID, sensor UUIDs, packet splitting.
+    pub build: PacketConfig,
+    pub targets: DeliveryConfig,
+}
+
+impl PipelineConfig {
+    /// Reads and checks a pipeline file; errors name the file and line.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading pipeline {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("pipeline {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let config: PipelineConfig =
+            toml::from_str(text).map_err(|error| anyhow::anyhow!("{error}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges and combinations.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.dsp.validate()?;
+        let interval = self.aggregation.packet_interval_s;
+        if !(interval.is_finite() && interval >= 0.1) {
+            anyhow::bail!("aggregation.packet_interval_s must be at least 0.1 s, got {interval}");
+        }
+        match &self.source {
+            SourceConfig::Files { paths, raw } => {
+                if paths.is_empty() {
+                    anyhow::bail!(
+                        "source.paths is empty: name at least one capture file or folder"
+                    );
+                }
+                if let Some(start) = &raw.start {
+                    parse_start(start)?;
+                }
+            }
+            SourceConfig::VirtualMeters(meters) => {
+                if meters.meter.is_empty() {
+                    anyhow::bail!("source.meter is empty: add at least one [[source.meter]]");
+                }
+                if !(meters.seconds.is_finite() && meters.seconds > 0.0) {
+                    anyhow::bail!(
+                        "source.seconds must be a positive number, got {}",
+                        meters.seconds
+                    );
+                }
+                meters.measures.validate_rate(meters.rate)?;
+                for (k, meter) in meters.meter.iter().enumerate() {
+                    meter
+                        .signal
+                        .validate()
+                        .with_context(|| format!("source.meter[{k}].signal"))?;
+                }
+            }
+        }
+        if let Some(parquet) = &self.sink.parquet {
+            parquet.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a start time: RFC 3339, or Unix seconds with an optional fraction.
+pub fn parse_start(text: &str) -> anyhow::Result<i64> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        if (0.0..1e11).contains(&seconds) {
+            return Ok((seconds * 1e9).round() as i64);
+        }
+    }
+    let time = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
+        format!("start time {text:?} is neither RFC 3339 (2024-05-01T12:00:00Z) nor Unix seconds")
+    })?;
+    time.timestamp_nanos_opt()
+        .with_context(|| format!("start time {text:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_pipeline_parses() {
+        let text = include_str!("../../pipelines/demo.toml");
+        let config = PipelineConfig::parse(text).unwrap();
+        match config.source {
+            SourceConfig::VirtualMeters(meters) => assert!(meters.meter.len() >= 4),
+            other => panic!("demo source is {other:?}"),
+        }
+        assert!(config.sink.parquet.is_some());
+        assert!(config.sink.packets.is_some());
+    }
+
+    #[test]
+    fn every_example_pipeline_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                PipelineConfig::load(&path).unwrap();
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_line() {
+        let text = "name = \"x\"\n[source]\nkind = \"files\"\npaths = [\"a\"]\n[dsp]\nnominal_frequency = 50\n";
+        let error = format!("{:#}", PipelineConfig::parse(text).unwrap_err());
+        assert!(error.contains("line 6"), "{error}");
+        assert!(error.contains("nominal_frequency"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let text = "[source]\nkind = \"virtual_meters\"\nrate = 7000\n[[source.meter]]\n";
+        let error = format!("{:#}", PipelineConfig::parse(text).unwrap_err());
+        assert!(error.contains("7000"), "{error}");
+        let text = "[source]\nkind = \"files\"\npaths = []\n";
+        assert!(PipelineConfig::parse(text).is_err());
+        let text = "[source]\nkind = \"tape\"\n";
+        let error = format!("{:#}", PipelineConfig::parse(text).unwrap_err());
+        assert!(error.contains("tape"), "{error}");
+    }
+
+    #[test]
+    fn start_times() {
+        assert_eq!(
+            parse_start("1700000000.5").unwrap(),
+            1_700_000_000_500_000_000
+        );
+        assert_eq!(
+            parse_start("2023-11-14T22:13:20Z").unwrap(),
+            1_700_000_000_000_000_000
+        );
+        assert!(parse_start("yesterday").is_err());
+    }
+}

@@ -1,0 +1,476 @@
+//! One device's path through the pipeline: its sample blocks go through the
+//! power-metrics engine; windows become table rows, 150/180-cycle, 10-minute
+//! and packet-interval aggregates, and one BetterFleet reading per packet
+//! interval. Single-threaded per device; the outputs it feeds are shared.
+
+use std::sync::Arc;
+
+use crate::dsp::aggregate::{Aggregate, ClockAggregator, CycleAggregator};
+use crate::dsp::{DeviceEngine, EnergyCounters, EngineOutput, LatchWindow, WindowMetrics};
+use crate::sink::packet::{name_uuid, CircuitReading, SensorInfo, SensorInterval};
+use crate::sink::parquet::{self, AggregateRow, EventRow, IntervalKind, WindowRow};
+use crate::source::capture::SessionDescription;
+use crate::source::event::{EventKind, SourceEvent};
+use crate::wire::samples::SampleBlock;
+
+use super::config::PipelineConfig;
+use super::outputs::Outputs;
+
+/// What a device did, for the summary table.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceSummary {
+    pub device: String,
+    pub measures: String,
+    pub rate: u32,
+    pub samples: u64,
+    pub lost_samples: u64,
+    /// Data time covered by windows, s.
+    pub duration_s: f64,
+    pub windows: u64,
+    pub flagged_windows: u64,
+    pub energy_imported_wh: f64,
+    pub energy_exported_wh: f64,
+    /// Time-weighted mean of P_total, W.
+    pub mean_p_w: Option<f64>,
+    pub max_thd_v_pct: Option<f64>,
+    pub max_thd_i_pct: Option<f64>,
+    pub events: u64,
+    /// Output failures (a full disk, a closed sink); the first is kept.
+    pub output_error: Option<String>,
+}
+
+/// Everything after the engine: aggregation and the rows and readings it feeds.
+struct Downstream {
+    device: parquet::DeviceInfo,
+    sensor: SensorInfo,
+    outputs: Arc<Outputs>,
+    cycles: CycleAggregator,
+    ten_minutes: ClockAggregator,
+    packet: ClockAggregator,
+    /// Energy registers as of the last window handed on (mirrors the engine's).
+    energy: EnergyCounters,
+    /// Σ and count of line-to-line means in the packet interval in progress.
+    line_voltage: (f64, u32),
+    /// Σ P·t and Σ t over all windows, for the summary's mean P.
+    p_time: (f64, f64),
+    /// Latch windows of the packet interval in progress.
+    latch_interval: LatchInterval,
+    /// Registers when this processor took over (restored ones count as before).
+    energy_at_start: (f64, f64),
+    summary: DeviceSummary,
+}
+
+/// A device in the pipeline.
+pub struct DeviceProcessor {
+    engine: DeviceEngine,
+    downstream: Downstream,
+}
+
+impl DeviceProcessor {
+    pub fn new(
+        session: &SessionDescription,
+        config: &PipelineConfig,
+        outputs: Arc<Outputs>,
+    ) -> anyhow::Result<Self> {
+        let engine = DeviceEngine::new(
+            &config.dsp,
+            session.measures,
+            session.rate,
+            session.start_unix_ns,
+        )?;
+        let id = name_uuid(&session.device).as_u64_pair().0;
+        let device = parquet::DeviceInfo::new(session.device.as_str(), id, session.measures);
+        let sensor = session
+            .info
+            .as_ref()
+            .map(SensorInfo::from_device_info)
+            .unwrap_or_default();
+        let energy = engine.energy().clone();
+        Ok(DeviceProcessor {
+            engine,
+            downstream: Downstream {
+                device,
+                sensor,
+                outputs,
+                cycles: CycleAggregator::new(),
+                ten_minutes: ClockAggregator::ten_minutes(),
+                packet: ClockAggregator::new(config.aggregation.packet_interval_ns()),
+                energy,
+                line_voltage: (0.0, 0),
+                p_time: (0.0, 0.0),
+                energy_at_start: (0.0, 0.0),
+                latch_interval: LatchInterval::new(config.aggregation.packet_interval_ns()),
+                summary: DeviceSummary {
+                    device: session.device.clone(),
+                    measures: session.measures.to_string(),
+                    rate: session.rate,
+                    ..DeviceSummary::default()
+                },
+            },
+        })
+    }
+
+    /// Continues a device's energy registers (a reconnect, a restart).
+    pub fn restore_energy(&mut self, counters: EnergyCounters) {
+        self.downstream.energy_at_start = (counters.total.import_wh, counters.total.export_wh);
+        self.downstream.energy = counters.clone();
+        self.engine.restore_energy(counters);
+    }
+
+    pub fn energy(&self) -> &EnergyCounters {
+        self.engine.energy()
+    }
+
+    pub fn block(&mut self, block: &SampleBlock) {
+        let downstream = &mut self.downstream;
+        downstream.summary.samples += block.len() as u64;
+        if block.gap_before > 0 {
+            downstream.summary.lost_samples += block.gap_before;
+        }
+        if let Some(parquet) = downstream
+            .outputs
+            .parquet
+            .as_ref()
+            .filter(|_| downstream.outputs.raw)
+        {
+            let result = parquet.write_raw(downstream.device.clone(), block.clone());
+            downstream.note_output(result);
+        }
+        if let Err(error) = self
+            .engine
+            .push_block(block, &mut |output| downstream.output(output))
+        {
+            downstream.note_output::<(), _>(Err(format!("engine refused a block: {error}")));
+        }
+    }
+
+    pub fn event(&mut self, event: &SourceEvent) {
+        self.downstream.event(event);
+    }
+
+    /// Ends the device: the last windows, the open intervals, its summary.
+    pub fn finish(mut self) -> DeviceSummary {
+        let downstream = &mut self.downstream;
+        self.engine.finish(&mut |output| downstream.output(output));
+        downstream.flush_intervals();
+        if let Some(parquet) = &downstream.outputs.parquet {
+            let result = parquet.finish_device(&downstream.device.name);
+            downstream.note_output(result);
+        }
+        let counters = self.engine.energy();
+        let summary = &mut downstream.summary;
+        // What this device measured here; restored registers were counted before.
+        let (import_at_start, export_at_start) = downstream.energy_at_start;
+        summary.energy_imported_wh = counters.total.import_wh - import_at_start;
+        summary.energy_exported_wh = counters.total.export_wh - export_at_start;
+        let (pt, t) = downstream.p_time;
+        summary.mean_p_w = (t > 0.0).then(|| pt / t);
+        downstream.summary.clone()
+    }
+}
+
+impl Downstream {
+    fn note_output<T, E: std::fmt::Display>(&mut self, result: Result<T, E>) {
+        if let Err(error) = result {
+            if self.summary.output_error.is_none() {
+                tracing::error!(device = %self.device.name, "output failed: {error:#}");
+                self.summary.output_error = Some(format!("{error:#}"));
+            }
+        }
+    }
+
+    fn output(&mut self, output: EngineOutput<'_>) {
+        match output {
+            EngineOutput::Window(window) => self.window(window),
+            EngineOutput::Latch(window) => self.latch(window),
+            EngineOutput::TenSecondFrequency(_) | EngineOutput::Cycle(_) => {}
+        }
+    }
+
+    fn window(&mut self, window: &WindowMetrics) {
+        let summary = &mut self.summary;
+        summary.windows += 1;
+        summary.duration_s += window.duration_s;
+        if !window.flags.is_clean() {
+            summary.flagged_windows += 1;
+        }
+        self.p_time.0 += window.p_total_w * window.duration_s;
+        self.p_time.1 += window.duration_s;
+        // A flagged window's spectrum (a fragment, a gap) says little about THD.
+        for phase in window
+            .phases
+            .iter()
+            .flatten()
+            .filter(|_| window.flags.is_clean())
+        {
+            summary.max_thd_v_pct = max_option(summary.max_thd_v_pct, phase.thd_v_pct);
+            summary.max_thd_i_pct = max_option(summary.max_thd_i_pct, phase.thd_i_pct);
+        }
+
+        if let Some(done) = self.cycles.push(window) {
+            self.write_aggregate(IntervalKind::Cycles150, done);
+        }
+        if let Some(done) = self.ten_minutes.push(window) {
+            self.write_aggregate(IntervalKind::TenMinutes, done);
+        }
+        if let Some(done) = self.packet.push(window) {
+            // The registers and line voltages still stand at the end of `done`.
+            self.packet_interval(done);
+        }
+        self.energy.add_window(window);
+        let line: Vec<f64> = window.line_to_line_v.iter().flatten().copied().collect();
+        if !line.is_empty() {
+            self.line_voltage.0 += line.iter().sum::<f64>() / line.len() as f64;
+            self.line_voltage.1 += 1;
+        }
+        if let Some(parquet) = &self.outputs.parquet {
+            let result = parquet.write_window(WindowRow {
+                device: self.device.clone(),
+                metrics: window.clone(),
+                energy: Some(self.energy.clone()),
+            });
+            self.note_output(result);
+        }
+    }
+
+    /// Latch streams carry the meter's own P/Q or RMS values: they go to
+    /// packets, averaged over the packet interval.
+    fn latch(&mut self, window: &LatchWindow) {
+        self.summary.windows += 1;
+        self.summary.duration_s += window.duration_s;
+        if !window.flags.is_clean() {
+            self.summary.flagged_windows += 1;
+        }
+        let p: Vec<f64> = window
+            .phases
+            .iter()
+            .flatten()
+            .filter_map(|p| p.p_w)
+            .collect();
+        if !p.is_empty() {
+            self.p_time.0 += p.iter().sum::<f64>() * window.duration_s;
+            self.p_time.1 += window.duration_s;
+        }
+        let slot = window
+            .start_unix_ns
+            .div_euclid(self.latch_interval.interval_ns);
+        if self
+            .latch_interval
+            .slot
+            .is_some_and(|current| current != slot)
+        {
+            self.latch_packet();
+        }
+        self.latch_interval.slot = Some(slot);
+        let energies = [0, 1, 2].map(|k| window.phases[k].and_then(|p| p.energy_wh));
+        self.energy.add_energies(energies, window.duration_s);
+        self.latch_interval.push(window);
+    }
+
+    /// The packet reading of the latch interval in progress.
+    fn latch_packet(&mut self) {
+        let Some(slot) = self.latch_interval.slot.take() else {
+            return;
+        };
+        let circuit = self.latch_interval.take(&self.energy);
+        if let Some(packets) = &self.outputs.packets {
+            let end_ns = (slot + 1).saturating_mul(self.latch_interval.interval_ns);
+            packets.add(SensorInterval {
+                meter_name: self.device.name.to_string(),
+                info: self.sensor.clone(),
+                interval_end_ms: end_ns.div_euclid(1_000_000),
+                circuit,
+                passthrough: Vec::new(),
+            });
+        }
+    }
+
+    fn write_aggregate(&mut self, kind: IntervalKind, aggregate: Aggregate) {
+        if let Some(parquet) = &self.outputs.parquet {
+            let result = parquet.write_aggregate(AggregateRow {
+                device: self.device.clone(),
+                kind,
+                aggregate,
+            });
+            self.note_output(result);
+        }
+    }
+
+    /// One packet-interval aggregate: a table row and a BetterFleet reading.
+    fn packet_interval(&mut self, aggregate: Aggregate) {
+        let line_voltage = match self.line_voltage {
+            (sum, count) if count > 0 => Some(sum / f64::from(count)),
+            _ => None,
+        };
+        self.line_voltage = (0.0, 0);
+        if let Some(packets) = &self.outputs.packets {
+            packets.add(SensorInterval {
+                meter_name: self.device.name.to_string(),
+                info: self.sensor.clone(),
+                interval_end_ms: aggregate.end_unix_ns.div_euclid(1_000_000),
+                circuit: circuit_reading(&aggregate, line_voltage, &self.energy),
+                passthrough: Vec::new(),
+            });
+        }
+        self.write_aggregate(IntervalKind::Packet, aggregate);
+    }
+
+    fn flush_intervals(&mut self) {
+        if let Some(done) = self.cycles.flush() {
+            self.write_aggregate(IntervalKind::Cycles150, done);
+        }
+        if let Some(done) = self.ten_minutes.flush() {
+            self.write_aggregate(IntervalKind::TenMinutes, done);
+        }
+        if let Some(done) = self.packet.flush() {
+            self.packet_interval(done);
+        }
+        self.latch_packet();
+    }
+
+    fn event(&mut self, event: &SourceEvent) {
+        self.summary.events += 1;
+        if let Some(parquet) = &self.outputs.parquet {
+            let result = parquet.write_event(event_row(&self.device, event));
+            self.note_output(result);
+        }
+    }
+}
+
+/// Time-weighted sums of latch values over one packet interval.
+struct LatchInterval {
+    interval_ns: i64,
+    slot: Option<i64>,
+    /// Per phase: Σ P·t, Σ Q·t, Σ V²·t, Σ I²·t and the time each was present.
+    sums: [[(f64, f64); 4]; 3],
+}
+
+impl LatchInterval {
+    fn new(interval_ns: i64) -> Self {
+        LatchInterval {
+            interval_ns: interval_ns.max(1),
+            slot: None,
+            sums: [[(0.0, 0.0); 4]; 3],
+        }
+    }
+
+    fn push(&mut self, window: &LatchWindow) {
+        let t = window.duration_s;
+        for (k, phase) in window.phases.iter().enumerate() {
+            let Some(phase) = phase else { continue };
+            let values = [
+                phase.p_w,
+                phase.q_var,
+                phase.v_rms_v.map(|v| v * v),
+                phase.i_rms_a.map(|i| i * i),
+            ];
+            for (sum, value) in self.sums[k].iter_mut().zip(values) {
+                if let Some(value) = value.filter(|v| v.is_finite()) {
+                    sum.0 += value * t;
+                    sum.1 += t;
+                }
+            }
+        }
+    }
+
+    /// The interval's reading (means, RMS of RMS values); resets the sums.
+    fn take(&mut self, energy: &EnergyCounters) -> CircuitReading {
+        let sums = std::mem::replace(&mut self.sums, [[(0.0, 0.0); 4]; 3]);
+        let per_phase = |q: usize| -> Vec<f64> {
+            sums.iter()
+                .filter(|s| s[q].1 > 0.0)
+                .map(|s| s[q].0 / s[q].1)
+                .collect()
+        };
+        let total = |values: Vec<f64>| (!values.is_empty()).then(|| values.iter().sum::<f64>());
+        let p = per_phase(0);
+        let q = per_phase(1);
+        let v: Vec<f64> = per_phase(2).into_iter().map(f64::sqrt).collect();
+        let i: Vec<f64> = per_phase(3).into_iter().map(f64::sqrt).collect();
+        let has_power = !p.is_empty();
+        CircuitReading {
+            current_a: total(i),
+            voltage_v: (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64),
+            total_power_w: total(p),
+            total_reactive_var: total(q),
+            energy_imported_wh: has_power.then_some(energy.total.import_wh),
+            energy_exported_wh: has_power.then_some(energy.total.export_wh),
+            ..CircuitReading::default()
+        }
+    }
+}
+
+/// The 16 circuit measurands of one packet interval (betterfleet-mapping.md).
+pub fn circuit_reading(
+    aggregate: &Aggregate,
+    line_voltage_v: Option<f64>,
+    energy: &EnergyCounters,
+) -> CircuitReading {
+    let phases: Vec<_> = aggregate.phases.iter().flatten().collect();
+    let present = !phases.is_empty() && aggregate.windows > 0;
+    let thd = |f: fn(&crate::dsp::aggregate::PhaseAggregate) -> Option<f64>| {
+        [0, 1, 2].map(|k| aggregate.phases[k].as_ref().and_then(f))
+    };
+    CircuitReading {
+        current_a: present.then(|| phases.iter().map(|p| p.i_rms_a.value).sum()),
+        frequency_hz: aggregate.frequency_hz.map(|f| f.value),
+        voltage_v: present
+            .then(|| phases.iter().map(|p| p.v_rms_v.value).sum::<f64>() / phases.len() as f64),
+        line_voltage_v,
+        total_power_w: present.then_some(aggregate.p_total_w.value),
+        total_reactive_var: present.then_some(aggregate.q1_total_var.value),
+        total_apparent_va: present.then_some(aggregate.s_total_va.value),
+        total_power_factor: aggregate.pf_total,
+        thd_v_pct: thd(|p| p.thd_v_pct),
+        thd_i_pct: thd(|p| p.thd_i_pct),
+        energy_imported_wh: Some(energy.total.import_wh),
+        energy_exported_wh: Some(energy.total.export_wh),
+    }
+}
+
+pub(crate) fn max_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The `events` table row of a source event.
+fn event_row(device: &parquet::DeviceInfo, event: &SourceEvent) -> EventRow {
+    use crate::sink::parquet::EventKind as Row;
+    let (kind, lost_chunks, lost_samples, bytes) = match &event.kind {
+        EventKind::Gap {
+            lost_chunks,
+            lost_samples,
+        } => (Row::Gap, Some(*lost_chunks), Some(*lost_samples), None),
+        EventKind::Resync { skipped_bytes } => (Row::Resync, None, None, Some(*skipped_bytes)),
+        EventKind::BadChunk { len, lost_samples } => {
+            (Row::BadDataLength, None, Some(*lost_samples), Some(*len))
+        }
+        EventKind::BadLine { .. } => (Row::BadInfoLine, None, None, None),
+        EventKind::Truncated { bytes } => (Row::Truncated, None, None, Some(*bytes)),
+        EventKind::MeterWarning { missed_samples, .. } => {
+            (Row::MeterWarning, None, *missed_samples, None)
+        }
+        EventKind::BadMessage { .. } => (Row::BadInfoLine, None, None, None),
+        EventKind::Connect { .. } | EventKind::SessionStart => (Row::Connect, None, None, None),
+        EventKind::Disconnect { .. } | EventKind::SessionStop { .. } => {
+            (Row::Disconnect, None, None, None)
+        }
+    };
+    let detail = event.kind.detail();
+    EventRow {
+        device: device.clone(),
+        time_unix_ns: event.unix_ns,
+        kind,
+        lost_chunks,
+        lost_samples,
+        bytes,
+        message: if detail.is_empty() {
+            event.kind.name().to_string()
+        } else {
+            format!("{}: {detail}", event.kind.name())
+        },
+    }
+}

@@ -1,0 +1,139 @@
+//! The sinks of a running pipeline, shared by all its devices: the Parquet
+//! dataset and the BetterFleet packets. Built from the pipeline config,
+//! closed once at the end so every file is finished and every packet handed
+//! to its targets (or spooled).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::sink::packet::{Deliverer, PacketBuilder, SensorInterval, TargetStats};
+use crate::sink::parquet::{DatasetInfo, DatasetSummary, ParquetSink};
+
+use super::config::{PacketSinkConfig, PipelineConfig};
+
+/// How long closing waits for targets that are down before leaving their
+/// packets in the spool for the next run.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Per-interval readings waiting to become packets.
+pub struct PacketCollector {
+    builder: PacketBuilder,
+    deliverer: Deliverer,
+    /// Interval end (ms) → the sensors that reported it.
+    pending: Mutex<BTreeMap<i64, Vec<SensorInterval>>>,
+    built: Mutex<u64>,
+}
+
+impl PacketCollector {
+    fn start(config: &PacketSinkConfig) -> anyhow::Result<Self> {
+        let builder = PacketBuilder::new(&config.build).context("packet identities")?;
+        let deliverer = Deliverer::start(&config.targets, builder.gateway().device_id)
+            .context("starting packet delivery")?;
+        Ok(PacketCollector {
+            builder,
+            deliverer,
+            pending: Mutex::new(BTreeMap::new()),
+            built: Mutex::new(0),
+        })
+    }
+
+    /// Queues one sensor's reading for its interval.
+    pub fn add(&self, reading: SensorInterval) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending
+            .entry(reading.interval_end_ms)
+            .or_default()
+            .push(reading);
+    }
+
+    /// Builds and sends the packets of every interval that ended before `end_ms`.
+    pub fn flush_before(&self, end_ms: i64) -> anyhow::Result<u64> {
+        let ready: Vec<(i64, Vec<SensorInterval>)> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let later = pending.split_off(&end_ms);
+            std::mem::replace(&mut *pending, later)
+                .into_iter()
+                .collect()
+        };
+        let mut sent = 0u64;
+        for (_, mut sensors) in ready {
+            sensors.sort_by(|a, b| a.meter_name.cmp(&b.meter_name));
+            for packet in self.builder.build_now(&sensors) {
+                self.deliverer.send(&packet)?;
+                sent += 1;
+            }
+        }
+        *self.built.lock().unwrap_or_else(|e| e.into_inner()) += sent;
+        Ok(sent)
+    }
+
+    pub fn spooled(&self) -> u64 {
+        self.deliverer.spooled()
+    }
+}
+
+/// The sinks of one pipeline run.
+pub struct Outputs {
+    pub parquet: Option<ParquetSink>,
+    /// Whether the raw waveform archive is on (blocks are cloned for it).
+    pub raw: bool,
+    pub packets: Option<PacketCollector>,
+}
+
+/// What the outputs wrote.
+#[derive(Debug, Default)]
+pub struct OutputsSummary {
+    pub dataset: Option<DatasetSummary>,
+    pub packets_built: u64,
+    pub targets: Vec<TargetStats>,
+    pub spooled: u64,
+}
+
+impl Outputs {
+    /// Starts the configured sinks; `source` is recorded in file metadata.
+    /// Packet delivery runs on the current tokio runtime.
+    pub fn start(config: &PipelineConfig, source: &str) -> anyhow::Result<Self> {
+        let parquet = match &config.sink.parquet {
+            Some(parquet) => {
+                let info = DatasetInfo::from_engine(source, config.name.as_str(), &config.dsp);
+                Some(
+                    ParquetSink::start(parquet, &info)
+                        .with_context(|| format!("Parquet output {}", parquet.out.display()))?,
+                )
+            }
+            None => None,
+        };
+        let raw = config.sink.parquet.as_ref().is_some_and(|p| p.tables.raw);
+        let packets = match &config.sink.packets {
+            Some(packets) => Some(PacketCollector::start(packets)?),
+            None => None,
+        };
+        Ok(Outputs {
+            parquet,
+            raw,
+            packets,
+        })
+    }
+
+    /// Finishes every file and hands every remaining packet to its targets.
+    pub async fn close(self) -> anyhow::Result<OutputsSummary> {
+        let mut summary = OutputsSummary::default();
+        if let Some(parquet) = self.parquet {
+            summary.dataset = Some(
+                tokio::task::spawn_blocking(move || parquet.close())
+                    .await
+                    .context("Parquet writer thread")??,
+            );
+        }
+        if let Some(packets) = self.packets {
+            packets.flush_before(i64::MAX)?;
+            summary.packets_built = *packets.built.lock().unwrap_or_else(|e| e.into_inner());
+            summary.spooled = packets.spooled();
+            summary.targets = packets.deliverer.shutdown(DRAIN_TIMEOUT).await?;
+        }
+        Ok(summary)
+    }
+}

@@ -1,0 +1,4 @@
+//! Sinks: where computed energy data leaves meterflow.
+
+pub mod packet;
+pub mod parquet;

@@ -1,0 +1,375 @@
+//! Builds Generic Sensor packets from per-interval readings, following the
+//! choices of `shared/specs/betterfleet-mapping.md`: who is the gateway, how
+//! ids are made, which keys every sensor carries, how packets are split.
+//!
+//! The input ([`SensorInterval`]) is neutral on purpose: whatever produces the
+//! interval aggregates (the dsp engine, other telemetry) maps itself onto it,
+//! so this file does not depend on how the numbers were computed.
+
+use std::collections::{BTreeMap, HashSet};
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::model::{keys, Measurand, MeasurandValue, Packet, Sensor};
+use crate::wire::message::DeviceInfo;
+
+/// The fixed project namespace for every UUIDv5 meterflow makes
+/// (= UUIDv5 of "meterflow" in the DNS namespace). Never change it: ids must
+/// stay stable across releases and restarts.
+pub const METERFLOW_NAMESPACE: Uuid = Uuid::from_u128(0xd0bf82d7_b83b_51d9_a095_16b0759a9abb);
+
+/// Default for [`PacketConfig::max_sensors_per_packet`].
+pub const DEFAULT_MAX_SENSORS_PER_PACKET: usize = 100;
+
+/// The UUIDv5 of `name` in [`METERFLOW_NAMESPACE`].
+pub fn name_uuid(name: &str) -> Uuid {
+    Uuid::new_v5(&METERFLOW_NAMESPACE, name.as_bytes())
+}
+
+/// This machine's host name (lossy UTF-8), the gateway's serial number and
+/// the seed of its default id.
+pub fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// A passthrough key as the mapping wants it: each word title-cased
+/// (first letter upper case, the rest lower case), separators kept as they
+/// are: `inverter_temperature` → `Inverter_Temperature`, `battery ok` →
+/// `Battery Ok`. Any character that is not alphanumeric separates words.
+pub fn title_case_key(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut at_word_start = true;
+    for c in raw.chars() {
+        if c.is_alphanumeric() {
+            if at_word_start {
+                out.extend(c.to_uppercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
+            at_word_start = false;
+        } else {
+            out.push(c);
+            at_word_start = true;
+        }
+    }
+    out
+}
+
+/// Packet settings from the pipeline config.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacketConfig {
+    /// The gateway's UUID; when absent, the UUIDv5 of the host name.
+    #[serde(default)]
+    pub device_id: Option<Uuid>,
+    /// Meter name → sensor UUID, for ids that were registered elsewhere.
+    /// Meters not listed get the UUIDv5 of their name.
+    #[serde(default)]
+    pub sensor_ids: BTreeMap<String, Uuid>,
+    /// `MANUFACTURER` for sensors whose input does not name one; when both
+    /// are absent the measurand is omitted.
+    #[serde(default)]
+    pub sensor_manufacturer: Option<String>,
+    /// Above this many sensors an interval is split over several packets
+    /// (absent or 0 in a config file: [`DEFAULT_MAX_SENSORS_PER_PACKET`]).
+    #[serde(default)]
+    pub max_sensors_per_packet: Option<usize>,
+}
+
+/// A meter's identity, sent as the identity measurands.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SensorInfo {
+    /// `MODEL`: the info line's `type`, e.g. "smartmeter".
+    pub model: String,
+    /// `FIRMWARE`: the info line's `version`.
+    pub firmware: String,
+    /// `MANUFACTURER`, when known; else the config's, else omitted.
+    pub manufacturer: Option<String>,
+}
+
+impl SensorInfo {
+    pub fn from_device_info(info: &DeviceInfo) -> Self {
+        Self {
+            model: info.device_type.clone(),
+            firmware: info.version.clone(),
+            manufacturer: None,
+        }
+    }
+}
+
+/// The 16 "Update Circuit Measurands" of one meter for one interval, SI
+/// units. `None` (or a non-finite value) means the stream cannot give the
+/// quantity and is written as `null`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CircuitReading {
+    /// Sum of the phase RMS currents, A.
+    pub current_a: Option<f64>,
+    pub frequency_hz: Option<f64>,
+    /// Mean phase-to-neutral RMS voltage, V.
+    pub voltage_v: Option<f64>,
+    /// Mean line-to-line RMS voltage, V.
+    pub line_voltage_v: Option<f64>,
+    pub total_power_w: Option<f64>,
+    pub total_reactive_var: Option<f64>,
+    pub total_apparent_va: Option<f64>,
+    pub total_power_factor: Option<f64>,
+    /// Phase 1..3 to neutral voltage THD, percent.
+    pub thd_v_pct: [Option<f64>; 3],
+    /// Phase 1..3 current THD, percent.
+    pub thd_i_pct: [Option<f64>; 3],
+    /// Cumulative, Wh.
+    pub energy_imported_wh: Option<f64>,
+    /// Cumulative, Wh.
+    pub energy_exported_wh: Option<f64>,
+}
+
+impl CircuitReading {
+    /// The values in the order of [`keys::CIRCUIT`].
+    fn values(&self) -> [Option<f64>; 16] {
+        [
+            self.current_a,
+            self.frequency_hz,
+            self.voltage_v,
+            self.line_voltage_v,
+            self.total_power_w,
+            self.total_reactive_var,
+            self.total_apparent_va,
+            self.total_power_factor,
+            self.thd_v_pct[0],
+            self.thd_v_pct[1],
+            self.thd_v_pct[2],
+            self.thd_i_pct[0],
+            self.thd_i_pct[1],
+            self.thd_i_pct[2],
+            self.energy_exported_wh,
+            self.energy_imported_wh,
+        ]
+    }
+}
+
+/// What one meter reported in one interval.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SensorInterval {
+    /// The meter's name from its info line: `SERIAL_NUMBER` and the seed of
+    /// its sensor id.
+    pub meter_name: String,
+    pub info: SensorInfo,
+    /// End of the interval on the meter's own time base, ms since the epoch.
+    pub interval_end_ms: i64,
+    pub circuit: CircuitReading,
+    /// Other readings under the source's own keys; they are title-cased.
+    pub passthrough: Vec<(String, serde_json::Value)>,
+}
+
+/// The gateway fields every packet of this pipeline carries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayIdentity {
+    pub device_id: Uuid,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub serial_number: Option<String>,
+    pub firmware: Option<String>,
+}
+
+impl GatewayIdentity {
+    /// The mapping's gateway: the project, the binary, the host, the version.
+    pub fn for_host(device_id: Option<Uuid>, host: &str) -> Self {
+        Self {
+            device_id: device_id.unwrap_or_else(|| name_uuid(host)),
+            manufacturer: Some(env!("CARGO_PKG_NAME").to_owned()),
+            model: Some(env!("CARGO_PKG_NAME").to_owned()),
+            serial_number: Some(host.to_owned()),
+            firmware: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        }
+    }
+}
+
+/// Turns the sensors of one interval into one or more packets.
+#[derive(Clone, Debug)]
+pub struct PacketBuilder {
+    gateway: GatewayIdentity,
+    sensor_ids: BTreeMap<String, Uuid>,
+    sensor_manufacturer: Option<String>,
+    max_sensors_per_packet: usize,
+}
+
+impl PacketBuilder {
+    /// A builder for this host.
+    pub fn new(config: &PacketConfig) -> Result<Self> {
+        Self::with_gateway(
+            config,
+            GatewayIdentity::for_host(config.device_id, &host_name()),
+        )
+    }
+
+    /// A builder with an explicit gateway (tests, or a pipeline that names
+    /// its gateway itself).
+    pub fn with_gateway(config: &PacketConfig, gateway: GatewayIdentity) -> Result<Self> {
+        let max_sensors_per_packet = match config.max_sensors_per_packet {
+            None | Some(0) => DEFAULT_MAX_SENSORS_PER_PACKET,
+            Some(n) => n,
+        };
+        ensure!(
+            max_sensors_per_packet <= 100_000,
+            "packet config: max_sensors_per_packet = {max_sensors_per_packet} is implausibly large"
+        );
+        Ok(Self {
+            gateway,
+            sensor_ids: config.sensor_ids.clone(),
+            sensor_manufacturer: config.sensor_manufacturer.clone(),
+            max_sensors_per_packet,
+        })
+    }
+
+    pub fn gateway(&self) -> &GatewayIdentity {
+        &self.gateway
+    }
+
+    pub fn max_sensors_per_packet(&self) -> usize {
+        self.max_sensors_per_packet
+    }
+
+    /// The sensor id of a meter: configured, else UUIDv5 of its name.
+    pub fn sensor_id(&self, meter_name: &str) -> Uuid {
+        self.sensor_ids
+            .get(meter_name)
+            .copied()
+            .unwrap_or_else(|| name_uuid(meter_name))
+    }
+
+    /// Packets for one interval, built at `built_at_ms` (ms since the epoch).
+    /// No sensors → no packets; more than the limit → several packets, each
+    /// with the same gateway fields and timestamp.
+    pub fn build(&self, sensors: &[SensorInterval], built_at_ms: i64) -> Vec<Packet> {
+        sensors
+            .chunks(self.max_sensors_per_packet)
+            .map(|chunk| Packet {
+                device_id: self.gateway.device_id,
+                timestamp: built_at_ms,
+                manufacturer: self.gateway.manufacturer.clone(),
+                model: self.gateway.model.clone(),
+                serial_number: self.gateway.serial_number.clone(),
+                firmware: self.gateway.firmware.clone(),
+                sensors: chunk.iter().map(|s| self.sensor(s)).collect(),
+            })
+            .collect()
+    }
+
+    /// [`Self::build`] stamped with the current wall-clock time.
+    pub fn build_now(&self, sensors: &[SensorInterval]) -> Vec<Packet> {
+        self.build(sensors, chrono::Utc::now().timestamp_millis())
+    }
+
+    /// One sensor object: the 16 circuit keys, identity, then passthrough.
+    pub fn sensor(&self, input: &SensorInterval) -> Sensor {
+        let ts = input.interval_end_ms;
+        let mut measurands = Vec::with_capacity(20 + input.passthrough.len());
+        for (key, value) in keys::CIRCUIT.iter().zip(input.circuit.values()) {
+            measurands.push(Measurand::new(*key, MeasurandValue::number(value), ts));
+        }
+        let manufacturer = input
+            .info
+            .manufacturer
+            .as_ref()
+            .or(self.sensor_manufacturer.as_ref());
+        if let Some(m) = manufacturer {
+            measurands.push(Measurand::new(
+                keys::MANUFACTURER,
+                MeasurandValue::Text(m.clone()),
+                ts,
+            ));
+        }
+        measurands.push(Measurand::new(
+            keys::MODEL,
+            MeasurandValue::Text(input.info.model.clone()),
+            ts,
+        ));
+        measurands.push(Measurand::new(
+            keys::SERIAL_NUMBER,
+            MeasurandValue::Text(input.meter_name.clone()),
+            ts,
+        ));
+        measurands.push(Measurand::new(
+            keys::FIRMWARE,
+            MeasurandValue::Text(input.info.firmware.clone()),
+            ts,
+        ));
+
+        let mut used: HashSet<String> = measurands.iter().map(|m| m.key.clone()).collect();
+        for (raw, value) in &input.passthrough {
+            let Some(key) = passthrough_key(raw, &used) else {
+                tracing::warn!(meter = %input.meter_name, key = %raw, "passthrough reading with an empty key skipped");
+                continue;
+            };
+            used.insert(key.clone());
+            measurands.push(Measurand::new(
+                key,
+                MeasurandValue::from_json(value.clone()),
+                ts,
+            ));
+        }
+        Sensor {
+            sensor_id: self.sensor_id(&input.meter_name),
+            measurands,
+        }
+    }
+}
+
+/// The key a passthrough reading is sent under: title-cased; a standard key
+/// (impossible after title-casing unless every word is one letter) gets a
+/// `Passthrough_` prefix, and a key already used in this sensor gets `_2`,
+/// `_3`… so no reading overwrites another. `None` for an empty key.
+fn passthrough_key(raw: &str, used: &HashSet<String>) -> Option<String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return None;
+    }
+    let mut key = title_case_key(trimmed);
+    if keys::is_standard(&key) {
+        key = format!("Passthrough_{key}");
+    }
+    if !used.contains(&key) {
+        return Some(key);
+    }
+    (2u32..)
+        .map(|n| format!("{key}_{n}"))
+        .find(|candidate| !used.contains(candidate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_is_uuid_v5_of_meterflow_in_dns() {
+        assert_eq!(
+            Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"meterflow"),
+            METERFLOW_NAMESPACE
+        );
+    }
+
+    #[test]
+    fn title_case_keeps_separators() {
+        assert_eq!(
+            title_case_key("inverter_temperature"),
+            "Inverter_Temperature"
+        );
+        assert_eq!(title_case_key("battery ok"), "Battery Ok");
+        assert_eq!(title_case_key("CURRENT"), "Current");
+        assert_eq!(title_case_key("a-b.c"), "A-B.C");
+    }
+
+    #[test]
+    fn passthrough_never_takes_a_standard_or_used_key() {
+        let mut used = HashSet::new();
+        used.insert("Battery_Ok".to_owned());
+        assert_eq!(
+            passthrough_key("battery_OK", &used).as_deref(),
+            Some("Battery_Ok_2")
+        );
+        assert_eq!(passthrough_key("  ", &used), None);
+        assert_eq!(passthrough_key("soc", &used).as_deref(), Some("Soc"));
+    }
+}

@@ -1,0 +1,162 @@
+//! What the Parquet sink writes and how it cuts files: the user-facing
+//! settings (a pipeline file's `[sink.parquet]` section) and the facts about
+//! the run that go into every file's metadata.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ParquetSinkError, Result};
+
+/// Which tables to write. Windows, aggregates and events are cheap; the
+/// harmonics table and the raw waveform archive are opt-in because of size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableSelection {
+    pub windows: bool,
+    pub aggregates: bool,
+    pub harmonics: bool,
+    pub raw: bool,
+    pub events: bool,
+}
+
+impl Default for TableSelection {
+    fn default() -> Self {
+        TableSelection {
+            windows: true,
+            aggregates: true,
+            harmonics: false,
+            raw: false,
+            events: true,
+        }
+    }
+}
+
+/// Settings of a Parquet dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParquetConfig {
+    /// Root folder: `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`.
+    pub out: PathBuf,
+    pub tables: TableSelection,
+    /// A file covers at most this much data time, aligned to the clock
+    /// (3600 = one file per device per hour), s.
+    pub max_file_span_s: u64,
+    /// A file is closed once its encoded size reaches this, bytes.
+    pub max_file_bytes: u64,
+    /// Rows per row group for the metric tables (readers prefer ~10^4..10^6).
+    pub row_group_rows: usize,
+    /// Rows (samples) per row group in the raw waveform archive.
+    pub raw_row_group_rows: usize,
+    /// Rows buffered per table before they are encoded (amortises per-batch cost).
+    pub batch_rows: usize,
+    /// ZSTD level of every column (1 = fast, up to 22).
+    pub zstd_level: i32,
+    /// fsync each file before its rename, so a finished file survives power loss.
+    pub fsync: bool,
+    /// Messages queued to the writer thread before senders block (backpressure).
+    pub queue_capacity: usize,
+}
+
+impl Default for ParquetConfig {
+    fn default() -> Self {
+        ParquetConfig {
+            out: PathBuf::from("out"),
+            tables: TableSelection::default(),
+            max_file_span_s: 3600,
+            max_file_bytes: 256 * 1024 * 1024,
+            row_group_rows: 65_536,
+            raw_row_group_rows: 1_048_576,
+            batch_rows: 4096,
+            zstd_level: 3,
+            fsync: true,
+            queue_capacity: 1024,
+        }
+    }
+}
+
+impl ParquetConfig {
+    /// Settings writing into `out`, otherwise the defaults.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        ParquetConfig {
+            out: out.into(),
+            ..ParquetConfig::default()
+        }
+    }
+
+    /// Refuses settings the encoder would panic on or that make no files.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(ParquetSinkError::Config(what.to_string()));
+        if self.out.as_os_str().is_empty() {
+            return bad("out must name a folder");
+        }
+        if self.max_file_span_s == 0 {
+            return bad("max_file_span_s must be at least 1");
+        }
+        if self.max_file_bytes == 0 {
+            return bad("max_file_bytes must be at least 1");
+        }
+        if self.row_group_rows == 0 || self.raw_row_group_rows == 0 {
+            return bad("row_group_rows and raw_row_group_rows must be at least 1");
+        }
+        if self.batch_rows == 0 {
+            return bad("batch_rows must be at least 1");
+        }
+        if parquet::basic::ZstdLevel::try_new(self.zstd_level).is_err() {
+            return bad("zstd_level must be within 1..=22");
+        }
+        if self.queue_capacity == 0 {
+            return bad("queue_capacity must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// `max_file_span_s` in ns, saturating.
+    pub fn max_file_span_ns(&self) -> i64 {
+        i64::try_from(self.max_file_span_s)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000_000)
+            .max(1)
+    }
+}
+
+/// Facts about the run recorded in every file's key-value metadata, so a
+/// file found alone still says where its numbers came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// Where the samples came from, e.g. `stream-server :54322` or a capture path.
+    pub source: String,
+    /// Name of the pipeline that wrote the dataset.
+    pub pipeline: String,
+    /// H of the THD values (IEC 61000-4-7 default 40).
+    pub thd_max_order: u32,
+    /// Nominal grid frequency of the windows, Hz.
+    pub nominal_frequency_hz: f64,
+}
+
+impl Default for DatasetInfo {
+    fn default() -> Self {
+        DatasetInfo {
+            source: String::new(),
+            pipeline: String::new(),
+            thd_max_order: 40,
+            nominal_frequency_hz: 50.0,
+        }
+    }
+}
+
+impl DatasetInfo {
+    /// Takes H and the nominal frequency from the engine's settings.
+    pub fn from_engine(
+        source: impl Into<String>,
+        pipeline: impl Into<String>,
+        engine: &crate::dsp::EngineConfig,
+    ) -> Self {
+        DatasetInfo {
+            source: source.into(),
+            pipeline: pipeline.into(),
+            thd_max_order: engine.harmonic_order(),
+            nominal_frequency_hz: engine.nominal_frequency_hz,
+        }
+    }
+}

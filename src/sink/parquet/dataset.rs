@@ -1,0 +1,418 @@
+//! All tables of one dataset, written synchronously: rows are buffered per
+//! table, encoded a batch at a time, grouped by device, and handed to each
+//! table's [`PartitionedWriter`]. [`ParquetSink`](super::ParquetSink) runs
+//! this on its own thread; a batch job may also use it directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
+
+use super::aggregates::{self, AggregateRow};
+use super::config::{DatasetInfo, ParquetConfig};
+use super::error::{ParquetSinkError, Result};
+use super::events::{self, EventRow};
+use super::harmonics::{self, HarmonicRow};
+use super::raw::{self, RawBuffer};
+use super::schema::{file_metadata, keys, DeviceRow, TableSpec};
+use super::windows::{self, WindowRow};
+use super::writer::{PartitionedWriter, PropertiesFor, Rotation};
+use super::DeviceInfo;
+use crate::wire::SampleBlock;
+
+/// How long after its span ended a quiet device's file stays open for late rows.
+const LATE_ROWS_GRACE_NS: i64 = 60_000_000_000;
+/// A device's file counts as quiet once the table took this many batches
+/// of other rows since the file's last row.
+const QUIET_AFTER_BATCHES: u64 = 16;
+/// Most samples encoded at once in the raw archive.
+const RAW_BATCH_SAMPLES: usize = 65_536;
+
+/// What a closed dataset holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DatasetSummary {
+    /// Every finished file, per table in the order they were closed.
+    pub files: Vec<PathBuf>,
+    /// Rows written per table.
+    pub rows: BTreeMap<&'static str, u64>,
+}
+
+/// One metric table: its columns, its files, and rows waiting to be encoded.
+struct Table<R> {
+    spec: TableSpec<R>,
+    writer: PartitionedWriter,
+    time_of: fn(&R) -> i64,
+    pending: Vec<R>,
+    latest_ns: i64,
+    rows: u64,
+}
+
+impl<R: DeviceRow> Table<R> {
+    fn new(spec: TableSpec<R>, writer: PartitionedWriter, time_of: fn(&R) -> i64) -> Self {
+        Table {
+            spec,
+            writer,
+            time_of,
+            pending: Vec::new(),
+            latest_ns: i64::MIN,
+            rows: 0,
+        }
+    }
+
+    fn push(&mut self, row: R, batch_rows: usize) -> Result<()> {
+        self.latest_ns = self.latest_ns.max((self.time_of)(&row));
+        self.pending.push(row);
+        if self.pending.len() >= batch_rows {
+            self.flush()?;
+            self.writer.close_idle(
+                self.latest_ns,
+                LATE_ROWS_GRACE_NS,
+                QUIET_AFTER_BATCHES * batch_rows as u64,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Encodes the pending rows, one batch per device in order of appearance.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut order: Vec<&str> = Vec::new();
+        let mut groups: HashMap<&str, Vec<&R>> = HashMap::new();
+        for row in &pending {
+            let name: &str = &row.device().name;
+            groups
+                .entry(name)
+                .or_insert_with(|| {
+                    order.push(name);
+                    Vec::new()
+                })
+                .push(row);
+        }
+        for name in order {
+            let Some(rows) = groups.get(name) else {
+                continue;
+            };
+            let batch = self.spec.build(rows)?;
+            let times: Vec<i64> = rows.iter().map(|r| (self.time_of)(r)).collect();
+            self.writer.write(name, &batch, &times)?;
+            self.rows += rows.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn finish_device(&mut self, device: &str) -> Result<()> {
+        self.flush()?;
+        self.writer.finish_device(device)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let flushed = self.flush();
+        let closed = self.writer.close_all();
+        flushed.and(closed)
+    }
+}
+
+/// The raw archive: per-device sample buffers and their files.
+struct RawTable {
+    writer: PartitionedWriter,
+    buffers: HashMap<Arc<str>, RawBuffer>,
+    batch_samples: usize,
+    latest_ns: i64,
+    rows: u64,
+}
+
+impl RawTable {
+    fn push(&mut self, device: &DeviceInfo, block: &SampleBlock) -> Result<()> {
+        if block.is_empty() {
+            return Ok(());
+        }
+        let stale = self
+            .buffers
+            .get(&device.name)
+            .is_some_and(|b| !b.accepts(block));
+        if stale {
+            self.flush_device(&device.name)?;
+            self.buffers.remove(&device.name);
+        }
+        let buffer = self
+            .buffers
+            .entry(device.name.clone())
+            .or_insert_with(|| RawBuffer::new(device.clone(), block));
+        buffer.push(block)?;
+        self.latest_ns = self
+            .latest_ns
+            .max(block.time_of(block.first_index + block.len() as u64 - 1));
+        if buffer.len() >= self.batch_samples {
+            self.flush_device(&device.name)?;
+            self.writer.close_idle(
+                self.latest_ns,
+                LATE_ROWS_GRACE_NS,
+                QUIET_AFTER_BATCHES * self.batch_samples as u64,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn flush_device(&mut self, name: &str) -> Result<()> {
+        let Some(buffer) = self.buffers.get_mut(name) else {
+            return Ok(());
+        };
+        if buffer.len() == 0 {
+            return Ok(());
+        }
+        let (batch, times) = buffer.take_batch()?;
+        self.rows += times.len() as u64;
+        self.writer.write(name, &batch, &times)
+    }
+
+    fn finish_device(&mut self, name: &str) -> Result<()> {
+        self.flush_device(name)?;
+        self.buffers.remove(name);
+        self.writer.finish_device(name)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let mut names: Vec<Arc<str>> = self.buffers.keys().cloned().collect();
+        names.sort();
+        let mut result = Ok(());
+        for name in names {
+            if let Err(e) = self.flush_device(&name) {
+                result = result.and(Err(e));
+            }
+        }
+        self.buffers.clear();
+        result.and(self.writer.close_all())
+    }
+}
+
+/// Every enabled table of one dataset.
+pub struct DatasetWriter {
+    batch_rows: usize,
+    windows: Option<Table<WindowRow>>,
+    aggregates: Option<Table<AggregateRow>>,
+    harmonics: Option<Table<HarmonicRow>>,
+    events: Option<Table<EventRow>>,
+    raw: Option<RawTable>,
+    closed: bool,
+}
+
+fn base_properties(config: &ParquetConfig, row_group_rows: usize) -> WriterPropertiesBuilder {
+    // validate() checked the level; the fallback only keeps this infallible.
+    let level = ZstdLevel::try_new(config.zstd_level).unwrap_or_default();
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+}
+
+impl DatasetWriter {
+    /// Checks the settings and that `config.out` can be created and written,
+    /// so a bad output folder is reported before any data arrives.
+    pub fn create(config: &ParquetConfig, info: &DatasetInfo) -> Result<Self> {
+        config.validate()?;
+        probe_writable(&config.out)?;
+        let rotation = Rotation {
+            span_ns: config.max_file_span_ns(),
+            max_bytes: config.max_file_bytes,
+            fsync: config.fsync,
+        };
+        let metric_writer = |table: &'static str, with_thd: bool| {
+            let properties = base_properties(config, config.row_group_rows)
+                .set_key_value_metadata(Some(file_metadata(table, info, with_thd, &[])))
+                .build();
+            let properties_for: PropertiesFor = Box::new(move |_| properties.clone());
+            PartitionedWriter::new(&config.out, table, rotation, properties_for)
+        };
+        let tables = config.tables;
+        let raw = tables.raw.then(|| {
+            let raw_config = config.clone();
+            let info = info.clone();
+            let properties_for: PropertiesFor = Box::new(move |schema| {
+                let measures = schema
+                    .metadata()
+                    .get(keys::MEASURES)
+                    .cloned()
+                    .unwrap_or_default();
+                let builder = base_properties(&raw_config, raw_config.raw_row_group_rows)
+                    .set_key_value_metadata(Some(file_metadata(
+                        raw::TABLE,
+                        &info,
+                        false,
+                        &[(keys::MEASURES, measures)],
+                    )));
+                raw::column_properties(builder, schema).build()
+            });
+            RawTable {
+                writer: PartitionedWriter::new(&config.out, raw::TABLE, rotation, properties_for),
+                buffers: HashMap::new(),
+                batch_samples: RAW_BATCH_SAMPLES.min(config.raw_row_group_rows),
+                latest_ns: i64::MIN,
+                rows: 0,
+            }
+        });
+        Ok(DatasetWriter {
+            batch_rows: config.batch_rows,
+            windows: tables.windows.then(|| {
+                Table::new(
+                    windows::spec(),
+                    metric_writer(windows::TABLE, true),
+                    |r: &WindowRow| r.metrics.start_unix_ns,
+                )
+            }),
+            aggregates: tables.aggregates.then(|| {
+                Table::new(
+                    aggregates::spec(),
+                    metric_writer(aggregates::TABLE, true),
+                    |r: &AggregateRow| r.aggregate.start_unix_ns,
+                )
+            }),
+            harmonics: tables.harmonics.then(|| {
+                Table::new(
+                    harmonics::spec(),
+                    metric_writer(harmonics::TABLE, true),
+                    |r: &HarmonicRow| r.window_start_unix_ns,
+                )
+            }),
+            events: tables.events.then(|| {
+                Table::new(
+                    events::spec(),
+                    metric_writer(events::TABLE, false),
+                    |r: &EventRow| r.time_unix_ns,
+                )
+            }),
+            raw,
+            closed: false,
+        })
+    }
+
+    /// A window (and, with the harmonics table on, its subgroups).
+    pub fn write_window(&mut self, row: WindowRow) -> Result<()> {
+        if let Some(table) = &mut self.harmonics {
+            for harmonic in harmonics::rows_of_window(&row) {
+                table.push(harmonic, self.batch_rows)?;
+            }
+        }
+        match &mut self.windows {
+            Some(table) => table.push(row, self.batch_rows),
+            None => Ok(()),
+        }
+    }
+
+    pub fn write_aggregate(&mut self, row: AggregateRow) -> Result<()> {
+        match &mut self.aggregates {
+            Some(table) => table.push(row, self.batch_rows),
+            None => Ok(()),
+        }
+    }
+
+    pub fn write_event(&mut self, row: EventRow) -> Result<()> {
+        match &mut self.events {
+            Some(table) => table.push(row, self.batch_rows),
+            None => Ok(()),
+        }
+    }
+
+    /// Samples for the raw archive (ignored when it is off).
+    pub fn write_raw(&mut self, device: &DeviceInfo, block: &SampleBlock) -> Result<()> {
+        match &mut self.raw {
+            Some(table) => table.push(device, block),
+            None => Ok(()),
+        }
+    }
+
+    /// The device's stream ended: its rows are written and its files finished.
+    pub fn finish_device(&mut self, device: &str) -> Result<()> {
+        if let Some(t) = &mut self.windows {
+            t.finish_device(device)?;
+        }
+        if let Some(t) = &mut self.aggregates {
+            t.finish_device(device)?;
+        }
+        if let Some(t) = &mut self.harmonics {
+            t.finish_device(device)?;
+        }
+        if let Some(t) = &mut self.events {
+            t.finish_device(device)?;
+        }
+        if let Some(t) = &mut self.raw {
+            t.finish_device(device)?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything pending and finishes every open file.
+    pub fn close(mut self) -> Result<DatasetSummary> {
+        self.close_all()?;
+        Ok(self.summary())
+    }
+
+    /// Finished files and row counts so far.
+    pub fn summary(&self) -> DatasetSummary {
+        let mut summary = DatasetSummary::default();
+        let mut add = |writer: &PartitionedWriter, rows: u64| {
+            summary.files.extend_from_slice(writer.finished_files());
+            summary.rows.insert(writer.table(), rows);
+        };
+        if let Some(t) = &self.windows {
+            add(&t.writer, t.rows);
+        }
+        if let Some(t) = &self.aggregates {
+            add(&t.writer, t.rows);
+        }
+        if let Some(t) = &self.harmonics {
+            add(&t.writer, t.rows);
+        }
+        if let Some(t) = &self.events {
+            add(&t.writer, t.rows);
+        }
+        if let Some(t) = &self.raw {
+            add(&t.writer, t.rows);
+        }
+        summary
+    }
+
+    /// Closes every table, trying all of them; the first error wins.
+    fn close_all(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let results = [
+            self.windows.as_mut().map_or(Ok(()), Table::close),
+            self.aggregates.as_mut().map_or(Ok(()), Table::close),
+            self.harmonics.as_mut().map_or(Ok(()), Table::close),
+            self.events.as_mut().map_or(Ok(()), Table::close),
+            self.raw.as_mut().map_or(Ok(()), RawTable::close),
+        ];
+        results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+    }
+}
+
+impl Drop for DatasetWriter {
+    /// Best effort: a writer dropped without `close` still finishes its files.
+    fn drop(&mut self) {
+        if let Err(e) = self.close_all() {
+            tracing::warn!("Parquet dataset closed on drop with an error: {e}");
+        }
+    }
+}
+
+/// Creates `out` and writes and removes a probe file in it.
+fn probe_writable(out: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| ParquetSinkError::io("create output folder", out, e))?;
+    let probe = out.join(format!(
+        ".meterflow-write-probe-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&probe, b"")
+        .map_err(|e| ParquetSinkError::io("write into output folder", out, e))?;
+    std::fs::remove_file(&probe)
+        .map_err(|e| ParquetSinkError::io("remove probe file in", out, e))?;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! The optional `raw` table: the waveform archive. One row per sample
+//! instant with one Float32 column per channel, named as the layout names
+//! it (`v_l1`, `i_l1`, …), in SI units exactly as the decoder produced them.
+//!
+//! Sample columns use BYTE_STREAM_SPLIT + ZSTD with dictionaries off (the
+//! encoding made for noisy floats); `time` and `sample_index` use
+//! DELTA_BINARY_PACKED, so the per-row timestamps cost almost nothing.
+//! A file holds one layout: its schema depends on the device's `measures`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::basic::Encoding;
+use parquet::file::properties::WriterPropertiesBuilder;
+use parquet::schema::types::ColumnPath;
+
+use super::error::{ParquetSinkError, Result};
+use super::schema::{keys, utc_timestamp};
+use super::DeviceInfo;
+use crate::wire::{Measures, SampleBlock};
+
+pub const TABLE: &str = "raw";
+
+/// Columns before the per-channel sample columns.
+const FIXED_COLUMNS: usize = 7;
+
+/// The Arrow schema of the `raw` table for one layout.
+pub fn schema(measures: Measures) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("time", utc_timestamp(), false),
+        Field::new("device", DataType::Utf8, false),
+        Field::new("device_id", DataType::UInt64, false),
+        Field::new("measures", DataType::Utf8, false),
+        Field::new("rate_hz", DataType::Int64, false),
+        Field::new("stream_start", utc_timestamp(), false),
+        Field::new("sample_index", DataType::UInt64, false),
+    ];
+    debug_assert_eq!(fields.len(), FIXED_COLUMNS);
+    fields.extend(
+        measures
+            .channels()
+            .iter()
+            .map(|c| Field::new(c.name, DataType::Float32, false)),
+    );
+    let metadata = HashMap::from([(keys::MEASURES.to_string(), measures.as_str().to_string())]);
+    Arc::new(Schema::new_with_metadata(fields, metadata))
+}
+
+/// Encodings of the raw table's columns for a file of `schema`.
+pub(crate) fn column_properties(
+    mut builder: WriterPropertiesBuilder,
+    schema: &Schema,
+) -> WriterPropertiesBuilder {
+    for field in schema.fields() {
+        let path = ColumnPath::from(field.name().as_str());
+        let encoding = match field.data_type() {
+            DataType::Float32 => Encoding::BYTE_STREAM_SPLIT,
+            _ if matches!(field.name().as_str(), "time" | "sample_index") => {
+                Encoding::DELTA_BINARY_PACKED
+            }
+            _ => continue,
+        };
+        builder = builder
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, encoding);
+    }
+    builder
+}
+
+/// Samples of one device collected until there are enough for a batch
+/// (wire chunks hold ~40 samples; encoding that few at a time is slow).
+#[derive(Debug)]
+pub(crate) struct RawBuffer {
+    device: DeviceInfo,
+    measures: Measures,
+    rate: u32,
+    stream_start_ns: i64,
+    times: Vec<i64>,
+    sample_index: Vec<u64>,
+    channels: Vec<Vec<f32>>,
+}
+
+impl RawBuffer {
+    pub fn new(device: DeviceInfo, block: &SampleBlock) -> Self {
+        RawBuffer {
+            device,
+            measures: block.measures,
+            rate: block.rate,
+            stream_start_ns: block.start_unix_ns,
+            times: Vec::new(),
+            sample_index: Vec::new(),
+            channels: vec![Vec::new(); block.measures.channel_count()],
+        }
+    }
+
+    /// Whether `block` continues this buffer's stream (same layout, rate, clock).
+    pub fn accepts(&self, block: &SampleBlock) -> bool {
+        block.measures == self.measures
+            && block.rate == self.rate
+            && block.start_unix_ns == self.stream_start_ns
+    }
+
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    pub fn push(&mut self, block: &SampleBlock) -> Result<()> {
+        let len = block.len();
+        if block.channels.len() != self.channels.len()
+            || block.channels.iter().any(|c| c.len() != len)
+        {
+            return Err(ParquetSinkError::Config(format!(
+                "raw block of device {:?} has channels of unequal length or the wrong count",
+                self.device.name
+            )));
+        }
+        let first = block.first_index;
+        self.sample_index.extend(first..first + len as u64);
+        self.times
+            .extend((first..first + len as u64).map(|n| block.time_of(n)));
+        for (dst, src) in self.channels.iter_mut().zip(&block.channels) {
+            dst.extend_from_slice(src);
+        }
+        Ok(())
+    }
+
+    /// The buffered samples as a batch (and their times), leaving the buffer empty.
+    pub fn take_batch(&mut self) -> Result<(RecordBatch, Vec<i64>)> {
+        let rows = self.len();
+        let times = std::mem::take(&mut self.times);
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampNanosecondArray::from(times.clone()).with_timezone("UTC")),
+            Arc::new(StringArray::from(vec![&*self.device.name; rows])),
+            Arc::new(UInt64Array::from(vec![self.device.id; rows])),
+            Arc::new(StringArray::from(vec![self.measures.as_str(); rows])),
+            Arc::new(Int64Array::from(vec![i64::from(self.rate); rows])),
+            Arc::new(
+                TimestampNanosecondArray::from(vec![self.stream_start_ns; rows])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(UInt64Array::from(std::mem::take(&mut self.sample_index))),
+        ];
+        for channel in &mut self.channels {
+            let capacity = channel.capacity();
+            let values = std::mem::replace(channel, Vec::with_capacity(capacity));
+            columns.push(Arc::new(Float32Array::from(values)));
+        }
+        let batch = RecordBatch::try_new(schema(self.measures), columns).map_err(|source| {
+            ParquetSinkError::Arrow {
+                table: TABLE,
+                source,
+            }
+        })?;
+        Ok((batch, times))
+    }
+}

@@ -1,0 +1,300 @@
+//! One table's partitioned files: rows go to the open file of their device
+//! and UTC date; files rotate when data time enters a new clock-aligned
+//! span or the file reaches its size limit; each file is written under a
+//! hidden temporary name and renamed when finished, so a reader never sees
+//! half a file. Blocking I/O: run it off the async runtime.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+
+use super::error::{ParquetSinkError, Result};
+use super::partition::{next_seq, part_file_name, partition_dir, temp_file_name, utc_day};
+
+/// Writer properties of a file, given its schema (the raw table's columns
+/// and metadata depend on the device's layout).
+pub type PropertiesFor = Box<dyn Fn(&SchemaRef) -> WriterProperties + Send>;
+
+/// How a table cuts its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Clock-aligned span of data time one file covers, ns.
+    pub span_ns: i64,
+    /// Encoded size at which a file is closed, bytes.
+    pub max_bytes: u64,
+    /// fsync before the rename.
+    pub fsync: bool,
+}
+
+/// A file being written.
+struct OpenFile {
+    writer: ArrowWriter<File>,
+    schema: SchemaRef,
+    temp_path: PathBuf,
+    final_path: PathBuf,
+    /// `time.div_euclid(span_ns)` of the span the file covers.
+    slot: i64,
+    /// The table's row count when this file last got rows.
+    rows_at_last_write: u64,
+}
+
+/// The partitioned files of one table.
+pub struct PartitionedWriter {
+    table: &'static str,
+    out: PathBuf,
+    rotation: Rotation,
+    properties_for: PropertiesFor,
+    open: HashMap<(String, i64), OpenFile>,
+    /// Next file number per partition folder (scanned once, then counted).
+    next_seq: HashMap<PathBuf, u64>,
+    finished: Vec<PathBuf>,
+    /// Rows written to the table so far, all devices.
+    rows_written: u64,
+}
+
+impl PartitionedWriter {
+    pub fn new(
+        out: impl Into<PathBuf>,
+        table: &'static str,
+        rotation: Rotation,
+        properties_for: PropertiesFor,
+    ) -> Self {
+        PartitionedWriter {
+            table,
+            out: out.into(),
+            rotation: Rotation {
+                span_ns: rotation.span_ns.max(1),
+                ..rotation
+            },
+            properties_for,
+            open: HashMap::new(),
+            next_seq: HashMap::new(),
+            finished: Vec::new(),
+            rows_written: 0,
+        }
+    }
+
+    pub fn table(&self) -> &'static str {
+        self.table
+    }
+
+    /// Files finished so far, in the order they were closed.
+    pub fn finished_files(&self) -> &[PathBuf] {
+        &self.finished
+    }
+
+    /// Writes rows of one device; `times[i]` (ns) places row i in its date
+    /// folder and time span. Rows need not be sorted: a row older than its
+    /// partition's open file goes into that file rather than reopening a
+    /// finished span.
+    pub fn write(&mut self, device: &str, batch: &RecordBatch, times: &[i64]) -> Result<()> {
+        debug_assert_eq!(batch.num_rows(), times.len());
+        let span = self.rotation.span_ns;
+        let mut start = 0;
+        while start < times.len() {
+            let key = (utc_day(times[start]), times[start].div_euclid(span));
+            let len = times[start..]
+                .iter()
+                .take_while(|&&t| (utc_day(t), t.div_euclid(span)) == key)
+                .count();
+            self.write_run(device, key.0, key.1, &batch.slice(start, len))?;
+            start += len;
+        }
+        Ok(())
+    }
+
+    fn write_run(&mut self, device: &str, day: i64, slot: i64, rows: &RecordBatch) -> Result<()> {
+        let map_key = (device.to_string(), day);
+        let stale = self
+            .open
+            .get(&map_key)
+            .is_some_and(|f| slot > f.slot || f.schema != rows.schema());
+        if stale {
+            self.close_file(&map_key)?;
+        }
+        if !self.open.contains_key(&map_key) {
+            let file = self.open_file(device, day, slot, rows.schema())?;
+            self.open.insert(map_key.clone(), file);
+        }
+        let Some(file) = self.open.get_mut(&map_key) else {
+            return Ok(());
+        };
+        self.rows_written += rows.num_rows() as u64;
+        file.rows_at_last_write = self.rows_written;
+        file.writer
+            .write(rows)
+            .map_err(|source| ParquetSinkError::Parquet {
+                path: file.temp_path.clone(),
+                source,
+            })?;
+        if estimated_file_size(file) >= self.rotation.max_bytes {
+            self.close_file(&map_key)?;
+        }
+        Ok(())
+    }
+
+    fn open_file(
+        &mut self,
+        device: &str,
+        day: i64,
+        slot: i64,
+        schema: SchemaRef,
+    ) -> Result<OpenFile> {
+        let dir = partition_dir(&self.out, self.table, device, day);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ParquetSinkError::io("create folder", &dir, e))?;
+        let mut seq = match self.next_seq.get(&dir) {
+            Some(&seq) => seq,
+            None => next_seq(&dir)?,
+        };
+        // create_new: another writer on the same folder never loses a file to us.
+        let (file, temp_path) = loop {
+            let temp_path = dir.join(temp_file_name(seq));
+            let taken = dir.join(part_file_name(seq)).exists();
+            if !taken {
+                match OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&temp_path)
+                {
+                    Ok(file) => break (file, temp_path),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(ParquetSinkError::io("create file", &temp_path, e)),
+                }
+            }
+            seq += 1;
+        };
+        self.next_seq.insert(dir.clone(), seq + 1);
+        let properties = (self.properties_for)(&schema);
+        let writer =
+            ArrowWriter::try_new(file, schema.clone(), Some(properties)).map_err(|source| {
+                ParquetSinkError::Parquet {
+                    path: temp_path.clone(),
+                    source,
+                }
+            })?;
+        Ok(OpenFile {
+            writer,
+            schema,
+            final_path: dir.join(part_file_name(seq)),
+            temp_path,
+            slot,
+            rows_at_last_write: self.rows_written,
+        })
+    }
+
+    fn close_file(&mut self, key: &(String, i64)) -> Result<()> {
+        let Some(file) = self.open.remove(key) else {
+            return Ok(());
+        };
+        let path = finish_file(file, self.rotation.fsync)?;
+        self.finished.push(path);
+        Ok(())
+    }
+
+    /// Closes the files of devices that went quiet, so their data becomes
+    /// visible without waiting for `close`: files that got no rows while the
+    /// table took `idle_rows` others, and whose span ended `grace_ns` before
+    /// `now_ns` (the newest data time). Needing both keeps a device whose
+    /// clock runs ahead from closing the files of devices still streaming.
+    pub fn close_idle(&mut self, now_ns: i64, grace_ns: i64, idle_rows: u64) -> Result<()> {
+        let span = self.rotation.span_ns;
+        let rows_written = self.rows_written;
+        let mut idle: Vec<(String, i64)> = self
+            .open
+            .iter()
+            .filter(|(_, f)| {
+                let quiet = rows_written.saturating_sub(f.rows_at_last_write) >= idle_rows;
+                let span_ended = f
+                    .slot
+                    .saturating_add(1)
+                    .saturating_mul(span)
+                    .saturating_add(grace_ns)
+                    <= now_ns;
+                quiet && span_ended
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        idle.sort();
+        for key in idle {
+            self.close_file(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes every open file of `device`.
+    pub fn finish_device(&mut self, device: &str) -> Result<()> {
+        let mut keys: Vec<(String, i64)> = self
+            .open
+            .keys()
+            .filter(|(d, _)| d == device)
+            .cloned()
+            .collect();
+        keys.sort();
+        for key in keys {
+            self.close_file(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes every open file; tries them all and reports the first failure.
+    pub fn close_all(&mut self) -> Result<()> {
+        let mut keys: Vec<(String, i64)> = self.open.keys().cloned().collect();
+        keys.sort();
+        let mut first_error = None;
+        for key in keys {
+            if let Err(e) = self.close_file(&key) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Footer bytes per column chunk (chunk metadata with statistics, column
+/// and offset index); they are only written at `finish`, so the encoder's
+/// byte count misses them, and with small row groups they dominate.
+const FOOTER_BYTES_PER_COLUMN_CHUNK: u64 = 160;
+
+/// What the file would measure if finished now.
+fn estimated_file_size(file: &OpenFile) -> u64 {
+    let written = (file.writer.bytes_written() + file.writer.in_progress_size()) as u64;
+    let row_groups = file.writer.flushed_row_groups().len() as u64 + 1;
+    let columns = file.schema.fields().len() as u64;
+    written + row_groups * columns * FOOTER_BYTES_PER_COLUMN_CHUNK
+}
+
+/// Writes the footer, syncs, and renames the temp file to its final name.
+fn finish_file(mut file: OpenFile, fsync: bool) -> Result<PathBuf> {
+    file.writer
+        .finish()
+        .map_err(|source| ParquetSinkError::Parquet {
+            path: file.temp_path.clone(),
+            source,
+        })?;
+    if fsync {
+        file.writer
+            .inner_mut()
+            .sync_all()
+            .map_err(|e| ParquetSinkError::io("sync file", &file.temp_path, e))?;
+    }
+    drop(file.writer);
+    std::fs::rename(&file.temp_path, &file.final_path)
+        .map_err(|e| ParquetSinkError::io("rename finished file to", &file.final_path, e))?;
+    if fsync {
+        sync_dir(file.final_path.parent());
+    }
+    Ok(file.final_path)
+}
+
+/// Makes the rename durable; best effort (not every file system allows it).
+fn sync_dir(dir: Option<&Path>) {
+    if let Some(Ok(handle)) = dir.map(File::open) {
+        let _ = handle.sync_all();
+    }
+}
