@@ -113,6 +113,11 @@ struct PhaseRunning {
     s: Running,
     thd_v: Running,
     thd_i: Running,
+    /// THD of clean windows only: a fragment before the first zero crossing
+    /// or after a gap is not cycle-synchronous and its spectrum leaks, so
+    /// when an interval has clean windows, only those give its THD.
+    thd_v_clean: Running,
+    thd_i_clean: Running,
     energy: EnergyFlow,
 }
 
@@ -159,11 +164,18 @@ impl AggregateAccumulator {
             acc.p.add(m.p_w, m.p_w);
             acc.q1.add(m.q1_var, m.q1_var);
             acc.s.add(m.s_va, m.s_va);
+            let clean = w.flags.is_clean();
             if let Some(t) = m.thd_v_pct {
                 acc.thd_v.add(t, t * t);
+                if clean {
+                    acc.thd_v_clean.add(t, t * t);
+                }
             }
             if let Some(t) = m.thd_i_pct {
                 acc.thd_i.add(t, t * t);
+                if clean {
+                    acc.thd_i_clean.add(t, t * t);
+                }
             }
             acc.energy.add(m.energy_wh);
             total_wh += m.energy_wh;
@@ -189,8 +201,8 @@ impl AggregateAccumulator {
                 q1_var: a.q1.mean().unwrap_or_default(),
                 s_va: a.s.mean().unwrap_or_default(),
                 pf: ratio(&a.p, &a.s),
-                thd_v_pct: a.thd_v.rms().map(|s| s.value),
-                thd_i_pct: a.thd_i.rms().map(|s| s.value),
+                thd_v_pct: a.thd_v_clean.rms().or(a.thd_v.rms()).map(|s| s.value),
+                thd_i_pct: a.thd_i_clean.rms().or(a.thd_i.rms()).map(|s| s.value),
                 energy: a.energy,
             })
         });
@@ -293,5 +305,47 @@ impl CycleAggregator {
 
     pub fn flush(&mut self) -> Option<Aggregate> {
         (!self.acc.is_empty()).then(|| self.acc.finish(None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsp::PhaseMetrics;
+
+    fn window(thd_i_pct: f64, flags: WindowFlags) -> WindowMetrics {
+        WindowMetrics {
+            flags,
+            phases: [
+                Some(PhaseMetrics {
+                    v_rms_v: 230.0,
+                    i_rms_a: 10.0,
+                    thd_v_pct: Some(thd_i_pct / 10.0),
+                    thd_i_pct: Some(thd_i_pct),
+                    ..PhaseMetrics::default()
+                }),
+                None,
+                None,
+            ],
+            ..WindowMetrics::default()
+        }
+    }
+
+    #[test]
+    fn thd_of_an_interval_comes_from_its_clean_windows_when_it_has_any() {
+        let mut acc = AggregateAccumulator::default();
+        acc.push(&window(110.0, WindowFlags::RESYNC));
+        acc.push(&window(20.0, WindowFlags::NONE));
+        acc.push(&window(30.0, WindowFlags::NONE));
+        let aggregate = acc.finish(None);
+        let phase = aggregate.phases[0].unwrap();
+        // RMS of 20 and 30; the leaking fragment is left out.
+        let expected = ((20.0f64.powi(2) + 30.0f64.powi(2)) / 2.0).sqrt();
+        assert!((phase.thd_i_pct.unwrap() - expected).abs() < 1e-12);
+        assert_eq!(aggregate.flagged_windows, 1);
+        // Only flagged windows: their THD is all there is.
+        acc.push(&window(110.0, WindowFlags::RESYNC));
+        let phase = acc.finish(None).phases[0].unwrap();
+        assert!((phase.thd_i_pct.unwrap() - 110.0).abs() < 1e-12);
     }
 }
