@@ -1,7 +1,7 @@
 //! The `meterflow` command line; each subcommand lives in `meterflow::cli`.
 
 use clap::{Parser, Subcommand};
-use meterflow::cli::{batch, inspect, run, simulate};
+use meterflow::cli::{batch, bench, inspect, run, simulate};
 
 /// meterflow: SmartMeter power-meter streams into trustworthy energy data.
 #[derive(Debug, Parser)]
@@ -17,10 +17,21 @@ enum Command {
     Run(run::RunArgs),
     /// Recorded captures through the engine into Parquet and packets.
     Batch(batch::BatchArgs),
+    /// End-to-end speed: batch over a generated capture (10 min, 32 kHz, 6 channels).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Firmware-faithful virtual meters (dial-in, command port, raw port).
     Simulate(simulate::SimulateArgs),
     /// Summarise capture files: meter, sessions, frames, anomalies.
     Inspect(inspect::InspectArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Batch over a generated capture, raw archive off and on.
+    Batch(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +45,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command.unwrap_or(Command::Run(run::RunArgs::default())) {
         Command::Inspect(args) => inspect::run(args),
+        Command::Bench {
+            what: BenchCommand::Batch(args),
+        } => runtime().and_then(|rt| rt.block_on(bench::run(args))),
         Command::Batch(args) => runtime().and_then(|rt| rt.block_on(batch::run(args))),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(args))),

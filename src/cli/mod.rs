@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, each a thin layer over the library.
 
 pub mod batch;
+pub mod bench;
 pub mod inspect;
 pub mod report;
 pub mod run;
