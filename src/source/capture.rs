@@ -213,6 +213,33 @@ fn refill(
     Ok(got > 0)
 }
 
+/// The next item of a file-backed stream, refilling `buf` from `reader` as
+/// the decoder needs; `None` once the file and the decoder are both done.
+fn next_frame<D>(
+    codec: &mut D,
+    buf: &mut BytesMut,
+    reader: &mut impl Read,
+    eof: &mut bool,
+    bytes: &mut u64,
+) -> Result<Option<Frame>, CaptureError>
+where
+    D: Decoder<Item = Frame, Error = std::io::Error>,
+{
+    loop {
+        let frame = if *eof {
+            codec.decode_eof(buf)
+        } else {
+            codec.decode(buf)
+        }
+        .map_err(CaptureError::Read)?;
+        match frame {
+            Some(frame) => return Ok(Some(frame)),
+            None if *eof => return Ok(None),
+            None => *eof = !refill(reader, buf, bytes)?,
+        }
+    }
+}
+
 /// Meter byte stream state between frames.
 struct MeterStreamState<'v> {
     visitor: &'v mut dyn CaptureVisitor,
@@ -362,17 +389,8 @@ pub fn read_meter_stream(
         last_time_ns: 0,
     };
     let mut eof = false;
-    loop {
-        let frame = if eof {
-            codec.decode_eof(&mut buf).map_err(CaptureError::Read)?
-        } else {
-            codec.decode(&mut buf).map_err(CaptureError::Read)?
-        };
-        match frame {
-            Some(frame) => state.frame(frame, &mut codec),
-            None if eof => break,
-            None => eof = !refill(&mut reader, &mut buf, &mut bytes)?,
-        }
+    while let Some(frame) = next_frame(&mut codec, &mut buf, &mut reader, &mut eof, &mut bytes)? {
+        state.frame(frame, &mut codec);
     }
     state.end_session(None);
     let mut summary = state.summary;
@@ -458,14 +476,9 @@ fn read_f32le(
     if eof {
         return Err(CaptureError::Empty);
     }
-    loop {
-        let frame = if eof {
-            codec.decode_eof(&mut buf).map_err(CaptureError::Read)?
-        } else {
-            codec.decode(&mut buf).map_err(CaptureError::Read)?
-        };
+    while let Some(frame) = next_frame(&mut codec, &mut buf, &mut reader, &mut eof, &mut bytes)? {
         match frame {
-            Some(Frame::Data { payload, .. }) => match assembler.push_payload(&payload) {
+            Frame::Data { payload, .. } => match assembler.push_payload(&payload) {
                 Ok(block) => {
                     captured.samples += block.len() as u64;
                     captured.data_frames += 1;
@@ -478,15 +491,13 @@ fn read_f32le(
                     },
                 }),
             },
-            Some(Frame::Anomaly(anomaly)) => {
+            Frame::Anomaly(anomaly) => {
                 visitor.event(SourceEvent {
                     unix_ns: block_time(&session, assembler.next_index()),
                     kind: EventKind::from_anomaly(&anomaly, 0),
                 });
             }
-            Some(Frame::Info(_)) => {}
-            None if eof => break,
-            None => eof = !refill(&mut reader, &mut buf, &mut bytes)?,
+            Frame::Info(_) => {}
         }
     }
     visitor.event(SourceEvent {
