@@ -80,6 +80,7 @@ fn windows_only(out: &Path) -> ParquetConfig {
     ParquetConfig {
         tables: TableSelection {
             windows: true,
+            latch: false,
             aggregates: false,
             harmonics: false,
             raw: false,

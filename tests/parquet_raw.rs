@@ -93,6 +93,7 @@ fn raw_samples_round_trip_bit_exactly_with_stream_split_and_zstd() {
     let config = ParquetConfig {
         tables: TableSelection {
             windows: false,
+            latch: false,
             aggregates: false,
             harmonics: false,
             raw: true,

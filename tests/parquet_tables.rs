@@ -336,6 +336,7 @@ fn write_dataset(out: &Path) -> Vec<Device> {
     let config = ParquetConfig {
         tables: TableSelection {
             windows: true,
+            latch: false,
             aggregates: true,
             harmonics: true,
             raw: false,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::dsp::aggregate::{Aggregate, ClockAggregator, CycleAggregator};
 use crate::dsp::{DeviceEngine, EnergyCounters, EngineOutput, LatchWindow, WindowMetrics};
 use crate::sink::packet::{name_uuid, CircuitReading, SensorInfo, SensorInterval};
-use crate::sink::parquet::{self, AggregateRow, EventRow, IntervalKind, WindowRow};
+use crate::sink::parquet::{self, AggregateRow, EventRow, IntervalKind, LatchRow, WindowRow};
 use crate::source::capture::SessionDescription;
 use crate::source::event::{EventKind, SourceEvent};
 use crate::wire::samples::SampleBlock;
@@ -265,6 +265,15 @@ impl Downstream {
         let energies = [0, 1, 2].map(|k| window.phases[k].and_then(|p| p.energy_wh));
         self.energy.add_energies(energies, window.duration_s);
         self.latch_interval.push(window);
+        if let Some(parquet) = &self.outputs.parquet {
+            let has_energy = energies.iter().any(Option::is_some);
+            let result = parquet.write_latch(LatchRow {
+                device: self.device.clone(),
+                window: window.clone(),
+                energy: has_energy.then(|| self.energy.clone()),
+            });
+            self.note_output(result);
+        }
     }
 
     /// The packet reading of the latch interval in progress.

@@ -13,7 +13,11 @@ use super::error::{ParquetSinkError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TableSelection {
+    /// The `windows` table and, for latch-mode (`p,q`, `v,i_RMS`) streams,
+    /// the `latch` table.
     pub windows: bool,
+    /// Windows of latch-mode streams (`p,q`, `v,i_RMS`).
+    pub latch: bool,
     pub aggregates: bool,
     pub harmonics: bool,
     pub raw: bool,
@@ -24,6 +28,7 @@ impl Default for TableSelection {
     fn default() -> Self {
         TableSelection {
             windows: true,
+            latch: true,
             aggregates: true,
             harmonics: false,
             raw: false,

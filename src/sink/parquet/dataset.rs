@@ -15,6 +15,7 @@ use super::config::{DatasetInfo, ParquetConfig};
 use super::error::{ParquetSinkError, Result};
 use super::events::{self, EventRow};
 use super::harmonics::{self, HarmonicRow};
+use super::latch::{self, LatchRow};
 use super::raw::{self, RawBuffer};
 use super::schema::{file_metadata, keys, DeviceRow, TableSpec};
 use super::windows::{self, WindowRow};
@@ -194,6 +195,7 @@ impl RawTable {
 pub struct DatasetWriter {
     batch_rows: usize,
     windows: Option<Table<WindowRow>>,
+    latch: Option<Table<LatchRow>>,
     aggregates: Option<Table<AggregateRow>>,
     harmonics: Option<Table<HarmonicRow>>,
     events: Option<Table<EventRow>>,
@@ -263,6 +265,15 @@ impl DatasetWriter {
                     |r: &WindowRow| r.metrics.start_unix_ns,
                 )
             }),
+            // Latch windows are the windows of latch-mode streams, so the
+            // `windows` switch covers them too.
+            latch: tables.latch.then(|| {
+                Table::new(
+                    latch::spec(),
+                    metric_writer(latch::TABLE, false),
+                    |r: &LatchRow| r.window.start_unix_ns,
+                )
+            }),
             aggregates: tables.aggregates.then(|| {
                 Table::new(
                     aggregates::spec(),
@@ -302,6 +313,14 @@ impl DatasetWriter {
         }
     }
 
+    /// A window of a latch-mode (`p,q`, `v,i_RMS`) stream.
+    pub fn write_latch(&mut self, row: LatchRow) -> Result<()> {
+        match &mut self.latch {
+            Some(table) => table.push(row, self.batch_rows),
+            None => Ok(()),
+        }
+    }
+
     pub fn write_aggregate(&mut self, row: AggregateRow) -> Result<()> {
         match &mut self.aggregates {
             Some(table) => table.push(row, self.batch_rows),
@@ -327,6 +346,9 @@ impl DatasetWriter {
     /// The device's stream ended: its rows are written and its files finished.
     pub fn finish_device(&mut self, device: &str) -> Result<()> {
         if let Some(t) = &mut self.windows {
+            t.finish_device(device)?;
+        }
+        if let Some(t) = &mut self.latch {
             t.finish_device(device)?;
         }
         if let Some(t) = &mut self.aggregates {
@@ -360,6 +382,9 @@ impl DatasetWriter {
         if let Some(t) = &self.windows {
             add(&t.writer, t.rows);
         }
+        if let Some(t) = &self.latch {
+            add(&t.writer, t.rows);
+        }
         if let Some(t) = &self.aggregates {
             add(&t.writer, t.rows);
         }
@@ -383,6 +408,7 @@ impl DatasetWriter {
         self.closed = true;
         let results = [
             self.windows.as_mut().map_or(Ok(()), Table::close),
+            self.latch.as_mut().map_or(Ok(()), Table::close),
             self.aggregates.as_mut().map_or(Ok(()), Table::close),
             self.harmonics.as_mut().map_or(Ok(()), Table::close),
             self.events.as_mut().map_or(Ok(()), Table::close),

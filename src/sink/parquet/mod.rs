@@ -1,5 +1,5 @@
-//! Parquet datasets: the `windows`, `aggregates`, `harmonics`, `raw` and
-//! `events` tables, Hive-partitioned as
+//! Parquet datasets: the `windows`, `latch`, `aggregates`, `harmonics`,
+//! `raw` and `events` tables, Hive-partitioned as
 //! `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`, so
 //! pyarrow, DuckDB and polars read the folder as one dataset.
 //!
@@ -15,6 +15,7 @@ pub mod dataset;
 pub mod error;
 pub mod events;
 pub mod harmonics;
+pub mod latch;
 pub mod partition;
 pub mod raw;
 pub mod schema;
@@ -32,6 +33,7 @@ pub use dataset::{DatasetSummary, DatasetWriter};
 pub use error::ParquetSinkError;
 pub use events::{EventKind, EventRow};
 pub use harmonics::HarmonicRow;
+pub use latch::LatchRow;
 pub use schema::{is_portable_type, SCHEMA_VERSION};
 pub use sink::ParquetSink;
 pub use windows::WindowRow;

@@ -12,12 +12,14 @@ use super::config::{DatasetInfo, ParquetConfig, TableSelection};
 use super::dataset::{DatasetSummary, DatasetWriter};
 use super::error::{ParquetSinkError, Result};
 use super::events::EventRow;
+use super::latch::LatchRow;
 use super::windows::WindowRow;
 use super::DeviceInfo;
 use crate::wire::SampleBlock;
 
 enum Command {
     Window(Box<WindowRow>),
+    Latch(Box<LatchRow>),
     Aggregate(Box<AggregateRow>),
     Event(Box<EventRow>),
     Raw(DeviceInfo, SampleBlock),
@@ -47,6 +49,7 @@ impl ParquetSink {
                 for command in rx {
                     match command {
                         Command::Window(row) => dataset.write_window(*row)?,
+                        Command::Latch(row) => dataset.write_latch(*row)?,
                         Command::Aggregate(row) => dataset.write_aggregate(*row)?,
                         Command::Event(row) => dataset.write_event(*row)?,
                         Command::Raw(device, block) => dataset.write_raw(&device, &block)?,
@@ -84,6 +87,11 @@ impl ParquetSink {
 
     pub fn write_window(&self, row: WindowRow) -> Result<()> {
         self.send(Command::Window(Box::new(row)))
+    }
+
+    /// A window of a latch-mode (`p,q`, `v,i_RMS`) stream.
+    pub fn write_latch(&self, row: LatchRow) -> Result<()> {
+        self.send(Command::Latch(Box::new(row)))
     }
 
     pub fn write_aggregate(&self, row: AggregateRow) -> Result<()> {
