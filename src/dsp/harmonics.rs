@@ -420,7 +420,8 @@ impl Leakage {
         let kernel = |twiddle: Complex<f64>| {
             [0, 1].map(|s| {
                 let denominator = one - rotation[s] * twiddle;
-                if denominator.norm() < 1e-12 {
+                // norm_sqr: no hypot per bin (this table is rebuilt every window).
+                if denominator.norm_sqr() < 1e-24 {
                     Complex::new(len, 0.0)
                 } else {
                     numerator[s] / denominator
