@@ -13,7 +13,7 @@ use arrow::datatypes::SchemaRef;
 use super::schema::{
     bool_col, device_columns, f64_col, i32_col, time_col, u64_col, ColumnSpec, DeviceRow, TableSpec,
 };
-use super::windows::PHASE_TAGS;
+use super::windows::{cumulative_energy_columns, PHASE_TAGS};
 use super::DeviceInfo;
 use crate::dsp::{EnergyCounters, LatchPhase, LatchWindow};
 
@@ -86,40 +86,7 @@ pub(crate) fn spec() -> TableSpec<LatchRow> {
             ));
         }
     }
-    for (k, tag) in PHASE_TAGS.iter().enumerate() {
-        columns.push(ColumnSpec::optional(
-            format!("cum_import_{tag}_wh"),
-            f64_col(move |r: &LatchRow| {
-                r.energy
-                    .as_ref()
-                    .and_then(|e| e.phases[k])
-                    .map(|f| f.import_wh)
-            }),
-        ));
-        columns.push(ColumnSpec::optional(
-            format!("cum_export_{tag}_wh"),
-            f64_col(move |r: &LatchRow| {
-                r.energy
-                    .as_ref()
-                    .and_then(|e| e.phases[k])
-                    .map(|f| f.export_wh)
-            }),
-        ));
-    }
-    columns.extend([
-        ColumnSpec::optional(
-            "cum_import_total_wh",
-            f64_col(|r: &LatchRow| r.energy.as_ref().map(|e| e.total.import_wh)),
-        ),
-        ColumnSpec::optional(
-            "cum_export_total_wh",
-            f64_col(|r: &LatchRow| r.energy.as_ref().map(|e| e.total.export_wh)),
-        ),
-        ColumnSpec::optional(
-            "cum_measured_s",
-            f64_col(|r: &LatchRow| r.energy.as_ref().map(|e| e.measured_s)),
-        ),
-    ]);
+    columns.extend(cumulative_energy_columns(|r: &LatchRow| r.energy.as_ref()));
     TableSpec::new(TABLE, columns)
 }
 

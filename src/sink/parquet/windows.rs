@@ -155,41 +155,41 @@ pub(crate) fn spec() -> TableSpec<WindowRow> {
             i64_col(|r: &WindowRow| Some(i64::from(r.metrics.harmonic_orders))),
         ),
     ]);
+    columns.extend(cumulative_energy_columns(|r: &WindowRow| r.energy.as_ref()));
+    TableSpec::new(TABLE, columns)
+}
+
+/// The device's energy registers after a row (`None` leaves them null):
+/// per phase and total import/export, and the measured time behind them.
+pub(crate) fn cumulative_energy_columns<R: 'static>(
+    energy: fn(&R) -> Option<&EnergyCounters>,
+) -> Vec<ColumnSpec<R>> {
+    let mut columns = Vec::new();
     for (k, tag) in PHASE_TAGS.iter().enumerate() {
         columns.push(ColumnSpec::optional(
             format!("cum_import_{tag}_wh"),
-            f64_col(move |r: &WindowRow| {
-                r.energy
-                    .as_ref()
-                    .and_then(|e| e.phases[k])
-                    .map(|f| f.import_wh)
-            }),
+            f64_col(move |r: &R| energy(r).and_then(|e| e.phases[k]).map(|f| f.import_wh)),
         ));
         columns.push(ColumnSpec::optional(
             format!("cum_export_{tag}_wh"),
-            f64_col(move |r: &WindowRow| {
-                r.energy
-                    .as_ref()
-                    .and_then(|e| e.phases[k])
-                    .map(|f| f.export_wh)
-            }),
+            f64_col(move |r: &R| energy(r).and_then(|e| e.phases[k]).map(|f| f.export_wh)),
         ));
     }
     columns.extend([
         ColumnSpec::optional(
             "cum_import_total_wh",
-            f64_col(|r: &WindowRow| r.energy.as_ref().map(|e| e.total.import_wh)),
+            f64_col(move |r: &R| energy(r).map(|e| e.total.import_wh)),
         ),
         ColumnSpec::optional(
             "cum_export_total_wh",
-            f64_col(|r: &WindowRow| r.energy.as_ref().map(|e| e.total.export_wh)),
+            f64_col(move |r: &R| energy(r).map(|e| e.total.export_wh)),
         ),
         ColumnSpec::optional(
             "cum_measured_s",
-            f64_col(|r: &WindowRow| r.energy.as_ref().map(|e| e.measured_s)),
+            f64_col(move |r: &R| energy(r).map(|e| e.measured_s)),
         ),
     ]);
-    TableSpec::new(TABLE, columns)
+    columns
 }
 
 /// The Arrow schema of the `windows` table.
