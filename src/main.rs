@@ -1,7 +1,7 @@
 //! The `meterflow` command line; each subcommand lives in `meterflow::cli`.
 
 use clap::{Parser, Subcommand};
-use meterflow::cli::{batch, bench, inspect, run, simulate};
+use meterflow::cli::{batch, bench, inspect, run, simulate, sink};
 
 /// meterflow: SmartMeter power-meter streams into trustworthy energy data.
 #[derive(Debug, Parser)]
@@ -22,6 +22,8 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// The long-running stream sink meters dial into (port 54322), until SIGINT/SIGTERM.
+    Sink(sink::SinkArgs),
     /// Firmware-faithful virtual meters (dial-in, command port, raw port).
     Simulate(simulate::SimulateArgs),
     /// Summarise capture files: meter, sessions, frames, anomalies.
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         } => runtime().and_then(|rt| rt.block_on(bench::run(args))),
         Command::Batch(args) => runtime().and_then(|rt| rt.block_on(batch::run(args))),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
+        Command::Sink(args) => runtime().and_then(|rt| rt.block_on(sink::run(args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(args))),
     };
     match outcome {

@@ -54,6 +54,7 @@ pub fn batch_config(args: &BatchArgs) -> anyhow::Result<PipelineConfig> {
             dsp: Default::default(),
             aggregation: Default::default(),
             sink: SinkConfig::default(),
+            service: Default::default(),
         },
     };
     config.source = SourceConfig::Files {

@@ -127,6 +127,7 @@ fn bench_config(capture: &Path, out: &Path, archive: bool) -> PipelineConfig {
                 },
             }),
         },
+        service: Default::default(),
     }
 }
 

@@ -88,6 +88,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             };
             super::batch::run_files(&config, paths, &raw).await?;
         }
+        SourceConfig::SmartmeterServer(_) | SourceConfig::SmartmeterClient(_) => {
+            super::sink::run_sink(config.clone()).await?;
+        }
     }
     Ok(())
 }

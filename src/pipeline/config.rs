@@ -14,6 +14,8 @@ use crate::sink::parquet::ParquetConfig;
 use crate::wire::layout::DEFAULT_RATE;
 use crate::wire::Measures;
 
+use super::server::config::{MeterLinkConfig, ServiceConfig};
+
 /// A whole pipeline.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +30,9 @@ pub struct PipelineConfig {
     pub aggregation: AggregationConfig,
     #[serde(default)]
     pub sink: SinkConfig,
+    /// The long-running sink's state folder and metrics endpoint.
+    #[serde(default)]
+    pub service: ServiceConfig,
 }
 
 fn default_name() -> String {
@@ -46,6 +51,10 @@ pub enum SourceConfig {
     },
     /// Firmware-faithful virtual meters dialing into a loopback stream server.
     VirtualMeters(VirtualMetersConfig),
+    /// The stream server meters dial into (port 54322), running until stopped.
+    SmartmeterServer(MeterLinkConfig),
+    /// Connects out to meters' command ports (54321), reconnecting with backoff.
+    SmartmeterClient(MeterLinkConfig),
 }
 
 /// What bare f32le files need (their content does not say).
@@ -184,7 +193,10 @@ impl PipelineConfig {
                         .with_context(|| format!("source.meter[{k}].signal"))?;
                 }
             }
+            SourceConfig::SmartmeterServer(link) => link.validate(false)?,
+            SourceConfig::SmartmeterClient(link) => link.validate(true)?,
         }
+        self.service.validate()?;
         if let Some(parquet) = &self.sink.parquet {
             parquet.validate()?;
         }

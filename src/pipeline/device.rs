@@ -57,6 +57,8 @@ struct Downstream {
     latch_interval: LatchInterval,
     /// Registers when this processor took over (restored ones count as before).
     energy_at_start: (f64, f64),
+    /// End of the last window handed on, ns (what a checkpoint resumes after).
+    covered_until_ns: Option<i64>,
     summary: DeviceSummary,
 }
 
@@ -99,6 +101,7 @@ impl DeviceProcessor {
                 line_voltage: (0.0, 0),
                 p_time: (0.0, 0.0),
                 energy_at_start: (0.0, 0.0),
+                covered_until_ns: None,
                 latch_interval: LatchInterval::new(config.aggregation.packet_interval_ns()),
                 summary: DeviceSummary {
                     device: session.device.clone(),
@@ -119,6 +122,16 @@ impl DeviceProcessor {
 
     pub fn energy(&self) -> &EnergyCounters {
         self.engine.energy()
+    }
+
+    /// Windows (cycle or latch) handed on so far.
+    pub fn windows(&self) -> u64 {
+        self.downstream.summary.windows
+    }
+
+    /// Meter time up to which windows have been handed on, ns since the epoch.
+    pub fn covered_until_ns(&self) -> Option<i64> {
+        self.downstream.covered_until_ns
     }
 
     pub fn block(&mut self, block: &SampleBlock) {
@@ -149,7 +162,13 @@ impl DeviceProcessor {
     }
 
     /// Ends the device: the last windows, the open intervals, its summary.
-    pub fn finish(mut self) -> DeviceSummary {
+    pub fn finish(self) -> DeviceSummary {
+        self.finish_with_registers().0
+    }
+
+    /// [`finish`](Self::finish), also returning the final energy registers
+    /// and the meter time windows cover up to (what a checkpoint keeps).
+    pub fn finish_with_registers(mut self) -> (DeviceSummary, EnergyCounters, Option<i64>) {
         let downstream = &mut self.downstream;
         self.engine.finish(&mut |output| downstream.output(output));
         downstream.flush_intervals();
@@ -165,7 +184,11 @@ impl DeviceProcessor {
         summary.energy_exported_wh = counters.total.export_wh - export_at_start;
         let (pt, t) = downstream.p_time;
         summary.mean_p_w = (t > 0.0).then(|| pt / t);
-        downstream.summary.clone()
+        (
+            downstream.summary.clone(),
+            counters.clone(),
+            downstream.covered_until_ns,
+        )
     }
 }
 
@@ -188,6 +211,7 @@ impl Downstream {
     }
 
     fn window(&mut self, window: &WindowMetrics) {
+        self.covered_until_ns = Some(window.end_unix_ns);
         let summary = &mut self.summary;
         summary.windows += 1;
         summary.duration_s += window.duration_s;
@@ -236,6 +260,7 @@ impl Downstream {
     /// Latch streams carry the meter's own P/Q or RMS values: they go to
     /// packets, averaged over the packet interval.
     fn latch(&mut self, window: &LatchWindow) {
+        self.covered_until_ns = Some(window.end_unix_ns);
         self.summary.windows += 1;
         self.summary.duration_s += window.duration_s;
         if !window.flags.is_clean() {

@@ -21,7 +21,7 @@ use crate::wire::samples::SampleBlock;
 
 use super::config::{PipelineConfig, VirtualMetersConfig};
 use super::device::{DeviceProcessor, DeviceSummary};
-use super::outputs::{Outputs, OutputsSummary};
+use super::outputs::{spawn_packet_flusher, Outputs, OutputsSummary};
 
 /// What a live run did.
 #[derive(Debug)]
@@ -115,7 +115,9 @@ pub async fn run_virtual_meters(
         stop_after_samples: Some((meters.seconds * f64::from(meters.rate)).ceil() as u64),
         ..SessionSettings::default()
     };
-    let packet_flusher = spawn_packet_flusher(&outputs, config.aggregation.packet_interval_s);
+    // Two intervals back on the wall clock: those intervals are surely complete.
+    let period = Duration::from_secs_f64(config.aggregation.packet_interval_s.max(0.1));
+    let packet_flusher = spawn_packet_flusher(&outputs, period, 2 * period);
     let mut sessions = JoinSet::new();
     let patience = Duration::from_secs_f64(meters.seconds * 2.0 + 30.0);
     let deadline = tokio::time::Instant::now() + patience;
@@ -179,26 +181,5 @@ pub async fn run_virtual_meters(
         failures,
         outputs,
         elapsed_s: started.elapsed().as_secs_f64(),
-    })
-}
-
-/// Sends the packets of intervals that are surely complete (two intervals
-/// ago on the wall clock, which the meters' time base follows).
-fn spawn_packet_flusher(outputs: &Arc<Outputs>, interval_s: f64) -> tokio::task::JoinHandle<()> {
-    let outputs = Arc::clone(outputs);
-    tokio::spawn(async move {
-        let period = Duration::from_secs_f64(interval_s.max(0.1));
-        let mut ticker = tokio::time::interval(period);
-        loop {
-            ticker.tick().await;
-            let Some(packets) = &outputs.packets else {
-                return;
-            };
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            let horizon = now_ms - 2 * period.as_millis() as i64;
-            if let Err(error) = packets.flush_before(horizon) {
-                tracing::warn!("packet delivery: {error:#}");
-            }
-        }
     })
 }

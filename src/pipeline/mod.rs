@@ -1,11 +1,13 @@
 //! Wiring sources to sinks: pipeline files, the per-device path through the
 //! engine, the shared outputs, and the two ways a pipeline runs (batch over
-//! files, live from meters).
+//! files, live from meters, and the long-running stream sink).
 
 pub mod batch;
 pub mod config;
+pub mod latency;
 pub mod device;
 pub mod live;
 pub mod outputs;
+pub mod server;
 
 pub use config::PipelineConfig;

@@ -4,8 +4,8 @@
 //! to its targets (or spooled).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -13,6 +13,7 @@ use crate::sink::packet::{Deliverer, PacketBuilder, SensorInterval, TargetStats}
 use crate::sink::parquet::{DatasetInfo, DatasetSummary, ParquetSink};
 
 use super::config::{PacketSinkConfig, PipelineConfig};
+use super::latency::LatencyRecorder;
 
 /// How long closing waits for targets that are down before leaving their
 /// packets in the spool for the next run.
@@ -22,9 +23,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PacketCollector {
     builder: PacketBuilder,
     deliverer: Deliverer,
-    /// Interval end (ms) → the sensors that reported it.
-    pending: Mutex<BTreeMap<i64, Vec<SensorInterval>>>,
+    /// Interval end (ms) → the sensors that reported it, and when the last did.
+    pending: Mutex<BTreeMap<i64, (Vec<SensorInterval>, Instant)>>,
     built: Mutex<u64>,
+    /// From an interval's last reading to its packets being handed to delivery.
+    pub latency: LatencyRecorder,
 }
 
 impl PacketCollector {
@@ -37,21 +40,23 @@ impl PacketCollector {
             deliverer,
             pending: Mutex::new(BTreeMap::new()),
             built: Mutex::new(0),
+            latency: LatencyRecorder::default(),
         })
     }
 
     /// Queues one sensor's reading for its interval.
     pub fn add(&self, reading: SensorInterval) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending
+        let (sensors, last_added) = pending
             .entry(reading.interval_end_ms)
-            .or_default()
-            .push(reading);
+            .or_insert_with(|| (Vec::new(), Instant::now()));
+        sensors.push(reading);
+        *last_added = Instant::now();
     }
 
     /// Builds and sends the packets of every interval that ended before `end_ms`.
     pub fn flush_before(&self, end_ms: i64) -> anyhow::Result<u64> {
-        let ready: Vec<(i64, Vec<SensorInterval>)> = {
+        let ready: Vec<(i64, (Vec<SensorInterval>, Instant))> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let later = pending.split_off(&end_ms);
             std::mem::replace(&mut *pending, later)
@@ -59,10 +64,11 @@ impl PacketCollector {
                 .collect()
         };
         let mut sent = 0u64;
-        for (_, mut sensors) in ready {
+        for (_, (mut sensors, last_added)) in ready {
             sensors.sort_by(|a, b| a.meter_name.cmp(&b.meter_name));
             for packet in self.builder.build_now(&sensors) {
                 self.deliverer.send(&packet)?;
+                self.latency.record(last_added.elapsed());
                 sent += 1;
             }
         }
@@ -72,6 +78,14 @@ impl PacketCollector {
 
     pub fn spooled(&self) -> u64 {
         self.deliverer.spooled()
+    }
+
+    pub fn built(&self) -> u64 {
+        *self.built.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn targets(&self) -> Vec<TargetStats> {
+        self.deliverer.stats()
     }
 }
 
@@ -130,10 +144,35 @@ impl Outputs {
         }
         if let Some(packets) = self.packets {
             packets.flush_before(i64::MAX)?;
-            summary.packets_built = *packets.built.lock().unwrap_or_else(|e| e.into_inner());
+            summary.packets_built = packets.built();
             summary.spooled = packets.spooled();
             summary.targets = packets.deliverer.shutdown(DRAIN_TIMEOUT).await?;
         }
         Ok(summary)
     }
+}
+
+/// Sends, every `tick`, the packets of intervals that ended more than `lag`
+/// ago on the wall clock (which the meters' time base follows); late
+/// windows of a flushed interval still leave, in a packet of their own.
+pub fn spawn_packet_flusher(
+    outputs: &Arc<Outputs>,
+    tick: Duration,
+    lag: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let outputs = Arc::clone(outputs);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(tick.max(Duration::from_millis(10)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(packets) = &outputs.packets else {
+                return;
+            };
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            if let Err(error) = packets.flush_before(now_ms - lag.as_millis() as i64) {
+                tracing::warn!("packet delivery: {error:#}");
+            }
+        }
+    })
 }

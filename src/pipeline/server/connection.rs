@@ -1,0 +1,221 @@
+//! One meter connection on the sink, in its own task: the info line within
+//! the info timeout, the allowlist and one-connection-per-name checks, the
+//! `sample` handshake with the settings chosen for that meter, then reading
+//! and splitting frames in place and handing them, in batches, to the meter's
+//! worker. Every way out is one log line and, for a dropped peer, a count.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::source::meter_session::{greet, SessionError, SessionItem};
+use crate::wire::WireStats;
+
+use super::config::MeterLinkConfig;
+use super::registry::{valid_meter_name, DropReason, Registry};
+use super::workers::{Job, WorkerPool};
+
+/// Items handed to a worker at once, at most: bounds what one connection
+/// holds in flight (≤ 64 chunks of ≤ 64 KiB) beside its read buffer.
+const MAX_BATCH: usize = 64;
+
+/// What connections share.
+pub struct ConnectionContext {
+    pub link: MeterLinkConfig,
+    pub registry: Arc<Registry>,
+    pub workers: Arc<WorkerPool>,
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionEnd {
+    /// It streamed (then stopped, disconnected, or was stopped at shutdown).
+    Streamed { meter: String, samples: u64 },
+    /// It was dropped before or while streaming.
+    Dropped(DropReason),
+}
+
+/// Runs one connection to its end. `ask` sends `info` first (a client
+/// connection to a command port; a dialing meter speaks first).
+pub async fn handle_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    context: Arc<ConnectionContext>,
+    cancel: CancellationToken,
+    ask: bool,
+    pending: PendingGuard,
+) -> ConnectionEnd
+where
+    S: AsyncRead + AsyncWrite,
+{
+    let registry = &context.registry;
+    let drop_peer = |reason: DropReason, detail: &dyn std::fmt::Display| {
+        registry.dropped(reason);
+        tracing::warn!(%peer, reason = reason.label(), "peer dropped: {detail}");
+        ConnectionEnd::Dropped(reason)
+    };
+
+    let greeted = tokio::select! {
+        greeted = greet(stream, context.link.info_timeout(), ask) => greeted,
+        _ = cancel.cancelled() => return ConnectionEnd::Dropped(DropReason::NoInfoLine),
+    };
+    drop(pending);
+    let greeted = match greeted {
+        Ok(greeted) => greeted,
+        Err(error) => return drop_peer(DropReason::NoInfoLine, &error),
+    };
+    let name = greeted.info().name.clone();
+    if !valid_meter_name(&name) {
+        return drop_peer(DropReason::BadName, &format_args!("meter name {name:?}"));
+    }
+    if !context.link.name_allowed(&name) {
+        return drop_peer(
+            DropReason::NameNotAllowed,
+            &format_args!("meter {name} is not in allow_names"),
+        );
+    }
+    let streaming = registry
+        .server
+        .streaming
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if streaming as usize >= context.link.max_connections {
+        return drop_peer(
+            DropReason::TooManyConnections,
+            &format_args!("meter {name}: {streaming} meters already streaming"),
+        );
+    }
+    let Some(claim) = registry.claim(&name) else {
+        return drop_peer(
+            DropReason::Duplicate,
+            &format_args!("meter {name} already streams on another connection; that one keeps it"),
+        );
+    };
+    let settings = context.link.session_settings(&name);
+    let mut stream = match greeted.start(&settings, cancel).await {
+        Ok(stream) => stream,
+        Err(error) => return drop_peer(DropReason::Handshake, &format_args!("meter {name}: {error}")),
+    };
+    tracing::info!(
+        meter = %name,
+        %peer,
+        rate = stream.answer().samplingrate,
+        measures = %stream.answer().measures,
+        "meter connected"
+    );
+
+    let worker = context.workers.route(&name);
+    let connection = claim.connection();
+    let counters = Arc::clone(&claim.counters);
+    let start = Job::Start {
+        connection,
+        description: stream.description().clone(),
+        answer: stream.answer().clone(),
+        counters: Arc::clone(&counters),
+    };
+    if worker.send(start).await.is_err() {
+        tracing::error!(meter = %name, "the window workers are gone; closing");
+        return ConnectionEnd::Dropped(DropReason::Io);
+    }
+
+    let mut wire_before = WireStats::default();
+    let mut failure = None;
+    loop {
+        let first = match stream.next().await {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        };
+        let mut items = Vec::with_capacity(8);
+        items.push(first);
+        while items.len() < MAX_BATCH {
+            match stream.next_ready() {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => break,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        count_items(&items, &counters);
+        let wire_now = *stream.wire_stats();
+        counters.add_wire(&wire_before, &wire_now);
+        wire_before = wire_now;
+        let job = Job::Items {
+            connection,
+            items,
+            arrived: Instant::now(),
+        };
+        // Waits while the worker is behind: the socket is not read meanwhile.
+        if worker.send(job).await.is_err() || failure.is_some() {
+            break;
+        }
+    }
+    let _ = worker.send(Job::End { connection }).await;
+    let report = stream.finish();
+    counters.add_wire(&wire_before, &report.wire);
+    drop(claim);
+    match failure {
+        Some(error) => {
+            let reason = match error {
+                SessionError::Idle(_) => DropReason::Idle,
+                _ => DropReason::Io,
+            };
+            drop_peer(reason, &format_args!("meter {name}: {error}"))
+        }
+        None => {
+            tracing::info!(
+                meter = %name,
+                %peer,
+                samples = report.samples,
+                end = ?report.end,
+                lost_chunks = report.wire.lost_chunks,
+                "meter disconnected"
+            );
+            ConnectionEnd::Streamed {
+                meter: name,
+                samples: report.samples,
+            }
+        }
+    }
+}
+
+fn count_items(items: &[SessionItem], counters: &super::registry::MeterCounters) {
+    let warnings = items
+        .iter()
+        .filter(|item| matches!(item, SessionItem::MeterLog(_)))
+        .count() as u64;
+    if warnings > 0 {
+        counters
+            .meter_warnings
+            .fetch_add(warnings, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Counts a connection as pending (no info line yet) while it lives.
+pub struct PendingGuard(Arc<Registry>);
+
+impl PendingGuard {
+    /// Counts one more pending connection, unless `max` are pending already.
+    pub fn try_new(registry: &Arc<Registry>, max: usize) -> Option<Self> {
+        let pending = &registry.server.pending;
+        let before = pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let guard = PendingGuard(Arc::clone(registry));
+        (before < max as u64).then_some(guard)
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.0
+            .server
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,296 @@
+//! `/metrics` (Prometheus text format 0.0.4) and `/healthz` of the running
+//! sink, on their own loopback port by default.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::latency::{LatencySnapshot, QUANTILES};
+use crate::pipeline::outputs::Outputs;
+
+use super::registry::{DropReason, MeterCounters, Registry};
+use super::workers::{WorkerContext, WorkerPool};
+
+/// A view of the running sink that does not keep its parts alive.
+#[derive(Clone)]
+pub struct SinkObserver {
+    pub registry: Arc<Registry>,
+    pub(super) workers: Weak<WorkerPool>,
+    pub(super) worker_context: Weak<WorkerContext>,
+    pub(super) outputs: Weak<Outputs>,
+    pub(super) started: Instant,
+    pub(super) stopping: CancellationToken,
+}
+
+impl SinkObserver {
+    pub fn window_latency(&self) -> LatencySnapshot {
+        self.worker_context
+            .upgrade()
+            .map(|c| c.window_latency.snapshot())
+            .unwrap_or_default()
+    }
+
+    pub fn packet_latency(&self) -> LatencySnapshot {
+        self.outputs
+            .upgrade()
+            .and_then(|o| o.packets.as_ref().map(|p| p.latency.snapshot()))
+            .unwrap_or_default()
+    }
+
+    /// Jobs waiting per worker.
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.workers
+            .upgrade()
+            .map(|w| w.queue_depths())
+            .unwrap_or_default()
+    }
+
+    /// The Prometheus text of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let server = &self.registry.server;
+        gauge(&mut out, "meterflow_up", "1 while the sink runs", "", 1);
+        gauge(
+            &mut out,
+            "meterflow_uptime_seconds",
+            "seconds since the sink started",
+            "",
+            self.started.elapsed().as_secs_f64(),
+        );
+        counter(
+            &mut out,
+            "meterflow_connections_accepted_total",
+            "TCP connections accepted",
+            "",
+            server.accepted.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "meterflow_connections_pending",
+            "connections that have not sent their info line yet",
+            "",
+            server.pending.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "meterflow_connections_streaming",
+            "meters streaming now",
+            "",
+            server.streaming.load(Relaxed),
+        );
+        header_line(
+            &mut out,
+            "meterflow_peers_dropped_total",
+            "peers dropped, by reason",
+            "counter",
+        );
+        for reason in DropReason::ALL {
+            sample(
+                &mut out,
+                "meterflow_peers_dropped_total",
+                &format!("reason=\"{}\"", reason.label()),
+                server.dropped(reason),
+            );
+        }
+        let meters = self.registry.meters();
+        let per_meter: [(&str, &str, fn(&MeterCounters) -> u64, &str); 11] = [
+            ("meterflow_meter_connected", "1 while the meter streams", |m| m.connected.load(Relaxed), "gauge"),
+            ("meterflow_meter_connections_total", "sampling connections", |m| m.connections.load(Relaxed), "counter"),
+            ("meterflow_meter_frames_total", "data frames received", |m| m.frames.load(Relaxed), "counter"),
+            ("meterflow_meter_bytes_total", "sample payload bytes received", |m| m.bytes.load(Relaxed), "counter"),
+            ("meterflow_meter_samples_total", "samples into the engine", |m| m.samples.load(Relaxed), "counter"),
+            ("meterflow_meter_gaps_total", "packet_num jumps", |m| m.gaps.load(Relaxed), "counter"),
+            ("meterflow_meter_lost_chunks_total", "chunks lost in packet_num jumps", |m| m.lost_chunks.load(Relaxed), "counter"),
+            ("meterflow_meter_resyncs_total", "garbage skipped to the next frame", |m| m.resyncs.load(Relaxed), "counter"),
+            ("meterflow_meter_bad_lengths_total", "chunks whose length is not whole samples", |m| m.bad_lengths.load(Relaxed), "counter"),
+            ("meterflow_meter_warnings_total", "warnings and errors the meter logged", |m| m.meter_warnings.load(Relaxed), "counter"),
+            ("meterflow_meter_windows_total", "windows computed", |m| m.windows.load(Relaxed), "counter"),
+        ];
+        for (name, help, value, kind) in per_meter {
+            header_line(&mut out, name, help, kind);
+            for (meter, counters) in &meters {
+                sample(
+                    &mut out,
+                    name,
+                    &format!("meter=\"{}\"", escape_label(meter)),
+                    value(counters),
+                );
+            }
+        }
+        header_line(
+            &mut out,
+            "meterflow_worker_queue_depth",
+            "batches waiting per window worker",
+            "gauge",
+        );
+        for (worker, depth) in self.queue_depths().iter().enumerate() {
+            sample(
+                &mut out,
+                "meterflow_worker_queue_depth",
+                &format!("worker=\"{worker}\""),
+                *depth,
+            );
+        }
+        if let Some(outputs) = self.outputs.upgrade() {
+            if let Some(packets) = &outputs.packets {
+                counter(
+                    &mut out,
+                    "meterflow_packets_built_total",
+                    "BetterFleet packets built",
+                    "",
+                    packets.built(),
+                );
+                gauge(
+                    &mut out,
+                    "meterflow_packets_spooled",
+                    "packets waiting in the spool for a target",
+                    "",
+                    packets.spooled(),
+                );
+                header_line(
+                    &mut out,
+                    "meterflow_packets_delivered_total",
+                    "packets a target accepted",
+                    "counter",
+                );
+                for target in packets.targets() {
+                    sample(
+                        &mut out,
+                        "meterflow_packets_delivered_total",
+                        &format!("target=\"{}\"", escape_label(&target.target)),
+                        target.delivered,
+                    );
+                }
+            }
+        }
+        summary(
+            &mut out,
+            "meterflow_window_latency_seconds",
+            "from a window's last chunk arriving to its rows handed to the sinks",
+            &self.window_latency(),
+        );
+        summary(
+            &mut out,
+            "meterflow_packet_latency_seconds",
+            "from an interval's last reading to its packet handed to delivery",
+            &self.packet_latency(),
+        );
+        out
+    }
+}
+
+fn header_line(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {value}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, labels: &str, value: impl std::fmt::Display) {
+    header_line(out, name, help, "gauge");
+    sample(out, name, labels, value);
+}
+
+fn counter(out: &mut String, name: &str, help: &str, labels: &str, value: impl std::fmt::Display) {
+    header_line(out, name, help, "counter");
+    sample(out, name, labels, value);
+}
+
+fn summary(out: &mut String, name: &str, help: &str, latency: &LatencySnapshot) {
+    header_line(out, name, help, "summary");
+    for (q, value) in QUANTILES.iter().zip(latency.quantiles_s) {
+        sample(out, name, &format!("quantile=\"{q}\""), value);
+    }
+    sample(out, &format!("{name}_sum"), "", latency.sum_s);
+    sample(out, &format!("{name}_count"), "", latency.count);
+}
+
+/// Label values escape `\`, `"` and newlines (the exposition format's rule).
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+async fn metrics(State(observer): State<SinkObserver>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        observer.render(),
+    )
+}
+
+async fn healthz(State(observer): State<SinkObserver>) -> impl IntoResponse {
+    let streaming = observer.registry.server.streaming.load(Relaxed);
+    if observer.stopping.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("stopping\nmeters streaming: {streaming}\n"))
+    } else {
+        (StatusCode::OK, format!("ok\nmeters streaming: {streaming}\n"))
+    }
+}
+
+/// Serves `/metrics` and `/healthz` until `shutdown` fires.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    observer: SinkObserver,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(observer);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn the_text_format_has_help_type_and_samples() {
+        let registry = Arc::new(Registry::default());
+        let claim = registry.claim("smartmeter001").unwrap();
+        claim.counters.frames.fetch_add(7, Relaxed);
+        registry.dropped(DropReason::NoInfoLine);
+        let observer = SinkObserver {
+            registry: Arc::clone(&registry),
+            workers: Weak::new(),
+            worker_context: Weak::new(),
+            outputs: Weak::new(),
+            started: Instant::now(),
+            stopping: CancellationToken::new(),
+        };
+        let text = observer.render();
+        assert!(text.contains("# TYPE meterflow_meter_frames_total counter\n"));
+        assert!(text.contains("meterflow_meter_frames_total{meter=\"smartmeter001\"} 7\n"));
+        assert!(text.contains("meterflow_peers_dropped_total{reason=\"no_info_line\"} 1\n"));
+        assert!(text.contains("meterflow_connections_streaming 1\n"));
+        assert!(text.contains("meterflow_window_latency_seconds_count 0\n"));
+        // Every sample line is `name{labels} value` with a number for value.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}

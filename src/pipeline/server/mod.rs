@@ -1,0 +1,378 @@
+//! The long-running stream sink: meters dial in on port 54322 (or the sink
+//! dials their command ports), each connection is read by its own task,
+//! windows are computed on a pool of worker threads, Parquet and packet
+//! delivery run on their own threads, and per-meter state survives
+//! reconnects and restarts through checkpoints.
+//!
+//! Shutdown (the cancel token: SIGINT/SIGTERM in the CLI) stops accepting,
+//! sends `stop` to every meter and drains its tail, lets the workers finish
+//! every device, closes the outputs (finished files, last packets), and
+//! writes the checkpoint.
+
+pub mod config;
+pub mod connection;
+pub mod metrics;
+pub mod registry;
+pub mod state;
+pub mod workers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{PipelineConfig, SourceConfig};
+use super::device::DeviceSummary;
+use super::outputs::{spawn_packet_flusher, Outputs, OutputsSummary};
+use config::{MeterLinkConfig, Network};
+use connection::{handle_connection, ConnectionContext, ConnectionEnd, PendingGuard};
+use metrics::{serve_metrics, SinkObserver};
+use registry::{DropReason, Registry};
+use state::StateStore;
+use workers::{WorkerContext, WorkerPool};
+
+/// What a sink run did.
+#[derive(Debug)]
+pub struct SinkReport {
+    /// One entry per sampling session.
+    pub sessions: Vec<DeviceSummary>,
+    pub outputs: OutputsSummary,
+    pub accepted: u64,
+    pub peak_streaming: u64,
+    /// Peers dropped, by reason (only reasons that occurred).
+    pub dropped: Vec<(&'static str, u64)>,
+    pub checkpoint: std::path::PathBuf,
+    pub elapsed_s: f64,
+}
+
+/// A sink whose sockets are bound, ready to run.
+pub struct StreamSink {
+    link: MeterLinkConfig,
+    listener: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
+    networks: Vec<Network>,
+    registry: Arc<Registry>,
+    state: Arc<StateStore>,
+    outputs: Arc<Outputs>,
+    worker_context: Arc<WorkerContext>,
+    workers: Arc<WorkerPool>,
+    packet_interval: Duration,
+    packet_grace: Duration,
+    started: Instant,
+    stopping: CancellationToken,
+}
+
+impl StreamSink {
+    /// Binds the stream server and metrics ports, restores the state and
+    /// starts the outputs and workers. Needs a tokio runtime.
+    pub async fn bind(config: PipelineConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let (link, client) = match &config.source {
+            SourceConfig::SmartmeterServer(link) => (link.clone(), false),
+            SourceConfig::SmartmeterClient(link) => (link.clone(), true),
+            _ => anyhow::bail!(
+                "the stream sink needs a smartmeter_server or smartmeter_client source"
+            ),
+        };
+        let listener = if client {
+            None
+        } else {
+            Some(
+                TcpListener::bind(link.listen)
+                    .await
+                    .with_context(|| format!("listening for meters on {}", link.listen))?,
+            )
+        };
+        let service = &config.service;
+        let metrics_listener = if service.metrics {
+            Some(
+                TcpListener::bind(service.metrics_listen)
+                    .await
+                    .with_context(|| {
+                        format!("serving metrics on {}", service.metrics_listen)
+                    })?,
+            )
+        } else {
+            None
+        };
+        let state = Arc::new(StateStore::open(&service.state_dir)?);
+        let source = match &listener {
+            Some(listener) => format!(
+                "stream server {}",
+                listener.local_addr().context("reading the listen address")?
+            ),
+            None => format!("meter command ports {}", link.connect.join(", ")),
+        };
+        let outputs = Arc::new(Outputs::start(&config, &source)?);
+        let worker_context = Arc::new(WorkerContext {
+            config: config.clone(),
+            outputs: Arc::clone(&outputs),
+            state: Arc::clone(&state),
+            window_latency: Default::default(),
+        });
+        let workers = Arc::new(WorkerPool::start(
+            link.worker_count(),
+            link.queue_depth,
+            Arc::clone(&worker_context),
+        )?);
+        Ok(StreamSink {
+            networks: link.networks()?,
+            link,
+            listener,
+            metrics_listener,
+            registry: Arc::new(Registry::default()),
+            state,
+            outputs,
+            worker_context,
+            workers,
+            packet_interval: Duration::from_secs_f64(config.aggregation.packet_interval_s),
+            packet_grace: Duration::from_secs_f64(service.packet_grace_s),
+            started: Instant::now(),
+            stopping: CancellationToken::new(),
+        })
+    }
+
+    /// Where meters dial in (server sources).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Meters whose state the checkpoint restored.
+    pub fn restored_meters(&self) -> usize {
+        self.state.len()
+    }
+
+    pub fn observer(&self) -> SinkObserver {
+        SinkObserver {
+            registry: Arc::clone(&self.registry),
+            workers: Arc::downgrade(&self.workers),
+            worker_context: Arc::downgrade(&self.worker_context),
+            outputs: Arc::downgrade(&self.outputs),
+            started: self.started,
+            stopping: self.stopping.clone(),
+        }
+    }
+
+    /// Runs until `cancel` fires, then shuts down in order (module docs).
+    pub async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<SinkReport> {
+        let metrics_stop = CancellationToken::new();
+        let metrics_task = self.metrics_listener.take().map(|listener| {
+            tokio::spawn(serve_metrics(
+                listener,
+                self.observer(),
+                metrics_stop.clone(),
+            ))
+        });
+        let flusher = spawn_packet_flusher(
+            &self.outputs,
+            Duration::from_millis(250),
+            self.packet_grace,
+        );
+        let checkpointer = spawn_checkpointer(Arc::clone(&self.state), self.packet_interval);
+        let context = Arc::new(ConnectionContext {
+            link: self.link.clone(),
+            registry: Arc::clone(&self.registry),
+            workers: Arc::clone(&self.workers),
+        });
+
+        let connections = match self.listener.take() {
+            Some(listener) => self.accept(listener, &context, &cancel).await,
+            None => self.dial(&context, &cancel).await,
+        };
+        self.stopping.cancel();
+        tracing::info!("stopping: meters asked to stop, draining their tails");
+        let mut connections = connections;
+        while connections.join_next().await.is_some() {}
+        drop(context);
+
+        let workers = Arc::try_unwrap(self.workers)
+            .map_err(|_| anyhow::anyhow!("a connection still holds the window workers"))?;
+        let sessions = tokio::task::spawn_blocking(move || workers.finish())
+            .await
+            .context("window workers")?;
+        flusher.abort();
+        let _ = flusher.await;
+        checkpointer.abort();
+        let _ = checkpointer.await;
+        drop(self.worker_context);
+        let outputs = Arc::try_unwrap(self.outputs)
+            .map_err(|_| anyhow::anyhow!("an output is still in use after every meter finished"))?;
+        let outputs = outputs.close().await?;
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || state.save())
+            .await
+            .context("checkpoint writer")?
+            .context("writing the final checkpoint")?;
+        metrics_stop.cancel();
+        if let Some(task) = metrics_task {
+            match task.await {
+                Ok(Err(error)) => tracing::warn!(%error, "metrics endpoint"),
+                Err(error) => tracing::warn!(%error, "metrics endpoint task"),
+                Ok(Ok(())) => {}
+            }
+        }
+        let server = &self.registry.server;
+        Ok(SinkReport {
+            sessions,
+            outputs,
+            accepted: server.accepted.load(std::sync::atomic::Ordering::Relaxed),
+            peak_streaming: server
+                .peak_streaming
+                .load(std::sync::atomic::Ordering::Relaxed),
+            dropped: DropReason::ALL
+                .iter()
+                .map(|r| (r.label(), server.dropped(*r)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            checkpoint: self.state.path(),
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Accepts meters until cancelled; returns the connections still running.
+    async fn accept(
+        &self,
+        listener: TcpListener,
+        context: &Arc<ConnectionContext>,
+        cancel: &CancellationToken,
+    ) -> JoinSet<ConnectionEnd> {
+        let mut connections = JoinSet::new();
+        loop {
+            let (socket, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait, go on.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+                _ = cancel.cancelled() => break,
+            };
+            self.registry
+                .server
+                .accepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !self.networks.is_empty() && !self.networks.iter().any(|n| n.contains(peer.ip())) {
+                self.registry.dropped(DropReason::NetworkNotAllowed);
+                tracing::warn!(%peer, reason = DropReason::NetworkNotAllowed.label(), "peer dropped: not in allow_networks");
+                continue;
+            }
+            let Some(pending) = PendingGuard::try_new(&self.registry, self.link.max_pending) else {
+                self.registry.dropped(DropReason::TooManyPending);
+                tracing::warn!(%peer, reason = DropReason::TooManyPending.label(), "peer dropped: {} connections wait for their info line", self.link.max_pending);
+                continue;
+            };
+            let _ = socket.set_nodelay(true);
+            connections.spawn(handle_connection(
+                socket,
+                peer,
+                Arc::clone(context),
+                cancel.child_token(),
+                false,
+                pending,
+            ));
+        }
+        connections
+    }
+
+    /// Keeps a connection to every meter's command port until cancelled.
+    async fn dial(
+        &self,
+        context: &Arc<ConnectionContext>,
+        cancel: &CancellationToken,
+    ) -> JoinSet<ConnectionEnd> {
+        let mut connections = JoinSet::new();
+        for address in self.link.connect_addresses() {
+            connections.spawn(keep_dialing(
+                address,
+                Arc::clone(context),
+                cancel.clone(),
+            ));
+        }
+        cancel.cancelled().await;
+        connections
+    }
+}
+
+/// One meter's command port: connect, stream, and after a failure or a
+/// disconnect wait (doubling from `backoff_min_s` to `backoff_max_s`) and retry.
+async fn keep_dialing(
+    address: String,
+    context: Arc<ConnectionContext>,
+    cancel: CancellationToken,
+) -> ConnectionEnd {
+    let min = Duration::from_secs_f64(context.link.backoff_min_s);
+    let max = Duration::from_secs_f64(context.link.backoff_max_s);
+    let mut backoff = min;
+    let mut last = ConnectionEnd::Dropped(DropReason::Io);
+    while !cancel.is_cancelled() {
+        let connect = tokio::time::timeout(context.link.info_timeout(), TcpStream::connect(&address));
+        let attempt = tokio::select! {
+            attempt = connect => attempt,
+            _ = cancel.cancelled() => break,
+        };
+        match attempt {
+            Ok(Ok(socket)) => {
+                let peer = socket
+                    .peer_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                let _ = socket.set_nodelay(true);
+                match PendingGuard::try_new(&context.registry, usize::MAX) {
+                    Some(pending) => {
+                        last = handle_connection(
+                            socket,
+                            peer,
+                            Arc::clone(&context),
+                            cancel.child_token(),
+                            true,
+                            pending,
+                        )
+                        .await;
+                        if matches!(last, ConnectionEnd::Streamed { .. }) {
+                            backoff = min;
+                        }
+                    }
+                    None => tracing::error!("pending connection count overflow"),
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(meter = %address, %error, "cannot connect"),
+            Err(_) => tracing::warn!(meter = %address, "connecting timed out"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = cancel.cancelled() => break,
+        }
+        backoff = (backoff * 2).min(max);
+    }
+    last
+}
+
+/// Writes the checkpoint every `interval` (if anything changed).
+fn spawn_checkpointer(state: Arc<StateStore>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let state = Arc::clone(&state);
+            match tokio::task::spawn_blocking(move || state.save()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::error!("checkpoint: {error:#}"),
+                Err(error) => tracing::error!("checkpoint task: {error}"),
+            }
+        }
+    })
+}

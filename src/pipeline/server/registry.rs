@@ -1,0 +1,249 @@
+//! Who is connected and what each meter has sent: the one-live-connection-
+//! per-name rule, the per-meter counters behind `/metrics`, and the count of
+//! peers dropped, by reason.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use crate::wire::WireStats;
+
+/// Why a peer was dropped (a label in `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DropReason {
+    /// More streaming connections than `max_connections`.
+    TooManyConnections,
+    /// More connections without an info line than `max_pending`.
+    TooManyPending,
+    /// The source address is outside `allow_networks`.
+    NetworkNotAllowed,
+    /// No info line within the info timeout (or garbage instead).
+    NoInfoLine,
+    /// A name that cannot be a meter's (empty, too long, odd characters).
+    BadName,
+    /// The name is not in `allow_names`.
+    NameNotAllowed,
+    /// The name already streams on another connection.
+    Duplicate,
+    /// The meter refused `sample` or never answered it.
+    Handshake,
+    /// Silent for longer than the idle timeout while streaming.
+    Idle,
+    /// A read or write failed.
+    Io,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 10] = [
+        DropReason::TooManyConnections,
+        DropReason::TooManyPending,
+        DropReason::NetworkNotAllowed,
+        DropReason::NoInfoLine,
+        DropReason::BadName,
+        DropReason::NameNotAllowed,
+        DropReason::Duplicate,
+        DropReason::Handshake,
+        DropReason::Idle,
+        DropReason::Io,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::TooManyConnections => "too_many_connections",
+            DropReason::TooManyPending => "too_many_pending",
+            DropReason::NetworkNotAllowed => "network_not_allowed",
+            DropReason::NoInfoLine => "no_info_line",
+            DropReason::BadName => "bad_name",
+            DropReason::NameNotAllowed => "name_not_allowed",
+            DropReason::Duplicate => "duplicate_name",
+            DropReason::Handshake => "handshake",
+            DropReason::Idle => "idle",
+            DropReason::Io => "io",
+        }
+    }
+}
+
+/// One meter's counters, over all its connections.
+#[derive(Debug, Default)]
+pub struct MeterCounters {
+    pub connected: AtomicU64,
+    pub connections: AtomicU64,
+    pub frames: AtomicU64,
+    pub bytes: AtomicU64,
+    pub samples: AtomicU64,
+    pub gaps: AtomicU64,
+    pub lost_chunks: AtomicU64,
+    pub resyncs: AtomicU64,
+    pub bad_lengths: AtomicU64,
+    pub meter_warnings: AtomicU64,
+    pub windows: AtomicU64,
+}
+
+impl MeterCounters {
+    /// Adds what the decoder counted since `before`.
+    pub fn add_wire(&self, before: &WireStats, now: &WireStats) {
+        self.frames.fetch_add(now.data_frames - before.data_frames, Relaxed);
+        self.bytes.fetch_add(now.payload_bytes - before.payload_bytes, Relaxed);
+        self.gaps.fetch_add(now.gaps - before.gaps, Relaxed);
+        self.lost_chunks
+            .fetch_add(now.lost_chunks - before.lost_chunks, Relaxed);
+        self.resyncs.fetch_add(now.resyncs - before.resyncs, Relaxed);
+        self.bad_lengths
+            .fetch_add(now.bad_lengths - before.bad_lengths, Relaxed);
+    }
+}
+
+/// Server-wide counters.
+#[derive(Debug, Default)]
+pub struct ServerCounters {
+    pub accepted: AtomicU64,
+    pub pending: AtomicU64,
+    pub streaming: AtomicU64,
+    pub peak_streaming: AtomicU64,
+    dropped: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl ServerCounters {
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize].load(Relaxed)
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(|d| d.load(Relaxed)).sum()
+    }
+}
+
+/// The live connections by meter name and every meter's counters.
+#[derive(Debug, Default)]
+pub struct Registry {
+    live: Mutex<BTreeMap<String, u64>>,
+    meters: Mutex<BTreeMap<String, Arc<MeterCounters>>>,
+    next_connection: AtomicU64,
+    pub server: ServerCounters,
+}
+
+/// A name held by one connection; released when dropped.
+#[derive(Debug)]
+pub struct Claim {
+    registry: Arc<Registry>,
+    name: String,
+    connection: u64,
+    pub counters: Arc<MeterCounters>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut live = self.registry.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.get(&self.name) == Some(&self.connection) {
+            live.remove(&self.name);
+        }
+        self.counters.connected.store(0, Relaxed);
+        self.registry.server.streaming.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Claim {
+    pub fn connection(&self) -> u64 {
+        self.connection
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Registry {
+    /// Counts and logs a dropped peer.
+    pub fn dropped(&self, reason: DropReason) {
+        self.server.dropped[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Takes `name` for a new connection, unless another one streams under it.
+    pub fn claim(self: &Arc<Self>, name: &str) -> Option<Claim> {
+        let connection = self.next_connection.fetch_add(1, Relaxed);
+        {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            if live.contains_key(name) {
+                return None;
+            }
+            live.insert(name.to_string(), connection);
+        }
+        let counters = Arc::clone(
+            self.meters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(name.to_string())
+                .or_default(),
+        );
+        counters.connected.store(1, Relaxed);
+        counters.connections.fetch_add(1, Relaxed);
+        let streaming = self.server.streaming.fetch_add(1, Relaxed) + 1;
+        self.server.peak_streaming.fetch_max(streaming, Relaxed);
+        Some(Claim {
+            registry: Arc::clone(self),
+            name: name.to_string(),
+            connection,
+            counters,
+        })
+    }
+
+    /// Every meter seen, with its counters.
+    pub fn meters(&self) -> Vec<(String, Arc<MeterCounters>)> {
+        self.meters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(name, counters)| (name.clone(), Arc::clone(counters)))
+            .collect()
+    }
+
+    /// Sum of one counter over all meters.
+    pub fn total(&self, counter: impl Fn(&MeterCounters) -> &AtomicU64) -> u64 {
+        self.meters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|m| counter(m).load(Relaxed))
+            .sum()
+    }
+}
+
+/// Whether a meter name can be used as an identity (it names files and
+/// metric labels): 1–64 of `A-Z a-z 0-9 . _ -`, not starting with a dot.
+pub fn valid_meter_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_streams_on_one_connection_at_a_time() {
+        let registry = Arc::new(Registry::default());
+        let first = registry.claim("smartmeter001").unwrap();
+        assert!(registry.claim("smartmeter001").is_none());
+        let other = registry.claim("smartmeter002").unwrap();
+        assert_eq!(registry.server.streaming.load(Relaxed), 2);
+        drop(first);
+        let again = registry.claim("smartmeter001").unwrap();
+        assert_eq!(again.counters.connections.load(Relaxed), 2);
+        assert_eq!(registry.server.peak_streaming.load(Relaxed), 2);
+        drop((again, other));
+        assert_eq!(registry.server.streaming.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn meter_names_are_checked() {
+        assert!(valid_meter_name("smartmeter001"));
+        assert!(valid_meter_name("lab-3.phase_a"));
+        for bad in ["", ".hidden", "../etc", "a b", "x\"y", &"m".repeat(65)] {
+            assert!(!valid_meter_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The threads that compute windows. Connection tasks only read and split
+//! frames; every meter's chunks go, in order, to one worker (chosen by its
+//! name) over a bounded channel, so a slow worker makes its connections stop
+//! reading their sockets instead of piling up memory.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+
+use crate::pipeline::config::PipelineConfig;
+use crate::pipeline::device::{DeviceProcessor, DeviceSummary};
+use crate::pipeline::latency::LatencyRecorder;
+use crate::pipeline::outputs::Outputs;
+use crate::source::capture::{CaptureVisitor, SessionDescription};
+use crate::source::event::SourceEvent;
+use crate::source::meter_session::{SessionFeed, SessionItem};
+use crate::wire::message::SampleAnswer;
+use crate::wire::samples::{sample_time, SampleBlock};
+
+use super::registry::MeterCounters;
+use super::state::{MeterState, StateStore};
+
+/// What a connection hands to its worker.
+pub enum Job {
+    /// A meter started sampling on connection `connection`.
+    Start {
+        connection: u64,
+        description: SessionDescription,
+        answer: SampleAnswer,
+        counters: Arc<MeterCounters>,
+    },
+    /// Items that arrived together; `arrived` is when the last was read.
+    Items {
+        connection: u64,
+        items: Vec<SessionItem>,
+        arrived: Instant,
+    },
+    /// The connection is over: finish the device, save its state.
+    End { connection: u64 },
+}
+
+/// What the workers share.
+pub struct WorkerContext {
+    pub config: PipelineConfig,
+    pub outputs: Arc<Outputs>,
+    pub state: Arc<StateStore>,
+    /// From the arrival of a window's last chunk to its rows being handed to the sinks.
+    pub window_latency: LatencyRecorder,
+}
+
+/// The running workers.
+pub struct WorkerPool {
+    senders: Vec<mpsc::Sender<Job>>,
+    threads: Vec<std::thread::JoinHandle<Vec<DeviceSummary>>>,
+    capacity: usize,
+}
+
+impl WorkerPool {
+    pub fn start(count: usize, queue_depth: usize, context: Arc<WorkerContext>) -> anyhow::Result<Self> {
+        let mut senders = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for index in 0..count.max(1) {
+            let (sender, receiver) = mpsc::channel(queue_depth);
+            let context = Arc::clone(&context);
+            let thread = std::thread::Builder::new()
+                .name(format!("meterflow-worker-{index}"))
+                .spawn(move || Worker::new(context).run(receiver))
+                .context("starting a window worker thread")?;
+            senders.push(sender);
+            threads.push(thread);
+        }
+        Ok(WorkerPool {
+            senders,
+            threads,
+            capacity: queue_depth,
+        })
+    }
+
+    /// The queue of the worker that handles meter `name`.
+    pub fn route(&self, name: &str) -> mpsc::Sender<Job> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut hasher);
+        let index = (hasher.finish() % self.senders.len() as u64) as usize;
+        self.senders[index].clone()
+    }
+
+    /// Jobs waiting in each worker's queue.
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.senders
+            .iter()
+            .map(|s| self.capacity - s.capacity())
+            .collect()
+    }
+
+    /// Lets the workers finish what is queued (every connection must have
+    /// ended first) and returns the summaries of every session.
+    pub fn finish(self) -> Vec<DeviceSummary> {
+        drop(self.senders);
+        let mut summaries = Vec::new();
+        for thread in self.threads {
+            match thread.join() {
+                Ok(done) => summaries.extend(done),
+                Err(_) => tracing::error!("a window worker panicked; its meters' last windows are lost"),
+            }
+        }
+        summaries
+    }
+}
+
+/// One session on a worker.
+struct Session {
+    feed: SessionFeed,
+    device: Device,
+}
+
+/// The device processor of a session, and what it resumes after.
+struct Device {
+    processor: Option<DeviceProcessor>,
+    name: String,
+    counters: Arc<MeterCounters>,
+    /// Blocks before this meter time were already covered by an earlier run.
+    resume_after_ns: Option<i64>,
+    skipped_samples: u64,
+    state: MeterState,
+}
+
+impl CaptureVisitor for Device {
+    fn session_start(&mut self, _: &SessionDescription) {}
+
+    fn block(&mut self, block: &SampleBlock) {
+        let Some(processor) = self.processor.as_mut() else {
+            return;
+        };
+        if let Some(resume) = self.resume_after_ns {
+            let end = sample_time(
+                block.start_unix_ns,
+                block.rate,
+                block.first_index + block.len() as u64,
+            );
+            if end <= resume {
+                // Already in the outputs (a meter whose clock went back, a replay).
+                self.skipped_samples += block.len() as u64;
+                return;
+            }
+            self.resume_after_ns = None;
+        }
+        self.counters.samples.fetch_add(block.len() as u64, Relaxed);
+        processor.block(block);
+    }
+
+    fn event(&mut self, event: SourceEvent) {
+        if let Some(processor) = self.processor.as_mut() {
+            processor.event(&event);
+        }
+    }
+}
+
+impl Device {
+    /// The state to checkpoint: the registers and coverage as of now.
+    fn snapshot(&mut self) -> Option<MeterState> {
+        let processor = self.processor.as_ref()?;
+        let mut state = self.state.clone();
+        state.energy = processor.energy().clone();
+        state.covered_until_ns = processor.covered_until_ns().or(state.covered_until_ns);
+        state.windows += processor.windows();
+        Some(state)
+    }
+}
+
+struct Worker {
+    context: Arc<WorkerContext>,
+    sessions: HashMap<u64, Session>,
+    summaries: Vec<DeviceSummary>,
+}
+
+impl Worker {
+    fn new(context: Arc<WorkerContext>) -> Self {
+        Worker {
+            context,
+            sessions: HashMap::new(),
+            summaries: Vec::new(),
+        }
+    }
+
+    fn run(mut self, mut jobs: mpsc::Receiver<Job>) -> Vec<DeviceSummary> {
+        while let Some(job) = jobs.blocking_recv() {
+            match job {
+                Job::Start {
+                    connection,
+                    description,
+                    answer,
+                    counters,
+                } => self.start(connection, description, answer, counters),
+                Job::Items {
+                    connection,
+                    items,
+                    arrived,
+                } => self.items(connection, &items, arrived),
+                Job::End { connection } => self.end(connection),
+            }
+        }
+        // Connections that never said goodbye (a failed task): finish them too.
+        let open: Vec<u64> = self.sessions.keys().copied().collect();
+        for connection in open {
+            self.end(connection);
+        }
+        self.summaries
+    }
+
+    fn start(
+        &mut self,
+        connection: u64,
+        description: SessionDescription,
+        answer: SampleAnswer,
+        counters: Arc<MeterCounters>,
+    ) {
+        let context = &self.context;
+        let name = description.device.clone();
+        let saved = context.state.get(&name);
+        let processor =
+            match DeviceProcessor::new(&description, &context.config, Arc::clone(&context.outputs)) {
+                Ok(processor) => Some(processor),
+                Err(error) => {
+                    tracing::error!(meter = %name, "cannot process this stream: {error:#}");
+                    None
+                }
+            };
+        let mut device = Device {
+            processor,
+            name,
+            counters,
+            resume_after_ns: None,
+            skipped_samples: 0,
+            state: saved.clone().unwrap_or_default(),
+        };
+        device.state.sessions += 1;
+        if let (Some(saved), Some(processor)) = (saved, device.processor.as_mut()) {
+            processor.restore_energy(saved.energy);
+            device.resume_after_ns = saved.covered_until_ns;
+            tracing::info!(
+                meter = %device.name,
+                imported_wh = device.state.energy.total.import_wh,
+                "continuing energy registers from the checkpoint"
+            );
+        }
+        let feed = SessionFeed::new(&description, &answer);
+        feed.start(&mut device);
+        self.sessions.insert(connection, Session { feed, device });
+    }
+
+    fn items(&mut self, connection: u64, items: &[SessionItem], arrived: Instant) {
+        let Some(session) = self.sessions.get_mut(&connection) else {
+            return;
+        };
+        let windows_before = session.device.processor.as_ref().map_or(0, |p| p.windows());
+        for item in items {
+            session.feed.apply(item, &mut session.device);
+        }
+        let windows = session.device.processor.as_ref().map_or(0, |p| p.windows());
+        let new_windows = windows - windows_before;
+        if new_windows > 0 {
+            self.context
+                .window_latency
+                .record_many(arrived.elapsed(), new_windows);
+            session
+                .device
+                .counters
+                .windows
+                .fetch_add(new_windows, Relaxed);
+            if let Some(state) = session.device.snapshot() {
+                self.context.state.set(&session.device.name, state);
+            }
+        }
+    }
+
+    fn end(&mut self, connection: u64) {
+        let Some(mut session) = self.sessions.remove(&connection) else {
+            return;
+        };
+        let device = &mut session.device;
+        let Some(processor) = device.processor.take() else {
+            return;
+        };
+        let (summary, energy, covered_until_ns) = processor.finish_with_registers();
+        let mut state = device.state.clone();
+        state.energy = energy;
+        state.covered_until_ns = covered_until_ns.or(state.covered_until_ns);
+        state.windows += summary.windows;
+        self.context.state.set(&device.name, state);
+        if device.skipped_samples > 0 {
+            tracing::warn!(
+                meter = %device.name,
+                samples = device.skipped_samples,
+                "samples before the checkpoint's coverage were left out (already in the outputs)"
+            );
+        }
+        let mut summary = summary;
+        summary.lost_samples = summary.lost_samples.max(session.feed.lost_samples());
+        self.summaries.push(summary);
+    }
+}
