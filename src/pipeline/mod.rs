@@ -4,8 +4,8 @@
 
 pub mod batch;
 pub mod config;
-pub mod latency;
 pub mod device;
+pub mod latency;
 pub mod live;
 pub mod outputs;
 pub mod server;

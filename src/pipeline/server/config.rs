@@ -112,9 +112,7 @@ impl Network {
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= bits)
-                .with_context(|| {
-                    format!("network {text:?}: prefix length must be 0..={bits}")
-                })?,
+                .with_context(|| format!("network {text:?}: prefix length must be 0..={bits}"))?,
             None => bits,
         };
         Ok(Network { address, prefix })
@@ -126,11 +124,9 @@ impl Network {
             v4 => v4,
         };
         let (net, ip, bits) = match (self.address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => (
-                u128::from(u32::from(net)),
-                u128::from(u32::from(ip)),
-                32u32,
-            ),
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                (u128::from(u32::from(net)), u128::from(u32::from(ip)), 32u32)
+            }
             (IpAddr::V6(net), IpAddr::V6(ip)) => (u128::from(net), u128::from(ip), 128u32),
             _ => return false,
         };
@@ -232,7 +228,11 @@ impl MeterLinkConfig {
         self.connect
             .iter()
             .map(|address| {
-                if address.parse::<SocketAddr>().is_ok() || address.rsplit_once(':').is_some_and(|(host, port)| !host.contains(':') && port.parse::<u16>().is_ok()) {
+                if address.parse::<SocketAddr>().is_ok()
+                    || address.rsplit_once(':').is_some_and(|(host, port)| {
+                        !host.contains(':') && port.parse::<u16>().is_ok()
+                    })
+                {
                     address.clone()
                 } else {
                     format!("{address}:{COMMAND_PORT}")
@@ -322,13 +322,20 @@ mod tests {
         let fast = config.session_settings("fast");
         assert_eq!((fast.rate, fast.measures), (32_000, Measures::SinglePhase));
         let other = config.session_settings("other");
-        assert_eq!((other.rate, other.measures), (DEFAULT_RATE, Measures::ThreePhase));
+        assert_eq!(
+            (other.rate, other.measures),
+            (DEFAULT_RATE, Measures::ThreePhase)
+        );
     }
 
     #[test]
     fn command_port_is_added_when_missing() {
         let config = MeterLinkConfig {
-            connect: vec!["10.0.0.5".into(), "meter.local:6000".into(), "[::1]:7000".into()],
+            connect: vec![
+                "10.0.0.5".into(),
+                "meter.local:6000".into(),
+                "[::1]:7000".into(),
+            ],
             ..MeterLinkConfig::default()
         };
         assert_eq!(

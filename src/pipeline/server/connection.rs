@@ -96,7 +96,12 @@ where
     let settings = context.link.session_settings(&name);
     let mut stream = match greeted.start(&settings, cancel).await {
         Ok(stream) => stream,
-        Err(error) => return drop_peer(DropReason::Handshake, &format_args!("meter {name}: {error}")),
+        Err(error) => {
+            return drop_peer(
+                DropReason::Handshake,
+                &format_args!("meter {name}: {error}"),
+            )
+        }
     };
     tracing::info!(
         meter = %name,

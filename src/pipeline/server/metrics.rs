@@ -103,17 +103,72 @@ impl SinkObserver {
         }
         let meters = self.registry.meters();
         let per_meter: [(&str, &str, fn(&MeterCounters) -> u64, &str); 11] = [
-            ("meterflow_meter_connected", "1 while the meter streams", |m| m.connected.load(Relaxed), "gauge"),
-            ("meterflow_meter_connections_total", "sampling connections", |m| m.connections.load(Relaxed), "counter"),
-            ("meterflow_meter_frames_total", "data frames received", |m| m.frames.load(Relaxed), "counter"),
-            ("meterflow_meter_bytes_total", "sample payload bytes received", |m| m.bytes.load(Relaxed), "counter"),
-            ("meterflow_meter_samples_total", "samples into the engine", |m| m.samples.load(Relaxed), "counter"),
-            ("meterflow_meter_gaps_total", "packet_num jumps", |m| m.gaps.load(Relaxed), "counter"),
-            ("meterflow_meter_lost_chunks_total", "chunks lost in packet_num jumps", |m| m.lost_chunks.load(Relaxed), "counter"),
-            ("meterflow_meter_resyncs_total", "garbage skipped to the next frame", |m| m.resyncs.load(Relaxed), "counter"),
-            ("meterflow_meter_bad_lengths_total", "chunks whose length is not whole samples", |m| m.bad_lengths.load(Relaxed), "counter"),
-            ("meterflow_meter_warnings_total", "warnings and errors the meter logged", |m| m.meter_warnings.load(Relaxed), "counter"),
-            ("meterflow_meter_windows_total", "windows computed", |m| m.windows.load(Relaxed), "counter"),
+            (
+                "meterflow_meter_connected",
+                "1 while the meter streams",
+                |m| m.connected.load(Relaxed),
+                "gauge",
+            ),
+            (
+                "meterflow_meter_connections_total",
+                "sampling connections",
+                |m| m.connections.load(Relaxed),
+                "counter",
+            ),
+            (
+                "meterflow_meter_frames_total",
+                "data frames received",
+                |m| m.frames.load(Relaxed),
+                "counter",
+            ),
+            (
+                "meterflow_meter_bytes_total",
+                "sample payload bytes received",
+                |m| m.bytes.load(Relaxed),
+                "counter",
+            ),
+            (
+                "meterflow_meter_samples_total",
+                "samples into the engine",
+                |m| m.samples.load(Relaxed),
+                "counter",
+            ),
+            (
+                "meterflow_meter_gaps_total",
+                "packet_num jumps",
+                |m| m.gaps.load(Relaxed),
+                "counter",
+            ),
+            (
+                "meterflow_meter_lost_chunks_total",
+                "chunks lost in packet_num jumps",
+                |m| m.lost_chunks.load(Relaxed),
+                "counter",
+            ),
+            (
+                "meterflow_meter_resyncs_total",
+                "garbage skipped to the next frame",
+                |m| m.resyncs.load(Relaxed),
+                "counter",
+            ),
+            (
+                "meterflow_meter_bad_lengths_total",
+                "chunks whose length is not whole samples",
+                |m| m.bad_lengths.load(Relaxed),
+                "counter",
+            ),
+            (
+                "meterflow_meter_warnings_total",
+                "warnings and errors the meter logged",
+                |m| m.meter_warnings.load(Relaxed),
+                "counter",
+            ),
+            (
+                "meterflow_meter_windows_total",
+                "windows computed",
+                |m| m.windows.load(Relaxed),
+                "counter",
+            ),
         ];
         for (name, help, value, kind) in per_meter {
             header_line(&mut out, name, help, kind);
@@ -229,7 +284,10 @@ fn escape_label(value: &str) -> String {
 
 async fn metrics(State(observer): State<SinkObserver>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         observer.render(),
     )
 }
@@ -237,9 +295,15 @@ async fn metrics(State(observer): State<SinkObserver>) -> impl IntoResponse {
 async fn healthz(State(observer): State<SinkObserver>) -> impl IntoResponse {
     let streaming = observer.registry.server.streaming.load(Relaxed);
     if observer.stopping.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("stopping\nmeters streaming: {streaming}\n"))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stopping\nmeters streaming: {streaming}\n"),
+        )
     } else {
-        (StatusCode::OK, format!("ok\nmeters streaming: {streaming}\n"))
+        (
+            StatusCode::OK,
+            format!("ok\nmeters streaming: {streaming}\n"),
+        )
     }
 }
 

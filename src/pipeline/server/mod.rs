@@ -92,9 +92,7 @@ impl StreamSink {
             Some(
                 TcpListener::bind(service.metrics_listen)
                     .await
-                    .with_context(|| {
-                        format!("serving metrics on {}", service.metrics_listen)
-                    })?,
+                    .with_context(|| format!("serving metrics on {}", service.metrics_listen))?,
             )
         } else {
             None
@@ -103,7 +101,9 @@ impl StreamSink {
         let source = match &listener {
             Some(listener) => format!(
                 "stream server {}",
-                listener.local_addr().context("reading the listen address")?
+                listener
+                    .local_addr()
+                    .context("reading the listen address")?
             ),
             None => format!("meter command ports {}", link.connect.join(", ")),
         };
@@ -173,11 +173,8 @@ impl StreamSink {
                 metrics_stop.clone(),
             ))
         });
-        let flusher = spawn_packet_flusher(
-            &self.outputs,
-            Duration::from_millis(250),
-            self.packet_grace,
-        );
+        let flusher =
+            spawn_packet_flusher(&self.outputs, Duration::from_millis(250), self.packet_grace);
         let checkpointer = spawn_checkpointer(Arc::clone(&self.state), self.packet_interval);
         let context = Arc::new(ConnectionContext {
             link: self.link.clone(),
@@ -197,9 +194,10 @@ impl StreamSink {
 
         let workers = Arc::try_unwrap(self.workers)
             .map_err(|_| anyhow::anyhow!("a connection still holds the window workers"))?;
-        let sessions = tokio::task::spawn_blocking(move || workers.finish())
+        let mut sessions = tokio::task::spawn_blocking(move || workers.finish())
             .await
             .context("window workers")?;
+        sessions.sort_by(|a, b| a.device.cmp(&b.device));
         flusher.abort();
         let _ = flusher.await;
         checkpointer.abort();
@@ -296,11 +294,7 @@ impl StreamSink {
     ) -> JoinSet<ConnectionEnd> {
         let mut connections = JoinSet::new();
         for address in self.link.connect_addresses() {
-            connections.spawn(keep_dialing(
-                address,
-                Arc::clone(context),
-                cancel.clone(),
-            ));
+            connections.spawn(keep_dialing(address, Arc::clone(context), cancel.clone()));
         }
         cancel.cancelled().await;
         connections
@@ -319,7 +313,8 @@ async fn keep_dialing(
     let mut backoff = min;
     let mut last = ConnectionEnd::Dropped(DropReason::Io);
     while !cancel.is_cancelled() {
-        let connect = tokio::time::timeout(context.link.info_timeout(), TcpStream::connect(&address));
+        let connect =
+            tokio::time::timeout(context.link.info_timeout(), TcpStream::connect(&address));
         let attempt = tokio::select! {
             attempt = connect => attempt,
             _ = cancel.cancelled() => break,

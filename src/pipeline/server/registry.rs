@@ -82,12 +82,15 @@ pub struct MeterCounters {
 impl MeterCounters {
     /// Adds what the decoder counted since `before`.
     pub fn add_wire(&self, before: &WireStats, now: &WireStats) {
-        self.frames.fetch_add(now.data_frames - before.data_frames, Relaxed);
-        self.bytes.fetch_add(now.payload_bytes - before.payload_bytes, Relaxed);
+        self.frames
+            .fetch_add(now.data_frames - before.data_frames, Relaxed);
+        self.bytes
+            .fetch_add(now.payload_bytes - before.payload_bytes, Relaxed);
         self.gaps.fetch_add(now.gaps - before.gaps, Relaxed);
         self.lost_chunks
             .fetch_add(now.lost_chunks - before.lost_chunks, Relaxed);
-        self.resyncs.fetch_add(now.resyncs - before.resyncs, Relaxed);
+        self.resyncs
+            .fetch_add(now.resyncs - before.resyncs, Relaxed);
         self.bad_lengths
             .fetch_add(now.bad_lengths - before.bad_lengths, Relaxed);
     }

@@ -61,7 +61,11 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    pub fn start(count: usize, queue_depth: usize, context: Arc<WorkerContext>) -> anyhow::Result<Self> {
+    pub fn start(
+        count: usize,
+        queue_depth: usize,
+        context: Arc<WorkerContext>,
+    ) -> anyhow::Result<Self> {
         let mut senders = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for index in 0..count.max(1) {
@@ -105,7 +109,9 @@ impl WorkerPool {
         for thread in self.threads {
             match thread.join() {
                 Ok(done) => summaries.extend(done),
-                Err(_) => tracing::error!("a window worker panicked; its meters' last windows are lost"),
+                Err(_) => {
+                    tracing::error!("a window worker panicked; its meters' last windows are lost")
+                }
             }
         }
         summaries
@@ -223,7 +229,8 @@ impl Worker {
         let name = description.device.clone();
         let saved = context.state.get(&name);
         let processor =
-            match DeviceProcessor::new(&description, &context.config, Arc::clone(&context.outputs)) {
+            match DeviceProcessor::new(&description, &context.config, Arc::clone(&context.outputs))
+            {
                 Ok(processor) => Some(processor),
                 Err(error) => {
                     tracing::error!(meter = %name, "cannot process this stream: {error:#}");
