@@ -116,8 +116,8 @@ where
     let counters = Arc::clone(&claim.counters);
     let start = Job::Start {
         connection,
-        description: stream.description().clone(),
-        answer: stream.answer().clone(),
+        description: Box::new(stream.description().clone()),
+        answer: Box::new(stream.answer().clone()),
         counters: Arc::clone(&counters),
     };
     if worker.send(start).await.is_err() {

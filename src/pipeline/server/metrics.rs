@@ -20,6 +20,14 @@ use crate::pipeline::outputs::Outputs;
 use super::registry::{DropReason, MeterCounters, Registry};
 use super::workers::{WorkerContext, WorkerPool};
 
+/// Name, help, value and type of a per-meter metric.
+type PerMeterMetric = (
+    &'static str,
+    &'static str,
+    fn(&MeterCounters) -> u64,
+    &'static str,
+);
+
 /// A view of the running sink that does not keep its parts alive.
 #[derive(Clone)]
 pub struct SinkObserver {
@@ -102,7 +110,7 @@ impl SinkObserver {
             );
         }
         let meters = self.registry.meters();
-        let per_meter: [(&str, &str, fn(&MeterCounters) -> u64, &str); 11] = [
+        let per_meter: [PerMeterMetric; 11] = [
             (
                 "meterflow_meter_connected",
                 "1 while the meter streams",

@@ -30,8 +30,8 @@ pub enum Job {
     /// A meter started sampling on connection `connection`.
     Start {
         connection: u64,
-        description: SessionDescription,
-        answer: SampleAnswer,
+        description: Box<SessionDescription>,
+        answer: Box<SampleAnswer>,
         counters: Arc<MeterCounters>,
     },
     /// Items that arrived together; `arrived` is when the last was read.
@@ -201,7 +201,7 @@ impl Worker {
                     description,
                     answer,
                     counters,
-                } => self.start(connection, description, answer, counters),
+                } => self.start(connection, *description, *answer, counters),
                 Job::Items {
                     connection,
                     items,
