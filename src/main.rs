@@ -1,7 +1,7 @@
 //! The `meterflow` command line; each subcommand lives in `meterflow::cli`.
 
 use clap::{Parser, Subcommand};
-use meterflow::cli::{batch, bench, inspect, run, simulate, sink};
+use meterflow::cli::{batch, bench, bench_sink, inspect, run, simulate, sink};
 
 /// meterflow: SmartMeter power-meter streams into trustworthy energy data.
 #[derive(Debug, Parser)]
@@ -34,6 +34,8 @@ enum Command {
 enum BenchCommand {
     /// Batch over a generated capture, raw archive off and on.
     Batch(bench::BenchArgs),
+    /// The stream sink under N real-time virtual meters over loopback (default 1000 at 8 kHz, 60 s).
+    Sink(bench_sink::SinkBenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +52,9 @@ fn main() -> std::process::ExitCode {
         Command::Bench {
             what: BenchCommand::Batch(args),
         } => runtime().and_then(|rt| rt.block_on(bench::run(args))),
+        Command::Bench {
+            what: BenchCommand::Sink(args),
+        } => runtime().and_then(|rt| rt.block_on(bench_sink::run(args))),
         Command::Batch(args) => runtime().and_then(|rt| rt.block_on(batch::run(args))),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
         Command::Sink(args) => runtime().and_then(|rt| rt.block_on(sink::run(args))),

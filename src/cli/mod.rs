@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod bench_sink;
 pub mod inspect;
 pub mod report;
 pub mod run;

@@ -50,6 +50,14 @@ impl LatencyRecorder {
         histogram.saturating_record_n(micros, count);
     }
 
+    /// Forgets what was recorded (a benchmark's warm-up).
+    pub fn reset(&self) {
+        self.histogram
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reset();
+    }
+
     pub fn snapshot(&self) -> LatencySnapshot {
         let histogram = self.histogram.lock().unwrap_or_else(|e| e.into_inner());
         let seconds = |micros: u64| micros as f64 / 1e6;

@@ -54,6 +54,21 @@ impl SinkObserver {
             .unwrap_or_default()
     }
 
+    /// When the sink started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Forgets the latencies recorded so far (a benchmark's warm-up).
+    pub fn reset_latencies(&self) {
+        if let Some(context) = self.worker_context.upgrade() {
+            context.window_latency.reset();
+        }
+        if let Some(packets) = self.outputs.upgrade().as_ref().and_then(|o| o.packets.as_ref()) {
+            packets.latency.reset();
+        }
+    }
+
     /// Jobs waiting per worker.
     pub fn queue_depths(&self) -> Vec<usize> {
         self.workers

@@ -50,10 +50,12 @@ pub struct ParquetConfig {
     /// A file is closed once its encoded size reaches this, bytes.
     pub max_file_bytes: u64,
     /// Rows per row group for the metric tables (readers prefer ~10^4..10^6).
+    /// Each device's rows wait in memory until they make one, so a
+    /// long-running sink with many devices wants fewer (e.g. 512).
     pub row_group_rows: usize,
     /// Rows (samples) per row group in the raw waveform archive.
     pub raw_row_group_rows: usize,
-    /// Rows buffered per table before they are encoded (amortises per-batch cost).
+    /// Rows a table takes between checks for files of quiet devices to finish.
     pub batch_rows: usize,
     /// ZSTD level of every column (1 = fast, up to 22).
     pub zstd_level: i32,

@@ -41,22 +41,36 @@ pub struct DatasetSummary {
 }
 
 /// One metric table: its columns, its files, and rows waiting to be encoded.
+///
+/// Rows wait per device until they make a whole row group, which is then
+/// encoded and flushed at once. An open file thus holds no column writers
+/// between row groups (about 1 MB per file with a hundred-odd columns): with
+/// hundreds of devices streaming into the sink that is what bounds memory.
 struct Table<R> {
     spec: TableSpec<R>,
     writer: PartitionedWriter,
     time_of: fn(&R) -> i64,
-    pending: Vec<R>,
+    staged: HashMap<Arc<str>, Vec<R>>,
+    row_group_rows: usize,
+    pushes: usize,
     latest_ns: i64,
     rows: u64,
 }
 
 impl<R: DeviceRow> Table<R> {
-    fn new(spec: TableSpec<R>, writer: PartitionedWriter, time_of: fn(&R) -> i64) -> Self {
+    fn new(
+        spec: TableSpec<R>,
+        writer: PartitionedWriter,
+        time_of: fn(&R) -> i64,
+        row_group_rows: usize,
+    ) -> Self {
         Table {
             spec,
             writer,
             time_of,
-            pending: Vec::new(),
+            staged: HashMap::new(),
+            row_group_rows: row_group_rows.max(1),
+            pushes: 0,
             latest_ns: i64::MIN,
             rows: 0,
         }
@@ -64,9 +78,23 @@ impl<R: DeviceRow> Table<R> {
 
     fn push(&mut self, row: R, batch_rows: usize) -> Result<()> {
         self.latest_ns = self.latest_ns.max((self.time_of)(&row));
-        self.pending.push(row);
-        if self.pending.len() >= batch_rows {
-            self.flush()?;
+        let name = row.device().name.clone();
+        let staged = self.staged.entry(name.clone()).or_default();
+        staged.push(row);
+        if staged.len() >= self.row_group_rows {
+            self.write_device(&name)?;
+        }
+        self.pushes += 1;
+        if self.pushes >= batch_rows {
+            self.pushes = 0;
+            // Rows of spans that ended go to their files first, so a
+            // streaming device's file is finished by its next span's rows.
+            for name in self
+                .writer
+                .devices_with_ended_spans(self.latest_ns, LATE_ROWS_GRACE_NS)
+            {
+                self.write_device(&name)?;
+            }
             self.writer.close_idle(
                 self.latest_ns,
                 LATE_ROWS_GRACE_NS,
@@ -76,45 +104,41 @@ impl<R: DeviceRow> Table<R> {
         Ok(())
     }
 
-    /// Encodes the pending rows, one batch per device in order of appearance.
-    fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+    /// Encodes a device's waiting rows as a row group.
+    fn write_device(&mut self, name: &str) -> Result<()> {
+        let Some(staged) = self.staged.get_mut(name) else {
+            return Ok(());
+        };
+        if staged.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
-        let mut order: Vec<&str> = Vec::new();
-        let mut groups: HashMap<&str, Vec<&R>> = HashMap::new();
-        for row in &pending {
-            let name: &str = &row.device().name;
-            groups
-                .entry(name)
-                .or_insert_with(|| {
-                    order.push(name);
-                    Vec::new()
-                })
-                .push(row);
-        }
-        for name in order {
-            let Some(rows) = groups.get(name) else {
-                continue;
-            };
-            let batch = self.spec.build(rows)?;
-            let times: Vec<i64> = rows.iter().map(|r| (self.time_of)(r)).collect();
-            self.writer.write(name, &batch, &times)?;
-            self.rows += rows.len() as u64;
-        }
+        let rows = std::mem::take(staged);
+        let refs: Vec<&R> = rows.iter().collect();
+        let batch = self.spec.build(&refs)?;
+        let times: Vec<i64> = rows.iter().map(|r| (self.time_of)(r)).collect();
+        self.writer.write(name, &batch, &times)?;
+        self.rows += rows.len() as u64;
         Ok(())
     }
 
     fn finish_device(&mut self, device: &str) -> Result<()> {
-        self.flush()?;
+        let written = self.write_device(device);
+        self.staged.remove(device);
+        written?;
         self.writer.finish_device(device)
     }
 
     fn close(&mut self) -> Result<()> {
-        let flushed = self.flush();
-        let closed = self.writer.close_all();
-        flushed.and(closed)
+        let mut names: Vec<Arc<str>> = self.staged.keys().cloned().collect();
+        names.sort();
+        let mut result = Ok(());
+        for name in names {
+            if let Err(e) = self.write_device(&name) {
+                result = result.and(Err(e));
+            }
+        }
+        self.staged.clear();
+        result.and(self.writer.close_all())
     }
 }
 
@@ -206,8 +230,14 @@ pub struct DatasetWriter {
 fn base_properties(config: &ParquetConfig, row_group_rows: usize) -> WriterPropertiesBuilder {
     // validate() checked the level; the fallback only keeps this infallible.
     let level = ZstdLevel::try_new(config.zstd_level).unwrap_or_default();
+    // No dictionaries: measured values are nearly all distinct, so each
+    // column would grow a hash table up to the 1 MB dictionary limit before
+    // falling back to plain. With hundreds of devices' files open at once
+    // (the stream sink) that was most of the memory; ZSTD still squeezes
+    // the repeated strings.
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
+        .set_dictionary_enabled(false)
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
 }
 
@@ -263,6 +293,7 @@ impl DatasetWriter {
                     windows::spec(),
                     metric_writer(windows::TABLE, true),
                     |r: &WindowRow| r.metrics.start_unix_ns,
+                    config.row_group_rows,
                 )
             }),
             // Latch windows are the windows of latch-mode streams, so the
@@ -272,6 +303,7 @@ impl DatasetWriter {
                     latch::spec(),
                     metric_writer(latch::TABLE, false),
                     |r: &LatchRow| r.window.start_unix_ns,
+                    config.row_group_rows,
                 )
             }),
             aggregates: tables.aggregates.then(|| {
@@ -279,6 +311,7 @@ impl DatasetWriter {
                     aggregates::spec(),
                     metric_writer(aggregates::TABLE, true),
                     |r: &AggregateRow| r.aggregate.start_unix_ns,
+                    config.row_group_rows,
                 )
             }),
             harmonics: tables.harmonics.then(|| {
@@ -286,6 +319,7 @@ impl DatasetWriter {
                     harmonics::spec(),
                     metric_writer(harmonics::TABLE, true),
                     |r: &HarmonicRow| r.window_start_unix_ns,
+                    config.row_group_rows,
                 )
             }),
             events: tables.events.then(|| {
@@ -293,6 +327,7 @@ impl DatasetWriter {
                     events::spec(),
                     metric_writer(events::TABLE, false),
                     |r: &EventRow| r.time_unix_ns,
+                    config.row_group_rows,
                 )
             }),
             raw,

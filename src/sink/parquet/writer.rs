@@ -126,8 +126,11 @@ impl PartitionedWriter {
         };
         self.rows_written += rows.num_rows() as u64;
         file.rows_at_last_write = self.rows_written;
+        // Each write ends its row group: no column writers stay open between
+        // writes (callers hand whole row groups).
         file.writer
             .write(rows)
+            .and_then(|()| file.writer.flush())
             .map_err(|source| ParquetSinkError::Parquet {
                 path: file.temp_path.clone(),
                 source,
@@ -225,6 +228,26 @@ impl PartitionedWriter {
             self.close_file(&key)?;
         }
         Ok(())
+    }
+
+    /// Devices with an open file whose span ended `grace_ns` before `now_ns`.
+    pub fn devices_with_ended_spans(&self, now_ns: i64, grace_ns: i64) -> Vec<String> {
+        let span = self.rotation.span_ns;
+        let mut devices: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, f)| {
+                f.slot
+                    .saturating_add(1)
+                    .saturating_mul(span)
+                    .saturating_add(grace_ns)
+                    <= now_ns
+            })
+            .map(|((device, _), _)| device.clone())
+            .collect();
+        devices.sort();
+        devices.dedup();
+        devices
     }
 
     /// Finishes every open file of `device`.

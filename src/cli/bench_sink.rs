@@ -1,0 +1,302 @@
+//! `meterflow bench sink`: the stream sink under load over loopback. The
+//! sink runs in this process with its full outputs (Parquet, NDJSON
+//! packets); N virtual meters run in a child `meterflow simulate` process,
+//! paced in real time like the firmware. Once all have dialed in, the sink
+//! is measured for the given duration: meters held, samples/s and MB/s
+//! ingested, lost chunks, dropped peers, window and packet latency
+//! quantiles, peak RSS and CPU seconds of both processes.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::config::{PacketSinkConfig, SinkConfig, SourceConfig};
+use crate::pipeline::latency::LatencySnapshot;
+use crate::pipeline::server::config::{MeterLinkConfig, ServiceConfig};
+use crate::pipeline::server::metrics::SinkObserver;
+use crate::pipeline::server::StreamSink;
+use crate::pipeline::PipelineConfig;
+use crate::sink::packet::{DeliveryConfig, NdjsonConfig, SpoolConfig};
+use crate::sink::parquet::ParquetConfig;
+use crate::wire::Measures;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkBenchArgs {
+    /// Virtual meters dialing in.
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub meters: usize,
+    /// Sampling rate asked of every meter, Hz.
+    #[arg(long, default_value_t = 8000)]
+    pub rate: u32,
+    /// Channels asked of every meter.
+    #[arg(long, default_value = "v,i,v,i,v,i")]
+    pub measures: Measures,
+    /// Seconds measured once every meter streams.
+    #[arg(long, default_value_t = 60.0)]
+    pub seconds: f64,
+    /// Longest wait for every meter to dial in, s.
+    #[arg(long, default_value_t = 120.0)]
+    pub connect_timeout: f64,
+    /// Window threads (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Leave the Parquet dataset out (packets only): what the engine alone costs.
+    #[arg(long)]
+    pub no_parquet: bool,
+    /// Work folder for the outputs (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Counters at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    at: Instant,
+    samples: u64,
+    bytes: u64,
+    cpu_s: f64,
+}
+
+pub async fn run(args: SinkBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.meters > 0, "--meters must be at least 1");
+    args.measures.validate_rate(args.rate)?;
+    let temp = args.dir.is_none();
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("meterflow-bench-sink-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let outcome = measure(&args, &dir).await;
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    outcome
+}
+
+async fn measure(args: &SinkBenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let sink = StreamSink::bind(bench_config(args, dir)).await?;
+    let addr = sink
+        .local_addr()
+        .context("the bench sink has no listen address")?;
+    let observer = sink.observer();
+    let cancel = CancellationToken::new();
+    let sink_task = tokio::spawn(sink.run(cancel.clone()));
+    println!(
+        "sink on {addr}; starting {} virtual meters ({} at {} Hz, real-time pacing) in a child process",
+        args.meters, args.measures, args.rate
+    );
+    let mut meters = spawn_meters(args, addr)?;
+
+    let server = &observer.registry.server;
+    let connect_deadline = Instant::now() + Duration::from_secs_f64(args.connect_timeout);
+    while (server.streaming.load(Relaxed) as usize) < args.meters {
+        if Instant::now() > connect_deadline {
+            println!(
+                "only {} of {} meters streaming after {:.0} s; measuring those",
+                server.streaming.load(Relaxed),
+                args.meters,
+                args.connect_timeout
+            );
+            break;
+        }
+        if let Some(status) = meters.try_wait().context("watching the meter process")? {
+            cancel.cancel();
+            let _ = sink_task.await;
+            anyhow::bail!("the meter process exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let connected_after = observer.started().elapsed();
+    // Let the ramp-up settle before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lost_before = observer.registry.total(|m| &m.lost_chunks);
+    let dropped_before = server.dropped_total();
+    observer.reset_latencies();
+    let start = reading(&observer);
+    let mut held_min = server.streaming.load(Relaxed);
+    let end_at = start.at + Duration::from_secs_f64(args.seconds);
+    while Instant::now() < end_at {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        held_min = held_min.min(server.streaming.load(Relaxed));
+    }
+    let end = reading(&observer);
+    let window = observer.window_latency();
+    let packet = observer.packet_latency();
+    let queue = observer.queue_depths();
+    let lost = observer.registry.total(|m| &m.lost_chunks) - lost_before;
+    let dropped = server.dropped_total() - dropped_before;
+    let meters_rss = peak_rss_kib(Some(meters.id()));
+    let meters_cpu = cpu_seconds(Some(meters.id()));
+
+    cancel.cancel();
+    let stop_started = Instant::now();
+    let report = sink_task.await.context("sink task")??;
+    let stop_s = stop_started.elapsed().as_secs_f64();
+    stop_child(&mut meters);
+
+    let elapsed = end.at.duration_since(start.at).as_secs_f64();
+    let samples_per_s = (end.samples - start.samples) as f64 / elapsed;
+    let expected = args.meters as f64 * f64::from(args.rate);
+    println!();
+    println!("meters held          {held_min} of {} (all connected after {:.1} s)", args.meters, connected_after.as_secs_f64());
+    println!(
+        "ingested             {:.2} M samples/s ({:.1} % of {} meters x {} Hz), {:.1} MB/s payload",
+        samples_per_s / 1e6,
+        100.0 * samples_per_s / expected,
+        args.meters,
+        args.rate,
+        (end.bytes - start.bytes) as f64 / elapsed / 1e6
+    );
+    println!("lost chunks          {lost}");
+    println!("dropped peers        {dropped}");
+    print_latency("window latency", &window);
+    print_latency("packet latency", &packet);
+    println!("worker queues        {queue:?} batches at the end");
+    println!(
+        "sink process         peak RSS {:.0} MB, CPU {:.1} s over {:.1} s ({:.0} % of one core)",
+        peak_rss_kib(None).unwrap_or(0) as f64 / 1024.0,
+        end.cpu_s - start.cpu_s,
+        elapsed,
+        100.0 * (end.cpu_s - start.cpu_s) / elapsed
+    );
+    if let (Some(rss), Some(cpu)) = (meters_rss, meters_cpu) {
+        println!(
+            "meter process        peak RSS {:.0} MB, CPU {:.1} s in all (load generator)",
+            rss as f64 / 1024.0,
+            cpu
+        );
+    }
+    println!(
+        "shutdown             {:.1} s to stop {} meters, drain and close (windows {}, packets {})",
+        stop_s,
+        report.peak_streaming,
+        report.sessions.iter().map(|s| s.windows).sum::<u64>(),
+        report.outputs.packets_built
+    );
+    Ok(())
+}
+
+fn print_latency(what: &str, latency: &LatencySnapshot) {
+    let [p50, _, p99, p999] = latency.quantiles_s;
+    println!(
+        "{what:<20} p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms ({} recorded)",
+        p50 * 1e3,
+        p99 * 1e3,
+        p999 * 1e3,
+        latency.max_s * 1e3,
+        latency.count
+    );
+}
+
+fn reading(observer: &SinkObserver) -> Reading {
+    Reading {
+        at: Instant::now(),
+        samples: observer.registry.total(|m| &m.samples),
+        bytes: observer.registry.total(|m| &m.bytes),
+        cpu_s: cpu_seconds(None).unwrap_or(0.0),
+    }
+}
+
+fn bench_config(args: &SinkBenchArgs, dir: &std::path::Path) -> PipelineConfig {
+    let mut parquet = ParquetConfig::new(dir.join("parquet"));
+    parquet.fsync = false;
+    // As in pipelines/sink.toml: rows wait per device for a row group.
+    parquet.row_group_rows = 512;
+    PipelineConfig {
+        name: "bench-sink".to_string(),
+        source: SourceConfig::SmartmeterServer(MeterLinkConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            rate: args.rate,
+            measures: args.measures,
+            max_connections: args.meters + 64,
+            // Every meter dials at once.
+            max_pending: args.meters + 64,
+            workers: args.workers,
+            ..MeterLinkConfig::default()
+        }),
+        dsp: Default::default(),
+        aggregation: Default::default(),
+        sink: SinkConfig {
+            parquet: (!args.no_parquet).then_some(parquet),
+            packets: Some(PacketSinkConfig {
+                build: Default::default(),
+                targets: DeliveryConfig {
+                    ndjson: Some(NdjsonConfig::new(dir.join("packets"))),
+                    spool: SpoolConfig {
+                        dir: dir.join("spool"),
+                        ..SpoolConfig::default()
+                    },
+                    ..DeliveryConfig::default()
+                },
+            }),
+        },
+        service: ServiceConfig {
+            state_dir: dir.join("state"),
+            metrics: false,
+            ..ServiceConfig::default()
+        },
+    }
+}
+
+fn spawn_meters(args: &SinkBenchArgs, addr: std::net::SocketAddr) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("finding the meterflow executable")?;
+    Command::new(exe)
+        .args(["simulate", "--server", &addr.to_string(), "--reconnect-secs", "1"])
+        .args(["--meters", &args.meters.to_string(), "--name-prefix", "bench"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the virtual meters (meterflow simulate)")
+}
+
+fn stop_child(child: &mut Child) {
+    // SIGTERM lets the meters close their sockets; kill after 10 s.
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) with a PID we spawned and still own (not yet reaped).
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Peak resident set (VmHWM) of this process or `pid`, KiB (Linux).
+fn peak_rss_kib(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// User + system CPU seconds of this process or `pid` (Linux).
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then(|| (utime + stime) / ticks as f64)
+}
