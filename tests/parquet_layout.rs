@@ -188,6 +188,7 @@ fn files_rotate_by_clock_aligned_time_span_and_quiet_devices_close_early() {
     let config = ParquetConfig {
         max_file_span_s: 10,
         batch_rows: 10,
+        row_group_rows: 10,
         ..windows_only(out)
     };
     let mut writer =
@@ -282,6 +283,7 @@ fn in_progress_files_are_hidden_until_finished() {
     let out = dir.path();
     let config = ParquetConfig {
         batch_rows: 1,
+        row_group_rows: 1,
         ..windows_only(out)
     };
     let mut writer =

@@ -142,7 +142,11 @@ async fn measure(args: &SinkBenchArgs, dir: &std::path::Path) -> anyhow::Result<
     let samples_per_s = (end.samples - start.samples) as f64 / elapsed;
     let expected = args.meters as f64 * f64::from(args.rate);
     println!();
-    println!("meters held          {held_min} of {} (all connected after {:.1} s)", args.meters, connected_after.as_secs_f64());
+    println!(
+        "meters held          {held_min} of {} (all connected after {:.1} s)",
+        args.meters,
+        connected_after.as_secs_f64()
+    );
     println!(
         "ingested             {:.2} M samples/s ({:.1} % of {} meters x {} Hz), {:.1} MB/s payload",
         samples_per_s / 1e6,
@@ -245,8 +249,19 @@ fn bench_config(args: &SinkBenchArgs, dir: &std::path::Path) -> PipelineConfig {
 fn spawn_meters(args: &SinkBenchArgs, addr: std::net::SocketAddr) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("finding the meterflow executable")?;
     Command::new(exe)
-        .args(["simulate", "--server", &addr.to_string(), "--reconnect-secs", "1"])
-        .args(["--meters", &args.meters.to_string(), "--name-prefix", "bench"])
+        .args([
+            "simulate",
+            "--server",
+            &addr.to_string(),
+            "--reconnect-secs",
+            "1",
+        ])
+        .args([
+            "--meters",
+            &args.meters.to_string(),
+            "--name-prefix",
+            "bench",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()

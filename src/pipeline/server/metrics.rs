@@ -64,7 +64,12 @@ impl SinkObserver {
         if let Some(context) = self.worker_context.upgrade() {
             context.window_latency.reset();
         }
-        if let Some(packets) = self.outputs.upgrade().as_ref().and_then(|o| o.packets.as_ref()) {
+        if let Some(packets) = self
+            .outputs
+            .upgrade()
+            .as_ref()
+            .and_then(|o| o.packets.as_ref())
+        {
             packets.latency.reset();
         }
     }

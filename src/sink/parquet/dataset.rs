@@ -50,9 +50,11 @@ struct Table<R> {
     spec: TableSpec<R>,
     writer: PartitionedWriter,
     time_of: fn(&R) -> i64,
-    staged: HashMap<Arc<str>, Vec<R>>,
+    /// Per device: rows waiting, and the table's row count at its last one.
+    staged: HashMap<Arc<str>, (Vec<R>, u64)>,
     row_group_rows: usize,
     pushes: usize,
+    total_pushes: u64,
     latest_ns: i64,
     rows: u64,
 }
@@ -71,6 +73,7 @@ impl<R: DeviceRow> Table<R> {
             staged: HashMap::new(),
             row_group_rows: row_group_rows.max(1),
             pushes: 0,
+            total_pushes: 0,
             latest_ns: i64::MIN,
             rows: 0,
         }
@@ -79,34 +82,53 @@ impl<R: DeviceRow> Table<R> {
     fn push(&mut self, row: R, batch_rows: usize) -> Result<()> {
         self.latest_ns = self.latest_ns.max((self.time_of)(&row));
         let name = row.device().name.clone();
-        let staged = self.staged.entry(name.clone()).or_default();
+        self.total_pushes += 1;
+        let (staged, last_push) = self
+            .staged
+            .entry(name.clone())
+            .or_insert_with(|| (Vec::new(), 0));
         staged.push(row);
+        *last_push = self.total_pushes;
         if staged.len() >= self.row_group_rows {
             self.write_device(&name)?;
         }
         self.pushes += 1;
         if self.pushes >= batch_rows {
             self.pushes = 0;
-            // Rows of spans that ended go to their files first, so a
-            // streaming device's file is finished by its next span's rows.
-            for name in self
-                .writer
-                .devices_with_ended_spans(self.latest_ns, LATE_ROWS_GRACE_NS)
-            {
+            let (now, grace) = (self.latest_ns, LATE_ROWS_GRACE_NS);
+            let idle_rows = QUIET_AFTER_BATCHES * batch_rows as u64;
+            // A device that sent nothing while the table took `idle_rows`
+            // rows, and whose waiting rows all lie in spans that ended, went
+            // quiet: its rows go out and its files are finished.
+            let mut quiet: Vec<Arc<str>> = self
+                .staged
+                .iter()
+                .filter(|(_, (rows, last_push))| {
+                    self.total_pushes - last_push >= idle_rows
+                        && rows
+                            .last()
+                            .is_some_and(|r| self.writer.span_ended((self.time_of)(r), now, grace))
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            quiet.sort();
+            for name in quiet {
+                self.write_device(&name)?;
+                self.writer.finish_ended_spans(&name, now, grace)?;
+            }
+            // A streaming device's rows go to the file of a span that ended,
+            // so its rows of the next span finish that file.
+            for name in self.writer.devices_with_ended_spans(now, grace) {
                 self.write_device(&name)?;
             }
-            self.writer.close_idle(
-                self.latest_ns,
-                LATE_ROWS_GRACE_NS,
-                QUIET_AFTER_BATCHES * batch_rows as u64,
-            )?;
+            self.writer.close_idle(now, grace, idle_rows)?;
         }
         Ok(())
     }
 
     /// Encodes a device's waiting rows as a row group.
     fn write_device(&mut self, name: &str) -> Result<()> {
-        let Some(staged) = self.staged.get_mut(name) else {
+        let Some((staged, _)) = self.staged.get_mut(name) else {
             return Ok(());
         };
         if staged.is_empty() {

@@ -206,19 +206,13 @@ impl PartitionedWriter {
     /// `now_ns` (the newest data time). Needing both keeps a device whose
     /// clock runs ahead from closing the files of devices still streaming.
     pub fn close_idle(&mut self, now_ns: i64, grace_ns: i64, idle_rows: u64) -> Result<()> {
-        let span = self.rotation.span_ns;
         let rows_written = self.rows_written;
         let mut idle: Vec<(String, i64)> = self
             .open
             .iter()
             .filter(|(_, f)| {
                 let quiet = rows_written.saturating_sub(f.rows_at_last_write) >= idle_rows;
-                let span_ended = f
-                    .slot
-                    .saturating_add(1)
-                    .saturating_mul(span)
-                    .saturating_add(grace_ns)
-                    <= now_ns;
+                let span_ended = self.slot_ended(f.slot, now_ns, grace_ns);
                 quiet && span_ended
             })
             .map(|(k, _)| k.clone())
@@ -230,24 +224,44 @@ impl PartitionedWriter {
         Ok(())
     }
 
+    /// Whether the span holding `time_ns` ended `grace_ns` before `now_ns`.
+    pub fn span_ended(&self, time_ns: i64, now_ns: i64, grace_ns: i64) -> bool {
+        self.slot_ended(time_ns.div_euclid(self.rotation.span_ns), now_ns, grace_ns)
+    }
+
+    fn slot_ended(&self, slot: i64, now_ns: i64, grace_ns: i64) -> bool {
+        slot.saturating_add(1)
+            .saturating_mul(self.rotation.span_ns)
+            .saturating_add(grace_ns)
+            <= now_ns
+    }
+
     /// Devices with an open file whose span ended `grace_ns` before `now_ns`.
     pub fn devices_with_ended_spans(&self, now_ns: i64, grace_ns: i64) -> Vec<String> {
-        let span = self.rotation.span_ns;
         let mut devices: Vec<String> = self
             .open
             .iter()
-            .filter(|(_, f)| {
-                f.slot
-                    .saturating_add(1)
-                    .saturating_mul(span)
-                    .saturating_add(grace_ns)
-                    <= now_ns
-            })
+            .filter(|(_, f)| self.slot_ended(f.slot, now_ns, grace_ns))
             .map(|((device, _), _)| device.clone())
             .collect();
         devices.sort();
         devices.dedup();
         devices
+    }
+
+    /// Finishes the files of `device` whose span ended `grace_ns` before `now_ns`.
+    pub fn finish_ended_spans(&mut self, device: &str, now_ns: i64, grace_ns: i64) -> Result<()> {
+        let mut keys: Vec<(String, i64)> = self
+            .open
+            .iter()
+            .filter(|((d, _), f)| d == device && self.slot_ended(f.slot, now_ns, grace_ns))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        for key in keys {
+            self.close_file(&key)?;
+        }
+        Ok(())
     }
 
     /// Finishes every open file of `device`.
