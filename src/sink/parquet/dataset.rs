@@ -17,7 +17,7 @@ use super::events::{self, EventRow};
 use super::harmonics::{self, HarmonicRow};
 use super::latch::{self, LatchRow};
 use super::raw::{self, RawBuffer};
-use super::schema::{file_metadata, keys, DeviceRow, TableSpec};
+use super::schema::{file_metadata, keys, PartitionRow, TableSpec};
 use super::windows::{self, WindowRow};
 use super::writer::{PartitionedWriter, PropertiesFor, Rotation};
 use super::DeviceInfo;
@@ -41,7 +41,7 @@ pub struct DatasetSummary {
 }
 
 /// One metric table: its columns, its files, and rows waiting to be encoded.
-struct Table<R> {
+pub(crate) struct Table<R> {
     spec: TableSpec<R>,
     writer: PartitionedWriter,
     time_of: fn(&R) -> i64,
@@ -50,8 +50,8 @@ struct Table<R> {
     rows: u64,
 }
 
-impl<R: DeviceRow> Table<R> {
-    fn new(spec: TableSpec<R>, writer: PartitionedWriter, time_of: fn(&R) -> i64) -> Self {
+impl<R: PartitionRow> Table<R> {
+    pub(crate) fn new(spec: TableSpec<R>, writer: PartitionedWriter, time_of: fn(&R) -> i64) -> Self {
         Table {
             spec,
             writer,
@@ -62,7 +62,7 @@ impl<R: DeviceRow> Table<R> {
         }
     }
 
-    fn push(&mut self, row: R, batch_rows: usize) -> Result<()> {
+    pub(crate) fn push(&mut self, row: R, batch_rows: usize) -> Result<()> {
         self.latest_ns = self.latest_ns.max((self.time_of)(&row));
         self.pending.push(row);
         if self.pending.len() >= batch_rows {
@@ -76,8 +76,21 @@ impl<R: DeviceRow> Table<R> {
         Ok(())
     }
 
+    /// Orders the rows not yet encoded (a table clustered by a key).
+    pub(crate) fn sort_pending_by(&mut self, order: impl FnMut(&R, &R) -> std::cmp::Ordering) {
+        self.pending.sort_by(order);
+    }
+
+    pub(crate) fn writer(&self) -> &PartitionedWriter {
+        &self.writer
+    }
+
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
     /// Encodes the pending rows, one batch per device in order of appearance.
-    fn flush(&mut self) -> Result<()> {
+    pub(crate) fn flush(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -85,7 +98,7 @@ impl<R: DeviceRow> Table<R> {
         let mut order: Vec<&str> = Vec::new();
         let mut groups: HashMap<&str, Vec<&R>> = HashMap::new();
         for row in &pending {
-            let name: &str = &row.device().name;
+            let name: &str = row.partition();
             groups
                 .entry(name)
                 .or_insert_with(|| {
@@ -111,7 +124,9 @@ impl<R: DeviceRow> Table<R> {
         self.writer.finish_device(device)
     }
 
-    fn close(&mut self) -> Result<()> {
+    /// Encodes what is pending and finishes every open file; the table
+    /// stays usable (new rows open new files).
+    pub(crate) fn close(&mut self) -> Result<()> {
         let flushed = self.flush();
         let closed = self.writer.close_all();
         flushed.and(closed)
@@ -203,7 +218,10 @@ pub struct DatasetWriter {
     closed: bool,
 }
 
-fn base_properties(config: &ParquetConfig, row_group_rows: usize) -> WriterPropertiesBuilder {
+pub(crate) fn base_properties(
+    config: &ParquetConfig,
+    row_group_rows: usize,
+) -> WriterPropertiesBuilder {
     // validate() checked the level; the fallback only keeps this infallible.
     let level = ZstdLevel::try_new(config.zstd_level).unwrap_or_default();
     WriterProperties::builder()
@@ -428,7 +446,7 @@ impl Drop for DatasetWriter {
 }
 
 /// Creates `out` and writes and removes a probe file in it.
-fn probe_writable(out: &std::path::Path) -> Result<()> {
+pub(crate) fn probe_writable(out: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(out)
         .map_err(|e| ParquetSinkError::io("create output folder", out, e))?;
     let probe = out.join(format!(
