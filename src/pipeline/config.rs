@@ -14,6 +14,8 @@ use crate::sink::parquet::ParquetConfig;
 use crate::wire::layout::DEFAULT_RATE;
 use crate::wire::Measures;
 
+pub use super::telemetry::TelemetryConfig;
+
 /// A whole pipeline.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +48,8 @@ pub enum SourceConfig {
     },
     /// Firmware-faithful virtual meters dialing into a loopback stream server.
     VirtualMeters(VirtualMetersConfig),
+    /// Low-rate telemetry: rtl_433, MPPT datasets, AirLink resources.
+    Telemetry(TelemetryConfig),
 }
 
 /// What bare f32le files need (their content does not say).
@@ -184,6 +188,7 @@ impl PipelineConfig {
                         .with_context(|| format!("source.meter[{k}].signal"))?;
                 }
             }
+            SourceConfig::Telemetry(telemetry) => telemetry.validate()?,
         }
         if let Some(parquet) = &self.sink.parquet {
             parquet.validate()?;

@@ -184,7 +184,10 @@ pub async fn run_virtual_meters(
 
 /// Sends the packets of intervals that are surely complete (two intervals
 /// ago on the wall clock, which the meters' time base follows).
-fn spawn_packet_flusher(outputs: &Arc<Outputs>, interval_s: f64) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_packet_flusher(
+    outputs: &Arc<Outputs>,
+    interval_s: f64,
+) -> tokio::task::JoinHandle<()> {
     let outputs = Arc::clone(outputs);
     tokio::spawn(async move {
         let period = Duration::from_secs_f64(interval_s.max(0.1));

@@ -1,11 +1,12 @@
 //! Wiring sources to sinks: pipeline files, the per-device path through the
-//! engine, the shared outputs, and the two ways a pipeline runs (batch over
-//! files, live from meters).
+//! engine, the shared outputs, and the ways a pipeline runs (batch over
+//! files, live from meters, telemetry adapters).
 
 pub mod batch;
 pub mod config;
 pub mod device;
 pub mod live;
 pub mod outputs;
+pub mod telemetry;
 
 pub use config::PipelineConfig;

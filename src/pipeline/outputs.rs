@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::sink::packet::{Deliverer, PacketBuilder, SensorInterval, TargetStats};
-use crate::sink::parquet::{DatasetInfo, DatasetSummary, ParquetSink};
+use crate::sink::packet::{
+    Deliverer, PacketBuilder, Sensor, SensorInterval, SensorReadings, TargetStats,
+};
+use crate::sink::parquet::{DatasetInfo, DatasetSummary, ParquetSink, TelemetrySink};
 
-use super::config::{PacketSinkConfig, PipelineConfig};
+use super::config::{PacketSinkConfig, PipelineConfig, SourceConfig};
 
 /// How long closing waits for targets that are down before leaving their
 /// packets in the spool for the next run.
@@ -22,8 +24,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PacketCollector {
     builder: PacketBuilder,
     deliverer: Deliverer,
-    /// Interval end (ms) → the sensors that reported it.
-    pending: Mutex<BTreeMap<i64, Vec<SensorInterval>>>,
+    /// Interval end (ms) → the sensors (name, object) that reported it.
+    pending: Mutex<BTreeMap<i64, Vec<(String, Sensor)>>>,
     built: Mutex<u64>,
 }
 
@@ -42,16 +44,28 @@ impl PacketCollector {
 
     /// Queues one sensor's reading for its interval.
     pub fn add(&self, reading: SensorInterval) {
+        let sensor = self.builder.sensor(&reading);
+        self.queue(reading.interval_end_ms, reading.meter_name, sensor);
+    }
+
+    /// Queues what a non-meter device reported in the interval ending at
+    /// `interval_end_ms`.
+    pub fn add_readings(&self, interval_end_ms: i64, readings: &SensorReadings) {
+        let sensor = self.builder.sensor_from_readings(readings);
+        self.queue(interval_end_ms, readings.name.clone(), sensor);
+    }
+
+    fn queue(&self, interval_end_ms: i64, name: String, sensor: Sensor) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending
-            .entry(reading.interval_end_ms)
+            .entry(interval_end_ms)
             .or_default()
-            .push(reading);
+            .push((name, sensor));
     }
 
     /// Builds and sends the packets of every interval that ended before `end_ms`.
     pub fn flush_before(&self, end_ms: i64) -> anyhow::Result<u64> {
-        let ready: Vec<(i64, Vec<SensorInterval>)> = {
+        let ready: Vec<(i64, Vec<(String, Sensor)>)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let later = pending.split_off(&end_ms);
             std::mem::replace(&mut *pending, later)
@@ -60,8 +74,10 @@ impl PacketCollector {
         };
         let mut sent = 0u64;
         for (_, mut sensors) in ready {
-            sensors.sort_by(|a, b| a.meter_name.cmp(&b.meter_name));
-            for packet in self.builder.build_now(&sensors) {
+            sensors.sort_by(|a, b| a.0.cmp(&b.0));
+            let sensors = sensors.into_iter().map(|(_, s)| s).collect();
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            for packet in self.builder.packets(sensors, now_ms) {
                 self.deliverer.send(&packet)?;
                 sent += 1;
             }
@@ -78,6 +94,8 @@ impl PacketCollector {
 /// The sinks of one pipeline run.
 pub struct Outputs {
     pub parquet: Option<ParquetSink>,
+    /// The telemetry tables, for a telemetry source (instead of `parquet`).
+    pub telemetry: Option<TelemetrySink>,
     /// Whether the raw waveform archive is on (blocks are cloned for it).
     pub raw: bool,
     pub packets: Option<PacketCollector>,
@@ -96,7 +114,26 @@ impl Outputs {
     /// Starts the configured sinks; `source` is recorded in file metadata.
     /// Packet delivery runs on the current tokio runtime.
     pub fn start(config: &PipelineConfig, source: &str) -> anyhow::Result<Self> {
+        let telemetry_source = match &config.source {
+            SourceConfig::Telemetry(telemetry) => Some(telemetry),
+            _ => None,
+        };
+        let telemetry = match (&config.sink.parquet, telemetry_source) {
+            (Some(parquet), Some(telemetry)) => {
+                let info = DatasetInfo {
+                    source: source.to_owned(),
+                    pipeline: config.name.clone(),
+                    ..DatasetInfo::default()
+                };
+                Some(
+                    TelemetrySink::start(parquet, &info, telemetry.flush_interval())
+                        .with_context(|| format!("Parquet output {}", parquet.out.display()))?,
+                )
+            }
+            _ => None,
+        };
         let parquet = match &config.sink.parquet {
+            Some(_) if telemetry_source.is_some() => None,
             Some(parquet) => {
                 let info = DatasetInfo::from_engine(source, config.name.as_str(), &config.dsp);
                 Some(
@@ -113,6 +150,7 @@ impl Outputs {
         };
         Ok(Outputs {
             parquet,
+            telemetry,
             raw,
             packets,
         })
@@ -126,6 +164,13 @@ impl Outputs {
                 tokio::task::spawn_blocking(move || parquet.close())
                     .await
                     .context("Parquet writer thread")??,
+            );
+        }
+        if let Some(telemetry) = self.telemetry {
+            summary.dataset = Some(
+                tokio::task::spawn_blocking(move || telemetry.close())
+                    .await
+                    .context("telemetry writer thread")??,
             );
         }
         if let Some(packets) = self.packets {

@@ -10,78 +10,89 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 /// Longest line taken (rtl_433 objects are a few hundred bytes).
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// Reads `input` line by line; `on_line` gets the 1-based line number and
-/// the line or why it could not be read.
-pub async fn for_each_line<R, F>(input: R, mut on_line: F) -> anyhow::Result<u64>
-where
-    R: AsyncBufRead + Unpin,
-    F: FnMut(u64, Result<&str, String>),
-{
-    let mut input = input;
-    let mut buffer = Vec::with_capacity(1024);
-    let mut line_no = 0u64;
-    loop {
-        buffer.clear();
-        let read = (&mut input)
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut buffer)
-            .await
-            .context("reading input")?;
-        if read == 0 {
-            return Ok(line_no);
-        }
-        line_no += 1;
-        if buffer.len() > MAX_LINE_BYTES && !buffer.ends_with(b"\n") {
-            skip_rest_of_line(&mut input).await?;
-            on_line(line_no, Err(format!("line longer than {MAX_LINE_BYTES} bytes")));
-            continue;
-        }
-        match std::str::from_utf8(&buffer) {
-            Ok(text) if text.trim().is_empty() => {}
-            Ok(text) => on_line(line_no, Ok(text.trim_end_matches(['\r', '\n']))),
-            Err(e) => on_line(line_no, Err(format!("not UTF-8: {e}"))),
-        }
-    }
+/// Reads lines one at a time, so the caller can await between them.
+pub struct LineReader<R> {
+    input: R,
+    buffer: Vec<u8>,
+    line_no: u64,
 }
 
-async fn skip_rest_of_line<R: AsyncBufRead + Unpin>(input: &mut R) -> anyhow::Result<()> {
-    loop {
-        let chunk = input.fill_buf().await.context("reading input")?;
-        if chunk.is_empty() {
-            return Ok(());
+/// A boxed reader of a file or stdin.
+pub type AnyLineReader = LineReader<Box<dyn AsyncBufRead + Unpin + Send>>;
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    pub fn new(input: R) -> Self {
+        LineReader {
+            input,
+            buffer: Vec::with_capacity(1024),
+            line_no: 0,
         }
-        match memchr::memchr(b'\n', chunk) {
-            Some(at) => {
-                input.consume(at + 1);
+    }
+
+    /// The next non-blank line with its 1-based number, or why that line
+    /// cannot be used; `Ok(None)` at the end, `Err` if reading failed.
+    pub async fn next_line(&mut self) -> anyhow::Result<Option<(u64, Result<&str, String>)>> {
+        loop {
+            self.buffer.clear();
+            let read = (&mut self.input)
+                .take(MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut self.buffer)
+                .await
+                .context("reading input")?;
+            if read == 0 {
+                return Ok(None);
+            }
+            self.line_no += 1;
+            if self.buffer.len() > MAX_LINE_BYTES && !self.buffer.ends_with(b"\n") {
+                self.skip_rest_of_line().await?;
+                let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
+                return Ok(Some((self.line_no, Err(reason))));
+            }
+            let blank = matches!(std::str::from_utf8(&self.buffer), Ok(t) if t.trim().is_empty());
+            if !blank {
+                break;
+            }
+        }
+        let line = match std::str::from_utf8(&self.buffer) {
+            Ok(text) => Ok(text.trim_end_matches(['\r', '\n'])),
+            Err(e) => Err(format!("not UTF-8: {e}")),
+        };
+        Ok(Some((self.line_no, line)))
+    }
+
+    async fn skip_rest_of_line(&mut self) -> anyhow::Result<()> {
+        loop {
+            let chunk = self.input.fill_buf().await.context("reading input")?;
+            if chunk.is_empty() {
                 return Ok(());
             }
-            None => {
-                let len = chunk.len();
-                input.consume(len);
+            match memchr::memchr(b'\n', chunk) {
+                Some(at) => {
+                    self.input.consume(at + 1);
+                    return Ok(());
+                }
+                None => {
+                    let len = chunk.len();
+                    self.input.consume(len);
+                }
             }
         }
     }
 }
 
-/// [`for_each_line`] over a file.
-pub async fn for_each_line_of_file<F>(path: &Path, on_line: F) -> anyhow::Result<u64>
-where
-    F: FnMut(u64, Result<&str, String>),
-{
-    let file = tokio::fs::File::open(path)
-        .await
-        .with_context(|| format!("opening {}", path.display()))?;
-    for_each_line(BufReader::new(file), on_line)
-        .await
-        .with_context(|| format!("reading {}", path.display()))
-}
+impl AnyLineReader {
+    /// Lines of a file.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(LineReader::new(Box::new(BufReader::new(file))))
+    }
 
-/// [`for_each_line`] over standard input.
-pub async fn for_each_line_of_stdin<F>(on_line: F) -> anyhow::Result<u64>
-where
-    F: FnMut(u64, Result<&str, String>),
-{
-    for_each_line(BufReader::new(tokio::io::stdin()), on_line).await
+    /// Lines of standard input.
+    pub fn stdin() -> Self {
+        LineReader::new(Box::new(BufReader::new(tokio::io::stdin())))
+    }
 }
 
 #[cfg(test)]
@@ -93,13 +104,11 @@ mod tests {
         let mut input: Vec<u8> = b"{\"a\":1}\n\n\xff\xfe\n".to_vec();
         input.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
         input.extend(b"\nlast");
+        let mut reader = LineReader::new(&input[..]);
         let mut seen = Vec::new();
-        let lines = for_each_line(&input[..], |n, line| {
+        while let Ok(Some((n, line))) = reader.next_line().await {
             seen.push((n, line.map(str::to_owned)));
-        })
-        .await
-        .unwrap_or(0);
-        assert_eq!(lines, 5);
+        }
         assert_eq!(seen.len(), 4);
         assert_eq!(seen[0], (1, Ok("{\"a\":1}".to_owned())));
         assert!(seen[1].1.is_err() && seen[1].0 == 3);
