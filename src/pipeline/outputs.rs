@@ -20,12 +20,20 @@ use super::config::{PacketSinkConfig, PipelineConfig, SourceConfig};
 /// packets in the spool for the next run.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One sensor's share of an interval.
+enum Pending {
+    /// A meter's interval: one object per interval and meter.
+    Meter(Sensor),
+    /// A telemetry device's values, merged over the interval's batches.
+    Readings(SensorReadings),
+}
+
 /// Per-interval readings waiting to become packets.
 pub struct PacketCollector {
     builder: PacketBuilder,
     deliverer: Deliverer,
-    /// Interval end (ms) → the sensors (name, object) that reported it.
-    pending: Mutex<BTreeMap<i64, Vec<(String, Sensor)>>>,
+    /// Interval end (ms) → the sensors (by name) that reported in it.
+    pending: Mutex<BTreeMap<i64, BTreeMap<String, Pending>>>,
     built: Mutex<u64>,
 }
 
@@ -45,27 +53,33 @@ impl PacketCollector {
     /// Queues one sensor's reading for its interval.
     pub fn add(&self, reading: SensorInterval) {
         let sensor = self.builder.sensor(&reading);
-        self.queue(reading.interval_end_ms, reading.meter_name, sensor);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending
+            .entry(reading.interval_end_ms)
+            .or_default()
+            .insert(reading.meter_name, Pending::Meter(sensor));
     }
 
     /// Queues what a non-meter device reported in the interval ending at
-    /// `interval_end_ms`.
-    pub fn add_readings(&self, interval_end_ms: i64, readings: &SensorReadings) {
-        let sensor = self.builder.sensor_from_readings(readings);
-        self.queue(interval_end_ms, readings.name.clone(), sensor);
-    }
-
-    fn queue(&self, interval_end_ms: i64, name: String, sensor: Sensor) {
+    /// `interval_end_ms`; several batches of one device in one interval
+    /// become one sensor object.
+    pub fn add_readings(&self, interval_end_ms: i64, readings: SensorReadings) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending
-            .entry(interval_end_ms)
-            .or_default()
-            .push((name, sensor));
+        let interval = pending.entry(interval_end_ms).or_default();
+        match interval.get_mut(&readings.name) {
+            Some(Pending::Readings(known)) => {
+                known.values.extend(readings.values);
+                known.model = known.model.take().or(readings.model);
+            }
+            _ => {
+                interval.insert(readings.name.clone(), Pending::Readings(readings));
+            }
+        }
     }
 
     /// Builds and sends the packets of every interval that ended before `end_ms`.
     pub fn flush_before(&self, end_ms: i64) -> anyhow::Result<u64> {
-        let ready: Vec<(i64, Vec<(String, Sensor)>)> = {
+        let ready: Vec<(i64, BTreeMap<String, Pending>)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let later = pending.split_off(&end_ms);
             std::mem::replace(&mut *pending, later)
@@ -73,9 +87,14 @@ impl PacketCollector {
                 .collect()
         };
         let mut sent = 0u64;
-        for (_, mut sensors) in ready {
-            sensors.sort_by(|a, b| a.0.cmp(&b.0));
-            let sensors = sensors.into_iter().map(|(_, s)| s).collect();
+        for (_, sensors) in ready {
+            let sensors = sensors
+                .into_values()
+                .map(|pending| match pending {
+                    Pending::Meter(sensor) => sensor,
+                    Pending::Readings(readings) => self.builder.sensor_from_readings(&readings),
+                })
+                .collect();
             let now_ms = chrono::Utc::now().timestamp_millis();
             for packet in self.builder.packets(sensors, now_ms) {
                 self.deliverer.send(&packet)?;

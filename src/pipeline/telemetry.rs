@@ -267,10 +267,16 @@ pub struct TelemetryRun {
     /// Where the AirLink Thingsboard endpoint listens (when configured).
     pub airlink_address: Option<SocketAddr>,
     cancel: CancellationToken,
+    counts: Counts,
     task: tokio::task::JoinHandle<anyhow::Result<TelemetryReport>>,
 }
 
 impl TelemetryRun {
+    /// What each adapter has taken and refused so far.
+    pub fn counts(&self) -> BTreeMap<&'static str, AdapterCounts> {
+        self.counts.snapshot()
+    }
+
     /// Asks every live input to stop; the outputs are then flushed.
     pub fn stop(&self) {
         self.cancel.cancel();
@@ -282,10 +288,21 @@ impl TelemetryRun {
     }
 }
 
+#[derive(Clone, Default)]
 struct Counts {
     rtl433: Arc<IngestCounts>,
     mppt: Arc<IngestCounts>,
     airlink: Arc<IngestCounts>,
+}
+
+impl Counts {
+    fn snapshot(&self) -> BTreeMap<&'static str, AdapterCounts> {
+        BTreeMap::from([
+            (rtl433::SOURCE, AdapterCounts::from(&*self.rtl433)),
+            (mppt::SOURCE, AdapterCounts::from(&*self.mppt)),
+            (airlink::SOURCE, AdapterCounts::from(&*self.airlink)),
+        ])
+    }
 }
 
 /// Starts every configured input, the consumer and the packet flusher.
@@ -296,11 +313,7 @@ pub async fn start_telemetry(
 ) -> anyhow::Result<TelemetryRun> {
     let started = Instant::now();
     let outputs = Arc::new(Outputs::start(config, "telemetry")?);
-    let counts = Counts {
-        rtl433: Arc::default(),
-        mppt: Arc::default(),
-        airlink: Arc::default(),
-    };
+    let counts = Counts::default();
     let (tx, rx) = mpsc::channel::<Batch>(1024);
     let live = cancel.child_token();
     let mut inputs: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -377,6 +390,7 @@ pub async fn start_telemetry(
     let has_live = telemetry.has_live_inputs();
     let seconds = telemetry.seconds;
     let run_cancel = cancel.clone();
+    let run_counts = counts.clone();
     let task = tokio::spawn(async move {
         let mut failures = Vec::new();
         if has_live {
@@ -405,11 +419,7 @@ pub async fn start_telemetry(
             .map_err(|_| anyhow::anyhow!("an output is still in use after every input finished"))?;
         let outputs = outputs.close().await?;
         Ok(TelemetryReport {
-            adapters: BTreeMap::from([
-                (rtl433::SOURCE, AdapterCounts::from(&*counts.rtl433)),
-                (mppt::SOURCE, AdapterCounts::from(&*counts.mppt)),
-                (airlink::SOURCE, AdapterCounts::from(&*counts.airlink)),
-            ]),
+            adapters: counts.snapshot(),
             failures,
             outputs,
             elapsed_s: started.elapsed().as_secs_f64(),
@@ -419,6 +429,7 @@ pub async fn start_telemetry(
         mppt_address,
         airlink_address,
         cancel,
+        counts: run_counts,
         task,
     })
 }
@@ -542,7 +553,7 @@ async fn replay_mppt(
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     match mppt::parse_body(&body, sender, now) {
         Ok(records) => {
-            let n = records.len();
+            let n = records.iter().map(|r| mppt::readings(r).len()).sum();
             tx.send(Batch::Mppt(records))
                 .await
                 .map_err(|_| anyhow::anyhow!("the pipeline has stopped"))?;
@@ -613,7 +624,7 @@ async fn consume(
         let readings = batch.readings();
         if let Some(packets) = &outputs.packets {
             for (interval_end_ms, sensor) in sensor_readings(&readings, packet_interval_ns) {
-                packets.add_readings(interval_end_ms, &sensor);
+                packets.add_readings(interval_end_ms, sensor);
             }
         }
         if let Some(sink) = &outputs.telemetry {

@@ -101,7 +101,7 @@ pub struct IngestCounts {
 }
 
 impl IngestCounts {
-    /// An item (line, body, CBOR map) accepted with its readings.
+    /// An item (line, body, CBOR item) accepted with the readings it gave.
     pub fn accept(&self, readings: usize) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
         self.readings.fetch_add(readings as u64, Ordering::Relaxed);

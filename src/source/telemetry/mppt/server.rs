@@ -59,9 +59,10 @@ async fn post_dataset(
         }
     };
     let items = records.len();
+    let readings = records.iter().map(|r| super::readings(r).len()).sum();
     if server.batches.send(Batch::Mppt(records)).await.is_err() {
         return rejected(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    server.counts.accept(items);
+    server.counts.accept(readings);
     queued(items)
 }
