@@ -50,7 +50,12 @@ fn ctx() -> TimeContext {
 }
 
 /// (key, value, unit, standard key) of every reading, keyed by `key`.
-type Expected = Vec<(&'static str, Value, Option<&'static str>, Option<&'static str>)>;
+type Expected = Vec<(
+    &'static str,
+    Value,
+    Option<&'static str>,
+    Option<&'static str>,
+)>;
 
 fn assert_readings(actual: &[Reading], device: &str, time_ns: i64, expected: Expected) {
     let by_key: BTreeMap<&str, &Reading> = actual.iter().map(|r| (r.key.as_str(), r)).collect();
@@ -70,7 +75,10 @@ fn assert_readings(actual: &[Reading], device: &str, time_ns: i64, expected: Exp
         assert_eq!(r.standard, standard, "{key}");
         match (&r.value, &value) {
             (Value::Number(a), Value::Number(e)) => {
-                assert!((a - e).abs() <= REL_TOL * e.abs().max(1.0), "{key}: {a} != {e}")
+                assert!(
+                    (a - e).abs() <= REL_TOL * e.abs().max(1.0),
+                    "{key}: {a} != {e}"
+                )
             }
             (a, e) => assert_eq!(a, e, "{key}"),
         }
@@ -95,7 +103,12 @@ fn rtl433_facts_lines_give_expected_readings() {
             ("power_W", n(0.0), Some("W"), Some("TOTAL_POWER_LOAD")),
             ("current_A", n(0.0), Some("A"), Some("CURRENT")),
             ("voltage_V", n(229.5), Some("V"), Some("VOLTAGE")),
-            ("energy_Wh", n(0.0), Some("Wh"), Some("ACTIVE_ENERGY_IMPORTED")),
+            (
+                "energy_Wh",
+                n(0.0),
+                Some("Wh"),
+                Some("ACTIVE_ENERGY_IMPORTED"),
+            ),
             ("pairing", n(0.0), None, None),
             ("connected", n(1.0), None, None),
             ("mic", Value::Text("CHECKSUM".into()), None, None),
@@ -131,7 +144,12 @@ fn rtl433_facts_lines_give_expected_readings() {
             ("frequency_Hz", n(50.0), Some("Hz"), Some("FREQUENCY")),
             ("power_W", n(53.3), Some("W"), Some("TOTAL_POWER_LOAD")),
             ("power_factor", n(0.88), None, Some("TOTAL_POWER_FACTOR")),
-            ("energy_Wh", n(307_120.0), Some("Wh"), Some("ACTIVE_ENERGY_IMPORTED")),
+            (
+                "energy_Wh",
+                n(307_120.0),
+                Some("Wh"),
+                Some("ACTIVE_ENERGY_IMPORTED"),
+            ),
             ("button", n(0.0), None, None),
             ("mic", Value::Text("CHECKSUM".into()), None, None),
         ],
@@ -155,7 +173,9 @@ fn rtl433_facts_lines_give_expected_packets() {
     let groups = meterflow::pipeline::telemetry::sensor_readings(&readings, 5_000_000_000);
     // All four lines fall in the 5 s interval ending at T0 + 5 s.
     assert_eq!(groups.len(), 4);
-    assert!(groups.iter().all(|(end, _)| *end == T0_NS / 1_000_000 + 5000));
+    assert!(groups
+        .iter()
+        .all(|(end, _)| *end == T0_NS / 1_000_000 + 5000));
     let sensors: BTreeMap<String, BTreeMap<String, (MeasurandValue, i64)>> = groups
         .iter()
         .map(|(_, g)| {
@@ -248,7 +268,10 @@ fn rtl433_bad_lines_are_errors_with_reasons() {
         (r#"{"time":"@1s","id":1}"#, "`model` is missing"),
         (r#"{"model":"X","id":1}"#, "`time` is missing"),
         (r#"{"time":"soon","model":"X"}"#, "`time`"),
-        (r#"{"time":"@1s","model":"X","power_W":"high"}"#, "`power_W`"),
+        (
+            r#"{"time":"@1s","model":"X","power_W":"high"}"#,
+            "`power_W`",
+        ),
     ] {
         let error = rtl433::parse_line(line, &ctx()).unwrap_err();
         assert!(error.contains(reason), "{line}: {error}");
@@ -290,7 +313,10 @@ fn assert_json_close(actual: &serde_json::Value, expected: &serde_json::Value, p
     match (actual, expected) {
         (J::Number(a), J::Number(e)) => {
             let (a, e) = (a.as_f64().unwrap(), e.as_f64().unwrap());
-            assert!((a - e).abs() <= REL_TOL * e.abs().max(1.0), "{path}: {a} != {e}");
+            assert!(
+                (a - e).abs() <= REL_TOL * e.abs().max(1.0),
+                "{path}: {a} != {e}"
+            );
         }
         (J::Array(a), J::Array(e)) => {
             assert_eq!(a.len(), e.len(), "{path}");
@@ -299,7 +325,11 @@ fn assert_json_close(actual: &serde_json::Value, expected: &serde_json::Value, p
             }
         }
         (J::Object(a), J::Object(e)) => {
-            assert_eq!(a.keys().collect::<Vec<_>>(), e.keys().collect::<Vec<_>>(), "{path}");
+            assert_eq!(
+                a.keys().collect::<Vec<_>>(),
+                e.keys().collect::<Vec<_>>(),
+                "{path}"
+            );
             for (k, e) in e {
                 assert_json_close(&a[k], e, &format!("{path}.{k}"));
             }
@@ -359,7 +389,8 @@ fn mppt_status_test_vector() {
 
 /// A pipeline with only a telemetry source (no sinks) from TOML.
 fn telemetry_pipeline(source: &str) -> (PipelineConfig, TelemetryConfig) {
-    let config = PipelineConfig::parse(&format!("[source]\nkind = \"telemetry\"\n{source}")).unwrap();
+    let config =
+        PipelineConfig::parse(&format!("[source]\nkind = \"telemetry\"\n{source}")).unwrap();
     let telemetry = match &config.source {
         SourceConfig::Telemetry(t) => t.clone(),
         other => panic!("source is {other:?}"),
@@ -375,7 +406,10 @@ async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, serde_js
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,10 +434,22 @@ async fn mppt_endpoint_answers_401_400_200() {
     for (body, at_fault) in [
         ("{", "body is not JSON"),
         (r#"{"data":[]}"#, "datasets: is missing"),
-        (&SPEC_BODY.replace(r#""status":"1A79""#, r#""status":"ZZZZ""#), "datasets[0].data[0].status:"),
-        (&SPEC_BODY.replace("6.0,6.0", "6.0"), "datasets[0].data[0].pv.amps:"),
-        (&SPEC_BODY.replace("55.1", "\"55.1\""), "datasets[0].data[0].battery.volts:"),
-        (&SPEC_BODY.replace("+0700", ""), "datasets[0].data[0].time_local:"),
+        (
+            &SPEC_BODY.replace(r#""status":"1A79""#, r#""status":"ZZZZ""#),
+            "datasets[0].data[0].status:",
+        ),
+        (
+            &SPEC_BODY.replace("6.0,6.0", "6.0"),
+            "datasets[0].data[0].pv.amps:",
+        ),
+        (
+            &SPEC_BODY.replace("55.1", "\"55.1\""),
+            "datasets[0].data[0].battery.volts:",
+        ),
+        (
+            &SPEC_BODY.replace("+0700", ""),
+            "datasets[0].data[0].time_local:",
+        ),
         (&SPEC_BODY.replace("1A79", "C801"), "bits 14–15"),
     ] {
         let (status, answer) = post(&url, &key, body).await;
@@ -433,15 +479,26 @@ async fn airlink_endpoint_answers_401_400_200() {
     let body = r#"{"ts": 1714564800000, "values": {"batt_cp": 80}}"#;
     let (status, _) = post(&format!("{base}/api/v1/other/telemetry"), &[], body).await;
     assert_eq!(status, 401);
-    let (status, answer) = post(&format!("{base}/api/v1/tok/telemetry"), &[], r#"{"ts": 1, "values": {"batt_cp": "full"}}"#).await;
+    let (status, answer) = post(
+        &format!("{base}/api/v1/tok/telemetry"),
+        &[],
+        r#"{"ts": 1, "values": {"batt_cp": "full"}}"#,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(answer["error"].as_str().unwrap().contains("/batt.cp"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("/batt.cp"),
+        "{answer}"
+    );
     let (status, answer) = post(&format!("{base}/api/v1/tok/telemetry"), &[], body).await;
     assert_eq!((status, answer), (200, json!({"queued": 1})));
     run.stop();
     let report = run.finish().await.unwrap();
     let counts = &report.adapters["airlink"];
-    assert_eq!((counts.accepted, counts.rejected, counts.readings), (1, 2, 1));
+    assert_eq!(
+        (counts.accepted, counts.rejected, counts.readings),
+        (1, 2, 1)
+    );
 }
 
 fn text_map(entries: &[(&str, Cbor)]) -> Vec<u8> {
@@ -482,17 +539,29 @@ fn airlink_cbor_resources_decode_to_si_readings() {
     ]);
     let readings = cbor::decode_resource("/eout", &eout, device, 0).unwrap();
     assert_readings(
-        &readings.iter().filter(|r| r.key != "output_energy_Wh").cloned().collect::<Vec<_>>(),
+        &readings
+            .iter()
+            .filter(|r| r.key != "output_energy_Wh")
+            .cloned()
+            .collect::<Vec<_>>(),
         device,
         t,
         vec![
             ("output_voltage_V", n(12.0), Some("V"), Some("VOLTAGE")),
             ("output_current_A", n(1.5), Some("A"), Some("CURRENT")),
             ("output_current_limit_A", n(5.0), Some("A"), None),
-            ("output_power_W", n(18.0), Some("W"), Some("TOTAL_POWER_LOAD")),
+            (
+                "output_power_W",
+                n(18.0),
+                Some("W"),
+                Some("TOTAL_POWER_LOAD"),
+            ),
         ],
     );
-    let energy = readings.iter().find(|r| r.key == "output_energy_Wh").unwrap();
+    let energy = readings
+        .iter()
+        .find(|r| r.key == "output_energy_Wh")
+        .unwrap();
     assert_eq!(energy.value, n(36.0));
     assert_eq!(energy.span_start_ns, Some(t - 60 * MINUTE_NS));
     assert_eq!(energy.time_ns, t);
@@ -516,7 +585,10 @@ fn airlink_cbor_resources_decode_to_si_readings() {
     assert_eq!(get("input_source_type").value, n(1.0));
     let eg = get("input_energy_Wh");
     assert!((eg.value.as_f64().unwrap() - 123.4).abs() < 1e-12);
-    assert_eq!((eg.span_start_ns, eg.time_ns), (Some(t - 120 * MINUTE_NS), t - 60 * MINUTE_NS));
+    assert_eq!(
+        (eg.span_start_ns, eg.time_ns),
+        (Some(t - 120 * MINUTE_NS), t - 60 * MINUTE_NS)
+    );
 
     // /batt: 12 600 mV, -500 mA (discharging), 80 %, state 3; no ts →
     // the caller's time.
@@ -538,7 +610,12 @@ fn airlink_cbor_resources_decode_to_si_readings() {
             ("battery_voltage_V", n(12.6), Some("V"), None),
             ("battery_current_A", n(-0.5), Some("A"), None),
             ("battery_charge_pct", n(80.0), Some("%"), Some("SOC")),
-            ("battery_charging", Value::Text("discharging".into()), None, None),
+            (
+                "battery_charging",
+                Value::Text("discharging".into()),
+                None,
+                None,
+            ),
             ("battery_low", Value::Bool(false), None, None),
             ("last_cycle_charge_time_s", n(5400.0), Some("s"), None),
             ("last_cycle_charge_Ah", n(1.5), Some("Ah"), None),
@@ -546,7 +623,11 @@ fn airlink_cbor_resources_decode_to_si_readings() {
     );
 
     // /temp: half degrees, 51 → 25.5 °C.
-    let temp = text_map(&[("temp", int(51)), ("tmax", int(80)), ("rv", Cbor::Float(1.0))]);
+    let temp = text_map(&[
+        ("temp", int(51)),
+        ("tmax", int(80)),
+        ("rv", Cbor::Float(1.0)),
+    ]);
     let readings = cbor::decode_resource("temp", &temp, device, 42).unwrap();
     assert_readings(
         &readings,
@@ -589,8 +670,13 @@ fn truncated_or_wrong_type_cbor_is_a_clear_error() {
     let eout = text_map(&[("vo", int(12_000)), ("po", int(180))]);
     let error = cbor::decode_resource("eout", &eout[..eout.len() - 1], "d", 0).unwrap_err();
     assert!(error.contains("/eout: not a complete CBOR item"), "{error}");
-    let error = cbor::decode_resource("eout", &text_map(&[("vo", Cbor::Text("12000".into()))]), "d", 0)
-        .unwrap_err();
+    let error = cbor::decode_resource(
+        "eout",
+        &text_map(&[("vo", Cbor::Text("12000".into()))]),
+        "d",
+        0,
+    )
+    .unwrap_err();
     assert!(error.contains("/eout.vo: expected a number"), "{error}");
     let error = cbor::decode_resource("batt", &text_map(&[("cp", Cbor::Array(vec![]))]), "d", 0)
         .unwrap_err();
@@ -602,7 +688,10 @@ fn truncated_or_wrong_type_cbor_is_a_clear_error() {
     let error = cbor::decode_advertisement(&array, "m", 0).unwrap_err();
     assert!(error.contains("expected 8 elements"), "{error}");
     let error = cbor::decode_resource("eout", &text_map(&[("eo", int(3))]), "d", 0).unwrap_err();
-    assert!(error.contains("/eout.eo: an energy window needs"), "{error}");
+    assert!(
+        error.contains("/eout.eo: an energy window needs"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -623,11 +712,15 @@ fn thingsboard_json_decodes_like_cbor() {
     );
     let error = thingsboard::parse(br#"{"ts": 1, "values": {"batt_cp": 1}}"#, None, 0).unwrap_err();
     assert!(error.contains("no device"), "{error}");
-    assert!(thingsboard::parse(b"{", Some("d"), 0).unwrap_err().contains("not JSON"));
+    assert!(thingsboard::parse(b"{", Some("d"), 0)
+        .unwrap_err()
+        .contains("not JSON"));
 }
 
 fn testdata(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/telemetry").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/telemetry")
+        .join(name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -656,7 +749,10 @@ async fn malformed_items_are_counted_and_the_stream_goes_on() {
     assert_eq!((mppt.accepted, mppt.rejected, mppt.readings), (1, 1, 5));
     let airlink = &report.adapters["airlink"];
     // Thingsboard lines 1 and 3 (6 + 2 readings) and the /batt CBOR (2).
-    assert_eq!((airlink.accepted, airlink.rejected, airlink.readings), (3, 1, 10));
+    assert_eq!(
+        (airlink.accepted, airlink.rejected, airlink.readings),
+        (3, 1, 10)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,7 +773,10 @@ async fn rtl433_over_mqtt_from_a_real_broker() {
         .await
         .unwrap();
 
-    let (client, mut eventloop) = AsyncClient::new(MqttOptions::new("rtl433-test-publisher", "127.0.0.1", port), 16);
+    let (client, mut eventloop) = AsyncClient::new(
+        MqttOptions::new("rtl433-test-publisher", "127.0.0.1", port),
+        16,
+    );
     let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
     let publish = |line: &str| {
         let (client, line) = (client.clone(), line.to_owned());
@@ -691,7 +790,10 @@ async fn rtl433_over_mqtt_from_a_real_broker() {
     // The subscription is live once a probe arrives.
     let start = Instant::now();
     while run.counts()["rtl_433"].accepted == 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "no probe arrived");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no probe arrived"
+        );
         publish(FACTS_LINES[0]).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

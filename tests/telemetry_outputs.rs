@@ -87,7 +87,10 @@ async fn readings_table_reads_back() {
     let out = TempDir::new().unwrap();
     let report = run(out.path(), &all_testdata()).await;
     // 20 rtl_433 + 5 MPPT + 10 AirLink readings.
-    assert_eq!(report.outputs.dataset.as_ref().unwrap().rows["readings"], 35);
+    assert_eq!(
+        report.outputs.dataset.as_ref().unwrap().rows["readings"],
+        35
+    );
     let dir = out.path().join("parquet/readings");
     assert!(dir
         .join("device=Revolt-NC5462_id545/date=2024-05-01/part-00000.parquet")
@@ -99,8 +102,17 @@ async fn readings_table_reads_back() {
         .join("device=IT6415AD-01-001/date=2019-02-09/part-00000.parquet")
         .is_file());
     let expected_columns: BTreeSet<String> = [
-        "time", "span_start", "device", "source", "model", "key", "value", "text", "flag",
-        "unit", "standard_key",
+        "time",
+        "span_start",
+        "device",
+        "source",
+        "model",
+        "key",
+        "value",
+        "text",
+        "flag",
+        "unit",
+        "standard_key",
     ]
     .map(String::from)
     .into();
@@ -128,7 +140,10 @@ async fn readings_table_reads_back() {
     let energy = find("Revolt-NC5462_id545", "energy_Wh");
     assert!(close(f64_of(&energy["value"]), 307_120.0));
     let mic = find("ESIC-EMT7110_id627725447", "mic");
-    assert_eq!((mic["text"].clone(), mic["value"].clone()), (s("CHECKSUM"), Cell::Null));
+    assert_eq!(
+        (mic["text"].clone(), mic["value"].clone()),
+        (s("CHECKSUM"), Cell::Null)
+    );
     let charging = find("BD:DD:EE:FF:AA:BB", "battery_charging");
     assert_eq!(charging["text"], s("discharging"));
     // 360 dWh over the hour that began 60 min before ts 1714564860 s.
@@ -164,8 +179,17 @@ fn tel_mppt_columns() -> Vec<String> {
         columns.extend(channel(format!("load[{n}]")));
     }
     for status in [
-        "bus_connect", "input", "chgfet", "chgfet_antirev", "fet_antirev", "input_current",
-        "load", "pv_input", "charging", "system", "standby",
+        "bus_connect",
+        "input",
+        "chgfet",
+        "chgfet_antirev",
+        "fet_antirev",
+        "input_current",
+        "load",
+        "pv_input",
+        "charging",
+        "system",
+        "standby",
     ] {
         columns.push(format!("status.{status}"));
     }
@@ -232,7 +256,11 @@ async fn tel_mppt_dataset_matches_the_spec() {
         ("load[1].amps", 1.2),
         ("load[1].watts", 57.6),
     ] {
-        assert!(close(f64_of(&spec[column]), value), "{column}: {:?}", spec[column]);
+        assert!(
+            close(f64_of(&spec[column]), value),
+            "{column}: {:?}",
+            spec[column]
+        );
     }
     for column in ["pv[2].volts", "pv[2].watts", "pv[3].amps"] {
         assert_eq!(spec[column], Cell::Null, "{column}");
@@ -313,11 +341,18 @@ async fn readings_become_packets() {
     for packet in &packets {
         assert_eq!(packet.device_id.as_u128(), 0x42);
         let ids: BTreeSet<_> = packet.sensors.iter().map(|s| s.sensor_id).collect();
-        assert_eq!(ids.len(), packet.sensors.len(), "a sensor twice in one packet");
+        assert_eq!(
+            ids.len(),
+            packet.sensors.len(),
+            "a sensor twice in one packet"
+        );
         for sensor in &packet.sensors {
             let entry = sensors.entry(sensor.sensor_id).or_default();
             for m in &sensor.measurands {
-                entry.insert(m.key.clone(), (serde_json::to_value(&m.value).unwrap(), m.timestamp));
+                entry.insert(
+                    m.key.clone(),
+                    (serde_json::to_value(&m.value).unwrap(), m.timestamp),
+                );
             }
         }
     }
@@ -332,10 +367,22 @@ async fn readings_become_packets() {
     };
     let num = |device: &str, key: &str| value(device, key).0.as_f64().unwrap();
     assert!(close(num("Revolt-NC5462_id545", "TOTAL_POWER_LOAD"), 53.3));
-    assert!(close(num("Revolt-NC5462_id545", "TOTAL_POWER_FACTOR"), 0.88));
-    assert!(close(num("Revolt-NC5462_id545", "ACTIVE_ENERGY_IMPORTED"), 307_120.0));
-    assert_eq!(value("Revolt-NC5462_id545", "VOLTAGE").1, T0_NS / 1_000_000 + 761);
-    assert!(close(num("CurrentCost-TX_id3447", "TOTAL_POWER_LOAD"), 2352.0));
+    assert!(close(
+        num("Revolt-NC5462_id545", "TOTAL_POWER_FACTOR"),
+        0.88
+    ));
+    assert!(close(
+        num("Revolt-NC5462_id545", "ACTIVE_ENERGY_IMPORTED"),
+        307_120.0
+    ));
+    assert_eq!(
+        value("Revolt-NC5462_id545", "VOLTAGE").1,
+        T0_NS / 1_000_000 + 761
+    );
+    assert!(close(
+        num("CurrentCost-TX_id3447", "TOTAL_POWER_LOAD"),
+        2352.0
+    ));
     // MPPT: load 2 × 57.6 W is the total load; PV 2 × 288 W and the
     // battery pass through.
     assert!(close(num("IT6415AD-01-001", "TOTAL_POWER_LOAD"), 115.2));
@@ -343,7 +390,10 @@ async fn readings_become_packets() {
     assert!(close(num("IT6415AD-01-001", "Battery_Voltage_V"), 55.1));
     assert!(close(num("IT6415AD-01-001", "Battery_Power_W"), 0.0));
     assert_eq!(value("IT6415AD-01-001", "Charging").0, "float");
-    assert_eq!(value("IT6415AD-01-001", "TOTAL_POWER_LOAD").1, SPEC_EVENT_NS / 1_000_000);
+    assert_eq!(
+        value("IT6415AD-01-001", "TOTAL_POWER_LOAD").1,
+        SPEC_EVENT_NS / 1_000_000
+    );
     // AirLink: cp → SOC, dW → W, cA → A, mV → V.
     let lamp = "BD:DD:EE:FF:AA:BB";
     assert!(close(num(lamp, "SOC"), 80.0));

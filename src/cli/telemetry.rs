@@ -30,7 +30,10 @@ pub async fn run(config: &PipelineConfig, telemetry: &TelemetryConfig) -> anyhow
     let report = run.finish().await;
     signal.abort();
     let report = report?;
-    println!("{:<10} {:>10} {:>10} {:>10}", "adapter", "accepted", "rejected", "readings");
+    println!(
+        "{:<10} {:>10} {:>10} {:>10}",
+        "adapter", "accepted", "rejected", "readings"
+    );
     for (adapter, counts) in &report.adapters {
         println!(
             "{adapter:<10} {:>10} {:>10} {:>10}",

@@ -372,7 +372,12 @@ pub async fn start_telemetry(
                 batches: tx.clone(),
                 counts: Arc::clone(&counts.airlink),
             });
-            inputs.spawn(http::serve(listener, router, live.clone(), "AirLink endpoint"));
+            inputs.spawn(http::serve(
+                listener,
+                router,
+                live.clone(),
+                "AirLink endpoint",
+            ));
         }
         let files = a.files.clone();
         let (tx, counts) = (tx.clone(), Arc::clone(&counts.airlink));
@@ -385,7 +390,11 @@ pub async fn start_telemetry(
     }
     drop(tx);
 
-    let consumer = tokio::spawn(consume(rx, Arc::clone(&outputs), config.aggregation.packet_interval_ns()));
+    let consumer = tokio::spawn(consume(
+        rx,
+        Arc::clone(&outputs),
+        config.aggregation.packet_interval_ns(),
+    ));
     let flusher = spawn_packet_flusher(&outputs, config.aggregation.packet_interval_s);
     let has_live = telemetry.has_live_inputs();
     let seconds = telemetry.seconds;
@@ -517,15 +526,23 @@ async fn rtl433_mqtt(
             }
             Ok(Event::Incoming(Incoming::Publish(publish))) => {
                 let at = format!("{topic} ({})", publish.topic);
-                let line = std::str::from_utf8(&publish.payload).map_err(|e| format!("not UTF-8: {e}"));
+                let line =
+                    std::str::from_utf8(&publish.payload).map_err(|e| format!("not UTF-8: {e}"));
                 let parsed = line.and_then(|l| rtl433::parse_line(l, ctx));
-                if submit(parsed, counts, tx, rtl433::SOURCE, &at).await.is_err() {
+                if submit(parsed, counts, tx, rtl433::SOURCE, &at)
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
             Ok(_) => {}
             Err(error) => {
-                tracing::warn!("rtl_433 MQTT {}:{}: {error}; retrying", config.host, config.port);
+                tracing::warn!(
+                    "rtl_433 MQTT {}:{}: {error}; retrying",
+                    config.host,
+                    config.port
+                );
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -604,7 +621,14 @@ async fn replay_airlink(
         };
         let parsed =
             line.and_then(|l| thingsboard::parse(l.as_bytes(), file.device.as_deref(), now));
-        submit(parsed, counts, tx, airlink::SOURCE, &format!("{at}:{line_no}")).await?;
+        submit(
+            parsed,
+            counts,
+            tx,
+            airlink::SOURCE,
+            &format!("{at}:{line_no}"),
+        )
+        .await?;
     }
 }
 
@@ -637,7 +661,10 @@ async fn consume(
 }
 
 /// Groups readings by packet interval (aligned to the clock) and device.
-pub fn sensor_readings(readings: &[Reading], packet_interval_ns: i64) -> Vec<(i64, SensorReadings)> {
+pub fn sensor_readings(
+    readings: &[Reading],
+    packet_interval_ns: i64,
+) -> Vec<(i64, SensorReadings)> {
     let interval = packet_interval_ns.max(1);
     let mut groups: BTreeMap<(i64, &str), SensorReadings> = BTreeMap::new();
     for r in readings {

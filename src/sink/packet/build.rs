@@ -265,7 +265,10 @@ impl PacketBuilder {
     /// No sensors → no packets; more than the limit → several packets, each
     /// with the same gateway fields and timestamp.
     pub fn build(&self, sensors: &[SensorInterval], built_at_ms: i64) -> Vec<Packet> {
-        self.packets(sensors.iter().map(|s| self.sensor(s)).collect(), built_at_ms)
+        self.packets(
+            sensors.iter().map(|s| self.sensor(s)).collect(),
+            built_at_ms,
+        )
     }
 
     /// [`Self::build`] stamped with the current wall-clock time.

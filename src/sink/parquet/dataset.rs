@@ -51,7 +51,11 @@ pub(crate) struct Table<R> {
 }
 
 impl<R: PartitionRow> Table<R> {
-    pub(crate) fn new(spec: TableSpec<R>, writer: PartitionedWriter, time_of: fn(&R) -> i64) -> Self {
+    pub(crate) fn new(
+        spec: TableSpec<R>,
+        writer: PartitionedWriter,
+        time_of: fn(&R) -> i64,
+    ) -> Self {
         Table {
             spec,
             writer,

@@ -4,7 +4,9 @@
 
 use arrow::datatypes::SchemaRef;
 
-use super::schema::{bool_col, f64_col, time_col, ColumnSpec, ColumnValues, PartitionRow, TableSpec};
+use super::schema::{
+    bool_col, f64_col, time_col, ColumnSpec, ColumnValues, PartitionRow, TableSpec,
+};
 use crate::source::telemetry::{Reading, Value};
 
 pub const TABLE: &str = "readings";
@@ -23,7 +25,10 @@ pub(crate) fn spec() -> TableSpec<Reading> {
             ColumnSpec::optional("span_start", time_col(|r: &Reading| r.span_start_ns)),
             ColumnSpec::required("device", ColumnValues::Utf8(|r: &Reading| Some(&r.device))),
             ColumnSpec::required("source", ColumnValues::Utf8(|r: &Reading| Some(r.source))),
-            ColumnSpec::optional("model", ColumnValues::Utf8(|r: &Reading| r.model.as_deref())),
+            ColumnSpec::optional(
+                "model",
+                ColumnValues::Utf8(|r: &Reading| r.model.as_deref()),
+            ),
             ColumnSpec::required("key", ColumnValues::Utf8(|r: &Reading| Some(&r.key))),
             ColumnSpec::optional("value", f64_col(|r: &Reading| r.value.as_f64())),
             ColumnSpec::optional(

@@ -7,7 +7,9 @@
 
 use arrow::datatypes::SchemaRef;
 
-use super::schema::{bool_col, f64_col, time_col, ColumnSpec, ColumnValues, PartitionRow, TableSpec};
+use super::schema::{
+    bool_col, f64_col, time_col, ColumnSpec, ColumnValues, PartitionRow, TableSpec,
+};
 use crate::source::telemetry::mppt::body::{Channel, MAX_LOAD, MAX_PV};
 use crate::source::telemetry::mppt::MpptRecord;
 
@@ -79,8 +81,14 @@ pub(crate) fn spec() -> TableSpec<MpptRecord> {
         ));
     }
     columns.extend([
-        ColumnSpec::required("sender", ColumnValues::Utf8(|r: &MpptRecord| Some(&r.sender))),
-        ColumnSpec::required("time_event", time_col(|r: &MpptRecord| Some(r.time_event_ns))),
+        ColumnSpec::required(
+            "sender",
+            ColumnValues::Utf8(|r: &MpptRecord| Some(&r.sender)),
+        ),
+        ColumnSpec::required(
+            "time_event",
+            time_col(|r: &MpptRecord| Some(r.time_event_ns)),
+        ),
         ColumnSpec::required(
             "time_zone",
             ColumnValues::Utf8(|r: &MpptRecord| Some(&r.time_zone)),

@@ -140,11 +140,14 @@ pub fn readings(object: &Map<String, Json>, ctx: &TimeContext) -> Result<Vec<Rea
             (Some((suffix, unit, factor, offset)), Json::Number(n)) => {
                 let stem = &raw[..raw.len() - suffix.len()];
                 let si = n.as_f64().unwrap_or(f64::NAN) * factor + offset;
-                let mut reading = base(&format!("{stem}_{unit}"), Value::Number(si)).with_unit(unit);
+                let mut reading =
+                    base(&format!("{stem}_{unit}"), Value::Number(si)).with_unit(unit);
                 reading.standard = standard_for(stem, unit);
                 if SUMMED_POWER_MODELS.contains(&model.as_str())
                     && *unit == "W"
-                    && stem.strip_prefix("power").is_some_and(|n| n.parse::<u8>().is_ok())
+                    && stem
+                        .strip_prefix("power")
+                        .is_some_and(|n| n.parse::<u8>().is_ok())
                 {
                     summed_power = Some(summed_power.unwrap_or(0.0) + si);
                 }
@@ -190,7 +193,10 @@ fn passthrough(raw: &str, value: &Json) -> Option<Value> {
 pub fn parse_line(line: &str, ctx: &TimeContext) -> Result<Vec<Reading>, String> {
     match serde_json::from_str::<Json>(line) {
         Ok(Json::Object(object)) => readings(&object, ctx),
-        Ok(other) => Err(format!("not a JSON object: {}", truncate(&other.to_string()))),
+        Ok(other) => Err(format!(
+            "not a JSON object: {}",
+            truncate(&other.to_string())
+        )),
         Err(e) => Err(format!("not JSON: {e}")),
     }
 }

@@ -24,9 +24,9 @@ impl Zone {
         if t.eq_ignore_ascii_case("utc") || t == "Z" {
             return Ok(Zone::Fixed(Utc.fix()));
         }
-        parse_offset(t)
-            .map(Zone::Fixed)
-            .ok_or_else(|| format!("time zone {t:?} is not `local`, `UTC` or an offset like +07:00"))
+        parse_offset(t).map(Zone::Fixed).ok_or_else(|| {
+            format!("time zone {t:?} is not `local`, `UTC` or an offset like +07:00")
+        })
     }
 
     fn to_utc_ns(self, naive: &NaiveDateTime) -> Option<i64> {
@@ -55,7 +55,10 @@ pub fn parse_offset(text: &str) -> Option<FixedOffset> {
         return None;
     }
     let hours: i32 = digits.get(0..2)?.parse().ok()?;
-    let minutes: i32 = digits.get(2..).filter(|m| !m.is_empty()).map_or(Some(0), |m| m.parse().ok())?;
+    let minutes: i32 = digits
+        .get(2..)
+        .filter(|m| !m.is_empty())
+        .map_or(Some(0), |m| m.parse().ok())?;
     if minutes >= 60 {
         return None;
     }
@@ -151,10 +154,9 @@ fn parse_time_text(text: &str, ctx: &TimeContext) -> Result<i64, String> {
     }
     for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(t, format) {
-            return ctx
-                .zone
-                .to_utc_ns(&naive)
-                .ok_or_else(|| format!("time {t:?} does not exist in the zone or is out of range"));
+            return ctx.zone.to_utc_ns(&naive).ok_or_else(|| {
+                format!("time {t:?} does not exist in the zone or is out of range")
+            });
         }
     }
     Err(format!(
@@ -180,11 +182,23 @@ mod tests {
         let ctx = utc();
         assert_eq!(parse_time(&json!("2024-05-01 12:00:00"), &ctx), Ok(noon));
         assert_eq!(parse_time(&json!("2024-05-01T12:00:00"), &ctx), Ok(noon));
-        assert_eq!(parse_time(&json!("2024-05-01T14:00:00+02:00"), &ctx), Ok(noon));
-        assert_eq!(parse_time(&json!("2024-05-01T14:00:00+0200"), &ctx), Ok(noon));
-        assert_eq!(parse_time(&json!("2024-05-01T12:00:00.250000"), &ctx), Ok(noon + 250_000_000));
+        assert_eq!(
+            parse_time(&json!("2024-05-01T14:00:00+02:00"), &ctx),
+            Ok(noon)
+        );
+        assert_eq!(
+            parse_time(&json!("2024-05-01T14:00:00+0200"), &ctx),
+            Ok(noon)
+        );
+        assert_eq!(
+            parse_time(&json!("2024-05-01T12:00:00.250000"), &ctx),
+            Ok(noon + 250_000_000)
+        );
         assert_eq!(parse_time(&json!("1714564800"), &ctx), Ok(noon));
-        assert_eq!(parse_time(&json!("1714564800.123456"), &ctx), Ok(noon + 123_456_000));
+        assert_eq!(
+            parse_time(&json!("1714564800.123456"), &ctx),
+            Ok(noon + 123_456_000)
+        );
         assert_eq!(parse_time(&json!(1714564800), &ctx), Ok(noon));
         assert_eq!(
             parse_time(&json!("@0.070726s"), &ctx),
@@ -194,10 +208,7 @@ mod tests {
             zone: Zone::parse("+07:00").unwrap_or(Zone::Local),
             ..ctx
         };
-        assert_eq!(
-            parse_time(&json!("2024-05-01 19:00:00"), &plus7),
-            Ok(noon)
-        );
+        assert_eq!(parse_time(&json!("2024-05-01 19:00:00"), &plus7), Ok(noon));
         assert!(parse_time(&json!("yesterday"), &ctx).is_err());
         assert!(parse_time(&json!(true), &ctx).is_err());
     }
@@ -209,7 +220,10 @@ mod tests {
         assert_eq!(canonical_utc(ns), "2019-02-09 08:00:06.0320");
         let offset = parse_offset("+0700").unwrap_or(Utc.fix());
         assert_eq!(offset_string(offset), "+07:00");
-        assert_eq!(parse_offset("-03:30").map(offset_string).as_deref(), Some("-03:30"));
+        assert_eq!(
+            parse_offset("-03:30").map(offset_string).as_deref(),
+            Some("-03:30")
+        );
         assert!(parse_offset("0700").is_none());
     }
 }

@@ -27,7 +27,12 @@ fn scalar(value: &Cbor, at: &str) -> Result<Option<Value>, String> {
         Cbor::Bool(b) => Value::Bool(*b),
         Cbor::Bytes(b) => Value::Text(b.iter().map(|x| format!("{x:02x}")).collect()),
         Cbor::Null => return Ok(None),
-        other => return Err(format!("{at}: expected a number, text or flag, got {}", kind(other))),
+        other => {
+            return Err(format!(
+                "{at}: expected a number, text or flag, got {}",
+                kind(other)
+            ))
+        }
     }))
 }
 
@@ -56,7 +61,9 @@ pub fn decode_resource(
 ) -> Result<Vec<Reading>, String> {
     let resource = resource.trim_start_matches('/');
     if !RESOURCES.contains(&resource) || resource == "advt" {
-        return Err(format!("/{resource}: not a resource map this decoder knows"));
+        return Err(format!(
+            "/{resource}: not a resource map this decoder knows"
+        ));
     }
     let at = format!("/{resource}");
     let Cbor::Map(entries) = decode(bytes, &at)? else {
@@ -65,7 +72,10 @@ pub fn decode_resource(
     let mut properties = Vec::with_capacity(entries.len());
     for (key, value) in &entries {
         let Cbor::Text(key) = key else {
-            return Err(format!("{at}: property names must be text, got {}", kind(key)));
+            return Err(format!(
+                "{at}: property names must be text, got {}",
+                kind(key)
+            ));
         };
         if let Some(value) = scalar(value, &format!("{at}.{key}"))? {
             properties.push((key.clone(), value));
@@ -87,7 +97,13 @@ pub fn decode_advertisement(bytes: &[u8], mac: &str, time_ns: i64) -> Result<Vec
     let mut out = Vec::new();
     for (name, item) in ADVERTISEMENT.iter().zip(&items) {
         if let Some(value) = scalar(item, &format!("/advt.{name}"))? {
-            out.push(Reading::new(SOURCE, &device, time_ns, format!("advt_{name}"), value));
+            out.push(Reading::new(
+                SOURCE,
+                &device,
+                time_ns,
+                format!("advt_{name}"),
+                value,
+            ));
         }
     }
     Ok(out)

@@ -59,35 +59,175 @@ const C: Option<&str> = Some("C");
 const PCT: Option<&str> = Some("%");
 
 const PROPERTIES: [Property; 29] = [
-    p("eout", "vo", "output_voltage_V", V, Some(keys::VOLTAGE), Kind::Scaled(1e-3)),
-    p("eout", "ao", "output_current_A", A, Some(keys::CURRENT), Kind::Scaled(1e-2)),
-    p("eout", "aol", "output_current_limit_A", A, None, Kind::Scaled(1e-2)),
-    p("eout", "po", "output_power_W", W, Some(keys::TOTAL_POWER_LOAD), Kind::Scaled(0.1)),
-    p("eout", "eo", "output_energy_Wh", WH, None, Kind::Window("eos", "eop", 0.1)),
+    p(
+        "eout",
+        "vo",
+        "output_voltage_V",
+        V,
+        Some(keys::VOLTAGE),
+        Kind::Scaled(1e-3),
+    ),
+    p(
+        "eout",
+        "ao",
+        "output_current_A",
+        A,
+        Some(keys::CURRENT),
+        Kind::Scaled(1e-2),
+    ),
+    p(
+        "eout",
+        "aol",
+        "output_current_limit_A",
+        A,
+        None,
+        Kind::Scaled(1e-2),
+    ),
+    p(
+        "eout",
+        "po",
+        "output_power_W",
+        W,
+        Some(keys::TOTAL_POWER_LOAD),
+        Kind::Scaled(0.1),
+    ),
+    p(
+        "eout",
+        "eo",
+        "output_energy_Wh",
+        WH,
+        None,
+        Kind::Window("eos", "eop", 0.1),
+    ),
     p("eout", "eos", "", None, None, Kind::Skip),
     p("eout", "eop", "", None, None, Kind::Skip),
     p("ein", "vi", "input_voltage_V", V, None, Kind::Scaled(1e-3)),
     p("ein", "ai", "input_current_A", A, None, Kind::Scaled(1e-2)),
     p("ein", "pi", "input_power_W", W, None, Kind::Scaled(0.1)),
-    p("ein", "eg", "input_energy_Wh", WH, None, Kind::Window("egs", "egp", 0.1)),
+    p(
+        "ein",
+        "eg",
+        "input_energy_Wh",
+        WH,
+        None,
+        Kind::Window("egs", "egp", 0.1),
+    ),
     p("ein", "egs", "", None, None, Kind::Skip),
     p("ein", "egp", "", None, None, Kind::Skip),
-    p("ein", "st", "input_source_type", None, None, Kind::Scaled(1.0)),
-    p("batt", "vb", "battery_voltage_V", V, None, Kind::Scaled(1e-3)),
-    p("batt", "ib", "battery_current_A", A, None, Kind::Scaled(1e-3)),
-    p("batt", "cp", "battery_charge_pct", PCT, Some("SOC"), Kind::Scaled(1.0)),
-    p("batt", "cs", "battery_charging", None, None, Kind::Enum(CHARGING)),
-    p("batt", "th", "battery_alert_threshold_pct", PCT, None, Kind::Scaled(1.0)),
+    p(
+        "ein",
+        "st",
+        "input_source_type",
+        None,
+        None,
+        Kind::Scaled(1.0),
+    ),
+    p(
+        "batt",
+        "vb",
+        "battery_voltage_V",
+        V,
+        None,
+        Kind::Scaled(1e-3),
+    ),
+    p(
+        "batt",
+        "ib",
+        "battery_current_A",
+        A,
+        None,
+        Kind::Scaled(1e-3),
+    ),
+    p(
+        "batt",
+        "cp",
+        "battery_charge_pct",
+        PCT,
+        Some("SOC"),
+        Kind::Scaled(1.0),
+    ),
+    p(
+        "batt",
+        "cs",
+        "battery_charging",
+        None,
+        None,
+        Kind::Enum(CHARGING),
+    ),
+    p(
+        "batt",
+        "th",
+        "battery_alert_threshold_pct",
+        PCT,
+        None,
+        Kind::Scaled(1.0),
+    ),
     p("batt", "lb", "battery_low", None, None, Kind::Flag),
-    p("batt", "cmin", "last_cycle_charge_min_pct", PCT, None, Kind::Scaled(1.0)),
-    p("batt", "cmax", "last_cycle_charge_max_pct", PCT, None, Kind::Scaled(1.0)),
-    p("batt", "tc", "last_cycle_charge_time_s", Some("s"), None, Kind::Scaled(60.0)),
-    p("batt", "qc", "last_cycle_charge_Ah", Some("Ah"), None, Kind::Scaled(1e-3)),
+    p(
+        "batt",
+        "cmin",
+        "last_cycle_charge_min_pct",
+        PCT,
+        None,
+        Kind::Scaled(1.0),
+    ),
+    p(
+        "batt",
+        "cmax",
+        "last_cycle_charge_max_pct",
+        PCT,
+        None,
+        Kind::Scaled(1.0),
+    ),
+    p(
+        "batt",
+        "tc",
+        "last_cycle_charge_time_s",
+        Some("s"),
+        None,
+        Kind::Scaled(60.0),
+    ),
+    p(
+        "batt",
+        "qc",
+        "last_cycle_charge_Ah",
+        Some("Ah"),
+        None,
+        Kind::Scaled(1e-3),
+    ),
     p("temp", "temp", "temperature_C", C, None, Kind::Scaled(0.5)),
-    p("temp", "tmax", "temperature_max_C", C, None, Kind::Scaled(0.5)),
-    p("temp", "tmin", "temperature_min_C", C, None, Kind::Scaled(0.5)),
-    p("temp", "hlim", "temperature_high_limit_C", C, None, Kind::Scaled(0.5)),
-    p("temp", "llim", "temperature_low_limit_C", C, None, Kind::Scaled(0.5)),
+    p(
+        "temp",
+        "tmax",
+        "temperature_max_C",
+        C,
+        None,
+        Kind::Scaled(0.5),
+    ),
+    p(
+        "temp",
+        "tmin",
+        "temperature_min_C",
+        C,
+        None,
+        Kind::Scaled(0.5),
+    ),
+    p(
+        "temp",
+        "hlim",
+        "temperature_high_limit_C",
+        C,
+        None,
+        Kind::Scaled(0.5),
+    ),
+    p(
+        "temp",
+        "llim",
+        "temperature_low_limit_C",
+        C,
+        None,
+        Kind::Scaled(0.5),
+    ),
 ];
 
 /// Keys of every resource that are bookkeeping, not measurements.
@@ -109,7 +249,9 @@ pub fn resource_readings(
         match properties.iter().find(|(k, _)| k == key) {
             None => Ok(None),
             Some((_, Value::Number(v))) => Ok(Some(*v)),
-            Some((_, other)) => Err(format!("/{resource}.{key}: expected a number, got {other:?}")),
+            Some((_, other)) => Err(format!(
+                "/{resource}.{key}: expected a number, got {other:?}"
+            )),
         }
     };
     let time_ns = match number_of("ts")? {
@@ -127,7 +269,13 @@ pub fn resource_readings(
             .iter()
             .find(|p| p.resource == resource && p.key == key)
         else {
-            out.push(Reading::new(SOURCE, device, time_ns, format!("{resource}_{key}"), value.clone()));
+            out.push(Reading::new(
+                SOURCE,
+                device,
+                time_ns,
+                format!("{resource}_{key}"),
+                value.clone(),
+            ));
             continue;
         };
         let raw = match (property.kind, value) {
@@ -141,7 +289,8 @@ pub fn resource_readings(
         match property.kind {
             Kind::Scaled(scale) => reading.value = Value::Number(raw * scale),
             Kind::Window(start_key, period_key, scale) => {
-                let (Some(ago), Some(period)) = (number_of(start_key)?, number_of(period_key)?) else {
+                let (Some(ago), Some(period)) = (number_of(start_key)?, number_of(period_key)?)
+                else {
                     return Err(format!(
                         "{at}: an energy window needs /{resource}.{start_key} and /{resource}.{period_key}"
                     ));

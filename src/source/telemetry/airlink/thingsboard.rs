@@ -125,7 +125,9 @@ pub mod server {
     ) -> Response {
         let source = super::SOURCE;
         let Some(device) = server.access_tokens.get(&token) else {
-            server.counts.reject(source, "telemetry", &"unknown access token");
+            server
+                .counts
+                .reject(source, "telemetry", &"unknown access token");
             return rejected(StatusCode::UNAUTHORIZED, "unknown access token");
         };
         let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
@@ -138,7 +140,12 @@ pub mod server {
             }
         };
         let n = readings.len();
-        if server.batches.send(Batch::Readings(readings)).await.is_err() {
+        if server
+            .batches
+            .send(Batch::Readings(readings))
+            .await
+            .is_err()
+        {
             return rejected(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
         }
         server.counts.accept(n);

@@ -99,7 +99,13 @@ pub fn parse_body(body: &[u8], sender: &str, processed_ns: i64) -> Result<Vec<Mp
         }
         for (k, item) in data.iter().enumerate() {
             let at = format!("{data_at}[{k}]");
-            records.push(parse_item(object(item, &at)?, &at, &mppt_id, sender, processed_ns)?);
+            records.push(parse_item(
+                object(item, &at)?,
+                &at,
+                &mppt_id,
+                sender,
+                processed_ns,
+            )?);
         }
     }
     Ok(records)
@@ -128,13 +134,23 @@ fn parse_item(
     let battery_at = format!("{at}.battery");
     let battery = object(field(item, "battery", at)?, &battery_at)?;
     let battery = Channel::new(
-        number(field(battery, "volts", &battery_at)?, &format!("{battery_at}.volts"))?,
-        number(field(battery, "amps", &battery_at)?, &format!("{battery_at}.amps"))?,
+        number(
+            field(battery, "volts", &battery_at)?,
+            &format!("{battery_at}.volts"),
+        )?,
+        number(
+            field(battery, "amps", &battery_at)?,
+            &format!("{battery_at}.amps"),
+        )?,
     );
     let status_at = format!("{at}.status");
     let status = match field(item, "status", at)? {
         Json::String(s) => MpptStatus::decode(s).map_err(|e| format!("{status_at}: {e}"))?,
-        other => return Err(format!("{status_at}: expected 4 hex digits as text, got {other}")),
+        other => {
+            return Err(format!(
+                "{status_at}: expected 4 hex digits as text, got {other}"
+            ))
+        }
     };
     Ok(MpptRecord {
         mppt_id: mppt_id.to_owned(),
@@ -161,7 +177,10 @@ fn channels(
     let volts = numbers(field(group, "volts", &at)?, &format!("{at}.volts"))?;
     let amps = numbers(field(group, "amps", &at)?, &format!("{at}.amps"))?;
     if volts.is_empty() || volts.len() > max {
-        return Err(format!("{at}.volts: expected 1 to {max} values, got {}", volts.len()));
+        return Err(format!(
+            "{at}.volts: expected 1 to {max} values, got {}",
+            volts.len()
+        ));
     }
     if amps.len() != volts.len() {
         return Err(format!(
@@ -183,7 +202,9 @@ fn field<'a>(object: &'a Map<String, Json>, name: &str, at: &str) -> Result<&'a 
     } else {
         format!("{at}.{name}")
     };
-    object.get(name).ok_or_else(|| format!("{path}: is missing"))
+    object
+        .get(name)
+        .ok_or_else(|| format!("{path}: is missing"))
 }
 
 fn object<'a>(value: &'a Json, at: &str) -> Result<&'a Map<String, Json>, String> {
@@ -228,12 +249,18 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let body = br#"{"datasets":[{"mppt":{"id":"X"},"data":[{"time_local":"20190209T150006.032+0700",
+        let body =
+            br#"{"datasets":[{"mppt":{"id":"X"},"data":[{"time_local":"20190209T150006.032+0700",
             "pv":{"volts":[48,"a"],"amps":[6,6]},"battery":{"volts":55.1,"amps":0},
             "load":{"volts":[48],"amps":[1.2]},"status":"0801"}]}]}"#;
         let error = parse_body(body, "S", 0).err().unwrap_or_default();
-        assert!(error.starts_with("datasets[0].data[0].pv.volts[1]:"), "{error}");
-        let error = parse_body(br#"{"datasets":[]}"#, "S", 0).err().unwrap_or_default();
+        assert!(
+            error.starts_with("datasets[0].data[0].pv.volts[1]:"),
+            "{error}"
+        );
+        let error = parse_body(br#"{"datasets":[]}"#, "S", 0)
+            .err()
+            .unwrap_or_default();
         assert!(error.starts_with("datasets:"), "{error}");
     }
 

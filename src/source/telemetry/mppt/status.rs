@@ -77,9 +77,15 @@ mod tests {
         // bit 10 set alone: "10" → boost; bit 11 alone: "01" → float.
         assert_eq!(MpptStatus::decode("0400").map(|s| s.charging), Ok("boost"));
         assert_eq!(MpptStatus::decode("0800").map(|s| s.charging), Ok("float"));
-        assert_eq!(MpptStatus::decode("0002").map(|s| s.input), Ok("high-volt-input"));
+        assert_eq!(
+            MpptStatus::decode("0002").map(|s| s.input),
+            Ok("high-volt-input")
+        );
         assert_eq!(MpptStatus::decode("0004").map(|s| s.input), Ok("no-power"));
-        assert_eq!(MpptStatus::decode("0100").map(|s| s.load), Ok("overcurrent"));
+        assert_eq!(
+            MpptStatus::decode("0100").map(|s| s.load),
+            Ok("overcurrent")
+        );
         assert_eq!(MpptStatus::decode("2000").map(|s| s.standby), Ok("running"));
     }
 
