@@ -311,21 +311,9 @@ async fn tel_mppt_dataset_matches_the_spec() {
 }
 
 fn packets(dir: &Path) -> Vec<Packet> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<Packet>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
+    common::ndjson::packets(dir)
+        .into_iter()
+        .map(|p| serde_json::from_value(p).unwrap())
         .collect()
 }
 

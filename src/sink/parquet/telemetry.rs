@@ -4,16 +4,16 @@
 //! visible within the interval, and `tel_mppt` files are ordered by
 //! `mppt_id` as the spec's clustering asks.
 
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use crossbeam_channel::RecvTimeoutError;
 
 use super::config::{DatasetInfo, ParquetConfig};
 use super::dataset::{base_properties, probe_writable, DatasetSummary, Table};
-use super::error::{ParquetSinkError, Result};
+use super::error::Result;
 use super::partition::utc_day;
 use super::schema::file_metadata;
+use super::sink::WriterThread;
 use super::writer::{PartitionedWriter, PropertiesFor, Rotation};
 use super::{readings, tel_mppt};
 use crate::source::telemetry::mppt::MpptRecord;
@@ -128,8 +128,7 @@ enum Command {
 /// A [`TelemetryDataset`] on its own thread, flushed every `flush_interval`
 /// and at [`close`](Self::close). Sends block while the queue is full.
 pub struct TelemetrySink {
-    commands: Option<Sender<Command>>,
-    thread: Option<JoinHandle<Result<DatasetSummary>>>,
+    thread: WriterThread<Command>,
 }
 
 impl TelemetrySink {
@@ -139,11 +138,12 @@ impl TelemetrySink {
         flush_interval: Duration,
     ) -> Result<Self> {
         let mut dataset = TelemetryDataset::create(config, info)?;
-        let (tx, rx) = bounded::<Command>(config.queue_capacity.max(1));
         let interval = flush_interval.max(Duration::from_millis(10));
-        let thread = std::thread::Builder::new()
-            .name("telemetry-writer".into())
-            .spawn(move || {
+        let thread = WriterThread::start(
+            "telemetry-writer",
+            config.queue_capacity,
+            &config.out,
+            move |rx| {
                 let mut next_flush = Instant::now() + interval;
                 loop {
                     let wait = next_flush.saturating_duration_since(Instant::now());
@@ -159,58 +159,26 @@ impl TelemetrySink {
                     }
                 }
                 dataset.close()
-            })
-            .map_err(|e| ParquetSinkError::io("start the writer thread for", &config.out, e))?;
-        Ok(TelemetrySink {
-            commands: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    fn send(&self, command: Command) -> Result<()> {
-        self.commands
-            .as_ref()
-            .ok_or(ParquetSinkError::Closed)?
-            .send(command)
-            .map_err(|_| ParquetSinkError::Closed)
+            },
+        )?;
+        Ok(TelemetrySink { thread })
     }
 
     pub fn write_reading(&self, reading: Reading) -> Result<()> {
-        self.send(Command::Reading(Box::new(reading)))
+        self.thread.send(Command::Reading(Box::new(reading)))
     }
 
     pub fn write_mppt(&self, record: MpptRecord) -> Result<()> {
-        self.send(Command::Mppt(Box::new(record)))
+        self.thread.send(Command::Mppt(Box::new(record)))
     }
 
     /// Asks for a flush now (queued behind the rows sent before).
     pub fn flush(&self) -> Result<()> {
-        self.send(Command::Flush)
+        self.thread.send(Command::Flush)
     }
 
     /// Writes everything queued, stops the thread, reports the files.
     pub fn close(mut self) -> Result<DatasetSummary> {
-        self.stop()
-    }
-
-    fn stop(&mut self) -> Result<DatasetSummary> {
-        drop(self.commands.take());
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .map_err(|_| ParquetSinkError::WriterPanicked)?,
-            None => Err(ParquetSinkError::Closed),
-        }
-    }
-}
-
-impl Drop for TelemetrySink {
-    /// A sink dropped without `close` still writes its rows.
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            if let Err(e) = self.stop() {
-                tracing::warn!("telemetry sink stopped on drop with an error: {e}");
-            }
-        }
+        self.thread.stop()
     }
 }

@@ -23,32 +23,15 @@ enum Kind {
     Skip,
 }
 
-struct Property {
-    resource: &'static str,
-    key: &'static str,
-    name: &'static str,
-    unit: Option<&'static str>,
-    standard: Option<&'static str>,
-    kind: Kind,
-}
-
-const fn p(
-    resource: &'static str,
-    key: &'static str,
-    name: &'static str,
-    unit: Option<&'static str>,
-    standard: Option<&'static str>,
-    kind: Kind,
-) -> Property {
-    Property {
-        resource,
-        key,
-        name,
-        unit,
-        standard,
-        kind,
-    }
-}
+/// (resource, key, reading key, SI unit, standard key, conversion).
+type Property = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Kind,
+);
 
 const CHARGING: &[&str] = &["no-data", "fast-charge", "slow-charge", "discharging"];
 const V: Option<&str> = Some("V");
@@ -58,176 +41,37 @@ const WH: Option<&str> = Some("Wh");
 const C: Option<&str> = Some("C");
 const PCT: Option<&str> = Some("%");
 
+#[rustfmt::skip]
 const PROPERTIES: [Property; 29] = [
-    p(
-        "eout",
-        "vo",
-        "output_voltage_V",
-        V,
-        Some(keys::VOLTAGE),
-        Kind::Scaled(1e-3),
-    ),
-    p(
-        "eout",
-        "ao",
-        "output_current_A",
-        A,
-        Some(keys::CURRENT),
-        Kind::Scaled(1e-2),
-    ),
-    p(
-        "eout",
-        "aol",
-        "output_current_limit_A",
-        A,
-        None,
-        Kind::Scaled(1e-2),
-    ),
-    p(
-        "eout",
-        "po",
-        "output_power_W",
-        W,
-        Some(keys::TOTAL_POWER_LOAD),
-        Kind::Scaled(0.1),
-    ),
-    p(
-        "eout",
-        "eo",
-        "output_energy_Wh",
-        WH,
-        None,
-        Kind::Window("eos", "eop", 0.1),
-    ),
-    p("eout", "eos", "", None, None, Kind::Skip),
-    p("eout", "eop", "", None, None, Kind::Skip),
-    p("ein", "vi", "input_voltage_V", V, None, Kind::Scaled(1e-3)),
-    p("ein", "ai", "input_current_A", A, None, Kind::Scaled(1e-2)),
-    p("ein", "pi", "input_power_W", W, None, Kind::Scaled(0.1)),
-    p(
-        "ein",
-        "eg",
-        "input_energy_Wh",
-        WH,
-        None,
-        Kind::Window("egs", "egp", 0.1),
-    ),
-    p("ein", "egs", "", None, None, Kind::Skip),
-    p("ein", "egp", "", None, None, Kind::Skip),
-    p(
-        "ein",
-        "st",
-        "input_source_type",
-        None,
-        None,
-        Kind::Scaled(1.0),
-    ),
-    p(
-        "batt",
-        "vb",
-        "battery_voltage_V",
-        V,
-        None,
-        Kind::Scaled(1e-3),
-    ),
-    p(
-        "batt",
-        "ib",
-        "battery_current_A",
-        A,
-        None,
-        Kind::Scaled(1e-3),
-    ),
-    p(
-        "batt",
-        "cp",
-        "battery_charge_pct",
-        PCT,
-        Some("SOC"),
-        Kind::Scaled(1.0),
-    ),
-    p(
-        "batt",
-        "cs",
-        "battery_charging",
-        None,
-        None,
-        Kind::Enum(CHARGING),
-    ),
-    p(
-        "batt",
-        "th",
-        "battery_alert_threshold_pct",
-        PCT,
-        None,
-        Kind::Scaled(1.0),
-    ),
-    p("batt", "lb", "battery_low", None, None, Kind::Flag),
-    p(
-        "batt",
-        "cmin",
-        "last_cycle_charge_min_pct",
-        PCT,
-        None,
-        Kind::Scaled(1.0),
-    ),
-    p(
-        "batt",
-        "cmax",
-        "last_cycle_charge_max_pct",
-        PCT,
-        None,
-        Kind::Scaled(1.0),
-    ),
-    p(
-        "batt",
-        "tc",
-        "last_cycle_charge_time_s",
-        Some("s"),
-        None,
-        Kind::Scaled(60.0),
-    ),
-    p(
-        "batt",
-        "qc",
-        "last_cycle_charge_Ah",
-        Some("Ah"),
-        None,
-        Kind::Scaled(1e-3),
-    ),
-    p("temp", "temp", "temperature_C", C, None, Kind::Scaled(0.5)),
-    p(
-        "temp",
-        "tmax",
-        "temperature_max_C",
-        C,
-        None,
-        Kind::Scaled(0.5),
-    ),
-    p(
-        "temp",
-        "tmin",
-        "temperature_min_C",
-        C,
-        None,
-        Kind::Scaled(0.5),
-    ),
-    p(
-        "temp",
-        "hlim",
-        "temperature_high_limit_C",
-        C,
-        None,
-        Kind::Scaled(0.5),
-    ),
-    p(
-        "temp",
-        "llim",
-        "temperature_low_limit_C",
-        C,
-        None,
-        Kind::Scaled(0.5),
-    ),
+    ("eout", "vo", "output_voltage_V", V, Some(keys::VOLTAGE), Kind::Scaled(1e-3)),
+    ("eout", "ao", "output_current_A", A, Some(keys::CURRENT), Kind::Scaled(1e-2)),
+    ("eout", "aol", "output_current_limit_A", A, None, Kind::Scaled(1e-2)),
+    ("eout", "po", "output_power_W", W, Some(keys::TOTAL_POWER_LOAD), Kind::Scaled(0.1)),
+    ("eout", "eo", "output_energy_Wh", WH, None, Kind::Window("eos", "eop", 0.1)),
+    ("eout", "eos", "", None, None, Kind::Skip),
+    ("eout", "eop", "", None, None, Kind::Skip),
+    ("ein", "vi", "input_voltage_V", V, None, Kind::Scaled(1e-3)),
+    ("ein", "ai", "input_current_A", A, None, Kind::Scaled(1e-2)),
+    ("ein", "pi", "input_power_W", W, None, Kind::Scaled(0.1)),
+    ("ein", "eg", "input_energy_Wh", WH, None, Kind::Window("egs", "egp", 0.1)),
+    ("ein", "egs", "", None, None, Kind::Skip),
+    ("ein", "egp", "", None, None, Kind::Skip),
+    ("ein", "st", "input_source_type", None, None, Kind::Scaled(1.0)),
+    ("batt", "vb", "battery_voltage_V", V, None, Kind::Scaled(1e-3)),
+    ("batt", "ib", "battery_current_A", A, None, Kind::Scaled(1e-3)),
+    ("batt", "cp", "battery_charge_pct", PCT, Some("SOC"), Kind::Scaled(1.0)),
+    ("batt", "cs", "battery_charging", None, None, Kind::Enum(CHARGING)),
+    ("batt", "th", "battery_alert_threshold_pct", PCT, None, Kind::Scaled(1.0)),
+    ("batt", "lb", "battery_low", None, None, Kind::Flag),
+    ("batt", "cmin", "last_cycle_charge_min_pct", PCT, None, Kind::Scaled(1.0)),
+    ("batt", "cmax", "last_cycle_charge_max_pct", PCT, None, Kind::Scaled(1.0)),
+    ("batt", "tc", "last_cycle_charge_time_s", Some("s"), None, Kind::Scaled(60.0)),
+    ("batt", "qc", "last_cycle_charge_Ah", Some("Ah"), None, Kind::Scaled(1e-3)),
+    ("temp", "temp", "temperature_C", C, None, Kind::Scaled(0.5)),
+    ("temp", "tmax", "temperature_max_C", C, None, Kind::Scaled(0.5)),
+    ("temp", "tmin", "temperature_min_C", C, None, Kind::Scaled(0.5)),
+    ("temp", "hlim", "temperature_high_limit_C", C, None, Kind::Scaled(0.5)),
+    ("temp", "llim", "temperature_low_limit_C", C, None, Kind::Scaled(0.5)),
 ];
 
 /// Keys of every resource that are bookkeeping, not measurements.
@@ -265,9 +109,8 @@ pub fn resource_readings(
             continue;
         }
         let at = format!("/{resource}.{key}");
-        let Some(property) = PROPERTIES
-            .iter()
-            .find(|p| p.resource == resource && p.key == key)
+        let Some(&(_, _, name, unit, standard, kind)) =
+            PROPERTIES.iter().find(|p| p.0 == resource && p.1 == key)
         else {
             out.push(Reading::new(
                 SOURCE,
@@ -278,15 +121,15 @@ pub fn resource_readings(
             ));
             continue;
         };
-        let raw = match (property.kind, value) {
+        let raw = match (kind, value) {
             (Kind::Skip, _) => continue,
             (_, Value::Number(v)) => *v,
             (_, other) => return Err(format!("{at}: expected a number, got {other:?}")),
         };
-        let mut reading = Reading::new(SOURCE, device, time_ns, property.name, Value::Number(raw));
-        reading.unit = property.unit;
-        reading.standard = property.standard;
-        match property.kind {
+        let mut reading = Reading::new(SOURCE, device, time_ns, name, Value::Number(raw));
+        reading.unit = unit;
+        reading.standard = standard;
+        match kind {
             Kind::Scaled(scale) => reading.value = Value::Number(raw * scale),
             Kind::Window(start_key, period_key, scale) => {
                 let (Some(ago), Some(period)) = (number_of(start_key)?, number_of(period_key)?)
