@@ -634,8 +634,8 @@ fn airlink_cbor_resources_decode_to_si_readings() {
         device,
         42,
         vec![
-            ("temperature_C", n(25.5), Some("C"), None),
-            ("temperature_max_C", n(40.0), Some("C"), None),
+            ("temperature_C", n(25.5), Some("°C"), None),
+            ("temperature_max_C", n(40.0), Some("°C"), None),
         ],
     );
 

@@ -117,6 +117,15 @@ impl TelemetryConfig {
                 bail!("source.airlink: give listen or files");
             }
             for (k, file) in a.files.iter().enumerate() {
+                if let Some(resource) = &file.resource {
+                    let resource = resource.trim_start_matches('/');
+                    if !airlink::fields::RESOURCES.contains(&resource) {
+                        bail!(
+                            "source.airlink.files[{k}]: resource {resource:?} is none of {:?}",
+                            airlink::fields::RESOURCES
+                        );
+                    }
+                }
                 if file.resource.is_some() && file.device.is_none() {
                     bail!("source.airlink.files[{k}]: a CBOR resource needs device (the advertisement's MAC)");
                 }

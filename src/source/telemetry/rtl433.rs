@@ -14,24 +14,26 @@ pub const SOURCE: &str = "rtl_433";
 /// Fields that identify or frame a message rather than measure something.
 const FRAME_KEYS: [&str; 5] = ["time", "model", "id", "channel", "subtype"];
 
-/// Unit suffix → (SI unit, factor, offset): SI value = raw × factor + offset.
-const SUFFIXES: [(&str, &str, f64, f64); 16] = [
-    ("_W", "W", 1.0, 0.0),
-    ("_kW", "W", 1e3, 0.0),
-    ("_A", "A", 1.0, 0.0),
-    ("_mA", "A", 1e-3, 0.0),
-    ("_V", "V", 1.0, 0.0),
-    ("_mV", "V", 1e-3, 0.0),
-    ("_Hz", "Hz", 1.0, 0.0),
-    ("_kWh", "Wh", 1e3, 0.0),
-    ("_Wh", "Wh", 1.0, 0.0),
-    ("_C", "C", 1.0, 0.0),
-    ("_F", "C", 5.0 / 9.0, -32.0 * 5.0 / 9.0),
-    ("_hPa", "Pa", 100.0, 0.0),
-    ("_kPa", "Pa", 1e3, 0.0),
-    ("_psi", "Pa", 6_894.757_293_168, 0.0),
-    ("_m_s", "m/s", 1.0, 0.0),
-    ("_km_h", "m/s", 1.0 / 3.6, 0.0),
+/// Unit suffix → (key suffix, SI unit, factor, offset): the reading is
+/// `<stem>_<key suffix>`, SI value = raw × factor + offset.
+#[rustfmt::skip]
+const SUFFIXES: [(&str, &str, &str, f64, f64); 16] = [
+    ("_W", "W", "W", 1.0, 0.0),
+    ("_kW", "W", "W", 1e3, 0.0),
+    ("_A", "A", "A", 1.0, 0.0),
+    ("_mA", "A", "A", 1e-3, 0.0),
+    ("_V", "V", "V", 1.0, 0.0),
+    ("_mV", "V", "V", 1e-3, 0.0),
+    ("_Hz", "Hz", "Hz", 1.0, 0.0),
+    ("_kWh", "Wh", "Wh", 1e3, 0.0),
+    ("_Wh", "Wh", "Wh", 1.0, 0.0),
+    ("_C", "C", "°C", 1.0, 0.0),
+    ("_F", "C", "°C", 5.0 / 9.0, -32.0 * 5.0 / 9.0),
+    ("_hPa", "Pa", "Pa", 100.0, 0.0),
+    ("_kPa", "Pa", "Pa", 1e3, 0.0),
+    ("_psi", "Pa", "Pa", 6_894.757_293_168, 0.0),
+    ("_m_s", "m_s", "m/s", 1.0, 0.0),
+    ("_km_h", "m_s", "m/s", 1.0 / 3.6, 0.0),
 ];
 
 /// Which standard key a `<stem>_<SI unit>` reading maps to.
@@ -137,11 +139,11 @@ pub fn readings(object: &Map<String, Json>, ctx: &TimeContext) -> Result<Vec<Rea
             .iter()
             .find(|(s, ..)| raw.len() > s.len() && raw.ends_with(s));
         match (suffix, value) {
-            (Some((suffix, unit, factor, offset)), Json::Number(n)) => {
+            (Some((suffix, key_suffix, unit, factor, offset)), Json::Number(n)) => {
                 let stem = &raw[..raw.len() - suffix.len()];
                 let si = n.as_f64().unwrap_or(f64::NAN) * factor + offset;
                 let mut reading =
-                    base(&format!("{stem}_{unit}"), Value::Number(si)).with_unit(unit);
+                    base(&format!("{stem}_{key_suffix}"), Value::Number(si)).with_unit(unit);
                 reading.standard = standard_for(stem, unit);
                 if SUMMED_POWER_MODELS.contains(&model.as_str())
                     && *unit == "W"
@@ -203,4 +205,46 @@ pub fn parse_line(line: &str, ctx: &TimeContext) -> Result<Vec<Reading>, String>
 
 fn truncate(text: &str) -> String {
     text.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str, key: &str) -> Option<Reading> {
+        let ctx = TimeContext::default();
+        parse_line(line, &ctx)
+            .ok()
+            .and_then(|rs| rs.into_iter().find(|r| r.key == key))
+    }
+
+    #[test]
+    fn suffixes_become_si() {
+        let line = r#"{"time":"1714564800","model":"W","id":"a b","temperature_F":212,
+            "wind_avg_km_h":36,"pressure_hPa":1013.25,"battery_ok":1,"humidity":45,"current_mA":250}"#;
+        let close = |r: Option<Reading>, v: f64, unit: &str| {
+            let r = r.unwrap_or_else(|| Reading::new(SOURCE, "", 0, "", Value::Bool(false)));
+            assert_eq!(r.unit, Some(unit).filter(|u| !u.is_empty()), "{}", r.key);
+            let got = r.value.as_f64().unwrap_or(f64::NAN);
+            assert!(
+                (got - v).abs() < 1e-9 * v.abs().max(1.0),
+                "{}: {got} != {v}",
+                r.key
+            );
+        };
+        close(one(line, "temperature_C"), 100.0, "°C");
+        close(one(line, "wind_avg_m_s"), 10.0, "m/s");
+        close(one(line, "pressure_Pa"), 101_325.0, "Pa");
+        close(one(line, "current_A"), 0.25, "A");
+        close(one(line, "battery_ok"), 1.0, "");
+        close(one(line, "humidity"), 45.0, "");
+        assert_eq!(
+            one(line, "current_A").and_then(|r| r.standard),
+            Some(keys::CURRENT)
+        );
+        assert_eq!(
+            one(line, "humidity").map(|r| r.device).as_deref(),
+            Some("W_ida b")
+        );
+    }
 }

@@ -38,7 +38,7 @@ const V: Option<&str> = Some("V");
 const A: Option<&str> = Some("A");
 const W: Option<&str> = Some("W");
 const WH: Option<&str> = Some("Wh");
-const C: Option<&str> = Some("C");
+const C: Option<&str> = Some("°C");
 const PCT: Option<&str> = Some("%");
 
 #[rustfmt::skip]
