@@ -335,13 +335,13 @@ pub async fn start_telemetry(
             let name = input.name();
             let result = match (&input.file, &input.mqtt) {
                 (Some(path), _) => match AnyLineReader::open(path).await {
-                    Ok(reader) => rtl433_lines(reader, &name, &ctx, &counts, &tx, None).await,
+                    Ok(reader) => rtl433_lines(reader, &name, &ctx, &counts, &tx, &live).await,
                     Err(error) => Err(error),
                 },
                 (None, Some(mqtt)) => rtl433_mqtt(mqtt, &ctx, &counts, &tx, live).await,
                 (None, None) => {
                     let reader = AnyLineReader::stdin();
-                    rtl433_lines(reader, &name, &ctx, &counts, &tx, Some(live)).await
+                    rtl433_lines(reader, &name, &ctx, &counts, &tx, &live).await
                 }
             };
             result.with_context(|| format!("rtl_433 input {name}"))
@@ -362,10 +362,10 @@ pub async fn start_telemetry(
             inputs.spawn(http::serve(listener, router, live.clone(), "MPPT endpoint"));
         }
         let (files, sender) = (m.files.clone(), m.replay_sender.clone());
-        let (tx, counts) = (tx.clone(), Arc::clone(&counts.mppt));
+        let (tx, counts, live) = (tx.clone(), Arc::clone(&counts.mppt), live.clone());
         inputs.spawn(async move {
-            for path in files {
-                replay_mppt(&path, &sender, &counts, &tx).await?;
+            for path in files.iter().take_while(|_| !live.is_cancelled()) {
+                replay_mppt(path, &sender, &counts, &tx).await?;
             }
             Ok(())
         });
@@ -389,10 +389,10 @@ pub async fn start_telemetry(
             ));
         }
         let files = a.files.clone();
-        let (tx, counts) = (tx.clone(), Arc::clone(&counts.airlink));
+        let (tx, counts, live) = (tx.clone(), Arc::clone(&counts.airlink), live.clone());
         inputs.spawn(async move {
-            for file in files {
-                replay_airlink(&file, &counts, &tx).await?;
+            for file in files.iter().take_while(|_| !live.is_cancelled()) {
+                replay_airlink(file, &counts, &tx).await?;
             }
             Ok(())
         });
@@ -412,7 +412,9 @@ pub async fn start_telemetry(
     let task = tokio::spawn(async move {
         let mut failures = Vec::new();
         if has_live {
-            let limit = seconds.map_or(Duration::MAX, Duration::from_secs_f64);
+            let limit = seconds
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .unwrap_or(Duration::MAX);
             tokio::select! {
                 _ = run_cancel.cancelled() => {}
                 _ = tokio::time::sleep(limit) => {}
@@ -452,16 +454,15 @@ pub async fn start_telemetry(
     })
 }
 
-/// rtl_433 JSON lines until the end of the input (or `cancel`, for stdin).
+/// rtl_433 JSON lines until the end of the input or `cancel`.
 async fn rtl433_lines(
     mut reader: AnyLineReader,
     input: &str,
     ctx: &TimeContext,
     counts: &IngestCounts,
     tx: &BatchSender,
-    cancel: Option<CancellationToken>,
+    cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let cancel = cancel.unwrap_or_default();
     loop {
         let next = tokio::select! {
             next = reader.next_line() => next?,
