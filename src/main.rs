@@ -49,7 +49,13 @@ fn main() -> std::process::ExitCode {
             what: BenchCommand::Batch(args),
         } => runtime().and_then(|rt| rt.block_on(bench::run(args))),
         Command::Batch(args) => runtime().and_then(|rt| rt.block_on(batch::run(args))),
-        Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
+        Command::Run(args) => runtime().and_then(|rt| {
+            let outcome = rt.block_on(run::run(args));
+            // A telemetry pipeline reading stdin leaves a read that cannot be
+            // cancelled; do not hang on it once the run is over.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            outcome
+        }),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(args))),
     };
     match outcome {

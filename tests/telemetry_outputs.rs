@@ -391,3 +391,63 @@ async fn readings_become_packets() {
     assert!(close(num(lamp, "Battery_Voltage_V"), 12.6));
     assert_eq!(value(lamp, "SERIAL_NUMBER").0, lamp);
 }
+
+#[test]
+fn the_command_line_reads_rtl433_from_stdin() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let out = TempDir::new().unwrap();
+    let pipeline = out.path().join("stdin.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name = \"stdin\"\n[source]\nkind = \"telemetry\"\n\
+             [[source.rtl433]]\nstdin = true\ntime_zone = \"UTC\"\n\
+             [sink.parquet]\nout = {:?}\nfsync = false\n",
+            out.path().join("parquet")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meterflow"))
+        .arg("run")
+        .arg(&pipeline)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::fs::read_to_string(testdata("rtl433.jsonl")).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    // stdin closed: the input ends, the outputs are flushed, the run ends.
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("meterflow did not end after stdin closed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rtl = stdout
+        .lines()
+        .find(|l| l.starts_with("rtl_433"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let counts: Vec<&str> = rtl.split_whitespace().collect();
+    assert_eq!(counts, ["rtl_433", "4", "2", "20"], "{stdout}");
+    let rows = read_rows(&out.path().join("parquet/readings"));
+    assert_eq!(rows.len(), 20);
+}

@@ -63,8 +63,8 @@ pub struct TelemetryConfig {
     /// Parquet rows of low-rate data are written this often (and at the end), s.
     #[serde(default = "default_flush_interval_s")]
     pub flush_interval_s: f64,
-    /// Live inputs (servers, MQTT, stdin) stop after this long; absent: on
-    /// Ctrl-C. Without live inputs the run ends when the files are read.
+    /// Live inputs (servers, MQTT) stop after this long; absent: on Ctrl-C.
+    /// Without live inputs the run ends when the files and stdin are read.
     #[serde(default)]
     pub seconds: Option<f64>,
     #[serde(default)]
@@ -134,9 +134,10 @@ impl TelemetryConfig {
         Ok(())
     }
 
-    /// Whether any input runs until stopped.
+    /// Whether any input runs until stopped (stdin ends at its end, like
+    /// a file; all inputs also stop on Ctrl-C).
     fn has_live_inputs(&self) -> bool {
-        self.rtl433.iter().any(|i| i.stdin || i.mqtt.is_some())
+        self.rtl433.iter().any(|i| i.mqtt.is_some())
             || self.mppt.as_ref().is_some_and(|m| m.listen.is_some())
             || self.airlink.as_ref().is_some_and(|a| a.listen.is_some())
     }
