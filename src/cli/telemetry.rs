@@ -1,5 +1,5 @@
 //! `meterflow run` of a telemetry pipeline: starts the adapters, stops on
-//! Ctrl-C (or when the files are read / `seconds` are over), then prints
+//! Ctrl-C (or when files and stdin are read / `seconds` are over), then prints
 //! what each adapter took and refused.
 
 use tokio_util::sync::CancellationToken;
