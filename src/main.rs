@@ -56,7 +56,13 @@ fn main() -> std::process::ExitCode {
             what: BenchCommand::Sink(args),
         } => runtime().and_then(|rt| rt.block_on(bench_sink::run(args))),
         Command::Batch(args) => runtime().and_then(|rt| rt.block_on(batch::run(args))),
-        Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
+        Command::Run(args) => runtime().and_then(|rt| {
+            let outcome = rt.block_on(run::run(args));
+            // A telemetry pipeline reading stdin leaves a read that cannot be
+            // cancelled; do not hang on it once the run is over.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            outcome
+        }),
         Command::Sink(args) => runtime().and_then(|rt| rt.block_on(sink::run(args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(args))),
     };

@@ -4,13 +4,13 @@
 //! arrives once, in order, on `betterfleet/<device_id>`, also when the
 //! broker is down at first and the packets come from the spool.
 
-use std::fs;
-use std::net::TcpListener as StdListener;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::mosquitto::{free_port, Broker};
 
 use bytes::Bytes;
 use meterflow::sink::packet::{
@@ -21,111 +21,6 @@ use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-
-fn find_mosquitto() -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
-    dirs.into_iter()
-        .map(|d| d.join("mosquitto"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "mosquitto not found in PATH, /usr/sbin or /usr/local/sbin: the MQTT tests need a \
-                 real broker. Install it (scripts/test does: apt-get install -y mosquitto)."
-            )
-        })
-}
-
-/// A loopback port nobody listens on (yet).
-fn free_port() -> u16 {
-    let l = StdListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// A mosquitto process of this test; stopped (SIGTERM, so it saves its
-/// sessions) when dropped or [`Broker::stop`]ped.
-struct Broker {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Broker {
-    /// Starts mosquitto on `port` with state kept in `dir` (so persistent
-    /// sessions survive a restart) and waits until it accepts connections.
-    fn start(port: u16, dir: &Path) -> Broker {
-        let conf = dir.join("mosquitto.conf");
-        let log = dir.join("mosquitto.log");
-        let data = dir.join("data");
-        fs::create_dir_all(&data).unwrap();
-        // mosquitto started as root runs as user `mosquitto`: let it in to
-        // save its sessions.
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::set_permissions(&data, fs::Permissions::from_mode(0o777)).unwrap();
-        fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-                 persistence_location {}/\n",
-                data.display()
-            ),
-        )
-        .unwrap();
-        let log_file = fs::File::create(&log).unwrap();
-        let child = Command::new(find_mosquitto())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::from(log_file.try_clone().unwrap()))
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("starting mosquitto");
-        let mut broker = Broker {
-            child: Some(child),
-            log,
-        };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(Ok(Some(status))) = broker.child.as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "mosquitto exited ({status}): {}",
-                    fs::read_to_string(&broker.log).unwrap_or_default()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "mosquitto did not listen on {port}: {}",
-                fs::read_to_string(&broker.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        broker
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let start = Instant::now();
-            while !matches!(child.try_wait(), Ok(Some(_))) {
-                if start.elapsed() > Duration::from_secs(5) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// A QoS 1 subscriber to `betterfleet/#` collecting (topic, payload).
 struct Subscriber {

@@ -85,6 +85,7 @@ fn windows_only(out: &Path) -> ParquetConfig {
             harmonics: false,
             raw: false,
             events: false,
+            ..TableSelection::default()
         },
         fsync: false,
         ..ParquetConfig::new(out)

@@ -98,6 +98,7 @@ fn raw_samples_round_trip_bit_exactly_with_stream_split_and_zstd() {
             harmonics: false,
             raw: true,
             events: false,
+            ..TableSelection::default()
         },
         raw_row_group_rows: 3000,
         fsync: false,

@@ -208,6 +208,7 @@ fn write_dataset(out: &Path) -> Vec<Device> {
             harmonics: true,
             raw: false,
             events: true,
+            ..TableSelection::default()
         },
         batch_rows: 7, // several batches per file
         row_group_rows: 10,

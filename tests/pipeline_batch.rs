@@ -2,8 +2,11 @@
 //! Parquet and NDJSON packets, checked against the signals' analytic truth;
 //! bad files are reported without costing the good ones.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::ndjson::packets;
 use meterflow::cli::batch::{batch_config, BatchArgs};
 use meterflow::meter::signal::SignalConfig;
 use meterflow::pipeline::batch::{expand_inputs, run_batch};
@@ -30,26 +33,6 @@ fn args(inputs: Vec<PathBuf>, out: &Path) -> BatchArgs {
 #[derive(Deserialize)]
 struct Truth {
     signal: SignalConfig,
-}
-
-/// Every line of every NDJSON packet file under `dir`.
-fn packets(dir: &Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 fn measurand(sensor: &serde_json::Value, key: &str) -> Option<f64> {

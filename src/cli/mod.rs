@@ -8,6 +8,7 @@ pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod sink;
+pub mod telemetry;
 
 /// Resolves on Ctrl-C or SIGTERM, so every long-running command drains the same way.
 pub async fn shutdown_signal() {

@@ -1,5 +1,6 @@
 //! `meterflow run [PIPELINE]`: runs a pipeline file; with none, the built-in
 //! demo (`pipelines/demo.toml`): virtual meters through the engine into ./out/.
+//! Capture files and telemetry sources run the same way.
 
 use std::path::PathBuf;
 
@@ -91,6 +92,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         SourceConfig::SmartmeterServer(_) | SourceConfig::SmartmeterClient(_) => {
             super::sink::run_sink(config.clone()).await?;
         }
+        SourceConfig::Telemetry(telemetry) => super::telemetry::run(&config, telemetry).await?,
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::wire::layout::DEFAULT_RATE;
 use crate::wire::Measures;
 
 use super::server::config::{MeterLinkConfig, ServiceConfig};
+pub use super::telemetry::TelemetryConfig;
 
 /// A whole pipeline.
 #[derive(Debug, Clone, Deserialize)]
@@ -55,6 +56,8 @@ pub enum SourceConfig {
     SmartmeterServer(MeterLinkConfig),
     /// Connects out to meters' command ports (54321), reconnecting with backoff.
     SmartmeterClient(MeterLinkConfig),
+    /// Low-rate telemetry: rtl_433, MPPT datasets, AirLink resources.
+    Telemetry(TelemetryConfig),
 }
 
 /// What bare f32le files need (their content does not say).
@@ -195,6 +198,7 @@ impl PipelineConfig {
             }
             SourceConfig::SmartmeterServer(link) => link.validate(false)?,
             SourceConfig::SmartmeterClient(link) => link.validate(true)?,
+            SourceConfig::Telemetry(telemetry) => telemetry.validate()?,
         }
         self.service.validate()?;
         if let Some(parquet) = &self.sink.parquet {

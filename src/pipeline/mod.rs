@@ -1,6 +1,7 @@
 //! Wiring sources to sinks: pipeline files, the per-device path through the
-//! engine, the shared outputs, and the two ways a pipeline runs (batch over
-//! files, live from meters, and the long-running stream sink).
+//! engine, the shared outputs, and the ways a pipeline runs (batch over
+//! files, live from meters, telemetry adapters, and the long-running
+//! stream sink).
 
 pub mod batch;
 pub mod config;
@@ -9,5 +10,6 @@ pub mod latency;
 pub mod live;
 pub mod outputs;
 pub mod server;
+pub mod telemetry;
 
 pub use config::PipelineConfig;

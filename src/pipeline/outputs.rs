@@ -9,22 +9,33 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::sink::packet::{Deliverer, PacketBuilder, SensorInterval, TargetStats};
-use crate::sink::parquet::{DatasetInfo, DatasetSummary, ParquetSink};
+use crate::sink::packet::{
+    Deliverer, PacketBuilder, Sensor, SensorInterval, SensorReadings, TargetStats,
+};
+use crate::sink::parquet::{DatasetInfo, DatasetSummary, ParquetSink, TelemetrySink};
 
-use super::config::{PacketSinkConfig, PipelineConfig};
+use super::config::{PacketSinkConfig, PipelineConfig, SourceConfig};
 use super::latency::LatencyRecorder;
 
 /// How long closing waits for targets that are down before leaving their
 /// packets in the spool for the next run.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One sensor's share of an interval.
+enum Pending {
+    /// A meter's interval: one object per interval and meter.
+    Meter(Sensor),
+    /// A telemetry device's values, merged over the interval's batches.
+    Readings(SensorReadings),
+}
+
 /// Per-interval readings waiting to become packets.
 pub struct PacketCollector {
     builder: PacketBuilder,
     deliverer: Deliverer,
-    /// Interval end (ms) → the sensors that reported it, and when the last did.
-    pending: Mutex<BTreeMap<i64, (Vec<SensorInterval>, Instant)>>,
+    /// Interval end (ms) → the sensors (by name) that reported in it, and
+    /// when the last did.
+    pending: Mutex<BTreeMap<i64, (BTreeMap<String, Pending>, Instant)>>,
     built: Mutex<u64>,
     /// From an interval's last reading to its packets being handed to delivery.
     pub latency: LatencyRecorder,
@@ -46,17 +57,38 @@ impl PacketCollector {
 
     /// Queues one sensor's reading for its interval.
     pub fn add(&self, reading: SensorInterval) {
+        let sensor = self.builder.sensor(&reading);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let (sensors, last_added) = pending
             .entry(reading.interval_end_ms)
-            .or_insert_with(|| (Vec::new(), Instant::now()));
-        sensors.push(reading);
+            .or_insert_with(|| (BTreeMap::new(), Instant::now()));
+        sensors.insert(reading.meter_name, Pending::Meter(sensor));
         *last_added = Instant::now();
+    }
+
+    /// Queues what a non-meter device reported in the interval ending at
+    /// `interval_end_ms`; several batches of one device in one interval
+    /// become one sensor object.
+    pub fn add_readings(&self, interval_end_ms: i64, readings: SensorReadings) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let (interval, last_added) = pending
+            .entry(interval_end_ms)
+            .or_insert_with(|| (BTreeMap::new(), Instant::now()));
+        *last_added = Instant::now();
+        match interval.get_mut(&readings.name) {
+            Some(Pending::Readings(known)) => {
+                known.values.extend(readings.values);
+                known.model = known.model.take().or(readings.model);
+            }
+            _ => {
+                interval.insert(readings.name.clone(), Pending::Readings(readings));
+            }
+        }
     }
 
     /// Builds and sends the packets of every interval that ended before `end_ms`.
     pub fn flush_before(&self, end_ms: i64) -> anyhow::Result<u64> {
-        let ready: Vec<(i64, (Vec<SensorInterval>, Instant))> = {
+        let ready: Vec<(i64, (BTreeMap<String, Pending>, Instant))> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let later = pending.split_off(&end_ms);
             std::mem::replace(&mut *pending, later)
@@ -64,9 +96,16 @@ impl PacketCollector {
                 .collect()
         };
         let mut sent = 0u64;
-        for (_, (mut sensors, last_added)) in ready {
-            sensors.sort_by(|a, b| a.meter_name.cmp(&b.meter_name));
-            for packet in self.builder.build_now(&sensors) {
+        for (_, (sensors, last_added)) in ready {
+            let sensors = sensors
+                .into_values()
+                .map(|pending| match pending {
+                    Pending::Meter(sensor) => sensor,
+                    Pending::Readings(readings) => self.builder.sensor_from_readings(&readings),
+                })
+                .collect();
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            for packet in self.builder.packets(sensors, now_ms) {
                 self.deliverer.send(&packet)?;
                 self.latency.record(last_added.elapsed());
                 sent += 1;
@@ -92,6 +131,8 @@ impl PacketCollector {
 /// The sinks of one pipeline run.
 pub struct Outputs {
     pub parquet: Option<ParquetSink>,
+    /// The telemetry tables, for a telemetry source (instead of `parquet`).
+    pub telemetry: Option<TelemetrySink>,
     /// Whether the raw waveform archive is on (blocks are cloned for it).
     pub raw: bool,
     pub packets: Option<PacketCollector>,
@@ -110,7 +151,26 @@ impl Outputs {
     /// Starts the configured sinks; `source` is recorded in file metadata.
     /// Packet delivery runs on the current tokio runtime.
     pub fn start(config: &PipelineConfig, source: &str) -> anyhow::Result<Self> {
+        let telemetry_source = match &config.source {
+            SourceConfig::Telemetry(telemetry) => Some(telemetry),
+            _ => None,
+        };
+        let telemetry = match (&config.sink.parquet, telemetry_source) {
+            (Some(parquet), Some(telemetry)) => {
+                let info = DatasetInfo {
+                    source: source.to_owned(),
+                    pipeline: config.name.clone(),
+                    ..DatasetInfo::default()
+                };
+                Some(
+                    TelemetrySink::start(parquet, &info, telemetry.flush_interval())
+                        .with_context(|| format!("Parquet output {}", parquet.out.display()))?,
+                )
+            }
+            _ => None,
+        };
         let parquet = match &config.sink.parquet {
+            Some(_) if telemetry_source.is_some() => None,
             Some(parquet) => {
                 let info = DatasetInfo::from_engine(source, config.name.as_str(), &config.dsp);
                 Some(
@@ -127,6 +187,7 @@ impl Outputs {
         };
         Ok(Outputs {
             parquet,
+            telemetry,
             raw,
             packets,
         })
@@ -140,6 +201,13 @@ impl Outputs {
                 tokio::task::spawn_blocking(move || parquet.close())
                     .await
                     .context("Parquet writer thread")??,
+            );
+        }
+        if let Some(telemetry) = self.telemetry {
+            summary.dataset = Some(
+                tokio::task::spawn_blocking(move || telemetry.close())
+                    .await
+                    .context("telemetry writer thread")??,
             );
         }
         if let Some(packets) = self.packets {

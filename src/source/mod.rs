@@ -1,8 +1,9 @@
-//! Where samples come from: meter connections (and later files and other telemetry).
+//! Where data comes from: meter connections, capture files, and other telemetry.
 
 pub mod assembler;
 pub mod capture;
 pub mod event;
 pub mod meter_session;
 pub mod stream_server;
+pub mod telemetry;
 pub mod wav;

@@ -1,1 +1,3 @@
+pub mod mosquitto;
+pub mod ndjson;
 pub mod parquet_read;

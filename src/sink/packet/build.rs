@@ -163,6 +163,28 @@ pub struct SensorInterval {
     pub passthrough: Vec<(String, serde_json::Value)>,
 }
 
+/// One keyed value of a device that is not a meter (telemetry).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyedValue {
+    /// The source's own key, title-cased when it is sent as passthrough.
+    pub key: String,
+    /// The standard key it maps to, if any (then `key` is not sent).
+    pub standard: Option<&'static str>,
+    pub value: MeasurandValue,
+    /// When the value was measured, ms since the epoch.
+    pub timestamp_ms: i64,
+}
+
+/// What one non-meter device reported for one packet interval.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SensorReadings {
+    /// Device identity: `SERIAL_NUMBER` and the seed of its sensor id.
+    pub name: String,
+    pub model: Option<String>,
+    pub manufacturer: Option<String>,
+    pub values: Vec<KeyedValue>,
+}
+
 /// The gateway fields every packet of this pipeline carries.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GatewayIdentity {
@@ -243,18 +265,10 @@ impl PacketBuilder {
     /// No sensors → no packets; more than the limit → several packets, each
     /// with the same gateway fields and timestamp.
     pub fn build(&self, sensors: &[SensorInterval], built_at_ms: i64) -> Vec<Packet> {
-        sensors
-            .chunks(self.max_sensors_per_packet)
-            .map(|chunk| Packet {
-                device_id: self.gateway.device_id,
-                timestamp: built_at_ms,
-                manufacturer: self.gateway.manufacturer.clone(),
-                model: self.gateway.model.clone(),
-                serial_number: self.gateway.serial_number.clone(),
-                firmware: self.gateway.firmware.clone(),
-                sensors: chunk.iter().map(|s| self.sensor(s)).collect(),
-            })
-            .collect()
+        self.packets(
+            sensors.iter().map(|s| self.sensor(s)).collect(),
+            built_at_ms,
+        )
     }
 
     /// [`Self::build`] stamped with the current wall-clock time.
@@ -269,51 +283,128 @@ impl PacketBuilder {
         for (key, value) in keys::CIRCUIT.iter().zip(input.circuit.values()) {
             measurands.push(Measurand::new(*key, MeasurandValue::number(value), ts));
         }
-        let manufacturer = input
-            .info
-            .manufacturer
-            .as_ref()
-            .or(self.sensor_manufacturer.as_ref());
-        if let Some(m) = manufacturer {
-            measurands.push(Measurand::new(
-                keys::MANUFACTURER,
-                MeasurandValue::Text(m.clone()),
-                ts,
-            ));
-        }
-        measurands.push(Measurand::new(
-            keys::MODEL,
-            MeasurandValue::Text(input.info.model.clone()),
+        self.push_identity(
+            &mut measurands,
+            input.info.manufacturer.as_ref(),
+            Some(&input.info.model),
+            &input.meter_name,
+            Some(&input.info.firmware),
             ts,
-        ));
-        measurands.push(Measurand::new(
-            keys::SERIAL_NUMBER,
-            MeasurandValue::Text(input.meter_name.clone()),
-            ts,
-        ));
-        measurands.push(Measurand::new(
-            keys::FIRMWARE,
-            MeasurandValue::Text(input.info.firmware.clone()),
-            ts,
-        ));
-
-        let mut used: HashSet<String> = measurands.iter().map(|m| m.key.clone()).collect();
-        for (raw, value) in &input.passthrough {
-            let Some(key) = passthrough_key(raw, &used) else {
-                tracing::warn!(meter = %input.meter_name, key = %raw, "passthrough reading with an empty key skipped");
-                continue;
-            };
-            used.insert(key.clone());
-            measurands.push(Measurand::new(
-                key,
-                MeasurandValue::from_json(value.clone()),
-                ts,
-            ));
-        }
+        );
+        let passthrough = input
+            .passthrough
+            .iter()
+            .map(|(raw, value)| (raw.as_str(), MeasurandValue::from_json(value.clone()), ts));
+        push_passthrough(&mut measurands, passthrough, &input.meter_name);
         Sensor {
             sensor_id: self.sensor_id(&input.meter_name),
             measurands,
         }
+    }
+
+    /// One sensor object from a device's keyed readings: standard keys where
+    /// they map, identity, then the rest title-cased. Only what the device
+    /// reported is sent (a low-rate sensor is no circuit of 16 quantities);
+    /// per key, the latest value wins.
+    pub fn sensor_from_readings(&self, input: &SensorReadings) -> Sensor {
+        let mut latest: Vec<&KeyedValue> = Vec::with_capacity(input.values.len());
+        for value in &input.values {
+            match latest
+                .iter_mut()
+                .find(|v| v.standard == value.standard && v.key == value.key)
+            {
+                Some(slot) if slot.timestamp_ms <= value.timestamp_ms => *slot = value,
+                Some(_) => {}
+                None => latest.push(value),
+            }
+        }
+        let newest = latest.iter().map(|v| v.timestamp_ms).max().unwrap_or(0);
+        let mut measurands = Vec::with_capacity(latest.len() + 4);
+        for value in latest.iter().filter(|v| v.standard.is_some()) {
+            if let Some(key) = value.standard {
+                measurands.push(Measurand::new(key, value.value.clone(), value.timestamp_ms));
+            }
+        }
+        self.push_identity(
+            &mut measurands,
+            input.manufacturer.as_ref(),
+            input.model.as_ref(),
+            &input.name,
+            None,
+            newest,
+        );
+        let passthrough = latest
+            .iter()
+            .filter(|v| v.standard.is_none())
+            .map(|v| (v.key.as_str(), v.value.clone(), v.timestamp_ms));
+        push_passthrough(&mut measurands, passthrough, &input.name);
+        Sensor {
+            sensor_id: self.sensor_id(&input.name),
+            measurands,
+        }
+    }
+
+    /// Packets of ready sensor objects, split at the sensor limit.
+    pub fn packets(&self, sensors: Vec<Sensor>, built_at_ms: i64) -> Vec<Packet> {
+        let mut packets = Vec::new();
+        let mut sensors = sensors.into_iter().peekable();
+        while sensors.peek().is_some() {
+            packets.push(Packet {
+                device_id: self.gateway.device_id,
+                timestamp: built_at_ms,
+                manufacturer: self.gateway.manufacturer.clone(),
+                model: self.gateway.model.clone(),
+                serial_number: self.gateway.serial_number.clone(),
+                firmware: self.gateway.firmware.clone(),
+                sensors: sensors.by_ref().take(self.max_sensors_per_packet).collect(),
+            });
+        }
+        packets
+    }
+
+    /// `MANUFACTURER` (the input's, else the config's, else omitted),
+    /// `MODEL`, `SERIAL_NUMBER`, `FIRMWARE` (each when known).
+    fn push_identity(
+        &self,
+        measurands: &mut Vec<Measurand>,
+        manufacturer: Option<&String>,
+        model: Option<&String>,
+        serial: &str,
+        firmware: Option<&String>,
+        ts: i64,
+    ) {
+        let manufacturer = manufacturer.or(self.sensor_manufacturer.as_ref());
+        let text = |key: &str, value: &str| {
+            Measurand::new(key, MeasurandValue::Text(value.to_owned()), ts)
+        };
+        if let Some(m) = manufacturer {
+            measurands.push(text(keys::MANUFACTURER, m));
+        }
+        if let Some(m) = model {
+            measurands.push(text(keys::MODEL, m));
+        }
+        measurands.push(text(keys::SERIAL_NUMBER, serial));
+        if let Some(f) = firmware {
+            measurands.push(text(keys::FIRMWARE, f));
+        }
+    }
+}
+
+/// Appends passthrough values under title-cased keys that collide with
+/// nothing already in `measurands`.
+fn push_passthrough<'a>(
+    measurands: &mut Vec<Measurand>,
+    values: impl Iterator<Item = (&'a str, MeasurandValue, i64)>,
+    sensor: &str,
+) {
+    let mut used: HashSet<String> = measurands.iter().map(|m| m.key.clone()).collect();
+    for (raw, value, ts) in values {
+        let Some(key) = passthrough_key(raw, &used) else {
+            tracing::warn!(%sensor, key = %raw, "passthrough reading with an empty key skipped");
+            continue;
+        };
+        used.insert(key.clone());
+        measurands.push(Measurand::new(key, value, ts));
     }
 }
 

@@ -19,8 +19,8 @@ pub mod stdout;
 pub mod target;
 
 pub use build::{
-    name_uuid, title_case_key, CircuitReading, GatewayIdentity, PacketBuilder, PacketConfig,
-    SensorInfo, SensorInterval, METERFLOW_NAMESPACE,
+    name_uuid, title_case_key, CircuitReading, GatewayIdentity, KeyedValue, PacketBuilder,
+    PacketConfig, SensorInfo, SensorInterval, SensorReadings, METERFLOW_NAMESPACE,
 };
 pub use deliver::{Deliverer, DeliveryConfig, RetryConfig, SpoolConfig, TargetStats};
 pub use http::{HttpConfig, HttpTarget};

@@ -22,6 +22,10 @@ pub struct TableSelection {
     pub harmonics: bool,
     pub raw: bool,
     pub events: bool,
+    /// Telemetry readings (rtl_433, MPPT, AirLink) in long format.
+    pub readings: bool,
+    /// The MPPT `tel_mppt` dataset.
+    pub tel_mppt: bool,
 }
 
 impl Default for TableSelection {
@@ -33,6 +37,8 @@ impl Default for TableSelection {
             harmonics: false,
             raw: false,
             events: true,
+            readings: true,
+            tel_mppt: true,
         }
     }
 }

@@ -17,7 +17,7 @@ use super::events::{self, EventRow};
 use super::harmonics::{self, HarmonicRow};
 use super::latch::{self, LatchRow};
 use super::raw::{self, RawBuffer};
-use super::schema::{file_metadata, keys, DeviceRow, TableSpec};
+use super::schema::{file_metadata, keys, PartitionRow, TableSpec};
 use super::windows::{self, WindowRow};
 use super::writer::{PartitionedWriter, PropertiesFor, Rotation};
 use super::DeviceInfo;
@@ -46,12 +46,12 @@ pub struct DatasetSummary {
 /// encoded and flushed at once. An open file thus holds no column writers
 /// between row groups (about 1 MB per file with a hundred-odd columns): with
 /// hundreds of devices streaming into the sink that is what bounds memory.
-struct Table<R> {
+pub(crate) struct Table<R> {
     spec: TableSpec<R>,
     writer: PartitionedWriter,
     time_of: fn(&R) -> i64,
     /// Per device: rows waiting, and the table's row count at its last one.
-    staged: HashMap<Arc<str>, (Vec<R>, u64)>,
+    staged: HashMap<String, (Vec<R>, u64)>,
     row_group_rows: usize,
     pushes: usize,
     total_pushes: u64,
@@ -59,8 +59,8 @@ struct Table<R> {
     rows: u64,
 }
 
-impl<R: DeviceRow> Table<R> {
-    fn new(
+impl<R: PartitionRow> Table<R> {
+    pub(crate) fn new(
         spec: TableSpec<R>,
         writer: PartitionedWriter,
         time_of: fn(&R) -> i64,
@@ -79,17 +79,20 @@ impl<R: DeviceRow> Table<R> {
         }
     }
 
-    fn push(&mut self, row: R, batch_rows: usize) -> Result<()> {
+    pub(crate) fn push(&mut self, row: R, batch_rows: usize) -> Result<()> {
         self.latest_ns = self.latest_ns.max((self.time_of)(&row));
-        let name = row.device().name.clone();
         self.total_pushes += 1;
-        let (staged, last_push) = self
-            .staged
-            .entry(name.clone())
-            .or_insert_with(|| (Vec::new(), 0));
+        if !self.staged.contains_key(row.partition()) {
+            self.staged
+                .insert(row.partition().to_string(), (Vec::new(), 0));
+        }
+        let Some((staged, last_push)) = self.staged.get_mut(row.partition()) else {
+            return Ok(());
+        };
         staged.push(row);
         *last_push = self.total_pushes;
         if staged.len() >= self.row_group_rows {
+            let name = staged[0].partition().to_string();
             self.write_device(&name)?;
         }
         self.pushes += 1;
@@ -100,7 +103,7 @@ impl<R: DeviceRow> Table<R> {
             // A device that sent nothing while the table took `idle_rows`
             // rows, and whose waiting rows all lie in spans that ended, went
             // quiet: its rows go out and its files are finished.
-            let mut quiet: Vec<Arc<str>> = self
+            let mut quiet: Vec<String> = self
                 .staged
                 .iter()
                 .filter(|(_, (rows, last_push))| {
@@ -150,8 +153,24 @@ impl<R: DeviceRow> Table<R> {
         self.writer.finish_device(device)
     }
 
-    fn close(&mut self) -> Result<()> {
-        let mut names: Vec<Arc<str>> = self.staged.keys().cloned().collect();
+    /// Orders the rows not yet encoded (a table clustered by a key).
+    pub(crate) fn sort_pending_by(&mut self, mut order: impl FnMut(&R, &R) -> std::cmp::Ordering) {
+        for (rows, _) in self.staged.values_mut() {
+            rows.sort_by(&mut order);
+        }
+    }
+
+    pub(crate) fn writer(&self) -> &PartitionedWriter {
+        &self.writer
+    }
+
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Encodes every device's waiting rows, devices in name order.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        let mut names: Vec<String> = self.staged.keys().cloned().collect();
         names.sort();
         let mut result = Ok(());
         for name in names {
@@ -159,8 +178,16 @@ impl<R: DeviceRow> Table<R> {
                 result = result.and(Err(e));
             }
         }
+        self.staged.retain(|_, (rows, _)| !rows.is_empty());
+        result
+    }
+
+    /// Encodes what is waiting and finishes every open file; the table
+    /// stays usable (new rows open new files).
+    pub(crate) fn close(&mut self) -> Result<()> {
+        let flushed = self.flush();
         self.staged.clear();
-        result.and(self.writer.close_all())
+        flushed.and(self.writer.close_all())
     }
 }
 
@@ -249,7 +276,10 @@ pub struct DatasetWriter {
     closed: bool,
 }
 
-fn base_properties(config: &ParquetConfig, row_group_rows: usize) -> WriterPropertiesBuilder {
+pub(crate) fn base_properties(
+    config: &ParquetConfig,
+    row_group_rows: usize,
+) -> WriterPropertiesBuilder {
     // validate() checked the level; the fallback only keeps this infallible.
     let level = ZstdLevel::try_new(config.zstd_level).unwrap_or_default();
     // No dictionaries: measured values are nearly all distinct, so each
@@ -485,7 +515,7 @@ impl Drop for DatasetWriter {
 }
 
 /// Creates `out` and writes and removes a probe file in it.
-fn probe_writable(out: &std::path::Path) -> Result<()> {
+pub(crate) fn probe_writable(out: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(out)
         .map_err(|e| ParquetSinkError::io("create output folder", out, e))?;
     let probe = out.join(format!(

@@ -1,7 +1,9 @@
 //! Parquet datasets: the `windows`, `latch`, `aggregates`, `harmonics`,
-//! `raw` and `events` tables, Hive-partitioned as
+//! `raw` and `events` tables of meters and the `readings` table of other
+//! telemetry, Hive-partitioned as
 //! `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`, so
-//! pyarrow, DuckDB and polars read the folder as one dataset.
+//! pyarrow, DuckDB and polars read the folder as one dataset; and the
+//! MPPT `tel_mppt` dataset under `<out>/tel_mppt/date=<YYYY-MM-DD>/`.
 //!
 //! Rows go through a [`ParquetSink`] (writer thread behind a bounded
 //! channel) or a [`DatasetWriter`] (same thing, on the caller's thread).
@@ -18,8 +20,11 @@ pub mod harmonics;
 pub mod latch;
 pub mod partition;
 pub mod raw;
+pub mod readings;
 pub mod schema;
 pub mod sink;
+pub mod tel_mppt;
+pub mod telemetry;
 pub mod windows;
 pub mod writer;
 
@@ -36,6 +41,7 @@ pub use harmonics::HarmonicRow;
 pub use latch::LatchRow;
 pub use schema::{is_portable_type, SCHEMA_VERSION};
 pub use sink::ParquetSink;
+pub use telemetry::{TelemetryDataset, TelemetrySink};
 pub use windows::WindowRow;
 
 /// Who a row belongs to: the name (also the `device=` partition), the

@@ -45,9 +45,16 @@ pub fn encode_partition_value(value: &str) -> String {
 
 /// The folder of one table, device and UTC day.
 pub fn partition_dir(out: &Path, table: &str, device: &str, day: i64) -> PathBuf {
-    out.join(table)
-        .join(format!("device={}", encode_partition_value(device)))
-        .join(format!("date={}", date_string(day)))
+    date_dir(
+        &out.join(table)
+            .join(format!("device={}", encode_partition_value(device))),
+        day,
+    )
+}
+
+/// The `date=<YYYY-MM-DD>` folder of a UTC day under `parent`.
+pub fn date_dir(parent: &Path, day: i64) -> PathBuf {
+    parent.join(format!("date={}", date_string(day)))
 }
 
 /// Name of finished file number `seq`.

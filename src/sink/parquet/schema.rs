@@ -250,6 +250,18 @@ pub(crate) trait DeviceRow {
     fn device(&self) -> &DeviceInfo;
 }
 
+/// Rows that know their `device=` partition; telemetry rows have no
+/// [`DeviceInfo`] (no meter layout), so the writer only asks for this.
+pub(crate) trait PartitionRow {
+    fn partition(&self) -> &str;
+}
+
+impl<R: DeviceRow> PartitionRow for R {
+    fn partition(&self) -> &str {
+        &self.device().name
+    }
+}
+
 /// The identity columns every table starts with: `device`, `device_id`, `measures`.
 pub(crate) fn device_columns<R: DeviceRow + 'static>() -> Vec<ColumnSpec<R>> {
     vec![

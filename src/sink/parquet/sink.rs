@@ -33,8 +33,70 @@ enum Command {
 /// [`close`](Self::close) returns the error that stopped it.
 pub struct ParquetSink {
     tables: TableSelection,
-    commands: Option<Sender<Command>>,
+    thread: WriterThread<Command>,
+}
+
+/// A writer thread fed over a bounded channel, shared by the meter and the
+/// telemetry sinks: sending, stopping, and finishing the files on drop.
+pub(crate) struct WriterThread<C> {
+    name: &'static str,
+    commands: Option<Sender<C>>,
     thread: Option<JoinHandle<Result<DatasetSummary>>>,
+}
+
+impl<C: Send + 'static> WriterThread<C> {
+    /// Starts `name` running `work` over the commands (queue of `capacity`);
+    /// `work` returns when the channel closes.
+    pub(crate) fn start(
+        name: &'static str,
+        capacity: usize,
+        out: &std::path::Path,
+        work: impl FnOnce(crossbeam_channel::Receiver<C>) -> Result<DatasetSummary> + Send + 'static,
+    ) -> Result<Self> {
+        let (tx, rx) = bounded::<C>(capacity.max(1));
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || work(rx))
+            .map_err(|e| ParquetSinkError::io("start the writer thread for", out, e))?;
+        Ok(WriterThread {
+            name,
+            commands: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn send(&self, command: C) -> Result<()> {
+        self.commands
+            .as_ref()
+            .ok_or(ParquetSinkError::Closed)?
+            .send(command)
+            .map_err(|_| ParquetSinkError::Closed)
+    }
+
+    /// Closes the channel and waits for the thread's summary.
+    pub(crate) fn stop(&mut self) -> Result<DatasetSummary> {
+        drop(self.commands.take());
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| ParquetSinkError::WriterPanicked)?,
+            None => Err(ParquetSinkError::Closed),
+        }
+    }
+}
+
+impl<C> Drop for WriterThread<C> {
+    /// A sink dropped without `close` still finishes its files.
+    fn drop(&mut self) {
+        drop(self.commands.take());
+        if let Some(thread) = self.thread.take() {
+            match thread.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("{} stopped on drop with an error: {e}", self.name),
+                Err(_) => tracing::warn!("{} panicked", self.name),
+            }
+        }
+    }
 }
 
 impl ParquetSink {
@@ -42,10 +104,11 @@ impl ParquetSink {
     /// caller at once), then starts the writer thread.
     pub fn start(config: &ParquetConfig, info: &DatasetInfo) -> Result<Self> {
         let mut dataset = DatasetWriter::create(config, info)?;
-        let (tx, rx) = bounded::<Command>(config.queue_capacity.max(1));
-        let thread = std::thread::Builder::new()
-            .name("parquet-writer".into())
-            .spawn(move || {
+        let thread = WriterThread::start(
+            "parquet-writer",
+            config.queue_capacity,
+            &config.out,
+            move |rx| {
                 for command in rx {
                     match command {
                         Command::Window(row) => dataset.write_window(*row)?,
@@ -57,21 +120,16 @@ impl ParquetSink {
                     }
                 }
                 dataset.close()
-            })
-            .map_err(|e| ParquetSinkError::io("start the writer thread for", &config.out, e))?;
+            },
+        )?;
         Ok(ParquetSink {
             tables: config.tables,
-            commands: Some(tx),
-            thread: Some(thread),
+            thread,
         })
     }
 
     fn send(&self, command: Command) -> Result<()> {
-        self.commands
-            .as_ref()
-            .ok_or(ParquetSinkError::Closed)?
-            .send(command)
-            .map_err(|_| ParquetSinkError::Closed)
+        self.thread.send(command)
     }
 
     /// Which tables this sink writes.
@@ -117,27 +175,6 @@ impl ParquetSink {
 
     /// Writes everything queued, finishes every open file, stops the thread.
     pub fn close(mut self) -> Result<DatasetSummary> {
-        self.stop()
-    }
-
-    fn stop(&mut self) -> Result<DatasetSummary> {
-        drop(self.commands.take());
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .map_err(|_| ParquetSinkError::WriterPanicked)?,
-            None => Err(ParquetSinkError::Closed),
-        }
-    }
-}
-
-impl Drop for ParquetSink {
-    /// A sink dropped without `close` still finishes its files.
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            if let Err(e) = self.stop() {
-                tracing::warn!("Parquet sink stopped on drop with an error: {e}");
-            }
-        }
+        self.thread.stop()
     }
 }

@@ -14,7 +14,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
 use super::error::{ParquetSinkError, Result};
-use super::partition::{next_seq, part_file_name, partition_dir, temp_file_name, utc_day};
+use super::partition::{
+    date_dir, next_seq, part_file_name, partition_dir, temp_file_name, utc_day,
+};
 
 /// Writer properties of a file, given its schema (the raw table's columns
 /// and metadata depend on the device's layout).
@@ -55,6 +57,9 @@ pub struct PartitionedWriter {
     finished: Vec<PathBuf>,
     /// Rows written to the table so far, all devices.
     rows_written: u64,
+    /// `device=` folders (false: `<table>/date=…/` only, for tables
+    /// clustered inside the file instead).
+    device_level: bool,
 }
 
 impl PartitionedWriter {
@@ -76,7 +81,14 @@ impl PartitionedWriter {
             next_seq: HashMap::new(),
             finished: Vec::new(),
             rows_written: 0,
+            device_level: true,
         }
+    }
+
+    /// Partitions by date only: every row's device key must then be the same.
+    pub fn without_device_level(mut self) -> Self {
+        self.device_level = false;
+        self
     }
 
     pub fn table(&self) -> &'static str {
@@ -148,7 +160,11 @@ impl PartitionedWriter {
         slot: i64,
         schema: SchemaRef,
     ) -> Result<OpenFile> {
-        let dir = partition_dir(&self.out, self.table, device, day);
+        let dir = if self.device_level {
+            partition_dir(&self.out, self.table, device, day)
+        } else {
+            date_dir(&self.out.join(self.table), day)
+        };
         std::fs::create_dir_all(&dir)
             .map_err(|e| ParquetSinkError::io("create folder", &dir, e))?;
         let mut seq = match self.next_seq.get(&dir) {
