@@ -29,13 +29,16 @@ enum Pending {
     Readings(SensorReadings),
 }
 
+/// An interval's sensors by name, and when the last one reported.
+type PendingInterval = (BTreeMap<String, Pending>, Instant);
+
 /// Per-interval readings waiting to become packets.
 pub struct PacketCollector {
     builder: PacketBuilder,
     deliverer: Deliverer,
     /// Interval end (ms) → the sensors (by name) that reported in it, and
     /// when the last did.
-    pending: Mutex<BTreeMap<i64, (BTreeMap<String, Pending>, Instant)>>,
+    pending: Mutex<BTreeMap<i64, PendingInterval>>,
     built: Mutex<u64>,
     /// From an interval's last reading to its packets being handed to delivery.
     pub latency: LatencyRecorder,
@@ -88,7 +91,7 @@ impl PacketCollector {
 
     /// Builds and sends the packets of every interval that ended before `end_ms`.
     pub fn flush_before(&self, end_ms: i64) -> anyhow::Result<u64> {
-        let ready: Vec<(i64, (BTreeMap<String, Pending>, Instant))> = {
+        let ready: Vec<(i64, PendingInterval)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let later = pending.split_off(&end_ms);
             std::mem::replace(&mut *pending, later)
