@@ -331,7 +331,8 @@ impl DatasetWriter {
                 raw::column_properties(builder, schema).build()
             });
             RawTable {
-                writer: PartitionedWriter::new(&config.out, raw::TABLE, rotation, properties_for),
+                writer: PartitionedWriter::new(&config.out, raw::TABLE, rotation, properties_for)
+                    .accumulating_row_groups(),
                 buffers: HashMap::new(),
                 batch_samples: RAW_BATCH_SAMPLES.min(config.raw_row_group_rows),
                 latest_ns: i64::MIN,

@@ -60,6 +60,8 @@ pub struct PartitionedWriter {
     /// `device=` folders (false: `<table>/date=…/` only, for tables
     /// clustered inside the file instead).
     device_level: bool,
+    /// End the row group after every write (see [`Self::accumulating_row_groups`]).
+    row_group_per_write: bool,
 }
 
 impl PartitionedWriter {
@@ -82,7 +84,15 @@ impl PartitionedWriter {
             finished: Vec::new(),
             rows_written: 0,
             device_level: true,
+            row_group_per_write: true,
         }
+    }
+
+    /// Lets row groups grow over several writes up to the properties' row
+    /// count (the raw archive, whose writes are slices of a row group).
+    pub fn accumulating_row_groups(mut self) -> Self {
+        self.row_group_per_write = false;
+        self
     }
 
     /// Partitions by date only: every row's device key must then be the same.
@@ -138,11 +148,18 @@ impl PartitionedWriter {
         };
         self.rows_written += rows.num_rows() as u64;
         file.rows_at_last_write = self.rows_written;
-        // Each write ends its row group: no column writers stay open between
-        // writes (callers hand whole row groups).
+        // Each write ends its row group unless told otherwise: no column
+        // writers stay open between writes (callers hand whole row groups).
+        let per_write = self.row_group_per_write;
         file.writer
             .write(rows)
-            .and_then(|()| file.writer.flush())
+            .and_then(|()| {
+                if per_write {
+                    file.writer.flush()
+                } else {
+                    Ok(())
+                }
+            })
             .map_err(|source| ParquetSinkError::Parquet {
                 path: file.temp_path.clone(),
                 source,
