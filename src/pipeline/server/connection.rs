@@ -111,7 +111,10 @@ where
         "meter connected"
     );
 
-    let worker = context.workers.route(&name);
+    let answer = stream.answer();
+    let load = u64::from(answer.samplingrate) * answer.bytes_per_sample() as u64;
+    let lease = context.workers.assign(load);
+    let worker = &lease.sender;
     let connection = claim.connection();
     let counters = Arc::clone(&claim.counters);
     let start = Job::Start {

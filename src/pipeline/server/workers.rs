@@ -1,10 +1,9 @@
 //! The threads that compute windows. Connection tasks only read and split
-//! frames; every meter's chunks go, in order, to one worker (chosen by its
-//! name) over a bounded channel, so a slow worker makes its connections stop
+//! frames; every connection's chunks go, in order, to one worker (the least
+//! loaded when it started) over a bounded channel, so a slow worker makes its connections stop
 //! reading their sockets instead of piling up memory.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,6 +55,8 @@ pub struct WorkerContext {
 /// The running workers.
 pub struct WorkerPool {
     senders: Vec<mpsc::Sender<Job>>,
+    /// Bytes per second of the streams each worker holds.
+    loads: Vec<std::sync::atomic::AtomicU64>,
     threads: Vec<std::thread::JoinHandle<Vec<DeviceSummary>>>,
     capacity: usize,
 }
@@ -79,18 +80,30 @@ impl WorkerPool {
             threads.push(thread);
         }
         Ok(WorkerPool {
+            loads: senders.iter().map(|_| Default::default()).collect(),
             senders,
             threads,
             capacity: queue_depth,
         })
     }
 
-    /// The queue of the worker that handles meter `name`.
-    pub fn route(&self, name: &str) -> mpsc::Sender<Job> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        name.hash(&mut hasher);
-        let index = (hasher.finish() % self.senders.len() as u64) as usize;
-        self.senders[index].clone()
+    /// The queue of the worker with the least load (in bytes per second of
+    /// the streams it holds), for a connection of `load`; the lease gives
+    /// the load back when the connection ends.
+    pub fn assign(self: &Arc<Self>, load: u64) -> WorkerLease {
+        let index = self
+            .loads
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| l.load(Relaxed))
+            .map_or(0, |(k, _)| k);
+        self.loads[index].fetch_add(load, Relaxed);
+        WorkerLease {
+            sender: self.senders[index].clone(),
+            pool: Arc::clone(self),
+            index,
+            load,
+        }
     }
 
     /// Jobs waiting in each worker's queue.
@@ -115,6 +128,20 @@ impl WorkerPool {
             }
         }
         summaries
+    }
+}
+
+/// A connection's worker: its queue, and its share of the worker's load.
+pub struct WorkerLease {
+    pub sender: mpsc::Sender<Job>,
+    pool: Arc<WorkerPool>,
+    index: usize,
+    load: u64,
+}
+
+impl Drop for WorkerLease {
+    fn drop(&mut self) {
+        self.pool.loads[self.index].fetch_sub(self.load, Relaxed);
     }
 }
 
