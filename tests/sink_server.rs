@@ -264,29 +264,20 @@ async fn twenty_meters_of_mixed_rates_and_layouts_match_batch_mode() {
 /// (sensor, measurand timestamp, key) → value over every NDJSON packet.
 fn readings(dir: &Path) -> BTreeMap<(String, i64, String), f64> {
     let mut readings = BTreeMap::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-        .collect();
-    files.sort();
-    for file in files {
-        for line in std::fs::read_to_string(&file).unwrap().lines() {
-            let packet: serde_json::Value = serde_json::from_str(line).unwrap();
-            for sensor in packet["sensors"].as_array().unwrap() {
-                let id = sensor["sensor_id"].as_str().unwrap().to_string();
-                for m in sensor["measurands"].as_array().unwrap() {
-                    if let Some(value) = m["value"].as_f64() {
-                        let key = (
-                            id.clone(),
-                            m["timestamp"].as_i64().unwrap(),
-                            m["key"].as_str().unwrap().to_string(),
-                        );
-                        assert!(
-                            readings.insert(key.clone(), value).is_none(),
-                            "{key:?} twice"
-                        );
-                    }
+    for packet in common::ndjson::packets(dir) {
+        for sensor in packet["sensors"].as_array().unwrap() {
+            let id = sensor["sensor_id"].as_str().unwrap().to_string();
+            for m in sensor["measurands"].as_array().unwrap() {
+                if let Some(value) = m["value"].as_f64() {
+                    let key = (
+                        id.clone(),
+                        m["timestamp"].as_i64().unwrap(),
+                        m["key"].as_str().unwrap().to_string(),
+                    );
+                    assert!(
+                        readings.insert(key.clone(), value).is_none(),
+                        "{key:?} twice"
+                    );
                 }
             }
         }

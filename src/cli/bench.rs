@@ -115,19 +115,24 @@ fn bench_config(capture: &Path, out: &Path, archive: bool) -> PipelineConfig {
         aggregation: Default::default(),
         sink: SinkConfig {
             parquet: Some(parquet),
-            packets: Some(PacketSinkConfig {
-                build: Default::default(),
-                targets: DeliveryConfig {
-                    ndjson: Some(NdjsonConfig::new(out.join("packets"))),
-                    spool: SpoolConfig {
-                        dir: out.join("spool"),
-                        ..SpoolConfig::default()
-                    },
-                    ..DeliveryConfig::default()
-                },
-            }),
+            packets: Some(ndjson_packets(out)),
         },
         service: Default::default(),
+    }
+}
+
+/// Packets as NDJSON under `dir/packets`, spooled under `dir/spool`.
+pub(crate) fn ndjson_packets(dir: &Path) -> PacketSinkConfig {
+    PacketSinkConfig {
+        build: Default::default(),
+        targets: DeliveryConfig {
+            ndjson: Some(NdjsonConfig::new(dir.join("packets"))),
+            spool: SpoolConfig {
+                dir: dir.join("spool"),
+                ..SpoolConfig::default()
+            },
+            ..DeliveryConfig::default()
+        },
     }
 }
 

@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::config::{PacketSinkConfig, SinkConfig, SourceConfig};
+use crate::pipeline::config::{SinkConfig, SourceConfig};
 use crate::pipeline::latency::LatencySnapshot;
 use crate::pipeline::server::config::{MeterLinkConfig, ServiceConfig};
 use crate::pipeline::server::metrics::SinkObserver;
 use crate::pipeline::server::StreamSink;
 use crate::pipeline::PipelineConfig;
-use crate::sink::packet::{DeliveryConfig, NdjsonConfig, SpoolConfig};
 use crate::sink::parquet::ParquetConfig;
 use crate::wire::Measures;
 
@@ -226,17 +225,7 @@ fn bench_config(args: &SinkBenchArgs, dir: &std::path::Path) -> PipelineConfig {
         aggregation: Default::default(),
         sink: SinkConfig {
             parquet: (!args.no_parquet).then_some(parquet),
-            packets: Some(PacketSinkConfig {
-                build: Default::default(),
-                targets: DeliveryConfig {
-                    ndjson: Some(NdjsonConfig::new(dir.join("packets"))),
-                    spool: SpoolConfig {
-                        dir: dir.join("spool"),
-                        ..SpoolConfig::default()
-                    },
-                    ..DeliveryConfig::default()
-                },
-            }),
+            packets: Some(super::bench::ndjson_packets(dir)),
         },
         service: ServiceConfig {
             state_dir: dir.join("state"),

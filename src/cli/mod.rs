@@ -10,6 +10,19 @@ pub mod simulate;
 pub mod sink;
 pub mod telemetry;
 
+/// Cancels `cancel` on Ctrl-C or SIGTERM, telling the user `message` first.
+pub fn cancel_on_signal(
+    cancel: &tokio_util::sync::CancellationToken,
+    message: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("{message}");
+        cancel.cancel();
+    })
+}
+
 /// Resolves on Ctrl-C or SIGTERM, so every long-running command drains the same way.
 pub async fn shutdown_signal() {
     #[cfg(unix)]

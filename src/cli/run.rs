@@ -63,12 +63,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
             );
             let cancel = CancellationToken::new();
-            let on_signal = cancel.clone();
-            tokio::spawn(async move {
-                super::shutdown_signal().await;
-                eprintln!("stopping: asking every meter to stop, then flushing the outputs");
-                on_signal.cancel();
-            });
+            super::cancel_on_signal(
+                &cancel,
+                "stopping: asking every meter to stop, then flushing the outputs",
+            );
             let report = run_virtual_meters(&config, meters, cancel).await?;
             print_devices(&report.devices);
             print_outputs(&report.outputs, &config);

@@ -75,12 +75,10 @@ pub async fn run_sink(config: PipelineConfig) -> anyhow::Result<()> {
         );
     }
     let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        super::shutdown_signal().await;
-        eprintln!("stopping: asking every meter to stop, then flushing the outputs");
-        on_signal.cancel();
-    });
+    super::cancel_on_signal(
+        &cancel,
+        "stopping: asking every meter to stop, then flushing the outputs",
+    );
     let report = sink.run(cancel).await?;
     print_report(&report, &config);
     Ok(())

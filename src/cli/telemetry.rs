@@ -21,12 +21,10 @@ pub async fn run(config: &PipelineConfig, telemetry: &TelemetryConfig) -> anyhow
         run.airlink_address
             .map_or(String::new(), |a| format!(", AirLink endpoint http://{a}")),
     );
-    let on_signal = cancel.clone();
-    let signal = tokio::spawn(async move {
-        super::shutdown_signal().await;
-        eprintln!("stopping: closing the inputs, then flushing the outputs");
-        on_signal.cancel();
-    });
+    let signal = super::cancel_on_signal(
+        &cancel,
+        "stopping: closing the inputs, then flushing the outputs",
+    );
     let report = run.finish().await;
     signal.abort();
     let report = report?;

@@ -272,11 +272,6 @@ impl<S: AsyncRead + AsyncWrite> MeterStream<S> {
         self.frames.decoder().stats()
     }
 
-    /// Whether `stop` has been sent (the stream is draining its tail).
-    pub fn stopping(&self) -> bool {
-        self.stop_deadline.is_some()
-    }
-
     /// The next item; `None` once the session is over. Sends `stop` when
     /// cancelled or at the sample limit, and keepalives while streaming.
     pub async fn next(&mut self) -> Result<Option<SessionItem>, SessionError> {
@@ -424,10 +419,6 @@ impl SessionFeed {
             assembler: BlockAssembler::new(answer),
             description: description.clone(),
         }
-    }
-
-    pub fn description(&self) -> &SessionDescription {
-        &self.description
     }
 
     /// Tells `visitor` the session began (its description and a start event).

@@ -36,6 +36,8 @@ pub enum ConnectionEnd {
     Streamed { meter: String, samples: u64 },
     /// It was dropped before or while streaming.
     Dropped(DropReason),
+    /// The sink stopped before the peer introduced itself.
+    Cancelled,
 }
 
 /// Runs one connection to its end. `ask` sends `info` first (a client
@@ -60,7 +62,7 @@ where
 
     let greeted = tokio::select! {
         greeted = greet(stream, context.link.info_timeout(), ask) => greeted,
-        _ = cancel.cancelled() => return ConnectionEnd::Dropped(DropReason::NoInfoLine),
+        _ = cancel.cancelled() => return ConnectionEnd::Cancelled,
     };
     drop(pending);
     let greeted = match greeted {
@@ -210,12 +212,23 @@ fn count_items(items: &[SessionItem], counters: &super::registry::MeterCounters)
 pub struct PendingGuard(Arc<Registry>);
 
 impl PendingGuard {
+    /// Counts one more pending connection.
+    pub fn new(registry: &Arc<Registry>) -> Self {
+        registry
+            .server
+            .pending
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PendingGuard(Arc::clone(registry))
+    }
+
     /// Counts one more pending connection, unless `max` are pending already.
     pub fn try_new(registry: &Arc<Registry>, max: usize) -> Option<Self> {
-        let pending = &registry.server.pending;
-        let before = pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let guard = PendingGuard(Arc::clone(registry));
-        (before < max as u64).then_some(guard)
+        let guard = Self::new(registry);
+        let pending = registry
+            .server
+            .pending
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (pending <= max as u64).then_some(guard)
     }
 }
 

@@ -325,22 +325,17 @@ async fn keep_dialing(
                     .peer_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                 let _ = socket.set_nodelay(true);
-                match PendingGuard::try_new(&context.registry, usize::MAX) {
-                    Some(pending) => {
-                        last = handle_connection(
-                            socket,
-                            peer,
-                            Arc::clone(&context),
-                            cancel.child_token(),
-                            true,
-                            pending,
-                        )
-                        .await;
-                        if matches!(last, ConnectionEnd::Streamed { .. }) {
-                            backoff = min;
-                        }
-                    }
-                    None => tracing::error!("pending connection count overflow"),
+                last = handle_connection(
+                    socket,
+                    peer,
+                    Arc::clone(&context),
+                    cancel.child_token(),
+                    true,
+                    PendingGuard::new(&context.registry),
+                )
+                .await;
+                if matches!(last, ConnectionEnd::Streamed { .. }) {
+                    backoff = min;
                 }
             }
             Ok(Err(error)) => tracing::warn!(meter = %address, %error, "cannot connect"),

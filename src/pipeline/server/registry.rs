@@ -149,10 +149,6 @@ impl Claim {
     pub fn connection(&self) -> u64 {
         self.connection
     }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 impl Registry {

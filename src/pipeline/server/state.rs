@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use anyhow::Context;
@@ -44,9 +45,10 @@ pub struct StateStore {
     dir: PathBuf,
     meters: Mutex<BTreeMap<String, MeterState>>,
     /// Bumped on every change, so an unchanged state is not rewritten.
-    generation: Mutex<(u64, u64)>,
-    /// One writer at a time (the periodic one may still run at shutdown).
-    writing: Mutex<()>,
+    generation: AtomicU64,
+    /// The generation last written; held while writing (the periodic writer
+    /// may still run at shutdown).
+    written: Mutex<Option<u64>>,
 }
 
 impl StateStore {
@@ -76,8 +78,8 @@ impl StateStore {
         Ok(StateStore {
             dir: dir.to_path_buf(),
             meters: Mutex::new(meters),
-            generation: Mutex::new((0, 0)),
-            writing: Mutex::new(()),
+            generation: AtomicU64::new(0),
+            written: Mutex::new(None),
         })
     }
 
@@ -100,16 +102,14 @@ impl StateStore {
     /// Records a meter's state as of now.
     pub fn set(&self, meter: &str, state: MeterState) {
         self.lock().insert(meter.to_string(), state);
-        self.generation.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
+        self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Writes the checkpoint if anything changed since the last write.
     pub fn save(&self) -> anyhow::Result<bool> {
-        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-        let generation = self.generation.lock().unwrap_or_else(|e| e.into_inner()).0;
-        if generation == self.generation.lock().unwrap_or_else(|e| e.into_inner()).1
-            && self.path().exists()
-        {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.generation.load(Ordering::Relaxed);
+        if *written == Some(generation) {
             return Ok(false);
         }
         let checkpoint = Checkpoint {
@@ -119,7 +119,7 @@ impl StateStore {
         };
         let json = serde_json::to_vec_pretty(&checkpoint).context("encoding the checkpoint")?;
         write_atomically(&self.path(), &json)?;
-        self.generation.lock().unwrap_or_else(|e| e.into_inner()).1 = generation;
+        *written = Some(generation);
         Ok(true)
     }
 
