@@ -13,9 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::source::capture::{
-    detect_kind, read_capture, CaptureKind, CaptureVisitor, RawParams, SessionDescription,
+    detect_kind, CaptureKind, CaptureVisitor, RawParams, SessionDescription,
 };
 use crate::source::event::SourceEvent;
+use crate::source::read_ahead::read_capture_ahead;
 use crate::wire::samples::SampleBlock;
 
 use super::config::PipelineConfig;
@@ -215,7 +216,7 @@ pub async fn run_batch(
                         error: None,
                         carried: None,
                     };
-                    let read = read_capture(path, raw, &mut visitor);
+                    let read = read_capture_ahead(path, raw, &mut visitor);
                     visitor.end_session();
                     let done = done_files.fetch_add(1, Ordering::Relaxed) + 1;
                     let seconds = started.elapsed().as_secs_f64().max(1e-9);

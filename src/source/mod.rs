@@ -4,6 +4,7 @@ pub mod assembler;
 pub mod capture;
 pub mod event;
 pub mod meter_session;
+pub mod read_ahead;
 pub mod stream_server;
 pub mod telemetry;
 pub mod wav;
