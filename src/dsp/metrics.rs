@@ -12,6 +12,7 @@ use rustfft::num_complex::Complex;
 use serde::{Deserialize, Serialize};
 
 use super::harmonics::{ChannelSpectrum, HarmonicAnalyzer};
+use super::sums::{difference_sum, pair_sums};
 use super::window::{WindowFlags, WindowSpan};
 use crate::wire::layout::{Measures, Quantity};
 
@@ -195,50 +196,6 @@ impl SampleRange {
         let len = (self.end - self.start).round().max(0.0) as usize;
         from..(from + len).min(self.last + 1).max(from)
     }
-}
-
-/// Σ x², Σ y², Σ x·y in f64 with four independent lanes (vectorises; the
-/// order of additions depends only on the slices, so results are bit-stable).
-fn pair_sums(x: &[f32], y: &[f32]) -> [f64; 3] {
-    let mut xx = [0.0f64; 4];
-    let mut yy = [0.0f64; 4];
-    let mut xy = [0.0f64; 4];
-    let (xc, yc) = (x.chunks_exact(4), y.chunks_exact(4));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (a, b) in xc.zip(yc) {
-        for j in 0..4 {
-            let (p, q) = (f64::from(a[j]), f64::from(b[j]));
-            xx[j] += p * p;
-            yy[j] += q * q;
-            xy[j] += p * q;
-        }
-    }
-    for (&a, &b) in xr.iter().zip(yr) {
-        let (p, q) = (f64::from(a), f64::from(b));
-        xx[0] += p * p;
-        yy[0] += q * q;
-        xy[0] += p * q;
-    }
-    let fold = |s: [f64; 4]| (s[0] + s[1]) + (s[2] + s[3]);
-    [fold(xx), fold(yy), fold(xy)]
-}
-
-/// Σ (x − y)².
-fn difference_sum(x: &[f32], y: &[f32]) -> f64 {
-    let mut acc = [0.0f64; 4];
-    let (xc, yc) = (x.chunks_exact(4), y.chunks_exact(4));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (a, b) in xc.zip(yc) {
-        for j in 0..4 {
-            let d = f64::from(a[j]) - f64::from(b[j]);
-            acc[j] += d * d;
-        }
-    }
-    for (&a, &b) in xr.iter().zip(yr) {
-        let d = f64::from(a) - f64::from(b);
-        acc[0] += d * d;
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 fn clean(x: f32) -> f64 {

@@ -15,7 +15,9 @@ pub mod harmonics;
 pub mod latch;
 pub mod metrics;
 pub mod pool;
+mod sums;
 pub mod synthetic;
+mod vector;
 pub mod window;
 pub mod zero_crossing;
 

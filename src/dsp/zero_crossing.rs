@@ -11,13 +11,18 @@
 /// Moving-average stages in the cascade.
 const STAGES: usize = 3;
 
+/// The peak decays in steps every this many samples (counted from the
+/// stream's first sample, so chunking does not matter), which keeps a
+/// multiply off the per-sample path.
+const DECAY_EVERY: u64 = 32;
+
 /// Streaming zero-crossing detector for one reference channel.
 #[derive(Debug, Clone)]
 pub struct ZeroCrossingDetector {
     /// Samples per moving average (half a nominal cycle).
     length: usize,
-    /// Ring buffers of all stages, `STAGES * length` values.
-    rings: Vec<f64>,
+    /// The stages' last `length` inputs, one entry per sample.
+    ring: Vec<[f64; STAGES]>,
     sums: [f64; STAGES],
     ring_pos: usize,
     /// Samples since the last reset, saturating.
@@ -26,11 +31,13 @@ pub struct ZeroCrossingDetector {
     output_scale: f64,
     /// Group delay of the cascade, samples.
     delay: f64,
-    previous: Option<f64>,
+    /// Filter output at the previous sample (valid once settled).
+    previous: f64,
     /// Armed once the filtered voltage went clearly negative (hysteresis).
     armed: bool,
     /// Decaying peak of the filtered voltage, V.
     peak: f64,
+    /// Decay factor per `DECAY_EVERY` samples (time constant 0.2 s).
     peak_decay: f64,
     min_peak: f64,
 }
@@ -52,7 +59,7 @@ impl ZeroCrossingDetector {
         let cascade_gain = stage_gain.powi(STAGES as i32);
         ZeroCrossingDetector {
             length,
-            rings: vec![0.0; STAGES * length],
+            ring: vec![[0.0; STAGES]; length],
             sums: [0.0; STAGES],
             ring_pos: 0,
             seen: 0,
@@ -62,10 +69,10 @@ impl ZeroCrossingDetector {
                 1.0
             },
             delay: STAGES as f64 * (length as f64 - 1.0) / 2.0,
-            previous: None,
+            previous: 0.0,
             armed: false,
             peak: 0.0,
-            peak_decay: (-1.0 / (0.2 * rate_f)).exp(),
+            peak_decay: (-(DECAY_EVERY as f64) / (0.2 * rate_f)).exp(),
             min_peak: min_peak_v,
         }
     }
@@ -77,11 +84,11 @@ impl ZeroCrossingDetector {
 
     /// Forgets all history (after a gap the old samples no longer connect).
     pub fn reset(&mut self) {
-        self.rings.fill(0.0);
+        self.ring.fill([0.0; STAGES]);
         self.sums = [0.0; STAGES];
         self.ring_pos = 0;
         self.seen = 0;
-        self.previous = None;
+        self.previous = 0.0;
         self.armed = false;
         self.peak = 0.0;
     }
@@ -89,45 +96,119 @@ impl ZeroCrossingDetector {
     /// Feeds `samples` (sample `first_index` onwards) and appends the
     /// delay-compensated positions of the crossings found, in sample units.
     /// Non-finite samples count as 0 (the window holding them is flagged).
+    ///
+    /// The state lives in locals for the loop (one pass, every recurrence in
+    /// registers): this runs once per sample of every reference channel.
     pub fn process(&mut self, first_index: u64, samples: &[f32], crossings: &mut Vec<f64>) {
+        // The cascade is settled once every stage's ring holds real output;
+        // before that only the filter runs.
+        let settled_after = STAGES * self.length - (STAGES - 1);
+        let warm_up = settled_after.saturating_sub(self.seen).min(samples.len());
+        let (filling, settled) = samples.split_at(warm_up);
+        for (n, &sample) in (first_index..).zip(filling) {
+            self.filter(sample);
+            self.seen += 1;
+            if self.seen == settled_after {
+                // The first settled output: it sets the peak and the arming
+                // but has no previous output to make a crossing with.
+                let y = self.sums[2] * (1.0 / self.length as f64) * self.output_scale;
+                self.peak = self.peak.max(y.abs());
+                if y < -0.25 * self.peak.max(self.min_peak) {
+                    self.armed = true;
+                }
+                self.previous = y;
+                if n % DECAY_EVERY == DECAY_EVERY - 1 {
+                    self.peak *= self.peak_decay;
+                }
+            }
+        }
+        if settled.is_empty() {
+            return;
+        }
+        self.seen = settled_after;
+        let first_settled = first_index + warm_up as u64;
         let length = self.length;
         let inv_length = 1.0 / length as f64;
-        let settled_after = STAGES * length - (STAGES - 1);
-        for (n, &sample) in (first_index..).zip(samples) {
-            let mut value = if sample.is_finite() {
+        let (scale, decay, min_peak, delay) = (
+            self.output_scale,
+            self.peak_decay,
+            self.min_peak,
+            self.delay,
+        );
+        let ring = &mut self.ring[..length];
+        let [mut sum0, mut sum1, mut sum2] = self.sums;
+        let mut pos = self.ring_pos;
+        let mut previous = self.previous;
+        let mut armed = self.armed;
+        let mut peak = self.peak;
+        for (n, &sample) in (first_settled..).zip(settled) {
+            let x = if sample.is_finite() {
                 f64::from(sample)
             } else {
                 0.0
             };
-            for stage in 0..STAGES {
-                let slot = stage * length + self.ring_pos;
-                let old = self.rings[slot];
-                self.rings[slot] = value;
-                self.sums[stage] += value - old;
-                value = self.sums[stage] * inv_length;
+            let Some(slot) = ring.get_mut(pos) else {
+                break;
+            };
+            let old = *slot;
+            sum0 += x - old[0];
+            let x1 = sum0 * inv_length;
+            sum1 += x1 - old[1];
+            let x2 = sum1 * inv_length;
+            sum2 += x2 - old[2];
+            *slot = [x, x1, x2];
+            pos += 1;
+            if pos == length {
+                pos = 0;
             }
-            self.ring_pos += 1;
-            if self.ring_pos == length {
-                self.ring_pos = 0;
+            let y = sum2 * inv_length * scale;
+            let magnitude = y.abs();
+            if magnitude > peak {
+                peak = magnitude;
             }
-            self.seen = self.seen.saturating_add(1);
-            if self.seen < settled_after {
-                continue;
+            let floor = if peak > min_peak { peak } else { min_peak };
+            if y < -0.25 * floor {
+                armed = true;
             }
-            let y = value * self.output_scale;
-            self.peak = y.abs().max(self.peak * self.peak_decay);
-            let live = self.peak >= self.min_peak && self.peak > 0.0;
-            if y < -0.25 * self.peak.max(self.min_peak) {
-                self.armed = true;
+            if previous < 0.0 && y >= 0.0 && armed && peak >= min_peak && peak > 0.0 {
+                let fraction = -previous / (y - previous);
+                crossings.push((n - 1) as f64 + fraction - delay);
+                armed = false;
             }
-            if let Some(prev) = self.previous {
-                if live && self.armed && prev < 0.0 && y >= 0.0 {
-                    let fraction = -prev / (y - prev);
-                    crossings.push((n - 1) as f64 + fraction - self.delay);
-                    self.armed = false;
-                }
+            previous = y;
+            if n % DECAY_EVERY == DECAY_EVERY - 1 {
+                peak *= decay;
             }
-            self.previous = Some(y);
+        }
+        self.sums = [sum0, sum1, sum2];
+        self.ring_pos = pos;
+        self.previous = previous;
+        self.armed = armed;
+        self.peak = peak;
+    }
+
+    /// One sample through the cascade (warm-up path).
+    fn filter(&mut self, sample: f32) {
+        let inv_length = 1.0 / self.length as f64;
+        let x = if sample.is_finite() {
+            f64::from(sample)
+        } else {
+            0.0
+        };
+        let Some(slot) = self.ring.get_mut(self.ring_pos) else {
+            return;
+        };
+        let old = *slot;
+        let [sum0, sum1, sum2] = &mut self.sums;
+        *sum0 += x - old[0];
+        let x1 = *sum0 * inv_length;
+        *sum1 += x1 - old[1];
+        let x2 = *sum1 * inv_length;
+        *sum2 += x2 - old[2];
+        *slot = [x, x1, x2];
+        self.ring_pos += 1;
+        if self.ring_pos == self.length {
+            self.ring_pos = 0;
         }
     }
 }

@@ -24,7 +24,7 @@ const MERGED_BLOCK_SAMPLES: usize = 4096;
 const QUEUE_BLOCKS: usize = 8;
 
 enum Item {
-    Session(SessionDescription),
+    Session(Box<SessionDescription>),
     Block(SampleBlock),
     Event(SourceEvent),
 }
@@ -64,7 +64,7 @@ fn continues(pending: &SampleBlock, next: &SampleBlock) -> bool {
 impl CaptureVisitor for Forwarder {
     fn session_start(&mut self, session: &SessionDescription) {
         self.flush();
-        self.send(Item::Session(session.clone()));
+        self.send(Item::Session(Box::new(session.clone())));
     }
 
     fn block(&mut self, block: &SampleBlock) {
