@@ -1,7 +1,7 @@
-//! Per-window power metrics (H = 40) on a 6-channel 8 kHz three-phase
-//! stream, in samples/s (one sample = one channel value): the whole engine
-//! fed wire-sized chunks, one window's full metrics, and that window's
-//! time-domain sums and FFT part separately.
+//! Per-window power metrics (H = 40) on a 6-channel three-phase stream, in
+//! samples/s (one sample = one channel value): the whole engine fed
+//! wire-sized chunks at 8 and 32 kHz, and at 8 kHz one window's full
+//! metrics and its time-domain sums and FFT part separately.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use meterflow::dsp::metrics::{SampleRange, WindowCalculator};
@@ -37,26 +37,24 @@ fn config() -> SignalConfig {
     }
 }
 
-fn metrics(c: &mut Criterion) {
+/// The whole engine (crossings, windows, metrics, energy) on 1 s of stream
+/// in 42-sample chunks, replayed with advancing indices.
+fn engine_stream(c: &mut Criterion, rate: u32) {
     let measures = Measures::ThreePhase;
-    let channels = measures.channel_count();
-    let block = match generate_block(&config(), measures, RATE, 0, 10 * RATE as usize) {
+    let block = match generate_block(&config(), measures, rate, 0, rate as usize) {
         Ok(block) => block,
         Err(error) => panic!("bench signal config invalid: {error}"),
     };
-    let engine_config = EngineConfig::default();
-
-    let mut group = c.benchmark_group("dsp_metrics_6ch_8khz");
-    // Whole engine, 1 s of stream in 42-sample chunks (crossings, windows, metrics, energy).
-    let second = split_block(&block, &mut std::iter::repeat(CHUNK));
-    let per_second: Vec<_> = second.iter().take(RATE as usize / CHUNK).cloned().collect();
+    let per_second = split_block(&block, &mut std::iter::repeat(CHUNK));
     let samples: usize = per_second.iter().map(|b| b.len()).sum();
-    group.throughput(Throughput::Elements((samples * channels) as u64));
-    let mut engine = match DeviceEngine::for_block(&engine_config, &block) {
+    let mut group = c.benchmark_group(format!("dsp_metrics_6ch_{}khz", rate / 1000));
+    group.throughput(Throughput::Elements(
+        (samples * measures.channel_count()) as u64,
+    ));
+    let mut engine = match DeviceEngine::for_block(&EngineConfig::default(), &block) {
         Ok(engine) => engine,
         Err(error) => panic!("{error}"),
     };
-    // Replays the same second over and over with advancing indices.
     let mut offset = 0u64;
     let mut replay = per_second.clone();
     group.bench_function("engine_stream", |b| {
@@ -72,7 +70,19 @@ fn metrics(c: &mut Criterion) {
             offset += samples as u64;
         })
     });
+    group.finish();
+}
 
+fn metrics(c: &mut Criterion) {
+    engine_stream(c, RATE);
+    engine_stream(c, 32_000);
+    let measures = Measures::ThreePhase;
+    let channels = measures.channel_count();
+    let block = match generate_block(&config(), measures, RATE, 0, 10 * RATE as usize) {
+        Ok(block) => block,
+        Err(error) => panic!("bench signal config invalid: {error}"),
+    };
+    let mut group = c.benchmark_group("dsp_metrics_6ch_8khz");
     // One clean 10-cycle window (~1599 samples × 6 channels).
     let window_samples = 10.0 * f64::from(RATE) / 50.03;
     let span = WindowSpan {
