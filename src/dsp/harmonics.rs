@@ -23,7 +23,7 @@ use std::sync::Arc;
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 
-use super::vector::wide_fn;
+use super::complex_ops::{chirp_input, multiply_in_place, pack_pair};
 
 /// How subgroups are formed, for output metadata.
 pub const GROUPING: &str = "IEC 61000-4-7 harmonic subgroup (bins N*h-1..N*h+1)";
@@ -248,74 +248,6 @@ impl HarmonicAnalyzer {
         out_first.thd_pct = thd(&out_first.subgroups);
         out_second.thd_pct = thd(&out_second.subgroups);
         orders
-    }
-}
-
-wide_fn!(
-    /// `out` = first + j·second.
-    fn pack_pair(out: &mut Vec<Complex<f32>>, first: &[f32], second: &[f32]) = pack_pair_body;
-);
-
-#[inline(always)]
-fn pack_pair_body(out: &mut Vec<Complex<f32>>, first: &[f32], second: &[f32]) {
-    out.clear();
-    out.extend(
-        first
-            .iter()
-            .zip(second)
-            .map(|(&a, &b)| Complex::new(clean(a), clean(b))),
-    );
-}
-
-wide_fn!(
-    /// `out` = (first + j·second)·pre, zero-padded to `len`.
-    fn chirp_input(
-        out: &mut Vec<Complex<f32>>,
-        first: &[f32],
-        second: &[f32],
-        pre: &[Complex<f32>],
-        len: usize,
-    ) = chirp_input_body;
-);
-
-#[inline(always)]
-fn chirp_input_body(
-    out: &mut Vec<Complex<f32>>,
-    first: &[f32],
-    second: &[f32],
-    pre: &[Complex<f32>],
-    len: usize,
-) {
-    out.clear();
-    out.extend(
-        first
-            .iter()
-            .zip(second)
-            .zip(pre)
-            .map(|((&a, &b), w)| Complex::new(clean(a), clean(b)) * w),
-    );
-    out.resize(len, Complex::default());
-}
-
-wide_fn!(
-    /// `values[k] *= factors[k]`.
-    fn multiply_in_place(values: &mut [Complex<f32>], factors: &[Complex<f32>]) = multiply_body;
-);
-
-#[inline(always)]
-fn multiply_body(values: &mut [Complex<f32>], factors: &[Complex<f32>]) {
-    for (x, k) in values.iter_mut().zip(factors) {
-        *x *= k;
-    }
-}
-
-/// A sample as the transforms take it: non-finite counts as 0.
-#[inline(always)]
-fn clean(x: f32) -> f32 {
-    if x.is_finite() {
-        x
-    } else {
-        0.0
     }
 }
 

@@ -8,6 +8,7 @@
 //! devices on worker threads; [`aggregate`] folds windows into intervals.
 
 pub mod aggregate;
+mod complex_ops;
 pub mod energy;
 pub mod engine;
 pub mod frequency;
@@ -17,7 +18,6 @@ pub mod metrics;
 pub mod pool;
 mod sums;
 pub mod synthetic;
-mod vector;
 pub mod window;
 pub mod zero_crossing;
 
