@@ -22,8 +22,7 @@ fn clean(x: f32) -> f32 {
 /// `out` = first + j·second (the common length).
 pub fn pack_pair(out: &mut Vec<Complex<f32>>, first: &[f32], second: &[f32]) {
     let len = first.len().min(second.len());
-    out.clear();
-    out.resize(len, Complex::default());
+    resize_for_overwrite(out, len);
     let done = wide::pack(&mut out[..], &first[..len], &second[..len], None);
     for ((slot, &a), &b) in out[done..]
         .iter_mut()
@@ -32,6 +31,13 @@ pub fn pack_pair(out: &mut Vec<Complex<f32>>, first: &[f32], second: &[f32]) {
     {
         *slot = Complex::new(clean(a), clean(b));
     }
+}
+
+/// Sets `out`'s length to `len`; in steady state (same length as last
+/// time) nothing is written, the caller overwrites every element anyway.
+fn resize_for_overwrite(out: &mut Vec<Complex<f32>>, len: usize) {
+    out.truncate(len);
+    out.resize(len, Complex::default());
 }
 
 /// `out` = (first + j·second)·pre over the common length, then zeros up to
@@ -44,8 +50,8 @@ pub fn chirp_input(
     padded_len: usize,
 ) {
     let len = first.len().min(second.len()).min(pre.len());
-    out.clear();
-    out.resize(padded_len.max(len), Complex::default());
+    resize_for_overwrite(out, padded_len.max(len));
+    out[len..].fill(Complex::default());
     let done = wide::pack(
         &mut out[..len],
         &first[..len],
