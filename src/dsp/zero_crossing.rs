@@ -25,13 +25,13 @@ pub struct ZeroCrossingDetector {
     ring: Vec<[f64; STAGES]>,
     sums: [f64; STAGES],
     ring_pos: usize,
-    /// Samples since the last reset, saturating.
-    seen: usize,
+    /// Samples still to filter before the cascade's output is valid.
+    warm_up_left: usize,
     /// Scales the filter output back to the input's fundamental amplitude.
     output_scale: f64,
     /// Group delay of the cascade, samples.
     delay: f64,
-    /// Filter output at the previous sample (valid once settled).
+    /// Filter output at the previous sample (NaN before the first valid one).
     previous: f64,
     /// Armed once the filtered voltage went clearly negative (hysteresis).
     armed: bool,
@@ -62,14 +62,14 @@ impl ZeroCrossingDetector {
             ring: vec![[0.0; STAGES]; length],
             sums: [0.0; STAGES],
             ring_pos: 0,
-            seen: 0,
+            warm_up_left: warm_up_samples(length),
             output_scale: if cascade_gain > 1e-9 {
                 1.0 / cascade_gain
             } else {
                 1.0
             },
             delay: STAGES as f64 * (length as f64 - 1.0) / 2.0,
-            previous: 0.0,
+            previous: f64::NAN,
             armed: false,
             peak: 0.0,
             peak_decay: (-(DECAY_EVERY as f64) / (0.2 * rate_f)).exp(),
@@ -87,8 +87,8 @@ impl ZeroCrossingDetector {
         self.ring.fill([0.0; STAGES]);
         self.sums = [0.0; STAGES];
         self.ring_pos = 0;
-        self.seen = 0;
-        self.previous = 0.0;
+        self.warm_up_left = warm_up_samples(self.length);
+        self.previous = f64::NAN;
         self.armed = false;
         self.peak = 0.0;
     }
@@ -100,68 +100,29 @@ impl ZeroCrossingDetector {
     /// The state lives in locals for the loop (one pass, every recurrence in
     /// registers): this runs once per sample of every reference channel.
     pub fn process(&mut self, first_index: u64, samples: &[f32], crossings: &mut Vec<f64>) {
-        // The cascade is settled once every stage's ring holds real output;
-        // before that only the filter runs.
-        let settled_after = STAGES * self.length - (STAGES - 1);
-        let warm_up = settled_after.saturating_sub(self.seen).min(samples.len());
-        let (filling, settled) = samples.split_at(warm_up);
-        for (n, &sample) in (first_index..).zip(filling) {
-            self.filter(sample);
-            self.seen += 1;
-            if self.seen == settled_after {
-                // The first settled output: it sets the peak and the arming
-                // but has no previous output to make a crossing with.
-                let y = self.sums[2] * (1.0 / self.length as f64) * self.output_scale;
-                self.peak = self.peak.max(y.abs());
-                if y < -0.25 * self.peak.max(self.min_peak) {
-                    self.armed = true;
-                }
-                self.previous = y;
-                if n % DECAY_EVERY == DECAY_EVERY - 1 {
-                    self.peak *= self.peak_decay;
-                }
-            }
-        }
-        if settled.is_empty() {
-            return;
-        }
-        self.seen = settled_after;
-        let first_settled = first_index + warm_up as u64;
         let length = self.length;
         let inv_length = 1.0 / length as f64;
+        let ring = &mut self.ring[..length];
+        let mut sums = self.sums;
+        let mut pos = self.ring_pos;
+        // Until every stage's ring holds real output, only the filter runs.
+        let warm_up = self.warm_up_left.min(samples.len());
+        let (filling, settled) = samples.split_at(warm_up);
+        for &sample in filling {
+            cascade_step(ring, &mut pos, &mut sums, sample, inv_length);
+        }
+        self.warm_up_left -= warm_up;
         let (scale, decay, min_peak, delay) = (
             self.output_scale,
             self.peak_decay,
             self.min_peak,
             self.delay,
         );
-        let ring = &mut self.ring[..length];
-        let [mut sum0, mut sum1, mut sum2] = self.sums;
-        let mut pos = self.ring_pos;
         let mut previous = self.previous;
         let mut armed = self.armed;
         let mut peak = self.peak;
-        for (n, &sample) in (first_settled..).zip(settled) {
-            let x = if sample.is_finite() {
-                f64::from(sample)
-            } else {
-                0.0
-            };
-            let Some(slot) = ring.get_mut(pos) else {
-                break;
-            };
-            let old = *slot;
-            sum0 += x - old[0];
-            let x1 = sum0 * inv_length;
-            sum1 += x1 - old[1];
-            let x2 = sum1 * inv_length;
-            sum2 += x2 - old[2];
-            *slot = [x, x1, x2];
-            pos += 1;
-            if pos == length {
-                pos = 0;
-            }
-            let y = sum2 * inv_length * scale;
+        for (n, &sample) in (first_index + warm_up as u64..).zip(settled) {
+            let y = cascade_step(ring, &mut pos, &mut sums, sample, inv_length) * scale;
             let magnitude = y.abs();
             if magnitude > peak {
                 peak = magnitude;
@@ -170,6 +131,7 @@ impl ZeroCrossingDetector {
             if y < -0.25 * floor {
                 armed = true;
             }
+            // NaN before the first settled output: no crossing with it.
             if previous < 0.0 && y >= 0.0 && armed && peak >= min_peak && peak > 0.0 {
                 let fraction = -previous / (y - previous);
                 crossings.push((n - 1) as f64 + fraction - delay);
@@ -180,37 +142,50 @@ impl ZeroCrossingDetector {
                 peak *= decay;
             }
         }
-        self.sums = [sum0, sum1, sum2];
+        self.sums = sums;
         self.ring_pos = pos;
         self.previous = previous;
         self.armed = armed;
         self.peak = peak;
     }
+}
 
-    /// One sample through the cascade (warm-up path).
-    fn filter(&mut self, sample: f32) {
-        let inv_length = 1.0 / self.length as f64;
-        let x = if sample.is_finite() {
-            f64::from(sample)
-        } else {
-            0.0
-        };
-        let Some(slot) = self.ring.get_mut(self.ring_pos) else {
-            return;
-        };
-        let old = *slot;
-        let [sum0, sum1, sum2] = &mut self.sums;
-        *sum0 += x - old[0];
-        let x1 = *sum0 * inv_length;
-        *sum1 += x1 - old[1];
-        let x2 = *sum1 * inv_length;
-        *sum2 += x2 - old[2];
-        *slot = [x, x1, x2];
-        self.ring_pos += 1;
-        if self.ring_pos == self.length {
-            self.ring_pos = 0;
-        }
+/// Inputs before the last stage's ring holds only filtered values (the
+/// first output after them is the first valid one).
+fn warm_up_samples(length: usize) -> usize {
+    STAGES * length - STAGES
+}
+
+/// One sample through the three moving averages; returns the last stage's
+/// output. Non-finite samples count as 0.
+#[inline(always)]
+fn cascade_step(
+    ring: &mut [[f64; STAGES]],
+    pos: &mut usize,
+    sums: &mut [f64; STAGES],
+    sample: f32,
+    inv_length: f64,
+) -> f64 {
+    let x = if sample.is_finite() {
+        f64::from(sample)
+    } else {
+        0.0
+    };
+    let Some(slot) = ring.get_mut(*pos) else {
+        return 0.0;
+    };
+    let old = *slot;
+    sums[0] += x - old[0];
+    let x1 = sums[0] * inv_length;
+    sums[1] += x1 - old[1];
+    let x2 = sums[1] * inv_length;
+    sums[2] += x2 - old[2];
+    *slot = [x, x1, x2];
+    *pos += 1;
+    if *pos == ring.len() {
+        *pos = 0;
     }
+    sums[2] * inv_length
 }
 
 #[cfg(test)]

@@ -77,17 +77,18 @@ impl CaptureVisitor for Forwarder {
             }
         }
         self.flush();
-        let mut merged = SampleBlock {
-            channels: Vec::with_capacity(block.channels.len()),
-            ..SampleBlock::new(block.measures, block.rate, block.start_unix_ns)
-        };
+        let mut merged = SampleBlock::new(block.measures, block.rate, block.start_unix_ns);
         merged.first_index = block.first_index;
         merged.gap_before = block.gap_before;
-        for channel in &block.channels {
-            let mut buffer = Vec::with_capacity(MERGED_BLOCK_SAMPLES.max(channel.len()));
-            buffer.extend_from_slice(channel);
-            merged.channels.push(buffer);
-        }
+        merged.channels = block
+            .channels
+            .iter()
+            .map(|channel| {
+                let mut buffer = Vec::with_capacity(MERGED_BLOCK_SAMPLES.max(channel.len()));
+                buffer.extend_from_slice(channel);
+                buffer
+            })
+            .collect();
         self.pending = Some(merged);
     }
 
