@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::wire::Measures;
 
 /// Who a row belongs to: the name (also the `device=` partition), the
 /// pipeline's numeric id, and the layout (which phases exist).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DeviceInfo {
     pub name: Arc<str>,
     pub id: u64,

@@ -4,6 +4,7 @@
 //! module, not on each other.
 
 pub mod device;
+pub mod intern;
 pub mod measurand;
 pub mod mppt;
 pub mod reading;

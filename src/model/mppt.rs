@@ -1,13 +1,13 @@
 //! One MPPT charge controller data item, as a `tel_mppt` row holds it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Most `pv` channels and `load` channels a data item may carry.
 pub const MAX_PV: usize = 4;
 pub const MAX_LOAD: usize = 2;
 
 /// One volts/amps pair with its power.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Channel {
     pub volts: f64,
     pub amps: f64,
@@ -16,7 +16,7 @@ pub struct Channel {
 }
 
 /// One data item of one MPPT, as a `tel_mppt` row holds it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MpptRecord {
     pub mppt_id: String,
     pub pv: Vec<Channel>,
@@ -34,19 +34,29 @@ pub struct MpptRecord {
 }
 
 /// The decoded status, with the dataset's attribute names and values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MpptStatus {
     pub bus_connect: bool,
-    pub input: &'static str,
-    pub chgfet: &'static str,
-    pub chgfet_antirev: &'static str,
-    pub fet_antirev: &'static str,
-    pub input_current: &'static str,
-    pub load: &'static str,
-    pub pv_input: &'static str,
-    pub charging: &'static str,
-    pub system: &'static str,
-    pub standby: &'static str,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub input: super::intern::StaticStr,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub chgfet: super::intern::StaticStr,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub chgfet_antirev: super::intern::StaticStr,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub fet_antirev: super::intern::StaticStr,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub input_current: super::intern::StaticStr,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub load: super::intern::StaticStr,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub pv_input: super::intern::StaticStr,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub charging: super::intern::StaticStr,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub system: super::intern::StaticStr,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub standby: super::intern::StaticStr,
 }
 impl Channel {
     pub fn new(volts: f64, amps: f64) -> Self {

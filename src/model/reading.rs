@@ -1,10 +1,12 @@
 //! The normalised reading every telemetry adapter produces, so the packet
 //! output and the `readings` table need not know where a number came from.
 
+use serde::{Deserialize, Serialize};
+
 use super::measurand::MeasurandValue;
 
 /// A reading's value: SI number, text, or a flag.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     Number(f64),
     Text(String),
@@ -12,10 +14,11 @@ pub enum Value {
 }
 
 /// One keyed value of one device at one time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     /// Adapter: `rtl_433`, `mppt` or `airlink`.
-    pub source: &'static str,
+    #[serde(deserialize_with = "super::intern::static_str")]
+    pub source: super::intern::StaticStr,
     /// Device identity (also the `device=` partition and the sensor id seed).
     pub device: String,
     /// The device's model, when the input names one (`MODEL` measurand).
@@ -28,9 +31,11 @@ pub struct Reading {
     /// Normalised key: `<quantity>_<SI unit>` where a unit is known.
     pub key: String,
     pub value: Value,
-    pub unit: Option<&'static str>,
+    #[serde(deserialize_with = "super::intern::option_static_str")]
+    pub unit: Option<super::intern::StaticStr>,
     /// The BetterFleet standard key the value maps to, if any.
-    pub standard: Option<&'static str>,
+    #[serde(deserialize_with = "super::intern::option_static_str")]
+    pub standard: Option<super::intern::StaticStr>,
 }
 impl Value {
     pub fn as_f64(&self) -> Option<f64> {

@@ -3,20 +3,22 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::{
     AggregateRow, DeviceInfo, EventRow, LatchRow, MpptRecord, Reading, SensorInterval, WindowRow,
 };
 use crate::wire::SampleBlock;
 
 /// Samples of one device for the raw waveform archive.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawBlock {
     pub device: DeviceInfo,
     pub block: SampleBlock,
 }
 
 /// A computed or received result on its way to the outputs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Record {
     /// A basic (10/12-cycle) window of a waveform stream.
     Window(WindowRow),
@@ -52,7 +54,7 @@ impl Record {
     }
 }
 /// What an adapter accepted, in one piece.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TelemetryBatch {
     Readings(Vec<Reading>),
     /// MPPT records: `tel_mppt` rows, and readings made from them.

@@ -6,7 +6,7 @@ use super::DeviceInfo;
 use crate::dsp::{Aggregate, EnergyCounters, LatchWindow, WindowMetrics};
 
 /// One window of one device, ready for the `windows` table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowRow {
     pub device: DeviceInfo,
     pub metrics: WindowMetrics,
@@ -16,7 +16,7 @@ pub struct WindowRow {
 }
 
 /// One latch window of one device, ready for the `latch` table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatchRow {
     pub device: DeviceInfo,
     pub window: LatchWindow,
@@ -38,7 +38,7 @@ pub enum IntervalKind {
 }
 
 /// One interval of one device, ready for the `aggregates` table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AggregateRow {
     pub device: DeviceInfo,
     pub kind: IntervalKind,
@@ -70,7 +70,7 @@ pub enum EventKind {
 }
 
 /// One event of one device.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRow {
     pub device: DeviceInfo,
     /// When it was noticed (or happened, if known), ns since the epoch.

@@ -1,11 +1,13 @@
 //! What a sensor reported over one packet interval: the input of a
 //! BetterFleet packet, built by meters and telemetry alike.
 
+use serde::{Deserialize, Serialize};
+
 use super::measurand::MeasurandValue;
 use crate::wire::message::DeviceInfo;
 
 /// A meter's identity, sent as the identity measurands.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SensorInfo {
     /// `MODEL`: the info line's `type`, e.g. "smartmeter".
     pub model: String,
@@ -18,7 +20,7 @@ pub struct SensorInfo {
 /// The 16 "Update Circuit Measurands" of one meter for one interval, SI
 /// units. `None` (or a non-finite value) means the stream cannot give the
 /// quantity and is written as `null`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CircuitReading {
     /// Sum of the phase RMS currents, A.
     pub current_a: Option<f64>,
@@ -42,7 +44,7 @@ pub struct CircuitReading {
 }
 
 /// What one meter reported in one interval.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SensorInterval {
     /// The meter's name from its info line: `SERIAL_NUMBER` and the seed of
     /// its sensor id.
@@ -52,6 +54,7 @@ pub struct SensorInterval {
     pub interval_end_ms: i64,
     pub circuit: CircuitReading,
     /// Other readings under the source's own keys; they are title-cased.
+    #[serde(with = "super::intern::json_pairs")]
     pub passthrough: Vec<(String, serde_json::Value)>,
 }
 

@@ -14,7 +14,7 @@ pub enum SampleError {
 }
 
 /// One device's consecutive samples, per channel, in SI units.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SampleBlock {
     pub measures: Measures,
     /// Samples per second.
