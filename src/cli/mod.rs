@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod bench;
 pub mod bench_sink;
+pub mod config;
 pub mod inspect;
 pub mod report;
 pub mod run;

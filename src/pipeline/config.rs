@@ -18,7 +18,7 @@ use super::server::config::{MeterLinkConfig, ServiceConfig};
 pub use super::telemetry::TelemetryConfig;
 
 /// A whole pipeline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Recorded in every output file's metadata.
@@ -41,7 +41,7 @@ fn default_name() -> String {
 }
 
 /// Where samples come from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceConfig {
     /// Recorded captures (meter byte streams, bare f32le, WAV float32).
@@ -61,7 +61,7 @@ pub enum SourceConfig {
 }
 
 /// What bare f32le files need (their content does not say).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFileConfig {
     pub name: Option<String>,
@@ -72,7 +72,7 @@ pub struct RawFileConfig {
 }
 
 /// A few virtual meters with their own loads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct VirtualMetersConfig {
     /// Seconds of samples taken from each meter before `stop`.
@@ -98,7 +98,7 @@ impl Default for VirtualMetersConfig {
 }
 
 /// One virtual meter.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct VirtualMeterConfig {
     /// Meter name (its identity); default `smartmeter001`, `smartmeter002`, …
@@ -107,7 +107,7 @@ pub struct VirtualMeterConfig {
 }
 
 /// Intervals besides the fixed 150/180-cycle and 10-minute ones.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AggregationConfig {
     /// The packet interval, s, aligned to the clock (BetterFleet default 5 s).
@@ -123,13 +123,18 @@ impl Default for AggregationConfig {
 }
 
 impl AggregationConfig {
+    /// The packet interval (validated; out-of-range values are clamped).
+    pub fn packet_interval(&self) -> std::time::Duration {
+        super::limits::PACKET_INTERVAL.duration_s(self.packet_interval_s)
+    }
+
     pub fn packet_interval_ns(&self) -> i64 {
-        (self.packet_interval_s * 1e9).round() as i64
+        i64::try_from(self.packet_interval().as_nanos()).unwrap_or(i64::MAX)
     }
 }
 
 /// Where results go; each part is optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SinkConfig {
     pub parquet: Option<ParquetConfig>,
@@ -137,7 +142,7 @@ pub struct SinkConfig {
 }
 
 /// BetterFleet packets: how they are built and where they are delivered.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PacketSinkConfig {
     /// Identities: gateway UUID, sensor UUIDs, packet splitting.
@@ -162,11 +167,8 @@ impl PipelineConfig {
 
     /// Checks what serde cannot: ranges and combinations.
     pub fn validate(&self) -> anyhow::Result<()> {
+        super::limits::check(self)?;
         self.dsp.validate()?;
-        let interval = self.aggregation.packet_interval_s;
-        if !(interval.is_finite() && interval >= 0.1) {
-            anyhow::bail!("aggregation.packet_interval_s must be at least 0.1 s, got {interval}");
-        }
         match &self.source {
             SourceConfig::Files { paths, raw } => {
                 if paths.is_empty() {
@@ -182,12 +184,6 @@ impl PipelineConfig {
                 if meters.meter.is_empty() {
                     anyhow::bail!("source.meter is empty: add at least one [[source.meter]]");
                 }
-                if !(meters.seconds.is_finite() && meters.seconds > 0.0) {
-                    anyhow::bail!(
-                        "source.seconds must be a positive number, got {}",
-                        meters.seconds
-                    );
-                }
                 meters.measures.validate_rate(meters.rate)?;
                 for (k, meter) in meters.meter.iter().enumerate() {
                     meter
@@ -200,7 +196,6 @@ impl PipelineConfig {
             SourceConfig::SmartmeterClient(link) => link.validate(true)?,
             SourceConfig::Telemetry(telemetry) => telemetry.validate()?,
         }
-        self.service.validate()?;
         if let Some(parquet) = &self.sink.parquet {
             parquet.validate()?;
         }
