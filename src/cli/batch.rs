@@ -95,7 +95,13 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<()> {
         start_unix_ns: args.start.as_deref().map(parse_start).transpose()?,
     };
     let files = expand_inputs(&args.inputs, &raw)?;
-    run_files_with(&config, &files, &raw, !args.quiet).await
+    run_files_with(
+        &config,
+        &files,
+        &raw,
+        !args.quiet && super::stderr_is_terminal(),
+    )
+    .await
 }
 
 /// Runs files through `config` and prints the summary; fails if any file did.
@@ -105,7 +111,7 @@ pub async fn run_files(
     raw: &RawParams,
 ) -> anyhow::Result<()> {
     let files = expand_inputs(inputs, raw)?;
-    run_files_with(config, &files, raw, true).await
+    run_files_with(config, &files, raw, super::stderr_is_terminal()).await
 }
 
 async fn run_files_with(

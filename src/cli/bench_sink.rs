@@ -158,7 +158,11 @@ async fn measure(args: &SinkBenchArgs, dir: &std::path::Path) -> anyhow::Result<
     println!("dropped peers        {dropped}");
     print_latency("window latency", &window);
     print_latency("packet latency", &packet);
-    println!("worker queues        {queue:?} batches at the end");
+    let queue: Vec<String> = queue.iter().map(usize::to_string).collect();
+    println!(
+        "worker queues        {} batches at the end",
+        queue.join(", ")
+    );
     println!(
         "sink process         peak RSS {:.0} MB, CPU {:.1} s over {:.1} s ({:.0} % of one core)",
         peak_rss_kib(None).unwrap_or(0) as f64 / 1024.0,

@@ -56,7 +56,28 @@ pub fn sections() -> Vec<Section> {
     };
     walker.table(root, &Path::default(), None);
     walker.sections.retain(|s| !s.keys.is_empty());
+    walker.sections.sort_by_key(|s| file_rank(&s.header));
     walker.sections
+}
+
+/// Sections in the order a pipeline file usually has them.
+fn file_rank(header: &str) -> usize {
+    let top = header
+        .trim_start_matches('[')
+        .split(['.', ']'])
+        .next()
+        .unwrap_or_default();
+    [
+        "(top level)",
+        "source",
+        "dsp",
+        "aggregation",
+        "sink",
+        "service",
+    ]
+    .iter()
+    .position(|t| *t == top)
+    .unwrap_or(usize::MAX)
 }
 
 /// The tables of [`sections`] as Markdown (`| key | type | default | meaning |`).
@@ -257,6 +278,14 @@ impl<'a> Walker<'a> {
             }
             None => String::new(),
         };
+        if name == TAG {
+            return KeyDoc {
+                name: name.to_string(),
+                ty: self.type_name(value),
+                default: "required".to_string(),
+                meaning: "Which source this is.".to_string(),
+            };
+        }
         let meaning = property
             .get("description")
             .or_else(|| value.get("description"))

@@ -155,6 +155,26 @@ pub struct TargetStats {
     pub failed_attempts: u64,
 }
 
+/// The counts in words, e.g. `12 delivered, 3 spooled, 0 in memory, 0 rejected, 1 failed attempt`.
+impl std::fmt::Display for TargetStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let attempts = if self.failed_attempts == 1 {
+            "attempt"
+        } else {
+            "attempts"
+        };
+        write!(
+            f,
+            "{} delivered, {} spooled, {} in memory, {} rejected, {} failed {attempts}",
+            self.delivered,
+            self.spooled,
+            self.queued_in_memory,
+            self.rejected,
+            self.failed_attempts
+        )
+    }
+}
+
 struct LaneQueue {
     memory: VecDeque<Bytes>,
     memory_cap: usize,
