@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::pipeline::batch::{expand_inputs, run_batch};
-use crate::pipeline::config::{parse_start, PipelineConfig, SinkConfig, SourceConfig};
+use crate::pipeline::config::{parse_start, FilesConfig, PipelineConfig, SinkConfig, SourceConfig};
 use crate::sink::packet::{DeliveryConfig, NdjsonConfig, SpoolConfig};
 use crate::sink::parquet::ParquetConfig;
 use crate::source::capture::RawParams;
@@ -47,20 +47,20 @@ pub fn batch_config(args: &BatchArgs) -> anyhow::Result<PipelineConfig> {
         Some(path) => PipelineConfig::load(path)?,
         None => PipelineConfig {
             name: "batch".to_string(),
-            source: SourceConfig::Files {
+            source: SourceConfig::Files(FilesConfig {
                 paths: args.inputs.clone(),
                 raw: Default::default(),
-            },
+            }),
             dsp: Default::default(),
             aggregation: Default::default(),
             sink: SinkConfig::default(),
             service: Default::default(),
         },
     };
-    config.source = SourceConfig::Files {
+    config.source = SourceConfig::Files(FilesConfig {
         paths: args.inputs.clone(),
         raw: Default::default(),
-    };
+    });
     let parquet = config
         .sink
         .parquet

@@ -113,10 +113,10 @@ fn bench_config(capture: &Path, out: &Path, archive: bool) -> PipelineConfig {
     parquet.fsync = false;
     PipelineConfig {
         name: "bench".to_string(),
-        source: SourceConfig::Files {
+        source: SourceConfig::Files(crate::pipeline::config::FilesConfig {
             paths: vec![capture.to_path_buf()],
             raw: Default::default(),
-        },
+        }),
         dsp: Default::default(),
         aggregation: Default::default(),
         sink: SinkConfig {

@@ -143,7 +143,11 @@ fn seconds(value: f64) -> String {
     for (unit, size) in [("year", YEAR), ("day", DAY), ("h", HOUR), ("min", MINUTE)] {
         if value >= size && (value / size).fract() == 0.0 {
             let n = value / size;
-            let plural = if n != 1.0 && unit.len() > 3 { "s" } else { "" };
+            let plural = if n != 1.0 && matches!(unit, "year" | "day") {
+                "s"
+            } else {
+                ""
+            };
             return format!("{n} {unit}{plural}");
         }
     }

@@ -45,11 +45,7 @@ fn default_name() -> String {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceConfig {
     /// Recorded captures (meter byte streams, bare f32le, WAV float32).
-    Files {
-        paths: Vec<PathBuf>,
-        #[serde(default)]
-        raw: RawFileConfig,
-    },
+    Files(FilesConfig),
     /// Firmware-faithful virtual meters dialing into a loopback stream server.
     VirtualMeters(VirtualMetersConfig),
     /// The stream server meters dial into (port 54322), running until stopped.
@@ -58,6 +54,16 @@ pub enum SourceConfig {
     SmartmeterClient(MeterLinkConfig),
     /// Low-rate telemetry: rtl_433, MPPT datasets, AirLink resources.
     Telemetry(TelemetryConfig),
+}
+
+/// Capture files and folders.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Capture files or folders (folders are searched for captures).
+    pub paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub raw: RawFileConfig,
 }
 
 /// What bare f32le files need (their content does not say).
@@ -159,8 +165,16 @@ impl PipelineConfig {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let config: PipelineConfig =
-            toml::from_str(text).map_err(|error| anyhow::anyhow!("{error}"))?;
+        let config: PipelineConfig = toml::from_str(text).map_err(|error| {
+            let at_source = error
+                .span()
+                .and_then(|span| text.get(span))
+                .is_some_and(|found| found.trim() == "[source]");
+            at_source
+                .then(|| source_key_error(text).or_else(|| literal_key_error(text, &error)))
+                .flatten()
+                .unwrap_or_else(|| anyhow::anyhow!("{error}"))
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -170,7 +184,7 @@ impl PipelineConfig {
         super::limits::check(self)?;
         self.dsp.validate()?;
         match &self.source {
-            SourceConfig::Files { paths, raw } => {
+            SourceConfig::Files(FilesConfig { paths, raw }) => {
                 if paths.is_empty() {
                     anyhow::bail!(
                         "source.paths is empty: name at least one capture file or folder"
@@ -201,6 +215,69 @@ impl PipelineConfig {
         }
         Ok(())
     }
+}
+
+/// serde reads the internally tagged `[source]` through a buffer, so a bad
+/// value inside it is reported at the `[source]` header without its key.
+/// Reading the table again as its kind's own type finds the key.
+fn source_key_error(text: &str) -> Option<anyhow::Error> {
+    let document: toml::Table = toml::from_str(text).ok()?;
+    let mut source = document.get("source")?.as_table()?.clone();
+    let kind = source.remove("kind")?.as_str()?.to_owned();
+    let table = toml::to_string(&source).ok()?;
+    let error = match kind.as_str() {
+        "files" => toml::from_str::<FilesConfig>(&table).err(),
+        "virtual_meters" => toml::from_str::<VirtualMetersConfig>(&table).err(),
+        "smartmeter_server" | "smartmeter_client" => {
+            toml::from_str::<MeterLinkConfig>(&table).err()
+        }
+        "telemetry" => toml::from_str::<TelemetryConfig>(&table).err(),
+        _ => None,
+    }?;
+    let key = error
+        .span()
+        .and_then(|span| key_at(&table, span.start))
+        .map_or_else(|| "source".to_string(), |key| format!("source.{key}"));
+    Some(anyhow::anyhow!(
+        "{key} (kind = {kind:?}): {}",
+        error.message().trim()
+    ))
+}
+
+/// Integers beyond i64 do not fit a `toml::Table`; the one the error quotes
+/// is found in the text instead.
+fn literal_key_error(text: &str, error: &toml::de::Error) -> Option<anyhow::Error> {
+    let message = error.message();
+    let (_, rest) = message.split_once("integer `")?;
+    let (literal, _) = rest.split_once('`')?;
+    let offset = text.find(&format!("= {literal}"))? + 2;
+    let key = key_at(text, offset)?;
+    Some(anyhow::anyhow!("{key}: {}", message.trim()))
+}
+
+/// The dotted key whose value starts at `offset` of a TOML text.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    let header = before[..line_start].lines().rev().find_map(|line| {
+        let line = line.trim();
+        line.starts_with('[')
+            .then(|| line.trim_matches(|c| c == '[' || c == ']').to_string())
+    });
+    let line = &before[line_start..];
+    let (lead, _) = line.split_once('=')?;
+    let lead = lead.trim();
+    let ident = line.rsplit_once('=').map(|(left, _)| {
+        left.rsplit(|c: char| c == '{' || c == ',' || c.is_whitespace())
+            .find(|part| !part.is_empty())
+            .unwrap_or_default()
+    })?;
+    let mut parts: Vec<&str> = header.iter().map(String::as_str).collect();
+    parts.push(lead);
+    if ident != lead {
+        parts.push(ident);
+    }
+    Some(parts.join("."))
 }
 
 /// Parses a start time: RFC 3339, or Unix seconds with an optional fraction.
@@ -263,6 +340,15 @@ mod tests {
         assert!(error.contains("7000"), "{error}");
         let text = "[source]\nkind = \"files\"\npaths = []\n";
         assert!(PipelineConfig::parse(text).is_err());
+        let text = "[source]\nkind = \"virtual_meters\"\nrate = -1\n";
+        let error = format!("{:#}", PipelineConfig::parse(text).unwrap_err());
+        assert!(
+            error.starts_with("source.rate (kind = \"virtual_meters\"): "),
+            "{error}"
+        );
+        let text = "[source]\nkind = \"smartmeter_server\"\n[source.meters.\"a\"]\nrate = 18446744073709551615\n";
+        let error = format!("{:#}", PipelineConfig::parse(text).unwrap_err());
+        assert!(error.starts_with("source.meters.\"a\".rate: "), "{error}");
         let text = "[source]\nkind = \"tape\"\n";
         let error = format!("{:#}", PipelineConfig::parse(text).unwrap_err());
         assert!(error.contains("tape"), "{error}");

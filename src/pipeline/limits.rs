@@ -77,8 +77,8 @@ pub fn check(config: &PipelineConfig) -> anyhow::Result<()> {
 
 fn source(source: &SourceConfig) -> anyhow::Result<()> {
     match source {
-        SourceConfig::Files { raw, .. } => {
-            if let Some(rate) = raw.rate {
+        SourceConfig::Files(files) => {
+            if let Some(rate) = files.raw.rate {
                 RATE_HZ.check("source.raw.rate", rate.into())?;
             }
         }
