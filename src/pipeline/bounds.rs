@@ -156,7 +156,7 @@ fn seconds(value: f64) -> String {
 
 fn bytes(value: u64) -> String {
     for (unit, size) in [("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
-        if value >= size && value % size == 0 {
+        if value >= size && value.is_multiple_of(size) {
             return format!("{} {unit}", value / size);
         }
     }
