@@ -116,3 +116,23 @@ fn a_bad_duration_is_an_error_naming_its_key() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_plain(&stdout, &stderr);
 }
+
+#[test]
+fn inspect_and_the_config_reference_print_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/three_phase_8khz.mfcap");
+    let output = meterflow(&["inspect", capture.to_str().unwrap()], dir.path());
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_plain(&stdout, &stderr);
+    assert!(stdout.contains("state idle)"), "{stdout}");
+
+    let output = meterflow(&["config", "reference"], dir.path());
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("| `packet_interval_s` | float | `5.0` |"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("\x1b["), "{stdout}");
+}
