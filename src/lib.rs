@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod dsp;
 pub mod meter;
+pub mod model;
 pub mod pipeline;
 pub mod sink;
 pub mod source;

@@ -8,7 +8,6 @@
 //! cumulative).
 
 use arrow::datatypes::SchemaRef;
-use serde::{Deserialize, Serialize};
 
 use super::schema::{
     device_columns, f64_col, i64_col, time_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
@@ -17,39 +16,9 @@ use super::windows::PHASE_TAGS;
 use super::DeviceInfo;
 use crate::dsp::aggregate::{PhaseAggregate, Stat};
 use crate::dsp::Aggregate;
+pub use crate::model::{AggregateRow, IntervalKind};
 
 pub const TABLE: &str = "aggregates";
-
-/// Which interval an aggregate covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IntervalKind {
-    /// 150/180 cycles (15 basic windows, ≈ 3 s), restarting at each 10-min tick.
-    Cycles150,
-    /// Clock-aligned 10 minutes.
-    TenMinutes,
-    /// The BetterFleet packet interval.
-    Packet,
-}
-
-impl IntervalKind {
-    /// Value of the `interval` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IntervalKind::Cycles150 => "3s",
-            IntervalKind::TenMinutes => "10min",
-            IntervalKind::Packet => "packet",
-        }
-    }
-}
-
-/// One interval of one device, ready for the `aggregates` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AggregateRow {
-    pub device: DeviceInfo,
-    pub kind: IntervalKind,
-    pub aggregate: Aggregate,
-}
 
 impl DeviceRow for AggregateRow {
     fn device(&self) -> &DeviceInfo {

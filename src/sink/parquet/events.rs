@@ -4,71 +4,16 @@
 //! judged next to the numbers.
 
 use arrow::datatypes::SchemaRef;
-use serde::{Deserialize, Serialize};
 
 use super::schema::{
     device_columns, time_col, u64_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
 };
 use super::DeviceInfo;
+pub use crate::model::{EventKind, EventRow};
 use crate::wire::message::{LogLevel, LogLine};
 use crate::wire::Anomaly;
 
 pub const TABLE: &str = "events";
-
-/// What kind of event a row records (the `kind` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// Chunks never arrived (packet numbers jumped).
-    Gap,
-    /// Bytes that were neither frame nor line were skipped.
-    Resync,
-    /// A packet number went backwards (not a restart at 0).
-    SequenceBackwards,
-    /// A chunk of a partial sample was dropped.
-    BadDataLength,
-    /// An over-long or non-UTF-8 Info line was dropped.
-    BadInfoLine,
-    /// The stream ended inside a frame or line.
-    Truncated,
-    Connect,
-    Disconnect,
-    /// A meter log line at warning or error level, or one reporting lost samples.
-    MeterWarning,
-    /// Any other meter log line worth keeping.
-    MeterLog,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Gap => "gap",
-            EventKind::Resync => "resync",
-            EventKind::SequenceBackwards => "sequence_backwards",
-            EventKind::BadDataLength => "bad_data_length",
-            EventKind::BadInfoLine => "bad_info_line",
-            EventKind::Truncated => "truncated",
-            EventKind::Connect => "connect",
-            EventKind::Disconnect => "disconnect",
-            EventKind::MeterWarning => "meter_warning",
-            EventKind::MeterLog => "meter_log",
-        }
-    }
-}
-
-/// One event of one device.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRow {
-    pub device: DeviceInfo,
-    /// When it was noticed (or happened, if known), ns since the epoch.
-    pub time_unix_ns: i64,
-    pub kind: EventKind,
-    pub lost_chunks: Option<u64>,
-    pub lost_samples: Option<u64>,
-    /// Bytes skipped or dropped (resyncs, bad lengths, truncation).
-    pub bytes: Option<u64>,
-    pub message: String,
-}
 
 impl DeviceRow for EventRow {
     fn device(&self) -> &DeviceInfo {

@@ -15,19 +15,10 @@ use super::schema::{
 };
 use super::windows::{cumulative_energy_columns, PHASE_TAGS};
 use super::DeviceInfo;
-use crate::dsp::{EnergyCounters, LatchPhase, LatchWindow};
+use crate::dsp::LatchPhase;
+pub use crate::model::LatchRow;
 
 pub const TABLE: &str = "latch";
-
-/// One latch window of one device, ready for the `latch` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatchRow {
-    pub device: DeviceInfo,
-    pub window: LatchWindow,
-    /// The device's energy registers right after this window (what
-    /// `DeviceEngine::energy` reports then); `None` leaves those columns null.
-    pub energy: Option<EnergyCounters>,
-}
 
 impl DeviceRow for LatchRow {
     fn device(&self) -> &DeviceInfo {

@@ -28,9 +28,7 @@ pub mod telemetry;
 pub mod windows;
 pub mod writer;
 
-use std::sync::Arc;
-
-use crate::wire::Measures;
+pub use crate::model::DeviceInfo;
 
 pub use aggregates::{AggregateRow, IntervalKind};
 pub use config::{DatasetInfo, ParquetConfig, TableSelection};
@@ -43,22 +41,3 @@ pub use schema::{is_portable_type, SCHEMA_VERSION};
 pub use sink::ParquetSink;
 pub use telemetry::{TelemetryDataset, TelemetrySink};
 pub use windows::WindowRow;
-
-/// Who a row belongs to: the name (also the `device=` partition), the
-/// pipeline's numeric id, and the layout (which phases exist).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DeviceInfo {
-    pub name: Arc<str>,
-    pub id: u64,
-    pub measures: Measures,
-}
-
-impl DeviceInfo {
-    pub fn new(name: impl Into<Arc<str>>, id: u64, measures: Measures) -> Self {
-        DeviceInfo {
-            name: name.into(),
-            id,
-            measures,
-        }
-    }
-}

@@ -7,7 +7,7 @@ use arrow::datatypes::SchemaRef;
 use super::schema::{
     bool_col, f64_col, time_col, ColumnSpec, ColumnValues, PartitionRow, TableSpec,
 };
-use crate::source::telemetry::{Reading, Value};
+use crate::model::{Reading, Value};
 
 pub const TABLE: &str = "readings";
 

@@ -10,8 +10,8 @@ use arrow::datatypes::SchemaRef;
 use super::schema::{
     bool_col, f64_col, time_col, ColumnSpec, ColumnValues, PartitionRow, TableSpec,
 };
-use crate::source::telemetry::mppt::body::{Channel, MAX_LOAD, MAX_PV};
-use crate::source::telemetry::mppt::MpptRecord;
+use crate::model::mppt::{Channel, MAX_LOAD, MAX_PV};
+use crate::model::MpptRecord;
 
 pub const TABLE: &str = "tel_mppt";
 

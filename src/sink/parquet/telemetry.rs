@@ -16,8 +16,8 @@ use super::schema::file_metadata;
 use super::sink::WriterThread;
 use super::writer::{PartitionedWriter, PropertiesFor, Rotation};
 use super::{readings, tel_mppt};
-use crate::source::telemetry::mppt::MpptRecord;
-use crate::source::telemetry::Reading;
+use crate::model::MpptRecord;
+use crate::model::Reading;
 
 /// One day, ns: `tel_mppt` files never split inside a date partition.
 const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;

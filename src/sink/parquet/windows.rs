@@ -12,19 +12,10 @@ use super::schema::{
     TableSpec,
 };
 use super::DeviceInfo;
-use crate::dsp::{EnergyCounters, PhaseMetrics, WindowFlags, WindowMetrics};
+use crate::dsp::{EnergyCounters, PhaseMetrics, WindowFlags};
+pub use crate::model::WindowRow;
 
 pub const TABLE: &str = "windows";
-
-/// One window of one device, ready for the `windows` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WindowRow {
-    pub device: DeviceInfo,
-    pub metrics: WindowMetrics,
-    /// The device's energy registers right after this window (what
-    /// `DeviceEngine::energy` reports then); `None` leaves those columns null.
-    pub energy: Option<EnergyCounters>,
-}
 
 impl DeviceRow for WindowRow {
     fn device(&self) -> &DeviceInfo {

@@ -14,13 +14,7 @@ pub mod time;
 
 pub use reading::{IngestCounts, Reading, Value};
 
-/// What an adapter accepted, in one piece.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Batch {
-    Readings(Vec<Reading>),
-    /// MPPT records: `tel_mppt` rows, and readings made from them.
-    Mppt(Vec<mppt::MpptRecord>),
-}
+pub use crate::model::TelemetryBatch as Batch;
 
 impl Batch {
     /// Every reading of the batch.

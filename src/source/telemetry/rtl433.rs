@@ -7,7 +7,7 @@ use serde_json::{Map, Value as Json};
 
 use super::reading::{Reading, Value};
 use super::time::{parse_time, TimeContext};
-use crate::sink::packet::model::keys;
+use crate::model::keys;
 
 pub const SOURCE: &str = "rtl_433";
 

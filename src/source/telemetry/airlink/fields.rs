@@ -3,7 +3,7 @@
 //! give the same SI readings.
 
 use super::SOURCE;
-use crate::sink::packet::model::keys;
+use crate::model::keys;
 use crate::source::telemetry::reading::{Reading, Value};
 
 const NS_PER_MINUTE: i64 = 60_000_000_000;

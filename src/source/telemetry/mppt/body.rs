@@ -6,54 +6,8 @@
 use chrono::DateTime;
 use serde_json::{json, Map, Value as Json};
 
-use super::status::MpptStatus;
+pub use crate::model::mppt::{round4, Channel, MpptRecord, MpptStatus, MAX_LOAD, MAX_PV};
 use crate::source::telemetry::time::{canonical_utc, offset_string};
-
-/// Most `pv` channels and `load` channels a data item may carry.
-pub const MAX_PV: usize = 4;
-pub const MAX_LOAD: usize = 2;
-
-/// One volts/amps pair with its power.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Channel {
-    pub volts: f64,
-    pub amps: f64,
-    /// volts × amps, rounded to 4 decimals.
-    pub watts: f64,
-}
-
-impl Channel {
-    pub fn new(volts: f64, amps: f64) -> Self {
-        Channel {
-            volts,
-            amps,
-            watts: round4(volts * amps),
-        }
-    }
-}
-
-/// Rounds to 4 decimals, as the dataset stores `watts`.
-pub fn round4(x: f64) -> f64 {
-    (x * 1e4).round() / 1e4
-}
-
-/// One data item of one MPPT, as a `tel_mppt` row holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MpptRecord {
-    pub mppt_id: String,
-    pub pv: Vec<Channel>,
-    pub battery: Channel,
-    pub load: Vec<Channel>,
-    pub status: MpptStatus,
-    /// Who sent it: the name configured for the request's API key.
-    pub sender: String,
-    /// `time_local` in UTC, ns.
-    pub time_event_ns: i64,
-    /// `time_local`'s offset, `+07:00`.
-    pub time_zone: String,
-    /// When the request was processed, UTC ns.
-    pub time_processing_ns: i64,
-}
 
 impl MpptRecord {
     /// The consumer message (`monitoring.mppt`) exactly as the spec shows it.

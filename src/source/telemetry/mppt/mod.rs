@@ -10,7 +10,7 @@ pub use body::{parse_body, Channel, MpptRecord};
 pub use status::MpptStatus;
 
 use super::reading::{Reading, Value};
-use crate::sink::packet::model::keys;
+use crate::model::keys;
 
 pub const SOURCE: &str = "mppt";
 

@@ -3,23 +3,7 @@
 //! — low bit first — which is the trap: bit 10 = 0, bit 11 = 1 ("01") is
 //! "float", not "boost". Bits 14–15 must be 0.
 
-use serde::Serialize;
-
-/// The decoded status, with the dataset's attribute names and values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MpptStatus {
-    pub bus_connect: bool,
-    pub input: &'static str,
-    pub chgfet: &'static str,
-    pub chgfet_antirev: &'static str,
-    pub fet_antirev: &'static str,
-    pub input_current: &'static str,
-    pub load: &'static str,
-    pub pv_input: &'static str,
-    pub charging: &'static str,
-    pub system: &'static str,
-    pub standby: &'static str,
-}
+pub use crate::model::mppt::MpptStatus;
 
 const INPUT: [&str; 4] = ["normal", "no-power", "high-volt-input", "input-volt-error"];
 const LOAD: [&str; 4] = ["ok", "overcurrent", "short", "not-applicable"];

@@ -1,0 +1,60 @@
+//! The one record type between the stages: what sources and the engine
+//! produce and what the record log carries to every output.
+
+use std::sync::Arc;
+
+use super::{
+    AggregateRow, DeviceInfo, EventRow, LatchRow, MpptRecord, Reading, SensorInterval, WindowRow,
+};
+use crate::wire::SampleBlock;
+
+/// Samples of one device for the raw waveform archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawBlock {
+    pub device: DeviceInfo,
+    pub block: SampleBlock,
+}
+
+/// A computed or received result on its way to the outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A basic (10/12-cycle) window of a waveform stream.
+    Window(WindowRow),
+    /// A window of a latch-mode (`p,q`, `v,i_RMS`) stream.
+    Latch(LatchRow),
+    /// Windows folded over an interval.
+    Aggregate(AggregateRow),
+    /// Something that happened to a stream (gap, resync, connect, lost results).
+    Event(EventRow),
+    /// Samples for the raw archive (only when it is on).
+    Raw(RawBlock),
+    /// A device's stream ended: outputs may finish its files now.
+    DeviceFinished(Arc<str>),
+    /// One meter's packet-interval reading.
+    Sensor(SensorInterval),
+    /// What a telemetry adapter accepted, in one piece.
+    Telemetry(TelemetryBatch),
+}
+
+impl Record {
+    /// The device the record belongs to, when it belongs to one.
+    pub fn device(&self) -> Option<&str> {
+        match self {
+            Record::Window(row) => Some(&row.device.name),
+            Record::Latch(row) => Some(&row.device.name),
+            Record::Aggregate(row) => Some(&row.device.name),
+            Record::Event(row) => Some(&row.device.name),
+            Record::Raw(raw) => Some(&raw.device.name),
+            Record::DeviceFinished(name) => Some(name),
+            Record::Sensor(sensor) => Some(&sensor.meter_name),
+            Record::Telemetry(_) => None,
+        }
+    }
+}
+/// What an adapter accepted, in one piece.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TelemetryBatch {
+    Readings(Vec<Reading>),
+    /// MPPT records: `tel_mppt` rows, and readings made from them.
+    Mppt(Vec<MpptRecord>),
+}

@@ -1,0 +1,112 @@
+//! The rows of the meter tables: a device and what the engine computed.
+
+use serde::{Deserialize, Serialize};
+
+use super::DeviceInfo;
+use crate::dsp::{Aggregate, EnergyCounters, LatchWindow, WindowMetrics};
+
+/// One window of one device, ready for the `windows` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRow {
+    pub device: DeviceInfo,
+    pub metrics: WindowMetrics,
+    /// The device's energy registers right after this window (what
+    /// `DeviceEngine::energy` reports then); `None` leaves those columns null.
+    pub energy: Option<EnergyCounters>,
+}
+
+/// One latch window of one device, ready for the `latch` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatchRow {
+    pub device: DeviceInfo,
+    pub window: LatchWindow,
+    /// The device's energy registers right after this window (what
+    /// `DeviceEngine::energy` reports then); `None` leaves those columns null.
+    pub energy: Option<EnergyCounters>,
+}
+
+/// Which interval an aggregate covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalKind {
+    /// 150/180 cycles (15 basic windows, ≈ 3 s), restarting at each 10-min tick.
+    Cycles150,
+    /// Clock-aligned 10 minutes.
+    TenMinutes,
+    /// The BetterFleet packet interval.
+    Packet,
+}
+
+/// One interval of one device, ready for the `aggregates` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateRow {
+    pub device: DeviceInfo,
+    pub kind: IntervalKind,
+    pub aggregate: Aggregate,
+}
+
+/// What kind of event a row records (the `kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Chunks never arrived (packet numbers jumped).
+    Gap,
+    /// Bytes that were neither frame nor line were skipped.
+    Resync,
+    /// A packet number went backwards (not a restart at 0).
+    SequenceBackwards,
+    /// A chunk of a partial sample was dropped.
+    BadDataLength,
+    /// An over-long or non-UTF-8 Info line was dropped.
+    BadInfoLine,
+    /// The stream ended inside a frame or line.
+    Truncated,
+    Connect,
+    Disconnect,
+    /// A meter log line at warning or error level, or one reporting lost samples.
+    MeterWarning,
+    /// Any other meter log line worth keeping.
+    MeterLog,
+}
+
+/// One event of one device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub device: DeviceInfo,
+    /// When it was noticed (or happened, if known), ns since the epoch.
+    pub time_unix_ns: i64,
+    pub kind: EventKind,
+    pub lost_chunks: Option<u64>,
+    pub lost_samples: Option<u64>,
+    /// Bytes skipped or dropped (resyncs, bad lengths, truncation).
+    pub bytes: Option<u64>,
+    pub message: String,
+}
+
+impl IntervalKind {
+    /// Value of the `interval` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntervalKind::Cycles150 => "3s",
+            IntervalKind::TenMinutes => "10min",
+            IntervalKind::Packet => "packet",
+        }
+    }
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Gap => "gap",
+            EventKind::Resync => "resync",
+            EventKind::SequenceBackwards => "sequence_backwards",
+            EventKind::BadDataLength => "bad_data_length",
+            EventKind::BadInfoLine => "bad_info_line",
+            EventKind::Truncated => "truncated",
+            EventKind::Connect => "connect",
+            EventKind::Disconnect => "disconnect",
+            EventKind::MeterWarning => "meter_warning",
+            EventKind::MeterLog => "meter_log",
+        }
+    }
+}
