@@ -1,7 +1,7 @@
 //! The `meterflow` command line; each subcommand lives in `meterflow::cli`.
 
 use clap::{Parser, Subcommand};
-use meterflow::cli::{batch, bench, bench_sink, inspect, run, simulate, sink};
+use meterflow::cli::{batch, bench, bench_sink, config, inspect, run, simulate, sink};
 
 /// meterflow: SmartMeter power-meter streams into trustworthy energy data.
 #[derive(Debug, Parser)]
@@ -28,6 +28,11 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Summarise capture files: meter, sessions, frames, anomalies.
     Inspect(inspect::InspectArgs),
+    /// Pipeline files: `reference` prints every section and key (docs/pipeline.md).
+    Config {
+        #[command(subcommand)]
+        what: config::ConfigCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +46,7 @@ enum BenchCommand {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(meterflow::cli::stderr_is_styled())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -49,6 +55,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command.unwrap_or(Command::Run(run::RunArgs::default())) {
         Command::Inspect(args) => inspect::run(args),
+        Command::Config { what } => config::run(what),
         Command::Bench {
             what: BenchCommand::Batch(args),
         } => runtime().and_then(|rt| rt.block_on(bench::run(args))),

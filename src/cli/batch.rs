@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::pipeline::batch::{expand_inputs, run_batch};
-use crate::pipeline::config::{parse_start, PipelineConfig, SinkConfig, SourceConfig};
+use crate::pipeline::config::{parse_start, FilesConfig, PipelineConfig, SinkConfig, SourceConfig};
 use crate::sink::packet::{DeliveryConfig, NdjsonConfig, SpoolConfig};
 use crate::sink::parquet::ParquetConfig;
 use crate::source::capture::RawParams;
@@ -47,20 +47,20 @@ pub fn batch_config(args: &BatchArgs) -> anyhow::Result<PipelineConfig> {
         Some(path) => PipelineConfig::load(path)?,
         None => PipelineConfig {
             name: "batch".to_string(),
-            source: SourceConfig::Files {
+            source: SourceConfig::Files(FilesConfig {
                 paths: args.inputs.clone(),
                 raw: Default::default(),
-            },
+            }),
             dsp: Default::default(),
             aggregation: Default::default(),
             sink: SinkConfig::default(),
             service: Default::default(),
         },
     };
-    config.source = SourceConfig::Files {
+    config.source = SourceConfig::Files(FilesConfig {
         paths: args.inputs.clone(),
         raw: Default::default(),
-    };
+    });
     let parquet = config
         .sink
         .parquet
@@ -95,7 +95,13 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<()> {
         start_unix_ns: args.start.as_deref().map(parse_start).transpose()?,
     };
     let files = expand_inputs(&args.inputs, &raw)?;
-    run_files_with(&config, &files, &raw, !args.quiet).await
+    run_files_with(
+        &config,
+        &files,
+        &raw,
+        !args.quiet && super::stderr_is_terminal(),
+    )
+    .await
 }
 
 /// Runs files through `config` and prints the summary; fails if any file did.
@@ -105,7 +111,7 @@ pub async fn run_files(
     raw: &RawParams,
 ) -> anyhow::Result<()> {
     let files = expand_inputs(inputs, raw)?;
-    run_files_with(config, &files, raw, true).await
+    run_files_with(config, &files, raw, super::stderr_is_terminal()).await
 }
 
 async fn run_files_with(

@@ -69,7 +69,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )
         .await?;
         if report.failed_files() > 0 {
-            anyhow::bail!("the bench capture failed: {:?}", report.files);
+            let reasons: Vec<String> = report
+                .files
+                .iter()
+                .filter_map(|f| f.result.as_ref().err())
+                .cloned()
+                .collect();
+            anyhow::bail!("the bench capture failed: {}", reasons.join("; "));
         }
         let seconds = report.elapsed_s.max(1e-9);
         println!(
@@ -107,10 +113,10 @@ fn bench_config(capture: &Path, out: &Path, archive: bool) -> PipelineConfig {
     parquet.fsync = false;
     PipelineConfig {
         name: "bench".to_string(),
-        source: SourceConfig::Files {
+        source: SourceConfig::Files(crate::pipeline::config::FilesConfig {
             paths: vec![capture.to_path_buf()],
             raw: Default::default(),
-        },
+        }),
         dsp: Default::default(),
         aggregation: Default::default(),
         sink: SinkConfig {

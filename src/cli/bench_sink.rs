@@ -6,6 +6,7 @@
 //! ingested, lost chunks, dropped peers, window and packet latency
 //! quantiles, peak RSS and CPU seconds of both processes.
 
+use crate::pipeline::bounds::{Span, DAY};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
@@ -60,9 +61,14 @@ struct Reading {
     cpu_s: f64,
 }
 
+/// What `--seconds` and `--connect-timeout` may be.
+const BENCH_SPAN: Span = Span::new(0.1, DAY);
+
 pub async fn run(args: SinkBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.meters > 0, "--meters must be at least 1");
     args.measures.validate_rate(args.rate)?;
+    BENCH_SPAN.check_s("--connect-timeout", args.connect_timeout)?;
+    BENCH_SPAN.check_s("--seconds", args.seconds)?;
     let temp = args.dir.is_none();
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
@@ -91,7 +97,7 @@ async fn measure(args: &SinkBenchArgs, dir: &std::path::Path) -> anyhow::Result<
     let mut meters = spawn_meters(args, addr)?;
 
     let server = &observer.registry.server;
-    let connect_deadline = Instant::now() + Duration::from_secs_f64(args.connect_timeout);
+    let connect_deadline = Instant::now() + BENCH_SPAN.duration_s(args.connect_timeout);
     while (server.streaming.load(Relaxed) as usize) < args.meters {
         if Instant::now() > connect_deadline {
             println!(
@@ -117,7 +123,7 @@ async fn measure(args: &SinkBenchArgs, dir: &std::path::Path) -> anyhow::Result<
     observer.reset_latencies();
     let start = reading(&observer);
     let mut held_min = server.streaming.load(Relaxed);
-    let end_at = start.at + Duration::from_secs_f64(args.seconds);
+    let end_at = start.at + BENCH_SPAN.duration_s(args.seconds);
     while Instant::now() < end_at {
         tokio::time::sleep(Duration::from_millis(250)).await;
         held_min = held_min.min(server.streaming.load(Relaxed));
@@ -158,7 +164,11 @@ async fn measure(args: &SinkBenchArgs, dir: &std::path::Path) -> anyhow::Result<
     println!("dropped peers        {dropped}");
     print_latency("window latency", &window);
     print_latency("packet latency", &packet);
-    println!("worker queues        {queue:?} batches at the end");
+    let queue: Vec<String> = queue.iter().map(usize::to_string).collect();
+    println!(
+        "worker queues        {} batches at the end",
+        queue.join(", ")
+    );
     println!(
         "sink process         peak RSS {:.0} MB, CPU {:.1} s over {:.1} s ({:.0} % of one core)",
         peak_rss_kib(None).unwrap_or(0) as f64 / 1024.0,

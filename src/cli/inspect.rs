@@ -37,8 +37,12 @@ fn inspect(path: &std::path::Path) -> anyhow::Result<()> {
     println!("{}", path.display());
     match &summary.info {
         Some(info) => println!(
-            "  meter {} (firmware {}, ip {}, state {:?})",
-            info.name, info.version, info.ip, info.state
+            "  meter {} (firmware {}, ip {}, state {})",
+            info.name,
+            info.version,
+            info.ip,
+            info.state
+                .map_or_else(|| "not given".to_string(), |s| s.to_string())
         ),
         None => println!("  no device info line"),
     }

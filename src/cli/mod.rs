@@ -3,12 +3,28 @@
 pub mod batch;
 pub mod bench;
 pub mod bench_sink;
+pub mod config;
 pub mod inspect;
 pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod sink;
 pub mod telemetry;
+
+/// Whether stderr takes colour and a progress bar: a terminal, and no
+/// `NO_COLOR` (https://no-color.org: set and not empty). Logs piped into a
+/// file or a collector stay plain text.
+pub fn stderr_is_styled() -> bool {
+    use std::io::IsTerminal;
+    let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_colour
+}
+
+/// Whether stderr is a terminal a progress bar can redraw in place.
+pub fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
 
 /// Cancels `cancel` on Ctrl-C or SIGTERM, telling the user `message` first.
 pub fn cancel_on_signal(

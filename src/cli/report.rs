@@ -72,7 +72,34 @@ pub fn print_outputs(outputs: &OutputsSummary, config: &PipelineConfig) {
             outputs.packets_built, outputs.spooled
         );
         for target in &outputs.targets {
-            println!("  {target:?}");
+            println!(
+                "  packets to {}: {target}",
+                target_place(&target.target, config)
+            );
         }
+    }
+}
+
+/// Where a delivery target sends, as its pipeline section says.
+fn target_place(name: &str, config: &PipelineConfig) -> String {
+    let Some(packets) = &config.sink.packets else {
+        return name.to_string();
+    };
+    let targets = &packets.targets;
+    match name {
+        "ndjson" => targets.ndjson.as_ref().map_or_else(
+            || name.to_string(),
+            |n| format!("NDJSON files in {}", n.dir.display()),
+        ),
+        "http" => targets
+            .http
+            .as_ref()
+            .map_or_else(|| name.to_string(), |h| h.url.clone()),
+        "mqtt" => targets.mqtt.as_ref().map_or_else(
+            || name.to_string(),
+            |m| format!("mqtt://{}:{} {}", m.host, m.port, m.topic),
+        ),
+        "stdout" => "standard output".to_string(),
+        other => other.to_string(),
     }
 }

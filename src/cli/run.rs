@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::config::{parse_start, SourceConfig};
+use crate::pipeline::config::{parse_start, FilesConfig, SourceConfig};
 use crate::pipeline::live::run_virtual_meters;
 use crate::pipeline::PipelineConfig;
 use crate::source::capture::RawParams;
@@ -78,7 +78,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 anyhow::bail!("{} meter connection(s) failed", report.failures.len());
             }
         }
-        SourceConfig::Files { paths, raw } => {
+        SourceConfig::Files(FilesConfig { paths, raw }) => {
             let raw = RawParams {
                 name: raw.name.clone(),
                 measures: raw.measures,

@@ -36,7 +36,7 @@ pub use window::WindowFlags;
 pub const MAX_HARMONIC_ORDER: u32 = 50;
 
 /// Settings shared by every device of a pipeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// Nominal grid frequency, Hz: 50 or 60.

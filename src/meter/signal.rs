@@ -34,7 +34,7 @@ const MAX_CHANNELS: usize = 6;
 const MA_PER_A: f64 = 1000.0;
 
 /// One harmonic component of a voltage or current.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Harmonic {
     /// Harmonic order, 2..=[`MAX_HARMONIC_ORDER`].
@@ -48,7 +48,7 @@ pub struct Harmonic {
 }
 
 /// A load change at a point in time; fields left out keep their value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadStep {
     /// Seconds since sample 0; applies from the first sample at or after it.
@@ -64,7 +64,7 @@ pub struct LoadStep {
 
 /// What the virtual meter sees on its terminals. Lives in TOML/JSON configs
 /// and next to test captures, so every field has a default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SignalConfig {
     /// RMS of the voltage fundamental, V (harmonics add to the total RMS).

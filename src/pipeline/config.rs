@@ -18,7 +18,7 @@ use super::server::config::{MeterLinkConfig, ServiceConfig};
 pub use super::telemetry::TelemetryConfig;
 
 /// A whole pipeline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Recorded in every output file's metadata.
@@ -41,15 +41,11 @@ fn default_name() -> String {
 }
 
 /// Where samples come from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceConfig {
     /// Recorded captures (meter byte streams, bare f32le, WAV float32).
-    Files {
-        paths: Vec<PathBuf>,
-        #[serde(default)]
-        raw: RawFileConfig,
-    },
+    Files(FilesConfig),
     /// Firmware-faithful virtual meters dialing into a loopback stream server.
     VirtualMeters(VirtualMetersConfig),
     /// The stream server meters dial into (port 54322), running until stopped.
@@ -60,8 +56,18 @@ pub enum SourceConfig {
     Telemetry(TelemetryConfig),
 }
 
+/// Capture files and folders.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Capture files or folders (folders are searched for captures).
+    pub paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub raw: RawFileConfig,
+}
+
 /// What bare f32le files need (their content does not say).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFileConfig {
     pub name: Option<String>,
@@ -72,7 +78,7 @@ pub struct RawFileConfig {
 }
 
 /// A few virtual meters with their own loads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct VirtualMetersConfig {
     /// Seconds of samples taken from each meter before `stop`.
@@ -98,7 +104,7 @@ impl Default for VirtualMetersConfig {
 }
 
 /// One virtual meter.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct VirtualMeterConfig {
     /// Meter name (its identity); default `smartmeter001`, `smartmeter002`, …
@@ -107,7 +113,7 @@ pub struct VirtualMeterConfig {
 }
 
 /// Intervals besides the fixed 150/180-cycle and 10-minute ones.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AggregationConfig {
     /// The packet interval, s, aligned to the clock (BetterFleet default 5 s).
@@ -123,13 +129,18 @@ impl Default for AggregationConfig {
 }
 
 impl AggregationConfig {
+    /// The packet interval (validated; out-of-range values are clamped).
+    pub fn packet_interval(&self) -> std::time::Duration {
+        super::limits::PACKET_INTERVAL.duration_s(self.packet_interval_s)
+    }
+
     pub fn packet_interval_ns(&self) -> i64 {
-        (self.packet_interval_s * 1e9).round() as i64
+        i64::try_from(self.packet_interval().as_nanos()).unwrap_or(i64::MAX)
     }
 }
 
 /// Where results go; each part is optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SinkConfig {
     pub parquet: Option<ParquetConfig>,
@@ -137,7 +148,7 @@ pub struct SinkConfig {
 }
 
 /// BetterFleet packets: how they are built and where they are delivered.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PacketSinkConfig {
     /// Identities: gateway UUID, sensor UUIDs, packet splitting.
@@ -154,21 +165,26 @@ impl PipelineConfig {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let config: PipelineConfig =
-            toml::from_str(text).map_err(|error| anyhow::anyhow!("{error}"))?;
+        let config: PipelineConfig = toml::from_str(text).map_err(|error| {
+            let at_source = error
+                .span()
+                .and_then(|span| text.get(span))
+                .is_some_and(|found| found.trim() == "[source]");
+            at_source
+                .then(|| source_key_error(text).or_else(|| literal_key_error(text, &error)))
+                .flatten()
+                .unwrap_or_else(|| anyhow::anyhow!("{error}"))
+        })?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks what serde cannot: ranges and combinations.
     pub fn validate(&self) -> anyhow::Result<()> {
+        super::limits::check(self)?;
         self.dsp.validate()?;
-        let interval = self.aggregation.packet_interval_s;
-        if !(interval.is_finite() && interval >= 0.1) {
-            anyhow::bail!("aggregation.packet_interval_s must be at least 0.1 s, got {interval}");
-        }
         match &self.source {
-            SourceConfig::Files { paths, raw } => {
+            SourceConfig::Files(FilesConfig { paths, raw }) => {
                 if paths.is_empty() {
                     anyhow::bail!(
                         "source.paths is empty: name at least one capture file or folder"
@@ -182,12 +198,6 @@ impl PipelineConfig {
                 if meters.meter.is_empty() {
                     anyhow::bail!("source.meter is empty: add at least one [[source.meter]]");
                 }
-                if !(meters.seconds.is_finite() && meters.seconds > 0.0) {
-                    anyhow::bail!(
-                        "source.seconds must be a positive number, got {}",
-                        meters.seconds
-                    );
-                }
                 meters.measures.validate_rate(meters.rate)?;
                 for (k, meter) in meters.meter.iter().enumerate() {
                     meter
@@ -200,12 +210,74 @@ impl PipelineConfig {
             SourceConfig::SmartmeterClient(link) => link.validate(true)?,
             SourceConfig::Telemetry(telemetry) => telemetry.validate()?,
         }
-        self.service.validate()?;
         if let Some(parquet) = &self.sink.parquet {
             parquet.validate()?;
         }
         Ok(())
     }
+}
+
+/// serde reads the internally tagged `[source]` through a buffer, so a bad
+/// value inside it is reported at the `[source]` header without its key.
+/// Reading the table again as its kind's own type finds the key.
+fn source_key_error(text: &str) -> Option<anyhow::Error> {
+    let document: toml::Table = toml::from_str(text).ok()?;
+    let mut source = document.get("source")?.as_table()?.clone();
+    let kind = source.remove("kind")?.as_str()?.to_owned();
+    let table = toml::to_string(&source).ok()?;
+    let error = match kind.as_str() {
+        "files" => toml::from_str::<FilesConfig>(&table).err(),
+        "virtual_meters" => toml::from_str::<VirtualMetersConfig>(&table).err(),
+        "smartmeter_server" | "smartmeter_client" => {
+            toml::from_str::<MeterLinkConfig>(&table).err()
+        }
+        "telemetry" => toml::from_str::<TelemetryConfig>(&table).err(),
+        _ => None,
+    }?;
+    let key = error
+        .span()
+        .and_then(|span| key_at(&table, span.start))
+        .map_or_else(|| "source".to_string(), |key| format!("source.{key}"));
+    Some(anyhow::anyhow!(
+        "{key} (kind = {kind:?}): {}",
+        error.message().trim()
+    ))
+}
+
+/// Integers beyond i64 do not fit a `toml::Table`; the one the error quotes
+/// is found in the text instead.
+fn literal_key_error(text: &str, error: &toml::de::Error) -> Option<anyhow::Error> {
+    let message = error.message();
+    let (_, rest) = message.split_once("integer `")?;
+    let (literal, _) = rest.split_once('`')?;
+    let offset = text.find(&format!("= {literal}"))? + 2;
+    let key = key_at(text, offset)?;
+    Some(anyhow::anyhow!("{key}: {}", message.trim()))
+}
+
+/// The dotted key whose value starts at `offset` of a TOML text.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    let header = before[..line_start].lines().rev().find_map(|line| {
+        let line = line.trim();
+        line.starts_with('[')
+            .then(|| line.trim_matches(|c| c == '[' || c == ']').to_string())
+    });
+    let line = &before[line_start..];
+    let (lead, _) = line.split_once('=')?;
+    let lead = lead.trim();
+    let ident = line.rsplit_once('=').map(|(left, _)| {
+        left.rsplit(|c: char| c == '{' || c == ',' || c.is_whitespace())
+            .find(|part| !part.is_empty())
+            .unwrap_or_default()
+    })?;
+    let mut parts: Vec<&str> = header.iter().map(String::as_str).collect();
+    parts.push(lead);
+    if ident != lead {
+        parts.push(ident);
+    }
+    Some(parts.join("."))
 }
 
 /// Parses a start time: RFC 3339, or Unix seconds with an optional fraction.
@@ -268,6 +340,15 @@ mod tests {
         assert!(error.contains("7000"), "{error}");
         let text = "[source]\nkind = \"files\"\npaths = []\n";
         assert!(PipelineConfig::parse(text).is_err());
+        let text = "[source]\nkind = \"virtual_meters\"\nrate = -1\n";
+        let error = format!("{:#}", PipelineConfig::parse(text).unwrap_err());
+        assert!(
+            error.starts_with("source.rate (kind = \"virtual_meters\"): "),
+            "{error}"
+        );
+        let text = "[source]\nkind = \"smartmeter_server\"\n[source.meters.\"a\"]\nrate = 18446744073709551615\n";
+        let error = format!("{:#}", PipelineConfig::parse(text).unwrap_err());
+        assert!(error.starts_with("source.meters.\"a\".rate: "), "{error}");
         let text = "[source]\nkind = \"tape\"\n";
         let error = format!("{:#}", PipelineConfig::parse(text).unwrap_err());
         assert!(error.contains("tape"), "{error}");

@@ -116,10 +116,11 @@ pub async fn run_virtual_meters(
         ..SessionSettings::default()
     };
     // Two intervals back on the wall clock: those intervals are surely complete.
-    let period = Duration::from_secs_f64(config.aggregation.packet_interval_s.max(0.1));
+    let period = config.aggregation.packet_interval();
     let packet_flusher = spawn_packet_flusher(&outputs, period, 2 * period);
     let mut sessions = JoinSet::new();
-    let patience = Duration::from_secs_f64(meters.seconds * 2.0 + 30.0);
+    let patience =
+        super::limits::RUN_SECONDS.duration_s(meters.seconds) * 2 + Duration::from_secs(30);
     let deadline = tokio::time::Instant::now() + patience;
     let mut failures = Vec::new();
     for _ in 0..meters.meter.len() {

@@ -4,11 +4,14 @@
 //! stream sink).
 
 pub mod batch;
+pub mod bounds;
 pub mod config;
 pub mod device;
 pub mod latency;
+pub mod limits;
 pub mod live;
 pub mod outputs;
+pub mod reference;
 pub mod server;
 pub mod telemetry;
 

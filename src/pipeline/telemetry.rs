@@ -57,7 +57,7 @@ fn default_rtl433_topic() -> String {
 }
 
 /// `[source]` with `kind = "telemetry"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// Parquet rows of low-rate data are written this often (and at the end), s.
@@ -77,19 +77,10 @@ pub struct TelemetryConfig {
 
 impl TelemetryConfig {
     pub fn flush_interval(&self) -> Duration {
-        Duration::from_secs_f64(self.flush_interval_s.clamp(0.01, 86_400.0))
+        super::limits::FLUSH_INTERVAL.duration_s(self.flush_interval_s)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        let f = self.flush_interval_s;
-        if !(f.is_finite() && f >= 0.01) {
-            bail!("source.flush_interval_s must be at least 0.01 s, got {f}");
-        }
-        if let Some(s) = self.seconds {
-            if !(s.is_finite() && s > 0.0) {
-                bail!("source.seconds must be a positive number, got {s}");
-            }
-        }
         if self.rtl433.is_empty() && self.mppt.is_none() && self.airlink.is_none() {
             bail!("source: name at least one input ([[source.rtl433]], [source.mppt], [source.airlink])");
         }
@@ -144,7 +135,7 @@ impl TelemetryConfig {
 }
 
 /// One rtl_433 input: exactly one of `file`, `stdin`, `mqtt`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rtl433Input {
     pub file: Option<PathBuf>,
@@ -184,7 +175,7 @@ impl Rtl433Input {
 }
 
 /// rtl_433's MQTT output, subscribed to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rtl433Mqtt {
     pub host: String,
@@ -199,7 +190,7 @@ pub struct Rtl433Mqtt {
 }
 
 /// The MPPT endpoint and/or replayed bodies.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MpptInput {
     /// Address of `POST /devices/dataset/mppt`, e.g. `127.0.0.1:8080`.
@@ -218,7 +209,7 @@ pub struct MpptInput {
 }
 
 /// AirLink: the Thingsboard endpoint and/or files.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AirlinkInput {
     /// Address of `POST /api/v1/{token}/telemetry`.
@@ -231,7 +222,7 @@ pub struct AirlinkInput {
 }
 
 /// A file of Thingsboard JSON lines, or (with `resource`) one raw CBOR item.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AirlinkFile {
     pub path: PathBuf,
@@ -406,7 +397,7 @@ pub async fn start_telemetry(
         config.aggregation.packet_interval_ns(),
     ));
     // Two intervals back on the wall clock: those intervals are surely complete.
-    let period = std::time::Duration::from_secs_f64(config.aggregation.packet_interval_s.max(0.1));
+    let period = config.aggregation.packet_interval();
     let flusher = spawn_packet_flusher(&outputs, period, 2 * period);
     let has_live = telemetry.has_live_inputs();
     let seconds = telemetry.seconds;
@@ -416,7 +407,7 @@ pub async fn start_telemetry(
         let mut failures = Vec::new();
         if has_live {
             let limit = seconds
-                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .map(|s| super::limits::RUN_SECONDS.duration_s(s))
                 .unwrap_or(Duration::MAX);
             tokio::select! {
                 _ = run_cancel.cancelled() => {}

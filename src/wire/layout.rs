@@ -309,6 +309,29 @@ impl<'de> Deserialize<'de> for Measures {
     }
 }
 
+/// In pipeline files a layout is one of the strings the firmware knows.
+impl schemars::JsonSchema for Measures {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Measures".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = [
+            Measures::ThreePhase,
+            Measures::SinglePhase,
+            Measures::Phase(L1),
+            Measures::Phase(L2),
+            Measures::Phase(L3),
+            Measures::PowerLatch,
+            Measures::RmsLatch,
+        ]
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+        schemars::json_schema!({ "type": "string", "enum": names })
+    }
+}
+
 /// Transport of a sampling session; chunk sizes depend on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Transport {

@@ -225,6 +225,17 @@ pub enum DeviceState {
     Unknown,
 }
 
+/// The firmware's word for it: `idle`, `busy`, or `unknown`.
+impl std::fmt::Display for DeviceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeviceState::Idle => "idle",
+            DeviceState::Busy => "busy",
+            DeviceState::Unknown => "unknown",
+        })
+    }
+}
+
 /// The `info` message: sent on every new connection and as the answer to
 /// `info`. Fields are in the firmware's key order; everything the firmware
 /// may leave out (or older firmware and the guide lack) is optional, and

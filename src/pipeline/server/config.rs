@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+use crate::pipeline::limits;
 use crate::source::meter_session::SessionSettings;
 use crate::source::stream_server::STREAM_SERVER_PORT;
 use crate::wire::layout::DEFAULT_RATE;
@@ -21,7 +22,7 @@ pub const COMMAND_PORT: u16 = 54321;
 
 /// Meters streaming into the sink: dialing in (`smartmeter_server`) or
 /// dialed by it (`smartmeter_client`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MeterLinkConfig {
     /// Where the stream server listens (`smartmeter_server`).
@@ -81,7 +82,7 @@ impl Default for MeterLinkConfig {
 }
 
 /// What one meter is asked for instead of the defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MeterOverride {
     pub rate: Option<u32>,
@@ -150,23 +151,6 @@ impl MeterLinkConfig {
                 .validate_rate(rate)
                 .with_context(|| format!("source.meters.{name:?}"))?;
         }
-        for (key, value) in [
-            ("info_timeout_s", self.info_timeout_s),
-            ("idle_timeout_s", self.idle_timeout_s),
-            ("keepalive_s", self.keepalive_s),
-            ("backoff_min_s", self.backoff_min_s),
-            ("backoff_max_s", self.backoff_max_s),
-        ] {
-            if !(value.is_finite() && value > 0.0 && value < 1e6) {
-                bail!("source.{key} must be a positive number of seconds, got {value}");
-            }
-        }
-        if self.backoff_max_s < self.backoff_min_s {
-            bail!("source.backoff_max_s must not be below source.backoff_min_s");
-        }
-        if self.max_connections == 0 || self.max_pending == 0 || self.queue_depth == 0 {
-            bail!("source.max_connections, max_pending and queue_depth must be at least 1");
-        }
         for network in &self.allow_networks {
             Network::parse(network).context("source.allow_networks")?;
         }
@@ -206,14 +190,22 @@ impl MeterLinkConfig {
             rate: meter.and_then(|m| m.rate).unwrap_or(self.rate),
             measures: meter.and_then(|m| m.measures).unwrap_or(self.measures),
             handshake_timeout: self.info_timeout(),
-            keepalive: Duration::from_secs_f64(self.keepalive_s),
-            idle_timeout: Some(Duration::from_secs_f64(self.idle_timeout_s)),
+            keepalive: limits::KEEPALIVE.duration_s(self.keepalive_s),
+            idle_timeout: Some(limits::IDLE_TIMEOUT.duration_s(self.idle_timeout_s)),
             ..SessionSettings::default()
         }
     }
 
     pub fn info_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.info_timeout_s)
+        limits::INFO_TIMEOUT.duration_s(self.info_timeout_s)
+    }
+
+    /// `smartmeter_client`'s first and longest wait before reconnecting.
+    pub fn backoff(&self) -> (Duration, Duration) {
+        (
+            limits::RECONNECT_BACKOFF.duration_s(self.backoff_min_s),
+            limits::RECONNECT_BACKOFF.duration_s(self.backoff_max_s),
+        )
     }
 
     pub fn worker_count(&self) -> usize {
@@ -243,7 +235,7 @@ impl MeterLinkConfig {
 }
 
 /// How the long-running service keeps state and shows itself.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceConfig {
     /// Where energy counters and per-meter state are checkpointed.
@@ -267,12 +259,9 @@ impl Default for ServiceConfig {
 }
 
 impl ServiceConfig {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        let grace = self.packet_grace_s;
-        if !(grace.is_finite() && (0.0..3600.0).contains(&grace)) {
-            bail!("service.packet_grace_s must be 0..3600 s, got {grace}");
-        }
-        Ok(())
+    /// How long packets of an interval wait for late windows.
+    pub fn packet_grace(&self) -> Duration {
+        limits::PACKET_GRACE.duration_s(self.packet_grace_s)
     }
 }
 

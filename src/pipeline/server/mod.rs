@@ -129,8 +129,8 @@ impl StreamSink {
             outputs,
             worker_context,
             workers,
-            packet_interval: Duration::from_secs_f64(config.aggregation.packet_interval_s),
-            packet_grace: Duration::from_secs_f64(service.packet_grace_s),
+            packet_interval: config.aggregation.packet_interval(),
+            packet_grace: service.packet_grace(),
             started: Instant::now(),
             stopping: CancellationToken::new(),
         })
@@ -308,8 +308,7 @@ async fn keep_dialing(
     context: Arc<ConnectionContext>,
     cancel: CancellationToken,
 ) -> ConnectionEnd {
-    let min = Duration::from_secs_f64(context.link.backoff_min_s);
-    let max = Duration::from_secs_f64(context.link.backoff_max_s);
+    let (min, max) = context.link.backoff();
     let mut backoff = min;
     let mut last = ConnectionEnd::Dropped(DropReason::Io);
     while !cancel.is_cancelled() {

@@ -58,7 +58,7 @@ pub fn title_case_key(raw: &str) -> String {
 }
 
 /// Packet settings from the pipeline config.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PacketConfig {
     /// The gateway's UUID; when absent, the UUIDv5 of the host name.

@@ -73,7 +73,7 @@ fn default_max_backoff_ms() -> u64 {
 }
 
 /// Where undeliverable packets wait.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpoolConfig {
     /// Each target spools to `<dir>/<target name>/`.
@@ -101,7 +101,7 @@ impl Default for SpoolConfig {
 }
 
 /// How long a lane waits before trying a down target again.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     #[serde(default = "default_initial_backoff_ms")]
@@ -121,7 +121,7 @@ impl Default for RetryConfig {
 
 /// The delivery targets (each optional, any combination) and how
 /// undeliverable packets are kept.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     #[serde(default)]
@@ -153,6 +153,26 @@ pub struct TargetStats {
     pub rejected: u64,
     /// Failed delivery attempts (each followed by a backoff).
     pub failed_attempts: u64,
+}
+
+/// The counts in words, e.g. `12 delivered, 3 spooled, 0 in memory, 0 rejected, 1 failed attempt`.
+impl std::fmt::Display for TargetStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let attempts = if self.failed_attempts == 1 {
+            "attempt"
+        } else {
+            "attempts"
+        };
+        write!(
+            f,
+            "{} delivered, {} spooled, {} in memory, {} rejected, {} failed {attempts}",
+            self.delivered,
+            self.spooled,
+            self.queued_in_memory,
+            self.rejected,
+            self.failed_attempts
+        )
+    }
 }
 
 struct LaneQueue {

@@ -28,7 +28,7 @@ fn default_backoff_max_ms() -> u64 {
 }
 
 /// Where and how packets are POSTed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// `http://` or `https://` URL the packets are POSTed to.

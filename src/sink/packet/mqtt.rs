@@ -34,7 +34,7 @@ fn default_max_packet_bytes() -> usize {
 }
 
 /// Which broker and topic packets are published to.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// Broker host name or address (plain TCP).

@@ -29,7 +29,7 @@ fn default_max_file_age_secs() -> u64 {
 }
 
 /// Where and how NDJSON packet files are written.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NdjsonConfig {
     /// Folder for the files (created when missing).

@@ -10,7 +10,7 @@ use super::error::{ParquetSinkError, Result};
 
 /// Which tables to write. Windows, aggregates and events are cheap; the
 /// harmonics table and the raw waveform archive are opt-in because of size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TableSelection {
     /// The `windows` table and, for latch-mode (`p,q`, `v,i_RMS`) streams,
@@ -44,7 +44,7 @@ impl Default for TableSelection {
 }
 
 /// Settings of a Parquet dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ParquetConfig {
     /// Root folder: `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`.
