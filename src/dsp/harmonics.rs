@@ -543,6 +543,35 @@ mod tests {
     }
 
     #[test]
+    fn fundamental_leakage_is_removed_from_interharmonic_subgroups() {
+        // 10 cycles in 801.6 samples, an 802-point DFT: the fundamental sits
+        // 0.005 bins off bin 10 and leaks A·sin(0.005π)/π·sqrt(Σ_{m=2..8} 1/m²)
+        // ≈ 0.36 % of itself into C_isg,1 unless that is removed.
+        let (len, window) = (802, 801.6);
+        let v: Vec<f32> = (0..len)
+            .map(|n| {
+                let x = std::f64::consts::TAU * 10.0 * n as f64 / window;
+                (230.0 * 2f64.sqrt() * x.sin()) as f32
+            })
+            .collect();
+        let i = vec![0.0f32; len];
+        let mut analyzer = HarmonicAnalyzer::new();
+        let (mut sv, mut si) = (ChannelSpectrum::default(), ChannelSpectrum::default());
+        let h = analyzer.analyze_pair(&v, &i, 10, Some(window), 39, true, &mut sv, &mut si);
+        assert_eq!((h as usize, sv.interharmonics.len()), (39, 39));
+        // Corrected: only f32 rounding is left (< 1e-5 of the fundamental).
+        let worst = sv.interharmonics.iter().fold(0.0, |a: f64, &b| a.max(b));
+        assert!(worst < 230.0 * 1e-5, "{worst}");
+        assert!((sv.fundamental.norm() - 230.0).abs() < 1e-3);
+        analyzer.analyze_pair(&v, &i, 10, None, 39, true, &mut sv, &mut si);
+        let leaked = sv.interharmonics[1] / 230.0;
+        assert!((0.0030..0.0042).contains(&leaked), "{leaked}");
+        // Fewer than 4 cycles per window have no interharmonic bins.
+        analyzer.analyze_pair(&v, &i, 3, None, 39, true, &mut sv, &mut si);
+        assert!(sv.interharmonics.is_empty());
+    }
+
+    #[test]
     fn orders_at_nyquist_are_left_out() {
         // 4 kHz, 50 Hz: 800 samples, 40th harmonic = 2 kHz = Nyquist.
         assert_eq!(HarmonicAnalyzer::usable_order(800, 10, 40), 39);
