@@ -88,7 +88,12 @@ fn leakage_bound(rms: f64, delta: f64) -> f64 {
 
 fn check(case: &Case) {
     let windows = clean_windows(case, true);
-    assert!(windows.len() >= 4, "{} Hz: {} windows", case.rate, windows.len());
+    assert!(
+        windows.len() >= 4,
+        "{} Hz: {} windows",
+        case.rate,
+        windows.len()
+    );
     let cycles = if case.nominal_hz == 60.0 { 12 } else { 10 };
     // Worst relative error of the tone's subgroup, worst foreign subgroup.
     let (mut worst_own, mut worst_foreign) = (0.0f64, 0.0f64);
@@ -161,10 +166,7 @@ const TONE_175: Tone = Tone {
     hz: 175.0,
     rms: 2.3,
 };
-const TONE_75: Tone = Tone {
-    hz: 75.0,
-    rms: 0.5,
-};
+const TONE_75: Tone = Tone { hz: 75.0, rms: 0.5 };
 
 #[test]
 fn fifty_hz_at_8_khz() {
@@ -183,10 +185,7 @@ fn fifty_hz_at_32_khz() {
         rate: 32_000,
         nominal_hz: 50.0,
         fundamental_hz: 50.0,
-        voltage_tone: Tone {
-            hz: 75.0,
-            rms: 2.3,
-        },
+        voltage_tone: Tone { hz: 75.0, rms: 2.3 },
         current_tone: Tone {
             hz: 175.0,
             rms: 0.5,
@@ -230,10 +229,7 @@ fn sixty_hz_twelve_cycle_windows() {
             hz: 210.0,
             rms: 1.2,
         },
-        current_tone: Tone {
-            hz: 90.0,
-            rms: 0.5,
-        },
+        current_tone: Tone { hz: 90.0, rms: 0.5 },
     });
 }
 
@@ -245,10 +241,7 @@ fn fundamental_leakage_is_removed_at_4_khz() {
         rate: 4000,
         nominal_hz: 50.0,
         fundamental_hz: 49.9,
-        voltage_tone: Tone {
-            hz: 75.0,
-            rms: 2.3,
-        },
+        voltage_tone: Tone { hz: 75.0, rms: 2.3 },
         current_tone: Tone {
             hz: 175.0,
             rms: 0.5,

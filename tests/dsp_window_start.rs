@@ -80,7 +80,10 @@ fn no_window_or_aggregate_starts_before_a_midnight_stream() {
         {
             starts.push(done.start_unix_ns);
         }
-        assert!(starts.iter().all(|&s| s >= MIDNIGHT_NS), "{rate} Hz: {starts:?}");
+        assert!(
+            starts.iter().all(|&s| s >= MIDNIGHT_NS),
+            "{rate} Hz: {starts:?}"
+        );
         assert!(starts.contains(&MIDNIGHT_NS));
     }
 }
@@ -101,13 +104,31 @@ fn the_window_after_a_gap_starts_at_the_first_sample_after_it() {
     blocks.remove(4);
     let windows = run(&blocks);
     let resume_ns = MIDNIGHT_NS + 5000 * 1_000_000_000 / i64::from(rate);
-    let after: Vec<_> = windows
-        .iter()
-        .filter(|w| w.first_sample >= 5000)
-        .collect();
+    let after: Vec<_> = windows.iter().filter(|w| w.first_sample >= 5000).collect();
     assert_eq!(after[0].start_unix_ns, resume_ns);
     assert_eq!(after[0].first_sample, 5000);
     assert!(windows.iter().all(|w| w.start_unix_ns >= MIDNIGHT_NS));
+}
+
+#[test]
+fn a_restarted_process_continues_where_the_last_window_ended() {
+    let rate = 4000u32;
+    let whole = generate_block(
+        &SignalConfig::default(),
+        Measures::SinglePhase,
+        rate,
+        MIDNIGHT_NS,
+        2 * rate as usize,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let halves = split_block(&whole, &mut [4000usize, 4000].into_iter());
+    let (first, second) = (run(&halves[..1]), run(&halves[1..]));
+    let (Some(last), Some(next)) = (first.last(), second.first()) else {
+        panic!("no windows");
+    };
+    // No loss in between: the windows tile across the two engines.
+    assert_eq!(last.end_unix_ns, next.start_unix_ns);
+    assert_eq!(first[0].start_unix_ns, MIDNIGHT_NS);
 }
 
 #[test]

@@ -352,8 +352,14 @@ fn expected_aggregate(r: &AggregateRow) -> BTreeMap<String, Cell> {
         put(&format!("pf_{tag}"), f(p.and_then(|p| p.pf)));
         put(&format!("thd_v_{tag}_pct"), f(p.and_then(|p| p.thd_v_pct)));
         put(&format!("thd_i_{tag}_pct"), f(p.and_then(|p| p.thd_i_pct)));
-        put(&format!("v_under_{tag}_pct"), f(p.and_then(|p| p.v_under_pct)));
-        put(&format!("v_over_{tag}_pct"), f(p.and_then(|p| p.v_over_pct)));
+        put(
+            &format!("v_under_{tag}_pct"),
+            f(p.and_then(|p| p.v_under_pct)),
+        );
+        put(
+            &format!("v_over_{tag}_pct"),
+            f(p.and_then(|p| p.v_over_pct)),
+        );
         put(
             &format!("energy_import_{tag}_wh"),
             f(p.map(|p| p.energy.import_wh)),
@@ -675,7 +681,8 @@ fn every_column_type_is_portable_and_files_carry_their_metadata() {
                     Some(meterflow::dsp::harmonics::GROUPING)
                 );
                 assert_eq!(
-                    kv.get("meterflow.interharmonic_grouping").map(String::as_str),
+                    kv.get("meterflow.interharmonic_grouping")
+                        .map(String::as_str),
                     Some(meterflow::dsp::harmonics::INTERHARMONIC_GROUPING)
                 );
             }

@@ -434,7 +434,10 @@ mod tests {
         // Udin survives the reset; all windows at Udin deviate by nothing.
         acc.push(&at_voltage(230.0, WindowFlags::NONE));
         let phase = acc.finish(None).phases[0].unwrap();
-        assert_eq!((phase.v_under_pct, phase.v_over_pct), (Some(0.0), Some(0.0)));
+        assert_eq!(
+            (phase.v_under_pct, phase.v_over_pct),
+            (Some(0.0), Some(0.0))
+        );
         // Without Udin there is nothing to deviate from.
         let mut plain = ClockAggregator::new(1_000);
         plain.push(&at_voltage(220.0, WindowFlags::NONE));

@@ -165,9 +165,14 @@ impl WaveformEngine {
                 } else {
                     WindowFlags::NONE
                 };
-                // The data starts at the first sample's instant, not at the
-                // lower edge of its cell: no window may start before it.
-                self.assembler.restart(block.first_index as f64, flags);
+                // Data starts at its first sample's instant, not at the lower
+                // edge of its cell: no window may start before it. Only a
+                // stream resumed mid-way without loss (a restarted process)
+                // continues from the cell edge where the last window ended.
+                let first = block.first_index as f64;
+                let resumed = block.first_index > 0 && block.gap_before == 0;
+                let start = if resumed { first - 0.5 } else { first };
+                self.assembler.restart(start, flags);
                 self.buffer_start = block.first_index;
             }
             Some(expected) if block.first_index < expected => {
