@@ -1,6 +1,7 @@
 //! Per-window power metrics (H = 40) on a 6-channel three-phase stream, in
 //! samples/s (one sample = one channel value): the whole engine fed
-//! wire-sized chunks at 8 and 32 kHz, and at 8 kHz one window's full
+//! wire-sized chunks at 8 and 32 kHz (and at 8 kHz with the harmonic and
+//! interharmonic subgroups kept), and at 8 kHz one window's full
 //! metrics and its time-domain sums and FFT part separately.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -38,8 +39,9 @@ fn config() -> SignalConfig {
 }
 
 /// The whole engine (crossings, windows, metrics, energy) on 1 s of stream
-/// in 42-sample chunks, replayed with advancing indices.
-fn engine_stream(c: &mut Criterion, rate: u32) {
+/// in 42-sample chunks, replayed with advancing indices; `keep_subgroups`
+/// also keeps the harmonic and interharmonic subgroups of every channel.
+fn engine_stream(c: &mut Criterion, rate: u32, keep_subgroups: bool) {
     let measures = Measures::ThreePhase;
     let block = match generate_block(&config(), measures, rate, 0, rate as usize) {
         Ok(block) => block,
@@ -47,11 +49,16 @@ fn engine_stream(c: &mut Criterion, rate: u32) {
     };
     let per_second = split_block(&block, &mut std::iter::repeat(CHUNK));
     let samples: usize = per_second.iter().map(|b| b.len()).sum();
-    let mut group = c.benchmark_group(format!("dsp_metrics_6ch_{}khz", rate / 1000));
+    let suffix = if keep_subgroups { "_subgroups" } else { "" };
+    let mut group = c.benchmark_group(format!("dsp_metrics_6ch_{}khz{suffix}", rate / 1000));
     group.throughput(Throughput::Elements(
         (samples * measures.channel_count()) as u64,
     ));
-    let mut engine = match DeviceEngine::for_block(&EngineConfig::default(), &block) {
+    let engine_config = EngineConfig {
+        keep_harmonic_subgroups: keep_subgroups,
+        ..EngineConfig::default()
+    };
+    let mut engine = match DeviceEngine::for_block(&engine_config, &block) {
         Ok(engine) => engine,
         Err(error) => panic!("{error}"),
     };
@@ -74,8 +81,9 @@ fn engine_stream(c: &mut Criterion, rate: u32) {
 }
 
 fn metrics(c: &mut Criterion) {
-    engine_stream(c, RATE);
-    engine_stream(c, 32_000);
+    engine_stream(c, RATE, false);
+    engine_stream(c, 32_000, false);
+    engine_stream(c, RATE, true);
     let measures = Measures::ThreePhase;
     let channels = measures.channel_count();
     let block = match generate_block(&config(), measures, RATE, 0, 10 * RATE as usize) {

@@ -78,9 +78,10 @@ fn run_device(name: &str, id: u64, measures: Measures, seconds: u32) -> Device {
     let mut engine =
         DeviceEngine::for_block(&engine_config(), &whole).unwrap_or_else(|e| panic!("{e}"));
     let mut energy = engine.energy().clone();
-    let mut cycles = CycleAggregator::new();
-    let mut ten_min = ClockAggregator::ten_minutes();
-    let mut packet = ClockAggregator::new(1_000_000_000);
+    let udin = engine_config().declared_voltage_v;
+    let mut cycles = CycleAggregator::new().with_declared_voltage(udin);
+    let mut ten_min = ClockAggregator::ten_minutes().with_declared_voltage(udin);
+    let mut packet = ClockAggregator::new(1_000_000_000).with_declared_voltage(udin);
     let mut windows = Vec::new();
     let mut aggregates = Vec::new();
     let mut on_output = |o: EngineOutput<'_>| {
@@ -352,6 +353,14 @@ fn expected_aggregate(r: &AggregateRow) -> BTreeMap<String, Cell> {
         put(&format!("thd_v_{tag}_pct"), f(p.and_then(|p| p.thd_v_pct)));
         put(&format!("thd_i_{tag}_pct"), f(p.and_then(|p| p.thd_i_pct)));
         put(
+            &format!("v_under_{tag}_pct"),
+            f(p.and_then(|p| p.v_under_pct)),
+        );
+        put(
+            &format!("v_over_{tag}_pct"),
+            f(p.and_then(|p| p.v_over_pct)),
+        );
+        put(
             &format!("energy_import_{tag}_wh"),
             f(p.map(|p| p.energy.import_wh)),
         );
@@ -490,6 +499,9 @@ fn aggregates_read_back_equal_the_aggregator_values() {
         .map(|a| a.kind.as_str())
         .collect();
     assert_eq!(kinds, BTreeSet::from(["3s", "10min", "packet"]));
+    // Udin is set: every interval of a phase present has its deviations.
+    assert!(devices[0].aggregates.iter().all(|a| a.aggregate.phases[0]
+        .is_some_and(|p| p.v_under_pct.is_some() && p.v_over_pct.is_some())));
     assert_table_equals(
         &dir.path().join("aggregates"),
         "interval_start",
@@ -538,6 +550,10 @@ fn harmonics_hold_every_subgroup_of_every_channel() {
                     ),
                     ("thd_pct".to_string(), f(thd)),
                     ("subgroups".to_string(), Cell::List(subgroups.clone())),
+                    (
+                        "interharmonic_subgroups".to_string(),
+                        Cell::List(m.interharmonic_subgroups[c].clone()),
+                    ),
                 ]));
             }
         }
@@ -554,7 +570,8 @@ fn harmonics_hold_every_subgroup_of_every_channel() {
         .iter()
         .any(|w| w.metrics.harmonic_subgroups.len() == 6
             && w.metrics.harmonic_orders >= 30
-            && w.metrics.harmonic_subgroups[0].len() == w.metrics.harmonic_orders as usize));
+            && w.metrics.harmonic_subgroups[0].len() == w.metrics.harmonic_orders as usize
+            && w.metrics.interharmonic_subgroups[0].len() == w.metrics.harmonic_orders as usize));
     assert_table_equals(
         &dir.path().join("harmonics"),
         "window_start",
@@ -662,6 +679,11 @@ fn every_column_type_is_portable_and_files_carry_their_metadata() {
                 assert_eq!(
                     kv.get("meterflow.harmonic_grouping").map(String::as_str),
                     Some(meterflow::dsp::harmonics::GROUPING)
+                );
+                assert_eq!(
+                    kv.get("meterflow.interharmonic_grouping")
+                        .map(String::as_str),
+                    Some(meterflow::dsp::harmonics::INTERHARMONIC_GROUPING)
                 );
             }
             // Row groups follow the configured size.

@@ -6,6 +6,12 @@
 //! means, PF as ΣP / ΣS, energy as sums. Every window counts equally (IEC);
 //! windows with invalid samples are counted as flagged but their values are
 //! left out, other flagged windows are included and counted.
+//!
+//! With a declared voltage Udin, each phase also gets the under- and
+//! overdeviation of IEC 61000-4-30 §5.12 from its 10/12-cycle RMS values:
+//! `U_under = (Udin − sqrt(mean(min(U_i, Udin)²))) / Udin` and
+//! `U_over = (sqrt(mean(max(U_i, Udin)²)) − Udin) / Udin`, in percent (both
+//! ≥ 0: a window above Udin adds nothing to the underdeviation and vice versa).
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +46,10 @@ pub struct PhaseAggregate {
     /// RMS of the window THDs, percent.
     pub thd_v_pct: Option<f64>,
     pub thd_i_pct: Option<f64>,
+    /// Underdeviation of the voltage, percent of Udin; `None` without Udin.
+    pub v_under_pct: Option<f64>,
+    /// Overdeviation of the voltage, percent of Udin; `None` without Udin.
+    pub v_over_pct: Option<f64>,
     pub energy: EnergyFlow,
 }
 
@@ -118,12 +128,17 @@ struct PhaseRunning {
     /// when an interval has clean windows, only those give its THD.
     thd_v_clean: Running,
     thd_i_clean: Running,
+    /// Window RMS voltages clipped to at most / at least Udin.
+    v_under: Running,
+    v_over: Running,
     energy: EnergyFlow,
 }
 
 /// Accumulates windows; [`finish`](Self::finish) gives the aggregate and resets.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AggregateAccumulator {
+    /// Udin, V: enables the under/over deviation; kept across resets.
+    declared_voltage_v: Option<f64>,
     start: Option<i64>,
     end: i64,
     windows: u32,
@@ -136,7 +151,21 @@ pub struct AggregateAccumulator {
     energy: EnergyFlow,
 }
 
+/// Udin if it can be divided by.
+fn usable_udin(volts: f64) -> Option<f64> {
+    (volts.is_finite() && volts > 0.0).then_some(volts)
+}
+
 impl AggregateAccumulator {
+    /// An accumulator that also reports the under/over deviation against
+    /// `udin_v` (ignored unless finite and > 0).
+    pub fn with_declared_voltage(udin_v: f64) -> Self {
+        AggregateAccumulator {
+            declared_voltage_v: usable_udin(udin_v),
+            ..AggregateAccumulator::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.windows == 0
     }
@@ -160,6 +189,11 @@ impl AggregateAccumulator {
             let Some(m) = phase else { continue };
             let acc = acc.get_or_insert_with(PhaseRunning::default);
             acc.v.add(m.v_rms_v, m.v_rms_v * m.v_rms_v);
+            if let Some(udin) = self.declared_voltage_v {
+                let (under, over) = (m.v_rms_v.min(udin), m.v_rms_v.max(udin));
+                acc.v_under.add(under, under * under);
+                acc.v_over.add(over, over * over);
+            }
             acc.i.add(m.i_rms_a, m.i_rms_a * m.i_rms_a);
             acc.p.add(m.p_w, m.p_w);
             acc.q1.add(m.q1_var, m.q1_var);
@@ -193,6 +227,13 @@ impl AggregateAccumulator {
     pub fn finish(&mut self, interval: Option<(i64, i64)>) -> Aggregate {
         let (start, end) = interval.unwrap_or((self.start.unwrap_or(0), self.end));
         let ratio = |p: &Running, s: &Running| (s.sum > 0.0).then(|| p.sum / s.sum);
+        let udin = self.declared_voltage_v;
+        // Percent of Udin by which the clipped RMS lies below / above it.
+        let deviation = |clipped: &Running, sign: f64| {
+            let udin = udin?;
+            let rms = clipped.rms()?.value;
+            Some((sign * (udin - rms)).max(0.0) / udin * 100.0)
+        };
         let phases = self.phases.map(|acc| {
             acc.map(|a| PhaseAggregate {
                 v_rms_v: a.v.rms().unwrap_or_default(),
@@ -203,6 +244,8 @@ impl AggregateAccumulator {
                 pf: ratio(&a.p, &a.s),
                 thd_v_pct: a.thd_v_clean.rms().or(a.thd_v.rms()).map(|s| s.value),
                 thd_i_pct: a.thd_i_clean.rms().or(a.thd_i.rms()).map(|s| s.value),
+                v_under_pct: deviation(&a.v_under, 1.0),
+                v_over_pct: deviation(&a.v_over, -1.0),
                 energy: a.energy,
             })
         });
@@ -219,7 +262,10 @@ impl AggregateAccumulator {
             energy_total: self.energy,
             frequency_hz: self.frequency.mean(),
         };
-        *self = AggregateAccumulator::default();
+        *self = AggregateAccumulator {
+            declared_voltage_v: udin,
+            ..AggregateAccumulator::default()
+        };
         aggregate
     }
 }
@@ -245,6 +291,12 @@ impl ClockAggregator {
 
     pub fn ten_minutes() -> Self {
         Self::new(TEN_MINUTES_NS)
+    }
+
+    /// Also reports the under/over deviation against Udin = `udin_v`.
+    pub fn with_declared_voltage(mut self, udin_v: f64) -> Self {
+        self.acc.declared_voltage_v = usable_udin(udin_v);
+        self
     }
 
     /// Adds a window; returns the previous interval when this one starts a new one.
@@ -283,6 +335,12 @@ pub struct CycleAggregator {
 impl CycleAggregator {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Also reports the under/over deviation against Udin = `udin_v`.
+    pub fn with_declared_voltage(mut self, udin_v: f64) -> Self {
+        self.acc.declared_voltage_v = usable_udin(udin_v);
+        self
     }
 
     /// Adds a window; returns an aggregate when 15 windows are in, or when
@@ -347,5 +405,48 @@ mod tests {
         acc.push(&window(110.0, WindowFlags::RESYNC));
         let phase = acc.finish(None).phases[0].unwrap();
         assert!((phase.thd_i_pct.unwrap() - 110.0).abs() < 1e-12);
+    }
+
+    fn at_voltage(v_rms_v: f64, flags: WindowFlags) -> WindowMetrics {
+        let mut w = window(10.0, flags);
+        if let Some(phase) = w.phases[0].as_mut() {
+            phase.v_rms_v = v_rms_v;
+        }
+        w
+    }
+
+    #[test]
+    fn under_and_over_deviation_against_udin() {
+        // Udin 230 V; windows 220, 240, 230, 200 V. By hand:
+        // under: clipped 220, 230, 230, 200 -> sqrt(194 200 / 4) = 220.340 645 V
+        //        -> (230 - 220.340 645) / 230 = 4.199 719 %;
+        // over:  clipped 230, 240, 230, 230 -> sqrt(216 300 / 4) = 232.540 319 V
+        //        -> (232.540 319 - 230) / 230 = 1.104 487 %.
+        let mut acc = AggregateAccumulator::with_declared_voltage(230.0);
+        for v in [220.0, 240.0, 230.0, 200.0] {
+            acc.push(&at_voltage(v, WindowFlags::NONE));
+        }
+        // A window with invalid samples is left out, like its RMS.
+        acc.push(&at_voltage(100.0, WindowFlags::INVALID_SAMPLES));
+        let phase = acc.finish(None).phases[0].unwrap();
+        assert!((phase.v_under_pct.unwrap() - 4.199_719).abs() < 1e-6);
+        assert!((phase.v_over_pct.unwrap() - 1.104_487).abs() < 1e-6);
+        // Udin survives the reset; all windows at Udin deviate by nothing.
+        acc.push(&at_voltage(230.0, WindowFlags::NONE));
+        let phase = acc.finish(None).phases[0].unwrap();
+        assert_eq!(
+            (phase.v_under_pct, phase.v_over_pct),
+            (Some(0.0), Some(0.0))
+        );
+        // Without Udin there is nothing to deviate from.
+        let mut plain = ClockAggregator::new(1_000);
+        plain.push(&at_voltage(220.0, WindowFlags::NONE));
+        let phase = plain.flush().unwrap().phases[0].unwrap();
+        assert_eq!((phase.v_under_pct, phase.v_over_pct), (None, None));
+        let mut cycles = CycleAggregator::new().with_declared_voltage(230.0);
+        cycles.push(&at_voltage(253.0, WindowFlags::GAP));
+        let phase = cycles.flush().unwrap().phases[0].unwrap();
+        assert!((phase.v_over_pct.unwrap() - 10.0).abs() < 1e-9);
+        assert_eq!(phase.v_under_pct, Some(0.0));
     }
 }

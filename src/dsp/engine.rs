@@ -119,7 +119,7 @@ impl WaveformEngine {
             clock,
             reference: map.reference(),
             detector: ZeroCrossingDetector::new(rate, nominal, config.min_reference_peak_v),
-            assembler: WindowAssembler::new(rate, nominal, config.window_cycles(), -0.5),
+            assembler: WindowAssembler::new(rate, nominal, config.window_cycles(), 0.0),
             ten_seconds: TenSecondTracker::new(clock, nominal),
             cycles: config
                 .emit_cycle_frequency
@@ -165,8 +165,14 @@ impl WaveformEngine {
                 } else {
                     WindowFlags::NONE
                 };
-                self.assembler
-                    .restart(block.first_index as f64 - 0.5, flags);
+                // Data starts at its first sample's instant, not at the lower
+                // edge of its cell: no window may start before it. Only a
+                // stream resumed mid-way without loss (a restarted process)
+                // continues from the cell edge where the last window ended.
+                let first = block.first_index as f64;
+                let resumed = block.first_index > 0 && block.gap_before == 0;
+                let start = if resumed { first - 0.5 } else { first };
+                self.assembler.restart(start, flags);
                 self.buffer_start = block.first_index;
             }
             Some(expected) if block.first_index < expected => {
@@ -178,7 +184,7 @@ impl WaveformEngine {
             Some(expected) if block.first_index > expected || block.gap_before > 0 => {
                 self.assembler.on_gap(
                     expected as f64 - 0.5,
-                    block.first_index as f64 - 0.5,
+                    block.first_index as f64,
                     &mut self.spans,
                 );
                 self.ten_seconds.on_gap();

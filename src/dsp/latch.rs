@@ -168,8 +168,10 @@ impl LatchEngine {
         let w = &mut self.window;
         w.first_sample = self.first;
         w.sample_count = self.count;
-        w.start_unix_ns = self.clock.time_ns(self.first as f64 - 0.5);
-        w.end_unix_ns = self.clock.time_ns((self.first + self.count) as f64 - 0.5);
+        // Reading n holds from its own instant until the next: the window
+        // starts at its first reading, never before the stream does.
+        w.start_unix_ns = self.clock.time_ns(self.first as f64);
+        w.end_unix_ns = self.clock.time_ns((self.first + self.count) as f64);
         w.duration_s = duration_s;
         w.flags = self.flags;
         w.phases = [None; 3];

@@ -92,6 +92,11 @@ pub struct WindowMetrics {
     pub harmonic_orders: u32,
     /// G_1..G_H per channel in wire order, when `keep_harmonic_subgroups` is on.
     pub harmonic_subgroups: Vec<Vec<f64>>,
+    /// Interharmonic centred subgroups C_isg,0..C_isg,H−1 (index h: between
+    /// harmonics h and h + 1) per channel in wire order, with the harmonic
+    /// subgroups; a channel's list is empty below 4 cycles per window.
+    #[serde(default)]
+    pub interharmonic_subgroups: Vec<Vec<f64>>,
 }
 
 /// Which channels hold which phase's voltage and current.
@@ -376,6 +381,7 @@ impl WindowCalculator {
                 cycles,
                 window_samples,
                 self.max_order,
+                self.keep_subgroups,
                 &mut sv,
                 &mut si,
             );
@@ -420,6 +426,7 @@ impl WindowCalculator {
         let Some(range) = SampleRange::new(span.start - offset, span.end - offset, len) else {
             out.duration_s = 0.0;
             out.harmonic_subgroups.clear();
+            out.interharmonic_subgroups.clear();
             return;
         };
         let owned_len = range.dft().len();
@@ -483,17 +490,20 @@ impl WindowCalculator {
                 out.unbalance = unbalance(volts.map(|c| self.spectra[c].fundamental));
             }
         }
-        out.harmonic_subgroups.resize_with(
-            if self.keep_subgroups {
-                self.channel_count
-            } else {
-                0
-            },
-            Vec::new,
-        );
+        let kept = if self.keep_subgroups {
+            self.channel_count
+        } else {
+            0
+        };
+        out.harmonic_subgroups.resize_with(kept, Vec::new);
+        out.interharmonic_subgroups.resize_with(kept, Vec::new);
         for (dst, src) in out.harmonic_subgroups.iter_mut().zip(&self.spectra) {
             dst.clear();
             dst.extend_from_slice(&src.subgroups);
+        }
+        for (dst, src) in out.interharmonic_subgroups.iter_mut().zip(&self.spectra) {
+            dst.clear();
+            dst.extend_from_slice(&src.interharmonics);
         }
     }
 }

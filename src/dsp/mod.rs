@@ -53,6 +53,9 @@ pub struct EngineConfig {
     /// Below this filtered fundamental peak, V, the reference voltage is
     /// treated as absent: no zero crossings, fixed flagged windows.
     pub min_reference_peak_v: f64,
+    /// Udin: the declared phase-to-neutral supply voltage, V (IEC 61000-4-30);
+    /// power-quality thresholds and the under/over deviation are percent of it.
+    pub declared_voltage_v: f64,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +67,7 @@ impl Default for EngineConfig {
             keep_harmonic_subgroups: false,
             emit_cycle_frequency: false,
             min_reference_peak_v: 10.0,
+            declared_voltage_v: 230.0,
         }
     }
 }
@@ -97,6 +101,9 @@ impl EngineConfig {
         }
         if !(self.min_reference_peak_v.is_finite() && self.min_reference_peak_v >= 0.0) {
             return Err(EngineError::BadConfig("min_reference_peak_v must be >= 0"));
+        }
+        if !(self.declared_voltage_v.is_finite() && self.declared_voltage_v > 0.0) {
+            return Err(EngineError::BadConfig("declared_voltage_v must be > 0"));
         }
         Ok(())
     }

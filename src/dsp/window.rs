@@ -5,7 +5,11 @@
 //!
 //! Positions are in sample units: sample n sits at n and stands for the
 //! interval [n - 0.5, n + 0.5), so consecutive windows [a, b) share their
-//! boundary and every sample's weight sums to one over the windows. The
+//! boundary and every sample's weight sums to one over the windows. Data
+//! starts at its first sample's instant (the stream's, or the first after a
+//! gap), so that sample's cell is cut to [n, n + 0.5): a window never starts
+//! before the data does (at midnight it would land in the previous day);
+//! the engine sets this start (`restart`, `on_gap`). The
 //! decisions depend only on crossing positions and on how far crossings are
 //! known (the horizon), never on how the stream was cut into blocks.
 

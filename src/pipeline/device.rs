@@ -88,15 +88,17 @@ impl DeviceProcessor {
             .map(SensorInfo::from_device_info)
             .unwrap_or_default();
         let energy = engine.energy().clone();
+        let udin = config.dsp.declared_voltage_v;
         Ok(DeviceProcessor {
             engine,
             downstream: Downstream {
                 device,
                 sensor,
                 outputs,
-                cycles: CycleAggregator::new(),
-                ten_minutes: ClockAggregator::ten_minutes(),
-                packet: ClockAggregator::new(config.aggregation.packet_interval_ns()),
+                cycles: CycleAggregator::new().with_declared_voltage(udin),
+                ten_minutes: ClockAggregator::ten_minutes().with_declared_voltage(udin),
+                packet: ClockAggregator::new(config.aggregation.packet_interval_ns())
+                    .with_declared_voltage(udin),
                 energy,
                 line_voltage: (0.0, 0),
                 p_time: (0.0, 0.0),

@@ -5,7 +5,8 @@
 //! Value columns are named like the `windows` table; extremes add `_min` /
 //! `_max` before the unit (`v_rms_l1_min_v`). Interval energies are
 //! `energy_import_*` / `energy_export_*` (sums over the interval, not
-//! cumulative).
+//! cumulative). `v_under_*_pct` / `v_over_*_pct` are the IEC 61000-4-30
+//! under/over deviation in percent of Udin (`[dsp] declared_voltage_v`).
 
 use arrow::datatypes::SchemaRef;
 
@@ -126,6 +127,14 @@ pub(crate) fn spec() -> TableSpec<AggregateRow> {
             ColumnSpec::optional(
                 format!("thd_i_{tag}_pct"),
                 f64_col(move |r| phase(r).and_then(|p| p.thd_i_pct)),
+            ),
+            ColumnSpec::optional(
+                format!("v_under_{tag}_pct"),
+                f64_col(move |r| phase(r).and_then(|p| p.v_under_pct)),
+            ),
+            ColumnSpec::optional(
+                format!("v_over_{tag}_pct"),
+                f64_col(move |r| phase(r).and_then(|p| p.v_over_pct)),
             ),
             ColumnSpec::optional(
                 format!("energy_import_{tag}_wh"),

@@ -1,6 +1,8 @@
 //! The optional `harmonics` table: per window and channel, the IEC 61000-4-7
 //! harmonic subgroup magnitudes G_1..G_H as a `List<Float64>` (element 0 is
-//! order 1), with the channel's THD. Rows come from windows computed with
+//! order 1), the interharmonic centred subgroups C_isg,0..C_isg,H−1 as
+//! another (element h lies between harmonics h and h + 1), with the
+//! channel's THD. Rows come from windows computed with
 //! `keep_harmonic_subgroups` on; other windows add nothing.
 
 use arrow::datatypes::SchemaRef;
@@ -37,6 +39,8 @@ pub struct HarmonicRow {
     pub thd_pct: Option<f64>,
     /// G_1..G_H, RMS in `unit`.
     pub subgroups: Vec<f64>,
+    /// C_isg,0..C_isg,H−1, RMS in `unit` (empty below 4 cycles per window).
+    pub interharmonic_subgroups: Vec<f64>,
 }
 
 impl DeviceRow for HarmonicRow {
@@ -52,8 +56,9 @@ pub fn rows_of_window(window: &WindowRow) -> Vec<HarmonicRow> {
     m.harmonic_subgroups
         .iter()
         .zip(layout)
-        .filter(|(subgroups, _)| !subgroups.is_empty())
-        .map(|(subgroups, channel)| {
+        .enumerate()
+        .filter(|(_, (subgroups, _))| !subgroups.is_empty())
+        .map(|(c, (subgroups, channel))| {
             let phase = m.phases[channel.phase.index()];
             let (quantity, thd_pct) = match channel.quantity {
                 Quantity::Voltage => ("voltage", phase.and_then(|p| p.thd_v_pct)),
@@ -76,6 +81,11 @@ pub fn rows_of_window(window: &WindowRow) -> Vec<HarmonicRow> {
                 harmonic_orders: m.harmonic_orders,
                 thd_pct,
                 subgroups: subgroups.clone(),
+                interharmonic_subgroups: m
+                    .interharmonic_subgroups
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_default(),
             }
         })
         .collect()
@@ -111,6 +121,10 @@ pub(crate) fn spec() -> TableSpec<HarmonicRow> {
         ColumnSpec::required(
             "subgroups",
             ColumnValues::ListFloat64(|r: &HarmonicRow| Some(&r.subgroups)),
+        ),
+        ColumnSpec::required(
+            "interharmonic_subgroups",
+            ColumnValues::ListFloat64(|r: &HarmonicRow| Some(&r.interharmonic_subgroups)),
         ),
     ]);
     TableSpec::new(TABLE, columns)

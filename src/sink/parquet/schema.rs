@@ -31,6 +31,7 @@ pub mod keys {
     pub const PIPELINE: &str = "meterflow.pipeline";
     pub const THD_MAX_ORDER: &str = "meterflow.thd_max_order";
     pub const HARMONIC_GROUPING: &str = "meterflow.harmonic_grouping";
+    pub const INTERHARMONIC_GROUPING: &str = "meterflow.interharmonic_grouping";
     pub const NOMINAL_FREQUENCY_HZ: &str = "meterflow.nominal_frequency_hz";
     pub const MEASURES: &str = "meterflow.measures";
 }
@@ -38,6 +39,9 @@ pub mod keys {
 /// How THD values are computed, recorded next to H in the metadata (the
 /// engine's own description, so the two cannot disagree).
 pub const HARMONIC_GROUPING: &str = crate::dsp::harmonics::GROUPING;
+
+/// How the interharmonic subgroups of the `harmonics` table are formed.
+pub const INTERHARMONIC_GROUPING: &str = crate::dsp::harmonics::INTERHARMONIC_GROUPING;
 
 /// The timestamp type of every time column.
 pub fn utc_timestamp() -> DataType {
@@ -88,6 +92,10 @@ pub fn file_metadata(
         kv.push(KeyValue::new(
             keys::HARMONIC_GROUPING.into(),
             HARMONIC_GROUPING.to_string(),
+        ));
+        kv.push(KeyValue::new(
+            keys::INTERHARMONIC_GROUPING.into(),
+            INTERHARMONIC_GROUPING.to_string(),
         ));
         kv.push(KeyValue::new(
             keys::NOMINAL_FREQUENCY_HZ.into(),
