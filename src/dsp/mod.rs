@@ -16,6 +16,7 @@ pub mod harmonics;
 pub mod latch;
 pub mod metrics;
 pub mod pool;
+pub mod pq;
 mod sums;
 pub mod synthetic;
 pub mod window;
@@ -53,6 +54,9 @@ pub struct EngineConfig {
     /// Below this filtered fundamental peak, V, the reference voltage is
     /// treated as absent: no zero crossings, fixed flagged windows.
     pub min_reference_peak_v: f64,
+    /// `[dsp.pq]`: half-cycle RMS and dip/swell/interruption/RVC detection,
+    /// PQ-flagged windows; absent = off.
+    pub pq: Option<pq::PqConfig>,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +68,7 @@ impl Default for EngineConfig {
             keep_harmonic_subgroups: false,
             emit_cycle_frequency: false,
             min_reference_peak_v: 10.0,
+            pq: None,
         }
     }
 }
@@ -97,6 +102,10 @@ impl EngineConfig {
         }
         if !(self.min_reference_peak_v.is_finite() && self.min_reference_peak_v >= 0.0) {
             return Err(EngineError::BadConfig("min_reference_peak_v must be >= 0"));
+        }
+        if let Some(pq) = &self.pq {
+            pq.validate()
+                .map_err(|e| EngineError::BadPqConfig(e.to_string()))?;
         }
         Ok(())
     }
