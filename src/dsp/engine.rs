@@ -331,9 +331,7 @@ impl WaveformEngine {
 }
 
 /// Hands the PQ detector's outputs on as engine outputs.
-fn pq_sink<'s>(
-    sink: &'s mut dyn FnMut(EngineOutput<'_>),
-) -> impl FnMut(PqOutput<'_>) + 's {
+fn pq_sink<'s>(sink: &'s mut dyn FnMut(EngineOutput<'_>)) -> impl FnMut(PqOutput<'_>) + 's {
     move |output| match output {
         PqOutput::Event(event) => sink(EngineOutput::PqEvent(event)),
         PqOutput::HalfCycle(value) => sink(EngineOutput::HalfCycle(value)),

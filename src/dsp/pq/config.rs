@@ -59,7 +59,10 @@ impl PqConfig {
             ("udin_v", self.udin_v),
             ("dip_threshold_pct", self.dip_threshold_pct),
             ("swell_threshold_pct", self.swell_threshold_pct),
-            ("interruption_threshold_pct", self.interruption_threshold_pct),
+            (
+                "interruption_threshold_pct",
+                self.interruption_threshold_pct,
+            ),
             ("hysteresis_pct", self.hysteresis_pct),
             ("rvc_threshold_pct", self.rvc_threshold_pct),
             ("rvc_hysteresis_pct", self.rvc_hysteresis_pct),

@@ -39,6 +39,11 @@ impl CycleClock {
         }
     }
 
+    /// Nominal period, samples.
+    pub fn nominal_period(&self) -> f64 {
+        self.nominal
+    }
+
     /// Starts afresh at `origin` (after a gap): no tick before it.
     pub fn restart(&mut self, origin: f64) {
         self.last = None;
@@ -81,8 +86,7 @@ impl CycleClock {
             if spacing < MIN_SPACING * self.period {
                 return;
             }
-            if !last.extrapolated && (0.8 * self.nominal..=1.25 * self.nominal).contains(&spacing)
-            {
+            if !last.extrapolated && (0.8 * self.nominal..=1.25 * self.nominal).contains(&spacing) {
                 self.period = spacing;
             }
         }

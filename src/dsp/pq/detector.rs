@@ -141,6 +141,8 @@ impl Machines {
 #[derive(Debug, Clone)]
 pub struct PqDetector {
     voltage: [Option<usize>; 3],
+    /// Phase of the reference voltage (the first present).
+    reference: usize,
     cycle_clock: CycleClock,
     calculator: HalfCycleCalculator,
     machines: Machines,
@@ -172,6 +174,7 @@ impl PqDetector {
         let present = voltage.map(|v| v.is_some());
         Ok(PqDetector {
             voltage,
+            reference: present.iter().position(|&p| p).unwrap_or(0),
             cycle_clock: CycleClock::new(rate, nominal_hz, first_index as f64),
             calculator: HalfCycleCalculator::new(present, first_index),
             machines: Machines {
@@ -220,8 +223,14 @@ impl PqDetector {
         self.calculator.append(&voltages);
         self.ticks.clear();
         let ticks = &mut self.ticks;
+        let reach = self.cycle_clock.nominal_period() / 8.0;
         for &crossing in crossings {
-            self.cycle_clock.on_crossing(crossing, &mut |t| ticks.push(t));
+            let crossing = self
+                .calculator
+                .raw_crossing(self.reference, crossing, reach)
+                .unwrap_or(crossing);
+            self.cycle_clock
+                .on_crossing(crossing, &mut |t| ticks.push(t));
         }
         self.cycle_clock.advance_to(horizon, &mut |t| ticks.push(t));
         for &tick in &self.ticks {
@@ -261,7 +270,12 @@ impl PqDetector {
     /// once `end <= known_until()`. Spans ending before `start` are
     /// forgotten, so ask in increasing order.
     pub fn overlaps_event(&mut self, start: f64, end: f64) -> bool {
-        while self.machines.closed.front().is_some_and(|&(_, e)| e <= start) {
+        while self
+            .machines
+            .closed
+            .front()
+            .is_some_and(|&(_, e)| e <= start)
+        {
             self.machines.closed.pop_front();
         }
         self.machines.overlaps(start, end)

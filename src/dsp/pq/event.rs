@@ -142,12 +142,7 @@ impl BitOrAssign for PqEventFlags {
 
 impl fmt::Debug for PqEventFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 4] = [
-            "OPEN_AT_START",
-            "OPEN_AT_END",
-            "GAP",
-            "EXTRAPOLATED_TIMING",
-        ];
+        const NAMES: [&str; 4] = ["OPEN_AT_START", "OPEN_AT_END", "GAP", "EXTRAPOLATED_TIMING"];
         let names: Vec<&str> = NAMES
             .iter()
             .enumerate()

@@ -27,19 +27,27 @@ pub struct CycleValue {
 struct Half {
     start: f64,
     sums: [f64; 3],
-    counts: [u32; 3],
+    /// Σ weights of the finite samples, samples.
+    weights: [f64; 3],
     extrapolated: bool,
 }
 
 /// Streaming `Urms(1/2)` of up to three voltage channels.
+///
+/// Sample n stands for positions [n − 0.5, n + 0.5) (the window convention):
+/// a boundary splits its sample's square between the two halves it
+/// separates, so a half's sum is an exact integral of the held samples and
+/// a value's mean square is its sum over its duration.
 #[derive(Debug, Clone)]
 pub struct HalfCycleCalculator {
     present: [bool; 3],
-    /// Unconsumed (and some consumed) samples per phase, from `buffer_start`.
+    /// Samples per phase from `buffer_start`.
     buffers: [Vec<f32>; 3],
     buffer_start: u64,
-    /// Samples at the front of the buffers already summed.
-    consumed: usize,
+    /// Buffer offset of the sample holding `at`; earlier ones are used up.
+    cursor: usize,
+    /// Position of the last boundary summed to.
+    at: f64,
     origin: f64,
     previous: Option<Tick>,
     /// Second half of the previous cycle: the first half of the next value.
@@ -53,7 +61,8 @@ impl HalfCycleCalculator {
             present,
             buffers: Default::default(),
             buffer_start: first_index,
-            consumed: 0,
+            cursor: 0,
+            at: first_index as f64,
             origin: first_index as f64,
             previous: None,
             half: None,
@@ -66,7 +75,8 @@ impl HalfCycleCalculator {
             buffer.clear();
         }
         self.buffer_start = first_index;
-        self.consumed = 0;
+        self.cursor = 0;
+        self.at = first_index as f64;
         self.origin = first_index as f64;
         self.previous = None;
         self.half = None;
@@ -81,19 +91,20 @@ impl HalfCycleCalculator {
         }
     }
 
-    /// Appends the next samples (per phase; absent phases are ignored).
-    /// `first_index` must follow the previous samples.
+    /// Appends the next samples (per phase; absent phases are ignored),
+    /// which follow the previous ones without a gap.
     pub fn append(&mut self, channels: &[&[f32]; 3]) {
-        let len = self.buffers.iter().map(Vec::len).max().unwrap_or(0);
-        if self.consumed >= COMPACT_AT || (self.consumed > 0 && 2 * self.consumed >= len) {
+        let len = self.len();
+        if self.cursor >= COMPACT_AT || (self.cursor > 0 && 2 * self.cursor >= len) {
             for buffer in &mut self.buffers {
-                let drop = self.consumed.min(buffer.len());
+                let drop = self.cursor.min(buffer.len());
                 buffer.drain(..drop);
             }
-            self.buffer_start += self.consumed as u64;
-            self.consumed = 0;
+            self.buffer_start += self.cursor as u64;
+            self.cursor = 0;
         }
-        for ((buffer, samples), &present) in self.buffers.iter_mut().zip(channels).zip(&self.present)
+        for ((buffer, samples), &present) in
+            self.buffers.iter_mut().zip(channels).zip(&self.present)
         {
             if present {
                 buffer.extend_from_slice(samples);
@@ -105,7 +116,8 @@ impl HalfCycleCalculator {
     /// of their start.
     pub fn on_tick(&mut self, tick: Tick, out: &mut impl FnMut(&CycleValue)) {
         let Some(previous) = self.previous else {
-            self.skip_to(tick.position);
+            self.at = tick.position;
+            self.cursor = self.offset_of(tick.position);
             self.previous = Some(tick);
             return;
         };
@@ -117,7 +129,7 @@ impl HalfCycleCalculator {
             out(&CycleValue {
                 start: half.start,
                 end: middle,
-                rms: rms(&half.sums, &half.counts, &first.0, &first.1, &self.present),
+                rms: rms(&half.sums, &half.weights, &first.0, &first.1, &self.present),
                 extrapolated: half.extrapolated || extrapolated,
             });
         }
@@ -130,50 +142,105 @@ impl HalfCycleCalculator {
         self.half = Some(Half {
             start: middle,
             sums: second.0,
-            counts: second.1,
+            weights: second.1,
             extrapolated,
         });
         self.previous = Some(tick);
     }
 
-    /// Buffer offset of the first sample at or after `position`.
-    fn offset_of(&self, position: f64) -> usize {
-        let len = self.buffers.iter().map(Vec::len).max().unwrap_or(0);
-        let index = position.ceil().max(0.0) as u64;
-        (index.saturating_sub(self.buffer_start) as usize).clamp(self.consumed, len)
-    }
-
-    fn skip_to(&mut self, position: f64) {
-        self.consumed = self.offset_of(position);
-    }
-
-    /// Sums of squares and counts of the samples up to `position`.
-    fn sum_to(&mut self, position: f64) -> ([f64; 3], [u32; 3]) {
-        let end = self.offset_of(position);
-        let mut sums = [0.0; 3];
-        let mut counts = [0u32; 3];
-        for k in 0..3 {
-            if let Some(samples) = self.buffers[k].get(self.consumed..end) {
-                (sums[k], counts[k]) = sum_squares(samples);
+    /// The one positive-going zero crossing of phase `k`'s samples within
+    /// `reach` of `position` (linear interpolation), if there is exactly one.
+    ///
+    /// The crossing detector's filter spans 1.5 cycles, so an amplitude step
+    /// moves its crossings by up to ~10°; the raw crossing does not move, and
+    /// cycles between raw crossings stay one period long on every phase.
+    pub fn raw_crossing(&self, k: usize, position: f64, reach: f64) -> Option<f64> {
+        let samples = self.buffers.get(k)?;
+        let (low, high) = ((position - reach).ceil(), (position + reach).floor());
+        if !(low >= self.buffer_start as f64 && high >= low) {
+            return None;
+        }
+        // Sample indices, exact in f64: the result does not depend on the buffer.
+        let (low, high) = (low as u64, high as u64);
+        let first = (low - self.buffer_start) as usize;
+        let last = (high - self.buffer_start) as usize;
+        let pairs = samples.get(first..=last)?;
+        let mut found = None;
+        for (n, pair) in (low..).zip(pairs.windows(2)) {
+            if pair[0] < 0.0 && pair[1] >= 0.0 {
+                if found.is_some() {
+                    return None;
+                }
+                let fraction = f64::from(-pair[0]) / f64::from(pair[1] - pair[0]);
+                found = Some(n as f64 + fraction);
             }
         }
-        self.consumed = end;
-        (sums, counts)
+        found
+    }
+
+    fn len(&self) -> usize {
+        self.buffers.iter().map(Vec::len).max().unwrap_or(0)
+    }
+
+    /// Buffer offset of the sample holding `position`, within the buffer.
+    fn offset_of(&self, position: f64) -> usize {
+        let index = (position + 0.5).floor().max(0.0) as u64;
+        let last = self.len().saturating_sub(1);
+        (index.saturating_sub(self.buffer_start) as usize).clamp(self.cursor.min(last), last)
+    }
+
+    /// Weighted sums of squares and weights from the last boundary to `position`.
+    fn sum_to(&mut self, position: f64) -> ([f64; 3], [f64; 3]) {
+        let end = self.offset_of(position);
+        let first = self.cursor;
+        let head = (self.buffer_start + first as u64) as f64 + 0.5 - self.at;
+        let tail = position - ((self.buffer_start + end as u64) as f64 - 0.5);
+        let mut sums = [0.0; 3];
+        let mut weights = [0.0; 3];
+        for k in 0..3 {
+            let samples = &self.buffers[k];
+            let (Some(&x0), Some(&x1)) = (samples.get(first), samples.get(end)) else {
+                continue;
+            };
+            let (mut sum, mut weight) = (0.0, 0.0);
+            let mut add = |x: f32, w: f64| {
+                if x.is_finite() && w > 0.0 {
+                    sum += w * f64::from(x) * f64::from(x);
+                    weight += w;
+                }
+            };
+            if end == first {
+                add(x0, position - self.at);
+            } else {
+                add(x0, head);
+                add(x1, tail);
+                if let Some(middle) = samples.get(first + 1..end) {
+                    let (s, n) = sum_squares(middle);
+                    sum += s;
+                    weight += f64::from(n);
+                }
+            }
+            sums[k] = sum;
+            weights[k] = weight;
+        }
+        self.cursor = end;
+        self.at = position;
+        (sums, weights)
     }
 }
 
 /// Per-phase RMS of two halves together; NaN where there is nothing.
 fn rms(
     sums_a: &[f64; 3],
-    counts_a: &[u32; 3],
+    weights_a: &[f64; 3],
     sums_b: &[f64; 3],
-    counts_b: &[u32; 3],
+    weights_b: &[f64; 3],
     present: &[bool; 3],
 ) -> [f64; 3] {
     std::array::from_fn(|k| {
-        let count = counts_a[k] + counts_b[k];
-        if present[k] && count > 0 {
-            ((sums_a[k] + sums_b[k]) / f64::from(count)).sqrt()
+        let weight = weights_a[k] + weights_b[k];
+        if present[k] && weight > 0.0 {
+            ((sums_a[k] + sums_b[k]) / weight).sqrt()
         } else {
             f64::NAN
         }
@@ -216,7 +283,8 @@ mod tests {
         let mut calc = HalfCycleCalculator::new([true, false, false], 0);
         calc.append(&[&samples, &[], &[]]);
         let mut values = Vec::new();
-        for c in [0.0, 160.0, 320.0, 480.0] {
+        // Boundaries between samples: each half holds whole samples.
+        for c in [-0.5, 159.5, 319.5, 479.5] {
             let tick = Tick {
                 position: c,
                 extrapolated: false,
@@ -224,13 +292,13 @@ mod tests {
             calc.on_tick(tick, &mut |v| values.push(*v));
         }
         let starts: Vec<f64> = values.iter().map(|v| v.start).collect();
-        assert_eq!(starts, vec![0.0, 80.0, 160.0, 240.0, 320.0]);
+        assert_eq!(starts, vec![-0.5, 79.5, 159.5, 239.5, 319.5]);
         let expect = |a: f64, b: f64| ((a * a + b * b) / 2.0).sqrt();
         assert_eq!(values[0].rms[0], expect(1.0, 2.0));
         assert_eq!(values[1].rms[0], expect(2.0, 3.0));
         assert_eq!(values[4].rms[0], expect(5.0, 6.0));
         assert!(values[0].rms[1].is_nan());
-        assert_eq!(calc.known_until(), 400.0);
+        assert_eq!(calc.known_until(), 399.5);
     }
 
     #[test]

@@ -200,7 +200,12 @@ impl RvcDetector {
 
 /// Folds `value` into the candidate; true if some channel departs from its
 /// mean before by more than `threshold`.
-fn update(candidate: &mut Candidate, value: &CycleValue, threshold: f64, present: [bool; 3]) -> bool {
+fn update(
+    candidate: &mut Candidate,
+    value: &CycleValue,
+    threshold: f64,
+    present: [bool; 3],
+) -> bool {
     let mut departed = false;
     for k in (0..3).filter(|&k| present[k]) {
         let delta = (value.rms[k] - candidate.mean_before[k]).abs();

@@ -53,7 +53,12 @@ pub struct ThresholdDetector {
 
 impl ThresholdDetector {
     pub fn dip(config: &PqConfig) -> Self {
-        Self::with(PqEventKind::Dip, Rule::Below, config.dip_threshold_pct, config)
+        Self::with(
+            PqEventKind::Dip,
+            Rule::Below,
+            config.dip_threshold_pct,
+            config,
+        )
     }
 
     pub fn swell(config: &PqConfig) -> Self {
@@ -227,6 +232,9 @@ mod tests {
         // 7 % of 230 V = 16.1 V is threshold + hysteresis.
         assert_eq!(cut.step(&value(160.0, [0.5, 16.0, 0.0]), false), None);
         let event = cut.step(&value(240.0, [0.0, 16.2, 0.0]), false);
-        assert_eq!(event.map(|e| (e.start, e.end, e.extreme_v)), Some((80.0, 240.0, 0.0)));
+        assert_eq!(
+            event.map(|e| (e.start, e.end, e.extreme_v)),
+            Some((80.0, 240.0, 0.0))
+        );
     }
 }
