@@ -19,8 +19,9 @@ use crate::dsp::metrics::ChannelMap;
 use crate::wire::layout::Measures;
 
 /// Closed events remembered for window flagging: windows lag the detector
-/// by about one window, far fewer events than this fit in that time.
-const MAX_REMEMBERED: usize = 256;
+/// by about one window plus two cycles, far fewer events than this (each
+/// lasts at least half a cycle) fit in that time.
+const MAX_REMEMBERED: usize = 64;
 
 /// What the detector hands out; borrowed values are reused for the next one.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -188,7 +189,7 @@ impl PqDetector {
                 interruption: ThresholdDetector::interruption(config),
                 rvc: RvcDetector::new(config, present, nominal_hz),
                 first: true,
-                closed: VecDeque::new(),
+                closed: VecDeque::with_capacity(MAX_REMEMBERED),
                 event: empty_event(),
                 half_cycle: HalfCycleRms {
                     start_unix_ns: 0,
