@@ -14,6 +14,7 @@ use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::dsp::{DeviceEngine, EngineConfig, OwnedOutput, WindowFlags, WindowMetrics};
 use meterflow::meter::disturbance::{self, Disturbance};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::pipeline::PipelineConfig;
 use meterflow::wire::{Measures, SampleBlock};
 
 const START_NS: i64 = 1_700_000_000_000_000_000;
@@ -560,4 +561,22 @@ fn configs_parse_with_their_keys_and_refuse_unknown_ones() {
     let both = "[[disturbances]]\nat_s = 1.5\nlevel_pct = 40\nlevel_v = 3\n";
     let signal: SignalConfig = toml::from_str(both).unwrap_or_else(|e| panic!("{e}"));
     assert!(signal.validate().is_err());
+
+    // Both reach a pipeline file: `[dsp.pq]` and a virtual meter's disturbances.
+    let pipeline = r#"
+[source]
+kind = "virtual_meters"
+[[source.meter]]
+[[source.meter.signal.disturbances]]
+at_s = 2.0
+duration_s = 0.2
+level_pct = 40
+[dsp.pq]
+udin_v = 230
+keep_half_cycle = true
+"#;
+    let parsed = PipelineConfig::parse(pipeline).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(parsed.dsp.pq.is_some_and(|pq| pq.keep_half_cycle));
+    let typo = pipeline.replace("udin_v", "udin");
+    assert!(PipelineConfig::parse(&typo).is_err());
 }
