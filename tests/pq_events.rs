@@ -132,15 +132,31 @@ fn assert_volts(got: f64, truth: f64, what: &str) {
 
 #[test]
 fn a_steady_sine_gives_no_event_and_exact_half_cycle_values() {
-    for (f, rate) in [(50.0, 8000), (60.0, 4000), (50.0, 32_000)] {
+    let distorted = [(3, 0.08, 90.0), (5, 0.05, 0.0), (7, 0.03, 45.0)]
+        .map(|(order, magnitude, phase_deg)| Harmonic {
+            order,
+            magnitude,
+            phase_deg,
+        })
+        .to_vec();
+    for (f, rate, harmonics) in [
+        (50.0, 8000, None),
+        (60.0, 4000, None),
+        (50.0, 32_000, None),
+        (50.0, 8000, Some(distorted.clone())),
+        (60.0, 4000, Some(distorted)),
+    ] {
+        let base = signal(f, Vec::new());
         let config = SignalConfig {
             frequency_wander_hz: 0.05,
             frequency_wander_period_s: 2.0,
             voltage_noise_rms_v: 0.3,
-            ..signal(f, Vec::new())
+            voltage_harmonics: harmonics.unwrap_or(base.voltage_harmonics.clone()),
+            ..base
         };
         let run = stream(&blocks(&config, rate, 3.0, 420), f);
         assert_eq!(run.events, Vec::new(), "{f} Hz {rate} Hz");
+        assert!(run.half_cycles.iter().all(|h| !h.extrapolated));
         let truth = config.truth_at(0.0).phases[0].v_rms_v;
         // Two values per cycle, gapless.
         assert!(run.half_cycles.len() as f64 >= 2.0 * f * 3.0 - 6.0);
@@ -204,11 +220,8 @@ fn an_interruption_needs_every_phase_down() {
         assert_eq!(run.of(PqEventKind::Dip).len(), 1);
         let cut = cuts[0];
         assert_within_cycle(cut.start_unix_ns, truth.start_s, f, "interruption start");
-        // The first cycle after the return joins the extrapolated timing to the
-        // real crossings and can be up to 1.5 cycles long: its start (the end
-        // time stamp) is then up to 1.5 cycles early.
         let end_s = truth.end_s.unwrap_or(f64::NAN);
-        assert_within_cycle(cut.end_unix_ns, end_s, f / 1.5, "interruption end");
+        assert_within_cycle(cut.end_unix_ns, end_s, f, "interruption end");
         assert_volts(cut.extreme_v, 0.0, "interruption residual");
         assert_eq!(cut.phases.bits(), 0b111);
         // No crossings meanwhile: the cycle timing ran on.

@@ -75,12 +75,19 @@ impl CycleClock {
         }
     }
 
-    /// A real crossing; call with positions in increasing order.
-    pub fn on_crossing(&mut self, position: f64, out: &mut impl FnMut(Tick)) {
+    /// A real crossing found at `position`, with the raw signal's own
+    /// crossing near it if there is one (`refined`); call in increasing order.
+    /// Coming out of extrapolated timing, a crossing without a raw one is
+    /// the filter's transient after the voltage returned, and is left out.
+    pub fn on_crossing(&mut self, position: f64, refined: Option<f64>, out: &mut impl FnMut(Tick)) {
         if position < self.origin {
             return;
         }
         self.advance_to(position, out);
+        if refined.is_none() && self.last.is_none_or(|last| last.extrapolated) {
+            return;
+        }
+        let position = refined.unwrap_or(position);
         if let Some(last) = self.last {
             let spacing = position - last.position;
             if spacing < MIN_SPACING * self.period {
@@ -109,7 +116,8 @@ mod tests {
         let mut next = 0;
         for &h in horizons {
             while next < crossings.len() && crossings[next] < h {
-                clock.on_crossing(crossings[next], &mut |t| ticks.push(t));
+                let c = crossings[next];
+                clock.on_crossing(c, Some(c), &mut |t| ticks.push(t));
                 next += 1;
             }
             clock.advance_to(h, &mut |t| ticks.push(t));

@@ -226,12 +226,11 @@ impl PqDetector {
         let ticks = &mut self.ticks;
         let reach = self.cycle_clock.nominal_period() / 8.0;
         for &crossing in crossings {
-            let crossing = self
+            let refined = self
                 .calculator
-                .raw_crossing(self.reference, crossing, reach)
-                .unwrap_or(crossing);
+                .raw_crossing(self.reference, crossing, reach);
             self.cycle_clock
-                .on_crossing(crossing, &mut |t| ticks.push(t));
+                .on_crossing(crossing, refined, &mut |t| ticks.push(t));
         }
         self.cycle_clock.advance_to(horizon, &mut |t| ticks.push(t));
         for &tick in &self.ticks {
