@@ -593,3 +593,42 @@ keep_half_cycle = true
     let typo = pipeline.replace("udin_v", "udin");
     assert!(PipelineConfig::parse(&typo).is_err());
 }
+
+#[test]
+fn with_pq_the_engine_keeps_its_windows_through_gaps_and_the_stream_end() {
+    let signal = busy_signal();
+    let with_pq = EngineConfig {
+        pq: Some(PqConfig::default()),
+        ..EngineConfig::default()
+    };
+    // Samples 5200..5600 (inside the swell) and 12_000..12_400 lost.
+    let gappy = |chunk: usize| -> Vec<SampleBlock> {
+        let mut parts = blocks(&signal, 8000, 2.5, 400);
+        parts.remove(30);
+        parts.remove(13);
+        parts
+            .iter()
+            .flat_map(|p| split_block(p, &mut std::iter::repeat(chunk)))
+            .collect()
+    };
+    let plain = windows(&engine_run(&gappy(400), &EngineConfig::default()));
+    let reference = engine_run(&gappy(400), &with_pq);
+    let flagged = windows(&reference);
+    assert_eq!(flagged.len(), plain.len());
+    for (w, p) in flagged.iter().zip(&plain) {
+        let mut unflagged = w.clone();
+        unflagged.flags = WindowFlags::from_bits(w.flags.bits() & !WindowFlags::PQ_EVENT.bits());
+        assert_eq!(&unflagged, p);
+    }
+    assert!(flagged
+        .iter()
+        .any(|w| w.flags.contains(WindowFlags::PQ_EVENT)));
+    let gap_closed = reference
+        .iter()
+        .any(|o| matches!(o, OwnedOutput::PqEvent(e) if e.flags.contains(PqEventFlags::GAP)));
+    assert!(gap_closed, "the swell is cut by the gap");
+    for chunk in [7, 42] {
+        let outputs = engine_run(&gappy(chunk), &with_pq);
+        assert_eq!(windows(&outputs), flagged, "chunk {chunk}");
+    }
+}
