@@ -6,6 +6,8 @@
 //! [`DeviceEngine`] in order; it finds zero crossings, cuts windows, computes
 //! [`WindowMetrics`] and keeps energy counters. [`EnginePool`] runs many
 //! devices on worker threads; [`aggregate`] folds windows into intervals.
+//! With `[dsp.pq]` the engine also runs [`pq`]: half-cycle RMS, dips,
+//! swells, interruptions and RVCs, and flags windows that overlap them.
 
 pub mod aggregate;
 mod complex_ops;
