@@ -7,6 +7,7 @@
 //! is configured, [`PqStream`] runs it on its own.
 
 mod config;
+mod counts;
 mod cycle_clock;
 mod detector;
 mod event;
@@ -17,6 +18,7 @@ mod stream;
 mod voltage_events;
 
 pub use config::{PqConfig, PqConfigError};
+pub use counts::PqEventCounts;
 pub use detector::{PqDetector, PqError, PqOutput};
 pub use event::{HalfCycleRms, PhaseSet, PqEvent, PqEventFlags, PqEventKind};
 pub use stream::PqStream;
