@@ -63,7 +63,7 @@ fn run(
     let mut sink = |o: EngineOutput<'_>| match o {
         EngineOutput::Window(w) => windows.push(w.clone()),
         EngineOutput::TenSecondFrequency(f) => tens.push(f),
-        EngineOutput::Latch(_) | EngineOutput::Cycle(_) => {}
+        _ => {}
     };
     engine
         .push_block(&block, &mut sink)

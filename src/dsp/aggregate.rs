@@ -63,6 +63,8 @@ pub struct Aggregate {
     pub windows: u32,
     /// Windows carrying any flag.
     pub flagged_windows: u32,
+    /// Windows flagged for overlapping a dip, swell or interruption.
+    pub pq_flagged_windows: u32,
     pub phases: [Option<PhaseAggregate>; 3],
     pub p_total_w: Stat,
     pub q1_total_var: Stat,
@@ -143,6 +145,7 @@ pub struct AggregateAccumulator {
     end: i64,
     windows: u32,
     flagged: u32,
+    pq_flagged: u32,
     phases: [Option<PhaseRunning>; 3],
     p: Running,
     q1: Running,
@@ -180,6 +183,9 @@ impl AggregateAccumulator {
         self.windows += 1;
         if !w.flags.is_clean() {
             self.flagged += 1;
+        }
+        if w.flags.contains(WindowFlags::PQ_EVENT) {
+            self.pq_flagged += 1;
         }
         if w.flags.contains(WindowFlags::INVALID_SAMPLES) {
             return;
@@ -254,6 +260,7 @@ impl AggregateAccumulator {
             end_unix_ns: end,
             windows: self.windows,
             flagged_windows: self.flagged,
+            pq_flagged_windows: self.pq_flagged,
             phases,
             p_total_w: self.p.mean().unwrap_or_default(),
             q1_total_var: self.q1.mean().unwrap_or_default(),

@@ -12,6 +12,7 @@ use super::frequency::{
 };
 use super::latch::{check_block, LatchEngine, LatchWindow};
 use super::metrics::{ChannelMap, WindowCalculator, WindowMetrics};
+use super::pq::{HalfCycleRms, PqDetector, PqEvent, PqOutput};
 use super::window::{WindowAssembler, WindowFlags, WindowSpan};
 use super::zero_crossing::ZeroCrossingDetector;
 use super::EngineConfig;
@@ -23,6 +24,8 @@ use crate::wire::SampleBlock;
 pub enum EngineError {
     #[error("invalid engine configuration: {0}")]
     BadConfig(&'static str),
+    #[error("invalid power-quality configuration: {0}")]
+    BadPqConfig(String),
     #[error("sampling rate must be at least 1 Hz")]
     ZeroRate,
     #[error("block starts at sample {got}, before the expected {expected}")]
@@ -45,6 +48,10 @@ pub enum EngineOutput<'a> {
     TenSecondFrequency(TenSecondFrequency),
     /// Only with `emit_cycle_frequency`.
     Cycle(CycleFrequency),
+    /// Only with `[dsp.pq]`: a dip, swell, interruption or RVC, when it ends.
+    PqEvent(&'a PqEvent),
+    /// Only with `[dsp.pq]` and `keep_half_cycle`.
+    HalfCycle(&'a HalfCycleRms),
 }
 
 impl EngineOutput<'_> {
@@ -55,6 +62,8 @@ impl EngineOutput<'_> {
             EngineOutput::Latch(w) => OwnedOutput::Latch(Box::new(w.clone())),
             EngineOutput::TenSecondFrequency(f) => OwnedOutput::TenSecondFrequency(f),
             EngineOutput::Cycle(c) => OwnedOutput::Cycle(c),
+            EngineOutput::PqEvent(e) => OwnedOutput::PqEvent(*e),
+            EngineOutput::HalfCycle(h) => OwnedOutput::HalfCycle(*h),
         }
     }
 }
@@ -66,6 +75,8 @@ pub enum OwnedOutput {
     Latch(Box<LatchWindow>),
     TenSecondFrequency(TenSecondFrequency),
     Cycle(CycleFrequency),
+    PqEvent(PqEvent),
+    HalfCycle(HalfCycleRms),
 }
 
 /// Engine for waveform layouts (`v,i,v,i,v,i`, `v,i`, `v,i_Lx`).
@@ -90,6 +101,9 @@ pub struct WaveformEngine {
     frequencies: Vec<TenSecondFrequency>,
     metrics: WindowMetrics,
     energy: EnergyCounters,
+    /// With `[dsp.pq]`; windows then wait until it knows every event they
+    /// could overlap (about two cycles).
+    pq: Option<Box<PqDetector>>,
 }
 
 impl WaveformEngine {
@@ -113,6 +127,13 @@ impl WaveformEngine {
             rate,
         };
         let present = [0, 1, 2].map(|k| map.voltage[k].is_some() && map.current[k].is_some());
+        let pq = match &config.pq {
+            Some(pq) => Some(Box::new(
+                PqDetector::new(pq, measures, rate, nominal, start_unix_ns, 0)
+                    .map_err(|e| EngineError::BadPqConfig(e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(WaveformEngine {
             measures,
             rate,
@@ -139,6 +160,7 @@ impl WaveformEngine {
             frequencies: Vec::new(),
             metrics: WindowMetrics::default(),
             energy: EnergyCounters::new(present),
+            pq,
         })
     }
 
@@ -174,6 +196,11 @@ impl WaveformEngine {
                 let start = if resumed { first - 0.5 } else { first };
                 self.assembler.restart(start, flags);
                 self.buffer_start = block.first_index;
+                if let Some(pq) = &mut self.pq {
+                    // Nothing is open yet: this only moves the start.
+                    let start = block.first_index;
+                    pq.on_gap(start as f64 - 0.5, start, &mut pq_sink(sink));
+                }
             }
             Some(expected) if block.first_index < expected => {
                 return Err(EngineError::OutOfOrder {
@@ -190,6 +217,10 @@ impl WaveformEngine {
                 self.ten_seconds.on_gap();
                 if let Some(cycles) = &mut self.cycles {
                     cycles.on_gap();
+                }
+                if let Some(pq) = &mut self.pq {
+                    let data_end = expected as f64 - 0.5;
+                    pq.on_gap(data_end, block.first_index, &mut pq_sink(sink));
                 }
                 self.emit_spans(sink);
                 self.detector.reset();
@@ -224,6 +255,14 @@ impl WaveformEngine {
         }
         // Crossings before `horizon` are all known (the filter lags by its delay).
         let horizon = end as f64 - 2.0 - self.detector.delay_samples();
+        if let Some(pq) = &mut self.pq {
+            let mut slices: [&[f32]; 6] = [&[]; 6];
+            for (slot, channel) in slices.iter_mut().zip(&block.channels) {
+                *slot = channel;
+            }
+            let channels = &slices[..block.channels.len().min(6)];
+            pq.push(channels, &self.crossings, horizon, &mut pq_sink(sink));
+        }
         self.assembler.advance_to(horizon, &mut self.spans);
         self.emit_spans(sink);
         self.trim_buffer();
@@ -235,6 +274,9 @@ impl WaveformEngine {
         if let Some(end) = self.next_index {
             self.assembler.finish(end as f64 - 0.5, &mut self.spans);
             self.ten_seconds.finish(&mut self.frequencies);
+            if let Some(pq) = &mut self.pq {
+                pq.finish(end as f64 - 0.5, &mut pq_sink(sink));
+            }
             self.emit_spans(sink);
             self.trim_buffer();
         }
@@ -250,10 +292,23 @@ impl WaveformEngine {
         }
         let channels = &slices[..self.buffer.len().min(6)];
         let offset = self.buffer_start as f64;
-        for span in self.spans.drain(..) {
+        let ready = match &self.pq {
+            Some(pq) => {
+                let known = pq.known_until();
+                self.spans.partition_point(|s| s.end <= known)
+            }
+            None => self.spans.len(),
+        };
+        for span in self.spans.drain(..ready) {
             self.calculator
                 .compute(channels, offset, &span, &mut self.metrics);
             let m = &mut self.metrics;
+            // After `compute`: the flag must not change how the window is computed.
+            if let Some(pq) = &mut self.pq {
+                if pq.overlaps_event(span.start, span.end) {
+                    m.flags |= WindowFlags::PQ_EVENT;
+                }
+            }
             m.start_unix_ns = self.clock.time_ns(span.start);
             m.end_unix_ns = self.clock.time_ns(span.end);
             let first = span.start.ceil().max(0.0) as u64;
@@ -266,7 +321,10 @@ impl WaveformEngine {
 
     /// Drops samples no later window needs.
     fn trim_buffer(&mut self) {
-        let keep_from = (self.assembler.current_start() + 0.5).floor().max(0.0) as u64;
+        let start = self.assembler.current_start();
+        // Windows waiting for the PQ detector still need their samples.
+        let start = self.spans.first().map_or(start, |s| s.start.min(start));
+        let keep_from = (start + 0.5).floor().max(0.0) as u64;
         let drop = keep_from.saturating_sub(self.buffer_start) as usize;
         let drop = drop.min(self.buffer.first().map_or(0, Vec::len));
         if drop > 0 {
@@ -275,6 +333,14 @@ impl WaveformEngine {
             }
             self.buffer_start += drop as u64;
         }
+    }
+}
+
+/// Hands the PQ detector's outputs on as engine outputs.
+fn pq_sink<'s>(sink: &'s mut dyn FnMut(EngineOutput<'_>)) -> impl FnMut(PqOutput<'_>) + 's {
+    move |output| match output {
+        PqOutput::Event(event) => sink(EngineOutput::PqEvent(event)),
+        PqOutput::HalfCycle(value) => sink(EngineOutput::HalfCycle(value)),
     }
 }
 

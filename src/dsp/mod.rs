@@ -6,6 +6,8 @@
 //! [`DeviceEngine`] in order; it finds zero crossings, cuts windows, computes
 //! [`WindowMetrics`] and keeps energy counters. [`EnginePool`] runs many
 //! devices on worker threads; [`aggregate`] folds windows into intervals.
+//! With `[dsp.pq]` the engine also runs [`pq`]: half-cycle RMS, dips,
+//! swells, interruptions and RVCs, and flags windows that overlap them.
 
 pub mod aggregate;
 mod complex_ops;
@@ -16,6 +18,7 @@ pub mod harmonics;
 pub mod latch;
 pub mod metrics;
 pub mod pool;
+pub mod pq;
 mod sums;
 pub mod synthetic;
 pub mod window;
@@ -56,6 +59,9 @@ pub struct EngineConfig {
     /// Udin: the declared phase-to-neutral supply voltage, V (IEC 61000-4-30);
     /// power-quality thresholds and the under/over deviation are percent of it.
     pub declared_voltage_v: f64,
+    /// `[dsp.pq]`: half-cycle RMS and dip/swell/interruption/RVC detection,
+    /// PQ-flagged windows; absent = off.
+    pub pq: Option<pq::PqConfig>,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +74,7 @@ impl Default for EngineConfig {
             emit_cycle_frequency: false,
             min_reference_peak_v: 10.0,
             declared_voltage_v: 230.0,
+            pq: None,
         }
     }
 }
@@ -104,6 +111,10 @@ impl EngineConfig {
         }
         if !(self.declared_voltage_v.is_finite() && self.declared_voltage_v > 0.0) {
             return Err(EngineError::BadConfig("declared_voltage_v must be > 0"));
+        }
+        if let Some(pq) = &self.pq {
+            pq.validate()
+                .map_err(|e| EngineError::BadPqConfig(e.to_string()))?;
         }
         Ok(())
     }

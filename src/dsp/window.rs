@@ -35,6 +35,8 @@ impl WindowFlags {
     pub const INVALID_SAMPLES: WindowFlags = WindowFlags(1 << 3);
     /// Cut short by the end of the stream.
     pub const TRUNCATED: WindowFlags = WindowFlags(1 << 4);
+    /// Overlaps a voltage dip, swell or interruption (IEC 61000-4-30 §4.7).
+    pub const PQ_EVENT: WindowFlags = WindowFlags(1 << 5);
 
     pub fn bits(self) -> u8 {
         self.0
@@ -69,12 +71,13 @@ impl BitOrAssign for WindowFlags {
 
 impl fmt::Debug for WindowFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 5] = [
+        const NAMES: [&str; 6] = [
             "GAP",
             "NO_ZERO_CROSSING",
             "RESYNC",
             "INVALID_SAMPLES",
             "TRUNCATED",
+            "PQ_EVENT",
         ];
         let names: Vec<&str> = NAMES
             .iter()

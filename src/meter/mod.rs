@@ -3,6 +3,7 @@
 pub mod capture;
 pub mod command_port;
 pub mod dial_in;
+pub mod disturbance;
 pub mod firmware;
 pub mod fleet;
 pub mod pacing;

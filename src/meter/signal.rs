@@ -18,6 +18,7 @@ use std::f64::consts::{SQRT_2, TAU};
 
 use serde::{Deserialize, Serialize};
 
+use super::disturbance::{self, Disturbance};
 use crate::wire::layout::{Measures, Phase, Quantity, MAX_WAVEFORM_RATE};
 
 /// Highest harmonic order accepted (IEC 61557-12 goes to 50; leave headroom
@@ -98,6 +99,8 @@ pub struct SignalConfig {
     pub current_noise_rms_a: f64,
     /// Load changes over time, in any order (ties apply in list order).
     pub load_steps: Vec<LoadStep>,
+    /// Voltage dips, swells, interruptions and steps per phase.
+    pub disturbances: Vec<Disturbance>,
     /// Seed of the noise; (seed, sample index) fully determine it.
     pub seed: u64,
 }
@@ -120,6 +123,7 @@ impl Default for SignalConfig {
             voltage_noise_rms_v: 0.0,
             current_noise_rms_a: 0.0,
             load_steps: Vec::new(),
+            disturbances: Vec::new(),
             seed: 0,
         }
     }
@@ -140,6 +144,8 @@ pub enum SignalError {
     BadHarmonicOrder { signal: &'static str, order: u32 },
     #[error("{signal} harmonic order {order} is listed twice")]
     DuplicateHarmonic { signal: &'static str, order: u32 },
+    #[error("disturbance {index}: {reason}")]
+    BadDisturbance { index: usize, reason: &'static str },
 }
 
 fn check(
@@ -192,6 +198,8 @@ fn check_harmonics(signal: &'static str, list: &[Harmonic]) -> Result<(), Signal
 struct LoadState {
     current_rms_a: f64,
     angle_deg: f64,
+    /// Per-phase factor on the voltage (disturbances).
+    voltage_scale: [f64; 3],
 }
 
 impl SignalConfig {
@@ -229,7 +237,7 @@ impl SignalConfig {
                 finite("load step current_angle_deg", a)?;
             }
         }
-        Ok(())
+        disturbance::validate(&self.disturbances)
     }
 
     /// Instantaneous frequency at `t_s`, Hz.
@@ -286,6 +294,7 @@ impl SignalConfig {
         LoadState {
             current_rms_a: current.1,
             angle_deg: angle.1,
+            voltage_scale: disturbance::voltage_scale_at(self, t_s),
         }
     }
 
@@ -311,7 +320,7 @@ impl SignalConfig {
     }
 
     fn phase_truth(&self, k: usize, load: LoadState) -> PhaseTruth {
-        let v1 = self.voltage_rms_v * self.voltage_imbalance[k];
+        let v1 = self.voltage_rms_v * self.voltage_imbalance[k] * load.voltage_scale[k];
         let i1 = load.current_rms_a * self.current_imbalance[k];
         let sum_sq = |list: &[Harmonic]| list.iter().map(|h| h.magnitude * h.magnitude).sum();
         let v_h2: f64 = sum_sq(&self.voltage_harmonics);
@@ -726,7 +735,7 @@ impl SignalGenerator {
 
 /// The first sample index whose time n / rate is at or after `t_s`, matching
 /// `truth_at(n / rate)` exactly.
-fn first_index_at_or_after(t_s: f64, rate_f: f64) -> u64 {
+pub(crate) fn first_index_at_or_after(t_s: f64, rate_f: f64) -> u64 {
     let mut n = (t_s * rate_f).ceil().max(0.0) as u64;
     while n > 0 && ((n - 1) as f64 / rate_f) >= t_s {
         n -= 1;
@@ -738,24 +747,21 @@ fn first_index_at_or_after(t_s: f64, rate_f: f64) -> u64 {
 }
 
 /// (start index, load) per segment, ascending; equal starts: the last wins.
+/// A segment starts at each load step and disturbance edge, with the load
+/// in force at its first sample.
 fn segment_loads(config: &SignalConfig, rate_f: f64) -> Vec<(u64, LoadState)> {
-    let mut steps: Vec<&LoadStep> = config.load_steps.iter().collect();
-    steps.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-    let mut load = LoadState {
-        current_rms_a: config.current_rms_a,
-        angle_deg: config.current_angle_deg,
-    };
-    let mut out = vec![(0, load)];
-    for step in steps {
-        if let Some(i) = step.current_rms_a {
-            load.current_rms_a = i;
-        }
-        if let Some(a) = step.current_angle_deg {
-            load.angle_deg = a;
-        }
-        out.push((first_index_at_or_after(step.at_s, rate_f), load));
-    }
-    out
+    let steps = config.load_steps.iter().map(|s| s.at_s);
+    let mut starts: Vec<u64> = steps
+        .chain(disturbance::change_times(&config.disturbances))
+        .map(|t| first_index_at_or_after(t, rate_f))
+        .collect();
+    starts.push(0);
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+        .into_iter()
+        .map(|n| (n, config.load_at(n as f64 / rate_f)))
+        .collect()
 }
 
 fn harmonic_of(list: &[Harmonic], order: u32) -> Option<(f64, f64)> {

@@ -208,7 +208,10 @@ impl Downstream {
         match output {
             EngineOutput::Window(window) => self.window(window),
             EngineOutput::Latch(window) => self.latch(window),
-            EngineOutput::TenSecondFrequency(_) | EngineOutput::Cycle(_) => {}
+            EngineOutput::TenSecondFrequency(_)
+            | EngineOutput::Cycle(_)
+            | EngineOutput::PqEvent(_)
+            | EngineOutput::HalfCycle(_) => {}
         }
     }
 

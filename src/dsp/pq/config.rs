@@ -1,0 +1,164 @@
+//! Settings of the power-quality detector (`[dsp.pq]`): thresholds in
+//! percent of the declared input voltage, per `shared/specs/power-quality.md`.
+
+use serde::{Deserialize, Serialize};
+
+/// Dip, swell, interruption and RVC settings; defaults are the typical values
+/// of IEC 61000-4-30.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PqConfig {
+    /// Declared input voltage `Udin`, phase-to-neutral, V.
+    pub udin_v: f64,
+    /// A dip starts below this, % of Udin.
+    pub dip_threshold_pct: f64,
+    /// A swell starts above this, % of Udin.
+    pub swell_threshold_pct: f64,
+    /// An interruption starts when all channels are below this, % of Udin.
+    pub interruption_threshold_pct: f64,
+    /// Dip, swell and interruption hysteresis, % of Udin.
+    pub hysteresis_pct: f64,
+    /// RVC threshold (distance from the 1-s mean), % of Udin.
+    pub rvc_threshold_pct: f64,
+    /// RVC hysteresis, % of Udin: a steady state needs every value within
+    /// threshold − hysteresis of the mean.
+    pub rvc_hysteresis_pct: f64,
+    /// Also hand out every `Urms(1/2)` value (the opt-in `half_cycle` table).
+    pub keep_half_cycle: bool,
+}
+
+impl Default for PqConfig {
+    fn default() -> Self {
+        PqConfig {
+            udin_v: 230.0,
+            dip_threshold_pct: 90.0,
+            swell_threshold_pct: 110.0,
+            interruption_threshold_pct: 5.0,
+            hysteresis_pct: 2.0,
+            rvc_threshold_pct: 3.0,
+            rvc_hysteresis_pct: 1.5,
+            keep_half_cycle: false,
+        }
+    }
+}
+
+/// A `[dsp.pq]` value that makes detection meaningless.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("dsp.pq.{key} = {value}: must be {rule}")]
+pub struct PqConfigError {
+    pub key: &'static str,
+    pub value: f64,
+    pub rule: &'static str,
+}
+
+impl PqConfig {
+    /// Refuses thresholds that overlap or cannot be met.
+    pub fn validate(&self) -> Result<(), PqConfigError> {
+        let fail = |key, value, rule| Err(PqConfigError { key, value, rule });
+        let finite = [
+            ("udin_v", self.udin_v),
+            ("dip_threshold_pct", self.dip_threshold_pct),
+            ("swell_threshold_pct", self.swell_threshold_pct),
+            (
+                "interruption_threshold_pct",
+                self.interruption_threshold_pct,
+            ),
+            ("hysteresis_pct", self.hysteresis_pct),
+            ("rvc_threshold_pct", self.rvc_threshold_pct),
+            ("rvc_hysteresis_pct", self.rvc_hysteresis_pct),
+        ];
+        for (key, value) in finite {
+            if !value.is_finite() {
+                return fail(key, value, "a finite number");
+            }
+        }
+        if self.udin_v <= 0.0 {
+            return fail("udin_v", self.udin_v, "> 0");
+        }
+        if self.interruption_threshold_pct <= 0.0 {
+            return fail(
+                "interruption_threshold_pct",
+                self.interruption_threshold_pct,
+                "> 0",
+            );
+        }
+        if self.dip_threshold_pct <= self.interruption_threshold_pct {
+            return fail(
+                "dip_threshold_pct",
+                self.dip_threshold_pct,
+                "above interruption_threshold_pct",
+            );
+        }
+        if self.dip_threshold_pct >= 100.0 {
+            return fail("dip_threshold_pct", self.dip_threshold_pct, "< 100");
+        }
+        if self.swell_threshold_pct <= 100.0 {
+            return fail("swell_threshold_pct", self.swell_threshold_pct, "> 100");
+        }
+        if self.hysteresis_pct < 0.0 {
+            return fail("hysteresis_pct", self.hysteresis_pct, ">= 0");
+        }
+        if self.dip_threshold_pct + self.hysteresis_pct >= self.swell_threshold_pct
+            || self.swell_threshold_pct - self.hysteresis_pct <= self.dip_threshold_pct
+        {
+            return fail(
+                "hysteresis_pct",
+                self.hysteresis_pct,
+                "smaller than the gap between dip and swell thresholds",
+            );
+        }
+        if self.rvc_threshold_pct <= 0.0 {
+            return fail("rvc_threshold_pct", self.rvc_threshold_pct, "> 0");
+        }
+        if !(0.0..self.rvc_threshold_pct).contains(&self.rvc_hysteresis_pct) {
+            return fail(
+                "rvc_hysteresis_pct",
+                self.rvc_hysteresis_pct,
+                ">= 0 and below rvc_threshold_pct",
+            );
+        }
+        Ok(())
+    }
+
+    /// `pct` percent of Udin, V.
+    pub fn volts(&self, pct: f64) -> f64 {
+        self.udin_v * pct / 100.0
+    }
+
+    /// `volts` in percent of Udin.
+    pub fn pct_udin(&self, volts: f64) -> f64 {
+        volts / self.udin_v * 100.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_key() {
+        assert_eq!(PqConfig::default().validate(), Ok(()));
+        let bad = PqConfig {
+            dip_threshold_pct: 4.0,
+            ..PqConfig::default()
+        };
+        let error = bad.validate().err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("dsp.pq.dip_threshold_pct = 4: must be above interruption_threshold_pct")
+        );
+        let bad = PqConfig {
+            rvc_hysteresis_pct: 3.0,
+            ..PqConfig::default()
+        };
+        assert_eq!(bad.validate().map_err(|e| e.key), Err("rvc_hysteresis_pct"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let parsed: Result<PqConfig, _> = toml::from_str("udin_v = 120\ndip_treshold_pct = 85\n");
+        assert!(parsed.is_err());
+        let parsed: Result<PqConfig, _> = toml::from_str("udin_v = 120\n");
+        assert_eq!(parsed.map(|c| c.udin_v).ok(), Some(120.0));
+    }
+}
