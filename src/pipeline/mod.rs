@@ -9,6 +9,7 @@ pub mod device;
 pub mod latency;
 pub mod live;
 pub mod outputs;
+pub mod record_log;
 pub mod server;
 pub mod telemetry;
 
