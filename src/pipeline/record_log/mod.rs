@@ -434,7 +434,9 @@ impl RecordLog {
 
     fn update_bound(&self, acks: &Acks) {
         let snapshot = self.snapshot_seq.load(Relaxed);
-        let bound = acks.min_known().map_or(snapshot, |acked| acked.min(snapshot));
+        let bound = acks
+            .min_known()
+            .map_or(snapshot, |acked| acked.min(snapshot));
         self.delete_bound.store(bound, Relaxed);
     }
 
@@ -464,7 +466,10 @@ impl RecordLog {
         writer.rolled = false;
         if removed.segments > 0 {
             sync_dir(&self.config.dir).with_context(|| {
-                format!("syncing {} after deleting segments", self.config.dir.display())
+                format!(
+                    "syncing {} after deleting segments",
+                    self.config.dir.display()
+                )
             })?;
         }
         Ok(())

@@ -49,8 +49,8 @@ pub fn scan(dir: &Path) -> anyhow::Result<Scan> {
         let len = fs::metadata(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .len();
-        let reader =
-            EntryReader::open(&path, first_seq, len).with_context(|| format!("reading {}", path.display()))?;
+        let reader = EntryReader::open(&path, first_seq, len)
+            .with_context(|| format!("reading {}", path.display()))?;
         let Some(mut reader) = reader else {
             if next_first.is_none() {
                 fs::remove_file(&path)

@@ -41,10 +41,9 @@ impl Replay {
                     self.current = Some((first_seq, reader));
                     return Ok(true);
                 }
-                Ok(None) => anyhow::bail!(
-                    "record log segment {} has lost its header",
-                    path.display()
-                ),
+                Ok(None) => {
+                    anyhow::bail!("record log segment {} has lost its header", path.display())
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     return Err(e).with_context(|| format!("opening {}", path.display()));

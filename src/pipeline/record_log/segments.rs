@@ -160,18 +160,20 @@ mod tests {
     #[test]
     fn covered_segments_are_removed_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
-        let list = vec![
-            segment(1, Some(4)),
-            segment(5, Some(8)),
-            segment(9, None),
-        ];
+        let list = vec![segment(1, Some(4)), segment(5, Some(8)), segment(9, None)];
         for s in &list {
             fs::write(dir.path().join(file_name(s.first_seq)), [0u8; 100]).unwrap();
         }
         let mut segments = Segments::new(dir.path().to_path_buf(), list);
         let (removed, result) = segments.remove_covered(7);
         result.unwrap();
-        assert_eq!(removed, Removed { segments: 1, bytes: 100 });
+        assert_eq!(
+            removed,
+            Removed {
+                segments: 1,
+                bytes: 100
+            }
+        );
         let (removed, result) = segments.remove_covered(100);
         result.unwrap();
         // The newest segment holds no entry, so nothing bounds it: it stays.

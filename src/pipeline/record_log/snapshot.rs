@@ -59,7 +59,10 @@ pub fn load(dir: &Path) -> anyhow::Result<(Option<Snapshot>, Option<(String, u64
         Ok((
             None,
             Some((
-                format!("snapshot {} is unusable ({why}); state restarts empty", path.display()),
+                format!(
+                    "snapshot {} is unusable ({why}); state restarts empty",
+                    path.display()
+                ),
                 data.len() as u64,
             )),
         ))
