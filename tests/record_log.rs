@@ -640,6 +640,11 @@ fn kill_9_loses_nothing_that_was_reported_durable() {
     let (log, recovery) = open(config(dir.path(), 64 << 10), &[]);
     assert_eq!(recovery.corrupt_bytes, 0, "{:?}", recovery.problems);
     let entries = read_all(&log, 0);
+    eprintln!(
+        "kill -9: {reported} reported durable, {} entries recovered, {} torn bytes cut",
+        entries.len(),
+        recovery.torn_bytes
+    );
     assert!(
         entries.len() as u64 >= reported,
         "{} < {reported}",

@@ -46,9 +46,12 @@ pub fn store(dir: &Path, seq: u64, bytes: &[u8]) -> anyhow::Result<()> {
     write_atomically(&path(dir), &out).context("persisting the record log snapshot")
 }
 
-/// The stored snapshot, or a problem (description, file bytes) when the
-/// file exists but cannot be trusted: it is then left in place, unused.
-pub fn load(dir: &Path) -> anyhow::Result<(Option<Snapshot>, Option<(String, u64)>)> {
+/// Why a snapshot file was not used, and its size.
+pub type Unusable = (String, u64);
+
+/// The stored snapshot, or why not when the file exists but cannot be
+/// trusted: it is then left in place, unused.
+pub fn load(dir: &Path) -> anyhow::Result<(Option<Snapshot>, Option<Unusable>)> {
     let path = path(dir);
     let data = match fs::read(&path) {
         Ok(data) => data,
