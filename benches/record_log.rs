@@ -33,7 +33,10 @@ fn drain(log: &RecordLog) {
 
 fn append_batch(log: &RecordLog, payload: &[u8], count: u64) {
     for _ in 0..count {
-        black_box(log.append(payload).unwrap_or_else(|e| panic!("append: {e}")));
+        black_box(
+            log.append(payload)
+                .unwrap_or_else(|e| panic!("append: {e}")),
+        );
     }
 }
 

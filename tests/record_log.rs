@@ -666,3 +666,43 @@ fn kill_9_loses_nothing_that_was_reported_durable() {
     }
     assert_eq!(log.append(b"after").unwrap(), entries.len() as u64 + 1);
 }
+
+#[test]
+fn a_full_disk_while_starting_a_segment_leaves_no_stray_file() {
+    let tmpfs = match Tmpfs::mount("256k") {
+        Ok(tmpfs) => tmpfs,
+        Err(reason) => {
+            eprintln!("skipping the disk-full test: cannot mount a tmpfs ({reason})");
+            return;
+        }
+    };
+    let dir = tmpfs.path().join("log");
+    let (log, _) = open(config(&dir, 1024), &[]);
+    let bodies: Vec<Vec<u8>> = (0..8).map(|i| payload(i, 200)).collect();
+    for body in &bodies[..4] {
+        log.append(body).unwrap();
+    }
+    log.flush().unwrap();
+    let filler = tmpfs.path().join("filler");
+    fill(&filler);
+    // Segment 1 is full (884 bytes, a fifth entry would pass 1024): the next
+    // flush must start segment 5, whose header finds no free page.
+    for body in &bodies[4..] {
+        log.append(body).unwrap();
+    }
+    assert!(log.flush().is_err());
+    assert_eq!(segment_names(&dir), vec![1]);
+    assert_eq!(log.durable_seq(), 4);
+    fs::remove_file(&filler).unwrap();
+    assert_eq!(log.flush().unwrap(), 8);
+    assert_eq!(segment_names(&dir), vec![1, 5]);
+    log.close().unwrap();
+    drop(log);
+    let (log, recovery) = open(config(&dir, 1024), &[]);
+    assert_eq!((recovery.torn_bytes, recovery.corrupt_bytes), (0, 0));
+    let read = read_all(&log, 0);
+    assert_eq!(read.len(), 8);
+    for (seq, body) in read {
+        assert_eq!(body, bodies[seq as usize - 1]);
+    }
+}
