@@ -11,6 +11,7 @@ pub mod latency;
 pub mod limits;
 pub mod live;
 pub mod outputs;
+pub mod record_log;
 pub mod reference;
 pub mod server;
 pub mod telemetry;
