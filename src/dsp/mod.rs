@@ -10,6 +10,7 @@
 pub mod aggregate;
 mod complex_ops;
 pub mod energy;
+pub mod flicker;
 pub mod engine;
 pub mod frequency;
 pub mod harmonics;
