@@ -5,6 +5,7 @@ pub mod command_port;
 pub mod dial_in;
 pub mod firmware;
 pub mod fleet;
+pub mod modulation;
 pub mod pacing;
 pub mod raw_port;
 pub mod signal;
