@@ -57,7 +57,13 @@ impl Case {
     }
 
     /// `seconds` of signal from `start_ns` in chunks of `chunk`.
-    fn run(&self, config: FlickerConfig, start_ns: i64, seconds: f64, chunk: usize) -> Vec<FlickerOutput> {
+    fn run(
+        &self,
+        config: FlickerConfig,
+        start_ns: i64,
+        seconds: f64,
+        chunk: usize,
+    ) -> Vec<FlickerOutput> {
         let mut meter = FlickerMeter::new(config).expect("valid flicker config");
         let total = (seconds * f64::from(self.rate)) as u64;
         let mut out = Vec::new();
@@ -136,7 +142,10 @@ fn table5(rate: u32, grid_hz: f64, volts: f64, lamp: Lamp, points: &[(f64, f64)]
             failures.push((cpm, pst));
         }
     }
-    assert!(failures.is_empty(), "Pst outside 1.00 ± 5 % at (cpm, Pst) {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "Pst outside 1.00 ± 5 % at (cpm, Pst) {failures:?}"
+    );
 }
 
 #[test]
@@ -304,13 +313,21 @@ fn clean_pst(config: FlickerConfig, rate: u32, sample: impl Fn(u64) -> f32) -> f
 fn steady_sine_has_no_flicker() {
     // Plain 230 V 50 Hz, and 120 V at 59.8 Hz with 5 % 3rd and 4 % 5th harmonics.
     let plain = |n: u64| (SQRT_2 * 230.0 * (TAU * (50.0 * n as f64 / 8000.0).fract()).sin()) as f32;
-    let pst = clean_pst(FlickerConfig::new(8000, 50.0, Lamp::V230, 230.0), 8000, plain);
+    let pst = clean_pst(
+        FlickerConfig::new(8000, 50.0, Lamp::V230, 230.0),
+        8000,
+        plain,
+    );
     assert!(pst < 0.05, "steady 230 V sine: Pst {pst}");
     let distorted = |n: u64| {
         let x = TAU * (59.8 * n as f64 / 8000.0).fract();
         (SQRT_2 * 120.0 * (x.sin() + 0.05 * (3.0 * x).sin() + 0.04 * (5.0 * x + 0.3).sin())) as f32
     };
-    let pst = clean_pst(FlickerConfig::new(8000, 60.0, Lamp::V120, 120.0), 8000, distorted);
+    let pst = clean_pst(
+        FlickerConfig::new(8000, 60.0, Lamp::V120, 120.0),
+        8000,
+        distorted,
+    );
     assert!(pst < 0.05, "steady distorted 120 V sine: Pst {pst}");
 }
 
@@ -336,8 +353,20 @@ fn outputs_do_not_depend_on_the_chunking() {
     let start = TICK_NS - 45_000_000_000;
     let reference = case.run(config.clone(), start, 90.0, 4096);
     assert!(psts(&reference).len() == 2);
-    assert!(reference.iter().filter(|o| matches!(o, FlickerOutput::Plt(_))).count() == 2);
-    assert!(reference.iter().filter(|o| matches!(o, FlickerOutput::Pinst(_))).count() > 8000);
+    assert!(
+        reference
+            .iter()
+            .filter(|o| matches!(o, FlickerOutput::Plt(_)))
+            .count()
+            == 2
+    );
+    assert!(
+        reference
+            .iter()
+            .filter(|o| matches!(o, FlickerOutput::Pinst(_)))
+            .count()
+            > 8000
+    );
     for chunk in [1, 7, 42] {
         let other = case.run(config.clone(), start, 90.0, chunk);
         // Bit-identical, not merely close.
@@ -375,7 +404,9 @@ fn a_gap_restarts_settling_and_flags_the_interval() {
     let mut meter = FlickerMeter::new(config).expect("valid");
     let mut out = Vec::new();
     let feed = |meter: &mut FlickerMeter, out: &mut Vec<FlickerOutput>, from_s: u64, to_s: u64| {
-        let samples: Vec<f32> = (from_s * 8000..to_s * 8000).map(|n| case.sample(n)).collect();
+        let samples: Vec<f32> = (from_s * 8000..to_s * 8000)
+            .map(|n| case.sample(n))
+            .collect();
         for (k, chunk) in samples.chunks(1000).enumerate() {
             let t = TICK_NS + from_s as i64 * s + k as i64 * 125_000_000;
             meter.push(chunk, t, &mut |o| out.push(o));
@@ -392,7 +423,9 @@ fn a_gap_restarts_settling_and_flags_the_interval() {
             .filter(|(t, _)| (TICK_NS + from..TICK_NS + to).contains(t))
             .collect();
         assert!(!values.is_empty());
-        values.iter().all(|(_, f)| f.contains(FlickerFlags::SETTLING))
+        values
+            .iter()
+            .all(|(_, f)| f.contains(FlickerFlags::SETTLING))
     };
     let clean = |from: i64, to: i64| {
         pinst_values(&out)
@@ -402,14 +435,24 @@ fn a_gap_restarts_settling_and_flags_the_interval() {
     };
     assert!(settling(0, 5 * s - 20_000_000), "start settles");
     assert!(clean(5 * s + 10_000_000, 20 * s), "settled before the jump");
-    assert!(settling(21 * s + 200_000_000, 26 * s - 20_000_000), "jump settles");
+    assert!(
+        settling(21 * s + 200_000_000, 26 * s - 20_000_000),
+        "jump settles"
+    );
     assert!(clean(26 * s + 10_000_000, 41 * s), "settled before gap()");
-    assert!(settling(41 * s + 200_000_000, 46 * s - 20_000_000), "gap() settles");
+    assert!(
+        settling(41 * s + 200_000_000, 46 * s - 20_000_000),
+        "gap() settles"
+    );
     assert!(clean(46 * s + 10_000_000, 61 * s));
     let p = psts(&out);
     assert_eq!(p.len(), 1);
     let flags = p[0].flags;
-    for f in [FlickerFlags::GAP, FlickerFlags::SETTLING, FlickerFlags::INCOMPLETE] {
+    for f in [
+        FlickerFlags::GAP,
+        FlickerFlags::SETTLING,
+        FlickerFlags::INCOMPLETE,
+    ] {
         assert!(flags.contains(f), "{flags:?}");
     }
     assert!(p[0].value.is_finite());
@@ -417,7 +460,8 @@ fn a_gap_restarts_settling_and_flags_the_interval() {
 
 #[test]
 fn an_absent_voltage_is_flagged_not_measured() {
-    let mut meter = FlickerMeter::new(FlickerConfig::new(8000, 50.0, Lamp::V230, 230.0)).expect("valid");
+    let mut meter =
+        FlickerMeter::new(FlickerConfig::new(8000, 50.0, Lamp::V230, 230.0)).expect("valid");
     let mut out = Vec::new();
     meter.push(&vec![0.0f32; 80_000], TICK_NS, &mut |o| out.push(o));
     meter.finish(&mut |o| out.push(o));
@@ -442,7 +486,8 @@ fn virtual_meter_modulation_gives_the_table5_pst() {
         ..SignalConfig::default()
     };
     let rate = 4000;
-    let mut generator = SignalGenerator::new(signal, Measures::ThreePhase, rate).expect("valid signal");
+    let mut generator =
+        SignalGenerator::new(signal, Measures::ThreePhase, rate).expect("valid signal");
     let config = FlickerConfig::new(rate, 50.0, Lamp::V230, 230.0);
     let mut meters = [0, 1].map(|_| FlickerMeter::new(config.clone()).expect("valid"));
     let mut out = [Vec::new(), Vec::new()];
@@ -463,7 +508,10 @@ fn virtual_meter_modulation_gives_the_table5_pst() {
         .zip(out.iter_mut())
         .map(|(meter, o)| {
             meter.finish(&mut |x| o.push(x));
-            let p = psts(o).into_iter().find(|p| p.start_unix_ns == TICK_NS).expect("Pst");
+            let p = psts(o)
+                .into_iter()
+                .find(|p| p.start_unix_ns == TICK_NS)
+                .expect("Pst");
             assert!(p.flags.is_clean());
             p.value
         })

@@ -10,8 +10,8 @@
 pub mod aggregate;
 mod complex_ops;
 pub mod energy;
-pub mod flicker;
 pub mod engine;
+pub mod flicker;
 pub mod frequency;
 pub mod harmonics;
 pub mod latch;

@@ -126,7 +126,8 @@ impl Modulator {
             .channels()
             .iter()
             .map(|c| {
-                matches!(c.quantity, Quantity::Voltage | Quantity::VoltageRms).then(|| c.phase.index())
+                matches!(c.quantity, Quantity::Voltage | Quantity::VoltageRms)
+                    .then(|| c.phase.index())
             })
             .collect();
         Some(Modulator {
@@ -205,18 +206,26 @@ mod tests {
             let t = n as f64 / f64::from(rate);
             for (k, (va, vb)) in fa.iter().zip(fb).enumerate() {
                 // Channels: v1 i1 v2 i2 v3 i3.
-                let factor = if k % 2 == 0 { c.voltage_envelope_at(k / 2, t) } else { 1.0 };
+                let factor = if k % 2 == 0 {
+                    c.voltage_envelope_at(k / 2, t)
+                } else {
+                    1.0
+                };
                 let want = f64::from(*va) * factor;
-                assert!((f64::from(*vb) - want).abs() <= 1e-6 * 330.0 + 1e-9 * want.abs(), "sample {n} channel {k}");
+                assert!(
+                    (f64::from(*vb) - want).abs() <= 1e-6 * 330.0 + 1e-9 * want.abs(),
+                    "sample {n} channel {k}"
+                );
             }
         }
     }
 
     #[test]
     fn serde_defaults_and_refusals() {
-        let m: VoltageModulation =
-            serde_json::from_str(r#"{"shape":"rectangular","frequency_hz":0.325,"delta_v_pct":0.894}"#)
-                .expect("minimal modulation parses");
+        let m: VoltageModulation = serde_json::from_str(
+            r#"{"shape":"rectangular","frequency_hz":0.325,"delta_v_pct":0.894}"#,
+        )
+        .expect("minimal modulation parses");
         assert_eq!(m.phases, [true; 3]);
         assert_eq!((m.start_s, m.end_s), (0.0, None));
         assert!(serde_json::from_str::<VoltageModulation>(
@@ -224,7 +233,10 @@ mod tests {
         )
         .is_err());
         let bad = SignalConfig {
-            voltage_modulations: vec![VoltageModulation { frequency_hz: 0.0, ..m }],
+            voltage_modulations: vec![VoltageModulation {
+                frequency_hz: 0.0,
+                ..m
+            }],
             ..SignalConfig::default()
         };
         assert!(bad.validate().is_err());

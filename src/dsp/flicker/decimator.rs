@@ -105,7 +105,11 @@ mod tests {
         let mut whole = Vec::new();
         SquareDecimator::new(10).push(&samples, |_, m| whole.push(m));
         assert_eq!(whole.len(), 100);
-        let direct: f64 = samples[..10].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / 10.0;
+        let direct: f64 = samples[..10]
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+            / 10.0;
         assert!((whole[0] - direct).abs() <= 1e-12 * direct);
         for chunk in [1, 3, 7, 13, 999] {
             let mut d = SquareDecimator::new(10);

@@ -64,8 +64,14 @@ impl Biquad {
     pub fn magnitude(&self, omega: f64) -> f64 {
         let (s1, c1) = omega.sin_cos();
         let (s2, c2) = (2.0 * omega).sin_cos();
-        let num = complex_abs(self.b0 + self.b1 * c1 + self.b2 * c2, self.b1 * s1 + self.b2 * s2);
-        let den = complex_abs(1.0 + self.a1 * c1 + self.a2 * c2, self.a1 * s1 + self.a2 * s2);
+        let num = complex_abs(
+            self.b0 + self.b1 * c1 + self.b2 * c2,
+            self.b1 * s1 + self.b2 * s2,
+        );
+        let den = complex_abs(
+            1.0 + self.a1 * c1 + self.a2 * c2,
+            self.a1 * s1 + self.a2 * s2,
+        );
         num / den
     }
 }

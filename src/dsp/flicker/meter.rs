@@ -110,7 +110,9 @@ impl FlickerMeter {
         }
         let f = config.nominal_frequency_hz;
         if !(f.is_finite() && (40.0..=70.0).contains(&f)) {
-            return Err(FlickerError::BadConfig("nominal_frequency_hz must be 50 or 60"));
+            return Err(FlickerError::BadConfig(
+                "nominal_frequency_hz must be 50 or 60",
+            ));
         }
         let u = config.nominal_voltage_v;
         if !(u.is_finite() && u > 0.0) {
@@ -288,7 +290,13 @@ impl Core {
     }
 
     #[inline]
-    fn classify(&mut self, time: i64, pinst: f64, flags: FlickerFlags, out: &mut impl FnMut(FlickerOutput)) {
+    fn classify(
+        &mut self,
+        time: i64,
+        pinst: f64,
+        flags: FlickerFlags,
+        out: &mut impl FnMut(FlickerOutput),
+    ) {
         let interval = self.interval_at(time, out);
         interval.count += 1;
         interval.flags |= flags;
@@ -320,7 +328,10 @@ impl Core {
     /// The open interval, after closing it if `time` is past it.
     #[inline]
     fn interval_at(&mut self, time: i64, out: &mut impl FnMut(FlickerOutput)) -> &mut Interval {
-        if self.interval.is_some_and(|i| time >= i.end || time < i.start) {
+        if self
+            .interval
+            .is_some_and(|i| time >= i.end || time < i.start)
+        {
             self.close_slot(out);
             self.close_interval(out);
         }

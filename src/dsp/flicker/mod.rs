@@ -53,7 +53,12 @@ pub struct FlickerConfig {
 
 impl FlickerConfig {
     /// Defaults for everything but the stream's own facts.
-    pub fn new(rate_hz: u32, nominal_frequency_hz: f64, lamp: Lamp, nominal_voltage_v: f64) -> Self {
+    pub fn new(
+        rate_hz: u32,
+        nominal_frequency_hz: f64,
+        lamp: Lamp,
+        nominal_voltage_v: f64,
+    ) -> Self {
         FlickerConfig {
             rate_hz,
             nominal_frequency_hz,
@@ -100,7 +105,12 @@ impl Default for FlickerSettings {
 
 impl FlickerSettings {
     /// The meter configuration for one stream.
-    pub fn config(&self, rate_hz: u32, nominal_frequency_hz: f64, nominal_voltage_v: f64) -> FlickerConfig {
+    pub fn config(
+        &self,
+        rate_hz: u32,
+        nominal_frequency_hz: f64,
+        nominal_voltage_v: f64,
+    ) -> FlickerConfig {
         FlickerConfig {
             keep_pinst: self.keep_pinst,
             settling_s: self.settling_s,

@@ -57,7 +57,13 @@ impl BitOrAssign for FlickerFlags {
 
 impl fmt::Debug for FlickerFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 5] = ["SETTLING", "GAP", "INCOMPLETE", "NO_VOLTAGE", "INVALID_SAMPLES"];
+        const NAMES: [&str; 5] = [
+            "SETTLING",
+            "GAP",
+            "INCOMPLETE",
+            "NO_VOLTAGE",
+            "INVALID_SAMPLES",
+        ];
         let names: Vec<&str> = NAMES
             .iter()
             .enumerate()
