@@ -35,7 +35,7 @@ impl Default for Classifier {
 /// Class of a value: exponent and mantissa bits, clamped to the range.
 #[inline(always)]
 fn class_of(value: f64) -> usize {
-    if !(value > 0.0) {
+    if value.is_nan() || value <= 0.0 {
         return 0;
     }
     let bits = value.to_bits();

@@ -161,7 +161,11 @@ mod tests {
                 "{lamp:?} peaks at {} Hz",
                 peak.0
             );
-            assert!((peak.1 / want - 1.0).abs() < 0.02, "{lamp:?} peak gain {}", peak.1);
+            assert!(
+                (peak.1 / want - 1.0).abs() < 0.02,
+                "{lamp:?} peak gain {}",
+                peak.1
+            );
         }
     }
 
