@@ -6,6 +6,7 @@ pub mod dial_in;
 pub mod disturbance;
 pub mod firmware;
 pub mod fleet;
+pub mod modulation;
 pub mod pacing;
 pub mod raw_port;
 pub mod signal;

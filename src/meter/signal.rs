@@ -19,6 +19,7 @@ use std::f64::consts::{SQRT_2, TAU};
 use serde::{Deserialize, Serialize};
 
 use super::disturbance::{self, Disturbance};
+use super::modulation::{check_modulations, Modulator, VoltageModulation};
 use crate::wire::layout::{Measures, Phase, Quantity, MAX_WAVEFORM_RATE};
 
 /// Highest harmonic order accepted (IEC 61557-12 goes to 50; leave headroom
@@ -103,6 +104,9 @@ pub struct SignalConfig {
     pub disturbances: Vec<Disturbance>,
     /// Seed of the noise; (seed, sample index) fully determine it.
     pub seed: u64,
+    /// RMS modulations of the voltage (flicker), see [`VoltageModulation`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub voltage_modulations: Vec<VoltageModulation>,
 }
 
 impl Default for SignalConfig {
@@ -125,6 +129,7 @@ impl Default for SignalConfig {
             load_steps: Vec::new(),
             disturbances: Vec::new(),
             seed: 0,
+            voltage_modulations: Vec::new(),
         }
     }
 }
@@ -228,6 +233,7 @@ impl SignalConfig {
         check_harmonics("current", &self.current_harmonics)?;
         non_negative("voltage_noise_rms_v", self.voltage_noise_rms_v)?;
         non_negative("current_noise_rms_a", self.current_noise_rms_a)?;
+        check_modulations(&self.voltage_modulations)?;
         for step in &self.load_steps {
             non_negative("load step at_s", step.at_s)?;
             if let Some(i) = step.current_rms_a {
@@ -493,6 +499,8 @@ pub struct SignalGenerator {
     /// Phases with a noisy channel: only their Gaussian pairs are drawn.
     noise_phases: [bool; 3],
     modulated: bool,
+    /// RMS modulation of the voltages, when configured.
+    modulator: Option<Modulator>,
     /// Seed run through the mixer once, so seeds 0, 1, 2 are unrelated.
     seed_key: u64,
 }
@@ -540,6 +548,7 @@ impl SignalGenerator {
         let noisy = noise_phases.iter().any(|&b| b);
         Ok(SignalGenerator {
             modulated: config.has_modulation(),
+            modulator: Modulator::new(&config, measures, rate),
             seed_key: mix64(config.seed ^ 0x6a09_e667_f3bc_c908),
             config,
             measures,
@@ -632,6 +641,9 @@ impl SignalGenerator {
             let mut values = [0.0f64; MAX_CHANNELS];
             let v = &mut values[..frame.len()];
             v.copy_from_slice(&seg.latch);
+            if let Some(m) = &self.modulator {
+                m.apply(v, n);
+            }
             if self.noisy {
                 self.add_noise(v, &seg.sigma, n);
             }
@@ -686,6 +698,9 @@ impl SignalGenerator {
             }
             for (j, frame) in block.chunks_exact_mut(nch).enumerate() {
                 let v = &mut values[j][..nch];
+                if let Some(m) = &self.modulator {
+                    m.apply(v, base + j as u64);
+                }
                 if self.noisy {
                     self.add_noise(v, &seg.sigma, base + j as u64);
                 }
@@ -855,7 +870,7 @@ fn build_segment(
 /// x − trunc(x) without a libm call (baseline x86-64 has no `roundsd`);
 /// beyond 2^52 an f64 has no fraction left.
 #[inline]
-fn frac(x: f64) -> f64 {
+pub(super) fn frac(x: f64) -> f64 {
     const NO_FRACTION: f64 = (1u64 << 52) as f64;
     if x.abs() < NO_FRACTION {
         let f = x - (x as i64) as f64;
@@ -874,7 +889,7 @@ fn frac(x: f64) -> f64 {
 /// left-out term is below 5e-17). Faster than `f64::sin_cos` (no libm call,
 /// no range reduction) and independent of the platform's libm.
 #[inline]
-fn sin_cos_cycles(u: f64) -> (f64, f64) {
+pub(super) fn sin_cos_cycles(u: f64) -> (f64, f64) {
     // (-1)^k / (2k+1)! and (-1)^(k+1) / (2k+2)!.
     const S1: f64 = -1.0 / 6.0;
     const S2: f64 = 1.0 / 120.0;

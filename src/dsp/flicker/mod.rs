@@ -1,0 +1,120 @@
+//! Digital flickermeter (IEC 61000-4-15 Ed. 2) per voltage channel, per
+//! `shared/specs/power-quality.md`: `Pinst`, `Pst` per clock-aligned 10 min,
+//! `Plt` per clock-aligned 2 h, on 50 and 60 Hz grids for the 230 V and the
+//! 120 V lamp.
+//!
+//! The input-rate work is one multiply-add per sample (`decimator`: squaring
+//! and a boxcar to ~800 Hz); the filters run at the decimated rate
+//! (`chain`, `weighting`), the statistics on `Pinst` (`classifier`), and
+//! [`FlickerMeter`] does time, intervals, gaps and settling.
+
+mod chain;
+mod classifier;
+mod decimator;
+pub mod iir;
+mod meter;
+mod output;
+pub mod weighting;
+
+use serde::{Deserialize, Serialize};
+
+pub use classifier::{Classifier, CLASSES};
+pub use meter::FlickerMeter;
+pub use output::{FlickerFlags, FlickerOutput, PinstValue, SeverityValue};
+
+/// Reference lamp of the weighting filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Lamp {
+    #[serde(rename = "230V")]
+    V230,
+    #[serde(rename = "120V")]
+    V120,
+}
+
+/// Settling time the spec asks for after a start, a gap or an interruption, s.
+pub const DEFAULT_SETTLING_S: f64 = 60.0;
+
+/// One channel's flickermeter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlickerConfig {
+    /// Input sampling rate, Hz.
+    pub rate_hz: u32,
+    /// 50 or 60: picks the 35 or 42 Hz low-pass.
+    pub nominal_frequency_hz: f64,
+    pub lamp: Lamp,
+    /// Declared voltage (Udin), V: below 10 % of it the voltage counts as absent.
+    pub nominal_voltage_v: f64,
+    /// Also hand out `Pinst` (100 values per second).
+    pub keep_pinst: bool,
+    /// Values this long after a start, gap or return of the voltage are
+    /// flagged [`FlickerFlags::SETTLING`], s.
+    pub settling_s: f64,
+}
+
+impl FlickerConfig {
+    /// Defaults for everything but the stream's own facts.
+    pub fn new(
+        rate_hz: u32,
+        nominal_frequency_hz: f64,
+        lamp: Lamp,
+        nominal_voltage_v: f64,
+    ) -> Self {
+        FlickerConfig {
+            rate_hz,
+            nominal_frequency_hz,
+            lamp,
+            nominal_voltage_v,
+            keep_pinst: false,
+            settling_s: DEFAULT_SETTLING_S,
+        }
+    }
+}
+
+/// Why a flickermeter configuration was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FlickerError {
+    #[error("flicker needs a sampling rate of at least {min} Hz, got {got}")]
+    RateTooLow { min: u32, got: u32 },
+    #[error("invalid flicker configuration: {0}")]
+    BadConfig(&'static str),
+}
+
+/// The `[dsp.pq.flicker]` table of a pipeline file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlickerSettings {
+    /// Run a flickermeter on every voltage channel.
+    pub enabled: bool,
+    pub lamp: Lamp,
+    /// Also emit `Pinst` (100 per second per channel).
+    pub keep_pinst: bool,
+    /// Settling time after a start, a gap or an interruption, s.
+    pub settling_s: f64,
+}
+
+impl Default for FlickerSettings {
+    fn default() -> Self {
+        FlickerSettings {
+            enabled: false,
+            lamp: Lamp::V230,
+            keep_pinst: false,
+            settling_s: DEFAULT_SETTLING_S,
+        }
+    }
+}
+
+impl FlickerSettings {
+    /// The meter configuration for one stream.
+    pub fn config(
+        &self,
+        rate_hz: u32,
+        nominal_frequency_hz: f64,
+        nominal_voltage_v: f64,
+    ) -> FlickerConfig {
+        FlickerConfig {
+            keep_pinst: self.keep_pinst,
+            settling_s: self.settling_s,
+            ..FlickerConfig::new(rate_hz, nominal_frequency_hz, self.lamp, nominal_voltage_v)
+        }
+    }
+}
