@@ -229,8 +229,8 @@ pub async fn run_batch(
                     };
                     visitor.end_session();
                     let paths = job.paths();
-                    let done =
-                        done_files.fetch_add(paths.len() as u64, Ordering::Relaxed) + paths.len() as u64;
+                    let done = done_files.fetch_add(paths.len() as u64, Ordering::Relaxed)
+                        + paths.len() as u64;
                     let seconds = started.elapsed().as_secs_f64().max(1e-9);
                     progress.set_message(format!(
                         "files {done}/{file_count}, {:.1} M samples/s",

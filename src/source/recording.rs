@@ -23,8 +23,8 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 
 use super::capture::{
-    read_f32le, CaptureError, CaptureSummary, CaptureVisitor, Continuation, RawParams,
-    SessionDescription,
+    detect_kind, read_f32le, CaptureError, CaptureKind, CaptureSummary, CaptureVisitor,
+    Continuation, RawParams, SessionDescription,
 };
 use super::recording_layout::{layout_for_tags, ChannelMap, TagsError};
 
@@ -61,7 +61,10 @@ pub enum RecordingError {
          `ffmpeg` and `ffprobe` programs; install ffmpeg (Debian: apt-get install ffmpeg) \
          or point MFLOW_FFMPEG / MFLOW_FFPROBE at them"
     )]
-    ToolMissing { program: &'static str, path: PathBuf },
+    ToolMissing {
+        program: &'static str,
+        path: PathBuf,
+    },
     #[error("cannot run {program} ({path:?}): {source}")]
     ToolFailed {
         program: &'static str,
@@ -89,7 +92,9 @@ pub enum RecordingError {
         named: usize,
         channels: usize,
     },
-    #[error("the audio stream has {channels} channels but measures {measures} has a different count")]
+    #[error(
+        "the audio stream has {channels} channels but measures {measures} has a different count"
+    )]
     MeasuresMismatch {
         channels: usize,
         measures: &'static str,
@@ -171,6 +176,15 @@ struct ProbeFormat {
     tags: BTreeMap<String, String>,
 }
 
+/// Whether a file is Matroska, by its first bytes.
+pub fn is_recording(path: &Path) -> bool {
+    let mut head = [0u8; 4];
+    let got = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    detect_kind(&head[..got]) == CaptureKind::Matroska
+}
+
 /// `file:` keeps a path that starts with `-` or holds `:` a path for ffmpeg.
 fn file_url(path: &Path) -> OsString {
     let mut url = OsString::from("file:");
@@ -241,7 +255,14 @@ fn parse_clock(text: &str) -> Option<f64> {
 pub fn open_recording(path: &Path, raw: &RawParams) -> Result<Recording, RecordingError> {
     let ffprobe = raw.tools.ffprobe();
     let output = Command::new(&ffprobe)
-        .args(["-v", "error", "-show_streams", "-show_format", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
         .arg(file_url(path))
         .stdin(Stdio::null())
         .output()
@@ -321,7 +342,8 @@ fn describe(path: &Path, probe: &Probe, raw: &RawParams) -> Result<Recording, Re
         Some(start) => start,
         None => {
             let text = find("TIMESTAMP").ok_or(RecordingError::NoTimestamp)?;
-            parse_unix_seconds(text).ok_or_else(|| RecordingError::BadTimestamp(text.to_string()))?
+            parse_unix_seconds(text)
+                .ok_or_else(|| RecordingError::BadTimestamp(text.to_string()))?
         }
     };
     let device = raw
@@ -414,9 +436,9 @@ pub fn decode_recording(
     let status = child.wait();
     let complaints = complaints.join().unwrap_or_default();
     let rate = f64::from(recording.session.rate.max(1));
-    let decoded = read
-        .as_ref()
-        .map_or(0, |summary| summary.sessions.iter().map(|s| s.samples).sum());
+    let decoded = read.as_ref().map_or(0, |summary| {
+        summary.sessions.iter().map(|s| s.samples).sum()
+    });
     if let Err(error) = &read {
         // The decoder's own failure is told below; anything else is ours.
         if !matches!(error, CaptureError::Empty) {
@@ -477,7 +499,10 @@ mod tests {
             parse_unix_seconds("1614697441.119"),
             Some(1_614_697_441_119_000_000)
         );
-        assert_eq!(parse_unix_seconds("1614697441"), Some(1_614_697_441_000_000_000));
+        assert_eq!(
+            parse_unix_seconds("1614697441"),
+            Some(1_614_697_441_000_000_000)
+        );
         assert_eq!(parse_unix_seconds("\"12.000000001\""), Some(12_000_000_001));
         assert_eq!(parse_unix_seconds("-3.5"), None);
         assert_eq!(parse_unix_seconds("1e9"), None);
@@ -498,12 +523,19 @@ mod tests {
 
     #[test]
     fn the_vendors_tags_describe_the_session() {
-        let recording =
-            describe(Path::new("x/sm_1.mkv"), &probe(VENDOR), &RawParams::default()).unwrap();
+        let recording = describe(
+            Path::new("x/sm_1.mkv"),
+            &probe(VENDOR),
+            &RawParams::default(),
+        )
+        .unwrap();
         assert_eq!(recording.session.device, "smartmeter001");
         assert_eq!(recording.session.rate, 8000);
         assert_eq!(recording.session.start_unix_ns, 1_614_697_441_119_000_000);
-        assert_eq!(recording.session.measures, crate::wire::Measures::ThreePhase);
+        assert_eq!(
+            recording.session.measures,
+            crate::wire::Measures::ThreePhase
+        );
         assert_eq!(recording.expected_samples, Some(24_000));
         assert_eq!(recording.codec, "wavpack");
     }
@@ -518,7 +550,10 @@ mod tests {
         };
         let recording = describe(Path::new("a.mkv"), &probe(VENDOR), &raw).unwrap();
         assert_eq!(
-            (recording.session.device.as_str(), recording.session.start_unix_ns),
+            (
+                recording.session.device.as_str(),
+                recording.session.start_unix_ns
+            ),
             ("other", 5)
         );
         assert_eq!(recording.session.rate, 4000);
@@ -532,7 +567,10 @@ mod tests {
         let recording = describe(Path::new("a.mkv"), &probe(&two), &raw).unwrap();
         assert_eq!(recording.session.measures.as_str(), "v,i_L2");
         let error = describe(Path::new("a.mkv"), &probe(VENDOR), &raw).unwrap_err();
-        assert!(matches!(error, RecordingError::MeasuresMismatch { .. }), "{error}");
+        assert!(
+            matches!(error, RecordingError::MeasuresMismatch { .. }),
+            "{error}"
+        );
     }
 
     #[test]
@@ -541,7 +579,11 @@ mod tests {
         let error = describe(Path::new("a.mkv"), &probe(&no_ts), &RawParams::default());
         assert!(matches!(error, Err(RecordingError::NoTimestamp)));
         let wrong_count = VENDOR.replace("\"channels\":6", "\"channels\":4");
-        let error = describe(Path::new("a.mkv"), &probe(&wrong_count), &RawParams::default());
+        let error = describe(
+            Path::new("a.mkv"),
+            &probe(&wrong_count),
+            &RawParams::default(),
+        );
         assert!(matches!(error, Err(RecordingError::TagCount { .. })));
         let int = VENDOR.replace("fltp", "s16");
         let error = describe(Path::new("a.mkv"), &probe(&int), &RawParams::default());

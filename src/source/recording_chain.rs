@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::capture::{
-    detect_kind, CaptureError, CaptureKind, CaptureSummary, CaptureVisitor, Continuation,
-    RawParams, SessionDescription,
+    CaptureError, CaptureSummary, CaptureVisitor, Continuation, RawParams, SessionDescription,
 };
 use super::event::{EventKind, SourceEvent};
-use super::recording::{decode_recording, open_recording, Recording, RecordingError};
+use super::recording::{decode_recording, is_recording, open_recording, Recording, RecordingError};
 use crate::wire::samples::{sample_time, SampleBlock};
 
 /// One unit of batch work.
@@ -49,14 +48,6 @@ impl CaptureJob {
                 .sum(),
         }
     }
-}
-
-fn is_recording(path: &Path) -> bool {
-    let mut head = [0u8; 4];
-    let got = std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-        .unwrap_or(0);
-    detect_kind(&head[..got]) == CaptureKind::Matroska
 }
 
 /// The batch's jobs: recordings that probe cleanly are grouped per meter

@@ -84,7 +84,9 @@ fn canonical(tag: &str) -> String {
 /// Powers a waveform recording may carry beside v and i; meterflow computes
 /// them itself, so they are left out.
 fn is_derived_power(tag: &str) -> bool {
-    ["p_", "q_", "s_"].iter().any(|prefix| tag.starts_with(prefix))
+    ["p_", "q_", "s_"]
+        .iter()
+        .any(|prefix| tag.starts_with(prefix))
 }
 
 /// The layout and channel map for a `CHANNEL_TAGS` value.
@@ -118,9 +120,9 @@ pub fn layout_for_tags(tags: &str) -> Result<ChannelMap, TagsError> {
             .map(|c| position(c.name).map(ChannelSource::Channel))
             .collect();
         let Some(sources) = sources else { continue };
-        let extra_ok = names.iter().all(|n| {
-            measures.channels().iter().any(|c| c.name == n) || is_derived_power(n)
-        });
+        let extra_ok = names
+            .iter()
+            .all(|n| measures.channels().iter().any(|c| c.name == n) || is_derived_power(n));
         if extra_ok {
             let measures = if bare.starts_with(&["v".to_string(), "i".to_string()]) {
                 Measures::SinglePhase
@@ -290,7 +292,14 @@ mod tests {
         use ChannelSource::{Channel, Fill};
         assert_eq!(
             pq.sources,
-            [Channel(0), Fill(0.0), Fill(0.0), Channel(1), Fill(0.0), Fill(0.0)]
+            [
+                Channel(0),
+                Fill(0.0),
+                Fill(0.0),
+                Channel(1),
+                Fill(0.0),
+                Fill(0.0)
+            ]
         );
         let rms = layout_for_tags("v_RMS,i_RMS").unwrap();
         assert_eq!(rms.measures, Measures::RmsLatch);
@@ -302,7 +311,10 @@ mod tests {
     #[test]
     fn unknown_and_duplicate_tags_are_refused_by_name() {
         let error = layout_for_tags("v_l1,i_l1,v_l2,i_l2").unwrap_err();
-        assert!(error.to_string().contains("\"v_l1,i_l1,v_l2,i_l2\""), "{error}");
+        assert!(
+            error.to_string().contains("\"v_l1,i_l1,v_l2,i_l2\""),
+            "{error}"
+        );
         assert!(matches!(
             layout_for_tags("temperature,humidity"),
             Err(TagsError::Unknown { .. })
@@ -346,7 +358,13 @@ mod tests {
             .unwrap();
         assert_eq!(out.len(), 5000 * 8);
         let last = &out[out.len() - 8..];
-        assert_eq!(f32::from_le_bytes([last[0], last[1], last[2], last[3]]), 19996.0);
-        assert_eq!(f32::from_le_bytes([last[4], last[5], last[6], last[7]]), 19997.0);
+        assert_eq!(
+            f32::from_le_bytes([last[0], last[1], last[2], last[3]]),
+            19996.0
+        );
+        assert_eq!(
+            f32::from_le_bytes([last[4], last[5], last[6], last[7]]),
+            19997.0
+        );
     }
 }
