@@ -77,6 +77,7 @@ fn raw_params() -> RawParams {
         measures: Some(Measures::ThreePhase),
         rate: Some(8000),
         start_unix_ns: Some(1_700_000_000_000_000_000),
+        ..RawParams::default()
     }
 }
 

@@ -93,6 +93,7 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<()> {
         measures: args.measures,
         rate: args.rate,
         start_unix_ns: args.start.as_deref().map(parse_start).transpose()?,
+        ..RawParams::default()
     };
     let files = expand_inputs(&args.inputs, &raw)?;
     run_files_with(

@@ -6,7 +6,8 @@ use anyhow::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// Capture files (meter byte streams as `simulate --capture` writes them).
+    /// Capture files (meter byte streams as `simulate --capture` writes them,
+    /// Matroska recordings as the vendor's `recordingServer.py` writes them).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -32,6 +33,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
 }
 
 fn inspect(path: &std::path::Path) -> anyhow::Result<()> {
+    if crate::source::recording::is_recording(path) {
+        return inspect_recording(path);
+    }
     let summary = crate::source::capture::replay_file(path, |_| {})
         .with_context(|| format!("reading {}", path.display()))?;
     println!("{}", path.display());
@@ -80,6 +84,35 @@ fn inspect(path: &std::path::Path) -> anyhow::Result<()> {
         wire.gaps,
         wire.bad_lengths,
         wire.truncated
+    );
+    Ok(())
+}
+
+/// A recording's tags, as ffprobe reads them (nothing is decoded).
+fn inspect_recording(path: &std::path::Path) -> anyhow::Result<()> {
+    let recording = crate::source::recording::open_recording(
+        path,
+        &crate::source::capture::RawParams::default(),
+    )
+    .with_context(|| format!("reading {}", path.display()))?;
+    let session = &recording.session;
+    println!("{}", path.display());
+    println!(
+        "  recording of {} ({} audio), CHANNEL_TAGS {}",
+        session.device,
+        recording.codec,
+        recording.channel_tags.as_deref().unwrap_or("(none)")
+    );
+    println!(
+        "  {} Hz, measures {}, unit {}, start {}, {}",
+        session.rate,
+        session.measures,
+        session.measures.unit_string(),
+        format_start(session.start_unix_ns),
+        match (recording.expected_samples, recording.duration_s()) {
+            (Some(samples), Some(seconds)) => format!("{samples} samples ({seconds:.3} s)"),
+            _ => "length unknown".to_string(),
+        }
     );
     Ok(())
 }

@@ -84,6 +84,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 measures: raw.measures,
                 rate: raw.rate,
                 start_unix_ns: raw.start.as_deref().map(parse_start).transpose()?,
+                ..RawParams::default()
             };
             super::batch::run_files(&config, paths, &raw).await?;
         }

@@ -16,7 +16,8 @@ use crate::source::capture::{
     detect_kind, CaptureKind, CaptureVisitor, RawParams, SessionDescription,
 };
 use crate::source::event::SourceEvent;
-use crate::source::read_ahead::read_capture_ahead;
+use crate::source::read_ahead::{read_capture_ahead, read_slices_ahead};
+use crate::source::recording_chain::{plan_jobs, CaptureJob};
 use crate::wire::samples::SampleBlock;
 
 use super::config::PipelineConfig;
@@ -52,7 +53,8 @@ impl BatchReport {
 }
 
 /// The files named, with folders expanded (recursively, sorted). Inside
-/// folders only files recognisable by content are taken (meter streams, WAV),
+/// folders only files recognisable by content are taken (meter streams, WAV,
+/// Matroska recordings),
 /// plus bare f32le files when their parameters are given.
 pub fn expand_inputs(inputs: &[PathBuf], raw: &RawParams) -> anyhow::Result<Vec<PathBuf>> {
     let raw_complete = raw.rate.is_some()
@@ -176,13 +178,13 @@ pub async fn run_batch(
         _ => format!("{} capture files", files.len()),
     };
     let outputs = Arc::new(Outputs::start(config, &source)?);
-    let sizes: Vec<u64> = files
-        .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .collect();
-    let total: u64 = sizes.iter().sum();
+    let file_size = |f: &Path| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+    let total: u64 = files.iter().map(|f| file_size(f)).sum();
+    // Recording slices of one meter are one job, read in time order.
+    let jobs = tokio::task::block_in_place(|| plan_jobs(files, raw));
+    let progress_total: u64 = jobs.iter().map(CaptureJob::decoded_bytes).sum();
     let progress = if show_progress {
-        ProgressBar::new(total)
+        ProgressBar::new(progress_total)
     } else {
         ProgressBar::hidden()
     };
@@ -202,10 +204,8 @@ pub async fn run_batch(
         let done_files = &done_files;
         let file_count = files.len();
         tokio::task::block_in_place(|| {
-            files
-                .par_iter()
-                .zip(sizes.par_iter())
-                .map(|(path, &bytes)| {
+            jobs.par_iter()
+                .flat_map_iter(|job| {
                     let mut visitor = FileVisitor {
                         config,
                         outputs,
@@ -216,27 +216,49 @@ pub async fn run_batch(
                         error: None,
                         carried: None,
                     };
-                    let read = read_capture_ahead(path, raw, &mut visitor);
+                    let reads: Vec<Result<(), String>> = match job {
+                        CaptureJob::File(path) => {
+                            vec![read_capture_ahead(path, raw, &mut visitor)
+                                .map(drop)
+                                .map_err(|e| e.to_string())]
+                        }
+                        CaptureJob::Slices(slices) => read_slices_ahead(slices, raw, &mut visitor)
+                            .into_iter()
+                            .map(|read| read.map(drop).map_err(|e| e.to_string()))
+                            .collect(),
+                    };
                     visitor.end_session();
-                    let done = done_files.fetch_add(1, Ordering::Relaxed) + 1;
+                    let paths = job.paths();
+                    let done = done_files.fetch_add(paths.len() as u64, Ordering::Relaxed)
+                        + paths.len() as u64;
                     let seconds = started.elapsed().as_secs_f64().max(1e-9);
                     progress.set_message(format!(
                         "files {done}/{file_count}, {:.1} M samples/s",
                         values.load(Ordering::Relaxed) as f64 / seconds / 1e6
                     ));
-                    let result = match (read, visitor.error) {
-                        (Err(error), _) => Err(error.to_string()),
-                        (Ok(_), Some(error)) => Err(error),
-                        (Ok(_), None) => Ok(visitor.finished),
-                    };
-                    if let Err(reason) = &result {
-                        progress.suspend(|| eprintln!("{}: {reason}", path.display()));
-                    }
-                    FileOutcome {
-                        path: path.clone(),
-                        bytes,
-                        result,
-                    }
+                    // One outcome per file; the job's devices (one session
+                    // over all its slices) go with the first file read.
+                    let mut devices = Some(visitor.finished);
+                    let error = visitor.error;
+                    paths
+                        .into_iter()
+                        .zip(reads)
+                        .map(|(path, read)| {
+                            let result = match (read, &error) {
+                                (Err(error), _) => Err(error),
+                                (Ok(()), Some(error)) => Err(error.clone()),
+                                (Ok(()), None) => Ok(devices.take().unwrap_or_default()),
+                            };
+                            if let Err(reason) = &result {
+                                progress.suspend(|| eprintln!("{}: {reason}", path.display()));
+                            }
+                            FileOutcome {
+                                path: path.to_path_buf(),
+                                bytes: file_size(path),
+                                result,
+                            }
+                        })
+                        .collect::<Vec<_>>()
                 })
                 .collect()
         })

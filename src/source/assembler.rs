@@ -65,6 +65,14 @@ impl BlockAssembler {
         lost
     }
 
+    /// Continues a session at sample `next_index`, the `gap` samples right
+    /// before it lost (the next file of a recording).
+    pub fn resume_at(&mut self, next_index: u64, gap: u64) {
+        self.next_index = next_index;
+        self.pending_gap += gap;
+        self.lost_samples += gap;
+    }
+
     /// Index the next sample will have.
     pub fn next_index(&self) -> u64 {
         self.next_index

@@ -12,6 +12,7 @@ use tokio_util::codec::Decoder;
 
 use super::assembler::BlockAssembler;
 use super::event::{EventKind, SourceEvent};
+use super::recording::{read_recording, RecordingError, RecordingTools};
 use super::wav::{parse_wav_header, WavError};
 use crate::wire::message::{DeviceInfo, InfoMessage, LogLevel, SampleAnswer, StopAnswer};
 use crate::wire::samples::{sample_time, SampleBlock};
@@ -22,6 +23,8 @@ use crate::wire::{Frame, Measures, MeterCodec, RawCodec, WireStats};
 const READ_CHUNK: usize = 1 << 20;
 /// Samples per block for files without their own chunking.
 const FILE_BLOCK_SAMPLES: usize = 4096;
+/// The first four bytes of every EBML (Matroska, WebM) file.
+const EBML_MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
 
 /// Why a capture could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,8 @@ pub enum CaptureError {
     MissingRawParams { missing: String },
     #[error("no sampling session in the capture: no sample answer, so the layout is unknown")]
     NoSession,
+    #[error("{0}")]
+    Recording(#[from] RecordingError),
 }
 
 /// How a capture file is laid out, from its first bytes.
@@ -49,6 +54,9 @@ pub enum CaptureKind {
     MeterStream,
     /// RIFF/WAVE with float32 samples.
     Wav,
+    /// Matroska (EBML), as the vendor's `recordingServer.py` writes: decoded
+    /// with ffmpeg, described by its tags.
+    Matroska,
     /// Anything else: bare interleaved little-endian float32.
     RawF32,
 }
@@ -59,13 +67,16 @@ pub fn detect_kind(head: &[u8]) -> CaptureKind {
         CaptureKind::MeterStream
     } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE" {
         CaptureKind::Wav
+    } else if head.starts_with(&EBML_MAGIC) {
+        CaptureKind::Matroska
     } else {
         CaptureKind::RawF32
     }
 }
 
 /// What a file without a self-description needs (bare f32le; WAV takes its
-/// rate and channel count from its header).
+/// rate and channel count from its header), or overrides for what a file
+/// says (WAV, recordings); and the programs that decode recordings.
 #[derive(Debug, Clone, Default)]
 pub struct RawParams {
     pub name: Option<String>,
@@ -73,6 +84,18 @@ pub struct RawParams {
     pub rate: Option<u32>,
     /// Time of the first sample, ns since the epoch.
     pub start_unix_ns: Option<i64>,
+    pub tools: RecordingTools,
+}
+
+/// Where a bare f32le stream sits when it continues a session an earlier
+/// file began (the next time slice of a recording): no session start or
+/// stop of its own, sample indices counting on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Continuation {
+    /// Index of its first sample in the session.
+    pub first_index: u64,
+    /// Samples missing right before it.
+    pub gap_before: u64,
 }
 
 /// One sampling session as its consumer needs to know it.
@@ -143,10 +166,12 @@ pub fn read_capture(
         .file_stem()
         .map(|stem| stem.to_string_lossy().to_string())
         .unwrap_or_else(|| "capture".to_string());
-    let reader = std::io::Cursor::new(head).chain(file);
+    let reader = move || std::io::Cursor::new(head).chain(file);
     let mut summary = match kind {
-        CaptureKind::MeterStream => read_meter_stream(reader, visitor)?,
-        CaptureKind::Wav => read_wav(reader, raw, &default_name, visitor)?,
+        CaptureKind::MeterStream => read_meter_stream(reader(), visitor)?,
+        CaptureKind::Wav => read_wav(reader(), raw, &default_name, visitor)?,
+        // ffmpeg reads the file itself.
+        CaptureKind::Matroska => read_recording(path, raw, visitor)?,
         CaptureKind::RawF32 => {
             let (measures, rate, start, name) = require_raw(raw)?;
             let session = SessionDescription {
@@ -156,7 +181,7 @@ pub fn read_capture(
                 rate,
                 start_unix_ns: start,
             };
-            read_f32le(reader, session, None, visitor)?
+            read_f32le(reader(), session, None, None, visitor)?
         }
     };
     summary.kind = Some(kind);
@@ -436,16 +461,18 @@ fn read_wav(
         rate: header.sample_rate,
         start_unix_ns,
     };
-    let mut summary = read_f32le(reader.take(header.data_len), session, None, visitor)?;
+    let mut summary = read_f32le(reader.take(header.data_len), session, None, None, visitor)?;
     summary.bytes += header.data_offset;
     Ok(summary)
 }
 
-/// Bare interleaved f32le in wire units (currents in mA, as ffmpeg recorded them).
-fn read_f32le(
+/// Bare interleaved f32le in wire units (currents in mA, as ffmpeg recorded
+/// them); a session of its own unless it `continues` one.
+pub(crate) fn read_f32le(
     mut reader: impl Read,
     session: SessionDescription,
     answer: Option<SampleAnswer>,
+    continues: Option<Continuation>,
     visitor: &mut dyn CaptureVisitor,
 ) -> Result<CaptureSummary, CaptureError> {
     let bytes_per_sample = session.measures.bytes_per_sample();
@@ -457,11 +484,16 @@ fn read_f32le(
         session.start_unix_ns,
         chunk_bytes,
     );
-    visitor.session_start(&session);
-    visitor.event(SourceEvent {
-        unix_ns: session.start_unix_ns,
-        kind: EventKind::SessionStart,
-    });
+    match continues {
+        Some(at) => assembler.resume_at(at.first_index, at.gap_before),
+        None => {
+            visitor.session_start(&session);
+            visitor.event(SourceEvent {
+                unix_ns: session.start_unix_ns,
+                kind: EventKind::SessionStart,
+            });
+        }
+    }
     let mut buf = BytesMut::with_capacity(READ_CHUNK * 2);
     let mut bytes = 0u64;
     let mut captured = CapturedSession {
@@ -500,10 +532,12 @@ fn read_f32le(
             Frame::Info(_) => {}
         }
     }
-    visitor.event(SourceEvent {
-        unix_ns: block_time(&session, assembler.next_index()),
-        kind: EventKind::SessionStop { sent_samples: None },
-    });
+    if continues.is_none() {
+        visitor.event(SourceEvent {
+            unix_ns: block_time(&session, assembler.next_index()),
+            kind: EventKind::SessionStop { sent_samples: None },
+        });
+    }
     Ok(CaptureSummary {
         sessions: vec![captured],
         bytes,

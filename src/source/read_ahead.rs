@@ -15,6 +15,8 @@ use super::capture::{
     read_capture, CaptureError, CaptureSummary, CaptureVisitor, RawParams, SessionDescription,
 };
 use super::event::SourceEvent;
+use super::recording::Recording;
+use super::recording_chain::read_slices;
 use crate::wire::samples::SampleBlock;
 
 /// Samples per merged block: large enough to amortise the hand-over, small
@@ -105,6 +107,23 @@ pub fn read_capture_ahead(
     raw: &RawParams,
     visitor: &mut dyn CaptureVisitor,
 ) -> Result<CaptureSummary, CaptureError> {
+    read_ahead(visitor, |forwarder| read_capture(path, raw, forwarder))
+}
+
+/// [`read_slices`] with the reading (and ffmpeg's output) on a separate thread.
+pub fn read_slices_ahead(
+    slices: &[Recording],
+    raw: &RawParams,
+    visitor: &mut dyn CaptureVisitor,
+) -> Vec<Result<CaptureSummary, CaptureError>> {
+    read_ahead(visitor, |forwarder| read_slices(slices, raw, forwarder))
+}
+
+/// Runs `read` on a thread of its own, handing what it visits to `visitor`.
+fn read_ahead<T: Send>(
+    visitor: &mut dyn CaptureVisitor,
+    read: impl FnOnce(&mut dyn CaptureVisitor) -> T + Send,
+) -> T {
     let (sender, receiver) = bounded(QUEUE_BLOCKS);
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
@@ -113,7 +132,7 @@ pub fn read_capture_ahead(
                 pending: None,
                 closed: false,
             };
-            let summary = read_capture(path, raw, &mut forwarder);
+            let summary = read(&mut forwarder);
             forwarder.flush();
             summary
         });
