@@ -8,6 +8,7 @@ pub mod cli;
 pub mod dsp;
 pub mod meter;
 pub mod pipeline;
+pub mod report;
 pub mod sink;
 pub mod source;
 pub mod wire;

@@ -8,6 +8,7 @@ pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod sink;
+pub mod summary;
 pub mod telemetry;
 
 /// Cancels `cancel` on Ctrl-C or SIGTERM, telling the user `message` first.
