@@ -15,9 +15,10 @@ use super::error::{ReportError, Result};
 use super::reduce::Bucket;
 use super::timeaxis::{axis_description, format_time, ticks};
 
-/// Chart size, px; the plot area is about `WIDTH - 90` columns wide.
-pub const WIDTH: u32 = 760;
-pub const HEIGHT: u32 = 250;
+/// Chart size, px (two side by side on a 1280 px window); the plot area is
+/// about `WIDTH - 90` columns wide.
+pub const WIDTH: u32 = 600;
+pub const HEIGHT: u32 = 240;
 const STRIP_HEIGHT: u32 = 150;
 /// Pixel columns of the plot area: what series are reduced to.
 pub const PLOT_COLUMNS: usize = (WIDTH - 90) as usize;
@@ -371,13 +372,14 @@ pub fn strip_chart(
     let zone = axis.zone;
     let from = axis.from;
     let n = rows.len().max(1);
-    let height = STRIP_HEIGHT.max(70 + 26 * n as u32);
+    let height = STRIP_HEIGHT.max(70 + 26 * n as u32).max(50 + 16 * classes.len() as u32);
     let pixel_s = axis.span_s() / PLOT_COLUMNS as f64;
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     svg_chart(id, title, WIDTH, height, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 16))
             .margin(8)
+            .margin_right(130)
             .x_label_area_size(36)
             .y_label_area_size(96)
             .build_cartesian_2d(
@@ -411,22 +413,15 @@ pub fn strip_chart(
             });
             chart.draw_series(rects).map_err(|e| e.to_string())?;
         }
-        for (name, color) in classes {
-            let color = *color;
-            chart
-                .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-                .map_err(|e| e.to_string())?
-                .label(name.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 10, y + 4)], color.filled()));
+        // The legend sits in the right margin, clear of the rows.
+        for (k, (name, color)) in classes.iter().enumerate() {
+            let (x, y) = (WIDTH as i32 - 122, 34 + 16 * k as i32);
+            root.draw(&Rectangle::new([(x, y), (x + 10, y + 10)], color.filled()))
+                .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(name.as_str(), (x + 14, y), (FONT, 11)))
+                .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font((FONT, 11))
-            .draw()
-            .map_err(|e| e.to_string())
+        Ok(())
     })
 }
 

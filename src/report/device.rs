@@ -404,18 +404,20 @@ fn load_pq_events(dataset: &Dataset, device: &str, from: i64, to: i64) -> Result
     })
 }
 
-/// The earliest and latest row times of `device` across the series tables
-/// (footer statistics are not trusted to exist, so this reads the time columns).
+/// The earliest and latest row times of `device`: from the finest series
+/// table it has, by footer statistics where the files carry them.
 pub fn extent(dataset: &Dataset, device: &str) -> Result<Option<(i64, i64)>> {
-    let mut range: Option<(i64, i64)> = None;
     for (table, time, end) in [
-        ("aggregates", "interval_start", "interval_end"),
         ("windows", "window_start", "window_end"),
         ("latch", "window_start", "window_end"),
+        ("aggregates", "interval_start", "interval_end"),
     ] {
         let files = dataset.files(table, device, i64::MIN, i64::MAX);
         if files.is_empty() {
             continue;
+        }
+        if let Some(bounds) = super::read::time_bounds(&files, time, end)? {
+            return Ok(Some(bounds));
         }
         let frame = read(
             &files,
@@ -430,10 +432,7 @@ pub fn extent(dataset: &Dataset, device: &str) -> Result<Option<(i64, i64)>> {
         let (Some(&first), Some(ends)) = (frame.time.first(), frame.times.get(end)) else {
             continue;
         };
-        let last = ends.iter().copied().max().unwrap_or(first);
-        range = Some(range.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
-        // The coarsest table bounds the rest; finer ones need not be read.
-        break;
+        return Ok(Some((first, ends.iter().copied().max().unwrap_or(first))));
     }
-    Ok(range)
+    Ok(None)
 }

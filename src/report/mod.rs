@@ -73,11 +73,20 @@ pub struct ReportSummary {
 pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
     let dataset = Dataset::open(&options.dataset)?;
     let devices = select_devices(&dataset, &options.devices, &options.dataset)?;
-    let (from, to) = span(&dataset, &devices, options.from, options.to)?;
+    let (from, to, extents) = span(&dataset, &devices, options.from, options.to)?;
     let zone = options.zone;
     let sections: Vec<DeviceSection> = devices
         .par_iter()
-        .map(|name| section(&dataset, name, from, to, zone))
+        .zip(extents.par_iter())
+        .map(|(name, extent)| {
+            // A device covering little of a span found in the data (captures
+            // of different times) gets its own axis, so its lines are visible.
+            let own = extent
+                .map(|(a, b)| (a.max(from), b.min(to)))
+                .filter(|(a, b)| b > a && (b - a) < (to - from) / 2);
+            let axis = TimeAxis { from: own.map_or(from, |o| o.0), to: own.map_or(to, |o| o.1), zone };
+            section(&dataset, name, axis, (from, to))
+        })
         .collect::<Result<_>>()?;
     let info = PageInfo {
         dataset: options.dataset.display().to_string(),
@@ -131,27 +140,31 @@ fn select_devices(dataset: &Dataset, wanted: &[String], path: &Path) -> Result<V
     Ok(all.into_iter().filter(|d| wanted.contains(d)).collect())
 }
 
-/// The report span: the given ends, the others from the data.
-fn span(dataset: &Dataset, devices: &[String], from: Option<i64>, to: Option<i64>) -> Result<(i64, i64)> {
-    let (from, to) = match (from, to) {
-        (Some(a), Some(b)) => (a, b),
+type Extents = Vec<Option<(i64, i64)>>;
+
+/// The report span: the given ends, the others from the data; with the
+/// data's extent per device when it was needed.
+fn span(dataset: &Dataset, devices: &[String], from: Option<i64>, to: Option<i64>) -> Result<(i64, i64, Extents)> {
+    let (from, to, extents) = match (from, to) {
+        (Some(a), Some(b)) => (a, b, vec![None; devices.len()]),
         _ => {
-            let extents: Vec<Option<(i64, i64)>> = devices
+            let extents: Extents = devices
                 .par_iter()
                 .map(|d| device::extent(dataset, d))
                 .collect::<Result<_>>()?;
             let (lo, hi) = extents
-                .into_iter()
+                .iter()
                 .flatten()
+                .copied()
                 .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
                 .ok_or_else(|| ReportError::Options(format!("{} has no rows to report", dataset.root.display())))?;
-            (from.unwrap_or(lo), to.unwrap_or(hi))
+            (from.unwrap_or(lo), to.unwrap_or(hi), extents)
         }
     };
     if from >= to {
         return Err(ReportError::Options("the span is empty: --from must be before --to".into()));
     }
-    Ok((from, to))
+    Ok((from, to, extents))
 }
 
 /// The lines of one chart, reduced to the plot width.
@@ -174,9 +187,10 @@ fn lines(data: &DeviceData, spec: &device::ChartSpec, axis: &TimeAxis) -> Vec<Li
         .collect()
 }
 
-fn section(dataset: &Dataset, name: &str, from: i64, to: i64, zone: Tz) -> Result<DeviceSection> {
+/// One device's charts on `axis`; its numbers are over the report `span`.
+fn section(dataset: &Dataset, name: &str, axis: TimeAxis, span: (i64, i64)) -> Result<DeviceSection> {
+    let (from, to) = (axis.from, axis.to);
     let data = device::load(dataset, name, from, to, PLOT_COLUMNS)?;
-    let axis = TimeAxis { from, to, zone };
     let mut charts = Vec::new();
     for spec in chart_specs(data.source) {
         let title = format!("{name}: {}", spec.title);
@@ -203,7 +217,7 @@ fn section(dataset: &Dataset, name: &str, from: i64, to: i64, zone: Tz) -> Resul
         name: name.to_string(),
         source: data.source,
         rows: data.frame.len(),
-        stats: stats::device_stats(&data, from, to),
+        stats: stats::device_stats(&data, span.0, span.1),
         charts,
         pq_events: data.pq_events,
     })

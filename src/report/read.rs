@@ -112,6 +112,37 @@ pub fn count_rows(files: &[&PartFile]) -> Result<u64> {
     Ok(rows)
 }
 
+/// The smallest `start` and largest `end` value over `files`, from the
+/// footers' column statistics; `None` when a file has no statistics for them.
+pub fn time_bounds(files: &[&PartFile], start: &str, end: &str) -> Result<Option<(i64, i64)>> {
+    use parquet::file::statistics::Statistics;
+    let mut bounds: Option<(i64, i64)> = None;
+    for file in files {
+        let builder = open(&file.path)?;
+        let metadata = builder.metadata();
+        let schema = metadata.file_metadata().schema_descr();
+        let index = |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
+        let (Some(s), Some(e)) = (index(start), index(end)) else {
+            return Ok(None);
+        };
+        for group in metadata.row_groups() {
+            let min = match group.column(s).statistics() {
+                Some(Statistics::Int64(v)) => v.min_opt().copied(),
+                _ => None,
+            };
+            let max = match group.column(e).statistics() {
+                Some(Statistics::Int64(v)) => v.max_opt().copied(),
+                _ => None,
+            };
+            let (Some(min), Some(max)) = (min, max) else {
+                return Ok(None);
+            };
+            bounds = Some(bounds.map_or((min, max), |(a, b)| (a.min(min), b.max(max))));
+        }
+    }
+    Ok(bounds)
+}
+
 /// Reads `query`'s columns of every file, keeping the rows in its time range.
 pub fn read(files: &[&PartFile], query: &Query) -> Result<Frame> {
     let mut frame = Frame::default();

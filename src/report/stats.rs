@@ -64,12 +64,14 @@ pub fn device_stats(data: &DeviceData, from: i64, to: i64) -> DeviceStats {
         }
         None => (None, None),
     };
+    // Flagged windows (partial cycles, gaps) give meaningless THD; skip them.
+    let flags = frame.number("flagged");
+    let clean = |i: usize| flags.get(i).is_none_or(|f| !(*f > 0.0));
     let worst = |stem: &str| {
-        finite_max(
-            ["l1", "l2", "l3"]
-                .iter()
-                .flat_map(|p| frame.number(&format!("{stem}_{p}_pct")).iter().copied()),
-        )
+        finite_max(["l1", "l2", "l3"].iter().flat_map(|p| {
+            let column = frame.number(&format!("{stem}_{p}_pct"));
+            column.iter().enumerate().filter(|(i, _)| clean(*i)).map(|(_, v)| *v)
+        }))
     };
     let empty = Vec::new();
     let ends = frame.times.get("end").unwrap_or(&empty);

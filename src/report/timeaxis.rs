@@ -8,10 +8,13 @@ use super::error::{ReportError, Result};
 
 const NS: i64 = 1_000_000_000;
 
-/// Tick steps tried, seconds: the first giving at most `max_ticks` ticks wins.
-const STEPS_S: [i64; 22] = [
-    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400,
-    172_800, 604_800, 2_592_000, 31_536_000,
+const MS: i64 = 1_000_000;
+
+/// Tick steps tried, ms: the first giving at most `max_ticks` ticks wins.
+const STEPS_MS: [i64; 27] = [
+    10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000,
+    600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
+    86_400_000, 172_800_000, 604_800_000, 2_592_000_000,
 ];
 
 /// A time zone by IANA name (`UTC`, `Europe/Vienna`).
@@ -68,25 +71,25 @@ pub fn format_time(t_ns: i64, zone: Tz, format: &str) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticks {
     pub at_ns: Vec<i64>,
-    pub step_s: i64,
+    pub step_ms: i64,
     pub format: &'static str,
 }
 
 /// At most `max_ticks` ticks on round local times within `[from, to]`.
 pub fn ticks(from: i64, to: i64, zone: Tz, max_ticks: usize) -> Ticks {
-    let span_s = ((to - from) / NS).max(1);
+    let span_ms = ((to - from) / MS).max(1);
     let max_ticks = max_ticks.max(2) as i64;
-    let step_s = STEPS_S
+    let step_ms = STEPS_MS
         .iter()
         .copied()
-        .find(|s| span_s / s < max_ticks)
-        .unwrap_or(STEPS_S[STEPS_S.len() - 1]);
+        .find(|s| span_ms / s < max_ticks)
+        .unwrap_or(STEPS_MS[STEPS_MS.len() - 1]);
     // The zone's offset at the start aligns ticks to local round times.
-    let offset_s = local(from, zone).map_or(0, |t| {
-        i64::from(chrono::Offset::fix(t.offset()).local_minus_utc())
+    let offset_ns = local(from, zone).map_or(0, |t| {
+        i64::from(chrono::Offset::fix(t.offset()).local_minus_utc()) * NS
     });
-    let step_ns = step_s * NS;
-    let first = ((from + offset_s * NS).div_euclid(step_ns) + 1) * step_ns - offset_s * NS;
+    let step_ns = step_ms * MS;
+    let first = ((from + offset_ns).div_euclid(step_ns) + 1) * step_ns - offset_ns;
     let first = if first - step_ns >= from { first - step_ns } else { first };
     let mut at_ns = Vec::new();
     let mut t = first;
@@ -94,15 +97,15 @@ pub fn ticks(from: i64, to: i64, zone: Tz, max_ticks: usize) -> Ticks {
         at_ns.push(t);
         t += step_ns;
     }
-    let format = match step_s {
-        s if s < 60 => "%H:%M:%S",
-        s if s < 86_400 => "%H:%M",
-        s if s < 31_536_000 => "%m-%d",
-        _ => "%Y",
+    let format = match step_ms {
+        s if s < 1_000 => "%H:%M:%S%.3f",
+        s if s < 60_000 => "%H:%M:%S",
+        s if s < 86_400_000 => "%H:%M",
+        _ => "%m-%d",
     };
     Ticks {
         at_ns,
-        step_s,
+        step_ms,
         format,
     }
 }
@@ -133,7 +136,7 @@ mod tests {
         let from = parse_time("2026-12-01T06:10:00Z", chrono_tz::UTC).unwrap();
         let to = from + 86_400 * NS;
         let ticks = ticks(from, to, vienna, 10);
-        assert_eq!(ticks.step_s, 10_800);
+        assert_eq!(ticks.step_ms, 10_800_000);
         // First tick at 09:00 Vienna (08:00Z), every 3 h after.
         assert_eq!(format_time(ticks.at_ns[0], vienna, "%H:%M"), "09:00");
         assert!(ticks.at_ns.windows(2).all(|w| w[1] - w[0] == 10_800 * NS));
