@@ -61,10 +61,12 @@ pub enum Expr {
     Column { value: String, lo: Option<String>, hi: Option<String> },
     /// The sum of columns (phases); NaN where all are null.
     Sum(Vec<String>),
-    /// A cumulative register, relative to its first value in the span.
-    Register(String),
     /// The running sum of per-interval amounts.
     RunningSum(String),
+    /// The running sum of the imported (`export == false`: positive) or
+    /// exported (negative, counted positive) part of each row's net energy,
+    /// the row's columns (phases) summed first.
+    RunningSplit { columns: Vec<String>, export: bool },
 }
 
 impl Expr {
@@ -85,8 +87,8 @@ impl Expr {
             Expr::Column { value, lo, hi } => {
                 [Some(value), lo.as_ref(), hi.as_ref()].into_iter().flatten().cloned().collect()
             }
-            Expr::Sum(names) => names.clone(),
-            Expr::Register(name) | Expr::RunningSum(name) => vec![name.clone()],
+            Expr::Sum(names) | Expr::RunningSplit { columns: names, .. } => names.clone(),
+            Expr::RunningSum(name) => vec![name.clone()],
         }
     }
 
@@ -113,10 +115,20 @@ impl Expr {
                     .collect();
                 (values, None, None)
             }
-            Expr::Register(name) => {
-                let column = frame.number(name);
-                let base = column.iter().copied().find(|v| !v.is_nan()).unwrap_or(0.0);
-                (column.iter().map(|v| v - base).collect(), None, None)
+            Expr::RunningSplit { columns, export } => {
+                let (net, _, _) = Expr::Sum(columns.clone()).eval(frame);
+                let sign = if *export { -1.0 } else { 1.0 };
+                let mut total = 0.0;
+                let values = net
+                    .iter()
+                    .map(|e| {
+                        if e.is_finite() {
+                            total += (sign * e).max(0.0);
+                        }
+                        total
+                    })
+                    .collect();
+                (values, None, None)
             }
             Expr::RunningSum(name) => {
                 let mut total = 0.0;
@@ -191,6 +203,12 @@ pub fn chart_specs(source: Source) -> Vec<ChartSpec> {
             series("S", Expr::col("s_total_va".into())),
         ],
     };
+    // Energy in the span from each row's own energy, so the first row
+    // counts too (a register difference would miss it).
+    let net: Vec<String> = match source {
+        Source::Latch => PHASES.iter().map(|p| format!("energy_{p}_wh")).collect(),
+        _ => vec!["energy_total_wh".into()],
+    };
     let energy = if agg {
         vec![
             series("import", Expr::RunningSum("energy_import_total_wh".into())),
@@ -198,8 +216,8 @@ pub fn chart_specs(source: Source) -> Vec<ChartSpec> {
         ]
     } else {
         vec![
-            series("import", Expr::Register("cum_import_total_wh".into())),
-            series("export", Expr::Register("cum_export_total_wh".into())),
+            series("import", Expr::RunningSplit { columns: net.clone(), export: false }),
+            series("export", Expr::RunningSplit { columns: net, export: true }),
         ]
     };
     let frequency = if agg {

@@ -67,6 +67,10 @@ pub struct ReportSummary {
     pub from: i64,
     pub to: i64,
     pub pngs: Vec<PathBuf>,
+    /// The fleet table's numbers per device.
+    pub stats: BTreeMap<String, stats::DeviceStats>,
+    /// Chart titles per device, in page order.
+    pub titles: BTreeMap<String, Vec<String>>,
 }
 
 /// Reads the dataset, draws every chart and writes the page (and PNGs).
@@ -121,6 +125,11 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
         from,
         to,
         pngs,
+        stats: sections.iter().map(|s| (s.name.clone(), s.stats.clone())).collect(),
+        titles: sections
+            .iter()
+            .map(|s| (s.name.clone(), s.charts.iter().map(|c| c.title.clone()).collect()))
+            .collect(),
     })
 }
 

@@ -341,6 +341,22 @@ fn append_batch(
 
 /// Any column as display text (timestamps in RFC 3339); null is "".
 fn texts(path: &Path, name: &str, array: &ArrayRef) -> Result<Vec<String>> {
+    // Arrow's formatter needs its chrono-tz feature for named zones; UTC
+    // is all the datasets use, so timestamps are written here.
+    if matches!(array.data_type(), DataType::Timestamp(_, _)) {
+        return Ok(nanos(path, name, array)?
+            .into_iter()
+            .map(|t| {
+                if t == i64::MIN {
+                    String::new()
+                } else {
+                    chrono::DateTime::from_timestamp_nanos(t)
+                        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                        .to_string()
+                }
+            })
+            .collect());
+    }
     let options = FormatOptions::default().with_null("");
     let formatter = ArrayFormatter::try_new(array.as_ref(), &options).map_err(arrow_error(path, name))?;
     Ok((0..array.len()).map(|i| formatter.value(i).to_string()).collect())
