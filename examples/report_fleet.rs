@@ -13,7 +13,8 @@ use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
 use meterflow::dsp::{Aggregate, EnergyFlow};
 use meterflow::report::{write_report, ReportOptions};
 use meterflow::sink::parquet::{
-    AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, EventKind, EventRow, IntervalKind, ParquetConfig,
+    AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, EventKind, EventRow, IntervalKind,
+    ParquetConfig,
 };
 use meterflow::wire::Measures;
 
@@ -31,7 +32,11 @@ fn noise(seed: u64) -> f64 {
 }
 
 fn stat(value: f64, spread: f64) -> Stat {
-    Stat { value, min: value - spread, max: value + spread }
+    Stat {
+        value,
+        min: value - spread,
+        max: value + spread,
+    }
 }
 
 /// Interval `k` of meter `m`: a daily load curve (PV meters export at noon).
@@ -59,7 +64,10 @@ fn aggregate(m: u64, k: i64, phases: usize) -> Aggregate {
         pf: Some(p_phase / s_phase.max(1e-9)),
         thd_v_pct: Some(1.5 + noise(m + 3 * k as u64)),
         thd_i_pct: Some(5.0 + 20.0 * noise(m)),
-        energy: EnergyFlow { import_wh: energy.import_wh / phases as f64, export_wh: energy.export_wh / phases as f64 },
+        energy: EnergyFlow {
+            import_wh: energy.import_wh / phases as f64,
+            export_wh: energy.export_wh / phases as f64,
+        },
     };
     let start = DAY_START_NS + k * TEN_MIN_NS;
     Aggregate {
@@ -68,7 +76,10 @@ fn aggregate(m: u64, k: i64, phases: usize) -> Aggregate {
         windows: 3000,
         flagged_windows: u32::from(noise(m * 31 + k as u64) < 0.01) * 5,
         phases: [0, 1, 2].map(|p| (p < phases).then(|| phase(p))),
-        p_total_w: stat(p_phase * phases as f64, 0.2 * (p_phase * phases as f64).abs()),
+        p_total_w: stat(
+            p_phase * phases as f64,
+            0.2 * (p_phase * phases as f64).abs(),
+        ),
         q1_total_var: stat(q_phase * phases as f64, 0.1 * q_phase * phases as f64),
         s_total_va: stat(s_phase * phases as f64, 0.2 * s_phase * phases as f64),
         pf_total: Some(p_phase / s_phase.max(1e-9)),
@@ -80,7 +91,10 @@ fn aggregate(m: u64, k: i64, phases: usize) -> Aggregate {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let out = PathBuf::from(args.get(1).map_or("/tmp/meterflow-fleet", String::as_str));
-    let meters: u64 = args.get(2).map_or(Ok(1000), |n| n.parse()).context("meter count")?;
+    let meters: u64 = args
+        .get(2)
+        .map_or(Ok(1000), |n| n.parse())
+        .context("meter count")?;
     let dataset = out.join("parquet");
     if !dataset.join("aggregates").is_dir() {
         let started = Instant::now();
@@ -88,26 +102,54 @@ fn main() -> anyhow::Result<()> {
         config.fsync = false;
         let mut writer = DatasetWriter::create(&config, &DatasetInfo::default())?;
         for m in 0..meters {
-            let (measures, phases) = if m % 2 == 0 { (Measures::ThreePhase, 3) } else { (Measures::SinglePhase, 1) };
+            let (measures, phases) = if m % 2 == 0 {
+                (Measures::ThreePhase, 3)
+            } else {
+                (Measures::SinglePhase, 1)
+            };
             let device = DeviceInfo::new(format!("meter-{m:04}"), m, measures);
-            writer.write_event(EventRow::new(device.clone(), DAY_START_NS, EventKind::Connect, "dialled in"))?;
+            writer.write_event(EventRow::new(
+                device.clone(),
+                DAY_START_NS,
+                EventKind::Connect,
+                "dialled in",
+            ))?;
             for k in 0..144 {
                 // Every 10th meter loses 40 minutes at midday.
                 if m % 10 == 3 && (72..76).contains(&k) {
                     continue;
                 }
-                writer.write_aggregate(AggregateRow { device: device.clone(), kind: IntervalKind::TenMinutes, aggregate: aggregate(m, k, phases) })?;
+                writer.write_aggregate(AggregateRow {
+                    device: device.clone(),
+                    kind: IntervalKind::TenMinutes,
+                    aggregate: aggregate(m, k, phases),
+                })?;
             }
             if m % 10 == 3 {
-                let mut gap = EventRow::new(device.clone(), DAY_START_NS + 72 * TEN_MIN_NS, EventKind::Gap, "expected packet 1, received 9");
+                let mut gap = EventRow::new(
+                    device.clone(),
+                    DAY_START_NS + 72 * TEN_MIN_NS,
+                    EventKind::Gap,
+                    "expected packet 1, received 9",
+                );
                 gap.lost_samples = Some(2400 * 8000);
                 writer.write_event(gap)?;
             }
-            writer.write_event(EventRow::new(device.clone(), DAY_START_NS + 86_400 * NS - 1, EventKind::Disconnect, "closed"))?;
+            writer.write_event(EventRow::new(
+                device.clone(),
+                DAY_START_NS + 86_400 * NS - 1,
+                EventKind::Disconnect,
+                "closed",
+            ))?;
             writer.finish_device(&device.name)?;
         }
         let summary = writer.close()?;
-        println!("dataset: {} files, {:?} rows in {:.1} s", summary.files.len(), summary.rows, started.elapsed().as_secs_f64());
+        println!(
+            "dataset: {} files, {:?} rows in {:.1} s",
+            summary.files.len(),
+            summary.rows,
+            started.elapsed().as_secs_f64()
+        );
     }
     let started = Instant::now();
     let summary = write_report(&ReportOptions {

@@ -41,7 +41,9 @@ async fn dataset(out: &Path) {
     config.dsp.keep_harmonic_subgroups = true;
     config.sink.parquet.as_mut().unwrap().tables.harmonics = true;
     let files = expand_inputs(&args.inputs, &RawParams::default()).unwrap();
-    let report = run_batch(&config, &files, &RawParams::default(), false).await.unwrap();
+    let report = run_batch(&config, &files, &RawParams::default(), false)
+        .await
+        .unwrap();
     assert_eq!(report.failed_files(), 0);
 }
 
@@ -49,8 +51,15 @@ async fn dataset(out: &Path) {
 /// and a swell of the 8 kHz meter, at its first window's time.
 fn write_pq_events(parquet: &Path) -> usize {
     let windows = parquet.join(format!("windows/device={EIGHT_KHZ}"));
-    let date = std::fs::read_dir(&windows).unwrap().next().unwrap().unwrap().file_name();
-    let dir = parquet.join(format!("pq_events/device={EIGHT_KHZ}")).join(date);
+    let date = std::fs::read_dir(&windows)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let dir = parquet
+        .join(format!("pq_events/device={EIGHT_KHZ}"))
+        .join(date);
     std::fs::create_dir_all(&dir).unwrap();
     let t0 = first_window_start(&windows);
     let ts = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
@@ -67,7 +76,8 @@ fn write_pq_events(parquet: &Path) -> usize {
     ]));
     let starts = [t0 + 100_000_000, t0 + 600_000_000, t0 + 1_200_000_000];
     let ends = [t0 + 300_000_000, t0 + 700_000_000, t0 + 1_500_000_000];
-    let stamps = |v: &[i64]| Arc::new(TimestampNanosecondArray::from(v.to_vec()).with_timezone("UTC"));
+    let stamps =
+        |v: &[i64]| Arc::new(TimestampNanosecondArray::from(v.to_vec()).with_timezone("UTC"));
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
@@ -76,8 +86,16 @@ fn write_pq_events(parquet: &Path) -> usize {
             stamps(&starts),
             stamps(&ends),
             Arc::new(Float64Array::from(vec![0.2, 0.1, 0.3])),
-            Arc::new(Float64Array::from(vec![Some(161.0), Some(200.1), Some(260.0)])),
-            Arc::new(Float64Array::from(vec![Some(70.0), Some(87.0), Some(113.0)])),
+            Arc::new(Float64Array::from(vec![
+                Some(161.0),
+                Some(200.1),
+                Some(260.0),
+            ])),
+            Arc::new(Float64Array::from(vec![
+                Some(70.0),
+                Some(87.0),
+                Some(113.0),
+            ])),
             Arc::new(StringArray::from(vec!["L1", "L1 L2", "L3"])),
             Arc::new(Int32Array::from(vec![0, 0, 1])),
         ],
@@ -95,9 +113,17 @@ fn first_window_start(device_dir: &Path) -> i64 {
         .iter()
         .flat_map(|p| common::parquet_read::read_file(p))
         .map(|b| {
-            let column = b.column(b.schema().index_of("window_start").unwrap()).clone();
+            let column = b
+                .column(b.schema().index_of("window_start").unwrap())
+                .clone();
             let column = arrow::compute::cast(&column, &DataType::Int64).unwrap();
-            arrow::compute::min(column.as_any().downcast_ref::<arrow::array::Int64Array>().unwrap()).unwrap()
+            arrow::compute::min(
+                column
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .unwrap(),
+            )
+            .unwrap()
         })
         .min()
         .unwrap()
@@ -136,10 +162,16 @@ async fn the_report_of_the_testdata_opens_in_chromium() {
     assert_eq!(by_id["thd"], 4, "{by_id:?}");
     assert_eq!(by_id["spectrum"], 4, "{by_id:?}");
     assert_eq!(by_id["pq_events"], 1, "{by_id:?}");
-    assert_eq!(by_id["voltage"], 5, "v,i_RMS latch has V, p,q latch has not: {by_id:?}");
+    assert_eq!(
+        by_id["voltage"], 5,
+        "v,i_RMS latch has V, p,q latch has not: {by_id:?}"
+    );
     assert_eq!(by_id["power"], 5, "{by_id:?}");
     let eight = &summary.titles[EIGHT_KHZ];
-    assert!(eight.iter().any(|t| t.contains("Power-quality events")), "{eight:?}");
+    assert!(
+        eight.iter().any(|t| t.contains("Power-quality events")),
+        "{eight:?}"
+    );
     assert_eq!(summary.stats[EIGHT_KHZ].pq_events, Some(pq_rows));
 
     // Fleet numbers of the 8 kHz capture against its signal's truth.
@@ -152,22 +184,44 @@ async fn the_report_of_the_testdata_opens_in_chromium() {
     // Tolerance: window P is within 5e-4·S of the truth (pipeline tests);
     // partial windows at the capture's ends add a little more.
     let mean_p = stats.mean_p_w.unwrap();
-    assert!((mean_p - expected.p_total_w).abs() <= 2e-3 * expected.s_total_va, "mean P {mean_p}");
+    assert!(
+        (mean_p - expected.p_total_w).abs() <= 2e-3 * expected.s_total_va,
+        "mean P {mean_p}"
+    );
     // 2 s of steady import: E = P·T within 1 % (the ends' partial windows).
     let energy = stats.energy_import_wh.unwrap();
     let energy_truth = expected.p_total_w * 2.0 / 3600.0;
-    assert!((energy - energy_truth).abs() <= 0.01 * energy_truth, "E {energy} vs {energy_truth}");
+    assert!(
+        (energy - energy_truth).abs() <= 0.01 * energy_truth,
+        "E {energy} vs {energy_truth}"
+    );
     assert_eq!(stats.energy_export_wh, Some(0.0));
     let thd_i = stats.worst_thd_i_pct.unwrap();
-    assert!((thd_i - expected.phases.iter().map(|p| p.thd_i_pct).fold(0.0, f64::max)).abs() < 0.1, "THD-I {thd_i}");
+    assert!(
+        (thd_i
+            - expected
+                .phases
+                .iter()
+                .map(|p| p.thd_i_pct)
+                .fold(0.0, f64::max))
+        .abs()
+            < 0.1,
+        "THD-I {thd_i}"
+    );
 
     // The probe proves console messages reach stderr, so their absence below means something.
     let probe_dir = tempfile::tempdir().unwrap();
     let probe = probe_dir.path().join("probe.html");
-    std::fs::write(&probe, "<!DOCTYPE html><script>console.error('probe-42')</script>").unwrap();
+    std::fs::write(
+        &probe,
+        "<!DOCTYPE html><script>console.error('probe-42')</script>",
+    )
+    .unwrap();
     let probed = chromium::run(&probe, &["--dump-dom"]);
     assert!(
-        chromium::console_messages(&probed.stderr).iter().any(|l| l.contains("probe-42")),
+        chromium::console_messages(&probed.stderr)
+            .iter()
+            .any(|l| l.contains("probe-42")),
         "console messages are not logged: {}",
         probed.stderr
     );
@@ -183,8 +237,14 @@ async fn the_report_of_the_testdata_opens_in_chromium() {
     assert_eq!(titled, summary.charts, "every chart titled");
     for (device, titles) in &summary.titles {
         for title in titles {
-            let escaped = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-            assert!(dom.stdout.contains(&format!("<title>{escaped}</title>")), "{device}: {title}");
+            let escaped = title
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            assert!(
+                dom.stdout.contains(&format!("<title>{escaped}</title>")),
+                "{device}: {title}"
+            );
         }
         // The fleet table links to the device's section.
         let anchor = meterflow::report::page::anchor(device);
@@ -192,27 +252,52 @@ async fn the_report_of_the_testdata_opens_in_chromium() {
         assert!(dom.stdout.contains(&format!("id=\"{anchor}\"")));
     }
     assert!(dom.stdout.contains("Fleet overview"));
-    assert!(dom.stdout.contains("residual_v") && dom.stdout.contains("161"), "PQ table by column name");
+    assert!(
+        dom.stdout.contains("residual_v") && dom.stdout.contains("161"),
+        "PQ table by column name"
+    );
 
     // The screenshot is a page of charts, not a blank one: decode it and
     // require real variance and a share of non-white pixels.
     let shots = tempfile::tempdir().unwrap();
     let shot = shots.path().join("shot.png");
-    chromium::run(&html, &[&format!("--screenshot={}", shot.display()), "--window-size=1280,2000"]);
+    chromium::run(
+        &html,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,2000",
+        ],
+    );
     let (width, height, gray) = decode_gray(&std::fs::read(&shot).unwrap());
     assert_eq!((width, height), (1280, 2000));
     let mean = gray.iter().map(|&g| f64::from(g)).sum::<f64>() / gray.len() as f64;
-    let variance = gray.iter().map(|&g| (f64::from(g) - mean).powi(2)).sum::<f64>() / gray.len() as f64;
+    let variance = gray
+        .iter()
+        .map(|&g| (f64::from(g) - mean).powi(2))
+        .sum::<f64>()
+        / gray.len() as f64;
     let inked = gray.iter().filter(|&&g| g < 200).count() as f64 / gray.len() as f64;
     assert!(variance > 100.0, "variance {variance}");
     assert!(inked > 0.01, "non-white share {inked}");
 
     // One PNG per chart, at twice the chart's size, not blank either.
     assert_eq!(summary.pngs.len(), summary.charts);
-    let power = png_dir.join(format!("{}-power.png", meterflow::report::page::anchor(EIGHT_KHZ)));
+    let power = png_dir.join(format!(
+        "{}-power.png",
+        meterflow::report::page::anchor(EIGHT_KHZ)
+    ));
     let (w, h, gray) = decode_gray(&std::fs::read(power).unwrap());
-    assert_eq!((w, h), (2 * meterflow::report::charts::WIDTH, 2 * meterflow::report::charts::HEIGHT));
-    assert!(gray.iter().filter(|&&g| g < 128).count() > 1000, "lines and text are drawn");
+    assert_eq!(
+        (w, h),
+        (
+            2 * meterflow::report::charts::WIDTH,
+            2 * meterflow::report::charts::HEIGHT
+        )
+    );
+    assert!(
+        gray.iter().filter(|&&g| g < 128).count() > 1000,
+        "lines and text are drawn"
+    );
 }
 
 /// A PNG as luma bytes (alpha ignored), with its size.
@@ -225,7 +310,13 @@ fn decode_gray(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     let channels = info.color_type.samples();
     let gray = buf[..info.buffer_size()]
         .chunks(channels)
-        .map(|p| if channels >= 3 { ((u16::from(p[0]) + u16::from(p[1]) + u16::from(p[2])) / 3) as u8 } else { p[0] })
+        .map(|p| {
+            if channels >= 3 {
+                ((u16::from(p[0]) + u16::from(p[1]) + u16::from(p[2])) / 3) as u8
+            } else {
+                p[0]
+            }
+        })
         .collect();
     (info.width, info.height, gray)
 }

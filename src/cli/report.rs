@@ -36,15 +36,27 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let options = ReportOptions {
         dataset: args.dataset,
         devices: args.devices,
-        from: args.from.as_deref().map(|t| parse_time(t, zone)).transpose()?,
-        to: args.to.as_deref().map(|t| parse_time(t, zone)).transpose()?,
+        from: args
+            .from
+            .as_deref()
+            .map(|t| parse_time(t, zone))
+            .transpose()?,
+        to: args
+            .to
+            .as_deref()
+            .map(|t| parse_time(t, zone))
+            .transpose()?,
         zone,
         out: args.out,
         png_dir: args.png_dir,
     };
     let started = Instant::now();
     let summary = write_report(&options)?;
-    let sources: Vec<String> = summary.sources.iter().map(|(s, n)| format!("{n} from {s}")).collect();
+    let sources: Vec<String> = summary
+        .sources
+        .iter()
+        .map(|(s, n)| format!("{n} from {s}"))
+        .collect();
     println!(
         "report: {} ({:.1} MB): {} device(s) ({}), {} charts, in {:.1} s",
         summary.out.display(),

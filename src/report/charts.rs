@@ -43,7 +43,10 @@ struct Ticked {
 }
 
 fn ticked(range: Range<f64>, keys: Vec<f64>) -> Ticked {
-    Ticked { inner: range.into(), keys }
+    Ticked {
+        inner: range.into(),
+        keys,
+    }
 }
 
 impl Ranged for Ticked {
@@ -121,7 +124,8 @@ fn svg_chart(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| chart_error(id)(e.to_string()))?;
+        root.fill(&WHITE)
+            .map_err(|e| chart_error(id)(e.to_string()))?;
         draw(&root).map_err(chart_error(id))?;
         root.present().map_err(|e| chart_error(id)(e.to_string()))?;
     }
@@ -137,7 +141,10 @@ fn svg_chart(
 /// Adds `<title>`, `data-chart` and `role` to plotters' root `<svg>`.
 fn name_svg(svg: &str, id: &str, title: &str) -> String {
     let title = escape(title);
-    match svg.find("<svg").and_then(|s| svg[s..].find('>').map(|e| s + e)) {
+    match svg
+        .find("<svg")
+        .and_then(|s| svg[s..].find('>').map(|e| s + e))
+    {
         Some(end) => format!(
             "{} data-chart=\"{}\" role=\"img\" aria-label=\"{title}\">\n<title>{title}</title>{}",
             &svg[..end],
@@ -174,7 +181,10 @@ fn decimals(range: f64) -> usize {
 
 fn time_ticks(axis: &TimeAxis, max: usize) -> (Vec<f64>, &'static str) {
     let ticks = ticks(axis.from, axis.to, axis.zone, max);
-    (ticks.at_ns.iter().map(|&t| axis.x(t)).collect(), ticks.format)
+    (
+        ticks.at_ns.iter().map(|&t| axis.x(t)).collect(),
+        ticks.format,
+    )
 }
 
 /// Value range of every bucket of `lines`, padded; `None` when there is none.
@@ -197,7 +207,13 @@ fn value_range(lines: &[Line]) -> Option<(f64, f64)> {
 
 /// A time chart: per line its mean, and a translucent band from each pixel
 /// column's minimum to its maximum.
-pub fn time_chart(id: &str, title: &str, unit: &str, axis: &TimeAxis, lines: &[Line]) -> Result<Option<Chart>> {
+pub fn time_chart(
+    id: &str,
+    title: &str,
+    unit: &str,
+    axis: &TimeAxis,
+    lines: &[Line],
+) -> Result<Option<Chart>> {
     let Some((y0, y1)) = value_range(lines) else {
         return Ok(None);
     };
@@ -238,7 +254,10 @@ pub fn time_chart(id: &str, title: &str, unit: &str, axis: &TimeAxis, lines: &[L
                         .chain(segment.iter().rev().map(|b| (axis.x(b.t_ns), b.lo)))
                         .collect();
                     chart
-                        .draw_series(std::iter::once(Polygon::new(band, color.mix(0.22).filled())))
+                        .draw_series(std::iter::once(Polygon::new(
+                            band,
+                            color.mix(0.22).filled(),
+                        )))
                         .map_err(|e| e.to_string())?;
                 }
             }
@@ -319,16 +338,23 @@ pub fn spectrum_chart(id: &str, title: &str, spectra: &[Spectrum]) -> Result<Opt
             .map_err(|e| e.to_string())?;
         for (k, spectrum) in spectra.iter().enumerate() {
             let color = PALETTE[k % PALETTE.len()];
-            let bars = spectrum.percent.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| {
-                let order = i as f64 + 2.0;
-                let left = order - 0.4 + k as f64 * width;
-                Rectangle::new([(left, 0.0), (left + width, v)], color.filled())
-            });
+            let bars = spectrum
+                .percent
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(i, &v)| {
+                    let order = i as f64 + 2.0;
+                    let left = order - 0.4 + k as f64 * width;
+                    Rectangle::new([(left, 0.0), (left + width, v)], color.filled())
+                });
             chart
                 .draw_series(bars)
                 .map_err(|e| e.to_string())?
                 .label(spectrum.channel.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 10, y + 4)], color.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 10, y + 4)], color.filled())
+                });
         }
         chart
             .configure_series_labels()
@@ -372,7 +398,9 @@ pub fn strip_chart(
     let zone = axis.zone;
     let from = axis.from;
     let n = rows.len().max(1);
-    let height = STRIP_HEIGHT.max(70 + 26 * n as u32).max(50 + 16 * classes.len() as u32);
+    let height = STRIP_HEIGHT
+        .max(70 + 26 * n as u32)
+        .max(50 + 16 * classes.len() as u32);
     let pixel_s = axis.span_s() / PLOT_COLUMNS as f64;
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     svg_chart(id, title, WIDTH, height, |root| {
@@ -409,7 +437,10 @@ pub fn strip_chart(
                 let x0 = axis.x(span.start_ns).max(0.0);
                 let x1 = axis.x(span.end_ns).min(axis.span_s()).max(x0 + pixel_s);
                 let y = r as f64;
-                Some(Rectangle::new([(x0, y + 0.15), (x1, y + 0.85)], color.filled()))
+                Some(Rectangle::new(
+                    [(x0, y + 0.15), (x1, y + 0.85)],
+                    color.filled(),
+                ))
             });
             chart.draw_series(rects).map_err(|e| e.to_string())?;
         }
@@ -431,17 +462,30 @@ mod tests {
 
     #[test]
     fn charts_are_named_svgs() {
-        let axis = TimeAxis { from: 0, to: 60_000_000_000, zone: chrono_tz::UTC };
-        let bucket = |t: i64, v: f64| Bucket { t_ns: t, mean: v, lo: v - 1.0, hi: v + 1.0 };
+        let axis = TimeAxis {
+            from: 0,
+            to: 60_000_000_000,
+            zone: chrono_tz::UTC,
+        };
+        let bucket = |t: i64, v: f64| Bucket {
+            t_ns: t,
+            mean: v,
+            lo: v - 1.0,
+            hi: v + 1.0,
+        };
         let line = Line {
             label: "V L1".into(),
             segments: vec![vec![bucket(0, 230.0), bucket(30_000_000_000, 231.0)]],
         };
-        let chart = time_chart("voltage", "Voltage <RMS>", "V", &axis, &[line]).unwrap().unwrap();
+        let chart = time_chart("voltage", "Voltage <RMS>", "V", &axis, &[line])
+            .unwrap()
+            .unwrap();
         assert!(chart.svg.starts_with("<svg"));
         assert!(chart.svg.contains("<title>Voltage &lt;RMS&gt;</title>"));
         assert!(chart.svg.contains("data-chart=\"voltage\""));
         assert!(chart.svg.contains("<polygon"), "the min/max band is drawn");
-        assert!(time_chart("empty", "Empty", "V", &axis, &[]).unwrap().is_none());
+        assert!(time_chart("empty", "Empty", "V", &axis, &[])
+            .unwrap()
+            .is_none());
     }
 }

@@ -58,7 +58,11 @@ impl Source {
 #[derive(Debug, Clone)]
 pub enum Expr {
     /// A column, with the table's own per-row extremes when it has them.
-    Column { value: String, lo: Option<String>, hi: Option<String> },
+    Column {
+        value: String,
+        lo: Option<String>,
+        hi: Option<String>,
+    },
     /// The sum of columns (phases); NaN where all are null.
     Sum(Vec<String>),
     /// The running sum of per-interval amounts.
@@ -71,7 +75,11 @@ pub enum Expr {
 
 impl Expr {
     fn col(value: String) -> Self {
-        Expr::Column { value, lo: None, hi: None }
+        Expr::Column {
+            value,
+            lo: None,
+            hi: None,
+        }
     }
 
     fn ranged(stem: &str, unit: &str) -> Self {
@@ -84,9 +92,11 @@ impl Expr {
 
     fn columns(&self) -> Vec<String> {
         match self {
-            Expr::Column { value, lo, hi } => {
-                [Some(value), lo.as_ref(), hi.as_ref()].into_iter().flatten().cloned().collect()
-            }
+            Expr::Column { value, lo, hi } => [Some(value), lo.as_ref(), hi.as_ref()]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
             Expr::Sum(names) | Expr::RunningSplit { columns: names, .. } => names.clone(),
             Expr::RunningSum(name) => vec![name.clone()],
         }
@@ -97,15 +107,20 @@ impl Expr {
         match self {
             Expr::Column { value, lo, hi } => {
                 let extreme = |name: &Option<String>| {
-                    name.as_ref().filter(|n| frame.has_values(n)).map(|n| frame.number(n).to_vec())
+                    name.as_ref()
+                        .filter(|n| frame.has_values(n))
+                        .map(|n| frame.number(n).to_vec())
                 };
                 (frame.number(value).to_vec(), extreme(lo), extreme(hi))
             }
             Expr::Sum(names) => {
                 let values = (0..frame.len())
                     .map(|i| {
-                        let parts: Vec<f64> =
-                            names.iter().map(|n| frame.number(n)[i]).filter(|v| !v.is_nan()).collect();
+                        let parts: Vec<f64> = names
+                            .iter()
+                            .map(|n| frame.number(n)[i])
+                            .filter(|v| !v.is_nan())
+                            .collect();
                         if parts.is_empty() {
                             f64::NAN
                         } else {
@@ -167,7 +182,10 @@ pub struct ChartSpec {
 const PHASES: [&str; 3] = ["l1", "l2", "l3"];
 
 fn series(label: impl Into<String>, expr: Expr) -> SeriesSpec {
-    SeriesSpec { label: label.into(), expr }
+    SeriesSpec {
+        label: label.into(),
+        expr,
+    }
 }
 
 fn per_phase(label: &str, stem: &str, unit: &str, ranged: bool) -> Vec<SeriesSpec> {
@@ -189,8 +207,14 @@ pub fn chart_specs(source: Source) -> Vec<ChartSpec> {
     let agg = matches!(source, Source::Aggregates(_));
     let power = match source {
         Source::Latch => vec![
-            series("P", Expr::Sum(PHASES.iter().map(|p| format!("p_{p}_w")).collect())),
-            series("Q", Expr::Sum(PHASES.iter().map(|p| format!("q_{p}_var")).collect())),
+            series(
+                "P",
+                Expr::Sum(PHASES.iter().map(|p| format!("p_{p}_w")).collect()),
+            ),
+            series(
+                "Q",
+                Expr::Sum(PHASES.iter().map(|p| format!("q_{p}_var")).collect()),
+            ),
         ],
         Source::Aggregates(_) => vec![
             series("P", Expr::ranged("p_total", "_w")),
@@ -216,8 +240,20 @@ pub fn chart_specs(source: Source) -> Vec<ChartSpec> {
         ]
     } else {
         vec![
-            series("import", Expr::RunningSplit { columns: net.clone(), export: false }),
-            series("export", Expr::RunningSplit { columns: net, export: true }),
+            series(
+                "import",
+                Expr::RunningSplit {
+                    columns: net.clone(),
+                    export: false,
+                },
+            ),
+            series(
+                "export",
+                Expr::RunningSplit {
+                    columns: net,
+                    export: true,
+                },
+            ),
         ]
     };
     let frequency = if agg {
@@ -228,12 +264,42 @@ pub fn chart_specs(source: Source) -> Vec<ChartSpec> {
     let mut thd = per_phase("THD-V", "thd_v", "_pct", false);
     thd.extend(per_phase("THD-I", "thd_i", "_pct", false));
     vec![
-        ChartSpec { id: "power", title: "Active, reactive and apparent power", unit: "W, var, VA", series: power },
-        ChartSpec { id: "voltage", title: "Voltage RMS per phase", unit: "V", series: per_phase("V", "v_rms", "_v", agg) },
-        ChartSpec { id: "current", title: "Current RMS per phase", unit: "A", series: per_phase("I", "i_rms", "_a", agg) },
-        ChartSpec { id: "frequency", title: "Frequency", unit: "Hz", series: vec![series("f", frequency)] },
-        ChartSpec { id: "thd", title: "Total harmonic distortion", unit: "%", series: thd },
-        ChartSpec { id: "energy", title: "Cumulative energy in the span", unit: "Wh", series: energy },
+        ChartSpec {
+            id: "power",
+            title: "Active, reactive and apparent power",
+            unit: "W, var, VA",
+            series: power,
+        },
+        ChartSpec {
+            id: "voltage",
+            title: "Voltage RMS per phase",
+            unit: "V",
+            series: per_phase("V", "v_rms", "_v", agg),
+        },
+        ChartSpec {
+            id: "current",
+            title: "Current RMS per phase",
+            unit: "A",
+            series: per_phase("I", "i_rms", "_a", agg),
+        },
+        ChartSpec {
+            id: "frequency",
+            title: "Frequency",
+            unit: "Hz",
+            series: vec![series("f", frequency)],
+        },
+        ChartSpec {
+            id: "thd",
+            title: "Total harmonic distortion",
+            unit: "%",
+            series: thd,
+        },
+        ChartSpec {
+            id: "energy",
+            title: "Cumulative energy in the span",
+            unit: "Wh",
+            series: energy,
+        },
     ]
 }
 
@@ -272,7 +338,13 @@ pub struct PqEvents {
 }
 
 /// Picks the source for `device` given the chart width in pixel columns.
-fn choose_source(dataset: &Dataset, device: &str, from: i64, to: i64, columns: usize) -> Result<Source> {
+fn choose_source(
+    dataset: &Dataset,
+    device: &str,
+    from: i64,
+    to: i64,
+    columns: usize,
+) -> Result<Source> {
     let limit = ROWS_PER_COLUMN * columns as u64;
     let windows = count_rows(&dataset.files("windows", device, from, to))?;
     if windows > 0 && windows <= limit {
@@ -280,7 +352,11 @@ fn choose_source(dataset: &Dataset, device: &str, from: i64, to: i64, columns: u
     }
     if !dataset.files("aggregates", device, from, to).is_empty() {
         let fine = windows == 0 || windows / WINDOWS_PER_3S <= limit;
-        return Ok(Source::Aggregates(if fine && windows > 0 { "3s" } else { "10min" }));
+        return Ok(Source::Aggregates(if fine && windows > 0 {
+            "3s"
+        } else {
+            "10min"
+        }));
     }
     if windows == 0 && !dataset.files("latch", device, from, to).is_empty() {
         return Ok(Source::Latch);
@@ -306,7 +382,13 @@ fn source_query(source: Source, from: i64, to: i64) -> Query {
     }
 }
 
-fn read_source(dataset: &Dataset, device: &str, source: Source, from: i64, to: i64) -> Result<Frame> {
+fn read_source(
+    dataset: &Dataset,
+    device: &str,
+    source: Source,
+    from: i64,
+    to: i64,
+) -> Result<Frame> {
     let files = dataset.files(source.table(), device, from, to);
     let mut query = source_query(source, from, to);
     if let Source::Aggregates(interval) = source {
@@ -320,7 +402,13 @@ fn read_source(dataset: &Dataset, device: &str, source: Source, from: i64, to: i
 }
 
 /// Reads one device's rows in `[from, to)`.
-pub fn load(dataset: &Dataset, device: &str, from: i64, to: i64, columns: usize) -> Result<DeviceData> {
+pub fn load(
+    dataset: &Dataset,
+    device: &str,
+    from: i64,
+    to: i64,
+    columns: usize,
+) -> Result<DeviceData> {
     let mut source = choose_source(dataset, device, from, to, columns)?;
     let mut frame = read_source(dataset, device, source, from, to)?;
     // Spans shorter than 10 min have no finished 10 min aggregate.
@@ -367,7 +455,9 @@ pub fn load(dataset: &Dataset, device: &str, from: i64, to: i64, columns: usize)
 
 /// The first of `candidates` that `columns` has.
 fn pick<'a>(columns: &'a [String], candidates: &[&str]) -> Option<&'a String> {
-    candidates.iter().find_map(|c| columns.iter().find(|n| n == c))
+    candidates
+        .iter()
+        .find_map(|c| columns.iter().find(|n| n == c))
 }
 
 /// Identity columns the page already shows in the section heading.
@@ -381,8 +471,11 @@ fn load_pq_events(dataset: &Dataset, device: &str, from: i64, to: i64) -> Result
     };
     let end = pick(&all, &["end", "end_time", "event_end"]).cloned();
     let duration = pick(&all, &["duration_s", "duration"]).cloned();
-    let columns: Vec<String> =
-        all.iter().filter(|c| !IDENTITY.contains(&c.as_str())).cloned().collect();
+    let columns: Vec<String> = all
+        .iter()
+        .filter(|c| !IDENTITY.contains(&c.as_str()))
+        .cloned()
+        .collect();
     let frame = read(
         &files,
         &Query {
@@ -404,7 +497,10 @@ fn load_pq_events(dataset: &Dataset, device: &str, from: i64, to: i64) -> Result
                 .map(|d| frame.number(d)[i])
                 .filter(|d| d.is_finite())
                 .map(|d| frame.time[i] + (d * 1e9) as i64);
-            from_end.filter(|&e| e != i64::MIN).or(from_duration).unwrap_or(frame.time[i])
+            from_end
+                .filter(|&e| e != i64::MIN)
+                .or(from_duration)
+                .unwrap_or(frame.time[i])
         })
         .collect();
     let kind = pick(&all, &["kind", "event", "type"])

@@ -51,7 +51,11 @@ pub enum ReportError {
 }
 
 impl ReportError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         ReportError::Io {
             action,
             path: path.into(),

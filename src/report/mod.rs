@@ -88,7 +88,11 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
             let own = extent
                 .map(|(a, b)| (a.max(from), b.min(to)))
                 .filter(|(a, b)| b > a && (b - a) < (to - from) / 2);
-            let axis = TimeAxis { from: own.map_or(from, |o| o.0), to: own.map_or(to, |o| o.1), zone };
+            let axis = TimeAxis {
+                from: own.map_or(from, |o| o.0),
+                to: own.map_or(to, |o| o.1),
+                zone,
+            };
             section(&dataset, name, axis, (from, to))
         })
         .collect::<Result<_>>()?;
@@ -102,7 +106,8 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
     if let Some(parent) = options.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| ReportError::io("create folder", parent, e))?;
     }
-    std::fs::write(&options.out, html.as_bytes()).map_err(|e| ReportError::io("write", &options.out, e))?;
+    std::fs::write(&options.out, html.as_bytes())
+        .map_err(|e| ReportError::io("write", &options.out, e))?;
     let pngs = match &options.png_dir {
         Some(dir) => write_pngs(&sections, dir)?,
         None => Vec::new(),
@@ -125,10 +130,18 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
         from,
         to,
         pngs,
-        stats: sections.iter().map(|s| (s.name.clone(), s.stats.clone())).collect(),
+        stats: sections
+            .iter()
+            .map(|s| (s.name.clone(), s.stats.clone()))
+            .collect(),
         titles: sections
             .iter()
-            .map(|s| (s.name.clone(), s.charts.iter().map(|c| c.title.clone()).collect()))
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.charts.iter().map(|c| c.title.clone()).collect(),
+                )
+            })
             .collect(),
     })
 }
@@ -138,7 +151,11 @@ fn select_devices(dataset: &Dataset, wanted: &[String], path: &Path) -> Result<V
     if wanted.is_empty() {
         return Ok(all);
     }
-    let missing: Vec<&str> = wanted.iter().filter(|w| !all.contains(w)).map(String::as_str).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|w| !all.contains(w))
+        .map(String::as_str)
+        .collect();
     if !missing.is_empty() {
         return Err(ReportError::UnknownDevice {
             names: missing.join(", "),
@@ -153,7 +170,12 @@ type Extents = Vec<Option<(i64, i64)>>;
 
 /// The report span: the given ends, the others from the data; with the
 /// data's extent per device when it was needed.
-fn span(dataset: &Dataset, devices: &[String], from: Option<i64>, to: Option<i64>) -> Result<(i64, i64, Extents)> {
+fn span(
+    dataset: &Dataset,
+    devices: &[String],
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<(i64, i64, Extents)> {
     let (from, to, extents) = match (from, to) {
         (Some(a), Some(b)) => (a, b, vec![None; devices.len()]),
         _ => {
@@ -166,12 +188,19 @@ fn span(dataset: &Dataset, devices: &[String], from: Option<i64>, to: Option<i64
                 .flatten()
                 .copied()
                 .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
-                .ok_or_else(|| ReportError::Options(format!("{} has no rows to report", dataset.root.display())))?;
+                .ok_or_else(|| {
+                    ReportError::Options(format!(
+                        "{} has no rows to report",
+                        dataset.root.display()
+                    ))
+                })?;
             (from.unwrap_or(lo), to.unwrap_or(hi), extents)
         }
     };
     if from >= to {
-        return Err(ReportError::Options("the span is empty: --from must be before --to".into()));
+        return Err(ReportError::Options(
+            "the span is empty: --from must be before --to".into(),
+        ));
     }
     Ok((from, to, extents))
 }
@@ -181,7 +210,11 @@ fn lines(data: &DeviceData, spec: &device::ChartSpec, axis: &TimeAxis) -> Vec<Li
     let frame = &data.frame;
     // Three missing rows in a row make a gap; a single row has the whole span.
     let resolution = resolution_ns(&frame.time);
-    let gap_ns = if resolution > 0 { resolution.saturating_mul(3) } else { axis.to - axis.from };
+    let gap_ns = if resolution > 0 {
+        resolution.saturating_mul(3)
+    } else {
+        axis.to - axis.from
+    };
     spec.series
         .iter()
         .filter_map(|s| {
@@ -189,26 +222,49 @@ fn lines(data: &DeviceData, spec: &device::ChartSpec, axis: &TimeAxis) -> Vec<Li
             if !value.iter().any(|v| v.is_finite()) {
                 return None;
             }
-            let rows = Rows { time: &frame.time, value: &value, lo: lo.as_deref(), hi: hi.as_deref() };
+            let rows = Rows {
+                time: &frame.time,
+                value: &value,
+                lo: lo.as_deref(),
+                hi: hi.as_deref(),
+            };
             let segments = envelope(rows, axis.from, axis.to, PLOT_COLUMNS, gap_ns);
-            Some(Line { label: s.label.clone(), segments })
+            Some(Line {
+                label: s.label.clone(),
+                segments,
+            })
         })
         .collect()
 }
 
 /// One device's charts on `axis`; its numbers are over the report `span`.
-fn section(dataset: &Dataset, name: &str, axis: TimeAxis, span: (i64, i64)) -> Result<DeviceSection> {
+fn section(
+    dataset: &Dataset,
+    name: &str,
+    axis: TimeAxis,
+    span: (i64, i64),
+) -> Result<DeviceSection> {
     let (from, to) = (axis.from, axis.to);
     let data = device::load(dataset, name, from, to, PLOT_COLUMNS)?;
     let mut charts = Vec::new();
     for spec in chart_specs(data.source) {
         let title = format!("{name}: {}", spec.title);
-        if let Some(chart) = time_chart(spec.id, &title, spec.unit, &axis, &lines(&data, &spec, &axis))? {
+        if let Some(chart) = time_chart(
+            spec.id,
+            &title,
+            spec.unit,
+            &axis,
+            &lines(&data, &spec, &axis),
+        )? {
             charts.push(chart);
         }
     }
     let spectra = spectrum::spectra(&data.harmonics);
-    if let Some(chart) = spectrum_chart("spectrum", &format!("{name}: Harmonic spectrum (mean)"), &spectra)? {
+    if let Some(chart) = spectrum_chart(
+        "spectrum",
+        &format!("{name}: Harmonic spectrum (mean)"),
+        &spectra,
+    )? {
         charts.push(chart);
     }
     charts.push(strip_chart(
@@ -220,7 +276,13 @@ fn section(dataset: &Dataset, name: &str, axis: TimeAxis, span: (i64, i64)) -> R
     )?);
     if let Some(pq) = data.pq_events.as_ref().filter(|p| !p.rows.is_empty()) {
         let (rows, legend) = quality::pq_rows(pq);
-        charts.push(strip_chart("pq_events", &format!("{name}: Power-quality events"), &axis, &rows, &legend)?);
+        charts.push(strip_chart(
+            "pq_events",
+            &format!("{name}: Power-quality events"),
+            &axis,
+            &rows,
+            &legend,
+        )?);
     }
     Ok(DeviceSection {
         name: name.to_string(),
@@ -235,8 +297,10 @@ fn section(dataset: &Dataset, name: &str, axis: TimeAxis, span: (i64, i64)) -> R
 fn write_pngs(sections: &[DeviceSection], dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| ReportError::io("create folder", dir, e))?;
     let writer = png::PngWriter::new(2.0);
-    let jobs: Vec<(&DeviceSection, &charts::Chart)> =
-        sections.iter().flat_map(|s| s.charts.iter().map(move |c| (s, c))).collect();
+    let jobs: Vec<(&DeviceSection, &charts::Chart)> = sections
+        .iter()
+        .flat_map(|s| s.charts.iter().map(move |c| (s, c)))
+        .collect();
     jobs.par_iter()
         .map(|(s, c)| writer.write(c, dir, &format!("{}-{}", anchor(&s.name), c.id)))
         .collect()

@@ -38,7 +38,10 @@ pub struct PageInfo {
 
 /// A device's anchor: injective (the partition encoding, with `~` for `%`).
 pub fn anchor(device: &str) -> String {
-    format!("device-{}", encode_partition_value(device).replace('%', "~"))
+    format!(
+        "device-{}",
+        encode_partition_value(device).replace('%', "~")
+    )
 }
 
 fn opt(value: Option<f64>, scale: f64, decimals: usize) -> String {
@@ -54,7 +57,13 @@ th,td{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f3
 
 /// The whole page.
 pub fn page(info: &PageInfo, sections: &[DeviceSection]) -> String {
-    let mut html = String::with_capacity(sections.iter().map(|s| s.charts.iter().map(|c| c.svg.len()).sum::<usize>()).sum::<usize>() + 65_536);
+    let mut html = String::with_capacity(
+        sections
+            .iter()
+            .map(|s| s.charts.iter().map(|c| c.svg.len()).sum::<usize>())
+            .sum::<usize>()
+            + 65_536,
+    );
     let span = format!(
         "{} – {} ({})",
         format_time(info.from, info.zone, "%Y-%m-%d %H:%M:%S"),
@@ -131,7 +140,13 @@ fn device_section(html: &mut String, s: &DeviceSection, zone: Tz) {
         opt(st.flagged, 100.0, 1),
     );
     for chart in &s.charts {
-        let _ = writeln!(html, "<figure id=\"{}-{}\">{}</figure>", anchor(&s.name), escape(&chart.id), chart.svg);
+        let _ = writeln!(
+            html,
+            "<figure id=\"{}-{}\">{}</figure>",
+            anchor(&s.name),
+            escape(&chart.id),
+            chart.svg
+        );
     }
     html.push_str("</div>\n");
     if let Some(pq) = &s.pq_events {
@@ -145,13 +160,21 @@ fn pq_table(html: &mut String, pq: &PqEvents, zone: Tz) {
         html.push_str("<p class=\"note\">No power-quality events in the span.</p>\n");
         return;
     }
-    let _ = write!(html, "<table class=\"pq\">\n<tr><th class=\"name\">start ({})</th>", zone.name());
+    let _ = write!(
+        html,
+        "<table class=\"pq\">\n<tr><th class=\"name\">start ({})</th>",
+        zone.name()
+    );
     for column in &pq.columns {
         let _ = write!(html, "<th>{}</th>", escape(column));
     }
     html.push_str("</tr>\n");
     for (row, &start) in pq.rows.iter().zip(&pq.start_ns).take(PQ_TABLE_ROWS) {
-        let _ = write!(html, "<tr><td class=\"name\">{}</td>", format_time(start, zone, "%Y-%m-%d %H:%M:%S%.3f"));
+        let _ = write!(
+            html,
+            "<tr><td class=\"name\">{}</td>",
+            format_time(start, zone, "%Y-%m-%d %H:%M:%S%.3f")
+        );
         for cell in row {
             let _ = write!(html, "<td>{}</td>", escape(cell));
         }
@@ -159,7 +182,11 @@ fn pq_table(html: &mut String, pq: &PqEvents, zone: Tz) {
     }
     html.push_str("</table>\n");
     if pq.rows.len() > PQ_TABLE_ROWS {
-        let _ = writeln!(html, "<p class=\"note\">and {} more (the timeline shows all).</p>", pq.rows.len() - PQ_TABLE_ROWS);
+        let _ = writeln!(
+            html,
+            "<p class=\"note\">and {} more (the timeline shows all).</p>",
+            pq.rows.len() - PQ_TABLE_ROWS
+        );
     }
 }
 
@@ -172,6 +199,8 @@ mod tests {
         let names = ["a%41", "aA", "a b", "a/b", "..x", "zähler"];
         let anchors: std::collections::HashSet<String> = names.iter().map(|n| anchor(n)).collect();
         assert_eq!(anchors.len(), names.len());
-        assert!(anchors.iter().all(|a| a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))));
+        assert!(anchors.iter().all(|a| a
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))));
     }
 }

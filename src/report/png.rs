@@ -24,13 +24,21 @@ impl PngWriter {
         let mut fonts = usvg::fontdb::Database::new();
         fonts.load_system_fonts();
         let available = |family: &str| {
-            fonts.faces().any(|f| f.families.iter().any(|(name, _)| name == family))
+            fonts
+                .faces()
+                .any(|f| f.families.iter().any(|(name, _)| name == family))
         };
         let family = SANS_SERIF
             .iter()
             .find(|f| available(f))
             .map(|f| f.to_string())
-            .or_else(|| fonts.faces().next().and_then(|f| f.families.first()).map(|(n, _)| n.clone()));
+            .or_else(|| {
+                fonts
+                    .faces()
+                    .next()
+                    .and_then(|f| f.families.first())
+                    .map(|(n, _)| n.clone())
+            });
         if let Some(family) = &family {
             fonts.set_sans_serif_family(family.clone());
         } else {
@@ -41,7 +49,10 @@ impl PngWriter {
             options.font_family = family;
         }
         options.fontdb = Arc::new(fonts);
-        PngWriter { options, scale: scale.max(0.1) }
+        PngWriter {
+            options,
+            scale: scale.max(0.1),
+        }
     }
 
     /// The PNG bytes of one chart.
@@ -50,7 +61,8 @@ impl PngWriter {
             chart: chart.id.clone(),
             message,
         };
-        let tree = usvg::Tree::from_str(&chart.svg, &self.options).map_err(|e| fail(e.to_string()))?;
+        let tree =
+            usvg::Tree::from_str(&chart.svg, &self.options).map_err(|e| fail(e.to_string()))?;
         let size = tree.size();
         let (w, h) = (
             (size.width() * self.scale).ceil() as u32,
@@ -59,7 +71,11 @@ impl PngWriter {
         let mut pixmap = tiny_skia::Pixmap::new(w.max(1), h.max(1))
             .ok_or_else(|| fail(format!("cannot allocate a {w}×{h} image")))?;
         pixmap.fill(tiny_skia::Color::WHITE);
-        resvg::render(&tree, tiny_skia::Transform::from_scale(self.scale, self.scale), &mut pixmap.as_mut());
+        resvg::render(
+            &tree,
+            tiny_skia::Transform::from_scale(self.scale, self.scale),
+            &mut pixmap.as_mut(),
+        );
         pixmap.encode_png().map_err(|e| fail(e.to_string()))
     }
 

@@ -27,7 +27,11 @@ fn merged(intervals: impl Iterator<Item = (i64, i64)>, join_ns: i64, class: usiz
     for (start, end) in intervals {
         match spans.last_mut() {
             Some(last) if start - last.end_ns <= join_ns => last.end_ns = last.end_ns.max(end),
-            _ => spans.push(Span { start_ns: start, end_ns: end.max(start), class }),
+            _ => spans.push(Span {
+                start_ns: start,
+                end_ns: end.max(start),
+                class,
+            }),
         }
     }
     spans
@@ -41,7 +45,11 @@ fn event_marks(times: &[i64], classes: &[usize], from: i64, to: i64) -> Vec<Span
         .iter()
         .zip(classes)
         .filter(|(&t, &c)| seen.insert(((t - from) / pixel, c)))
-        .map(|(&t, &class)| Span { start_ns: t, end_ns: t, class })
+        .map(|(&t, &class)| Span {
+            start_ns: t,
+            end_ns: t,
+            class,
+        })
         .collect()
 }
 
@@ -53,7 +61,11 @@ pub fn quality_rows(data: &DeviceData, from: i64, to: i64) -> Vec<StripRow> {
     let ends = frame.times.get("end").unwrap_or(&empty);
     let rows = || frame.time.iter().copied().zip(ends.iter().copied());
     let flagged: Vec<bool> = match data.source {
-        Source::Aggregates(_) => frame.number("flagged_windows").iter().map(|&f| f > 0.0).collect(),
+        Source::Aggregates(_) => frame
+            .number("flagged_windows")
+            .iter()
+            .map(|&f| f > 0.0)
+            .collect(),
         _ => frame.number("flagged").iter().map(|&f| f > 0.0).collect(),
     };
     let flagged_rows = rows().zip(flagged).filter(|(_, f)| *f).map(|(r, _)| r);
@@ -65,14 +77,30 @@ pub fn quality_rows(data: &DeviceData, from: i64, to: i64) -> Vec<StripRow> {
             "gap" => 2,
             "connect" => 3,
             "disconnect" => 4,
-            _ if data.events.number("lost_samples").get(i).is_some_and(|n| *n > 0.0) => 2,
+            _ if data
+                .events
+                .number("lost_samples")
+                .get(i)
+                .is_some_and(|n| *n > 0.0) =>
+            {
+                2
+            }
             _ => 5,
         })
         .collect();
     vec![
-        StripRow { label: "data".into(), spans: merged(rows(), pixel, 0) },
-        StripRow { label: "flagged".into(), spans: merged(flagged_rows, pixel, 1) },
-        StripRow { label: "events".into(), spans: event_marks(&data.events.time, &classes, from, to) },
+        StripRow {
+            label: "data".into(),
+            spans: merged(rows(), pixel, 0),
+        },
+        StripRow {
+            label: "flagged".into(),
+            spans: merged(flagged_rows, pixel, 1),
+        },
+        StripRow {
+            label: "events".into(),
+            spans: event_marks(&data.events.time, &classes, from, to),
+        },
     ]
 }
 
@@ -96,7 +124,11 @@ pub fn pq_rows(events: &PqEvents) -> (Vec<StripRow>, Vec<(String, RGBColor)>) {
             label: kind.clone(),
             spans: (0..events.kind.len())
                 .filter(|&i| &events.kind[i] == kind)
-                .map(|i| Span { start_ns: events.start_ns[i], end_ns: events.end_ns[i], class: k })
+                .map(|i| Span {
+                    start_ns: events.start_ns[i],
+                    end_ns: events.end_ns[i],
+                    class: k,
+                })
                 .collect(),
         })
         .collect();

@@ -86,10 +86,16 @@ impl Frame {
             *column = order.iter().map(|&i| column[i]).collect();
         }
         for column in self.texts.values_mut() {
-            *column = order.iter().map(|&i| std::mem::take(&mut column[i])).collect();
+            *column = order
+                .iter()
+                .map(|&i| std::mem::take(&mut column[i]))
+                .collect();
         }
         for column in self.lists.values_mut() {
-            *column = order.iter().map(|&i| std::mem::take(&mut column[i])).collect();
+            *column = order
+                .iter()
+                .map(|&i| std::mem::take(&mut column[i]))
+                .collect();
         }
     }
 }
@@ -121,7 +127,8 @@ pub fn time_bounds(files: &[&PartFile], start: &str, end: &str) -> Result<Option
         let builder = open(&file.path)?;
         let metadata = builder.metadata();
         let schema = metadata.file_metadata().schema_descr();
-        let index = |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
+        let index =
+            |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
         let (Some(s), Some(e)) = (index(start), index(end)) else {
             return Ok(None);
         };
@@ -269,7 +276,11 @@ fn append_batch(
         None => None,
     };
     let keep: Vec<usize> = (0..batch.num_rows())
-        .filter(|&i| equals.as_ref().is_none_or(|(values, want)| values[i] == *want))
+        .filter(|&i| {
+            equals
+                .as_ref()
+                .is_none_or(|(values, want)| values[i] == *want)
+        })
         .filter(|&i| time[i] != i64::MIN && time[i] >= query.from && time[i] < query.to)
         .filter(|&i| match (&devices, filter_device) {
             (Some(names), Some(device)) => names[i] == device,
@@ -328,7 +339,13 @@ fn append_batch(
                     let item = item.as_primitive::<Float64Type>();
                     out.push(
                         (0..item.len())
-                            .map(|k| if item.is_null(k) { f64::NAN } else { item.value(k) })
+                            .map(|k| {
+                                if item.is_null(k) {
+                                    f64::NAN
+                                } else {
+                                    item.value(k)
+                                }
+                            })
                             .collect(),
                     );
                 }
@@ -358,8 +375,11 @@ fn texts(path: &Path, name: &str, array: &ArrayRef) -> Result<Vec<String>> {
             .collect());
     }
     let options = FormatOptions::default().with_null("");
-    let formatter = ArrayFormatter::try_new(array.as_ref(), &options).map_err(arrow_error(path, name))?;
-    Ok((0..array.len()).map(|i| formatter.value(i).to_string()).collect())
+    let formatter =
+        ArrayFormatter::try_new(array.as_ref(), &options).map_err(arrow_error(path, name))?;
+    Ok((0..array.len())
+        .map(|i| formatter.value(i).to_string())
+        .collect())
 }
 
 /// The column names of the first file, in schema order (what a table shows).

@@ -25,7 +25,11 @@ pub struct Rows<'a> {
 
 /// The median spacing of `time` (the series' resolution), ns; 0 for < 2 rows.
 pub fn resolution_ns(time: &[i64]) -> i64 {
-    let mut steps: Vec<i64> = time.windows(2).map(|w| w[1] - w[0]).filter(|&d| d > 0).collect();
+    let mut steps: Vec<i64> = time
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|&d| d > 0)
+        .collect();
     if steps.is_empty() {
         return 0;
     }
@@ -36,7 +40,13 @@ pub fn resolution_ns(time: &[i64]) -> i64 {
 /// `rows` within `[from, to)` folded into at most `columns` buckets, split
 /// into segments wherever consecutive rows are more than `gap_ns` apart.
 /// NaN values (nulls) are skipped.
-pub fn envelope(rows: Rows<'_>, from: i64, to: i64, columns: usize, gap_ns: i64) -> Vec<Vec<Bucket>> {
+pub fn envelope(
+    rows: Rows<'_>,
+    from: i64,
+    to: i64,
+    columns: usize,
+    gap_ns: i64,
+) -> Vec<Vec<Bucket>> {
     let span = (to - from).max(1) as i128;
     let columns = columns.max(1);
     let mut segments: Vec<Vec<Bucket>> = Vec::new();
@@ -58,8 +68,18 @@ pub fn envelope(rows: Rows<'_>, from: i64, to: i64, columns: usize, gap_ns: i64)
         if t < from || t >= to || v.is_nan() {
             continue;
         }
-        let lo = rows.lo.and_then(|l| l.get(i)).copied().filter(|x| !x.is_nan()).unwrap_or(v);
-        let hi = rows.hi.and_then(|h| h.get(i)).copied().filter(|x| !x.is_nan()).unwrap_or(v);
+        let lo = rows
+            .lo
+            .and_then(|l| l.get(i))
+            .copied()
+            .filter(|x| !x.is_nan())
+            .unwrap_or(v);
+        let hi = rows
+            .hi
+            .and_then(|h| h.get(i))
+            .copied()
+            .filter(|x| !x.is_nan())
+            .unwrap_or(v);
         if last_t.is_some_and(|p| t - p > gap_ns) {
             close(&mut open, &mut current);
             if !current.is_empty() {
@@ -99,7 +119,12 @@ mod tests {
         let time: Vec<i64> = (0..1000).map(|i| i * 1_000_000).collect();
         let mut value: Vec<f64> = (0..1000).map(f64::from).collect();
         value[555] = 1e6;
-        let rows = Rows { time: &time, value: &value, lo: None, hi: None };
+        let rows = Rows {
+            time: &time,
+            value: &value,
+            lo: None,
+            hi: None,
+        };
         let segments = envelope(rows, 0, 1_000_000_000, 10, 2_000_000);
         assert_eq!(segments.len(), 1);
         let buckets = &segments[0];
@@ -118,7 +143,12 @@ mod tests {
         let time = [0, 1, 2, 10, 11];
         let value = [1.0, f64::NAN, 3.0, 4.0, 5.0];
         let lo = [0.5, 0.0, 2.0, 3.0, 4.0];
-        let rows = Rows { time: &time, value: &value, lo: Some(&lo), hi: None };
+        let rows = Rows {
+            time: &time,
+            value: &value,
+            lo: Some(&lo),
+            hi: None,
+        };
         let segments = envelope(rows, 0, 20, 100, 3);
         assert_eq!(segments.len(), 2);
         assert_eq!(segments[0].len(), 2);

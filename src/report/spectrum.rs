@@ -29,12 +29,19 @@ pub fn spectra(harmonics: &Frame) -> Vec<Spectrum> {
                     }
                 }
             }
-            let mean: Vec<f64> = sums.iter().zip(&counts).map(|(s, &n)| if n > 0 { s / n as f64 } else { f64::NAN }).collect();
+            let mean: Vec<f64> = sums
+                .iter()
+                .zip(&counts)
+                .map(|(s, &n)| if n > 0 { s / n as f64 } else { f64::NAN })
+                .collect();
             let fundamental = mean.first().copied().filter(|g| *g > 0.0)?;
             let orders = counts.iter().rposition(|&n| n > 0)?;
             Some(Spectrum {
                 channel: name.clone(),
-                percent: mean[1..=orders].iter().map(|g| 100.0 * g / fundamental).collect(),
+                percent: mean[1..=orders]
+                    .iter()
+                    .map(|g| 100.0 * g / fundamental)
+                    .collect(),
             })
         })
         .collect()
@@ -48,7 +55,10 @@ mod tests {
     fn spectrum_is_mean_relative_to_the_fundamental() {
         let mut frame = Frame::default();
         frame.time = vec![0, 1, 2];
-        frame.texts.insert("channel".into(), vec!["i_l1".into(), "i_l1".into(), "v_l1".into()]);
+        frame.texts.insert(
+            "channel".into(),
+            vec!["i_l1".into(), "i_l1".into(), "v_l1".into()],
+        );
         frame.lists.insert(
             "subgroups".into(),
             vec![vec![10.0, 1.0, 2.0], vec![10.0, 3.0, 0.0], vec![230.0, 2.3]],

@@ -22,7 +22,9 @@ pub struct DeviceStats {
 }
 
 fn finite_max(values: impl Iterator<Item = f64>) -> Option<f64> {
-    values.filter(|v| v.is_finite()).fold(None, |m, v| Some(m.map_or(v, |m: f64| m.max(v))))
+    values
+        .filter(|v| v.is_finite())
+        .fold(None, |m, v| Some(m.map_or(v, |m: f64| m.max(v))))
 }
 
 /// Seconds of `[from, to)` covered by rows `[start, end)`, overlaps counted once.
@@ -58,7 +60,8 @@ pub fn device_stats(data: &DeviceData, from: i64, to: i64) -> DeviceStats {
     let (mean_p_w, peak_p_w) = match series("power", "P") {
         Some((values, _, hi)) => {
             let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-            let mean = (!finite.is_empty()).then(|| finite.iter().sum::<f64>() / finite.len() as f64);
+            let mean =
+                (!finite.is_empty()).then(|| finite.iter().sum::<f64>() / finite.len() as f64);
             let peak = finite_max(hi.unwrap_or(values).into_iter());
             (mean, peak)
         }
@@ -70,7 +73,11 @@ pub fn device_stats(data: &DeviceData, from: i64, to: i64) -> DeviceStats {
     let worst = |stem: &str| {
         finite_max(["l1", "l2", "l3"].iter().flat_map(|p| {
             let column = frame.number(&format!("{stem}_{p}_pct"));
-            column.iter().enumerate().filter(|(i, _)| clean(*i)).map(|(_, v)| *v)
+            column
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| clean(*i))
+                .map(|(_, v)| *v)
         }))
     };
     let empty = Vec::new();
@@ -79,13 +86,22 @@ pub fn device_stats(data: &DeviceData, from: i64, to: i64) -> DeviceStats {
     let completeness = (covered_s(&frame.time, ends, from, to) / span_s).clamp(0.0, 1.0);
     let flagged = match data.source {
         Source::Aggregates(_) => {
-            let windows: f64 = frame.number("windows").iter().filter(|v| v.is_finite()).sum();
-            let flagged: f64 = frame.number("flagged_windows").iter().filter(|v| v.is_finite()).sum();
+            let windows: f64 = frame
+                .number("windows")
+                .iter()
+                .filter(|v| v.is_finite())
+                .sum();
+            let flagged: f64 = frame
+                .number("flagged_windows")
+                .iter()
+                .filter(|v| v.is_finite())
+                .sum();
             (windows > 0.0).then(|| flagged / windows)
         }
         _ => {
             let flags = frame.number("flagged");
-            (!flags.is_empty()).then(|| flags.iter().filter(|&&f| f > 0.0).count() as f64 / flags.len() as f64)
+            (!flags.is_empty())
+                .then(|| flags.iter().filter(|&&f| f > 0.0).count() as f64 / flags.len() as f64)
         }
     };
     DeviceStats {
@@ -97,7 +113,12 @@ pub fn device_stats(data: &DeviceData, from: i64, to: i64) -> DeviceStats {
         worst_thd_i_pct: worst("thd_i"),
         completeness,
         flagged,
-        gaps: data.events.text("kind").iter().filter(|k| *k == "gap").count(),
+        gaps: data
+            .events
+            .text("kind")
+            .iter()
+            .filter(|k| *k == "gap")
+            .count(),
         pq_events: data.pq_events.as_ref().map(|p| p.rows.len()),
     }
 }

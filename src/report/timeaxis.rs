@@ -12,15 +12,42 @@ const MS: i64 = 1_000_000;
 
 /// Tick steps tried, ms: the first giving at most `max_ticks` ticks wins.
 const STEPS_MS: [i64; 27] = [
-    10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000,
-    600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
-    86_400_000, 172_800_000, 604_800_000, 2_592_000_000,
+    10,
+    20,
+    50,
+    100,
+    200,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    15_000,
+    30_000,
+    60_000,
+    120_000,
+    300_000,
+    600_000,
+    900_000,
+    1_800_000,
+    3_600_000,
+    7_200_000,
+    10_800_000,
+    21_600_000,
+    43_200_000,
+    86_400_000,
+    172_800_000,
+    604_800_000,
+    2_592_000_000,
 ];
 
 /// A time zone by IANA name (`UTC`, `Europe/Vienna`).
 pub fn parse_zone(name: &str) -> Result<Tz> {
-    name.parse::<Tz>()
-        .map_err(|_| ReportError::Options(format!("unknown time zone {name:?} (use an IANA name such as UTC or Europe/Vienna)")))
+    name.parse::<Tz>().map_err(|_| {
+        ReportError::Options(format!(
+            "unknown time zone {name:?} (use an IANA name such as UTC or Europe/Vienna)"
+        ))
+    })
 }
 
 /// `--from`/`--to`: RFC 3339 (`2026-12-01T08:00:00Z`), Unix seconds, or a
@@ -40,15 +67,20 @@ pub fn parse_time(text: &str, zone: Tz) -> Result<i64> {
     let utc = if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         t.with_timezone(&Utc)
     } else {
-        let naive = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
-            .iter()
-            .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-            .or_else(|| {
-                NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                    .ok()
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-            })
-            .ok_or_else(bad)?;
+        let naive = [
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%dT%H:%M",
+        ]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+        .ok_or_else(bad)?;
         zone.from_local_datetime(&naive)
             .earliest()
             .ok_or_else(bad)?
@@ -90,7 +122,11 @@ pub fn ticks(from: i64, to: i64, zone: Tz, max_ticks: usize) -> Ticks {
     });
     let step_ns = step_ms * MS;
     let first = ((from + offset_ns).div_euclid(step_ns) + 1) * step_ns - offset_ns;
-    let first = if first - step_ns >= from { first - step_ns } else { first };
+    let first = if first - step_ns >= from {
+        first - step_ns
+    } else {
+        first
+    };
     let mut at_ns = Vec::new();
     let mut t = first;
     while t <= to && at_ns.len() < 64 {
@@ -112,7 +148,11 @@ pub fn ticks(from: i64, to: i64, zone: Tz, max_ticks: usize) -> Ticks {
 
 /// The x-axis description: zone and the start date, e.g. `Europe/Vienna, from 2026-12-01 08:00`.
 pub fn axis_description(from: i64, zone: Tz) -> String {
-    format!("time ({}), from {}", zone.name(), format_time(from, zone, "%Y-%m-%d %H:%M:%S"))
+    format!(
+        "time ({}), from {}",
+        zone.name(),
+        format_time(from, zone, "%Y-%m-%d %H:%M:%S")
+    )
 }
 
 #[cfg(test)]
@@ -124,8 +164,14 @@ mod tests {
         let vienna = parse_zone("Europe/Vienna").unwrap();
         // 2026-12-01 08:00 in Vienna (CET, UTC+1) is 07:00Z.
         let t = parse_time("2026-12-01 08:00", vienna).unwrap();
-        assert_eq!(t, parse_time("2026-12-01T07:00:00Z", chrono_tz::UTC).unwrap());
-        assert_eq!(parse_time("1700000000", vienna).unwrap(), 1_700_000_000 * NS);
+        assert_eq!(
+            t,
+            parse_time("2026-12-01T07:00:00Z", chrono_tz::UTC).unwrap()
+        );
+        assert_eq!(
+            parse_time("1700000000", vienna).unwrap(),
+            1_700_000_000 * NS
+        );
         assert!(parse_time("yesterday", vienna).is_err());
         assert!(parse_zone("Mars/Olympus").is_err());
     }
