@@ -44,7 +44,7 @@ fn aggregate(m: u64, k: i64, phases: usize) -> Aggregate {
     let hour = k as f64 / 6.0;
     let base = 500.0 + 4000.0 * noise(m);
     let daily = 0.6 + 0.4 * (std::f64::consts::PI * (hour - 6.0) / 12.0).sin().max(-0.5);
-    let pv = m % 7 == 0;
+    let pv = m.is_multiple_of(7);
     let p_phase = if pv {
         -base * (std::f64::consts::PI * (hour - 6.0) / 12.0).sin().max(0.0)
     } else {
@@ -52,7 +52,7 @@ fn aggregate(m: u64, k: i64, phases: usize) -> Aggregate {
     } / phases as f64;
     let q_phase = 0.3 * p_phase.abs();
     let s_phase = p_phase.hypot(q_phase);
-    let v = 230.0 + 3.0 * (hour / 24.0 * 6.28).cos() + noise(m * 7 + k as u64);
+    let v = 230.0 + 3.0 * (hour / 24.0 * std::f64::consts::TAU).cos() + noise(m * 7 + k as u64);
     let mut energy = EnergyFlow::default();
     energy.add(p_phase * phases as f64 / 6.0);
     let phase = |_: usize| PhaseAggregate {

@@ -53,8 +53,10 @@ mod tests {
 
     #[test]
     fn spectrum_is_mean_relative_to_the_fundamental() {
-        let mut frame = Frame::default();
-        frame.time = vec![0, 1, 2];
+        let mut frame = Frame {
+            time: vec![0, 1, 2],
+            ..Frame::default()
+        };
         frame.texts.insert(
             "channel".into(),
             vec!["i_l1".into(), "i_l1".into(), "v_l1".into()],

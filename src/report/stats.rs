@@ -69,7 +69,7 @@ pub fn device_stats(data: &DeviceData, from: i64, to: i64) -> DeviceStats {
     };
     // Flagged windows (partial cycles, gaps) give meaningless THD; skip them.
     let flags = frame.number("flagged");
-    let clean = |i: usize| flags.get(i).is_none_or(|f| !(*f > 0.0));
+    let clean = |i: usize| flags.get(i).is_none_or(|f| f.is_nan() || *f <= 0.0);
     let worst = |stem: &str| {
         finite_max(["l1", "l2", "l3"].iter().flat_map(|p| {
             let column = frame.number(&format!("{stem}_{p}_pct"));
