@@ -9,6 +9,7 @@ pub mod dsp;
 pub mod meter;
 pub mod model;
 pub mod pipeline;
+pub mod report;
 pub mod sink;
 pub mod source;
 pub mod wire;

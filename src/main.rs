@@ -1,7 +1,7 @@
 //! The `meterflow` command line; each subcommand lives in `meterflow::cli`.
 
 use clap::{Parser, Subcommand};
-use meterflow::cli::{batch, bench, bench_sink, config, inspect, run, simulate, sink};
+use meterflow::cli::{batch, bench, bench_sink, config, inspect, report, run, simulate, sink};
 
 /// meterflow: SmartMeter power-meter streams into trustworthy energy data.
 #[derive(Debug, Parser)]
@@ -33,6 +33,8 @@ enum Command {
         #[command(subcommand)]
         what: config::ConfigCommand,
     },
+    /// One self-contained HTML page of charts from a Parquet dataset.
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +58,7 @@ fn main() -> std::process::ExitCode {
     let outcome = match cli.command.unwrap_or(Command::Run(run::RunArgs::default())) {
         Command::Inspect(args) => inspect::run(args),
         Command::Config { what } => config::run(what),
+        Command::Report(args) => report::run(args),
         Command::Bench {
             what: BenchCommand::Batch(args),
         } => runtime().and_then(|rt| rt.block_on(bench::run(args))),

@@ -11,7 +11,7 @@ use crate::sink::parquet::ParquetConfig;
 use crate::source::capture::RawParams;
 use crate::wire::Measures;
 
-use super::report::{print_devices, print_outputs};
+use super::summary::{print_devices, print_outputs};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BatchArgs {

@@ -9,6 +9,7 @@ pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod sink;
+pub mod summary;
 pub mod telemetry;
 
 /// Whether stderr takes colour and a progress bar: a terminal, and no

@@ -1,105 +1,75 @@
-//! The summary tables printed at the end of a run.
+//! `meterflow report DATASET --out FILE.html`: the HTML report of a Parquet
+//! dataset (see `meterflow::report`), optionally with each chart as PNG.
 
-use crate::pipeline::config::PipelineConfig;
-use crate::pipeline::device::DeviceSummary;
-use crate::pipeline::outputs::OutputsSummary;
+use std::path::PathBuf;
+use std::time::Instant;
 
-fn opt(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))
+use crate::report::timeaxis::{parse_time, parse_zone};
+use crate::report::{write_report, ReportOptions};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// The dataset: a Parquet root (`out/parquet`) or the run folder holding it.
+    pub dataset: PathBuf,
+    /// Only this device (repeat for several); default all.
+    #[arg(long = "device")]
+    pub devices: Vec<String>,
+    /// Start of the span: RFC 3339, Unix seconds, or local `YYYY-MM-DD[ HH:MM[:SS]]` in --tz.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the span (exclusive), same forms as --from.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Time zone of the labels and of local --from/--to (IANA name).
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    /// The HTML file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write every chart as PNG into this folder.
+    #[arg(long)]
+    pub png_dir: Option<PathBuf>,
 }
 
-/// One row per device: duration, windows, energy, mean P, max THD.
-pub fn print_devices(devices: &[DeviceSummary]) {
-    let width = devices
-        .iter()
-        .map(|d| d.device.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    println!(
-        "{:<width$} {:<12} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>9} {:>9} {:>7}",
-        "device",
-        "measures",
-        "duration",
-        "windows",
-        "flagged",
-        "import Wh",
-        "export Wh",
-        "mean P W",
-        "THD-V %",
-        "THD-I %",
-        "lost"
-    );
-    for d in devices {
-        println!(
-            "{:<width$} {:<12} {:>8.1}s {:>8} {:>8} {:>12.3} {:>12.3} {:>10} {:>9} {:>9} {:>7}",
-            d.device,
-            d.measures,
-            d.duration_s,
-            d.windows,
-            d.flagged_windows,
-            d.energy_imported_wh,
-            d.energy_exported_wh,
-            opt(d.mean_p_w, 1),
-            opt(d.max_thd_v_pct, 2),
-            opt(d.max_thd_i_pct, 2),
-            d.lost_samples
-        );
-        if let Some(error) = &d.output_error {
-            eprintln!("  {}: output error: {error}", d.device);
-        }
-    }
-}
-
-/// Where the results went.
-pub fn print_outputs(outputs: &OutputsSummary, config: &PipelineConfig) {
-    if let (Some(dataset), Some(parquet)) = (&outputs.dataset, &config.sink.parquet) {
-        let rows: Vec<String> = dataset
-            .rows
-            .iter()
-            .map(|(table, rows)| format!("{table} {rows}"))
-            .collect();
-        println!(
-            "parquet: {} files under {} (rows: {})",
-            dataset.files.len(),
-            parquet.out.display(),
-            rows.join(", ")
-        );
-    }
-    if config.sink.packets.is_some() {
-        println!(
-            "packets: {} built, {} spooled",
-            outputs.packets_built, outputs.spooled
-        );
-        for target in &outputs.targets {
-            println!(
-                "  packets to {}: {target}",
-                target_place(&target.target, config)
-            );
-        }
-    }
-}
-
-/// Where a delivery target sends, as its pipeline section says.
-fn target_place(name: &str, config: &PipelineConfig) -> String {
-    let Some(packets) = &config.sink.packets else {
-        return name.to_string();
+pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    let zone = parse_zone(&args.tz)?;
+    let options = ReportOptions {
+        dataset: args.dataset,
+        devices: args.devices,
+        from: args
+            .from
+            .as_deref()
+            .map(|t| parse_time(t, zone))
+            .transpose()?,
+        to: args
+            .to
+            .as_deref()
+            .map(|t| parse_time(t, zone))
+            .transpose()?,
+        zone,
+        out: args.out,
+        png_dir: args.png_dir,
     };
-    let targets = &packets.targets;
-    match name {
-        "ndjson" => targets.ndjson.as_ref().map_or_else(
-            || name.to_string(),
-            |n| format!("NDJSON files in {}", n.dir.display()),
-        ),
-        "http" => targets
-            .http
-            .as_ref()
-            .map_or_else(|| name.to_string(), |h| h.url.clone()),
-        "mqtt" => targets.mqtt.as_ref().map_or_else(
-            || name.to_string(),
-            |m| format!("mqtt://{}:{} {}", m.host, m.port, m.topic),
-        ),
-        "stdout" => "standard output".to_string(),
-        other => other.to_string(),
+    let started = Instant::now();
+    let summary = write_report(&options)?;
+    let sources: Vec<String> = summary
+        .sources
+        .iter()
+        .map(|(s, n)| format!("{n} from {s}"))
+        .collect();
+    println!(
+        "report: {} ({:.1} MB): {} device(s) ({}), {} charts, in {:.1} s",
+        summary.out.display(),
+        summary.bytes as f64 / 1e6,
+        summary.devices,
+        sources.join(", "),
+        summary.charts,
+        started.elapsed().as_secs_f64()
+    );
+    if !summary.pngs.is_empty() {
+        if let Some(dir) = &options.png_dir {
+            println!("png: {} charts in {}", summary.pngs.len(), dir.display());
+        }
     }
+    Ok(())
 }

@@ -11,7 +11,7 @@ use crate::pipeline::live::run_virtual_meters;
 use crate::pipeline::PipelineConfig;
 use crate::source::capture::RawParams;
 
-use super::report::{print_devices, print_outputs};
+use super::summary::{print_devices, print_outputs};
 
 /// The built-in default pipeline.
 pub const DEMO_PIPELINE: &str = include_str!("../../pipelines/demo.toml");
@@ -71,6 +71,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             print_devices(&report.devices);
             print_outputs(&report.outputs, &config);
             println!("done in {:.1} s", report.elapsed_s);
+            if let Some(parquet) = &config.sink.parquet {
+                println!(
+                    "see it: meterflow report {} --out report.html",
+                    parquet.out.display()
+                );
+            }
             for failure in &report.failures {
                 eprintln!("failed: {failure}");
             }

@@ -13,7 +13,7 @@ use crate::pipeline::config::SourceConfig;
 use crate::pipeline::server::{SinkReport, StreamSink};
 use crate::pipeline::PipelineConfig;
 
-use super::report::{print_devices, print_outputs};
+use super::summary::{print_devices, print_outputs};
 
 /// The built-in sink pipeline.
 pub const SINK_PIPELINE: &str = include_str!("../../pipelines/sink.toml");

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::pipeline::config::{PipelineConfig, TelemetryConfig};
 use crate::pipeline::telemetry::start_telemetry;
 
-use super::report::print_outputs;
+use super::summary::print_outputs;
 
 pub async fn run(config: &PipelineConfig, telemetry: &TelemetryConfig) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();

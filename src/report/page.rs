@@ -1,0 +1,206 @@
+//! Assembles the self-contained HTML page: a header with the span and
+//! zone, the fleet overview (one row per device, linking to its section),
+//! and per device its charts as inline SVG and its power-quality events.
+//! No scripts, no external resources: the file opens from disk anywhere.
+
+use std::fmt::Write as _;
+
+use chrono_tz::Tz;
+
+use super::charts::{escape, Chart};
+use super::device::{PqEvents, Source};
+use super::stats::DeviceStats;
+use super::timeaxis::format_time;
+use crate::sink::parquet::partition::encode_partition_value;
+
+/// Power-quality events listed per device; the timeline shows them all.
+const PQ_TABLE_ROWS: usize = 200;
+
+/// Everything the page says about one device.
+#[derive(Debug, Clone)]
+pub struct DeviceSection {
+    pub name: String,
+    pub source: Source,
+    pub rows: usize,
+    pub stats: DeviceStats,
+    pub charts: Vec<Chart>,
+    pub pq_events: Option<PqEvents>,
+}
+
+/// What the header says about the report.
+#[derive(Debug, Clone)]
+pub struct PageInfo {
+    pub dataset: String,
+    pub from: i64,
+    pub to: i64,
+    pub zone: Tz,
+}
+
+/// A device's anchor: injective (the partition encoding, with `~` for `%`).
+pub fn anchor(device: &str) -> String {
+    format!(
+        "device-{}",
+        encode_partition_value(device).replace('%', "~")
+    )
+}
+
+fn opt(value: Option<f64>, scale: f64, decimals: usize) -> String {
+    value.map_or_else(|| "–".to_string(), |v| format!("{:.decimals$}", v * scale))
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1600px}\
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 4px;border-top:1px solid #ccc;padding-top:12px}\
+.meta{color:#555;font-size:13px;margin:2px 0 10px}table{border-collapse:collapse;font-size:12px;margin:8px 0}\
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f3f3}td.name,th.name{text-align:left}\
+.charts{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}svg{display:block}\
+.note{color:#666;font-size:12px}";
+
+/// The whole page.
+pub fn page(info: &PageInfo, sections: &[DeviceSection]) -> String {
+    let mut html = String::with_capacity(
+        sections
+            .iter()
+            .map(|s| s.charts.iter().map(|c| c.svg.len()).sum::<usize>())
+            .sum::<usize>()
+            + 65_536,
+    );
+    let span = format!(
+        "{} – {} ({})",
+        format_time(info.from, info.zone, "%Y-%m-%d %H:%M:%S"),
+        format_time(info.to, info.zone, "%Y-%m-%d %H:%M:%S"),
+        info.zone.name()
+    );
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>meterflow report: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+         <h1>meterflow report</h1>\n<p class=\"meta\">dataset {} · {span} · {} device(s) · meterflow {}</p>\n\
+         <p class=\"note\">Lines are means per pixel column; shaded bands reach from the lowest to the highest value in the column \
+         (for aggregates, the extremes of their windows), so short peaks stay visible. Lines break at gaps.</p>\n",
+        escape(&info.dataset),
+        escape(&info.dataset),
+        sections.len(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    if sections.len() > 1 {
+        fleet_table(&mut html, sections);
+    }
+    for section in sections {
+        device_section(&mut html, section, info.zone);
+    }
+    html.push_str("</body>\n</html>\n");
+    html
+}
+
+fn fleet_table(html: &mut String, sections: &[DeviceSection]) {
+    html.push_str(
+        "<h2 id=\"fleet\">Fleet overview</h2>\n<table class=\"fleet\">\n<tr><th class=\"name\">device</th>\
+         <th>import kWh</th><th>export kWh</th><th>mean P W</th><th>peak P W</th><th>worst THD-V %</th>\
+         <th>worst THD-I %</th><th>data %</th><th>flagged %</th><th>gaps</th><th>PQ events</th></tr>\n",
+    );
+    for s in sections {
+        let st = &s.stats;
+        let _ = writeln!(
+            html,
+            "<tr><td class=\"name\"><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            anchor(&s.name),
+            escape(&s.name),
+            opt(st.energy_import_wh, 1e-3, 3),
+            opt(st.energy_export_wh, 1e-3, 3),
+            opt(st.mean_p_w, 1.0, 1),
+            opt(st.peak_p_w, 1.0, 1),
+            opt(st.worst_thd_v_pct, 1.0, 2),
+            opt(st.worst_thd_i_pct, 1.0, 2),
+            st.completeness * 100.0,
+            opt(st.flagged, 100.0, 1),
+            st.gaps,
+            st.pq_events.map_or_else(|| "–".to_string(), |n| n.to_string()),
+        );
+    }
+    html.push_str("</table>\n");
+}
+
+fn device_section(html: &mut String, s: &DeviceSection, zone: Tz) {
+    let st = &s.stats;
+    let _ = write!(
+        html,
+        "<section id=\"{}\" class=\"device\">\n<h2>{}</h2>\n<p class=\"meta\">{} rows of {} · import {} kWh · export {} kWh · \
+         mean P {} W · peak P {} W · data {:.1} % of the span · flagged {} %</p>\n<div class=\"charts\">\n",
+        anchor(&s.name),
+        escape(&s.name),
+        s.rows,
+        s.source.describe(),
+        opt(st.energy_import_wh, 1e-3, 3),
+        opt(st.energy_export_wh, 1e-3, 3),
+        opt(st.mean_p_w, 1.0, 1),
+        opt(st.peak_p_w, 1.0, 1),
+        st.completeness * 100.0,
+        opt(st.flagged, 100.0, 1),
+    );
+    for chart in &s.charts {
+        let _ = writeln!(
+            html,
+            "<figure id=\"{}-{}\">{}</figure>",
+            anchor(&s.name),
+            escape(&chart.id),
+            chart.svg
+        );
+    }
+    html.push_str("</div>\n");
+    if let Some(pq) = &s.pq_events {
+        pq_table(html, pq, zone);
+    }
+    html.push_str("</section>\n");
+}
+
+fn pq_table(html: &mut String, pq: &PqEvents, zone: Tz) {
+    if pq.rows.is_empty() {
+        html.push_str("<p class=\"note\">No power-quality events in the span.</p>\n");
+        return;
+    }
+    let _ = write!(
+        html,
+        "<table class=\"pq\">\n<tr><th class=\"name\">start ({})</th>",
+        zone.name()
+    );
+    for column in &pq.columns {
+        let _ = write!(html, "<th>{}</th>", escape(column));
+    }
+    html.push_str("</tr>\n");
+    for (row, &start) in pq.rows.iter().zip(&pq.start_ns).take(PQ_TABLE_ROWS) {
+        let _ = write!(
+            html,
+            "<tr><td class=\"name\">{}</td>",
+            format_time(start, zone, "%Y-%m-%d %H:%M:%S%.3f")
+        );
+        for cell in row {
+            let _ = write!(html, "<td>{}</td>", escape(cell));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</table>\n");
+    if pq.rows.len() > PQ_TABLE_ROWS {
+        let _ = writeln!(
+            html,
+            "<p class=\"note\">and {} more (the timeline shows all).</p>",
+            pq.rows.len() - PQ_TABLE_ROWS
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_are_distinct_and_url_safe() {
+        let names = ["a%41", "aA", "a b", "a/b", "..x", "zähler"];
+        let anchors: std::collections::HashSet<String> = names.iter().map(|n| anchor(n)).collect();
+        assert_eq!(anchors.len(), names.len());
+        assert!(anchors.iter().all(|a| a
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))));
+    }
+}

@@ -1,0 +1,396 @@
+//! Reads the columns a report needs from part files, by name: a column a
+//! file lacks reads as null (NaN), so older files, other layouts and tables
+//! still being designed (`pq_events`) all load the same way.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use super::error::{ReportError, Result};
+use super::scan::PartFile;
+
+/// Which columns to read and which rows to keep.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// The row time (a timestamp column); rows outside `[from, to)` are dropped.
+    pub time: String,
+    pub from: i64,
+    pub to: i64,
+    /// Columns read as f64 (numbers and booleans; null is NaN).
+    pub numbers: Vec<String>,
+    /// Columns read as text (null is "").
+    pub texts: Vec<String>,
+    /// `List<Float64>` columns.
+    pub lists: Vec<String>,
+    /// Timestamp columns other than `time`, in ns (null is `i64::MIN`).
+    pub times: Vec<String>,
+    /// Keep only rows whose column (first) has this text (second).
+    pub equals: Option<(String, String)>,
+    /// Keep only rows whose `device` column equals this (tables that are not
+    /// partitioned by device).
+    pub device: Option<String>,
+}
+
+/// Rows read, sorted by time; every column is as long as `time`.
+#[derive(Debug, Clone, Default)]
+pub struct Frame {
+    pub time: Vec<i64>,
+    pub numbers: BTreeMap<String, Vec<f64>>,
+    pub texts: BTreeMap<String, Vec<String>>,
+    pub lists: BTreeMap<String, Vec<Vec<f64>>>,
+    pub times: BTreeMap<String, Vec<i64>>,
+}
+
+impl Frame {
+    pub fn len(&self) -> usize {
+        self.time.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.time.is_empty()
+    }
+
+    /// A number column; all NaN when no file had it.
+    pub fn number(&self, name: &str) -> &[f64] {
+        self.numbers.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn text(&self, name: &str) -> &[String] {
+        self.texts.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether any row has a value in number column `name`.
+    pub fn has_values(&self, name: &str) -> bool {
+        self.number(name).iter().any(|v| !v.is_nan())
+    }
+
+    fn sort_by_time(&mut self) {
+        if self.time.windows(2).all(|w| w[0] <= w[1]) {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.time.len()).collect();
+        order.sort_by_key(|&i| self.time[i]);
+        let time: Vec<i64> = order.iter().map(|&i| self.time[i]).collect();
+        self.time = time;
+        for column in self.numbers.values_mut() {
+            *column = order.iter().map(|&i| column[i]).collect();
+        }
+        for column in self.times.values_mut() {
+            *column = order.iter().map(|&i| column[i]).collect();
+        }
+        for column in self.texts.values_mut() {
+            *column = order
+                .iter()
+                .map(|&i| std::mem::take(&mut column[i]))
+                .collect();
+        }
+        for column in self.lists.values_mut() {
+            *column = order
+                .iter()
+                .map(|&i| std::mem::take(&mut column[i]))
+                .collect();
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let file = File::open(path).map_err(|e| ReportError::io("open", path, e))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| ReportError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Rows in `files` according to their footers (no data is read).
+pub fn count_rows(files: &[&PartFile]) -> Result<u64> {
+    let mut rows = 0u64;
+    for file in files {
+        let builder = open(&file.path)?;
+        rows += u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    }
+    Ok(rows)
+}
+
+/// The smallest `start` and largest `end` value over `files`, from the
+/// footers' column statistics; `None` when a file has no statistics for them.
+pub fn time_bounds(files: &[&PartFile], start: &str, end: &str) -> Result<Option<(i64, i64)>> {
+    use parquet::file::statistics::Statistics;
+    let mut bounds: Option<(i64, i64)> = None;
+    for file in files {
+        let builder = open(&file.path)?;
+        let metadata = builder.metadata();
+        let schema = metadata.file_metadata().schema_descr();
+        let index =
+            |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
+        let (Some(s), Some(e)) = (index(start), index(end)) else {
+            return Ok(None);
+        };
+        for group in metadata.row_groups() {
+            let min = match group.column(s).statistics() {
+                Some(Statistics::Int64(v)) => v.min_opt().copied(),
+                _ => None,
+            };
+            let max = match group.column(e).statistics() {
+                Some(Statistics::Int64(v)) => v.max_opt().copied(),
+                _ => None,
+            };
+            let (Some(min), Some(max)) = (min, max) else {
+                return Ok(None);
+            };
+            bounds = Some(bounds.map_or((min, max), |(a, b)| (a.min(min), b.max(max))));
+        }
+    }
+    Ok(bounds)
+}
+
+/// Reads `query`'s columns of every file, keeping the rows in its time range.
+pub fn read(files: &[&PartFile], query: &Query) -> Result<Frame> {
+    let mut frame = Frame::default();
+    for name in &query.numbers {
+        frame.numbers.insert(name.clone(), Vec::new());
+    }
+    for name in &query.texts {
+        frame.texts.insert(name.clone(), Vec::new());
+    }
+    for name in &query.lists {
+        frame.lists.insert(name.clone(), Vec::new());
+    }
+    for name in &query.times {
+        frame.times.insert(name.clone(), Vec::new());
+    }
+    for file in files {
+        read_file(file, query, &mut frame)?;
+    }
+    frame.sort_by_time();
+    Ok(frame)
+}
+
+fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
+    let path = file.path.as_path();
+    let builder = open(path)?;
+    let schema = builder.schema().clone();
+    let filter_device = query.device.as_deref().filter(|_| file.device.is_none());
+    let mut wanted: Vec<&str> = vec![query.time.as_str()];
+    wanted.extend(query.numbers.iter().map(String::as_str));
+    wanted.extend(query.texts.iter().map(String::as_str));
+    wanted.extend(query.lists.iter().map(String::as_str));
+    wanted.extend(query.times.iter().map(String::as_str));
+    if filter_device.is_some() {
+        wanted.push("device");
+    }
+    if let Some((name, _)) = &query.equals {
+        wanted.push(name.as_str());
+    }
+    let indices: Vec<usize> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| wanted.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    if schema.index_of(&query.time).is_err() {
+        return Ok(());
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(65_536)
+        .build()
+        .map_err(|source| ReportError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    for batch in reader {
+        let batch = batch.map_err(|source| ReportError::Arrow {
+            path: path.to_path_buf(),
+            column: "(batch)".into(),
+            source,
+        })?;
+        append_batch(path, &batch, query, filter_device, frame)?;
+    }
+    Ok(())
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a ArrayRef> {
+    batch.schema().index_of(name).ok().map(|i| batch.column(i))
+}
+
+fn arrow_error(path: &Path, column: &str) -> impl FnOnce(arrow::error::ArrowError) -> ReportError {
+    let (path, column) = (path.to_path_buf(), column.to_string());
+    move |source| ReportError::Arrow {
+        path,
+        column,
+        source,
+    }
+}
+
+/// A timestamp (any unit) or integer column as ns; null is `i64::MIN`.
+fn nanos(path: &Path, name: &str, array: &ArrayRef) -> Result<Vec<i64>> {
+    let scale = match array.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => 1_000_000_000,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000_000,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000,
+        _ => 1,
+    };
+    let ints = cast(array, &DataType::Int64).map_err(arrow_error(path, name))?;
+    let ints = ints.as_primitive::<Int64Type>();
+    Ok((0..ints.len())
+        .map(|i| {
+            if ints.is_null(i) {
+                i64::MIN
+            } else {
+                ints.value(i).saturating_mul(scale)
+            }
+        })
+        .collect())
+}
+
+fn append_batch(
+    path: &Path,
+    batch: &RecordBatch,
+    query: &Query,
+    filter_device: Option<&str>,
+    frame: &mut Frame,
+) -> Result<()> {
+    let Some(time) = column(batch, &query.time) else {
+        return Ok(());
+    };
+    let time = nanos(path, &query.time, time)?;
+    let devices = match (filter_device, column(batch, "device")) {
+        (Some(_), Some(array)) => Some(texts(path, "device", array)?),
+        _ => None,
+    };
+    let equals = match &query.equals {
+        Some((name, value)) => match column(batch, name) {
+            Some(array) => Some((texts(path, name, array)?, value.as_str())),
+            // A file without the column has no row with that value.
+            None => return Ok(()),
+        },
+        None => None,
+    };
+    let keep: Vec<usize> = (0..batch.num_rows())
+        .filter(|&i| {
+            equals
+                .as_ref()
+                .is_none_or(|(values, want)| values[i] == *want)
+        })
+        .filter(|&i| time[i] != i64::MIN && time[i] >= query.from && time[i] < query.to)
+        .filter(|&i| match (&devices, filter_device) {
+            (Some(names), Some(device)) => names[i] == device,
+            _ => true,
+        })
+        .collect();
+    if keep.is_empty() {
+        return Ok(());
+    }
+    frame.time.extend(keep.iter().map(|&i| time[i]));
+    for (name, out) in frame.numbers.iter_mut() {
+        match column(batch, name) {
+            Some(array) => {
+                let values = cast(array, &DataType::Float64).map_err(arrow_error(path, name))?;
+                let values = values.as_primitive::<Float64Type>();
+                out.extend(keep.iter().map(|&i| {
+                    if values.is_null(i) {
+                        f64::NAN
+                    } else {
+                        values.value(i)
+                    }
+                }));
+            }
+            None => out.extend(keep.iter().map(|_| f64::NAN)),
+        }
+    }
+    for (name, out) in frame.times.iter_mut() {
+        match column(batch, name) {
+            Some(array) => {
+                let values = nanos(path, name, array)?;
+                out.extend(keep.iter().map(|&i| values[i]));
+            }
+            None => out.extend(keep.iter().map(|_| i64::MIN)),
+        }
+    }
+    for (name, out) in frame.texts.iter_mut() {
+        match column(batch, name) {
+            Some(array) => {
+                let values = texts(path, name, array)?;
+                out.extend(keep.iter().map(|&i| values[i].clone()));
+            }
+            None => out.extend(keep.iter().map(|_| String::new())),
+        }
+    }
+    for (name, out) in frame.lists.iter_mut() {
+        let list = column(batch, name).and_then(|a| a.as_list_opt::<i32>());
+        match list {
+            Some(list) => {
+                for &i in &keep {
+                    if list.is_null(i) {
+                        out.push(Vec::new());
+                        continue;
+                    }
+                    let item = list.value(i);
+                    let item = cast(&item, &DataType::Float64).map_err(arrow_error(path, name))?;
+                    let item = item.as_primitive::<Float64Type>();
+                    out.push(
+                        (0..item.len())
+                            .map(|k| {
+                                if item.is_null(k) {
+                                    f64::NAN
+                                } else {
+                                    item.value(k)
+                                }
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            None => out.extend(keep.iter().map(|_| Vec::new())),
+        }
+    }
+    Ok(())
+}
+
+/// Any column as display text (timestamps in RFC 3339); null is "".
+fn texts(path: &Path, name: &str, array: &ArrayRef) -> Result<Vec<String>> {
+    // Arrow's formatter needs its chrono-tz feature for named zones; UTC
+    // is all the datasets use, so timestamps are written here.
+    if matches!(array.data_type(), DataType::Timestamp(_, _)) {
+        return Ok(nanos(path, name, array)?
+            .into_iter()
+            .map(|t| {
+                if t == i64::MIN {
+                    String::new()
+                } else {
+                    chrono::DateTime::from_timestamp_nanos(t)
+                        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                        .to_string()
+                }
+            })
+            .collect());
+    }
+    let options = FormatOptions::default().with_null("");
+    let formatter =
+        ArrayFormatter::try_new(array.as_ref(), &options).map_err(arrow_error(path, name))?;
+    Ok((0..array.len())
+        .map(|i| formatter.value(i).to_string())
+        .collect())
+}
+
+/// The column names of the first file, in schema order (what a table shows).
+pub fn column_names(files: &[&PartFile]) -> Result<Vec<String>> {
+    match files.first() {
+        Some(file) => Ok(open(&file.path)?
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()),
+        None => Ok(Vec::new()),
+    }
+}

@@ -1,0 +1,338 @@
+//! The HTML report end to end: the testdata captures through the batch
+//! pipeline into a dataset (with harmonics and a `pq_events` table), the
+//! report of it, and that page in a real headless Chromium: no console
+//! errors, a screenshot that is not blank, one titled chart per plotted
+//! table and device; the fleet numbers against the signals' analytic truth.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, Int32Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use common::chromium;
+use meterflow::cli::batch::{batch_config, BatchArgs};
+use meterflow::meter::signal::SignalConfig;
+use meterflow::pipeline::batch::{expand_inputs, run_batch};
+use meterflow::report::{write_report, ReportOptions};
+use meterflow::source::capture::RawParams;
+use parquet::arrow::ArrowWriter;
+
+const EIGHT_KHZ: &str = "three_phase_8khz-001";
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
+}
+
+/// The batch pipeline over testdata/ into `out`, harmonics table on.
+async fn dataset(out: &Path) {
+    let args = BatchArgs {
+        inputs: vec![testdata()],
+        out: out.to_path_buf(),
+        pipeline: None,
+        rate: None,
+        measures: None,
+        start: None,
+        name: None,
+        quiet: true,
+    };
+    let mut config = batch_config(&args).unwrap();
+    config.dsp.keep_harmonic_subgroups = true;
+    config.sink.parquet.as_mut().unwrap().tables.harmonics = true;
+    let files = expand_inputs(&args.inputs, &RawParams::default()).unwrap();
+    let report = run_batch(&config, &files, &RawParams::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(report.failed_files(), 0);
+}
+
+/// A `pq_events` file as the power-quality table lays it out: two dips
+/// and a swell of the 8 kHz meter, at its first window's time.
+fn write_pq_events(parquet: &Path) -> usize {
+    let windows = parquet.join(format!("windows/device={EIGHT_KHZ}"));
+    let date = std::fs::read_dir(&windows)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let dir = parquet
+        .join(format!("pq_events/device={EIGHT_KHZ}"))
+        .join(date);
+    std::fs::create_dir_all(&dir).unwrap();
+    let t0 = first_window_start(&windows);
+    let ts = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("device", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("start", ts(), false),
+        Field::new("end", ts(), false),
+        Field::new("duration_s", DataType::Float64, false),
+        Field::new("residual_v", DataType::Float64, true),
+        Field::new("pct_udin", DataType::Float64, true),
+        Field::new("channels", DataType::Utf8, false),
+        Field::new("flags", DataType::Int32, false),
+    ]));
+    let starts = [t0 + 100_000_000, t0 + 600_000_000, t0 + 1_200_000_000];
+    let ends = [t0 + 300_000_000, t0 + 700_000_000, t0 + 1_500_000_000];
+    let stamps =
+        |v: &[i64]| Arc::new(TimestampNanosecondArray::from(v.to_vec()).with_timezone("UTC"));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![EIGHT_KHZ; 3])),
+            Arc::new(StringArray::from(vec!["dip", "dip", "swell"])),
+            stamps(&starts),
+            stamps(&ends),
+            Arc::new(Float64Array::from(vec![0.2, 0.1, 0.3])),
+            Arc::new(Float64Array::from(vec![
+                Some(161.0),
+                Some(200.1),
+                Some(260.0),
+            ])),
+            Arc::new(Float64Array::from(vec![
+                Some(70.0),
+                Some(87.0),
+                Some(113.0),
+            ])),
+            Arc::new(StringArray::from(vec!["L1", "L1 L2", "L3"])),
+            Arc::new(Int32Array::from(vec![0, 0, 1])),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(dir.join("part-00000.parquet")).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    3
+}
+
+fn first_window_start(device_dir: &Path) -> i64 {
+    common::parquet_read::parquet_files(device_dir)
+        .iter()
+        .flat_map(|p| common::parquet_read::read_file(p))
+        .map(|b| {
+            let column = b
+                .column(b.schema().index_of("window_start").unwrap())
+                .clone();
+            let column = arrow::compute::cast(&column, &DataType::Int64).unwrap();
+            arrow::compute::min(
+                column
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .min()
+        .unwrap()
+}
+
+#[derive(serde::Deserialize)]
+struct Truth {
+    signal: SignalConfig,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_of_the_testdata_opens_in_chromium() {
+    let out = tempfile::tempdir().unwrap();
+    dataset(out.path()).await;
+    let pq_rows = write_pq_events(&out.path().join("parquet"));
+    let html = out.path().join("report.html");
+    let png_dir = out.path().join("png");
+    let summary = write_report(&ReportOptions {
+        dataset: out.path().to_path_buf(),
+        devices: Vec::new(),
+        from: None,
+        to: None,
+        zone: "Europe/Vienna".parse().unwrap(),
+        out: html.clone(),
+        png_dir: Some(png_dir.clone()),
+    })
+    .unwrap();
+
+    // Which charts each device gets follows from its layout and tables:
+    // 4 metered captures (windows) and 2 latch captures; a quality strip
+    // each; the spectrum where harmonics rows exist; PQ events for one.
+    assert_eq!(summary.devices, 6);
+    let by_id = &summary.charts_by_id;
+    assert_eq!(by_id["quality"], 6, "{by_id:?}");
+    assert_eq!(by_id["frequency"], 4, "{by_id:?}");
+    assert_eq!(by_id["thd"], 4, "{by_id:?}");
+    assert_eq!(by_id["spectrum"], 4, "{by_id:?}");
+    assert_eq!(by_id["pq_events"], 1, "{by_id:?}");
+    assert_eq!(
+        by_id["voltage"], 5,
+        "v,i_RMS latch has V, p,q latch has not: {by_id:?}"
+    );
+    assert_eq!(by_id["power"], 5, "{by_id:?}");
+    let eight = &summary.titles[EIGHT_KHZ];
+    assert!(
+        eight.iter().any(|t| t.contains("Power-quality events")),
+        "{eight:?}"
+    );
+    assert_eq!(summary.stats[EIGHT_KHZ].pq_events, Some(pq_rows));
+
+    // Fleet numbers of the 8 kHz capture against its signal's truth.
+    let truth: Truth = serde_json::from_str(
+        &std::fs::read_to_string(testdata().join("three_phase_8khz.json")).unwrap(),
+    )
+    .unwrap();
+    let expected = truth.signal.truth_at(0.5);
+    let stats = &summary.stats[EIGHT_KHZ];
+    // Tolerance: window P is within 5e-4·S of the truth (pipeline tests);
+    // partial windows at the capture's ends add a little more.
+    let mean_p = stats.mean_p_w.unwrap();
+    assert!(
+        (mean_p - expected.p_total_w).abs() <= 2e-3 * expected.s_total_va,
+        "mean P {mean_p}"
+    );
+    // 2 s of steady import: E = P·T within 1 % (the ends' partial windows).
+    let energy = stats.energy_import_wh.unwrap();
+    let energy_truth = expected.p_total_w * 2.0 / 3600.0;
+    assert!(
+        (energy - energy_truth).abs() <= 0.01 * energy_truth,
+        "E {energy} vs {energy_truth}"
+    );
+    assert_eq!(stats.energy_export_wh, Some(0.0));
+    let thd_i = stats.worst_thd_i_pct.unwrap();
+    assert!(
+        (thd_i
+            - expected
+                .phases
+                .iter()
+                .map(|p| p.thd_i_pct)
+                .fold(0.0, f64::max))
+        .abs()
+            < 0.1,
+        "THD-I {thd_i}"
+    );
+
+    // The probe proves console messages reach stderr, so their absence below means something.
+    let probe_dir = tempfile::tempdir().unwrap();
+    let probe = probe_dir.path().join("probe.html");
+    std::fs::write(
+        &probe,
+        "<!DOCTYPE html><script>console.error('probe-42')</script>",
+    )
+    .unwrap();
+    let probed = chromium::run(&probe, &["--dump-dom"]);
+    assert!(
+        chromium::console_messages(&probed.stderr)
+            .iter()
+            .any(|l| l.contains("probe-42")),
+        "console messages are not logged: {}",
+        probed.stderr
+    );
+
+    // The page: no console messages at all (it has no scripts; a bad SVG
+    // attribute would be logged), and every chart in the DOM with its title.
+    let dom = chromium::run(&html, &["--dump-dom"]);
+    let console = chromium::console_messages(&dom.stderr);
+    assert!(console.is_empty(), "console: {console:?}");
+    let svgs = dom.stdout.matches("<svg").count();
+    let titled = dom.stdout.matches("<title>").count() - 1; // the page's own <title>
+    assert_eq!(svgs, summary.charts, "one <svg> per chart");
+    assert_eq!(titled, summary.charts, "every chart titled");
+    for (device, titles) in &summary.titles {
+        for title in titles {
+            let escaped = title
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            assert!(
+                dom.stdout.contains(&format!("<title>{escaped}</title>")),
+                "{device}: {title}"
+            );
+        }
+        // The fleet table links to the device's section.
+        let anchor = meterflow::report::page::anchor(device);
+        assert!(dom.stdout.contains(&format!("href=\"#{anchor}\"")));
+        assert!(dom.stdout.contains(&format!("id=\"{anchor}\"")));
+    }
+    assert!(dom.stdout.contains("Fleet overview"));
+    assert!(
+        dom.stdout.contains("residual_v") && dom.stdout.contains("161"),
+        "PQ table by column name"
+    );
+
+    // The screenshot is a page of charts, not a blank one: decode it and
+    // require real variance and a share of non-white pixels.
+    let shots = tempfile::tempdir().unwrap();
+    let shot = shots.path().join("shot.png");
+    chromium::run(
+        &html,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,2000",
+        ],
+    );
+    let (width, height, gray) = decode_gray(&std::fs::read(&shot).unwrap());
+    assert_eq!((width, height), (1280, 2000));
+    let mean = gray.iter().map(|&g| f64::from(g)).sum::<f64>() / gray.len() as f64;
+    let variance = gray
+        .iter()
+        .map(|&g| (f64::from(g) - mean).powi(2))
+        .sum::<f64>()
+        / gray.len() as f64;
+    let inked = gray.iter().filter(|&&g| g < 200).count() as f64 / gray.len() as f64;
+    assert!(variance > 100.0, "variance {variance}");
+    assert!(inked > 0.01, "non-white share {inked}");
+
+    // One PNG per chart, at twice the chart's size, not blank either.
+    assert_eq!(summary.pngs.len(), summary.charts);
+    let power = png_dir.join(format!(
+        "{}-power.png",
+        meterflow::report::page::anchor(EIGHT_KHZ)
+    ));
+    let (w, h, gray) = decode_gray(&std::fs::read(power).unwrap());
+    assert_eq!(
+        (w, h),
+        (
+            2 * meterflow::report::charts::WIDTH,
+            2 * meterflow::report::charts::HEIGHT
+        )
+    );
+    assert!(
+        gray.iter().filter(|&&g| g < 128).count() > 1000,
+        "lines and text are drawn"
+    );
+}
+
+/// A PNG as luma bytes (alpha ignored), with its size.
+fn decode_gray(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let gray = buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|p| {
+            if channels >= 3 {
+                ((u16::from(p[0]) + u16::from(p[1]) + u16::from(p[2])) / 3) as u8
+            } else {
+                p[0]
+            }
+        })
+        .collect();
+    (info.width, info.height, gray)
+}
+
+#[test]
+fn unknown_devices_and_empty_spans_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ReportOptions {
+        dataset: dir.path().to_path_buf(),
+        devices: Vec::new(),
+        from: None,
+        to: None,
+        zone: chrono_tz::UTC,
+        out: dir.path().join("r.html"),
+        png_dir: None,
+    };
+    let error = write_report(&options).unwrap_err().to_string();
+    assert!(error.contains("no meterflow dataset"), "{error}");
+}
