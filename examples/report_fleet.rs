@@ -68,6 +68,8 @@ fn aggregate(m: u64, k: i64, phases: usize) -> Aggregate {
             import_wh: energy.import_wh / phases as f64,
             export_wh: energy.export_wh / phases as f64,
         },
+        v_under_pct: None,
+        v_over_pct: None,
     };
     let start = DAY_START_NS + k * TEN_MIN_NS;
     Aggregate {
@@ -75,6 +77,7 @@ fn aggregate(m: u64, k: i64, phases: usize) -> Aggregate {
         end_unix_ns: start + TEN_MIN_NS,
         windows: 3000,
         flagged_windows: u32::from(noise(m * 31 + k as u64) < 0.01) * 5,
+        pq_flagged_windows: 0,
         phases: [0, 1, 2].map(|p| (p < phases).then(|| phase(p))),
         p_total_w: stat(
             p_phase * phases as f64,

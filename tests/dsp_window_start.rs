@@ -207,6 +207,7 @@ async fn a_midnight_capture_has_no_partition_of_the_previous_day() {
         measures: Some(measures),
         rate: Some(rate),
         start_unix_ns: Some(MIDNIGHT_NS),
+        ..RawParams::default()
     };
     let report = run_batch(&config, &[capture], &raw, false)
         .await
