@@ -14,6 +14,7 @@ struct Doc(Vec<(String, Vec<String>)>);
 
 const SINKS: &[(&str, &[&str])] = &[
     ("[dsp]", &[]),
+    ("[dsp.pq]", &[]),
     ("[aggregation]", &[]),
     ("[sink.parquet]", &["out = \"out/parquet\""]),
     ("[sink.parquet.tables]", &[]),
@@ -51,6 +52,18 @@ impl Doc {
                     &["order = 3", "magnitude = 0.1"],
                 ),
                 ("[[source.meter.signal.load_steps]]", &["at_s = 1.0"]),
+                (
+                    "[[source.meter.signal.disturbances]]",
+                    &["at_s = 1.0", "duration_s = 0.1", "level_pct = 50.0"],
+                ),
+                (
+                    "[[source.meter.signal.voltage_modulations]]",
+                    &[
+                        "shape = \"rectangular\"",
+                        "frequency_hz = 8.8",
+                        "delta_v_pct = 1.0",
+                    ],
+                ),
             ],
             "smartmeter_server" => &[
                 ("[source]", &["kind = \"smartmeter_server\""]),

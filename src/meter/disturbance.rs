@@ -79,12 +79,20 @@ pub fn validate(list: &[Disturbance]) -> Result<(), SignalError> {
         if d.phases.iter().any(|&p| !(1..=3).contains(&p)) {
             return fail("phases must be 1, 2 or 3");
         }
-        let level = match (d.level_pct, d.level_v) {
-            (Some(level), None) | (None, Some(level)) => level,
+        let (level, key) = match (d.level_pct, d.level_v) {
+            (Some(level), None) => (level, "level_pct"),
+            (None, Some(level)) => (level, "level_v"),
             _ => return fail("needs exactly one of level_pct and level_v"),
         };
         if !(level.is_finite() && level >= 0.0) {
-            return fail("level must be finite and >= 0");
+            return Err(SignalError::BadDisturbance {
+                index,
+                reason: if key == "level_pct" {
+                    "level_pct must be finite and >= 0"
+                } else {
+                    "level_v must be finite and >= 0"
+                },
+            });
         }
     }
     Ok(())
