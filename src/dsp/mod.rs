@@ -13,6 +13,7 @@ pub mod aggregate;
 mod complex_ops;
 pub mod energy;
 pub mod engine;
+mod flag_set;
 pub mod flicker;
 pub mod frequency;
 pub mod harmonics;

@@ -13,80 +13,23 @@
 //! decisions depend only on crossing positions and on how far crossings are
 //! known (the horizon), never on how the stream was cut into blocks.
 
-use std::fmt;
-use std::ops::{BitOr, BitOrAssign};
+use super::flag_set::flag_set;
 
-use serde::{Deserialize, Serialize};
-
-/// Why a window's values deserve less trust (IEC 61000-4-30 flagging).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct WindowFlags(u8);
-
-impl WindowFlags {
-    pub const NONE: WindowFlags = WindowFlags(0);
+flag_set! {
+    /// Why a window's values deserve less trust (IEC 61000-4-30 flagging).
+    pub struct WindowFlags;
     /// Samples were lost inside or right next to the window.
-    pub const GAP: WindowFlags = WindowFlags(1);
+    GAP = 0;
     /// A fixed 200 ms window: the reference voltage has no usable crossings.
-    pub const NO_ZERO_CROSSING: WindowFlags = WindowFlags(1 << 1);
+    NO_ZERO_CROSSING = 1;
     /// A partial window while synchronisation was lost or (re)acquired.
-    pub const RESYNC: WindowFlags = WindowFlags(1 << 2);
+    RESYNC = 2;
     /// Non-finite samples (NaN, inf), counted as 0; no energy is counted.
-    pub const INVALID_SAMPLES: WindowFlags = WindowFlags(1 << 3);
+    INVALID_SAMPLES = 3;
     /// Cut short by the end of the stream.
-    pub const TRUNCATED: WindowFlags = WindowFlags(1 << 4);
+    TRUNCATED = 4;
     /// Overlaps a voltage dip, swell or interruption (IEC 61000-4-30 §4.7).
-    pub const PQ_EVENT: WindowFlags = WindowFlags(1 << 5);
-
-    pub fn bits(self) -> u8 {
-        self.0
-    }
-
-    pub fn from_bits(bits: u8) -> Self {
-        WindowFlags(bits)
-    }
-
-    pub fn contains(self, other: WindowFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// No flag at all: the window is fully trustworthy.
-    pub fn is_clean(self) -> bool {
-        self.0 == 0
-    }
-}
-
-impl BitOr for WindowFlags {
-    type Output = WindowFlags;
-    fn bitor(self, rhs: WindowFlags) -> WindowFlags {
-        WindowFlags(self.0 | rhs.0)
-    }
-}
-
-impl BitOrAssign for WindowFlags {
-    fn bitor_assign(&mut self, rhs: WindowFlags) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl fmt::Debug for WindowFlags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 6] = [
-            "GAP",
-            "NO_ZERO_CROSSING",
-            "RESYNC",
-            "INVALID_SAMPLES",
-            "TRUNCATED",
-            "PQ_EVENT",
-        ];
-        let names: Vec<&str> = NAMES
-            .iter()
-            .enumerate()
-            .filter(|(bit, _)| self.0 & (1 << bit) != 0)
-            .map(|(_, name)| *name)
-            .collect();
-        write!(f, "WindowFlags({})", names.join("|"))
-    }
+    PQ_EVENT = 5;
 }
 
 /// One window to compute, in sample positions.

@@ -6,6 +6,8 @@ use std::ops::{BitOr, BitOrAssign};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dsp::flag_set::flag_set;
+
 /// The four event kinds of IEC 61000-4-30 §5.4 and §5.11.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,67 +92,21 @@ impl fmt::Debug for PhaseSet {
     }
 }
 
-/// Why an event's times or values are less certain than usual.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PqEventFlags(u8);
-
-impl PqEventFlags {
-    pub const NONE: PqEventFlags = PqEventFlags(0);
+flag_set! {
+    /// Why an event's times or values are less certain than usual.
+    pub struct PqEventFlags;
     /// Already in progress at the first value after the stream start or a
     /// gap: the true start is earlier.
-    pub const OPEN_AT_START: PqEventFlags = PqEventFlags(1);
+    OPEN_AT_START = 0;
     /// Still open when the stream ended (end of data or disconnect): the
     /// true end is later.
-    pub const OPEN_AT_END: PqEventFlags = PqEventFlags(1 << 1);
+    OPEN_AT_END = 1;
     /// Still open when samples were lost: closed at the last sample before
     /// the gap.
-    pub const GAP: PqEventFlags = PqEventFlags(1 << 2);
+    GAP = 2;
     /// Some of its half-cycle values used extrapolated cycle timing (the
     /// reference had no zero crossings, e.g. during an interruption).
-    pub const EXTRAPOLATED_TIMING: PqEventFlags = PqEventFlags(1 << 3);
-
-    pub fn bits(self) -> u8 {
-        self.0
-    }
-
-    pub fn from_bits(bits: u8) -> Self {
-        PqEventFlags(bits)
-    }
-
-    pub fn contains(self, other: PqEventFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    pub fn is_clean(self) -> bool {
-        self.0 == 0
-    }
-}
-
-impl BitOr for PqEventFlags {
-    type Output = PqEventFlags;
-    fn bitor(self, rhs: PqEventFlags) -> PqEventFlags {
-        PqEventFlags(self.0 | rhs.0)
-    }
-}
-
-impl BitOrAssign for PqEventFlags {
-    fn bitor_assign(&mut self, rhs: PqEventFlags) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl fmt::Debug for PqEventFlags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 4] = ["OPEN_AT_START", "OPEN_AT_END", "GAP", "EXTRAPOLATED_TIMING"];
-        let names: Vec<&str> = NAMES
-            .iter()
-            .enumerate()
-            .filter(|(bit, _)| self.0 & (1 << bit) != 0)
-            .map(|(_, name)| *name)
-            .collect();
-        write!(f, "PqEventFlags({})", names.join("|"))
-    }
+    EXTRAPOLATED_TIMING = 3;
 }
 
 /// One dip, swell, interruption or rapid voltage change.
