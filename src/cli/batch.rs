@@ -55,6 +55,7 @@ pub fn batch_config(args: &BatchArgs) -> anyhow::Result<PipelineConfig> {
             aggregation: Default::default(),
             sink: SinkConfig::default(),
             service: Default::default(),
+            record_log: Default::default(),
         },
     };
     config.source = SourceConfig::Files(FilesConfig {

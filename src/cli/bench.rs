@@ -124,6 +124,7 @@ fn bench_config(capture: &Path, out: &Path, archive: bool) -> PipelineConfig {
             packets: Some(ndjson_packets(out)),
         },
         service: Default::default(),
+        record_log: Default::default(),
     }
 }
 

@@ -242,6 +242,7 @@ fn bench_config(args: &SinkBenchArgs, dir: &std::path::Path) -> PipelineConfig {
             metrics: false,
             ..ServiceConfig::default()
         },
+        record_log: Default::default(),
     }
 }
 

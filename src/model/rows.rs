@@ -67,6 +67,9 @@ pub enum EventKind {
     MeterWarning,
     /// Any other meter log line worth keeping.
     MeterLog,
+    /// Results of this span were computed but lost (the sink was killed
+    /// before they were durable): `time` is where the gap starts.
+    LostResults,
 }
 
 /// One event of one device.
@@ -107,6 +110,7 @@ impl EventKind {
             EventKind::Disconnect => "disconnect",
             EventKind::MeterWarning => "meter_warning",
             EventKind::MeterLog => "meter_log",
+            EventKind::LostResults => "lost_results",
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct PipelineConfig {
     /// The long-running sink's state folder and metrics endpoint.
     #[serde(default)]
     pub service: ServiceConfig,
+    /// The write-ahead log between the engine and the outputs (stream sink).
+    #[serde(default)]
+    pub record_log: super::record_log::RecordLogConfig,
 }
 
 fn default_name() -> String {
@@ -157,6 +160,15 @@ pub struct PacketSinkConfig {
 }
 
 impl PipelineConfig {
+    /// The record log's settings, its folder resolved against the state folder.
+    pub fn record_log(&self) -> super::record_log::RecordLogConfig {
+        let mut log = self.record_log.clone();
+        if log.dir.as_os_str().is_empty() {
+            log.dir = self.service.state_dir.join("record-log");
+        }
+        log
+    }
+
     /// Reads and checks a pipeline file; errors name the file and line.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -183,6 +195,7 @@ impl PipelineConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         super::limits::check(self)?;
         self.dsp.validate()?;
+        self.record_log.validate()?;
         match &self.source {
             SourceConfig::Files(FilesConfig { paths, raw }) => {
                 if paths.is_empty() {

@@ -7,7 +7,7 @@ pub mod batch;
 pub mod bounds;
 pub mod config;
 pub mod device;
-pub mod latency;
+pub use crate::sink::latency;
 pub mod limits;
 pub mod live;
 pub mod outputs;
@@ -15,5 +15,6 @@ pub mod record_log;
 pub mod reference;
 pub mod server;
 pub mod telemetry;
+pub mod topology;
 
 pub use config::PipelineConfig;

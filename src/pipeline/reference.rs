@@ -74,6 +74,7 @@ fn file_rank(header: &str) -> usize {
         "aggregation",
         "sink",
         "service",
+        "record_log",
     ]
     .iter()
     .position(|t| *t == top)

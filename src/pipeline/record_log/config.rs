@@ -16,10 +16,10 @@ const MAX_SEGMENT_BYTES: u64 = 1 << 40;
 const MIN_BUFFER_BYTES: u64 = 4096;
 
 /// `[record_log]`: the local write-ahead log between the engine and the outputs.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordLogConfig {
-    /// Folder of the segments, acks and snapshot (created when missing).
+    /// Folder of the segments, acks and snapshot (created when missing); empty: `<service.state_dir>/record-log`.
     pub dir: PathBuf,
     /// Seconds between fsyncs: what kill -9 may lose at most.
     pub flush_interval_s: f64,
@@ -34,7 +34,7 @@ pub struct RecordLogConfig {
 impl Default for RecordLogConfig {
     fn default() -> Self {
         RecordLogConfig {
-            dir: PathBuf::from("state/record-log"),
+            dir: PathBuf::new(),
             flush_interval_s: 0.5,
             segment_bytes: 64 << 20,
             max_bytes: 4 << 30,
@@ -86,9 +86,6 @@ impl RecordLogConfig {
                 self.max_buffer_bytes
             );
         }
-        if self.dir.as_os_str().is_empty() {
-            anyhow::bail!("record_log.dir is empty");
-        }
         Ok(())
     }
 
@@ -104,7 +101,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_flush_within_a_second() {
-        let config = RecordLogConfig::default();
+        let config = RecordLogConfig::in_dir("state/record-log");
         config.validate().unwrap();
         assert!(config.flush_interval() <= Duration::from_secs(1));
         assert_eq!(config.flush_interval(), Duration::from_millis(500));

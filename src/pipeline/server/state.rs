@@ -1,11 +1,14 @@
 //! Per-meter state that outlives a connection and a restart: energy
-//! registers and how far windows have been handed on. Kept in memory while
-//! running, checkpointed as one JSON file written atomically (temporary
-//! file, fsync, rename, fsync of the folder), so a crash leaves either the
-//! previous checkpoint or the new one, never a torn file.
+//! registers and how far windows have been handed on.
+//!
+//! The state is derived from the records themselves: every record that
+//! enters the record log updates it ([`StateStore::apply`]), the log's
+//! snapshot carries it, and a restart rebuilds it from the snapshot plus
+//! the log's tail, so the registers continue from exactly the last durable
+//! window. `checkpoint.json` is a readable copy written with each snapshot
+//! (and read only when there is no record log yet, e.g. after an upgrade).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -42,6 +45,9 @@ struct Checkpoint {
 /// The state of every meter, shared by the workers.
 #[derive(Debug)]
 pub struct StateStore {
+    /// Meters whose results after `covered_until_ns` were lost in a crash;
+    /// their next window records the span as a `lost_results` event.
+    lost_since: Mutex<BTreeMap<String, i64>>,
     dir: PathBuf,
     meters: Mutex<BTreeMap<String, MeterState>>,
     /// Bumped on every change, so an unchanged state is not rewritten.
@@ -76,6 +82,7 @@ impl StateStore {
             }
         };
         Ok(StateStore {
+            lost_since: Mutex::new(BTreeMap::new()),
             dir: dir.to_path_buf(),
             meters: Mutex::new(meters),
             generation: AtomicU64::new(0),
@@ -123,32 +130,122 @@ impl StateStore {
         Ok(true)
     }
 
+    /// Replaces the state with a record log snapshot's (see [`Self::encode`]).
+    pub fn restore(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        let meters: BTreeMap<String, MeterState> =
+            ciborium::from_reader(bytes).map_err(|e| anyhow::anyhow!("decoding the meter state snapshot: {e}"))?;
+        *self.lock() = meters;
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The state as a record log snapshot.
+    pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&*self.lock(), &mut bytes)
+            .map_err(|e| anyhow::anyhow!("encoding the meter state: {e}"))?;
+        Ok(bytes)
+    }
+
+    /// Folds one record into its meter's state: windows carry the registers
+    /// and how far results reach.
+    pub fn apply(&self, record: &crate::model::Record) {
+        use crate::model::Record;
+        let (name, end_ns, energy) = match record {
+            Record::Window(row) => (&row.device.name, row.metrics.end_unix_ns, row.energy.as_ref()),
+            Record::Latch(row) => (&row.device.name, row.window.end_unix_ns, row.energy.as_ref()),
+            _ => return,
+        };
+        let mut meters = self.lock();
+        let state = match meters.get_mut(name.as_ref()) {
+            Some(state) => state,
+            None => meters.entry(name.to_string()).or_default(),
+        };
+        if let Some(energy) = energy {
+            state.energy = energy.clone();
+        }
+        state.covered_until_ns = Some(state.covered_until_ns.map_or(end_ns, |c| c.max(end_ns)));
+        state.windows += 1;
+        drop(meters);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a new sampling session of `meter`.
+    pub fn note_session(&self, meter: &str) {
+        self.lock().entry(meter.to_string()).or_default().sessions += 1;
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// After an unclean stop: every known meter's results after its
+    /// coverage were lost, up to whatever it sends next.
+    pub fn mark_crashed(&self) {
+        let meters = self.lock();
+        let mut lost = self.lost_since.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, state) in meters.iter() {
+            if let Some(covered) = state.covered_until_ns {
+                lost.insert(name.clone(), covered);
+            }
+        }
+    }
+
+    /// The `lost_results` event to record before `record`, when it is the
+    /// first window of a meter whose results were lost in a crash.
+    pub fn loss_before(&self, record: &crate::model::Record) -> Option<crate::model::EventRow> {
+        use crate::model::{EventKind, EventRow, Record};
+        let (device, start_ns) = match record {
+            Record::Window(row) => (&row.device, row.metrics.start_unix_ns),
+            Record::Latch(row) => (&row.device, row.window.start_unix_ns),
+            _ => return None,
+        };
+        let mut lost = self.lost_since.lock().unwrap_or_else(|e| e.into_inner());
+        if lost.is_empty() {
+            return None;
+        }
+        let since = lost.remove(device.name.as_ref())?;
+        let seconds = (start_ns - since) as f64 / 1e9;
+        (seconds > 0.0).then(|| EventRow {
+            device: device.clone(),
+            time_unix_ns: since,
+            kind: EventKind::LostResults,
+            lost_chunks: None,
+            lost_samples: None,
+            bytes: None,
+            message: format!(
+                "lost_results: no results from {} to {} ({seconds:.3} s): the sink stopped before they were durable",
+                format_ns(since),
+                format_ns(start_ns)
+            ),
+        })
+    }
+
+    /// Forgets meters not seen for `max_idle` (their state, their coverage).
+    pub fn evict_idle(&self, now_ns: i64, max_idle_ns: i64) -> Vec<String> {
+        let mut meters = self.lock();
+        let idle: Vec<String> = meters
+            .iter()
+            .filter(|(_, s)| s.covered_until_ns.is_some_and(|c| now_ns.saturating_sub(c) > max_idle_ns))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &idle {
+            meters.remove(name);
+        }
+        if !idle.is_empty() {
+            self.generation.fetch_add(1, Ordering::Relaxed);
+        }
+        idle
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, MeterState>> {
         self.meters.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Write to a sibling temporary file, fsync, rename over `path`, fsync the folder.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{file_name}.tmp"));
-    let mut file =
-        std::fs::File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", temp.display()))?;
-    drop(file);
-    std::fs::rename(&temp, path)
-        .with_context(|| format!("renaming {} to {}", temp.display(), path.display()))?;
-    if let Ok(dir) = std::fs::File::open(dir) {
-        // Makes the rename itself durable; not every filesystem allows it.
-        let _ = dir.sync_all();
-    }
-    Ok(())
+pub use crate::sink::atomic_file::write_atomically;
+
+fn format_ns(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 #[cfg(test)]

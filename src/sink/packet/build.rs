@@ -237,14 +237,16 @@ impl PacketBuilder {
         }
     }
 
-    /// Packets of ready sensor objects, split at the sensor limit.
-    pub fn packets(&self, sensors: Vec<Sensor>, built_at_ms: i64) -> Vec<Packet> {
+    /// Packets of ready sensor objects, split at the sensor limit; part k
+    /// of the split is stamped `timestamp_ms + k`, so every packet of one
+    /// call has its own (device id, timestamp) identity.
+    pub fn packets(&self, sensors: Vec<Sensor>, timestamp_ms: i64) -> Vec<Packet> {
         let mut packets = Vec::new();
         let mut sensors = sensors.into_iter().peekable();
         while sensors.peek().is_some() {
             packets.push(Packet {
                 device_id: self.gateway.device_id,
-                timestamp: built_at_ms,
+                timestamp: timestamp_ms.saturating_add(packets.len() as i64),
                 manufacturer: self.gateway.manufacturer.clone(),
                 model: self.gateway.model.clone(),
                 serial_number: self.gateway.serial_number.clone(),

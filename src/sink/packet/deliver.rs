@@ -421,6 +421,28 @@ impl Deliverer {
         self.lanes.iter().map(|l| l.shared.stats()).collect()
     }
 
+    /// Whether every packet sent so far was delivered or is in a spool
+    /// (no lane holds one only in memory).
+    pub fn settled(&self) -> bool {
+        self.lanes
+            .iter()
+            .all(|l| l.shared.in_memory.load(Ordering::Relaxed) == 0)
+    }
+
+    /// Moves every packet held only in memory to its lane's spool and
+    /// syncs the spools: after this, everything sent survives a crash.
+    pub fn persist(&self) -> Result<()> {
+        for lane in &self.lanes {
+            let mut queue = lane.shared.lock();
+            queue
+                .spill()
+                .and_then(|()| queue.spool.sync())
+                .with_context(|| format!("spooling the packets of {}", lane.shared.name))?;
+            lane.shared.note_memory(&queue);
+        }
+        Ok(())
+    }
+
     /// Packets waiting in all spools together.
     pub fn spooled(&self) -> u64 {
         self.lanes

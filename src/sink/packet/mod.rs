@@ -9,11 +9,13 @@
 //! - [`spool`]: the ordered on-disk queue.
 
 pub mod build;
+pub mod collector;
 pub mod deliver;
 pub mod http;
 pub mod model;
 pub mod mqtt;
 pub mod ndjson;
+pub mod output;
 pub mod spool;
 pub mod stdout;
 pub mod target;
@@ -22,10 +24,12 @@ pub use build::{
     name_uuid, title_case_key, CircuitReading, GatewayIdentity, KeyedValue, PacketBuilder,
     PacketConfig, SensorInfo, SensorInterval, SensorReadings, METERFLOW_NAMESPACE,
 };
+pub use collector::PacketCollector;
 pub use deliver::{Deliverer, DeliveryConfig, RetryConfig, SpoolConfig, TargetStats};
 pub use http::{HttpConfig, HttpTarget};
 pub use model::{Measurand, MeasurandValue, Packet, Sensor};
 pub use mqtt::{MqttConfig, MqttTarget};
+pub use output::PacketOutput;
 pub use ndjson::{NdjsonConfig, NdjsonTarget, NdjsonWriter};
 pub use spool::{Spool, SpoolOptions};
 pub use stdout::StdoutTarget;

@@ -19,7 +19,8 @@ use super::latch::{self, LatchRow};
 use super::raw::{self, RawBuffer};
 use super::schema::{file_metadata, keys, PartitionRow, TableSpec};
 use super::windows::{self, WindowRow};
-use super::writer::{PartitionedWriter, PropertiesFor, Rotation};
+use super::commit::{self, CommitRecovery};
+use super::writer::{publish_file, PartitionedWriter, PropertiesFor, Rotation, SealedFile};
 use super::DeviceInfo;
 use crate::wire::SampleBlock;
 
@@ -50,8 +51,9 @@ pub(crate) struct Table<R> {
     spec: TableSpec<R>,
     writer: PartitionedWriter,
     time_of: fn(&R) -> i64,
-    /// Per device: rows waiting, and the table's row count at its last one.
-    staged: HashMap<String, (Vec<R>, u64)>,
+    /// Per device: rows waiting (with the seq of the record each came
+    /// from), and the table's push count at its last one.
+    staged: HashMap<String, (Vec<(R, u64)>, u64)>,
     row_group_rows: usize,
     pushes: usize,
     total_pushes: u64,
@@ -80,6 +82,11 @@ impl<R: PartitionRow> Table<R> {
     }
 
     pub(crate) fn push(&mut self, row: R, batch_rows: usize) -> Result<()> {
+        self.push_from(row, 0, batch_rows)
+    }
+
+    /// [`Self::push`] of a row made from record log entry `seq`.
+    pub(crate) fn push_from(&mut self, row: R, seq: u64, batch_rows: usize) -> Result<()> {
         self.latest_ns = self.latest_ns.max((self.time_of)(&row));
         self.total_pushes += 1;
         if !self.staged.contains_key(row.partition()) {
@@ -89,10 +96,10 @@ impl<R: PartitionRow> Table<R> {
         let Some((staged, last_push)) = self.staged.get_mut(row.partition()) else {
             return Ok(());
         };
-        staged.push(row);
+        staged.push((row, seq));
         *last_push = self.total_pushes;
         if staged.len() >= self.row_group_rows {
-            let name = staged[0].partition().to_string();
+            let name = staged[0].0.partition().to_string();
             self.write_device(&name)?;
         }
         self.pushes += 1;
@@ -108,9 +115,9 @@ impl<R: PartitionRow> Table<R> {
                 .iter()
                 .filter(|(_, (rows, last_push))| {
                     self.total_pushes - last_push >= idle_rows
-                        && rows
-                            .last()
-                            .is_some_and(|r| self.writer.span_ended((self.time_of)(r), now, grace))
+                        && rows.last().is_some_and(|(r, _)| {
+                            self.writer.span_ended((self.time_of)(r), now, grace)
+                        })
                 })
                 .map(|(name, _)| name.clone())
                 .collect();
@@ -137,11 +144,20 @@ impl<R: PartitionRow> Table<R> {
         if staged.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::take(staged);
-        let refs: Vec<&R> = rows.iter().collect();
+        let mut rows = std::mem::take(staged);
+        // Rows a replay brings again that an earlier run already made visible.
+        let writer = &self.writer;
+        let time_of = self.time_of;
+        rows.retain(|(r, seq)| *seq == 0 || *seq > writer.committed_seq(name, time_of(r)));
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&R> = rows.iter().map(|(r, _)| r).collect();
         let batch = self.spec.build(&refs)?;
-        let times: Vec<i64> = rows.iter().map(|r| (self.time_of)(r)).collect();
-        self.writer.write(name, &batch, &times)?;
+        let times: Vec<i64> = rows.iter().map(|(r, _)| (self.time_of)(r)).collect();
+        let seqs: Vec<u64> = rows.iter().map(|(_, seq)| *seq).collect();
+        self.writer
+            .write_with_seqs(name, &batch, &times, Some(&seqs))?;
         self.rows += rows.len() as u64;
         Ok(())
     }
@@ -156,12 +172,27 @@ impl<R: PartitionRow> Table<R> {
     /// Orders the rows not yet encoded (a table clustered by a key).
     pub(crate) fn sort_pending_by(&mut self, mut order: impl FnMut(&R, &R) -> std::cmp::Ordering) {
         for (rows, _) in self.staged.values_mut() {
-            rows.sort_by(&mut order);
+            rows.sort_by(|a, b| order(&a.0, &b.0));
         }
     }
 
     pub(crate) fn writer(&self) -> &PartitionedWriter {
         &self.writer
+    }
+
+    pub(crate) fn writer_mut(&mut self) -> &mut PartitionedWriter {
+        &mut self.writer
+    }
+
+    /// The lowest record seq whose rows are not yet in visible files.
+    pub(crate) fn pending_min_seq(&self) -> Option<u64> {
+        let staged = self
+            .staged
+            .values()
+            .flat_map(|(rows, _)| rows.iter().map(|(_, seq)| *seq))
+            .filter(|seq| *seq > 0)
+            .min();
+        staged.into_iter().chain(self.writer.pending_min_seq()).min()
     }
 
     pub(crate) fn rows(&self) -> u64 {
@@ -198,11 +229,16 @@ struct RawTable {
     batch_samples: usize,
     latest_ns: i64,
     rows: u64,
+    /// Per device: lowest and highest record seq in its buffer.
+    buffer_seqs: HashMap<Arc<str>, (u64, u64)>,
 }
 
 impl RawTable {
-    fn push(&mut self, device: &DeviceInfo, block: &SampleBlock) -> Result<()> {
+    fn push(&mut self, device: &DeviceInfo, block: &SampleBlock, seq: u64) -> Result<()> {
         if block.is_empty() {
+            return Ok(());
+        }
+        if seq > 0 && seq <= self.writer.committed_seq(&device.name, block.start_unix_ns) {
             return Ok(());
         }
         let stale = self
@@ -218,6 +254,10 @@ impl RawTable {
             .entry(device.name.clone())
             .or_insert_with(|| RawBuffer::new(device.clone(), block));
         buffer.push(block)?;
+        if seq > 0 {
+            let seqs = self.buffer_seqs.entry(device.name.clone()).or_insert((seq, seq));
+            *seqs = (seqs.0.min(seq), seqs.1.max(seq));
+        }
         self.latest_ns = self
             .latest_ns
             .max(block.time_of(block.first_index + block.len() as u64 - 1));
@@ -241,7 +281,21 @@ impl RawTable {
         }
         let (batch, times) = buffer.take_batch()?;
         self.rows += times.len() as u64;
-        self.writer.write(name, &batch, &times)
+        let seqs = self.buffer_seqs.remove(name).map(|(lo, hi)| {
+            // Every sample row carries the buffer's seq span (ends suffice).
+            let mut seqs = vec![hi; times.len()];
+            if let Some(first) = seqs.first_mut() {
+                *first = lo;
+            }
+            seqs
+        });
+        self.writer
+            .write_with_seqs(name, &batch, &times, seqs.as_deref())
+    }
+
+    fn pending_min_seq(&self) -> Option<u64> {
+        let buffered = self.buffer_seqs.values().map(|(lo, _)| *lo).min();
+        buffered.into_iter().chain(self.writer.pending_min_seq()).min()
     }
 
     fn finish_device(&mut self, name: &str) -> Result<()> {
@@ -274,6 +328,12 @@ pub struct DatasetWriter {
     events: Option<Table<EventRow>>,
     raw: Option<RawTable>,
     closed: bool,
+    out: PathBuf,
+    fsync: bool,
+    /// The record log entry the rows being written come from (0: none).
+    current_seq: u64,
+    /// `Some(log id)` once files wait for [`Self::commit`] to become visible.
+    commit_log: Option<String>,
 }
 
 pub(crate) fn base_properties(
@@ -337,6 +397,7 @@ impl DatasetWriter {
                 batch_samples: RAW_BATCH_SAMPLES.min(config.raw_row_group_rows),
                 latest_ns: i64::MIN,
                 rows: 0,
+                buffer_seqs: HashMap::new(),
             }
         });
         Ok(DatasetWriter {
@@ -385,18 +446,152 @@ impl DatasetWriter {
             }),
             raw,
             closed: false,
+            out: config.out.clone(),
+            fsync: config.fsync,
+            current_seq: 0,
+            commit_log: None,
         })
+    }
+
+    /// Files become visible only at [`Self::commit`], and rows of records a
+    /// commit of this log (`log_id`) already made visible are skipped: a
+    /// replay of the record log then writes every row exactly once. Finishes
+    /// an interrupted commit and removes uncommitted files first.
+    pub fn with_commits(mut self, log_id: &str) -> Result<(Self, CommitRecovery)> {
+        let recovery = commit::recover(&self.out, log_id)?;
+        let committed_of = |table: &str| -> HashMap<(String, i64), u64> {
+            recovery
+                .committed
+                .iter()
+                .filter(|((t, _, _), _)| t == table)
+                .map(|((_, device, day), seq)| ((device.clone(), *day), *seq))
+                .collect()
+        };
+        self.for_each_writer(|writer| {
+            let committed = committed_of(writer.table());
+            writer.defer_commits(committed);
+        });
+        self.commit_log = Some(log_id.to_string());
+        Ok((self, recovery))
+    }
+
+    /// The rows written next come from record log entry `seq`.
+    pub fn at_seq(&mut self, seq: u64) {
+        self.current_seq = seq;
+    }
+
+    /// Makes every sealed file visible at once (journal, then renames).
+    /// Returns how many files it published.
+    pub fn commit(&mut self) -> Result<usize> {
+        let Some(log_id) = self.commit_log.clone() else {
+            return Ok(0);
+        };
+        let mut sealed: Vec<(usize, Vec<SealedFile>)> = Vec::new();
+        let mut index = 0;
+        self.for_each_writer(|writer| {
+            sealed.push((index, writer.take_sealed()));
+            index += 1;
+        });
+        if sealed.iter().all(|(_, files)| files.is_empty()) {
+            return Ok(0);
+        }
+        // The journal holds the state after this commit.
+        let mut committed = std::collections::BTreeMap::new();
+        let mut index = 0;
+        self.for_each_writer(|writer| {
+            for ((device, day), seq) in writer.committed() {
+                committed.insert((writer.table().to_string(), device.clone(), *day), *seq);
+            }
+            for file in &sealed[index].1 {
+                let seq = committed
+                    .entry((writer.table().to_string(), file.device.clone(), file.day))
+                    .or_insert(0);
+                *seq = (*seq).max(file.max_seq);
+            }
+            index += 1;
+        });
+        let renames: Vec<(PathBuf, PathBuf)> = sealed
+            .iter()
+            .flat_map(|(_, files)| files.iter())
+            .map(|f| (f.temp_path.clone(), f.final_path.clone()))
+            .collect();
+        let journal = commit::state(&log_id, &committed, renames);
+        if let Err(error) = commit::store(&self.out, &journal) {
+            // Nothing was renamed: the files wait for the next commit.
+            let mut index = 0;
+            self.for_each_writer(|writer| {
+                writer.restore_sealed(std::mem::take(&mut sealed[index].1));
+                index += 1;
+            });
+            return Err(error);
+        }
+        let mut published = 0;
+        for (_, files) in &sealed {
+            for file in files {
+                // The journal rolls a failed rename forward on the next start.
+                publish_file(&file.temp_path, &file.final_path, self.fsync)?;
+                published += 1;
+            }
+        }
+        let mut index = 0;
+        self.for_each_writer(|writer| {
+            writer.mark_committed(&sealed[index].1);
+            index += 1;
+        });
+        Ok(published)
+    }
+
+    /// The lowest record seq whose rows are not yet visible (None: all are).
+    pub fn pending_min_seq(&self) -> Option<u64> {
+        [
+            self.windows.as_ref().and_then(Table::pending_min_seq),
+            self.latch.as_ref().and_then(Table::pending_min_seq),
+            self.aggregates.as_ref().and_then(Table::pending_min_seq),
+            self.harmonics.as_ref().and_then(Table::pending_min_seq),
+            self.events.as_ref().and_then(Table::pending_min_seq),
+            self.raw.as_ref().and_then(RawTable::pending_min_seq),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Finishes (seals) every open file; with commits on they stay
+    /// invisible until the next [`Self::commit`].
+    pub fn seal_all(&mut self) -> Result<()> {
+        self.close_all_tables()
+    }
+
+    fn for_each_writer(&mut self, mut each: impl FnMut(&mut PartitionedWriter)) {
+        if let Some(t) = &mut self.windows {
+            each(t.writer_mut());
+        }
+        if let Some(t) = &mut self.latch {
+            each(t.writer_mut());
+        }
+        if let Some(t) = &mut self.aggregates {
+            each(t.writer_mut());
+        }
+        if let Some(t) = &mut self.harmonics {
+            each(t.writer_mut());
+        }
+        if let Some(t) = &mut self.events {
+            each(t.writer_mut());
+        }
+        if let Some(t) = &mut self.raw {
+            each(&mut t.writer);
+        }
     }
 
     /// A window (and, with the harmonics table on, its subgroups).
     pub fn write_window(&mut self, row: WindowRow) -> Result<()> {
         if let Some(table) = &mut self.harmonics {
             for harmonic in harmonics::rows_of_window(&row) {
-                table.push(harmonic, self.batch_rows)?;
+                table.push_from(harmonic, self.current_seq, self.batch_rows)?;
             }
         }
         match &mut self.windows {
-            Some(table) => table.push(row, self.batch_rows),
+            Some(table) => table.push_from(row, self.current_seq, self.batch_rows),
             None => Ok(()),
         }
     }
@@ -404,21 +599,21 @@ impl DatasetWriter {
     /// A window of a latch-mode (`p,q`, `v,i_RMS`) stream.
     pub fn write_latch(&mut self, row: LatchRow) -> Result<()> {
         match &mut self.latch {
-            Some(table) => table.push(row, self.batch_rows),
+            Some(table) => table.push_from(row, self.current_seq, self.batch_rows),
             None => Ok(()),
         }
     }
 
     pub fn write_aggregate(&mut self, row: AggregateRow) -> Result<()> {
         match &mut self.aggregates {
-            Some(table) => table.push(row, self.batch_rows),
+            Some(table) => table.push_from(row, self.current_seq, self.batch_rows),
             None => Ok(()),
         }
     }
 
     pub fn write_event(&mut self, row: EventRow) -> Result<()> {
         match &mut self.events {
-            Some(table) => table.push(row, self.batch_rows),
+            Some(table) => table.push_from(row, self.current_seq, self.batch_rows),
             None => Ok(()),
         }
     }
@@ -426,7 +621,7 @@ impl DatasetWriter {
     /// Samples for the raw archive (ignored when it is off).
     pub fn write_raw(&mut self, device: &DeviceInfo, block: &SampleBlock) -> Result<()> {
         match &mut self.raw {
-            Some(table) => table.push(device, block),
+            Some(table) => table.push(device, block, self.current_seq),
             None => Ok(()),
         }
     }
@@ -494,6 +689,11 @@ impl DatasetWriter {
             return Ok(());
         }
         self.closed = true;
+        self.close_all_tables()?;
+        self.commit().map(|_| ())
+    }
+
+    fn close_all_tables(&mut self) -> Result<()> {
         let results = [
             self.windows.as_mut().map_or(Ok(()), Table::close),
             self.latch.as_mut().map_or(Ok(()), Table::close),

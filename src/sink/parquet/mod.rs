@@ -12,12 +12,14 @@
 //! pipeline and, for THD, H and the grouping in their metadata.
 
 pub mod aggregates;
+pub mod commit;
 pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod events;
 pub mod harmonics;
 pub mod latch;
+pub mod output;
 pub mod partition;
 pub mod raw;
 pub mod readings;
@@ -38,6 +40,7 @@ pub use events::{EventKind, EventRow};
 pub use harmonics::HarmonicRow;
 pub use latch::LatchRow;
 pub use schema::{is_portable_type, SCHEMA_VERSION};
+pub use output::ParquetOutput;
 pub use sink::ParquetSink;
 pub use telemetry::{TelemetryDataset, TelemetrySink};
 pub use windows::WindowRow;

@@ -43,6 +43,22 @@ struct OpenFile {
     slot: i64,
     /// The table's row count when this file last got rows.
     rows_at_last_write: u64,
+    device: String,
+    day: i64,
+    /// Lowest and highest record seq of the rows in the file.
+    seqs: Option<(u64, u64)>,
+}
+
+/// A finished file under its temporary name, waiting for a commit.
+#[derive(Debug, Clone)]
+pub struct SealedFile {
+    pub temp_path: PathBuf,
+    pub final_path: PathBuf,
+    pub device: String,
+    pub day: i64,
+    /// Lowest and highest record seq in the file (0: rows written without seqs).
+    pub min_seq: u64,
+    pub max_seq: u64,
 }
 
 /// The partitioned files of one table.
@@ -62,6 +78,12 @@ pub struct PartitionedWriter {
     device_level: bool,
     /// End the row group after every write (see [`Self::accumulating_row_groups`]).
     row_group_per_write: bool,
+    /// Finished files wait in `sealed` for [`Self::take_sealed`] instead of
+    /// being renamed at once (see `commit`).
+    deferred_commit: bool,
+    sealed: Vec<SealedFile>,
+    /// Per (device, day): rows of records up to this seq are in visible files.
+    committed: HashMap<(String, i64), u64>,
 }
 
 impl PartitionedWriter {
@@ -85,7 +107,63 @@ impl PartitionedWriter {
             rows_written: 0,
             device_level: true,
             row_group_per_write: true,
+            deferred_commit: false,
+            sealed: Vec::new(),
+            committed: HashMap::new(),
         }
+    }
+
+    /// Seals finished files without renaming them; a commit makes them
+    /// visible. `committed` says which record seqs each (device, day) file
+    /// stream already holds in visible files: rows of those are skipped.
+    pub fn defer_commits(&mut self, committed: HashMap<(String, i64), u64>) {
+        self.deferred_commit = true;
+        self.committed = committed;
+    }
+
+    /// Gives back files a failed commit could not publish.
+    pub fn restore_sealed(&mut self, mut files: Vec<SealedFile>) {
+        files.append(&mut self.sealed);
+        self.sealed = files;
+    }
+
+    /// Records up to this seq already have their rows of `device` at this
+    /// time in visible files (0: none).
+    pub fn committed_seq(&self, device: &str, time_ns: i64) -> u64 {
+        // Most tables hold few devices per writer call; a lookup per row is cheap.
+        self.committed
+            .get(&(device.to_string(), utc_day(time_ns)))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The sealed files waiting for a commit, handed over.
+    pub fn take_sealed(&mut self) -> Vec<SealedFile> {
+        std::mem::take(&mut self.sealed)
+    }
+
+    /// Notes that `files` are visible now (the commit renamed them).
+    pub fn mark_committed(&mut self, files: &[SealedFile]) {
+        for file in files {
+            let seq = self
+                .committed
+                .entry((file.device.clone(), file.day))
+                .or_insert(0);
+            *seq = (*seq).max(file.max_seq);
+            self.finished.push(file.final_path.clone());
+        }
+    }
+
+    /// The committed seq of every file stream, for the journal.
+    pub fn committed(&self) -> impl Iterator<Item = (&(String, i64), &u64)> {
+        self.committed.iter()
+    }
+
+    /// The lowest record seq held only in files not yet visible (open or sealed).
+    pub fn pending_min_seq(&self) -> Option<u64> {
+        let open = self.open.values().filter_map(|f| f.seqs.map(|(lo, _)| lo));
+        let sealed = self.sealed.iter().map(|f| f.min_seq);
+        open.chain(sealed).min()
     }
 
     /// Lets row groups grow over several writes up to the properties' row
@@ -115,6 +193,17 @@ impl PartitionedWriter {
     /// partition's open file goes into that file rather than reopening a
     /// finished span.
     pub fn write(&mut self, device: &str, batch: &RecordBatch, times: &[i64]) -> Result<()> {
+        self.write_with_seqs(device, batch, times, None)
+    }
+
+    /// [`Self::write`] of rows that came from record log entries `seqs[i]`.
+    pub fn write_with_seqs(
+        &mut self,
+        device: &str,
+        batch: &RecordBatch,
+        times: &[i64],
+        seqs: Option<&[u64]>,
+    ) -> Result<()> {
         debug_assert_eq!(batch.num_rows(), times.len());
         let span = self.rotation.span_ns;
         let mut start = 0;
@@ -124,13 +213,24 @@ impl PartitionedWriter {
                 .iter()
                 .take_while(|&&t| (utc_day(t), t.div_euclid(span)) == key)
                 .count();
-            self.write_run(device, key.0, key.1, &batch.slice(start, len))?;
+            let run_seqs = seqs.and_then(|seqs| {
+                let run = seqs.get(start..start + len)?;
+                Some((*run.iter().min()?, *run.iter().max()?))
+            });
+            self.write_run(device, key.0, key.1, &batch.slice(start, len), run_seqs)?;
             start += len;
         }
         Ok(())
     }
 
-    fn write_run(&mut self, device: &str, day: i64, slot: i64, rows: &RecordBatch) -> Result<()> {
+    fn write_run(
+        &mut self,
+        device: &str,
+        day: i64,
+        slot: i64,
+        rows: &RecordBatch,
+        seqs: Option<(u64, u64)>,
+    ) -> Result<()> {
         let map_key = (device.to_string(), day);
         let stale = self
             .open
@@ -148,6 +248,9 @@ impl PartitionedWriter {
         };
         self.rows_written += rows.num_rows() as u64;
         file.rows_at_last_write = self.rows_written;
+        if let Some((lo, hi)) = seqs {
+            file.seqs = Some(file.seqs.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
         // Each write ends its row group unless told otherwise: no column
         // writers stay open between writes (callers hand whole row groups).
         let per_write = self.row_group_per_write;
@@ -221,6 +324,9 @@ impl PartitionedWriter {
             temp_path,
             slot,
             rows_at_last_write: self.rows_written,
+            device: device.to_string(),
+            day,
+            seqs: None,
         })
     }
 
@@ -228,8 +334,21 @@ impl PartitionedWriter {
         let Some(file) = self.open.remove(key) else {
             return Ok(());
         };
-        let path = finish_file(file, self.rotation.fsync)?;
-        self.finished.push(path);
+        if self.deferred_commit {
+            let sealed = SealedFile {
+                temp_path: file.temp_path.clone(),
+                final_path: file.final_path.clone(),
+                device: file.device.clone(),
+                day: file.day,
+                min_seq: file.seqs.map_or(0, |(lo, _)| lo),
+                max_seq: file.seqs.map_or(0, |(_, hi)| hi),
+            };
+            seal_file(file, self.rotation.fsync)?;
+            self.sealed.push(sealed);
+        } else {
+            let path = finish_file(file, self.rotation.fsync)?;
+            self.finished.push(path);
+        }
         Ok(())
     }
 
@@ -340,7 +459,25 @@ fn estimated_file_size(file: &OpenFile) -> u64 {
 }
 
 /// Writes the footer, syncs, and renames the temp file to its final name.
-fn finish_file(mut file: OpenFile, fsync: bool) -> Result<PathBuf> {
+fn finish_file(file: OpenFile, fsync: bool) -> Result<PathBuf> {
+    let (temp_path, final_path) = (file.temp_path.clone(), file.final_path.clone());
+    seal_file(file, fsync)?;
+    publish_file(&temp_path, &final_path, fsync)?;
+    Ok(final_path)
+}
+
+/// Renames a sealed file to its final name (and makes the rename durable).
+pub fn publish_file(temp_path: &Path, final_path: &Path, fsync: bool) -> Result<()> {
+    std::fs::rename(temp_path, final_path)
+        .map_err(|e| ParquetSinkError::io("rename finished file to", final_path, e))?;
+    if fsync {
+        sync_dir(final_path.parent());
+    }
+    Ok(())
+}
+
+/// Writes the footer and syncs; the file keeps its temporary name.
+fn seal_file(mut file: OpenFile, fsync: bool) -> Result<()> {
     file.writer
         .finish()
         .map_err(|source| ParquetSinkError::Parquet {
@@ -354,12 +491,7 @@ fn finish_file(mut file: OpenFile, fsync: bool) -> Result<PathBuf> {
             .map_err(|e| ParquetSinkError::io("sync file", &file.temp_path, e))?;
     }
     drop(file.writer);
-    std::fs::rename(&file.temp_path, &file.final_path)
-        .map_err(|e| ParquetSinkError::io("rename finished file to", &file.final_path, e))?;
-    if fsync {
-        sync_dir(file.final_path.parent());
-    }
-    Ok(file.final_path)
+    Ok(())
 }
 
 /// Makes the rename durable; best effort (not every file system allows it).

@@ -1,0 +1,173 @@
+//! Where records enter the topology: each gets its seq (from the record log
+//! when there is one), updates the per-meter state the log's snapshots
+//! carry, and goes to every output's queue in seq order.
+//!
+//! With a log, a full queue drops the record for that output (the output
+//! reads it back from the log), and a full log blocks the emitters: the
+//! engine stops taking chunks, connections stop reading their sockets and
+//! the meters buffer (what they then drop shows up as gaps). Without a log
+//! (batch runs), queues block instead, so nothing is dropped.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::model::Record;
+use crate::pipeline::record_log::{AppendError, RecordLog};
+use crate::pipeline::server::state::StateStore;
+
+use super::codec;
+
+/// A record on its way to one output.
+pub type Entry = (u64, Arc<Record>);
+
+/// How long an emitter waits before trying a full log again.
+const FULL_LOG_RETRY: Duration = Duration::from_millis(20);
+
+/// Counters of the bus, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct BusCounters {
+    pub records: AtomicU64,
+    /// Times an emitter had to wait because the log was full.
+    pub log_full_waits: AtomicU64,
+    /// Records refused for good (too large for the log, log closed).
+    pub refused: AtomicU64,
+    /// Spans of lost results recorded (one per meter and crash).
+    pub lost_result_spans: AtomicU64,
+}
+
+struct Lanes {
+    senders: Vec<Sender<Entry>>,
+    /// Seq of the last record (without a log: counted here).
+    last_seq: u64,
+}
+
+/// The entry point of records; share as `Arc<RecordBus>`.
+pub struct RecordBus {
+    lanes: Mutex<Lanes>,
+    log: Option<Arc<RecordLog>>,
+    state: Option<Arc<StateStore>>,
+    raw: bool,
+    closed: AtomicBool,
+    pub counters: BusCounters,
+}
+
+impl RecordBus {
+    pub(super) fn new(
+        senders: Vec<Sender<Entry>>,
+        log: Option<Arc<RecordLog>>,
+        state: Option<Arc<StateStore>>,
+        raw: bool,
+    ) -> Self {
+        let last_seq = log.as_ref().map_or(0, |log| log.last_seq());
+        RecordBus {
+            lanes: Mutex::new(Lanes { senders, last_seq }),
+            log,
+            state,
+            raw,
+            closed: AtomicBool::new(false),
+            counters: BusCounters::default(),
+        }
+    }
+
+    /// Whether raw sample blocks are wanted (the raw archive is on).
+    pub fn wants_raw(&self) -> bool {
+        self.raw
+    }
+
+    /// Hands a record to every output. Blocks while the log is full. An
+    /// error means the record was not kept (already logged and counted).
+    pub fn emit(&self, record: Record) -> anyhow::Result<u64> {
+        let loss = self.state.as_ref().and_then(|s| s.loss_before(&record));
+        if let Some(loss) = loss {
+            self.counters.lost_result_spans.fetch_add(1, Relaxed);
+            tracing::warn!(meter = %loss.device.name, "{}", loss.message);
+            self.emit_one(Record::Event(loss))?;
+        }
+        self.emit_one(record)
+    }
+
+    fn emit_one(&self, record: Record) -> anyhow::Result<u64> {
+        let payload = match &self.log {
+            Some(_) => Some(codec::encode(&record)?),
+            None => None,
+        };
+        let record = Arc::new(record);
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = match (&self.log, &payload) {
+            (Some(log), Some(payload)) => self.append(log, payload)?,
+            _ => lanes.last_seq + 1,
+        };
+        lanes.last_seq = seq;
+        self.counters.records.fetch_add(1, Relaxed);
+        if let Some(state) = &self.state {
+            state.apply(&record);
+        }
+        for sender in &lanes.senders {
+            let entry = (seq, Arc::clone(&record));
+            if self.log.is_some() {
+                match sender.try_send(entry) {
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    // The output reads it back from the log.
+                    Err(TrySendError::Full(_)) => {}
+                }
+            } else {
+                let _ = sender.send(entry);
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Appends, waiting while the log is full (backpressure).
+    fn append(&self, log: &RecordLog, payload: &[u8]) -> anyhow::Result<u64> {
+        let mut waited = false;
+        loop {
+            match log.append(payload) {
+                Ok(seq) => return Ok(seq),
+                Err(AppendError::Full) if !self.closed.load(Relaxed) => {
+                    if !waited {
+                        waited = true;
+                        self.counters.log_full_waits.fetch_add(1, Relaxed);
+                    }
+                    std::thread::sleep(FULL_LOG_RETRY);
+                }
+                Err(error) => {
+                    self.counters.refused.fetch_add(1, Relaxed);
+                    tracing::error!("a record was not kept: {error}");
+                    return Err(error.into());
+                }
+            }
+        }
+    }
+
+    /// The seq of the last record emitted.
+    pub fn last_seq(&self) -> u64 {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner()).last_seq
+    }
+
+    /// The state as of the last record, with that record's seq (taken
+    /// together, so a snapshot never misses or doubles a record).
+    pub(super) fn state_at(&self) -> Option<(u64, Vec<u8>)> {
+        let state = self.state.as_ref()?;
+        let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        match state.encode() {
+            Ok(bytes) => Some((lanes.last_seq, bytes)),
+            Err(error) => {
+                tracing::error!("encoding the meter state: {error:#}");
+                None
+            }
+        }
+    }
+
+    /// Stops waiting on a full log (shutdown) and closes the queues.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Relaxed);
+        self.lanes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .senders
+            .clear();
+    }
+}

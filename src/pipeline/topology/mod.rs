@@ -1,0 +1,314 @@
+//! The one topology every meter pipeline runs on: records enter through
+//! the [`RecordBus`], optionally pass the write-ahead record log, and reach
+//! every output on its own thread ([`runner`]). The topology owns the flush
+//! policy (each output's interval, the log's fsync interval, snapshots of
+//! the meter state), health, and the shutdown order: sources stop and the
+//! engine drains first (the caller), then [`Topology::close`] drains the
+//! queues, flushes and closes every output, snapshots and closes the log.
+
+pub mod bus;
+pub mod codec;
+pub mod health;
+pub mod runner;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use crossbeam_channel::bounded;
+
+use crate::model::Record;
+use crate::sink::output::{Output, OutputSummary};
+use crate::sink::packet::PacketOutput;
+use crate::sink::parquet::{DatasetInfo, ParquetOutput};
+
+use super::config::PipelineConfig;
+use super::record_log::{Flusher, RecordLog, RecordLogConfig};
+use super::server::state::StateStore;
+
+pub use bus::RecordBus;
+pub use health::{HealthBoard, OutputHealth};
+use runner::{OutputFactory, OutputRunner};
+
+/// Records queued per output before, with a log, it reads from the log instead.
+const QUEUE_DEPTH: usize = 4096;
+/// How often the meter state is snapshotted into the log.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
+/// The marker of a running sink: found at start, the last run did not stop cleanly.
+const RUNNING_MARKER: &str = "running";
+const LOG_ID_FILE: &str = "log-id";
+
+/// Durability: the log and the state derived from it.
+pub struct Durable {
+    pub log: RecordLogConfig,
+    pub state: Arc<StateStore>,
+}
+
+/// A running topology.
+pub struct Topology {
+    bus: Arc<RecordBus>,
+    runners: Vec<OutputRunner>,
+    log: Option<Arc<RecordLog>>,
+    flusher: Option<Flusher>,
+    health: Arc<HealthBoard>,
+    state: Option<Arc<StateStore>>,
+    snapshots: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Topology {
+    /// Builds the outputs of `config` (`source` goes into file metadata).
+    /// With `durable`, records go through the record log in `durable.log`:
+    /// the meter state is rebuilt from it, and each output is first fed
+    /// what it had not acknowledged before. Call inside a tokio runtime
+    /// (packet delivery runs on it).
+    pub fn start(
+        config: &PipelineConfig,
+        source: &str,
+        durable: Option<Durable>,
+    ) -> anyhow::Result<Self> {
+        let health = Arc::new(HealthBoard::default());
+        let mut factories: Vec<(&'static str, OutputFactory)> = Vec::new();
+        let (log, state, log_id) = match durable {
+            Some(durable) => {
+                let (log, state, id) = open_log(config, durable)?;
+                (Some(log), Some(state), Some(id))
+            }
+            None => (None, None, None),
+        };
+        if let Some(parquet) = config.sink.parquet.clone() {
+            let info = DatasetInfo::from_engine(source, config.name.as_str(), &config.dsp);
+            let log_id = log_id.clone();
+            let factory: OutputFactory = Box::new(move || {
+                let (output, _) = ParquetOutput::open(&parquet, &info, log_id.as_deref())
+                    .with_context(|| format!("Parquet output {}", parquet.out.display()))?;
+                Ok(Box::new(output) as Box<dyn Output>)
+            });
+            factories.push((ParquetOutput::NAME, factory));
+        }
+        if let Some(packets) = config.sink.packets.clone() {
+            let runtime = tokio::runtime::Handle::try_current()
+                .context("packet delivery needs a tokio runtime")?;
+            let lag = config.service.packet_grace();
+            let factory: OutputFactory = Box::new(move || {
+                let _entered = runtime.enter();
+                Ok(Box::new(PacketOutput::start(&packets.build, &packets.targets, lag)?)
+                    as Box<dyn Output>)
+            });
+            factories.push((PacketOutput::NAME, factory));
+        }
+        let mut senders = Vec::new();
+        let mut runners = Vec::new();
+        for (name, mut factory) in factories {
+            // The first build's error is a configuration error: report it now.
+            let output = factory()?;
+            let (sender, receiver) = bounded(QUEUE_DEPTH);
+            senders.push(sender);
+            runners.push(OutputRunner::start(
+                name,
+                output,
+                factory,
+                receiver,
+                log.clone(),
+                Arc::clone(&health),
+            )?);
+        }
+        let raw = config.sink.parquet.as_ref().is_some_and(|p| p.tables.raw);
+        let bus = Arc::new(RecordBus::new(senders, log.clone(), state.clone(), raw));
+        let flusher = match &log {
+            Some(log) => Some(log.spawn_flusher()?),
+            None => None,
+        };
+        let snapshots = match (&log, &state) {
+            (Some(log), Some(state)) => Some(spawn_snapshots(&bus, log, state)?),
+            _ => None,
+        };
+        Ok(Topology {
+            bus,
+            runners,
+            log,
+            flusher,
+            health,
+            state,
+            snapshots,
+        })
+    }
+
+    /// Where sources and the engine hand their records.
+    pub fn bus(&self) -> Arc<RecordBus> {
+        Arc::clone(&self.bus)
+    }
+
+    pub fn health(&self) -> Arc<HealthBoard> {
+        Arc::clone(&self.health)
+    }
+
+    pub fn log(&self) -> Option<Arc<RecordLog>> {
+        self.log.clone()
+    }
+
+    /// Drains every output and closes them, then the log. Blocking: the
+    /// engine must have finished (no more records). Every output is closed
+    /// even when one fails; the first error is returned.
+    pub fn close(self) -> anyhow::Result<OutputSummary> {
+        let Topology {
+            bus,
+            runners,
+            log,
+            flusher,
+            health: _,
+            state,
+            snapshots,
+        } = self;
+        bus.close();
+        let mut summary = OutputSummary::default();
+        let mut first_error = None;
+        for runner in runners {
+            match runner.finish() {
+                Ok(done) => summary.merge(done),
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some((stop, thread)) = snapshots {
+            drop(stop);
+            let _ = thread.join();
+        }
+        if let (Some(log), Some(state)) = (&log, &state) {
+            snapshot(&bus, log, state);
+            if let Some(flusher) = flusher {
+                flusher.stop().context("stopping the record log flusher")?;
+            }
+            log.close().context("closing the record log")?;
+            let _ = std::fs::remove_file(state_dir_of(log).join(RUNNING_MARKER));
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(summary),
+        }
+    }
+}
+
+/// Emits records; the engine's side of the bus.
+pub trait RecordSink: Send + Sync {
+    fn emit(&self, record: Record) -> anyhow::Result<u64>;
+}
+
+impl RecordSink for RecordBus {
+    fn emit(&self, record: Record) -> anyhow::Result<u64> {
+        RecordBus::emit(self, record)
+    }
+}
+
+fn state_dir_of(log: &RecordLog) -> std::path::PathBuf {
+    log.config().dir.clone()
+}
+
+/// Opens the log, rebuilds the meter state from its snapshot and tail, and
+/// notes a crash of the last run (its results after the log's end are lost).
+fn open_log(
+    config: &PipelineConfig,
+    durable: Durable,
+) -> anyhow::Result<(Arc<RecordLog>, Arc<StateStore>, String)> {
+    let mut consumers = Vec::new();
+    if config.sink.parquet.is_some() {
+        consumers.push(ParquetOutput::NAME);
+    }
+    if config.sink.packets.is_some() {
+        consumers.push(PacketOutput::NAME);
+    }
+    let (log, recovery) = RecordLog::open(durable.log.clone(), &consumers)?;
+    let dir = &durable.log.dir;
+    let log_id = log_id(dir)?;
+    let state = durable.state;
+    if let Some(snapshot) = &recovery.snapshot {
+        state.restore(&snapshot.bytes)?;
+    }
+    let after = recovery.snapshot.as_ref().map_or(0, |s| s.seq);
+    let mut replayed = 0u64;
+    for entry in log.read_from(after) {
+        let (seq, bytes) = entry.context("reading the record log")?;
+        match codec::decode(seq, &bytes) {
+            Ok(record) => {
+                state.apply(&record);
+                replayed += 1;
+            }
+            Err(error) => tracing::warn!("{error:#}"),
+        }
+    }
+    let marker = dir.join(RUNNING_MARKER);
+    let crashed = marker.exists();
+    if crashed {
+        state.mark_crashed();
+        tracing::warn!(
+            log = %dir.display(),
+            meters = state.len(),
+            "the last run did not stop cleanly: results after the record log's end are lost, recorded per meter when it comes back"
+        );
+    }
+    std::fs::write(&marker, b"")
+        .with_context(|| format!("writing {}", marker.display()))?;
+    tracing::info!(
+        log = %dir.display(),
+        entries = recovery.entries,
+        replayed_into_state = replayed,
+        torn_bytes = recovery.torn_bytes,
+        "record log open"
+    );
+    Ok((Arc::new(log), state, log_id))
+}
+
+/// The log's identity, made once: another log's seqs mean nothing to a dataset.
+fn log_id(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(LOG_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+    let seed = format!(
+        "{}-{}-{}",
+        dir.display(),
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    );
+    let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_bytes()).to_string();
+    crate::sink::atomic_file::write_atomically(&path, id.as_bytes())?;
+    Ok(id)
+}
+
+fn snapshot(bus: &RecordBus, log: &RecordLog, state: &StateStore) {
+    let Some((seq, bytes)) = bus.state_at() else {
+        return;
+    };
+    if let Err(error) = log.write_snapshot(seq, &bytes) {
+        tracing::warn!("record log snapshot: {error:#}");
+    }
+    // The readable copy.
+    if let Err(error) = state.save() {
+        tracing::warn!("checkpoint copy: {error:#}");
+    }
+}
+
+fn spawn_snapshots(
+    bus: &Arc<RecordBus>,
+    log: &Arc<RecordLog>,
+    state: &Arc<StateStore>,
+) -> anyhow::Result<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)> {
+    let (stop, stopped) = bounded::<()>(0);
+    let (bus, log, state) = (Arc::clone(bus), Arc::clone(log), Arc::clone(state));
+    let thread = std::thread::Builder::new()
+        .name("state-snapshots".into())
+        .spawn(move || {
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(SNAPSHOT_EVERY)
+            {
+                snapshot(&bus, &log, &state);
+            }
+        })
+        .context("starting the snapshot thread")?;
+    Ok((stop, thread))
+}

@@ -1,0 +1,126 @@
+//! Packet delivery as an [`Output`]: meter intervals from the record log
+//! become packets once the interval is `lag` old. What it acks has been
+//! delivered or is in a target's spool, so a crash never loses a packet;
+//! one rebuilt after a restart carries the identity it had before.
+
+use std::time::{Duration, Instant};
+
+use crate::model::Record;
+use crate::sink::output::{Output, OutputSummary};
+
+use super::build::PacketConfig;
+use super::collector::PacketCollector;
+use super::deliver::DeliveryConfig;
+
+/// How long closing waits for targets that are down before leaving their
+/// packets in the spool for the next run.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the lanes to deliver before the packets sent are
+/// spooled so that they can be acknowledged.
+const SETTLE_WAIT: Duration = Duration::from_secs(2);
+
+/// The `packets` output.
+pub struct PacketOutput {
+    collector: PacketCollector,
+    runtime: tokio::runtime::Handle,
+    /// An interval is built this long after it ended (wall clock).
+    lag: Duration,
+    last_seq: u64,
+    /// Lowest seq in packets sent but maybe only in memory, and since when.
+    unsettled: Option<(u64, Instant)>,
+}
+
+impl PacketOutput {
+    pub const NAME: &'static str = "packets";
+
+    /// Starts delivery; call inside a tokio runtime (the lanes run on it).
+    pub fn start(
+        build: &PacketConfig,
+        targets: &DeliveryConfig,
+        lag: Duration,
+    ) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| anyhow::anyhow!("packet delivery needs a tokio runtime"))?;
+        Ok(PacketOutput {
+            collector: PacketCollector::start(build, targets)?,
+            runtime,
+            lag,
+            last_seq: 0,
+            unsettled: None,
+        })
+    }
+
+    pub fn collector(&self) -> &PacketCollector {
+        &self.collector
+    }
+}
+
+impl Output for PacketOutput {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn accept(&mut self, seq: u64, record: &Record) -> anyhow::Result<()> {
+        self.last_seq = seq;
+        if let Record::Sensor(interval) = record {
+            self.collector.add_from(seq, interval.clone());
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<u64> {
+        let deliverer = self.collector.deliverer();
+        if let Some((_, since)) = self.unsettled {
+            if deliverer.settled() {
+                self.unsettled = None;
+            } else if since.elapsed() >= SETTLE_WAIT {
+                deliverer.persist()?;
+                self.unsettled = None;
+            }
+        }
+        let lag_ms = i64::try_from(self.lag.as_millis()).unwrap_or(i64::MAX);
+        let due = chrono::Utc::now().timestamp_millis().saturating_sub(lag_ms);
+        let (_, sent_min) = self.collector.flush_before(due)?;
+        if let Some(seq) = sent_min {
+            let since = self.unsettled.map_or_else(Instant::now, |(_, t)| t);
+            let lowest = self.unsettled.map_or(seq, |(s, _)| s.min(seq));
+            self.unsettled = Some((lowest, since));
+        }
+        let held = [
+            self.collector.pending_min_seq(),
+            self.unsettled.map(|(s, _)| s),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        Ok(held.map_or(self.last_seq, |seq| seq.saturating_sub(1)))
+    }
+
+    fn flush_interval(&self) -> Duration {
+        Duration::from_millis(250)
+    }
+
+    fn degraded(&self) -> Option<String> {
+        let waiting: Vec<String> = self
+            .collector
+            .targets()
+            .into_iter()
+            .filter(|t| t.spooled > 0)
+            .map(|t| format!("{} has {} packets spooled", t.target, t.spooled))
+            .collect();
+        (!waiting.is_empty()).then(|| waiting.join(", "))
+    }
+
+    fn close(self: Box<Self>) -> anyhow::Result<OutputSummary> {
+        let PacketOutput {
+            collector, runtime, ..
+        } = *self;
+        let (built, spooled, targets) = runtime.block_on(collector.close(DRAIN_TIMEOUT))?;
+        Ok(OutputSummary {
+            packets_built: built,
+            spooled,
+            targets,
+            ..OutputSummary::default()
+        })
+    }
+}
