@@ -22,7 +22,8 @@ use crate::wire::samples::SampleBlock;
 
 use super::config::PipelineConfig;
 use super::device::{max_option, DeviceProcessor, DeviceSummary};
-use super::outputs::{Outputs, OutputsSummary};
+use super::outputs::OutputsSummary;
+use super::topology::{RecordBus, Topology};
 
 /// How one file went.
 #[derive(Debug)]
@@ -107,7 +108,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 /// Feeds one file's sessions to device processors.
 struct FileVisitor<'a> {
     config: &'a PipelineConfig,
-    outputs: &'a Arc<Outputs>,
+    records: &'a Arc<RecordBus>,
     progress: &'a ProgressBar,
     values: &'a AtomicU64,
     current: Option<DeviceProcessor>,
@@ -131,7 +132,7 @@ impl FileVisitor<'_> {
 impl CaptureVisitor for FileVisitor<'_> {
     fn session_start(&mut self, session: &SessionDescription) {
         self.end_session();
-        match DeviceProcessor::new(session, self.config, Arc::clone(self.outputs)) {
+        match DeviceProcessor::new(session, self.config, Arc::clone(self.records)) {
             Ok(mut processor) => {
                 if let Some((device, energy)) = self.carried.take() {
                     if device == session.device {
@@ -177,7 +178,8 @@ pub async fn run_batch(
         [one] => one.display().to_string(),
         _ => format!("{} capture files", files.len()),
     };
-    let outputs = Arc::new(Outputs::start(config, &source)?);
+    let topology = Topology::start(config, &source, None)?;
+    let records = topology.bus();
     let file_size = |f: &Path| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
     let total: u64 = files.iter().map(|f| file_size(f)).sum();
     // Recording slices of one meter are one job, read in time order.
@@ -198,7 +200,7 @@ pub async fn run_batch(
     let done_files = AtomicU64::new(0);
 
     let outcomes: Vec<FileOutcome> = {
-        let outputs = &outputs;
+        let records = &records;
         let progress = &progress;
         let values = &values;
         let done_files = &done_files;
@@ -208,7 +210,7 @@ pub async fn run_batch(
                 .flat_map_iter(|job| {
                     let mut visitor = FileVisitor {
                         config,
-                        outputs,
+                        records,
                         progress,
                         values,
                         current: None,
@@ -265,9 +267,10 @@ pub async fn run_batch(
     };
     progress.finish_and_clear();
 
-    let outputs = Arc::try_unwrap(outputs)
-        .map_err(|_| anyhow::anyhow!("an output is still in use after every file finished"))?;
-    let outputs = outputs.close().await?;
+    drop(records);
+    let outputs = tokio::task::spawn_blocking(move || topology.close())
+        .await
+        .context("output threads")??;
     let devices = merge_devices(&outcomes);
     Ok(BatchReport {
         files: outcomes,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::dsp::aggregate::{Aggregate, ClockAggregator, CycleAggregator};
 use crate::dsp::{DeviceEngine, EnergyCounters, EngineOutput, LatchWindow, WindowMetrics};
+use crate::model::{RawBlock, Record};
 use crate::sink::packet::{name_uuid, CircuitReading, SensorInfo, SensorInterval};
 use crate::sink::parquet::{self, AggregateRow, EventRow, IntervalKind, LatchRow, WindowRow};
 use crate::source::capture::SessionDescription;
@@ -14,7 +15,7 @@ use crate::source::event::{EventKind, SourceEvent};
 use crate::wire::samples::SampleBlock;
 
 use super::config::PipelineConfig;
-use super::outputs::Outputs;
+use super::topology::RecordBus;
 
 /// What a device did, for the summary table.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +44,7 @@ pub struct DeviceSummary {
 struct Downstream {
     device: parquet::DeviceInfo,
     sensor: SensorInfo,
-    outputs: Arc<Outputs>,
+    records: Arc<RecordBus>,
     cycles: CycleAggregator,
     ten_minutes: ClockAggregator,
     packet: ClockAggregator,
@@ -72,7 +73,7 @@ impl DeviceProcessor {
     pub fn new(
         session: &SessionDescription,
         config: &PipelineConfig,
-        outputs: Arc<Outputs>,
+        records: Arc<RecordBus>,
     ) -> anyhow::Result<Self> {
         let engine = DeviceEngine::new(
             &config.dsp,
@@ -94,7 +95,7 @@ impl DeviceProcessor {
             downstream: Downstream {
                 device,
                 sensor,
-                outputs,
+                records,
                 cycles: CycleAggregator::new().with_declared_voltage(udin),
                 ten_minutes: ClockAggregator::ten_minutes().with_declared_voltage(udin),
                 packet: ClockAggregator::new(config.aggregation.packet_interval_ns())
@@ -142,14 +143,12 @@ impl DeviceProcessor {
         if block.gap_before > 0 {
             downstream.summary.lost_samples += block.gap_before;
         }
-        if let Some(parquet) = downstream
-            .outputs
-            .parquet
-            .as_ref()
-            .filter(|_| downstream.outputs.raw)
-        {
-            let result = parquet.write_raw(downstream.device.clone(), block.clone());
-            downstream.note_output(result);
+        if downstream.records.wants_raw() {
+            let raw = Record::Raw(RawBlock {
+                device: downstream.device.clone(),
+                block: block.clone(),
+            });
+            downstream.emit(raw);
         }
         if let Err(error) = self
             .engine
@@ -174,10 +173,8 @@ impl DeviceProcessor {
         let downstream = &mut self.downstream;
         self.engine.finish(&mut |output| downstream.output(output));
         downstream.flush_intervals();
-        if let Some(parquet) = &downstream.outputs.parquet {
-            let result = parquet.finish_device(&downstream.device.name);
-            downstream.note_output(result);
-        }
+        let finished = Record::DeviceFinished(downstream.device.name.clone());
+        downstream.emit(finished);
         let counters = self.engine.energy();
         let summary = &mut downstream.summary;
         // What this device measured here; restored registers were counted before.
@@ -202,6 +199,11 @@ impl Downstream {
                 self.summary.output_error = Some(format!("{error:#}"));
             }
         }
+    }
+
+    fn emit(&mut self, record: Record) {
+        let result = self.records.emit(record);
+        self.note_output(result);
     }
 
     fn output(&mut self, output: EngineOutput<'_>) {
@@ -252,14 +254,12 @@ impl Downstream {
             self.line_voltage.0 += line.iter().sum::<f64>() / line.len() as f64;
             self.line_voltage.1 += 1;
         }
-        if let Some(parquet) = &self.outputs.parquet {
-            let result = parquet.write_window(WindowRow {
-                device: self.device.clone(),
-                metrics: window.clone(),
-                energy: Some(self.energy.clone()),
-            });
-            self.note_output(result);
-        }
+        let row = WindowRow {
+            device: self.device.clone(),
+            metrics: window.clone(),
+            energy: Some(self.energy.clone()),
+        };
+        self.emit(Record::Window(row));
     }
 
     /// Latch streams carry the meter's own P/Q or RMS values: they go to
@@ -295,15 +295,13 @@ impl Downstream {
         let energies = [0, 1, 2].map(|k| window.phases[k].and_then(|p| p.energy_wh));
         self.energy.add_energies(energies, window.duration_s);
         self.latch_interval.push(window);
-        if let Some(parquet) = &self.outputs.parquet {
-            let has_energy = energies.iter().any(Option::is_some);
-            let result = parquet.write_latch(LatchRow {
-                device: self.device.clone(),
-                window: window.clone(),
-                energy: has_energy.then(|| self.energy.clone()),
-            });
-            self.note_output(result);
-        }
+        let has_energy = energies.iter().any(Option::is_some);
+        let row = LatchRow {
+            device: self.device.clone(),
+            window: window.clone(),
+            energy: has_energy.then(|| self.energy.clone()),
+        };
+        self.emit(Record::Latch(row));
     }
 
     /// The packet reading of the latch interval in progress.
@@ -312,27 +310,24 @@ impl Downstream {
             return;
         };
         let circuit = self.latch_interval.take(&self.energy);
-        if let Some(packets) = &self.outputs.packets {
-            let end_ns = (slot + 1).saturating_mul(self.latch_interval.interval_ns);
-            packets.add(SensorInterval {
-                meter_name: self.device.name.to_string(),
-                info: self.sensor.clone(),
-                interval_end_ms: end_ns.div_euclid(1_000_000),
-                circuit,
-                passthrough: Vec::new(),
-            });
-        }
+        let end_ns = (slot + 1).saturating_mul(self.latch_interval.interval_ns);
+        let sensor = SensorInterval {
+            meter_name: self.device.name.to_string(),
+            info: self.sensor.clone(),
+            interval_end_ms: end_ns.div_euclid(1_000_000),
+            circuit,
+            passthrough: Vec::new(),
+        };
+        self.emit(Record::Sensor(sensor));
     }
 
     fn write_aggregate(&mut self, kind: IntervalKind, aggregate: Aggregate) {
-        if let Some(parquet) = &self.outputs.parquet {
-            let result = parquet.write_aggregate(AggregateRow {
-                device: self.device.clone(),
-                kind,
-                aggregate,
-            });
-            self.note_output(result);
-        }
+        let row = AggregateRow {
+            device: self.device.clone(),
+            kind,
+            aggregate,
+        };
+        self.emit(Record::Aggregate(row));
     }
 
     /// One packet-interval aggregate: a table row and a BetterFleet reading.
@@ -342,15 +337,14 @@ impl Downstream {
             _ => None,
         };
         self.line_voltage = (0.0, 0);
-        if let Some(packets) = &self.outputs.packets {
-            packets.add(SensorInterval {
-                meter_name: self.device.name.to_string(),
-                info: self.sensor.clone(),
-                interval_end_ms: aggregate.end_unix_ns.div_euclid(1_000_000),
-                circuit: circuit_reading(&aggregate, line_voltage, &self.energy),
-                passthrough: Vec::new(),
-            });
-        }
+        let sensor = SensorInterval {
+            meter_name: self.device.name.to_string(),
+            info: self.sensor.clone(),
+            interval_end_ms: aggregate.end_unix_ns.div_euclid(1_000_000),
+            circuit: circuit_reading(&aggregate, line_voltage, &self.energy),
+            passthrough: Vec::new(),
+        };
+        self.emit(Record::Sensor(sensor));
         self.write_aggregate(IntervalKind::Packet, aggregate);
     }
 
@@ -369,10 +363,8 @@ impl Downstream {
 
     fn event(&mut self, event: &SourceEvent) {
         self.summary.events += 1;
-        if let Some(parquet) = &self.outputs.parquet {
-            let result = parquet.write_event(event_row(&self.device, event));
-            self.note_output(result);
-        }
+        let row = event_row(&self.device, event);
+        self.emit(Record::Event(row));
     }
 }
 

@@ -21,7 +21,8 @@ use crate::wire::samples::SampleBlock;
 
 use super::config::{PipelineConfig, VirtualMetersConfig};
 use super::device::{DeviceProcessor, DeviceSummary};
-use super::outputs::{spawn_packet_flusher, Outputs, OutputsSummary};
+use super::outputs::OutputsSummary;
+use super::topology::{RecordBus, Topology};
 
 /// What a live run did.
 #[derive(Debug)]
@@ -35,14 +36,14 @@ pub struct LiveReport {
 /// One connection's device.
 struct ConnectionVisitor<'a> {
     config: &'a PipelineConfig,
-    outputs: &'a Arc<Outputs>,
+    records: &'a Arc<RecordBus>,
     processor: Option<DeviceProcessor>,
     error: Option<String>,
 }
 
 impl CaptureVisitor for ConnectionVisitor<'_> {
     fn session_start(&mut self, session: &SessionDescription) {
-        match DeviceProcessor::new(session, self.config, Arc::clone(self.outputs)) {
+        match DeviceProcessor::new(session, self.config, Arc::clone(self.records)) {
             Ok(processor) => self.processor = Some(processor),
             Err(error) => self.error = Some(format!("{error:#}")),
         }
@@ -73,10 +74,12 @@ pub async fn run_virtual_meters(
     let server = listener
         .local_addr()
         .context("reading the stream server address")?;
-    let outputs = Arc::new(Outputs::start(
+    let topology = Topology::start(
         config,
         &format!("virtual meters via stream server {server}"),
-    )?);
+        None,
+    )?;
+    let records = topology.bus();
 
     let meters_cancel = CancellationToken::new();
     let mut meter_tasks = JoinSet::new();
@@ -115,9 +118,6 @@ pub async fn run_virtual_meters(
         stop_after_samples: Some((meters.seconds * f64::from(meters.rate)).ceil() as u64),
         ..SessionSettings::default()
     };
-    // Two intervals back on the wall clock: those intervals are surely complete.
-    let period = config.aggregation.packet_interval();
-    let packet_flusher = spawn_packet_flusher(&outputs, period, 2 * period);
     let mut sessions = JoinSet::new();
     let patience =
         super::limits::RUN_SECONDS.duration_s(meters.seconds) * 2 + Duration::from_secs(30);
@@ -139,13 +139,13 @@ pub async fn run_virtual_meters(
             _ = cancel.cancelled() => break,
         };
         let config = config.clone();
-        let outputs = Arc::clone(&outputs);
+        let records = Arc::clone(&records);
         let settings = settings.clone();
         let session_cancel = cancel.child_token();
         sessions.spawn(async move {
             let mut visitor = ConnectionVisitor {
                 config: &config,
-                outputs: &outputs,
+                records: &records,
                 processor: None,
                 error: None,
             };
@@ -169,13 +169,10 @@ pub async fn run_virtual_meters(
     }
     meters_cancel.cancel();
     while meter_tasks.join_next().await.is_some() {}
-    packet_flusher.abort();
-    // Resolves once the task is dropped, with it its handle on the outputs.
-    let _ = packet_flusher.await;
-
-    let outputs = Arc::try_unwrap(outputs)
-        .map_err(|_| anyhow::anyhow!("an output is still in use after every meter finished"))?;
-    let outputs = outputs.close().await?;
+    drop(records);
+    let outputs = tokio::task::spawn_blocking(move || topology.close())
+        .await
+        .context("output threads")??;
     devices.sort_by(|a, b| a.device.cmp(&b.device));
     Ok(LiveReport {
         devices,

@@ -3,133 +3,20 @@
 //! closed once at the end so every file is finished and every packet handed
 //! to its targets (or spooled).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::sink::packet::{
-    Deliverer, PacketBuilder, Sensor, SensorInterval, SensorReadings, TargetStats,
-};
-use crate::sink::parquet::{DatasetInfo, DatasetSummary, ParquetSink, TelemetrySink};
+pub use crate::sink::output::OutputSummary as OutputsSummary;
+pub use crate::sink::packet::PacketCollector;
+use crate::sink::parquet::{DatasetInfo, ParquetSink, TelemetrySink};
 
-use super::config::{PacketSinkConfig, PipelineConfig, SourceConfig};
-use super::latency::LatencyRecorder;
+use super::config::{PipelineConfig, SourceConfig};
 
 /// How long closing waits for targets that are down before leaving their
 /// packets in the spool for the next run.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One sensor's share of an interval.
-enum Pending {
-    /// A meter's interval: one object per interval and meter.
-    Meter(Sensor),
-    /// A telemetry device's values, merged over the interval's batches.
-    Readings(SensorReadings),
-}
-
-/// An interval's sensors by name, and when the last one reported.
-type PendingInterval = (BTreeMap<String, Pending>, Instant);
-
-/// Per-interval readings waiting to become packets.
-pub struct PacketCollector {
-    builder: PacketBuilder,
-    deliverer: Deliverer,
-    /// Interval end (ms) → the sensors (by name) that reported in it, and
-    /// when the last did.
-    pending: Mutex<BTreeMap<i64, PendingInterval>>,
-    built: Mutex<u64>,
-    /// From an interval's last reading to its packets being handed to delivery.
-    pub latency: LatencyRecorder,
-}
-
-impl PacketCollector {
-    fn start(config: &PacketSinkConfig) -> anyhow::Result<Self> {
-        let builder = PacketBuilder::new(&config.build).context("packet identities")?;
-        let deliverer = Deliverer::start(&config.targets, builder.gateway().device_id)
-            .context("starting packet delivery")?;
-        Ok(PacketCollector {
-            builder,
-            deliverer,
-            pending: Mutex::new(BTreeMap::new()),
-            built: Mutex::new(0),
-            latency: LatencyRecorder::default(),
-        })
-    }
-
-    /// Queues one sensor's reading for its interval.
-    pub fn add(&self, reading: SensorInterval) {
-        let sensor = self.builder.sensor(&reading);
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let (sensors, last_added) = pending
-            .entry(reading.interval_end_ms)
-            .or_insert_with(|| (BTreeMap::new(), Instant::now()));
-        sensors.insert(reading.meter_name, Pending::Meter(sensor));
-        *last_added = Instant::now();
-    }
-
-    /// Queues what a non-meter device reported in the interval ending at
-    /// `interval_end_ms`; several batches of one device in one interval
-    /// become one sensor object.
-    pub fn add_readings(&self, interval_end_ms: i64, readings: SensorReadings) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let (interval, last_added) = pending
-            .entry(interval_end_ms)
-            .or_insert_with(|| (BTreeMap::new(), Instant::now()));
-        *last_added = Instant::now();
-        match interval.get_mut(&readings.name) {
-            Some(Pending::Readings(known)) => {
-                known.values.extend(readings.values);
-                known.model = known.model.take().or(readings.model);
-            }
-            _ => {
-                interval.insert(readings.name.clone(), Pending::Readings(readings));
-            }
-        }
-    }
-
-    /// Builds and sends the packets of every interval that ended before `end_ms`.
-    pub fn flush_before(&self, end_ms: i64) -> anyhow::Result<u64> {
-        let ready: Vec<(i64, PendingInterval)> = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let later = pending.split_off(&end_ms);
-            std::mem::replace(&mut *pending, later)
-                .into_iter()
-                .collect()
-        };
-        let mut sent = 0u64;
-        for (_, (sensors, last_added)) in ready {
-            let sensors = sensors
-                .into_values()
-                .map(|pending| match pending {
-                    Pending::Meter(sensor) => sensor,
-                    Pending::Readings(readings) => self.builder.sensor_from_readings(&readings),
-                })
-                .collect();
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            for packet in self.builder.packets(sensors, now_ms) {
-                self.deliverer.send(&packet)?;
-                self.latency.record(last_added.elapsed());
-                sent += 1;
-            }
-        }
-        *self.built.lock().unwrap_or_else(|e| e.into_inner()) += sent;
-        Ok(sent)
-    }
-
-    pub fn spooled(&self) -> u64 {
-        self.deliverer.spooled()
-    }
-
-    pub fn built(&self) -> u64 {
-        *self.built.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn targets(&self) -> Vec<TargetStats> {
-        self.deliverer.stats()
-    }
-}
 
 /// The sinks of one pipeline run.
 pub struct Outputs {
@@ -141,14 +28,6 @@ pub struct Outputs {
     pub packets: Option<PacketCollector>,
 }
 
-/// What the outputs wrote.
-#[derive(Debug, Default)]
-pub struct OutputsSummary {
-    pub dataset: Option<DatasetSummary>,
-    pub packets_built: u64,
-    pub targets: Vec<TargetStats>,
-    pub spooled: u64,
-}
 
 impl Outputs {
     /// Starts the configured sinks; `source` is recorded in file metadata.
@@ -185,7 +64,7 @@ impl Outputs {
         };
         let raw = config.sink.parquet.as_ref().is_some_and(|p| p.tables.raw);
         let packets = match &config.sink.packets {
-            Some(packets) => Some(PacketCollector::start(packets)?),
+            Some(packets) => Some(PacketCollector::start(&packets.build, &packets.targets)?),
             None => None,
         };
         Ok(Outputs {
@@ -214,10 +93,10 @@ impl Outputs {
             );
         }
         if let Some(packets) = self.packets {
-            packets.flush_before(i64::MAX)?;
-            summary.packets_built = packets.built();
-            summary.spooled = packets.spooled();
-            summary.targets = packets.deliverer.shutdown(DRAIN_TIMEOUT).await?;
+            let (built, spooled, targets) = packets.close(DRAIN_TIMEOUT).await?;
+            summary.packets_built = built;
+            summary.spooled = spooled;
+            summary.targets = targets;
         }
         Ok(summary)
     }

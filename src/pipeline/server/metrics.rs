@@ -15,7 +15,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::latency::{LatencySnapshot, QUANTILES};
-use crate::pipeline::outputs::Outputs;
+use crate::pipeline::record_log::RecordLog;
+use crate::pipeline::topology::{HealthBoard, RecordBus};
+use crate::sink::packet::output::CollectorSlot;
 
 use super::registry::{DropReason, MeterCounters, Registry};
 use super::workers::{WorkerContext, WorkerPool};
@@ -34,7 +36,10 @@ pub struct SinkObserver {
     pub registry: Arc<Registry>,
     pub(super) workers: Weak<WorkerPool>,
     pub(super) worker_context: Weak<WorkerContext>,
-    pub(super) outputs: Weak<Outputs>,
+    pub(super) health: Arc<HealthBoard>,
+    pub(super) bus: Weak<RecordBus>,
+    pub(super) log: Option<Weak<RecordLog>>,
+    pub(super) packets: CollectorSlot,
     pub(super) started: Instant,
     pub(super) stopping: CancellationToken,
 }
@@ -47,11 +52,28 @@ impl SinkObserver {
             .unwrap_or_default()
     }
 
+    fn collector(&self) -> Option<Arc<crate::sink::packet::PacketCollector>> {
+        self.packets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn packet_latency(&self) -> LatencySnapshot {
-        self.outputs
-            .upgrade()
-            .and_then(|o| o.packets.as_ref().map(|p| p.latency.snapshot()))
+        self.collector()
+            .map(|p| p.latency.snapshot())
             .unwrap_or_default()
+    }
+
+    /// Why the sink is unhealthy: failing outputs, a record log that cannot write.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.health.failures();
+        if let Some(log) = self.log.as_ref().and_then(Weak::upgrade) {
+            if let Some(error) = log.last_error() {
+                problems.push(format!("record log: {error}"));
+            }
+        }
+        problems
     }
 
     /// When the sink started.
@@ -64,12 +86,7 @@ impl SinkObserver {
         if let Some(context) = self.worker_context.upgrade() {
             context.window_latency.reset();
         }
-        if let Some(packets) = self
-            .outputs
-            .upgrade()
-            .as_ref()
-            .and_then(|o| o.packets.as_ref())
-        {
+        if let Some(packets) = self.collector() {
             packets.latency.reset();
         }
     }
@@ -223,8 +240,9 @@ impl SinkObserver {
                 *depth,
             );
         }
-        if let Some(outputs) = self.outputs.upgrade() {
-            if let Some(packets) = &outputs.packets {
+        self.render_outputs(&mut out);
+        {
+            if let Some(packets) = self.collector() {
                 counter(
                     &mut out,
                     "meterflow_packets_built_total",
@@ -268,6 +286,73 @@ impl SinkObserver {
             &self.packet_latency(),
         );
         out
+    }
+}
+
+impl SinkObserver {
+    /// Output health, the record log and the bus.
+    fn render_outputs(&self, out: &mut String) {
+        let outputs = self.health.snapshot();
+        header_line(
+            out,
+            "meterflow_output_errors_total",
+            "failures of an output (each followed by a backoff and a retry)",
+            "counter",
+        );
+        for (name, health) in &outputs {
+            sample(out, "meterflow_output_errors_total", &format!("output=\"{name}\""), health.errors);
+        }
+        header_line(out, "meterflow_output_up", "1 while the output works, 0 while it fails", "gauge");
+        for (name, health) in &outputs {
+            let up = u8::from(health.failing.is_none());
+            sample(out, "meterflow_output_up", &format!("output=\"{name}\""), up);
+        }
+        header_line(
+            out,
+            "meterflow_output_durable_seq",
+            "record log seq through which the output made everything durable",
+            "gauge",
+        );
+        for (name, health) in &outputs {
+            sample(out, "meterflow_output_durable_seq", &format!("output=\"{name}\""), health.durable_seq);
+        }
+        if let Some(bus) = self.bus.upgrade() {
+            let c = &bus.counters;
+            counter(out, "meterflow_records_total", "records handed to the outputs", "", c.records.load(Relaxed));
+            counter(
+                out,
+                "meterflow_record_log_full_waits_total",
+                "times the engine waited because the record log was full (backpressure)",
+                "",
+                c.log_full_waits.load(Relaxed),
+            );
+            counter(
+                out,
+                "meterflow_records_refused_total",
+                "records the record log refused for good (too large, closed)",
+                "",
+                c.refused.load(Relaxed),
+            );
+            counter(
+                out,
+                "meterflow_lost_result_spans_total",
+                "spans of results lost in an unclean stop, one per meter (see the events table)",
+                "",
+                c.lost_result_spans.load(Relaxed),
+            );
+        }
+        if let Some(log) = self.log.as_ref().and_then(Weak::upgrade) {
+            let stats = log.stats();
+            gauge(out, "meterflow_record_log_bytes", "bytes of record log segments on disk", "", stats.bytes_on_disk);
+            gauge(out, "meterflow_record_log_buffered_bytes", "bytes appended but not yet durable", "", stats.buffered_bytes);
+            counter(out, "meterflow_record_log_flush_errors_total", "failed fsyncs of the record log", "", stats.flush_errors);
+            counter(out, "meterflow_record_log_overflows_total", "appends refused because the record log was full", "", stats.overflows);
+            gauge(out, "meterflow_record_log_healthy", "1 while the record log writes", "", u8::from(stats.healthy));
+            header_line(out, "meterflow_record_log_lag", "records not yet acknowledged by an output", "gauge");
+            for consumer in &stats.consumers {
+                sample(out, "meterflow_record_log_lag", &format!("output=\"{}\"", consumer.name), consumer.lag);
+            }
+        }
     }
 }
 
@@ -322,7 +407,13 @@ async fn metrics(State(observer): State<SinkObserver>) -> impl IntoResponse {
 
 async fn healthz(State(observer): State<SinkObserver>) -> impl IntoResponse {
     let streaming = observer.registry.server.streaming.load(Relaxed);
-    if observer.stopping.is_cancelled() {
+    let problems = observer.problems();
+    if !problems.is_empty() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("failing\n{}\nmeters streaming: {streaming}\n", problems.join("\n")),
+        )
+    } else if observer.stopping.is_cancelled() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("stopping\nmeters streaming: {streaming}\n"),
@@ -369,7 +460,10 @@ mod tests {
             registry: Arc::clone(&registry),
             workers: Weak::new(),
             worker_context: Weak::new(),
-            outputs: Weak::new(),
+            health: Arc::default(),
+            bus: Weak::new(),
+            log: None,
+            packets: CollectorSlot::default(),
             started: Instant::now(),
             stopping: CancellationToken::new(),
         };

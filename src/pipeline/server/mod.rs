@@ -1,13 +1,13 @@
 //! The long-running stream sink: meters dial in on port 54322 (or the sink
 //! dials their command ports), each connection is read by its own task,
-//! windows are computed on a pool of worker threads, Parquet and packet
-//! delivery run on their own threads, and per-meter state survives
-//! reconnects and restarts through checkpoints.
+//! windows are computed on a pool of worker threads, and their records go
+//! through the record log to the outputs (the topology), so results and
+//! per-meter state survive reconnects, restarts and kill -9.
 //!
 //! Shutdown (the cancel token: SIGINT/SIGTERM in the CLI) stops accepting,
 //! sends `stop` to every meter and drains its tail, lets the workers finish
-//! every device, closes the outputs (finished files, last packets), and
-//! writes the checkpoint.
+//! every device, then closes the topology (outputs drained and closed, a
+//! last state snapshot, the log closed).
 
 pub mod config;
 pub mod connection;
@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{PipelineConfig, SourceConfig};
 use super::device::DeviceSummary;
-use super::outputs::{spawn_packet_flusher, Outputs, OutputsSummary};
+use super::outputs::OutputsSummary;
+use super::topology::{Durable, Topology};
 use config::{MeterLinkConfig, Network};
 use connection::{handle_connection, ConnectionContext, ConnectionEnd, PendingGuard};
 use metrics::{serve_metrics, SinkObserver};
@@ -57,11 +58,9 @@ pub struct StreamSink {
     networks: Vec<Network>,
     registry: Arc<Registry>,
     state: Arc<StateStore>,
-    outputs: Arc<Outputs>,
+    topology: Topology,
     worker_context: Arc<WorkerContext>,
     workers: Arc<WorkerPool>,
-    packet_interval: Duration,
-    packet_grace: Duration,
     started: Instant,
     stopping: CancellationToken,
 }
@@ -107,10 +106,17 @@ impl StreamSink {
             ),
             None => format!("meter command ports {}", link.connect.join(", ")),
         };
-        let outputs = Arc::new(Outputs::start(&config, &source)?);
+        let topology = Topology::start(
+            &config,
+            &source,
+            Some(Durable {
+                log: config.record_log(),
+                state: Arc::clone(&state),
+            }),
+        )?;
         let worker_context = Arc::new(WorkerContext {
             config: config.clone(),
-            outputs: Arc::clone(&outputs),
+            records: topology.bus(),
             state: Arc::clone(&state),
             window_latency: Default::default(),
         });
@@ -126,11 +132,9 @@ impl StreamSink {
             metrics_listener,
             registry: Arc::new(Registry::default()),
             state,
-            outputs,
+            topology,
             worker_context,
             workers,
-            packet_interval: config.aggregation.packet_interval(),
-            packet_grace: service.packet_grace(),
             started: Instant::now(),
             stopping: CancellationToken::new(),
         })
@@ -157,7 +161,10 @@ impl StreamSink {
             registry: Arc::clone(&self.registry),
             workers: Arc::downgrade(&self.workers),
             worker_context: Arc::downgrade(&self.worker_context),
-            outputs: Arc::downgrade(&self.outputs),
+            health: self.topology.health(),
+            bus: Arc::downgrade(&self.topology.bus()),
+            log: self.topology.log().as_ref().map(Arc::downgrade),
+            packets: self.topology.packets(),
             started: self.started,
             stopping: self.stopping.clone(),
         }
@@ -173,9 +180,6 @@ impl StreamSink {
                 metrics_stop.clone(),
             ))
         });
-        let flusher =
-            spawn_packet_flusher(&self.outputs, Duration::from_millis(250), self.packet_grace);
-        let checkpointer = spawn_checkpointer(Arc::clone(&self.state), self.packet_interval);
         let context = Arc::new(ConnectionContext {
             link: self.link.clone(),
             registry: Arc::clone(&self.registry),
@@ -198,19 +202,11 @@ impl StreamSink {
             .await
             .context("window workers")?;
         sessions.sort_by(|a, b| a.device.cmp(&b.device));
-        flusher.abort();
-        let _ = flusher.await;
-        checkpointer.abort();
-        let _ = checkpointer.await;
         drop(self.worker_context);
-        let outputs = Arc::try_unwrap(self.outputs)
-            .map_err(|_| anyhow::anyhow!("an output is still in use after every meter finished"))?;
-        let outputs = outputs.close().await?;
-        let state = Arc::clone(&self.state);
-        tokio::task::spawn_blocking(move || state.save())
+        let topology = self.topology;
+        let outputs = tokio::task::spawn_blocking(move || topology.close())
             .await
-            .context("checkpoint writer")?
-            .context("writing the final checkpoint")?;
+            .context("output threads")??;
         metrics_stop.cancel();
         if let Some(task) = metrics_task {
             match task.await {
@@ -347,21 +343,4 @@ async fn keep_dialing(
         backoff = (backoff * 2).min(max);
     }
     last
-}
-
-/// Writes the checkpoint every `interval` (if anything changed).
-fn spawn_checkpointer(state: Arc<StateStore>, interval: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let state = Arc::clone(&state);
-            match tokio::task::spawn_blocking(move || state.save()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => tracing::error!("checkpoint: {error:#}"),
-                Err(error) => tracing::error!("checkpoint task: {error}"),
-            }
-        }
-    })
 }

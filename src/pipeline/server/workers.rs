@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::device::{DeviceProcessor, DeviceSummary};
 use crate::pipeline::latency::LatencyRecorder;
-use crate::pipeline::outputs::Outputs;
+use crate::pipeline::topology::RecordBus;
 use crate::source::capture::{CaptureVisitor, SessionDescription};
 use crate::source::event::SourceEvent;
 use crate::source::meter_session::{SessionFeed, SessionItem};
@@ -22,7 +22,7 @@ use crate::wire::message::SampleAnswer;
 use crate::wire::samples::{sample_time, SampleBlock};
 
 use super::registry::MeterCounters;
-use super::state::{MeterState, StateStore};
+use super::state::StateStore;
 
 /// What a connection hands to its worker.
 pub enum Job {
@@ -46,7 +46,9 @@ pub enum Job {
 /// What the workers share.
 pub struct WorkerContext {
     pub config: PipelineConfig,
-    pub outputs: Arc<Outputs>,
+    /// Where the devices' records go (through the record log).
+    pub records: Arc<RecordBus>,
+    /// Per-meter state, derived from the records the log holds.
     pub state: Arc<StateStore>,
     /// From the arrival of a window's last chunk to its rows being handed to the sinks.
     pub window_latency: LatencyRecorder,
@@ -159,7 +161,6 @@ struct Device {
     /// Blocks before this meter time were already covered by an earlier run.
     resume_after_ns: Option<i64>,
     skipped_samples: u64,
-    state: MeterState,
 }
 
 impl CaptureVisitor for Device {
@@ -190,18 +191,6 @@ impl CaptureVisitor for Device {
         if let Some(processor) = self.processor.as_mut() {
             processor.event(&event);
         }
-    }
-}
-
-impl Device {
-    /// The state to checkpoint: the registers and coverage as of now.
-    fn snapshot(&mut self) -> Option<MeterState> {
-        let processor = self.processor.as_ref()?;
-        let mut state = self.state.clone();
-        state.energy = processor.energy().clone();
-        state.covered_until_ns = processor.covered_until_ns().or(state.covered_until_ns);
-        state.windows += processor.windows();
-        Some(state)
     }
 }
 
@@ -256,7 +245,7 @@ impl Worker {
         let name = description.device.clone();
         let saved = context.state.get(&name);
         let processor =
-            match DeviceProcessor::new(&description, &context.config, Arc::clone(&context.outputs))
+            match DeviceProcessor::new(&description, &context.config, Arc::clone(&context.records))
             {
                 Ok(processor) => Some(processor),
                 Err(error) => {
@@ -270,17 +259,16 @@ impl Worker {
             counters,
             resume_after_ns: None,
             skipped_samples: 0,
-            state: saved.clone().unwrap_or_default(),
         };
-        device.state.sessions += 1;
+        context.state.note_session(&device.name);
         if let (Some(saved), Some(processor)) = (saved, device.processor.as_mut()) {
-            processor.restore_energy(saved.energy);
-            device.resume_after_ns = saved.covered_until_ns;
             tracing::info!(
                 meter = %device.name,
-                imported_wh = device.state.energy.total.import_wh,
-                "continuing energy registers from the checkpoint"
+                imported_wh = saved.energy.total.import_wh,
+                "continuing energy registers from the record log"
             );
+            processor.restore_energy(saved.energy);
+            device.resume_after_ns = saved.covered_until_ns;
         }
         let feed = SessionFeed::new(&description, &answer);
         feed.start(&mut device);
@@ -306,9 +294,6 @@ impl Worker {
                 .counters
                 .windows
                 .fetch_add(new_windows, Relaxed);
-            if let Some(state) = session.device.snapshot() {
-                self.context.state.set(&session.device.name, state);
-            }
         }
     }
 
@@ -320,12 +305,7 @@ impl Worker {
         let Some(processor) = device.processor.take() else {
             return;
         };
-        let (summary, energy, covered_until_ns) = processor.finish_with_registers();
-        let mut state = device.state.clone();
-        state.energy = energy;
-        state.covered_until_ns = covered_until_ns.or(state.covered_until_ns);
-        state.windows += summary.windows;
-        self.context.state.set(&device.name, state);
+        let summary = processor.finish();
         if device.skipped_samples > 0 {
             tracing::warn!(
                 meter = %device.name,

@@ -20,6 +20,7 @@ use crossbeam_channel::bounded;
 
 use crate::model::Record;
 use crate::sink::output::{Output, OutputSummary};
+use crate::sink::packet::output::CollectorSlot;
 use crate::sink::packet::PacketOutput;
 use crate::sink::parquet::{DatasetInfo, ParquetOutput};
 
@@ -54,6 +55,7 @@ pub struct Topology {
     health: Arc<HealthBoard>,
     state: Option<Arc<StateStore>>,
     snapshots: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
+    packets: CollectorSlot,
 }
 
 impl Topology {
@@ -86,14 +88,17 @@ impl Topology {
             });
             factories.push((ParquetOutput::NAME, factory));
         }
+        let slot = CollectorSlot::default();
         if let Some(packets) = config.sink.packets.clone() {
             let runtime = tokio::runtime::Handle::try_current()
                 .context("packet delivery needs a tokio runtime")?;
             let lag = config.service.packet_grace();
+            let slot = Arc::clone(&slot);
             let factory: OutputFactory = Box::new(move || {
                 let _entered = runtime.enter();
-                Ok(Box::new(PacketOutput::start(&packets.build, &packets.targets, lag)?)
-                    as Box<dyn Output>)
+                let output =
+                    PacketOutput::start(&packets.build, &packets.targets, lag, Arc::clone(&slot))?;
+                Ok(Box::new(output) as Box<dyn Output>)
             });
             factories.push((PacketOutput::NAME, factory));
         }
@@ -131,7 +136,13 @@ impl Topology {
             health,
             state,
             snapshots,
+            packets: slot,
         })
+    }
+
+    /// The packet output's collector while it runs (for metrics).
+    pub fn packets(&self) -> CollectorSlot {
+        Arc::clone(&self.packets)
     }
 
     /// Where sources and the engine hand their records.
@@ -159,6 +170,7 @@ impl Topology {
             health: _,
             state,
             snapshots,
+            packets: _,
         } = self;
         bus.close();
         let mut summary = OutputSummary::default();

@@ -3,6 +3,7 @@
 //! delivered or is in a target's spool, so a crash never loses a packet;
 //! one rebuilt after a restart carries the identity it had before.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::model::Record;
@@ -19,9 +20,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// spooled so that they can be acknowledged.
 const SETTLE_WAIT: Duration = Duration::from_secs(2);
 
+/// Where the running output's collector can be read (metrics), across rebuilds.
+pub type CollectorSlot = Arc<Mutex<Option<Arc<PacketCollector>>>>;
+
 /// The `packets` output.
 pub struct PacketOutput {
-    collector: PacketCollector,
+    collector: Arc<PacketCollector>,
+    slot: CollectorSlot,
     runtime: tokio::runtime::Handle,
     /// An interval is built this long after it ended (wall clock).
     lag: Duration,
@@ -38,11 +43,15 @@ impl PacketOutput {
         build: &PacketConfig,
         targets: &DeliveryConfig,
         lag: Duration,
+        slot: CollectorSlot,
     ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| anyhow::anyhow!("packet delivery needs a tokio runtime"))?;
+        let collector = Arc::new(PacketCollector::start(build, targets)?);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&collector));
         Ok(PacketOutput {
-            collector: PacketCollector::start(build, targets)?,
+            collector,
+            slot,
             runtime,
             lag,
             last_seq: 0,
@@ -113,8 +122,23 @@ impl Output for PacketOutput {
 
     fn close(self: Box<Self>) -> anyhow::Result<OutputSummary> {
         let PacketOutput {
-            collector, runtime, ..
+            collector,
+            slot,
+            runtime,
+            ..
         } = *self;
+        slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // A metrics scrape may hold the collector for a moment.
+        let mut collector = collector;
+        let collector = loop {
+            match Arc::try_unwrap(collector) {
+                Ok(collector) => break collector,
+                Err(shared) => {
+                    collector = shared;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        };
         let (built, spooled, targets) = runtime.block_on(collector.close(DRAIN_TIMEOUT))?;
         Ok(OutputSummary {
             packets_built: built,
