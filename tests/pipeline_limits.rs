@@ -29,6 +29,7 @@ const SINKS: &[(&str, &[&str])] = &[
     ("[sink.packets.targets.spool]", &["dir = \"out/spool\""]),
     ("[sink.packets.targets.retry]", &[]),
     ("[service]", &[]),
+    ("[record_log]", &[]),
 ];
 
 impl Doc {
@@ -170,6 +171,20 @@ const BAD: &[(&str, &str, &str, &[&str], &str)] = &[
         "packet_interval_s",
         &["1e20", "nan", "-1.0", "0.0", "0.01", "inf"],
         "aggregation.packet_interval_s",
+    ),
+    (
+        "smartmeter_server",
+        "[record_log]",
+        "flush_interval_s",
+        &["0.0", "nan", "-1.0", "60.0", "1e20"],
+        "record_log.flush_interval_s",
+    ),
+    (
+        "smartmeter_server",
+        "[record_log]",
+        "max_bytes",
+        &["1"],
+        "record_log.max_bytes",
     ),
     (
         "files",
