@@ -38,6 +38,7 @@ packet_interval_s = 1.0
 [sink.parquet]
 out = "{parquet}"
 max_file_span_s = 2
+late_rows_grace_s = 0.5
 [sink.packets.targets.ndjson]
 dir = "{state}/packets"
 [sink.packets.targets.spool]
@@ -57,14 +58,35 @@ flush_interval_s = 0.2
     path
 }
 
-fn start_sink(pipeline: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_meterflow"))
-        .args(["sink", "--pipeline"])
-        .arg(pipeline)
-        .stdout(Stdio::null())
-        .env("RUST_LOG", "info")
-        .spawn()
-        .unwrap()
+/// A sink process; killed if the test fails first. Its log goes to `<dir>/sink-<n>.log`.
+struct Sink(Child);
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sink(pipeline: &Path, n: u32) -> Sink {
+    let log = std::fs::File::create(pipeline.with_file_name(format!("sink-{n}.log"))).unwrap();
+    Sink(
+        Command::new(env!("CARGO_BIN_EXE_meterflow"))
+            .args(["sink", "--pipeline"])
+            .arg(pipeline)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The sink logs, for a failure message.
+fn logs(dir: &Path) -> String {
+    (1..=2)
+        .filter_map(|n| std::fs::read_to_string(dir.join(format!("sink-{n}.log"))).ok())
+        .collect::<Vec<_>>()
+        .join("\n----\n")
 }
 
 fn fleet(port: u16, meters: usize, prefix: &str) -> FleetConfig {
@@ -83,7 +105,8 @@ fn fleet(port: u16, meters: usize, prefix: &str) -> FleetConfig {
     fleet
 }
 
-fn sigterm_and_wait(child: &mut Child) {
+fn sigterm_and_wait(sink: &mut Sink) {
+    let child = &mut sink.0;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -196,7 +219,7 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
     let (port, metrics_port) = (free_port(), free_port());
     let pipeline = pipeline(dir.path(), &out, port, metrics_port);
 
-    let mut sink = start_sink(&pipeline);
+    let mut sink = start_sink(&pipeline, 1);
     let cancel = CancellationToken::new();
     let meters = {
         let cancel = cancel.clone();
@@ -206,11 +229,11 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
         http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200)
     });
     std::thread::sleep(Duration::from_secs(5));
-    sink.kill().unwrap();
+    sink.0.kill().unwrap();
     let killed_at = Instant::now();
-    sink.wait().unwrap();
+    sink.0.wait().unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    let mut sink = start_sink(&pipeline);
+    let mut sink = start_sink(&pipeline, 2);
     let restarted_after = killed_at.elapsed();
     // The meters reconnect (every 200 ms) and stream a few more seconds.
     std::thread::sleep(Duration::from_secs(5));
@@ -219,6 +242,11 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
     cancel.cancel();
     let _ = runtime.block_on(meters);
 
+    assert!(
+        logs(dir.path()).contains("did not stop cleanly"),
+        "{}",
+        logs(dir.path())
+    );
     assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
     let windows = by_device(&out.join("windows"), "window_start");
     assert_eq!(windows.len(), 3, "{:?}", windows.keys());
@@ -227,7 +255,12 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
         .lines()
         .find_map(|l| l.strip_prefix("meterflow_lost_result_spans_total "))
         .and_then(|v| v.trim().parse::<f64>().ok());
-    assert_eq!(lost_spans, Some(3.0), "one lost span per meter is counted:\n{metrics}");
+    assert_eq!(
+        lost_spans,
+        Some(3.0),
+        "one lost span per meter is counted:\n{metrics}\n{}",
+        logs(dir.path())
+    );
     for (device, rows) in &windows {
         let gaps = check_windows(device, rows);
         // One hole: from the last durable window to the first after the
@@ -278,12 +311,12 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
         }
         identities.insert(id, packet);
     }
-    let aggregates = by_device(&out.join("aggregates"), "window_start");
+    let aggregates = by_device(&out.join("aggregates"), "interval_start");
     let mut intervals = 0;
     for (device, rows) in &aggregates {
         for row in rows.iter().filter(|r| text(r, "interval") == "packet") {
             intervals += 1;
-            let end_ms = ts(row, "window_end").div_euclid(1_000_000);
+            let end_ms = ts(row, "interval_end").div_euclid(1_000_000);
             assert!(
                 sent.iter().any(|(serial, t)| serial.contains(device.as_str()) && *t == end_ms),
                 "{device}: no packet for the interval ending {end_ms}"
@@ -332,7 +365,7 @@ fn a_full_disk_turns_healthz_503_and_the_rows_that_waited_are_written_once_freed
     let _unmount = Unmount(out.clone());
     let (port, metrics_port) = (free_port(), free_port());
     let pipeline = pipeline(dir.path(), &out, port, metrics_port);
-    let mut sink = start_sink(&pipeline);
+    let mut sink = start_sink(&pipeline, 1);
     let cancel = CancellationToken::new();
     let meters = {
         let cancel = cancel.clone();
@@ -355,7 +388,7 @@ fn a_full_disk_turns_healthz_503_and_the_rows_that_waited_are_written_once_freed
             _ => false,
         }
     });
-    assert!(reason.contains("output parquet"), "{reason}");
+    assert!(reason.contains("output parquet"), "{reason}\n{}", logs(dir.path()));
     let metrics = http_get(metrics_port, "/metrics").unwrap().1;
     let errors: f64 = metrics
         .lines()
@@ -373,6 +406,13 @@ fn a_full_disk_turns_healthz_503_and_the_rows_that_waited_are_written_once_freed
     sigterm_and_wait(&mut sink);
     cancel.cancel();
     let _ = runtime.block_on(meters);
+
+    // One log line when the output started failing and one when it
+    // recovered, not one per device or per retry.
+    let log = logs(dir.path());
+    let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(lines("output failing"), 1, "{log}");
+    assert_eq!(lines("output recovered"), 1, "{log}");
 
     assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
     let windows = by_device(&out.join("windows"), "window_start");

@@ -56,7 +56,7 @@ impl HealthBoard {
             h.failing.take().is_some()
         });
         if recovered {
-            tracing::info!(output = name, "output recovered");
+            tracing::warn!(output = name, "output recovered");
         }
     }
 

@@ -69,6 +69,9 @@ pub struct ParquetConfig {
     pub fsync: bool,
     /// Messages queued to the writer thread before senders block (backpressure).
     pub queue_capacity: usize,
+    /// A file is finished this long (data time) after its span ended, so
+    /// late rows still find it, s.
+    pub late_rows_grace_s: f64,
 }
 
 impl Default for ParquetConfig {
@@ -84,6 +87,7 @@ impl Default for ParquetConfig {
             zstd_level: 3,
             fsync: true,
             queue_capacity: 1024,
+            late_rows_grace_s: 60.0,
         }
     }
 }
@@ -106,6 +110,9 @@ impl ParquetConfig {
         if self.max_file_span_s == 0 {
             return bad("max_file_span_s must be at least 1");
         }
+        if !(self.late_rows_grace_s.is_finite() && (0.0..=86_400.0).contains(&self.late_rows_grace_s)) {
+            return bad("late_rows_grace_s must be between 0 and 86400 s");
+        }
         if self.max_file_bytes == 0 {
             return bad("max_file_bytes must be at least 1");
         }
@@ -122,6 +129,11 @@ impl ParquetConfig {
             return bad("queue_capacity must be at least 1");
         }
         Ok(())
+    }
+
+    /// `late_rows_grace_s` in ns (validated).
+    pub fn late_rows_grace_ns(&self) -> i64 {
+        (self.late_rows_grace_s.clamp(0.0, 86_400.0) * 1e9) as i64
     }
 
     /// `max_file_span_s` in ns, saturating.

@@ -59,6 +59,8 @@ pub(crate) struct Table<R> {
     total_pushes: u64,
     latest_ns: i64,
     rows: u64,
+    /// How long after its span ended a file stays open for late rows, ns.
+    grace_ns: i64,
 }
 
 impl<R: PartitionRow> Table<R> {
@@ -78,7 +80,42 @@ impl<R: PartitionRow> Table<R> {
             total_pushes: 0,
             latest_ns: i64::MIN,
             rows: 0,
+            grace_ns: LATE_ROWS_GRACE_NS,
         }
+    }
+
+    /// Files stay open this long after their span ended (data time).
+    pub(crate) fn with_grace_ns(mut self, grace_ns: i64) -> Self {
+        self.grace_ns = grace_ns;
+        self
+    }
+
+    /// Writes and finishes the files of spans that ended `grace` before the
+    /// newest row, whatever the row count: on a clock, so a streaming
+    /// sink's files become visible a grace after their span.
+    pub(crate) fn seal_ended(&mut self) -> Result<()> {
+        let (now, grace) = (self.latest_ns, self.grace_ns);
+        if now == i64::MIN {
+            return Ok(());
+        }
+        let time_of = self.time_of;
+        let mut names: Vec<String> = self
+            .staged
+            .iter()
+            .filter(|(_, (rows, _))| {
+                rows.first()
+                    .is_some_and(|(r, _)| self.writer.span_ended(time_of(r), now, grace))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.extend(self.writer.devices_with_ended_spans(now, grace));
+        names.sort();
+        names.dedup();
+        for name in names {
+            self.write_device(&name)?;
+            self.writer.finish_ended_spans(&name, now, grace)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn push(&mut self, row: R, batch_rows: usize) -> Result<()> {
@@ -105,7 +142,7 @@ impl<R: PartitionRow> Table<R> {
         self.pushes += 1;
         if self.pushes >= batch_rows {
             self.pushes = 0;
-            let (now, grace) = (self.latest_ns, LATE_ROWS_GRACE_NS);
+            let (now, grace) = (self.latest_ns, self.grace_ns);
             let idle_rows = QUIET_AFTER_BATCHES * batch_rows as u64;
             // A device that sent nothing while the table took `idle_rows`
             // rows, and whose waiting rows all lie in spans that ended, went
@@ -409,6 +446,7 @@ impl DatasetWriter {
                     |r: &WindowRow| r.metrics.start_unix_ns,
                     config.row_group_rows,
                 )
+                .with_grace_ns(config.late_rows_grace_ns())
             }),
             // Latch windows are the windows of latch-mode streams, so the
             // `windows` switch covers them too.
@@ -419,6 +457,7 @@ impl DatasetWriter {
                     |r: &LatchRow| r.window.start_unix_ns,
                     config.row_group_rows,
                 )
+                .with_grace_ns(config.late_rows_grace_ns())
             }),
             aggregates: tables.aggregates.then(|| {
                 Table::new(
@@ -427,6 +466,7 @@ impl DatasetWriter {
                     |r: &AggregateRow| r.aggregate.start_unix_ns,
                     config.row_group_rows,
                 )
+                .with_grace_ns(config.late_rows_grace_ns())
             }),
             harmonics: tables.harmonics.then(|| {
                 Table::new(
@@ -435,6 +475,7 @@ impl DatasetWriter {
                     |r: &HarmonicRow| r.window_start_unix_ns,
                     config.row_group_rows,
                 )
+                .with_grace_ns(config.late_rows_grace_ns())
             }),
             events: tables.events.then(|| {
                 Table::new(
@@ -443,6 +484,7 @@ impl DatasetWriter {
                     |r: &EventRow| r.time_unix_ns,
                     config.row_group_rows,
                 )
+                .with_grace_ns(config.late_rows_grace_ns())
             }),
             raw,
             closed: false,
@@ -554,6 +596,18 @@ impl DatasetWriter {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Finishes the files of spans that ended a grace ago (see `Table::seal_ended`).
+    pub fn seal_ended(&mut self) -> Result<()> {
+        let results = [
+            self.windows.as_mut().map_or(Ok(()), Table::seal_ended),
+            self.latch.as_mut().map_or(Ok(()), Table::seal_ended),
+            self.aggregates.as_mut().map_or(Ok(()), Table::seal_ended),
+            self.harmonics.as_mut().map_or(Ok(()), Table::seal_ended),
+            self.events.as_mut().map_or(Ok(()), Table::seal_ended),
+        ];
+        results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
     }
 
     /// Finishes (seals) every open file; with commits on they stay

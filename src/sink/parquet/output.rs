@@ -69,6 +69,7 @@ impl Output for ParquetOutput {
     }
 
     fn flush(&mut self) -> anyhow::Result<u64> {
+        self.dataset.seal_ended()?;
         self.dataset.commit()?;
         Ok(self
             .dataset
