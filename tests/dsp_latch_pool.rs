@@ -1,10 +1,10 @@
 //! Latch layouts (p,q means; v,i_RMS root mean squares), aggregation over
-//! 150/180-cycle, 10-min and arbitrary intervals, and the worker pool.
+//! 150/180-cycle, 10-min and arbitrary intervals. (The old worker pool is gone: the sink's workers are tested in sink_server.rs.)
 
 use meterflow::dsp::aggregate::{ClockAggregator, CycleAggregator, TEN_MINUTES_NS};
 use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::dsp::{
-    DeviceEngine, DeviceEvent, EngineConfig, EnginePool, OwnedOutput, PhaseMetrics, WindowFlags,
+    DeviceEngine, EngineConfig, OwnedOutput, PhaseMetrics, WindowFlags,
     WindowMetrics,
 };
 use meterflow::meter::signal::{Harmonic, LoadStep, SignalConfig};
@@ -186,62 +186,4 @@ fn aggregation_rules() {
         .iter()
         .all(|p| p.windows == 5 && p.end_unix_ns - p.start_unix_ns == 1_000_000_000));
     assert_eq!(packet.flush().map(|p| p.windows), Some(5));
-}
-
-#[test]
-fn pool_matches_single_engines() {
-    let configs: Vec<SignalConfig> = (0..5)
-        .map(|d| SignalConfig {
-            frequency_hz: 49.8 + 0.1 * f64::from(d),
-            current_angle_deg: 10.0 * f64::from(d),
-            ..SignalConfig::default()
-        })
-        .collect();
-    let streams: Vec<_> = configs
-        .iter()
-        .enumerate()
-        .map(|(d, c)| {
-            let measures = if d == 4 {
-                Measures::PowerLatch
-            } else {
-                Measures::ThreePhase
-            };
-            let rate = if d == 4 { 50 } else { 4000 };
-            let block = generate_block(c, measures, rate, START_NS, rate as usize)
-                .unwrap_or_else(|e| panic!("{e}"));
-            split_block(&block, &mut std::iter::repeat(42))
-        })
-        .collect();
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let pool = EnginePool::new(EngineConfig::default(), 2, 4, tx).unwrap_or_else(|e| panic!("{e}"));
-    // Interleave devices, as sockets would.
-    for k in 0..streams.iter().map(Vec::len).max().unwrap_or(0) {
-        for (d, blocks) in streams.iter().enumerate() {
-            if let Some(b) = blocks.get(k) {
-                pool.submit(d as u64, b.clone())
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
-        }
-    }
-    let energies = pool.shutdown().unwrap_or_else(|e| panic!("{e}"));
-    let mut per_device: Vec<Vec<OwnedOutput>> = vec![Vec::new(); streams.len()];
-    for event in rx.try_iter() {
-        match event {
-            DeviceEvent::Output { device, output } => per_device[device as usize].push(output),
-            DeviceEvent::Error { device, error } => panic!("device {device}: {error}"),
-        }
-    }
-    for (d, blocks) in streams.iter().enumerate() {
-        let mut engine = DeviceEngine::for_block(&EngineConfig::default(), &blocks[0])
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut expected = Vec::new();
-        for b in blocks {
-            engine
-                .push_block(b, &mut |o| expected.push(o.to_owned_output()))
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        engine.finish(&mut |o| expected.push(o.to_owned_output()));
-        assert_eq!(per_device[d], expected, "device {d}");
-        assert_eq!(energies.get(&(d as u64)), Some(engine.energy()));
-    }
 }

@@ -19,7 +19,6 @@ pub mod frequency;
 pub mod harmonics;
 pub mod latch;
 pub mod metrics;
-pub mod pool;
 pub mod pq;
 mod sums;
 pub mod synthetic;
@@ -34,7 +33,6 @@ pub use engine::{DeviceEngine, EngineError, EngineOutput, OwnedOutput, WaveformE
 pub use frequency::{CycleFrequency, TenSecondFrequency};
 pub use latch::{LatchEngine, LatchPhase, LatchWindow};
 pub use metrics::{PhaseMetrics, Unbalance, WindowMetrics};
-pub use pool::{DeviceEvent, EnginePool, PoolError};
 pub use window::WindowFlags;
 
 /// Highest harmonic order the engine computes (IEC 61557-12).

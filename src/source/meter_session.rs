@@ -30,6 +30,9 @@ use crate::wire::message::{LogLevel, LogLine};
 use crate::wire::samples::sample_time;
 use crate::wire::{Anomaly, Frame, Measures, MeterCodec, WireStats};
 
+/// The port meters dial out to (the stream server).
+pub const STREAM_SERVER_PORT: u16 = 54322;
+
 /// What to ask a meter for and how patient to be.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {

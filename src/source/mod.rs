@@ -8,6 +8,5 @@ pub mod read_ahead;
 pub mod recording;
 pub mod recording_chain;
 pub mod recording_layout;
-pub mod stream_server;
 pub mod telemetry;
 pub mod wav;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::pipeline::limits;
 use crate::source::meter_session::SessionSettings;
-use crate::source::stream_server::STREAM_SERVER_PORT;
+use crate::source::meter_session::STREAM_SERVER_PORT;
 use crate::wire::layout::DEFAULT_RATE;
 use crate::wire::Measures;
 
