@@ -6,8 +6,6 @@ use anyhow::Context;
 
 use crate::pipeline::batch::{expand_inputs, run_batch};
 use crate::pipeline::config::{parse_start, FilesConfig, PipelineConfig, SinkConfig, SourceConfig};
-use crate::sink::packet::{DeliveryConfig, NdjsonConfig, SpoolConfig};
-use crate::sink::parquet::ParquetConfig;
 use crate::source::capture::RawParams;
 use crate::wire::Measures;
 
@@ -62,27 +60,7 @@ pub fn batch_config(args: &BatchArgs) -> anyhow::Result<PipelineConfig> {
         paths: args.inputs.clone(),
         raw: Default::default(),
     });
-    let parquet = config
-        .sink
-        .parquet
-        .get_or_insert_with(|| ParquetConfig::new(args.out.join("parquet")));
-    parquet.out = args.out.join("parquet");
-    let packets = config.sink.packets.get_or_insert_with(Default::default);
-    let targets = &mut packets.targets;
-    if targets.ndjson.is_none()
-        && targets.http.is_none()
-        && targets.mqtt.is_none()
-        && !targets.stdout
-    {
-        *targets = DeliveryConfig {
-            ndjson: Some(NdjsonConfig::new(args.out.join("packets"))),
-            spool: SpoolConfig {
-                dir: args.out.join("spool"),
-                ..SpoolConfig::default()
-            },
-            ..DeliveryConfig::default()
-        };
-    }
+    super::out_dir::direct_outputs(&mut config, &args.out);
     config.validate()?;
     Ok(config)
 }

@@ -26,6 +26,9 @@ pub struct RunArgs {
     /// Stream virtual meters as fast as possible instead of in real time.
     #[arg(long)]
     pub fast: bool,
+    /// Output folder (overrides the file): Parquet tables under <out>/parquet, packets under <out>/packets.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 pub fn load(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
@@ -40,6 +43,9 @@ pub fn load(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
         if args.fast {
             meters.realtime = false;
         }
+    }
+    if let Some(out) = &args.out {
+        super::out_dir::direct_outputs(&mut config, out);
     }
     config.validate()?;
     Ok(config)

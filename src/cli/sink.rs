@@ -29,9 +29,13 @@ pub struct SinkArgs {
     /// Address of /metrics and /healthz (overrides the file).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
-    /// State folder for checkpoints (overrides the file).
+    /// State folder: record log and meter state (overrides the file).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Output folder (overrides the file): Parquet tables under <out>/parquet,
+    /// packets under <out>/packets, state under <out>/state unless --state-dir.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 pub fn load(args: &SinkArgs) -> anyhow::Result<PipelineConfig> {
@@ -45,6 +49,10 @@ pub fn load(args: &SinkArgs) -> anyhow::Result<PipelineConfig> {
     }
     if let Some(metrics) = args.metrics_listen {
         config.service.metrics_listen = metrics;
+    }
+    if let Some(out) = &args.out {
+        super::out_dir::direct_outputs(&mut config, out);
+        config.service.state_dir = out.join("state");
     }
     if let Some(dir) = &args.state_dir {
         config.service.state_dir = dir.clone();
