@@ -187,6 +187,13 @@ const BAD: &[(&str, &str, &str, &[&str], &str)] = &[
         "record_log.max_bytes",
     ),
     (
+        "smartmeter_server",
+        "[service]",
+        "forget_meters_after_s",
+        &["0.0", "nan", "-1.0", "1e20"],
+        "service.forget_meters_after_s",
+    ),
+    (
         "files",
         "[service]",
         "packet_grace_s",

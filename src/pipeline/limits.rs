@@ -12,6 +12,8 @@ use crate::sink::parquet::ParquetConfig;
 
 pub const PACKET_INTERVAL: Span = Span::new(0.1, DAY);
 pub const PACKET_GRACE: Span = Span::new(0.0, HOUR);
+/// How long a meter may be gone before the sink forgets it.
+pub const METER_IDLE: Span = Span::new(1.0, 10.0 * YEAR);
 /// How long virtual meters stream, or telemetry's live inputs run.
 pub const RUN_SECONDS: Span = Span::new(0.001, YEAR);
 pub const INFO_TIMEOUT: Span = Span::new(0.1, HOUR);
@@ -53,6 +55,7 @@ pub fn check(config: &PipelineConfig) -> anyhow::Result<()> {
         config.aggregation.packet_interval_s,
     )?;
     PACKET_GRACE.check_s("service.packet_grace_s", config.service.packet_grace_s)?;
+    METER_IDLE.check_s("service.forget_meters_after_s", config.service.forget_meters_after_s)?;
     let dsp = &config.dsp;
     let f = dsp.nominal_frequency_hz;
     if !(1.0..=1000.0).contains(&f) {

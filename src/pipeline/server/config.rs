@@ -245,6 +245,8 @@ pub struct ServiceConfig {
     pub metrics_listen: SocketAddr,
     /// Packets of an interval leave this long after it ended (late windows wait), s.
     pub packet_grace_s: f64,
+    /// A meter gone this long leaves the registry, `/metrics` and the state, s.
+    pub forget_meters_after_s: f64,
 }
 
 impl Default for ServiceConfig {
@@ -254,11 +256,17 @@ impl Default for ServiceConfig {
             metrics: true,
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9102)),
             packet_grace_s: 1.0,
+            forget_meters_after_s: 7.0 * 86_400.0,
         }
     }
 }
 
 impl ServiceConfig {
+    /// How long a meter may be gone before the sink forgets it.
+    pub fn forget_meters_after(&self) -> Duration {
+        limits::METER_IDLE.duration_s(self.forget_meters_after_s)
+    }
+
     /// How long packets of an interval wait for late windows.
     pub fn packet_grace(&self) -> Duration {
         limits::PACKET_GRACE.duration_s(self.packet_grace_s)

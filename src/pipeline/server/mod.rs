@@ -61,6 +61,7 @@ pub struct StreamSink {
     topology: Topology,
     worker_context: Arc<WorkerContext>,
     workers: Arc<WorkerPool>,
+    forget_after: Duration,
     started: Instant,
     stopping: CancellationToken,
 }
@@ -135,6 +136,7 @@ impl StreamSink {
             topology,
             worker_context,
             workers,
+            forget_after: service.forget_meters_after(),
             started: Instant::now(),
             stopping: CancellationToken::new(),
         })
@@ -180,6 +182,11 @@ impl StreamSink {
                 metrics_stop.clone(),
             ))
         });
+        let forgetter = spawn_forgetter(
+            Arc::clone(&self.registry),
+            Arc::clone(&self.state),
+            self.forget_after,
+        );
         let context = Arc::new(ConnectionContext {
             link: self.link.clone(),
             registry: Arc::clone(&self.registry),
@@ -202,6 +209,8 @@ impl StreamSink {
             .await
             .context("window workers")?;
         sessions.sort_by(|a, b| a.device.cmp(&b.device));
+        forgetter.abort();
+        let _ = forgetter.await;
         drop(self.worker_context);
         let topology = self.topology;
         let outputs = tokio::task::spawn_blocking(move || topology.close())
@@ -343,4 +352,32 @@ async fn keep_dialing(
         backoff = (backoff * 2).min(max);
     }
     last
+}
+
+/// Forgets meters gone longer than `after`: their counters leave the
+/// registry and `/metrics`, their state leaves the next snapshot.
+fn spawn_forgetter(
+    registry: Arc<Registry>,
+    state: Arc<StateStore>,
+    after: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = (after / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let forgotten = registry.forget_idle(after.as_secs());
+            let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+            let max_idle_ns = i64::try_from(after.as_nanos()).unwrap_or(i64::MAX);
+            let evicted = state.evict_idle(now_ns, max_idle_ns);
+            if !forgotten.is_empty() || !evicted.is_empty() {
+                tracing::info!(
+                    meters = forgotten.len().max(evicted.len()),
+                    after_s = after.as_secs(),
+                    "forgot meters gone longer than service.forget_meters_after_s"
+                );
+            }
+        }
+    })
 }

@@ -77,6 +77,8 @@ pub struct MeterCounters {
     pub bad_lengths: AtomicU64,
     pub meter_warnings: AtomicU64,
     pub windows: AtomicU64,
+    /// When the last connection of this meter ended, s since the epoch.
+    pub last_seen_unix_s: AtomicU64,
 }
 
 impl MeterCounters {
@@ -141,6 +143,7 @@ impl Drop for Claim {
             live.remove(&self.name);
         }
         self.counters.connected.store(0, Relaxed);
+        self.counters.last_seen_unix_s.store(now_unix_s(), Relaxed);
         self.registry.server.streaming.fetch_sub(1, Relaxed);
     }
 }
@@ -184,6 +187,27 @@ impl Registry {
             connection,
             counters,
         })
+    }
+
+    /// Forgets meters that are not connected and were last seen more than
+    /// `max_idle_s` ago; returns their names.
+    pub fn forget_idle(&self, max_idle_s: u64) -> Vec<String> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut meters = self.meters.lock().unwrap_or_else(|e| e.into_inner());
+        let now = now_unix_s();
+        let idle: Vec<String> = meters
+            .iter()
+            .filter(|(name, c)| {
+                !live.contains_key(name.as_str())
+                    && c.connected.load(Relaxed) == 0
+                    && now.saturating_sub(c.last_seen_unix_s.load(Relaxed)) > max_idle_s
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &idle {
+            meters.remove(name);
+        }
+        idle
     }
 
     /// Every meter seen, with its counters.
@@ -238,6 +262,26 @@ mod tests {
     }
 
     #[test]
+    fn meters_gone_long_enough_are_forgotten_and_streaming_ones_kept() {
+        let registry = Arc::new(Registry::default());
+        let streaming = registry.claim("streaming").unwrap();
+        drop(registry.claim("gone").unwrap());
+        drop(registry.claim("recent").unwrap());
+        let an_hour_ago = now_unix_s() - 3600;
+        for (name, counters) in registry.meters() {
+            if name == "gone" {
+                counters.last_seen_unix_s.store(an_hour_ago, Relaxed);
+            }
+        }
+        // `streaming` never had a last-seen time: a live claim keeps it anyway.
+        assert_eq!(registry.forget_idle(60), ["gone"]);
+        let names: Vec<String> = registry.meters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["recent", "streaming"]);
+        drop(streaming);
+        assert!(registry.forget_idle(60).is_empty());
+    }
+
+    #[test]
     fn meter_names_are_checked() {
         assert!(valid_meter_name("smartmeter001"));
         assert!(valid_meter_name("lab-3.phase_a"));
@@ -245,4 +289,10 @@ mod tests {
             assert!(!valid_meter_name(bad), "{bad:?}");
         }
     }
+}
+
+fn now_unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

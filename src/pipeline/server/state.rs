@@ -278,6 +278,52 @@ mod tests {
         assert_eq!(leftovers, [CHECKPOINT_FILE]);
     }
 
+    fn window(name: &str, start_ns: i64, import_wh: f64) -> crate::model::Record {
+        use crate::model::{DeviceInfo, Record, WindowRow};
+        let mut energy = EnergyCounters::default();
+        energy.total.import_wh = import_wh;
+        let metrics = crate::dsp::WindowMetrics {
+            start_unix_ns: start_ns,
+            end_unix_ns: start_ns + 200_000_000,
+            ..Default::default()
+        };
+        Record::Window(WindowRow {
+            device: DeviceInfo::new(name, 1, crate::wire::Measures::ThreePhase),
+            metrics,
+            energy: Some(energy),
+        })
+    }
+
+    #[test]
+    fn state_follows_the_records_and_a_crash_records_the_lost_span_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.apply(&window("m1", 1_000_000_000, 1.5));
+        store.apply(&window("m1", 1_200_000_000, 2.5));
+        let state = store.get("m1").unwrap();
+        assert_eq!(state.energy.total.import_wh, 2.5);
+        assert_eq!(state.covered_until_ns, Some(1_400_000_000));
+        assert_eq!(state.windows, 2);
+
+        // A snapshot restores exactly that.
+        let bytes = store.encode().unwrap();
+        let restored = StateStore::open(dir.path()).unwrap();
+        restored.restore(&bytes).unwrap();
+        assert_eq!(restored.get("m1"), Some(state));
+
+        restored.mark_crashed();
+        let next = window("m1", 4_400_000_000, 3.0);
+        let lost = restored.loss_before(&next).unwrap();
+        assert_eq!(lost.kind, crate::model::EventKind::LostResults);
+        assert_eq!(lost.time_unix_ns, 1_400_000_000);
+        assert!(lost.message.contains("3.000 s"), "{}", lost.message);
+        assert!(restored.loss_before(&next).is_none(), "recorded once");
+
+        // Gone for longer than the age: forgotten.
+        assert_eq!(restored.evict_idle(1_400_000_000 + 10_000_000_000, 5_000_000_000), ["m1"]);
+        assert!(restored.is_empty());
+    }
+
     #[test]
     fn a_damaged_checkpoint_is_an_error_not_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();
