@@ -263,12 +263,27 @@ impl SinkObserver {
                     "packets a target accepted",
                     "counter",
                 );
-                for target in packets.targets() {
+                let targets = packets.targets();
+                for target in &targets {
                     sample(
                         &mut out,
                         "meterflow_packets_delivered_total",
                         &format!("target=\"{}\"", escape_label(&target.target)),
                         target.delivered,
+                    );
+                }
+                header_line(
+                    &mut out,
+                    "meterflow_packets_overflowed_total",
+                    "packets dropped because a target's spool was at its byte cap",
+                    "counter",
+                );
+                for target in &targets {
+                    sample(
+                        &mut out,
+                        "meterflow_packets_overflowed_total",
+                        &format!("target=\"{}\"", escape_label(&target.target)),
+                        target.overflowed,
                     );
                 }
             }

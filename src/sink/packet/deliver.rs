@@ -49,7 +49,7 @@ use super::http::{backoff_delay, HttpConfig, HttpTarget};
 use super::model::Packet;
 use super::mqtt::{MqttConfig, MqttTarget};
 use super::ndjson::{NdjsonConfig, NdjsonTarget};
-use super::spool::{Spool, SpoolOptions};
+use super::spool::{Spool, SpoolFull, SpoolOptions};
 use super::stdout::StdoutTarget;
 use super::target::{DeliveryError, PacketTarget};
 
@@ -87,6 +87,14 @@ pub struct SpoolConfig {
     /// Packets a lane keeps in memory before it writes them to the spool.
     #[serde(default = "default_memory_queue")]
     pub memory_queue: usize,
+    /// Cap on the packets waiting in one target's spool, bytes; packets
+    /// beyond it are dropped for that target, counted and logged.
+    #[serde(default = "default_spool_max_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_spool_max_bytes() -> u64 {
+    1 << 30
 }
 
 impl Default for SpoolConfig {
@@ -96,6 +104,7 @@ impl Default for SpoolConfig {
             segment_max_bytes: default_segment_max_bytes(),
             fsync_interval_ms: default_fsync_interval_ms(),
             memory_queue: default_memory_queue(),
+            max_bytes: default_spool_max_bytes(),
         }
     }
 }
@@ -153,6 +162,8 @@ pub struct TargetStats {
     pub rejected: u64,
     /// Failed delivery attempts (each followed by a backoff).
     pub failed_attempts: u64,
+    /// Packets dropped because the spool was at its byte cap.
+    pub overflowed: u64,
 }
 
 /// The counts in words, e.g. `12 delivered, 3 spooled, 0 in memory, 0 rejected, 1 failed attempt`.
@@ -171,7 +182,11 @@ impl std::fmt::Display for TargetStats {
             self.queued_in_memory,
             self.rejected,
             self.failed_attempts
-        )
+        )?;
+        if self.overflowed > 0 {
+            write!(f, ", {} dropped at the spool's byte cap", self.overflowed)?;
+        }
+        Ok(())
     }
 }
 
@@ -181,24 +196,55 @@ struct LaneQueue {
     spool: Spool,
     /// While the target is down, new packets go straight to disk.
     target_down: bool,
+    /// Packets dropped at the spool's byte cap, and whether it is full now.
+    overflowed: u64,
+    full: bool,
 }
 
 impl LaneQueue {
-    /// Appends at the end of the queue.
+    /// Appends at the end of the queue; past the spool's byte cap the
+    /// packet is dropped and counted (one log line when that starts).
     fn push(&mut self, packet: Bytes) -> Result<()> {
         if self.target_down || self.memory.len() >= self.memory_cap {
             self.spill()?;
-            self.spool.append(&packet)
+            match self.spool.append(&packet) {
+                Err(error) if error.downcast_ref::<SpoolFull>().is_some() => {
+                    if !self.full {
+                        tracing::error!("{error}: new packets for this target are dropped and counted");
+                    }
+                    self.full = true;
+                    self.overflowed += 1;
+                    Ok(())
+                }
+                Err(error) => Err(error),
+                Ok(()) => {
+                    if self.full {
+                        tracing::warn!(spool = %self.spool.dir().display(), "spool below its byte cap again");
+                    }
+                    self.full = false;
+                    Ok(())
+                }
+            }
         } else {
             self.memory.push_back(packet);
             Ok(())
         }
     }
 
-    /// Moves the memory part to the end of the spool (order kept).
+    /// Moves the memory part to the end of the spool (order kept); what
+    /// does not fit under the byte cap is dropped and counted.
     fn spill(&mut self) -> Result<()> {
         while let Some(packet) = self.memory.front() {
-            self.spool.append(packet)?;
+            match self.spool.append(packet) {
+                Err(error) if error.downcast_ref::<SpoolFull>().is_some() => {
+                    if !self.full {
+                        tracing::error!("{error}: new packets for this target are dropped and counted");
+                    }
+                    self.full = true;
+                    self.overflowed += 1;
+                }
+                result => result?,
+            }
             self.memory.pop_front();
         }
         Ok(())
@@ -257,6 +303,7 @@ impl LaneShared {
             queued_in_memory: self.in_memory.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
+            overflowed: self.lock().overflowed,
         }
     }
 
@@ -340,6 +387,7 @@ impl Deliverer {
             SpoolOptions {
                 segment_max_bytes: self.spool.segment_max_bytes.max(1),
                 fsync_interval: Duration::from_millis(self.spool.fsync_interval_ms),
+                max_bytes: self.spool.max_bytes,
             },
         )
         .with_context(|| format!("opening the spool of target {name}"))?;
@@ -354,6 +402,8 @@ impl Deliverer {
                 memory_cap: self.spool.memory_queue,
                 spool,
                 target_down: false,
+                overflowed: 0,
+                full: false,
             }),
             wake: Notify::new(),
             in_memory: AtomicU64::new(0),

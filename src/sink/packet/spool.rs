@@ -28,6 +28,9 @@ pub struct SpoolOptions {
     pub segment_max_bytes: u64,
     /// Longest time a written packet may wait for fsync.
     pub fsync_interval: Duration,
+    /// Packets waiting may take at most this many bytes; more are refused
+    /// with [`SpoolFull`].
+    pub max_bytes: u64,
 }
 
 impl Default for SpoolOptions {
@@ -35,8 +38,17 @@ impl Default for SpoolOptions {
         Self {
             segment_max_bytes: 8 * 1024 * 1024,
             fsync_interval: Duration::from_secs(1),
+            max_bytes: u64::MAX,
         }
     }
+}
+
+/// The spool holds `max_bytes` of waiting packets already.
+#[derive(Debug, thiserror::Error)]
+#[error("spool {dir} is full ({max_bytes} bytes of packets wait)")]
+pub struct SpoolFull {
+    pub dir: String,
+    pub max_bytes: u64,
 }
 
 struct WriteSegment {
@@ -63,6 +75,8 @@ pub struct Spool {
     next_seq: u64,
     read: ReadPosition,
     pending: Arc<AtomicU64>,
+    /// Bytes of the packets waiting (lines with their newlines).
+    pending_bytes: u64,
     dirty_since: Option<Instant>,
 }
 
@@ -115,10 +129,13 @@ impl Spool {
         }
 
         let mut pending = 0u64;
+        let mut pending_bytes = 0u64;
         for &seq in &segments {
             let path = dir.join(segment_name(seq));
             let skip = if seq == cursor_seq { cursor_offset } else { 0 };
             pending += count_lines_from(&path, skip)?;
+            let len = fs::metadata(&path).map_or(0, |m| m.len());
+            pending_bytes += len.saturating_sub(skip);
         }
 
         let next_seq = segments.last().map_or(cursor_seq, |s| s + 1);
@@ -134,6 +151,7 @@ impl Spool {
                 peeked: None,
             },
             pending: Arc::new(AtomicU64::new(pending)),
+            pending_bytes,
             dirty_since: None,
         };
         Ok(spool)
@@ -164,6 +182,14 @@ impl Spool {
                 "spool {}: a packet must not contain a newline",
                 self.dir.display()
             );
+        }
+        let line_len = packet.len() as u64 + 1;
+        if self.pending_bytes.saturating_add(line_len) > self.options.max_bytes {
+            return Err(SpoolFull {
+                dir: self.dir.display().to_string(),
+                max_bytes: self.options.max_bytes,
+            }
+            .into());
         }
         let max = self.options.segment_max_bytes;
         if self.writer.as_ref().is_some_and(|w| w.len >= max) {
@@ -197,6 +223,7 @@ impl Spool {
             )
         })?;
         writer.len += line.len() as u64;
+        self.pending_bytes += line_len;
         self.pending.fetch_add(1, Ordering::Relaxed);
         self.dirty_since.get_or_insert_with(Instant::now);
         self.sync_if_due()?;
@@ -277,13 +304,15 @@ impl Spool {
         if self.read.peeked.is_none() {
             self.peek()?;
         }
-        let Some((_, next_offset)) = self.read.peeked.take() else {
+        let Some((packet, next_offset)) = self.read.peeked.take() else {
             bail!("spool {}: nothing to acknowledge", self.dir.display());
         };
         self.read.offset = next_offset;
+        self.pending_bytes = self.pending_bytes.saturating_sub(packet.len() as u64 + 1);
         let left = self.pending.load(Ordering::Relaxed).saturating_sub(1);
         self.pending.store(left, Ordering::Relaxed);
         if left == 0 {
+            self.pending_bytes = 0;
             // Everything delivered: drop the files instead of keeping them.
             self.read.reader = None;
             self.close_writer()?;
@@ -403,7 +432,32 @@ mod tests {
         SpoolOptions {
             segment_max_bytes: 64,
             fsync_interval: Duration::from_millis(0),
+            max_bytes: u64::MAX,
         }
+    }
+
+    #[test]
+    fn the_byte_cap_refuses_more_until_packets_leave_even_after_reopen() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        // Three 9-byte lines fit in 27 bytes, a fourth does not.
+        let options = SpoolOptions {
+            max_bytes: 27,
+            ..small()
+        };
+        let mut spool = Spool::open(dir.path(), options.clone())?;
+        for packet in [b"packet-1", b"packet-2", b"packet-3"] {
+            spool.append(packet)?;
+        }
+        let refused = spool.append(b"packet-4").unwrap_err();
+        assert!(refused.downcast_ref::<SpoolFull>().is_some(), "{refused:#}");
+        drop(spool);
+        let mut spool = Spool::open(dir.path(), options)?;
+        assert!(spool.append(b"packet-4").is_err(), "the cap holds across a reopen");
+        assert_eq!(spool.peek()?.as_deref(), Some(&b"packet-1"[..]));
+        spool.ack()?;
+        spool.append(b"packet-4")?;
+        assert_eq!(spool.len(), 3);
+        Ok(())
     }
 
     #[test]
