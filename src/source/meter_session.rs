@@ -125,6 +125,9 @@ pub enum SessionItem {
     MeterLog(LogLine),
     /// The stop answer; nothing follows.
     Stopped(StopAnswer),
+    /// An info line that could not be read (why), kept as an event as a
+    /// capture file's would be.
+    BadMessage(String),
 }
 
 type Frames<S> = FramedRead<ReadHalf<S>, MeterCodec>;
@@ -387,6 +390,7 @@ impl<S: AsyncRead + AsyncWrite> MeterStream<S> {
                     self.end = Some(SessionEnd::Stopped);
                     None
                 }
+                None => self.counters.bad.take().map(SessionItem::BadMessage),
                 _ => None,
             },
         })
@@ -438,9 +442,22 @@ impl SessionFeed {
             SessionItem::Chunk(payload) => match self.assembler.push_payload(payload) {
                 Ok(block) => visitor.block(block),
                 Err(error) => {
-                    tracing::warn!(meter = %self.description.device, %error, "chunk dropped")
+                    tracing::warn!(meter = %self.description.device, %error, "chunk dropped");
+                    // As a capture file's reader records it: one decode story.
+                    visitor.event(SourceEvent {
+                        unix_ns: self.now(),
+                        kind: EventKind::BadMessage {
+                            reason: error.to_string(),
+                        },
+                    });
                 }
             },
+            SessionItem::BadMessage(reason) => visitor.event(SourceEvent {
+                unix_ns: self.now(),
+                kind: EventKind::BadMessage {
+                    reason: reason.clone(),
+                },
+            }),
             SessionItem::Anomaly(anomaly) => {
                 let lost = self.assembler.note_anomaly(anomaly);
                 let unix_ns = self.now();
@@ -510,6 +527,8 @@ struct Counters {
     warnings: u64,
     missed_samples: u64,
     bad_messages: u64,
+    /// Why the last info line could not be read, until it becomes an item.
+    bad: Option<String>,
 }
 
 impl Counters {
@@ -535,6 +554,7 @@ impl Counters {
             Err(error) => {
                 self.bad_messages += 1;
                 tracing::warn!(meter, %error, "bad info line");
+                self.bad = Some(error.to_string());
                 None
             }
         }
