@@ -4,8 +4,7 @@
 use meterflow::dsp::aggregate::{ClockAggregator, CycleAggregator, TEN_MINUTES_NS};
 use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::dsp::{
-    DeviceEngine, EngineConfig, OwnedOutput, PhaseMetrics, WindowFlags,
-    WindowMetrics,
+    DeviceEngine, EngineConfig, OwnedOutput, PhaseMetrics, WindowFlags, WindowMetrics,
 };
 use meterflow::meter::signal::{Harmonic, LoadStep, SignalConfig};
 use meterflow::wire::Measures;

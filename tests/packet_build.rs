@@ -217,16 +217,18 @@ fn more_than_100_sensors_split_over_packets() {
     let packets = builder().build(&sensors, 7_000);
     let sizes: Vec<_> = packets.iter().map(|p| p.sensors.len()).collect();
     assert_eq!(sizes, [100, 100, 50]);
-    // Same gateway and time on every part, every sensor exactly once, in order.
+    // Same gateway on every part, every sensor exactly once, in order; part
+    // k is stamped 7000 + k ms, so each part has its own (device id,
+    // timestamp) identity and a rebuilt part the same one.
     let all: Vec<Uuid> = packets
         .iter()
         .flat_map(|p| p.sensors.iter().map(|s| s.sensor_id))
         .collect();
     let want: Vec<Uuid> = (0..250).map(|i| name_uuid(&format!("m{i:03}"))).collect();
     assert_eq!(all, want);
-    assert!(packets
-        .iter()
-        .all(|p| p.timestamp == 7_000 && p.device_id == gateway().device_id));
+    let stamps: Vec<i64> = packets.iter().map(|p| p.timestamp).collect();
+    assert_eq!(stamps, [7_000, 7_001, 7_002]);
+    assert!(packets.iter().all(|p| p.device_id == gateway().device_id));
 
     assert_eq!(
         builder().build(&sensors[..100], 1).len(),

@@ -115,10 +115,16 @@ fn sigterm_and_wait(sink: &mut Sink) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(exit) = child.try_wait().unwrap() {
-            assert!(exit.success(), "the sink exited with {exit:?} after SIGTERM");
+            assert!(
+                exit.success(),
+                "the sink exited with {exit:?} after SIGTERM"
+            );
             return;
         }
-        assert!(Instant::now() < deadline, "the sink did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the sink did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -132,7 +138,10 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut text = String::new();
     socket.read_to_string(&mut text).ok()?;
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     Some((status, body))
 }
 
@@ -225,9 +234,11 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
         let cancel = cancel.clone();
         runtime.spawn(run_fleet(fleet(port, 3, "crash"), cancel))
     };
-    wait_for(Duration::from_secs(30), "the sink to serve /healthz", || {
-        http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200)
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the sink to serve /healthz",
+        || http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200),
+    );
     std::thread::sleep(Duration::from_secs(5));
     sink.0.kill().unwrap();
     let killed_at = Instant::now();
@@ -237,7 +248,9 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
     let restarted_after = killed_at.elapsed();
     // The meters reconnect (every 200 ms) and stream a few more seconds.
     std::thread::sleep(Duration::from_secs(5));
-    let metrics = http_get(metrics_port, "/metrics").map(|(_, body)| body).unwrap_or_default();
+    let metrics = http_get(metrics_port, "/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
     sigterm_and_wait(&mut sink);
     cancel.cancel();
     let _ = runtime.block_on(meters);
@@ -271,7 +284,8 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
         let (from, to) = gaps[0];
         let hole_s = (to - from) as f64 / 1e9;
         assert!(
-            hole_s >= restarted_after.as_secs_f64() - 0.5 && hole_s <= restarted_after.as_secs_f64() + 3.0,
+            hole_s >= restarted_after.as_secs_f64() - 0.5
+                && hole_s <= restarted_after.as_secs_f64() + 3.0,
             "{device}: results missing for {hole_s:.3} s, the sink was down {restarted_after:?}"
         );
         // The restart recorded exactly that span.
@@ -280,9 +294,16 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
             .filter(|e| text(e, "kind") == "lost_results")
             .collect();
         assert_eq!(lost.len(), 1, "{device}: {lost:?}");
-        assert_eq!(ts(lost[0], "time"), from, "{device}: the lost span starts at the last durable window");
+        assert_eq!(
+            ts(lost[0], "time"),
+            from,
+            "{device}: the lost span starts at the last durable window"
+        );
         // Energy continues from the last durable window.
-        let after = rows.iter().position(|r| ts(r, "window_start") == to).unwrap();
+        let after = rows
+            .iter()
+            .position(|r| ts(r, "window_start") == to)
+            .unwrap();
         let (before, first) = (&rows[after - 1], &rows[after]);
         let expected = num(before, "cum_import_total_wh") + num(first, "energy_total_wh").max(0.0);
         assert!(
@@ -298,14 +319,23 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
     let mut sent: BTreeSet<(String, i64)> = BTreeSet::new();
     let mut identities: BTreeMap<(String, i64), serde_json::Value> = BTreeMap::new();
     for packet in packets(&dir.path().join("packets")) {
-        let id = (packet["device_id"].to_string(), packet["timestamp"].as_i64().unwrap());
+        let id = (
+            packet["device_id"].to_string(),
+            packet["timestamp"].as_i64().unwrap(),
+        );
         if let Some(known) = identities.get(&id) {
-            assert_eq!(known, &packet, "two different packets share the identity {id:?}");
+            assert_eq!(
+                known, &packet,
+                "two different packets share the identity {id:?}"
+            );
         }
         for sensor in packet["sensors"].as_array().unwrap() {
             for m in sensor["measurands"].as_array().unwrap() {
                 if m["key"] == "SERIAL_NUMBER" {
-                    sent.insert((m["value"].as_str().unwrap().to_string(), m["timestamp"].as_i64().unwrap()));
+                    sent.insert((
+                        m["value"].as_str().unwrap().to_string(),
+                        m["timestamp"].as_i64().unwrap(),
+                    ));
                 }
             }
         }
@@ -318,7 +348,8 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
             intervals += 1;
             let end_ms = ts(row, "interval_end").div_euclid(1_000_000);
             assert!(
-                sent.iter().any(|(serial, t)| serial.contains(device.as_str()) && *t == end_ms),
+                sent.iter()
+                    .any(|(serial, t)| serial.contains(device.as_str()) && *t == end_ms),
                 "{device}: no packet for the interval ending {end_ms}"
             );
         }
@@ -371,24 +402,32 @@ fn a_full_disk_turns_healthz_503_and_the_rows_that_waited_are_written_once_freed
         let cancel = cancel.clone();
         runtime.spawn(run_fleet(fleet(port, 2, "full"), cancel))
     };
-    wait_for(Duration::from_secs(30), "the sink to serve /healthz", || {
-        http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200)
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the sink to serve /healthz",
+        || http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200),
+    );
     std::thread::sleep(Duration::from_secs(3));
 
     let filler = out.join("filler");
     fill(&filler);
     let mut reason = String::new();
-    wait_for(Duration::from_secs(30), "/healthz to answer 503", || {
-        match http_get(metrics_port, "/healthz") {
+    wait_for(
+        Duration::from_secs(30),
+        "/healthz to answer 503",
+        || match http_get(metrics_port, "/healthz") {
             Some((503, body)) => {
                 reason = body;
                 true
             }
             _ => false,
-        }
-    });
-    assert!(reason.contains("output parquet"), "{reason}\n{}", logs(dir.path()));
+        },
+    );
+    assert!(
+        reason.contains("output parquet"),
+        "{reason}\n{}",
+        logs(dir.path())
+    );
     let metrics = http_get(metrics_port, "/metrics").unwrap().1;
     let errors: f64 = metrics
         .lines()
@@ -421,7 +460,8 @@ fn a_full_disk_turns_healthz_503_and_the_rows_that_waited_are_written_once_freed
         // Streaming never stopped: every window is there, once, back to back.
         let gaps = check_windows(device, rows);
         assert!(gaps.is_empty(), "{device}: windows missing at {gaps:?}");
-        let span_s = (ts(rows.last().unwrap(), "window_end") - ts(&rows[0], "window_start")) as f64 / 1e9;
+        let span_s =
+            (ts(rows.last().unwrap(), "window_end") - ts(&rows[0], "window_start")) as f64 / 1e9;
         assert!(span_s >= 10.0, "{device}: only {span_s:.1} s of windows");
     }
 }

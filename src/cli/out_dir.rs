@@ -18,7 +18,10 @@ pub fn direct_outputs(config: &mut PipelineConfig, out: &Path) {
     parquet.out = out.join("parquet");
     let packets = config.sink.packets.get_or_insert_with(Default::default);
     let targets = &mut packets.targets;
-    if targets.ndjson.is_none() && targets.http.is_none() && targets.mqtt.is_none() && !targets.stdout
+    if targets.ndjson.is_none()
+        && targets.http.is_none()
+        && targets.mqtt.is_none()
+        && !targets.stdout
     {
         *targets = DeliveryConfig {
             ndjson: Some(NdjsonConfig::new(out.join("packets"))),

@@ -18,4 +18,6 @@ pub use mppt::{Channel, MpptRecord, MpptStatus};
 pub use reading::{Reading, Value};
 pub use record::{RawBlock, Record, TelemetryBatch};
 pub use rows::{AggregateRow, EventKind, EventRow, IntervalKind, LatchRow, WindowRow};
-pub use sensor::{CircuitReading, KeyedValue, SensorInfo, SensorInterval, SensorReadings};
+pub use sensor::{
+    CircuitReading, IntervalReadings, KeyedValue, SensorInfo, SensorInterval, SensorReadings,
+};

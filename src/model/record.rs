@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AggregateRow, DeviceInfo, EventRow, LatchRow, MpptRecord, Reading, SensorInterval, WindowRow,
+    AggregateRow, DeviceInfo, EventRow, IntervalReadings, LatchRow, MpptRecord, Reading,
+    SensorInterval, WindowRow,
 };
 use crate::wire::SampleBlock;
 
@@ -34,8 +35,10 @@ pub enum Record {
     DeviceFinished(Arc<str>),
     /// One meter's packet-interval reading.
     Sensor(SensorInterval),
-    /// What a telemetry adapter accepted, in one piece.
+    /// What a telemetry adapter accepted, in one piece (table rows).
     Telemetry(TelemetryBatch),
+    /// A telemetry device's readings of one packet interval.
+    Readings(IntervalReadings),
 }
 
 impl Record {
@@ -49,6 +52,7 @@ impl Record {
             Record::Raw(raw) => Some(&raw.device.name),
             Record::DeviceFinished(name) => Some(name),
             Record::Sensor(sensor) => Some(&sensor.meter_name),
+            Record::Readings(r) => Some(&r.readings.name),
             Record::Telemetry(_) => None,
         }
     }

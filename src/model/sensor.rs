@@ -59,19 +59,20 @@ pub struct SensorInterval {
 }
 
 /// One keyed value of a device that is not a meter (telemetry).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeyedValue {
     /// The source's own key, title-cased when it is sent as passthrough.
     pub key: String,
     /// The standard key it maps to, if any (then `key` is not sent).
-    pub standard: Option<&'static str>,
+    #[serde(deserialize_with = "super::intern::option_static_str")]
+    pub standard: Option<super::intern::StaticStr>,
     pub value: MeasurandValue,
     /// When the value was measured, ms since the epoch.
     pub timestamp_ms: i64,
 }
 
 /// What one non-meter device reported for one packet interval.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SensorReadings {
     /// Device identity: `SERIAL_NUMBER` and the seed of its sensor id.
     pub name: String,
@@ -79,6 +80,14 @@ pub struct SensorReadings {
     pub manufacturer: Option<String>,
     pub values: Vec<KeyedValue>,
 }
+/// A telemetry device's readings of one packet interval, for packets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntervalReadings {
+    /// End of the packet interval, ms since the epoch.
+    pub interval_end_ms: i64,
+    pub readings: SensorReadings,
+}
+
 impl SensorInfo {
     pub fn from_device_info(info: &DeviceInfo) -> Self {
         Self {

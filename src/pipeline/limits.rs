@@ -55,7 +55,10 @@ pub fn check(config: &PipelineConfig) -> anyhow::Result<()> {
         config.aggregation.packet_interval_s,
     )?;
     PACKET_GRACE.check_s("service.packet_grace_s", config.service.packet_grace_s)?;
-    METER_IDLE.check_s("service.forget_meters_after_s", config.service.forget_meters_after_s)?;
+    METER_IDLE.check_s(
+        "service.forget_meters_after_s",
+        config.service.forget_meters_after_s,
+    )?;
     let dsp = &config.dsp;
     let f = dsp.nominal_frequency_hz;
     if !(1.0..=1000.0).contains(&f) {

@@ -37,8 +37,9 @@ use crate::source::telemetry::time::{TimeContext, Zone};
 use crate::source::telemetry::{http, rtl433, Batch, BatchSender, IngestCounts, Reading};
 
 use super::config::{parse_start, PipelineConfig};
-use super::outputs::spawn_packet_flusher;
-use super::outputs::{Outputs, OutputsSummary};
+use super::outputs::OutputsSummary;
+use super::topology::{RecordBus, Topology};
+use crate::model::{IntervalReadings, Record};
 
 fn default_flush_interval_s() -> f64 {
     60.0
@@ -313,7 +314,8 @@ pub async fn start_telemetry(
     cancel: CancellationToken,
 ) -> anyhow::Result<TelemetryRun> {
     let started = Instant::now();
-    let outputs = Arc::new(Outputs::start(config, "telemetry")?);
+    let topology = Topology::start(config, "telemetry", None)?;
+    let records = topology.bus();
     let counts = Counts::default();
     let (tx, rx) = mpsc::channel::<Batch>(1024);
     let live = cancel.child_token();
@@ -393,12 +395,9 @@ pub async fn start_telemetry(
 
     let consumer = tokio::spawn(consume(
         rx,
-        Arc::clone(&outputs),
+        records,
         config.aggregation.packet_interval_ns(),
     ));
-    // Two intervals back on the wall clock: those intervals are surely complete.
-    let period = config.aggregation.packet_interval();
-    let flusher = spawn_packet_flusher(&outputs, period, 2 * period);
     let has_live = telemetry.has_live_inputs();
     let seconds = telemetry.seconds;
     let run_cancel = cancel.clone();
@@ -424,14 +423,12 @@ pub async fn start_telemetry(
         }
         // Every sender is gone now: the consumer drains the queue and ends.
         let consumed = consumer.await.context("telemetry consumer task");
-        flusher.abort();
-        let _ = flusher.await;
         if let Err(error) = consumed.and_then(|r| r) {
             failures.push(format!("{error:#}"));
         }
-        let outputs = Arc::try_unwrap(outputs)
-            .map_err(|_| anyhow::anyhow!("an output is still in use after every input finished"))?;
-        let outputs = outputs.close().await?;
+        let outputs = tokio::task::spawn_blocking(move || topology.close())
+            .await
+            .context("output threads")??;
         Ok(TelemetryReport {
             adapters: counts.snapshot(),
             failures,
@@ -636,30 +633,33 @@ async fn replay_airlink(
     }
 }
 
-/// Writes every batch to the tables and queues its packets, until every
-/// input has ended.
+/// Hands every batch to the topology (table rows, and per packet interval
+/// the readings its packets are built from), until every input has ended.
 async fn consume(
     mut rx: mpsc::Receiver<Batch>,
-    outputs: Arc<Outputs>,
+    records: Arc<RecordBus>,
     packet_interval_ns: i64,
 ) -> anyhow::Result<()> {
     while let Some(batch) = rx.recv().await {
-        if let (Some(sink), Batch::Mppt(records)) = (&outputs.telemetry, &batch) {
-            for record in records {
-                sink.write_mppt(record.clone())?;
-            }
-        }
         let readings = batch.readings();
-        if let Some(packets) = &outputs.packets {
-            for (interval_end_ms, sensor) in sensor_readings(&readings, packet_interval_ns) {
-                packets.add_readings(interval_end_ms, sensor);
-            }
+        let mut out = Vec::new();
+        if let Batch::Mppt(_) = &batch {
+            out.push(Record::Telemetry(batch));
         }
-        if let Some(sink) = &outputs.telemetry {
-            for reading in readings {
-                sink.write_reading(reading)?;
-            }
+        for (interval_end_ms, sensor) in sensor_readings(&readings, packet_interval_ns) {
+            out.push(Record::Readings(IntervalReadings {
+                interval_end_ms,
+                readings: sensor,
+            }));
         }
+        out.push(Record::Telemetry(Batch::Readings(readings)));
+        // The bus may block (a full queue without a log): off the runtime.
+        let bus = Arc::clone(&records);
+        tokio::task::spawn_blocking(move || {
+            out.into_iter().try_for_each(|r| bus.emit(r).map(drop))
+        })
+        .await
+        .context("handing telemetry to the outputs")??;
     }
     Ok(())
 }

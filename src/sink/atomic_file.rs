@@ -28,4 +28,3 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

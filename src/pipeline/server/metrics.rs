@@ -315,12 +315,27 @@ impl SinkObserver {
             "counter",
         );
         for (name, health) in &outputs {
-            sample(out, "meterflow_output_errors_total", &format!("output=\"{name}\""), health.errors);
+            sample(
+                out,
+                "meterflow_output_errors_total",
+                &format!("output=\"{name}\""),
+                health.errors,
+            );
         }
-        header_line(out, "meterflow_output_up", "1 while the output works, 0 while it fails", "gauge");
+        header_line(
+            out,
+            "meterflow_output_up",
+            "1 while the output works, 0 while it fails",
+            "gauge",
+        );
         for (name, health) in &outputs {
             let up = u8::from(health.failing.is_none());
-            sample(out, "meterflow_output_up", &format!("output=\"{name}\""), up);
+            sample(
+                out,
+                "meterflow_output_up",
+                &format!("output=\"{name}\""),
+                up,
+            );
         }
         header_line(
             out,
@@ -329,11 +344,22 @@ impl SinkObserver {
             "gauge",
         );
         for (name, health) in &outputs {
-            sample(out, "meterflow_output_durable_seq", &format!("output=\"{name}\""), health.durable_seq);
+            sample(
+                out,
+                "meterflow_output_durable_seq",
+                &format!("output=\"{name}\""),
+                health.durable_seq,
+            );
         }
         if let Some(bus) = self.bus.upgrade() {
             let c = &bus.counters;
-            counter(out, "meterflow_records_total", "records handed to the outputs", "", c.records.load(Relaxed));
+            counter(
+                out,
+                "meterflow_records_total",
+                "records handed to the outputs",
+                "",
+                c.records.load(Relaxed),
+            );
             counter(
                 out,
                 "meterflow_record_log_full_waits_total",
@@ -358,14 +384,54 @@ impl SinkObserver {
         }
         if let Some(log) = self.log.as_ref().and_then(Weak::upgrade) {
             let stats = log.stats();
-            gauge(out, "meterflow_record_log_bytes", "bytes of record log segments on disk", "", stats.bytes_on_disk);
-            gauge(out, "meterflow_record_log_buffered_bytes", "bytes appended but not yet durable", "", stats.buffered_bytes);
-            counter(out, "meterflow_record_log_flush_errors_total", "failed fsyncs of the record log", "", stats.flush_errors);
-            counter(out, "meterflow_record_log_overflows_total", "appends refused because the record log was full", "", stats.overflows);
-            gauge(out, "meterflow_record_log_healthy", "1 while the record log writes", "", u8::from(stats.healthy));
-            header_line(out, "meterflow_record_log_lag", "records not yet acknowledged by an output", "gauge");
+            gauge(
+                out,
+                "meterflow_record_log_bytes",
+                "bytes of record log segments on disk",
+                "",
+                stats.bytes_on_disk,
+            );
+            gauge(
+                out,
+                "meterflow_record_log_buffered_bytes",
+                "bytes appended but not yet durable",
+                "",
+                stats.buffered_bytes,
+            );
+            counter(
+                out,
+                "meterflow_record_log_flush_errors_total",
+                "failed fsyncs of the record log",
+                "",
+                stats.flush_errors,
+            );
+            counter(
+                out,
+                "meterflow_record_log_overflows_total",
+                "appends refused because the record log was full",
+                "",
+                stats.overflows,
+            );
+            gauge(
+                out,
+                "meterflow_record_log_healthy",
+                "1 while the record log writes",
+                "",
+                u8::from(stats.healthy),
+            );
+            header_line(
+                out,
+                "meterflow_record_log_lag",
+                "records not yet acknowledged by an output",
+                "gauge",
+            );
             for consumer in &stats.consumers {
-                sample(out, "meterflow_record_log_lag", &format!("output=\"{}\"", consumer.name), consumer.lag);
+                sample(
+                    out,
+                    "meterflow_record_log_lag",
+                    &format!("output=\"{}\"", consumer.name),
+                    consumer.lag,
+                );
             }
         }
     }
@@ -426,7 +492,10 @@ async fn healthz(State(observer): State<SinkObserver>) -> impl IntoResponse {
     if !problems.is_empty() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("failing\n{}\nmeters streaming: {streaming}\n", problems.join("\n")),
+            format!(
+                "failing\n{}\nmeters streaming: {streaming}\n",
+                problems.join("\n")
+            ),
         )
     } else if observer.stopping.is_cancelled() {
         (

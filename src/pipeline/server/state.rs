@@ -132,8 +132,8 @@ impl StateStore {
 
     /// Replaces the state with a record log snapshot's (see [`Self::encode`]).
     pub fn restore(&self, bytes: &[u8]) -> anyhow::Result<()> {
-        let meters: BTreeMap<String, MeterState> =
-            ciborium::from_reader(bytes).map_err(|e| anyhow::anyhow!("decoding the meter state snapshot: {e}"))?;
+        let meters: BTreeMap<String, MeterState> = ciborium::from_reader(bytes)
+            .map_err(|e| anyhow::anyhow!("decoding the meter state snapshot: {e}"))?;
         *self.lock() = meters;
         self.generation.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -152,8 +152,16 @@ impl StateStore {
     pub fn apply(&self, record: &crate::model::Record) {
         use crate::model::Record;
         let (name, end_ns, energy) = match record {
-            Record::Window(row) => (&row.device.name, row.metrics.end_unix_ns, row.energy.as_ref()),
-            Record::Latch(row) => (&row.device.name, row.window.end_unix_ns, row.energy.as_ref()),
+            Record::Window(row) => (
+                &row.device.name,
+                row.metrics.end_unix_ns,
+                row.energy.as_ref(),
+            ),
+            Record::Latch(row) => (
+                &row.device.name,
+                row.window.end_unix_ns,
+                row.energy.as_ref(),
+            ),
             _ => return,
         };
         let mut meters = self.lock();
@@ -223,7 +231,10 @@ impl StateStore {
         let mut meters = self.lock();
         let idle: Vec<String> = meters
             .iter()
-            .filter(|(_, s)| s.covered_until_ns.is_some_and(|c| now_ns.saturating_sub(c) > max_idle_ns))
+            .filter(|(_, s)| {
+                s.covered_until_ns
+                    .is_some_and(|c| now_ns.saturating_sub(c) > max_idle_ns)
+            })
             .map(|(name, _)| name.clone())
             .collect();
         for name in &idle {
@@ -320,7 +331,10 @@ mod tests {
         assert!(restored.loss_before(&next).is_none(), "recorded once");
 
         // Gone for longer than the age: forgotten.
-        assert_eq!(restored.evict_idle(1_400_000_000 + 10_000_000_000, 5_000_000_000), ["m1"]);
+        assert_eq!(
+            restored.evict_idle(1_400_000_000 + 10_000_000_000, 5_000_000_000),
+            ["m1"]
+        );
         assert!(restored.is_empty());
     }
 

@@ -144,7 +144,10 @@ impl RecordBus {
 
     /// The seq of the last record emitted.
     pub fn last_seq(&self) -> u64 {
-        self.lanes.lock().unwrap_or_else(|e| e.into_inner()).last_seq
+        self.lanes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_seq
     }
 
     /// The state as of the last record, with that record's seq (taken

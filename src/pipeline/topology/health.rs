@@ -44,7 +44,10 @@ impl HealthBoard {
             started
         });
         if started {
-            tracing::error!(output = name, "output failing, its records wait in the record log: {reason}");
+            tracing::error!(
+                output = name,
+                "output failing, its records wait in the record log: {reason}"
+            );
         }
     }
 

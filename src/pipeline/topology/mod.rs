@@ -22,9 +22,9 @@ use crate::model::Record;
 use crate::sink::output::{Output, OutputSummary};
 use crate::sink::packet::output::CollectorSlot;
 use crate::sink::packet::PacketOutput;
-use crate::sink::parquet::{DatasetInfo, ParquetOutput};
+use crate::sink::parquet::{DatasetInfo, ParquetOutput, TelemetryOutput};
 
-use super::config::PipelineConfig;
+use super::config::{PipelineConfig, SourceConfig};
 use super::record_log::{Flusher, RecordLog, RecordLogConfig};
 use super::server::state::StateStore;
 
@@ -78,7 +78,23 @@ impl Topology {
             }
             None => (None, None, None),
         };
-        if let Some(parquet) = config.sink.parquet.clone() {
+        let telemetry = match &config.source {
+            SourceConfig::Telemetry(telemetry) => Some(telemetry.flush_interval()),
+            _ => None,
+        };
+        if let (Some(parquet), Some(interval)) = (config.sink.parquet.clone(), telemetry) {
+            let info = DatasetInfo {
+                source: source.to_owned(),
+                pipeline: config.name.clone(),
+                ..DatasetInfo::default()
+            };
+            let factory: OutputFactory = Box::new(move || {
+                let output = TelemetryOutput::open(&parquet, &info, interval)
+                    .with_context(|| format!("Parquet output {}", parquet.out.display()))?;
+                Ok(Box::new(output) as Box<dyn Output>)
+            });
+            factories.push((TelemetryOutput::NAME, factory));
+        } else if let Some(parquet) = config.sink.parquet.clone() {
             let info = DatasetInfo::from_engine(source, config.name.as_str(), &config.dsp);
             let log_id = log_id.clone();
             let factory: OutputFactory = Box::new(move || {
@@ -225,8 +241,10 @@ fn open_log(
     durable: Durable,
 ) -> anyhow::Result<(Arc<RecordLog>, Arc<StateStore>, String)> {
     let mut consumers = Vec::new();
-    if config.sink.parquet.is_some() {
-        consumers.push(ParquetOutput::NAME);
+    match (&config.sink.parquet, &config.source) {
+        (Some(_), SourceConfig::Telemetry(_)) => consumers.push(TelemetryOutput::NAME),
+        (Some(_), _) => consumers.push(ParquetOutput::NAME),
+        (None, _) => {}
     }
     if config.sink.packets.is_some() {
         consumers.push(PacketOutput::NAME);
@@ -260,8 +278,7 @@ fn open_log(
             "the last run did not stop cleanly: results after the record log's end are lost, recorded per meter when it comes back"
         );
     }
-    std::fs::write(&marker, b"")
-        .with_context(|| format!("writing {}", marker.display()))?;
+    std::fs::write(&marker, b"").with_context(|| format!("writing {}", marker.display()))?;
     tracing::info!(
         log = %dir.display(),
         entries = recovery.entries,

@@ -143,10 +143,14 @@ impl Runner {
     /// Reads entries `next..=through` back from the log into the output.
     fn catch_up(&mut self, through: u64) -> anyhow::Result<()> {
         let Some(log) = self.log.clone() else {
-            anyhow::bail!("records {} to {through} never reached this output", self.next);
+            anyhow::bail!(
+                "records {} to {through} never reached this output",
+                self.next
+            );
         };
         if log.durable_seq() < through {
-            log.flush().context("making the record log durable to replay it")?;
+            log.flush()
+                .context("making the record log durable to replay it")?;
         }
         for entry in log.read_from(self.next - 1) {
             let (seq, bytes) = entry.context("reading the record log")?;
@@ -255,7 +259,9 @@ impl Runner {
                 });
                 match result {
                     Ok(()) if self.output.is_some() => break,
-                    Ok(()) => std::thread::sleep(self.retry_at.saturating_duration_since(Instant::now())),
+                    Ok(()) => {
+                        std::thread::sleep(self.retry_at.saturating_duration_since(Instant::now()))
+                    }
                     Err(error) => self.failed(error),
                 }
             }

@@ -154,13 +154,14 @@ impl PacketBuilder {
             .unwrap_or_else(|| name_uuid(meter_name))
     }
 
-    /// Packets for one interval, built at `built_at_ms` (ms since the epoch).
-    /// No sensors → no packets; more than the limit → several packets, each
-    /// with the same gateway fields and timestamp.
-    pub fn build(&self, sensors: &[SensorInterval], built_at_ms: i64) -> Vec<Packet> {
+    /// Packets for one interval stamped `timestamp_ms` (the pipeline uses
+    /// the interval's end, so a packet rebuilt after a restart keeps its
+    /// identity). No sensors → no packets; more than the limit → several
+    /// packets with the same gateway fields, part k stamped `timestamp_ms + k`.
+    pub fn build(&self, sensors: &[SensorInterval], timestamp_ms: i64) -> Vec<Packet> {
         self.packets(
             sensors.iter().map(|s| self.sensor(s)).collect(),
-            built_at_ms,
+            timestamp_ms,
         )
     }
 

@@ -57,11 +57,11 @@ impl PacketCollector {
         })
     }
 
-    fn interval<'a>(
-        pending: &'a mut BTreeMap<i64, PendingInterval>,
+    fn interval(
+        pending: &mut BTreeMap<i64, PendingInterval>,
         end_ms: i64,
         seq: u64,
-    ) -> &'a mut PendingInterval {
+    ) -> &mut PendingInterval {
         let interval = pending.entry(end_ms).or_insert_with(|| PendingInterval {
             sensors: BTreeMap::new(),
             last_added: Instant::now(),
@@ -93,8 +93,13 @@ impl PacketCollector {
     /// `interval_end_ms`; several batches of one device in one interval
     /// become one sensor object.
     pub fn add_readings(&self, interval_end_ms: i64, readings: SensorReadings) {
+        self.add_readings_from(0, interval_end_ms, readings);
+    }
+
+    /// [`Self::add_readings`] of readings from record log entry `seq`.
+    pub fn add_readings_from(&self, seq: u64, interval_end_ms: i64, readings: SensorReadings) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let interval = Self::interval(&mut pending, interval_end_ms, 0);
+        let interval = Self::interval(&mut pending, interval_end_ms, seq);
         match interval.sensors.get_mut(&readings.name) {
             Some(Pending::Readings(known)) => {
                 known.values.extend(readings.values);

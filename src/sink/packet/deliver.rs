@@ -210,7 +210,9 @@ impl LaneQueue {
             match self.spool.append(&packet) {
                 Err(error) if error.downcast_ref::<SpoolFull>().is_some() => {
                     if !self.full {
-                        tracing::error!("{error}: new packets for this target are dropped and counted");
+                        tracing::error!(
+                            "{error}: new packets for this target are dropped and counted"
+                        );
                     }
                     self.full = true;
                     self.overflowed += 1;
@@ -238,7 +240,9 @@ impl LaneQueue {
             match self.spool.append(packet) {
                 Err(error) if error.downcast_ref::<SpoolFull>().is_some() => {
                     if !self.full {
-                        tracing::error!("{error}: new packets for this target are dropped and counted");
+                        tracing::error!(
+                            "{error}: new packets for this target are dropped and counted"
+                        );
                     }
                     self.full = true;
                     self.overflowed += 1;

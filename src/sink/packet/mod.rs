@@ -29,8 +29,8 @@ pub use deliver::{Deliverer, DeliveryConfig, RetryConfig, SpoolConfig, TargetSta
 pub use http::{HttpConfig, HttpTarget};
 pub use model::{Measurand, MeasurandValue, Packet, Sensor};
 pub use mqtt::{MqttConfig, MqttTarget};
-pub use output::PacketOutput;
 pub use ndjson::{NdjsonConfig, NdjsonTarget, NdjsonWriter};
+pub use output::PacketOutput;
 pub use spool::{Spool, SpoolOptions};
 pub use stdout::StdoutTarget;
 pub use target::{DeliveryError, PacketTarget};

@@ -71,8 +71,14 @@ impl Output for PacketOutput {
 
     fn accept(&mut self, seq: u64, record: &Record) -> anyhow::Result<()> {
         self.last_seq = seq;
-        if let Record::Sensor(interval) = record {
-            self.collector.add_from(seq, interval.clone());
+        match record {
+            Record::Sensor(interval) => self.collector.add_from(seq, interval.clone()),
+            Record::Readings(interval) => self.collector.add_readings_from(
+                seq,
+                interval.interval_end_ms,
+                interval.readings.clone(),
+            ),
+            _ => {}
         }
         Ok(())
     }

@@ -452,7 +452,10 @@ mod tests {
         assert!(refused.downcast_ref::<SpoolFull>().is_some(), "{refused:#}");
         drop(spool);
         let mut spool = Spool::open(dir.path(), options)?;
-        assert!(spool.append(b"packet-4").is_err(), "the cap holds across a reopen");
+        assert!(
+            spool.append(b"packet-4").is_err(),
+            "the cap holds across a reopen"
+        );
         assert_eq!(spool.peek()?.as_deref(), Some(&b"packet-1"[..]));
         spool.ack()?;
         spool.append(b"packet-4")?;

@@ -135,13 +135,24 @@ mod tests {
         let out = dir.path();
         let part = out.join("windows/device=a/date=2024-01-01");
         std::fs::create_dir_all(&part).unwrap();
-        let (temp, final_path) = (part.join(".part-00000.parquet.tmp"), part.join("part-00000.parquet"));
+        let (temp, final_path) = (
+            part.join(".part-00000.parquet.tmp"),
+            part.join("part-00000.parquet"),
+        );
         let stray = part.join(".part-00001.parquet.tmp");
         std::fs::write(&temp, b"sealed").unwrap();
         std::fs::write(&stray, b"half").unwrap();
         let key = ("windows".to_string(), "a".to_string(), 19723);
         let committed = BTreeMap::from([(key.clone(), 42)]);
-        store(out, &state("log-1", &committed, vec![(temp.clone(), final_path.clone())])).unwrap();
+        store(
+            out,
+            &state(
+                "log-1",
+                &committed,
+                vec![(temp.clone(), final_path.clone())],
+            ),
+        )
+        .unwrap();
 
         let recovery = recover(out, "log-1").unwrap();
         assert_eq!(recovery.rolled_forward, 1);

@@ -110,7 +110,9 @@ impl ParquetConfig {
         if self.max_file_span_s == 0 {
             return bad("max_file_span_s must be at least 1");
         }
-        if !(self.late_rows_grace_s.is_finite() && (0.0..=86_400.0).contains(&self.late_rows_grace_s)) {
+        if !(self.late_rows_grace_s.is_finite()
+            && (0.0..=86_400.0).contains(&self.late_rows_grace_s))
+        {
             return bad("late_rows_grace_s must be between 0 and 86400 s");
         }
         if self.max_file_bytes == 0 {

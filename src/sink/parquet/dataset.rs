@@ -11,6 +11,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
 use super::aggregates::{self, AggregateRow};
+use super::commit::{self, CommitRecovery};
 use super::config::{DatasetInfo, ParquetConfig};
 use super::error::{ParquetSinkError, Result};
 use super::events::{self, EventRow};
@@ -19,7 +20,6 @@ use super::latch::{self, LatchRow};
 use super::raw::{self, RawBuffer};
 use super::schema::{file_metadata, keys, PartitionRow, TableSpec};
 use super::windows::{self, WindowRow};
-use super::commit::{self, CommitRecovery};
 use super::writer::{publish_file, PartitionedWriter, PropertiesFor, Rotation, SealedFile};
 use super::DeviceInfo;
 use crate::wire::SampleBlock;
@@ -229,7 +229,10 @@ impl<R: PartitionRow> Table<R> {
             .flat_map(|(rows, _)| rows.iter().map(|(_, seq)| *seq))
             .filter(|seq| *seq > 0)
             .min();
-        staged.into_iter().chain(self.writer.pending_min_seq()).min()
+        staged
+            .into_iter()
+            .chain(self.writer.pending_min_seq())
+            .min()
     }
 
     pub(crate) fn rows(&self) -> u64 {
@@ -292,7 +295,10 @@ impl RawTable {
             .or_insert_with(|| RawBuffer::new(device.clone(), block));
         buffer.push(block)?;
         if seq > 0 {
-            let seqs = self.buffer_seqs.entry(device.name.clone()).or_insert((seq, seq));
+            let seqs = self
+                .buffer_seqs
+                .entry(device.name.clone())
+                .or_insert((seq, seq));
             *seqs = (seqs.0.min(seq), seqs.1.max(seq));
         }
         self.latest_ns = self
@@ -332,7 +338,10 @@ impl RawTable {
 
     fn pending_min_seq(&self) -> Option<u64> {
         let buffered = self.buffer_seqs.values().map(|(lo, _)| *lo).min();
-        buffered.into_iter().chain(self.writer.pending_min_seq()).min()
+        buffered
+            .into_iter()
+            .chain(self.writer.pending_min_seq())
+            .min()
     }
 
     fn finish_device(&mut self, name: &str) -> Result<()> {

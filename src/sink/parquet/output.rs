@@ -63,7 +63,7 @@ impl Output for ParquetOutput {
             Record::Event(row) => self.dataset.write_event(row.clone())?,
             Record::Raw(raw) => self.dataset.write_raw(&raw.device, &raw.block)?,
             Record::DeviceFinished(name) => self.dataset.finish_device(name)?,
-            Record::Sensor(_) | Record::Telemetry(_) => {}
+            Record::Sensor(_) | Record::Telemetry(_) | Record::Readings(_) => {}
         }
         Ok(())
     }

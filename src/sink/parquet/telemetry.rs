@@ -4,16 +4,11 @@
 //! visible within the interval, and `tel_mppt` files are ordered by
 //! `mppt_id` as the spec's clustering asks.
 
-use std::time::{Duration, Instant};
-
-use crossbeam_channel::RecvTimeoutError;
-
 use super::config::{DatasetInfo, ParquetConfig};
 use super::dataset::{base_properties, probe_writable, DatasetSummary, Table};
 use super::error::Result;
 use super::partition::utc_day;
 use super::schema::file_metadata;
-use super::sink::WriterThread;
 use super::writer::{PartitionedWriter, PropertiesFor, Rotation};
 use super::{readings, tel_mppt};
 use crate::model::MpptRecord;
@@ -118,69 +113,5 @@ impl TelemetryDataset {
     pub fn close(mut self) -> Result<DatasetSummary> {
         self.flush()?;
         Ok(self.summary())
-    }
-}
-
-enum Command {
-    Reading(Box<Reading>),
-    Mppt(Box<MpptRecord>),
-    Flush,
-}
-
-/// A [`TelemetryDataset`] on its own thread, flushed every `flush_interval`
-/// and at [`close`](Self::close). Sends block while the queue is full.
-pub struct TelemetrySink {
-    thread: WriterThread<Command>,
-}
-
-impl TelemetrySink {
-    pub fn start(
-        config: &ParquetConfig,
-        info: &DatasetInfo,
-        flush_interval: Duration,
-    ) -> Result<Self> {
-        let mut dataset = TelemetryDataset::create(config, info)?;
-        let interval = flush_interval.max(Duration::from_millis(10));
-        let thread = WriterThread::start(
-            "telemetry-writer",
-            config.queue_capacity,
-            &config.out,
-            move |rx| {
-                let mut next_flush = Instant::now() + interval;
-                loop {
-                    let wait = next_flush.saturating_duration_since(Instant::now());
-                    match rx.recv_timeout(wait) {
-                        Ok(Command::Reading(r)) => dataset.write_reading(*r)?,
-                        Ok(Command::Mppt(r)) => dataset.write_mppt(*r)?,
-                        Ok(Command::Flush) => dataset.flush()?,
-                        Err(RecvTimeoutError::Timeout) => {
-                            dataset.flush()?;
-                            next_flush = Instant::now() + interval;
-                        }
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-                dataset.close()
-            },
-        )?;
-        Ok(TelemetrySink { thread })
-    }
-
-    pub fn write_reading(&self, reading: Reading) -> Result<()> {
-        self.thread.send(Command::Reading(Box::new(reading)))
-    }
-
-    pub fn write_mppt(&self, record: MpptRecord) -> Result<()> {
-        self.thread.send(Command::Mppt(Box::new(record)))
-    }
-
-    /// Asks for a flush now (queued behind the rows sent before).
-    pub fn flush(&self) -> Result<()> {
-        self.thread.send(Command::Flush)
-    }
-
-    /// Writes everything queued, stops the thread, reports the files.
-    pub fn close(mut self) -> Result<DatasetSummary> {
-        self.thread.stop()
     }
 }
