@@ -129,6 +129,29 @@ fn sigterm_and_wait(sink: &mut Sink) {
     }
 }
 
+/// Starts `meters` real-time meters dialing into the sink on `port`, and
+/// waits for the sink's `/healthz`.
+fn start_meters(
+    runtime: &tokio::runtime::Runtime,
+    port: u16,
+    metrics_port: u16,
+    meters: usize,
+    prefix: &str,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let cancel = CancellationToken::new();
+    let fleet = fleet(port, meters, prefix);
+    let stop = cancel.clone();
+    let task = runtime.spawn(async move {
+        let _ = run_fleet(fleet, stop).await;
+    });
+    wait_for(
+        Duration::from_secs(30),
+        "the sink to serve /healthz",
+        || http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200),
+    );
+    (cancel, task)
+}
+
 /// `GET path` on loopback: (status code, body); None while nothing listens.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
@@ -229,16 +252,7 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
     let pipeline = pipeline(dir.path(), &out, port, metrics_port);
 
     let mut sink = start_sink(&pipeline, 1);
-    let cancel = CancellationToken::new();
-    let meters = {
-        let cancel = cancel.clone();
-        runtime.spawn(run_fleet(fleet(port, 3, "crash"), cancel))
-    };
-    wait_for(
-        Duration::from_secs(30),
-        "the sink to serve /healthz",
-        || http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200),
-    );
+    let (cancel, meters) = start_meters(&runtime, port, metrics_port, 3, "crash");
     std::thread::sleep(Duration::from_secs(5));
     sink.0.kill().unwrap();
     let killed_at = Instant::now();
@@ -397,16 +411,7 @@ fn a_full_disk_turns_healthz_503_and_the_rows_that_waited_are_written_once_freed
     let (port, metrics_port) = (free_port(), free_port());
     let pipeline = pipeline(dir.path(), &out, port, metrics_port);
     let mut sink = start_sink(&pipeline, 1);
-    let cancel = CancellationToken::new();
-    let meters = {
-        let cancel = cancel.clone();
-        runtime.spawn(run_fleet(fleet(port, 2, "full"), cancel))
-    };
-    wait_for(
-        Duration::from_secs(30),
-        "the sink to serve /healthz",
-        || http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200),
-    );
+    let (cancel, meters) = start_meters(&runtime, port, metrics_port, 2, "full");
     std::thread::sleep(Duration::from_secs(3));
 
     let filler = out.join("filler");

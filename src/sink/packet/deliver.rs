@@ -202,56 +202,47 @@ struct LaneQueue {
 }
 
 impl LaneQueue {
-    /// Appends at the end of the queue; past the spool's byte cap the
-    /// packet is dropped and counted (one log line when that starts).
+    /// Appends at the end of the queue.
     fn push(&mut self, packet: Bytes) -> Result<()> {
         if self.target_down || self.memory.len() >= self.memory_cap {
             self.spill()?;
-            match self.spool.append(&packet) {
-                Err(error) if error.downcast_ref::<SpoolFull>().is_some() => {
-                    if !self.full {
-                        tracing::error!(
-                            "{error}: new packets for this target are dropped and counted"
-                        );
-                    }
-                    self.full = true;
-                    self.overflowed += 1;
-                    Ok(())
-                }
-                Err(error) => Err(error),
-                Ok(()) => {
-                    if self.full {
-                        tracing::warn!(spool = %self.spool.dir().display(), "spool below its byte cap again");
-                    }
-                    self.full = false;
-                    Ok(())
-                }
-            }
+            self.spool_or_drop(&packet)
         } else {
             self.memory.push_back(packet);
             Ok(())
         }
     }
 
-    /// Moves the memory part to the end of the spool (order kept); what
-    /// does not fit under the byte cap is dropped and counted.
+    /// Moves the memory part to the end of the spool (order kept).
     fn spill(&mut self) -> Result<()> {
-        while let Some(packet) = self.memory.front() {
-            match self.spool.append(packet) {
-                Err(error) if error.downcast_ref::<SpoolFull>().is_some() => {
-                    if !self.full {
-                        tracing::error!(
-                            "{error}: new packets for this target are dropped and counted"
-                        );
-                    }
-                    self.full = true;
-                    self.overflowed += 1;
-                }
-                result => result?,
-            }
+        while let Some(packet) = self.memory.front().cloned() {
+            self.spool_or_drop(&packet)?;
             self.memory.pop_front();
         }
         Ok(())
+    }
+
+    /// Appends to the spool; past its byte cap the packet is dropped and
+    /// counted, with one log line when that starts and one when it ends.
+    fn spool_or_drop(&mut self, packet: &[u8]) -> Result<()> {
+        match self.spool.append(packet) {
+            Err(error) if error.downcast_ref::<SpoolFull>().is_some() => {
+                if !self.full {
+                    tracing::error!("{error}: new packets for this target are dropped and counted");
+                }
+                self.full = true;
+                self.overflowed += 1;
+                Ok(())
+            }
+            Err(error) => Err(error),
+            Ok(()) => {
+                if self.full {
+                    tracing::warn!(spool = %self.spool.dir().display(), "spool below its byte cap again");
+                }
+                self.full = false;
+                Ok(())
+            }
+        }
     }
 
     /// The oldest packet, left in place.
