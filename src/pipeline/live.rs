@@ -1,12 +1,12 @@
 //! Live sources through the pipeline: virtual meters dial into a loopback
-//! stream server, each connection's session feeds a device processor, and
-//! packets leave once their interval is over. No hardware, no outside service.
+//! stream sink, which computes their windows on its workers and hands the
+//! records to the outputs. No hardware, no outside service.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -14,15 +14,13 @@ use crate::meter::dial_in::{run_dial_in, DialInConfig};
 use crate::meter::firmware::{MeterSettings, VirtualMeter};
 use crate::meter::fleet::meter_name;
 use crate::meter::pacing::Pacing;
-use crate::source::capture::{CaptureVisitor, SessionDescription};
-use crate::source::event::SourceEvent;
-use crate::source::meter_session::{run_session, SessionSettings};
-use crate::wire::samples::SampleBlock;
 
-use super::config::{PipelineConfig, VirtualMetersConfig};
-use super::device::{DeviceProcessor, DeviceSummary};
+use super::config::{PipelineConfig, SourceConfig, VirtualMetersConfig};
+use super::device::DeviceSummary;
 use super::outputs::OutputsSummary;
-use super::topology::{RecordBus, Topology};
+use super::server::config::MeterLinkConfig;
+use super::server::registry::Registry;
+use super::server::StreamSink;
 
 /// What a live run did.
 #[derive(Debug)]
@@ -33,56 +31,44 @@ pub struct LiveReport {
     pub elapsed_s: f64,
 }
 
-/// One connection's device.
-struct ConnectionVisitor<'a> {
-    config: &'a PipelineConfig,
-    records: &'a Arc<RecordBus>,
-    processor: Option<DeviceProcessor>,
-    error: Option<String>,
-}
-
-impl CaptureVisitor for ConnectionVisitor<'_> {
-    fn session_start(&mut self, session: &SessionDescription) {
-        match DeviceProcessor::new(session, self.config, Arc::clone(self.records)) {
-            Ok(processor) => self.processor = Some(processor),
-            Err(error) => self.error = Some(format!("{error:#}")),
-        }
-    }
-    fn block(&mut self, block: &SampleBlock) {
-        if let Some(processor) = self.processor.as_mut() {
-            processor.block(block);
-        }
-    }
-    fn event(&mut self, event: SourceEvent) {
-        if let Some(processor) = self.processor.as_mut() {
-            processor.event(&event);
-        }
-    }
-}
-
 /// Runs virtual meters through the pipeline until each has streamed its
 /// seconds (or `cancel` fires: then every meter is asked to stop and drained).
+///
+/// The meters dial into an in-process stream sink, so a demo run goes the
+/// way a deployment does: connection tasks only read, windows are computed
+/// on the sink's worker threads, records reach the outputs through the
+/// topology. Only the record log is left out (a demo, not a service).
 pub async fn run_virtual_meters(
     config: &PipelineConfig,
     meters: &VirtualMetersConfig,
     cancel: CancellationToken,
 ) -> anyhow::Result<LiveReport> {
     let started = Instant::now();
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the loopback stream server")?;
-    let server = listener
+    let samples = (super::limits::RUN_SECONDS
+        .duration_s(meters.seconds)
+        .as_secs_f64()
+        * f64::from(meters.rate))
+    .ceil() as u64;
+    let mut sink_config = config.clone();
+    sink_config.source = SourceConfig::SmartmeterServer(MeterLinkConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        rate: meters.rate,
+        measures: meters.measures,
+        stop_after_samples: Some(samples.max(1)),
+        ..MeterLinkConfig::default()
+    });
+    sink_config.service.metrics = false;
+    let sink = StreamSink::bind_with(sink_config, false).await?;
+    let server = sink
         .local_addr()
         .context("reading the stream server address")?;
-    let topology = Topology::start(
-        config,
-        &format!("virtual meters via stream server {server}"),
-        None,
-    )?;
-    let records = topology.bus();
+    let observer = sink.observer();
+    let sink_cancel = CancellationToken::new();
+    let sink_task = tokio::spawn(sink.run(sink_cancel.clone()));
 
     let meters_cancel = CancellationToken::new();
     let mut meter_tasks = JoinSet::new();
+    let mut names = Vec::new();
     for (k, meter) in meters.meter.iter().enumerate() {
         let name = meter
             .name
@@ -100,8 +86,9 @@ pub async fn run_virtual_meters(
         };
         let virtual_meter =
             VirtualMeter::new(settings).with_context(|| format!("virtual meter {name}"))?;
+        // A meter that was stopped after its samples must not dial again.
         let dial = DialInConfig {
-            reconnect: Duration::from_secs(1),
+            reconnect: Duration::from_secs(3600),
             ..DialInConfig::new(server.to_string())
         };
         meter_tasks.spawn(run_dial_in(
@@ -110,74 +97,59 @@ pub async fn run_virtual_meters(
             None,
             meters_cancel.clone(),
         ));
+        names.push(name);
     }
 
-    let settings = SessionSettings {
-        rate: meters.rate,
-        measures: meters.measures,
-        stop_after_samples: Some((meters.seconds * f64::from(meters.rate)).ceil() as u64),
-        ..SessionSettings::default()
-    };
-    let mut sessions = JoinSet::new();
     let patience =
         super::limits::RUN_SECONDS.duration_s(meters.seconds) * 2 + Duration::from_secs(30);
     let deadline = tokio::time::Instant::now() + patience;
     let mut failures = Vec::new();
-    for _ in 0..meters.meter.len() {
-        let socket = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((socket, _)) => socket,
-                Err(error) => {
-                    failures.push(format!("accepting a meter: {error}"));
-                    continue;
-                }
-            },
-            _ = tokio::time::sleep_until(deadline) => {
-                failures.push(format!("not every meter dialed in within {:.0} s", patience.as_secs_f64()));
-                break;
-            }
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
             _ = cancel.cancelled() => break,
-        };
-        let config = config.clone();
-        let records = Arc::clone(&records);
-        let settings = settings.clone();
-        let session_cancel = cancel.child_token();
-        sessions.spawn(async move {
-            let mut visitor = ConnectionVisitor {
-                config: &config,
-                records: &records,
-                processor: None,
-                error: None,
-            };
-            let result = run_session(socket, &settings, session_cancel, &mut visitor).await;
-            let summary = visitor.processor.take().map(DeviceProcessor::finish);
-            match (result, visitor.error, summary) {
-                (Err(error), _, _) => Err(error.to_string()),
-                (Ok(_), Some(error), _) => Err(error),
-                (Ok(_), None, Some(summary)) => Ok(summary),
-                (Ok(report), None, None) => Err(format!("{}: no samples", report.info.name)),
-            }
-        });
-    }
-    let mut devices = Vec::new();
-    while let Some(done) = sessions.join_next().await {
-        match done {
-            Ok(Ok(summary)) => devices.push(summary),
-            Ok(Err(failure)) => failures.push(failure),
-            Err(error) => failures.push(format!("session task: {error}")),
+        }
+        if every_meter_finished(&observer.registry, &names) {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            failures.push(format!(
+                "not every meter finished its {} s within {:.0} s",
+                meters.seconds,
+                patience.as_secs_f64()
+            ));
+            break;
         }
     }
+    // Stops (and drains) meters still streaming, then the outputs.
+    sink_cancel.cancel();
+    let report = sink_task.await.context("the stream sink task")??;
     meters_cancel.cancel();
     while meter_tasks.join_next().await.is_some() {}
-    drop(records);
-    let outputs = tokio::task::spawn_blocking(move || topology.close())
-        .await
-        .context("output threads")??;
+    let mut devices = report.sessions;
+    for name in &names {
+        if !devices.iter().any(|d| &d.device == name) {
+            failures.push(format!("{name}: no samples"));
+        }
+    }
     devices.sort_by(|a, b| a.device.cmp(&b.device));
     Ok(LiveReport {
         devices,
         failures,
-        outputs,
+        outputs: report.outputs,
         elapsed_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Whether every meter streamed one session and hung up.
+fn every_meter_finished(registry: &Registry, names: &[String]) -> bool {
+    let meters = registry.meters();
+    names.iter().all(|name| {
+        meters.iter().any(|(known, counters)| {
+            known == name
+                && counters.connections.load(Relaxed) >= 1
+                && counters.connected.load(Relaxed) == 0
+        })
     })
 }

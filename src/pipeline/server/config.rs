@@ -56,6 +56,11 @@ pub struct MeterLinkConfig {
     /// `smartmeter_client`: first wait before reconnecting, s (doubles up to the max).
     pub backoff_min_s: f64,
     pub backoff_max_s: f64,
+    /// Ask each meter to stop after this many samples (`meterflow run`'s
+    /// virtual meters); not a pipeline key.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub stop_after_samples: Option<u64>,
 }
 
 impl Default for MeterLinkConfig {
@@ -77,6 +82,7 @@ impl Default for MeterLinkConfig {
             queue_depth: 256,
             backoff_min_s: 1.0,
             backoff_max_s: 60.0,
+            stop_after_samples: None,
         }
     }
 }
@@ -192,6 +198,7 @@ impl MeterLinkConfig {
             handshake_timeout: self.info_timeout(),
             keepalive: limits::KEEPALIVE.duration_s(self.keepalive_s),
             idle_timeout: Some(limits::IDLE_TIMEOUT.duration_s(self.idle_timeout_s)),
+            stop_after_samples: self.stop_after_samples,
             ..SessionSettings::default()
         }
     }

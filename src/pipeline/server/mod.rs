@@ -70,6 +70,12 @@ impl StreamSink {
     /// Binds the stream server and metrics ports, restores the state and
     /// starts the outputs and workers. Needs a tokio runtime.
     pub async fn bind(config: PipelineConfig) -> anyhow::Result<Self> {
+        Self::bind_with(config, true).await
+    }
+
+    /// [`Self::bind`]; `durable: false` runs without the record log and
+    /// keeps the meter state in memory (a demo run, not a service).
+    pub async fn bind_with(config: PipelineConfig, durable: bool) -> anyhow::Result<Self> {
         config.validate()?;
         let (link, client) = match &config.source {
             SourceConfig::SmartmeterServer(link) => (link.clone(), false),
@@ -97,7 +103,11 @@ impl StreamSink {
         } else {
             None
         };
-        let state = Arc::new(StateStore::open(&service.state_dir)?);
+        let state = Arc::new(if durable {
+            StateStore::open(&service.state_dir)?
+        } else {
+            StateStore::in_memory()
+        });
         let source = match &listener {
             Some(listener) => format!(
                 "stream server {}",
@@ -110,7 +120,7 @@ impl StreamSink {
         let topology = Topology::start(
             &config,
             &source,
-            Some(Durable {
+            durable.then(|| Durable {
                 log: config.record_log(),
                 state: Arc::clone(&state),
             }),

@@ -90,6 +90,17 @@ impl StateStore {
         })
     }
 
+    /// State that lives only as long as the process (`meterflow run`).
+    pub fn in_memory() -> Self {
+        StateStore {
+            lost_since: Mutex::new(BTreeMap::new()),
+            dir: PathBuf::new(),
+            meters: Mutex::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
+            written: Mutex::new(None),
+        }
+    }
+
     pub fn path(&self) -> PathBuf {
         self.dir.join(CHECKPOINT_FILE)
     }
@@ -114,6 +125,9 @@ impl StateStore {
 
     /// Writes the checkpoint if anything changed since the last write.
     pub fn save(&self) -> anyhow::Result<bool> {
+        if self.dir.as_os_str().is_empty() {
+            return Ok(false);
+        }
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.generation.load(Ordering::Relaxed);
         if *written == Some(generation) {

@@ -161,6 +161,9 @@ struct Device {
     /// Blocks before this meter time were already covered by an earlier run.
     resume_after_ns: Option<i64>,
     skipped_samples: u64,
+    /// Samples past this index are the tail a stop drained (a demo run's
+    /// meters asked for a set length): left out.
+    sample_limit: Option<u64>,
 }
 
 impl CaptureVisitor for Device {
@@ -182,6 +185,20 @@ impl CaptureVisitor for Device {
                 return;
             }
             self.resume_after_ns = None;
+        }
+        if let Some(limit) = self.sample_limit {
+            let end = block.first_index + block.len() as u64;
+            if block.first_index >= limit {
+                return;
+            }
+            if end > limit {
+                let mut head = block.clone();
+                let keep = (limit - block.first_index) as usize;
+                head.channels.iter_mut().for_each(|c| c.truncate(keep));
+                self.counters.samples.fetch_add(keep as u64, Relaxed);
+                processor.block(&head);
+                return;
+            }
         }
         self.counters.samples.fetch_add(block.len() as u64, Relaxed);
         processor.block(block);
@@ -259,6 +276,12 @@ impl Worker {
             counters,
             resume_after_ns: None,
             skipped_samples: 0,
+            sample_limit: match &context.config.source {
+                crate::pipeline::config::SourceConfig::SmartmeterServer(link) => {
+                    link.stop_after_samples
+                }
+                _ => None,
+            },
         };
         context.state.note_session(&device.name);
         if let (Some(saved), Some(processor)) = (saved, device.processor.as_mut()) {
