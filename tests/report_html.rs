@@ -149,6 +149,7 @@ async fn the_report_of_the_testdata_opens_in_chromium() {
         zone: "Europe/Vienna".parse().unwrap(),
         out: html.clone(),
         png_dir: Some(png_dir.clone()),
+        detail: meterflow::report::DEFAULT_DETAIL,
     })
     .unwrap();
 
@@ -298,6 +299,72 @@ async fn the_report_of_the_testdata_opens_in_chromium() {
         gray.iter().filter(|&&g| g < 128).count() > 1000,
         "lines and text are drawn"
     );
+
+    // The same dataset as a large fleet: with --detail 2 every device has a
+    // table row with a sparkline of P, the fleet a total-power chart, and
+    // only the two with the least data get their charts.
+    let fleet_html = out.path().join("fleet.html");
+    let fleet_png = out.path().join("fleet-png");
+    let fleet = write_report(&ReportOptions {
+        dataset: out.path().to_path_buf(),
+        devices: Vec::new(),
+        from: None,
+        to: None,
+        zone: "Europe/Vienna".parse().unwrap(),
+        out: fleet_html.clone(),
+        png_dir: Some(fleet_png),
+        detail: 2,
+    })
+    .unwrap();
+    assert_eq!((fleet.devices, fleet.detailed), (6, 2));
+    let fleet_ids = &fleet.charts_by_id;
+    // One sparkline per device with P (the v,i_RMS latch has none), as
+    // many as the full report has power charts.
+    assert_eq!(fleet_ids["sparkline"], by_id["power"], "{fleet_ids:?}");
+    assert_eq!(fleet_ids["fleet_power"], 1, "{fleet_ids:?}");
+    assert_eq!(fleet_ids["quality"], 2, "{fleet_ids:?}");
+    assert_eq!(fleet.fleet_titles, vec!["Fleet: total active power"]);
+    // The summary reads a third of the columns; its numbers are the full
+    // report's, exactly.
+    assert_eq!(fleet.stats, summary.stats);
+    // The detailed devices are those with the least data.
+    let detailed: Vec<&String> = fleet
+        .titles
+        .iter()
+        .filter(|(_, t)| t.iter().any(|t| t.ends_with("Data quality")))
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(detailed.len(), 2);
+    let coverage = |d: &String| summary.stats[d].completeness;
+    for device in summary.stats.keys().filter(|d| !detailed.contains(d)) {
+        for chosen in &detailed {
+            assert!(
+                coverage(chosen) <= coverage(device) + 1e-3,
+                "{chosen} ({}) before {device} ({})",
+                coverage(chosen),
+                coverage(device)
+            );
+        }
+    }
+    let dom = chromium::run(&fleet_html, &["--dump-dom"]);
+    let console = chromium::console_messages(&dom.stderr);
+    assert!(console.is_empty(), "console: {console:?}");
+    assert_eq!(dom.stdout.matches("<svg").count(), fleet.charts);
+    assert_eq!(dom.stdout.matches("<title>").count() - 1, fleet.charts);
+    for (device, titles) in &fleet.titles {
+        for title in titles {
+            assert!(dom.stdout.contains(&format!("<title>{title}</title>")), "{title}");
+        }
+        let anchor = meterflow::report::page::anchor(device);
+        assert!(dom.stdout.contains(&format!("id=\"{anchor}\"")), "{device}");
+        assert_eq!(
+            dom.stdout.contains(&format!("href=\"#{anchor}\"")),
+            detailed.contains(&device),
+            "{device}: only detailed devices are linked"
+        );
+    }
+    // Sparklines are table cells, not figures: no PNG of them.
+    assert_eq!(fleet.pngs.len(), fleet.charts - fleet_ids["sparkline"]);
 }
 
 /// A PNG as luma bytes (alpha ignored), with its size.
@@ -332,6 +399,7 @@ fn unknown_devices_and_empty_spans_are_refused() {
         zone: chrono_tz::UTC,
         out: dir.path().join("r.html"),
         png_dir: None,
+        detail: meterflow::report::DEFAULT_DETAIL,
     };
     let error = write_report(&options).unwrap_err().to_string();
     assert!(error.contains("no meterflow dataset"), "{error}");
