@@ -353,7 +353,10 @@ async fn the_report_of_the_testdata_opens_in_chromium() {
     assert_eq!(dom.stdout.matches("<title>").count() - 1, fleet.charts);
     for (device, titles) in &fleet.titles {
         for title in titles {
-            assert!(dom.stdout.contains(&format!("<title>{title}</title>")), "{title}");
+            assert!(
+                dom.stdout.contains(&format!("<title>{title}</title>")),
+                "{title}"
+            );
         }
         let anchor = meterflow::report::page::anchor(device);
         assert!(dom.stdout.contains(&format!("id=\"{anchor}\"")), "{device}");
@@ -500,11 +503,20 @@ fn fleet_summaries_from_statistics_match_the_data() {
         let stats = &summary.stats[&format!("m{m}")];
         // The last interval has the worst THD: 1 + 0.1·17 + m (the 3 s rows are not 10 min).
         let worst = 2.7 + m as f64;
-        assert!((stats.worst_thd_v_pct.unwrap() - worst).abs() < 1e-9, "{stats:?}");
-        assert!((stats.worst_thd_i_pct.unwrap() - 2.0 * worst).abs() < 1e-9, "{stats:?}");
+        assert!(
+            (stats.worst_thd_v_pct.unwrap() - worst).abs() < 1e-9,
+            "{stats:?}"
+        );
+        assert!(
+            (stats.worst_thd_i_pct.unwrap() - 2.0 * worst).abs() < 1e-9,
+            "{stats:?}"
+        );
         // 3 h at 100·(m+1) W.
         let energy = 300.0 * (m + 1) as f64;
-        assert!((stats.energy_import_wh.unwrap() - energy).abs() < 1e-6, "{stats:?}");
+        assert!(
+            (stats.energy_import_wh.unwrap() - energy).abs() < 1e-6,
+            "{stats:?}"
+        );
         assert!((stats.completeness - 1.0).abs() < 1e-9);
     }
 }

@@ -317,7 +317,10 @@ pub fn sparkline(id: &str, title: &str, axis: &TimeAxis, line: &Line) -> Result<
                     .chain(segment.iter().rev().map(|b| (axis.x(b.t_ns), b.lo)))
                     .collect();
                 chart
-                    .draw_series(std::iter::once(Polygon::new(band, color.mix(0.25).filled())))
+                    .draw_series(std::iter::once(Polygon::new(
+                        band,
+                        color.mix(0.25).filled(),
+                    )))
                     .map_err(|e| e.to_string())?;
             }
             let points: Vec<(f64, f64)> =

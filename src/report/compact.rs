@@ -125,6 +125,9 @@ a &lt; b\n\
             straight_pruned(&[(0, 0), (0, 5), (0, 2)]),
             vec![(0, 0), (0, 5), (0, 2)]
         );
-        assert_eq!(straight_pruned(&[(0, 0), (1, 1), (2, 2)]), vec![(0, 0), (2, 2)]);
+        assert_eq!(
+            straight_pruned(&[(0, 0), (1, 1), (2, 2)]),
+            vec![(0, 0), (2, 2)]
+        );
     }
 }

@@ -377,7 +377,10 @@ pub enum Depth {
 
 /// Whether a series is read at `depth`: in a summary P, energy and THD.
 fn needed(depth: Depth, chart: &str, label: &str) -> bool {
-    depth == Depth::Full || (chart == "power" && label == "P") || chart == "energy" || chart == "thd"
+    depth == Depth::Full
+        || (chart == "power" && label == "P")
+        || chart == "energy"
+        || chart == "thd"
 }
 
 fn source_query(source: Source, from: i64, to: i64, depth: Depth) -> Query {

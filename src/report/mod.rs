@@ -464,11 +464,11 @@ fn write_pngs(overview: &Overview, sections: &[DeviceSection], dir: &Path) -> Re
         .iter()
         .map(|c| (format!("fleet-{}", c.id), c))
         .collect();
-    jobs.extend(
-        sections
+    jobs.extend(sections.iter().flat_map(|s| {
+        s.charts
             .iter()
-            .flat_map(|s| s.charts.iter().map(move |c| (format!("{}-{}", anchor(&s.name), c.id), c))),
-    );
+            .map(move |c| (format!("{}-{}", anchor(&s.name), c.id), c))
+    }));
     jobs.par_iter()
         .map(|(stem, c)| writer.write(c, dir, stem))
         .collect()

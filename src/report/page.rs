@@ -146,9 +146,17 @@ fn fleet_overview(html: &mut String, overview: &Overview) {
         let st = &s.stats;
         // A device drawn in full is linked; the others' rows are the anchor.
         let name = if s.detailed {
-            format!("<tr><td class=\"name\"><a href=\"#{}\">{}</a></td>", anchor(&s.name), escape(&s.name))
+            format!(
+                "<tr><td class=\"name\"><a href=\"#{}\">{}</a></td>",
+                anchor(&s.name),
+                escape(&s.name)
+            )
         } else {
-            format!("<tr id=\"{}\"><td class=\"name\">{}</td>", anchor(&s.name), escape(&s.name))
+            format!(
+                "<tr id=\"{}\"><td class=\"name\">{}</td>",
+                anchor(&s.name),
+                escape(&s.name)
+            )
         };
         let spark = match (&s.sparkline, sparklines) {
             (Some(chart), _) => format!("<td class=\"spark\">{}</td>", chart.svg),
@@ -168,7 +176,8 @@ fn fleet_overview(html: &mut String, overview: &Overview) {
             st.completeness * 100.0,
             opt(st.flagged, 100.0, 1),
             st.gaps,
-            st.pq_events.map_or_else(|| "–".to_string(), |n| n.to_string()),
+            st.pq_events
+                .map_or_else(|| "–".to_string(), |n| n.to_string()),
         );
     }
     html.push_str("</table>\n");

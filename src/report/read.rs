@@ -11,8 +11,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
-use parquet::file::metadata::ParquetMetaData;
 use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::ParquetMetaData;
 
 use super::error::{ReportError, Result};
 use super::scan::PartFile;
@@ -235,8 +235,8 @@ fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
         }
     }
     let query = query.as_ref();
-    let from_statistics = !query.maxima.is_empty()
-        && fold_maxima(builder.metadata(), query, &mut frame.maxima);
+    let from_statistics =
+        !query.maxima.is_empty() && fold_maxima(builder.metadata(), query, &mut frame.maxima);
     let schema = builder.schema().clone();
     let filter_device = query.device.as_deref().filter(|_| file.device.is_none());
     let mut wanted: Vec<&str> = vec![query.time.as_str()];
