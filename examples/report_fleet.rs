@@ -1,9 +1,10 @@
 //! Measures `meterflow report` on a fleet: writes N meters × 1 day of
 //! 10-minute aggregates (what the report plots for a day) and their events
 //! with the project's own Parquet writer, then renders the report and
-//! prints the render time and file size.
+//! prints the render time and file size. The third argument is `--detail`
+//! (devices drawn with all their charts; default 20).
 //!
-//!     cargo run --release --example report_fleet -- /tmp/fleet 1000
+//!     cargo run --release --example report_fleet -- /tmp/fleet 1000 [20]
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -98,6 +99,10 @@ fn main() -> anyhow::Result<()> {
         .get(2)
         .map_or(Ok(1000), |n| n.parse())
         .context("meter count")?;
+    let detail: usize = args
+        .get(3)
+        .map_or(Ok(meterflow::report::DEFAULT_DETAIL), |n| n.parse())
+        .context("detail count")?;
     let dataset = out.join("parquet");
     if !dataset.join("aggregates").is_dir() {
         let started = Instant::now();
@@ -163,10 +168,12 @@ fn main() -> anyhow::Result<()> {
         zone: chrono_tz::Europe::Vienna,
         out: out.join("report.html"),
         png_dir: None,
+        detail,
     })?;
     println!(
-        "report: {} devices, {} charts, {:.1} MB, in {:.2} s ({:?})",
+        "report: {} devices ({} in full), {} charts, {:.1} MB, in {:.2} s ({:?})",
         summary.devices,
+        summary.detailed,
         summary.charts,
         summary.bytes as f64 / 1e6,
         started.elapsed().as_secs_f64(),

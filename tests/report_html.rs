@@ -149,6 +149,7 @@ async fn the_report_of_the_testdata_opens_in_chromium() {
         zone: "Europe/Vienna".parse().unwrap(),
         out: html.clone(),
         png_dir: Some(png_dir.clone()),
+        detail: meterflow::report::DEFAULT_DETAIL,
     })
     .unwrap();
 
@@ -298,6 +299,75 @@ async fn the_report_of_the_testdata_opens_in_chromium() {
         gray.iter().filter(|&&g| g < 128).count() > 1000,
         "lines and text are drawn"
     );
+
+    // The same dataset as a large fleet: with --detail 2 every device has a
+    // table row with a sparkline of P, the fleet a total-power chart, and
+    // only the two with the least data get their charts.
+    let fleet_html = out.path().join("fleet.html");
+    let fleet_png = out.path().join("fleet-png");
+    let fleet = write_report(&ReportOptions {
+        dataset: out.path().to_path_buf(),
+        devices: Vec::new(),
+        from: None,
+        to: None,
+        zone: "Europe/Vienna".parse().unwrap(),
+        out: fleet_html.clone(),
+        png_dir: Some(fleet_png),
+        detail: 2,
+    })
+    .unwrap();
+    assert_eq!((fleet.devices, fleet.detailed), (6, 2));
+    let fleet_ids = &fleet.charts_by_id;
+    // One sparkline per device with P (the v,i_RMS latch has none), as
+    // many as the full report has power charts.
+    assert_eq!(fleet_ids["sparkline"], by_id["power"], "{fleet_ids:?}");
+    assert_eq!(fleet_ids["fleet_power"], 1, "{fleet_ids:?}");
+    assert_eq!(fleet_ids["quality"], 2, "{fleet_ids:?}");
+    assert_eq!(fleet.fleet_titles, vec!["Fleet: total active power"]);
+    // The summary reads a third of the columns; its numbers are the full
+    // report's, exactly.
+    assert_eq!(fleet.stats, summary.stats);
+    // The detailed devices are those with the least data.
+    let detailed: Vec<&String> = fleet
+        .titles
+        .iter()
+        .filter(|(_, t)| t.iter().any(|t| t.ends_with("Data quality")))
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(detailed.len(), 2);
+    let coverage = |d: &String| summary.stats[d].completeness;
+    for device in summary.stats.keys().filter(|d| !detailed.contains(d)) {
+        for chosen in &detailed {
+            assert!(
+                coverage(chosen) <= coverage(device) + 1e-3,
+                "{chosen} ({}) before {device} ({})",
+                coverage(chosen),
+                coverage(device)
+            );
+        }
+    }
+    let dom = chromium::run(&fleet_html, &["--dump-dom"]);
+    let console = chromium::console_messages(&dom.stderr);
+    assert!(console.is_empty(), "console: {console:?}");
+    assert_eq!(dom.stdout.matches("<svg").count(), fleet.charts);
+    assert_eq!(dom.stdout.matches("<title>").count() - 1, fleet.charts);
+    for (device, titles) in &fleet.titles {
+        for title in titles {
+            assert!(
+                dom.stdout.contains(&format!("<title>{title}</title>")),
+                "{title}"
+            );
+        }
+        let anchor = meterflow::report::page::anchor(device);
+        assert!(dom.stdout.contains(&format!("id=\"{anchor}\"")), "{device}");
+        assert_eq!(
+            dom.stdout.contains(&format!("href=\"#{anchor}\"")),
+            detailed.contains(&device),
+            "{device}: only detailed devices are linked"
+        );
+    }
+    // Sparklines are table cells, not figures: no PNG of them.
+    assert_eq!(fleet.pngs.len(), fleet.charts - fleet_ids["sparkline"]);
 }
 
 /// A PNG as luma bytes (alpha ignored), with its size.
@@ -332,7 +402,121 @@ fn unknown_devices_and_empty_spans_are_refused() {
         zone: chrono_tz::UTC,
         out: dir.path().join("r.html"),
         png_dir: None,
+        detail: meterflow::report::DEFAULT_DETAIL,
     };
     let error = write_report(&options).unwrap_err().to_string();
     assert!(error.contains("no meterflow dataset"), "{error}");
+}
+
+/// Three meters × 3 h of 10 min aggregates (hourly files) with known THD,
+/// plus 3 s aggregates of much higher THD in one of meter 0's files: the
+/// fleet summary takes the worst THD from footer statistics where a file
+/// holds only 10 min rows, reads the columns where it does not, and its
+/// numbers are those of the full report, and of the data.
+#[test]
+fn fleet_summaries_from_statistics_match_the_data() {
+    use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
+    use meterflow::dsp::Aggregate;
+    use meterflow::sink::parquet::{
+        AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, IntervalKind, ParquetConfig,
+    };
+    use meterflow::wire::Measures;
+    const NS: i64 = 1_000_000_000;
+    const START: i64 = 1_796_083_200 * NS; // 2026-12-01T00:00:00Z
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("parquet");
+    let mut config = ParquetConfig::new(&root);
+    config.fsync = false;
+    let mut writer = DatasetWriter::create(&config, &DatasetInfo::default()).unwrap();
+    let stat = |v: f64| Stat {
+        value: v,
+        min: v - 1.0,
+        max: v + 1.0,
+    };
+    let row = |start: i64, len: i64, thd: f64, p: f64| Aggregate {
+        start_unix_ns: start,
+        end_unix_ns: start + len,
+        windows: 3000,
+        phases: [
+            Some(PhaseAggregate {
+                v_rms_v: stat(230.0),
+                p_w: stat(p),
+                thd_v_pct: Some(thd),
+                thd_i_pct: Some(2.0 * thd),
+                ..PhaseAggregate::default()
+            }),
+            None,
+            None,
+        ],
+        p_total_w: stat(p),
+        energy_total: meterflow::dsp::EnergyFlow {
+            import_wh: p * len as f64 / NS as f64 / 3600.0,
+            export_wh: 0.0,
+        },
+        ..Aggregate::default()
+    };
+    for m in 0..3u64 {
+        let device = DeviceInfo::new(format!("m{m}"), m, Measures::SinglePhase);
+        for k in 0..18i64 {
+            let thd = 1.0 + 0.1 * k as f64 + m as f64;
+            let aggregate = row(START + k * 600 * NS, 600 * NS, thd, 100.0 * (m + 1) as f64);
+            writer
+                .write_aggregate(AggregateRow {
+                    device: device.clone(),
+                    kind: IntervalKind::TenMinutes,
+                    aggregate,
+                })
+                .unwrap();
+            if m == 0 && k == 7 {
+                // 3 s rows in the second hour's file, THD far above the rest.
+                let fast = row(START + k * 600 * NS, 3 * NS, 50.0, 100.0);
+                writer
+                    .write_aggregate(AggregateRow {
+                        device: device.clone(),
+                        kind: IntervalKind::Cycles150,
+                        aggregate: fast,
+                    })
+                    .unwrap();
+            }
+        }
+        writer.finish_device(&device.name).unwrap();
+    }
+    writer.close().unwrap();
+    let report = |detail: usize| {
+        write_report(&ReportOptions {
+            dataset: root.clone(),
+            devices: Vec::new(),
+            from: None,
+            to: None,
+            zone: chrono_tz::UTC,
+            out: dir.path().join(format!("r{detail}.html")),
+            png_dir: None,
+            detail,
+        })
+        .unwrap()
+    };
+    let (summary, full) = (report(0), report(10));
+    assert_eq!((summary.detailed, full.detailed), (0, 3));
+    assert_eq!(summary.charts_by_id["sparkline"], 3);
+    assert_eq!(summary.stats, full.stats);
+    for m in 0..3u64 {
+        let stats = &summary.stats[&format!("m{m}")];
+        // The last interval has the worst THD: 1 + 0.1·17 + m (the 3 s rows are not 10 min).
+        let worst = 2.7 + m as f64;
+        assert!(
+            (stats.worst_thd_v_pct.unwrap() - worst).abs() < 1e-9,
+            "{stats:?}"
+        );
+        assert!(
+            (stats.worst_thd_i_pct.unwrap() - 2.0 * worst).abs() < 1e-9,
+            "{stats:?}"
+        );
+        // 3 h at 100·(m+1) W.
+        let energy = 300.0 * (m + 1) as f64;
+        assert!(
+            (stats.energy_import_wh.unwrap() - energy).abs() < 1e-6,
+            "{stats:?}"
+        );
+        assert!((stats.completeness - 1.0).abs() < 1e-9);
+    }
 }

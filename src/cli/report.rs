@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::report::timeaxis::{parse_time, parse_zone};
-use crate::report::{write_report, ReportOptions};
+use crate::report::{write_report, ReportOptions, DEFAULT_DETAIL};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportArgs {
@@ -29,6 +29,11 @@ pub struct ReportArgs {
     /// Also write every chart as PNG into this folder.
     #[arg(long)]
     pub png_dir: Option<PathBuf>,
+    /// Devices drawn with all their charts. With more devices than this the
+    /// page is the fleet table (a sparkline per device) and full charts for
+    /// this many, those needing attention most.
+    #[arg(long, default_value_t = DEFAULT_DETAIL)]
+    pub detail: usize,
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
@@ -49,6 +54,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         zone,
         out: args.out,
         png_dir: args.png_dir,
+        detail: args.detail,
     };
     let started = Instant::now();
     let summary = write_report(&options)?;
@@ -58,10 +64,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         .map(|(s, n)| format!("{n} from {s}"))
         .collect();
     println!(
-        "report: {} ({:.1} MB): {} device(s) ({}), {} charts, in {:.1} s",
+        "report: {} ({:.1} MB): {} device(s), {} in full ({}), {} charts, in {:.1} s",
         summary.out.display(),
         summary.bytes as f64 / 1e6,
         summary.devices,
+        summary.detailed,
         sources.join(", "),
         summary.charts,
         started.elapsed().as_secs_f64()

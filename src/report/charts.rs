@@ -11,6 +11,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::compact::compact_svg;
 use super::error::{ReportError, Result};
 use super::reduce::Bucket;
 use super::timeaxis::{axis_description, format_time, ticks};
@@ -132,7 +133,7 @@ fn svg_chart(
     Ok(Chart {
         id: id.to_string(),
         title: title.to_string(),
-        svg: name_svg(&svg, id, title),
+        svg: name_svg(&compact_svg(&svg, FONT), id, title),
         width,
         height,
     })
@@ -287,6 +288,51 @@ pub fn time_chart(
             .label_font((FONT, 11))
             .draw()
             .map_err(|e| e.to_string())
+    })?;
+    Ok(Some(chart))
+}
+
+/// Sparkline size, px: a cell of the fleet table.
+pub const SPARK_WIDTH: u32 = 180;
+pub const SPARK_HEIGHT: u32 = 30;
+
+/// A line without axes for a table cell: the mean and its min/max band on
+/// `axis`, scaled to the line's own range (the cell's numbers give the scale).
+pub fn sparkline(id: &str, title: &str, axis: &TimeAxis, line: &Line) -> Result<Option<Chart>> {
+    let lines = std::slice::from_ref(line);
+    let Some((y0, y1)) = value_range(lines) else {
+        return Ok(None);
+    };
+    let color = PALETTE[0];
+    let chart = svg_chart(id, title, SPARK_WIDTH, SPARK_HEIGHT, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(2)
+            .build_cartesian_2d(0f64..axis.span_s(), y0..y1)
+            .map_err(|e| e.to_string())?;
+        for segment in &line.segments {
+            if segment.len() > 1 && segment.iter().any(|b| b.hi > b.lo) {
+                let band: Vec<(f64, f64)> = segment
+                    .iter()
+                    .map(|b| (axis.x(b.t_ns), b.hi))
+                    .chain(segment.iter().rev().map(|b| (axis.x(b.t_ns), b.lo)))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        band,
+                        color.mix(0.25).filled(),
+                    )))
+                    .map_err(|e| e.to_string())?;
+            }
+            let points: Vec<(f64, f64)> =
+                segment.iter().map(|b| (axis.x(b.t_ns), b.mean)).collect();
+            if points.len() == 1 {
+                chart.draw_series(std::iter::once(Circle::new(points[0], 1, color.filled())))
+            } else {
+                chart.draw_series(LineSeries::new(points, color.stroke_width(1)))
+            }
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     })?;
     Ok(Some(chart))
 }

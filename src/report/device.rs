@@ -364,19 +364,51 @@ fn choose_source(
     Ok(Source::Windows)
 }
 
-fn source_query(source: Source, from: i64, to: i64) -> Query {
+/// How much of a device is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Every chart's columns, the spectrum and the PQ event rows.
+    Full,
+    /// What the fleet table and sparkline need (P, energy, THD, flags, PQ
+    /// event count): a third of the columns, since every column chunk read
+    /// costs a decoder set-up and a fleet's files are many and small.
+    Summary,
+}
+
+/// Whether a series is read at `depth`: in a summary P, energy and THD.
+fn needed(depth: Depth, chart: &str, label: &str) -> bool {
+    depth == Depth::Full
+        || (chart == "power" && label == "P")
+        || chart == "energy"
+        || chart == "thd"
+}
+
+fn source_query(source: Source, from: i64, to: i64, depth: Depth) -> Query {
     let mut numbers: Vec<String> = chart_specs(source)
         .iter()
-        .flat_map(|c| c.series.iter().flat_map(|s| s.expr.columns()))
+        .flat_map(|c| {
+            c.series
+                .iter()
+                .filter(move |s| needed(depth, c.id, &s.label))
+                .flat_map(|s| s.expr.columns())
+        })
         .collect();
     numbers.extend(quality_columns(source));
     numbers.sort();
     numbers.dedup();
+    // The summary needs only the worst THD; of aggregates (no flagged rows
+    // to leave out) the footers have it, so those columns are not read.
+    let (numbers, maxima) = if depth == Depth::Summary && matches!(source, Source::Aggregates(_)) {
+        numbers.into_iter().partition(|n| !n.starts_with("thd_"))
+    } else {
+        (numbers, Vec::new())
+    };
     Query {
         time: source.time_column().into(),
         from,
         to,
         numbers,
+        maxima,
         times: vec![source.end_column().into()],
         ..Query::default()
     }
@@ -388,9 +420,10 @@ fn read_source(
     source: Source,
     from: i64,
     to: i64,
+    depth: Depth,
 ) -> Result<Frame> {
     let files = dataset.files(source.table(), device, from, to);
-    let mut query = source_query(source, from, to);
+    let mut query = source_query(source, from, to, depth);
     if let Source::Aggregates(interval) = source {
         query.equals = Some(("interval".into(), interval.into()));
     }
@@ -401,20 +434,20 @@ fn read_source(
     Ok(frame)
 }
 
-/// Reads one device's rows in `[from, to)`.
+/// Reads one device's rows in `[from, to)`, as much as `depth` needs.
 pub fn load(
     dataset: &Dataset,
     device: &str,
-    from: i64,
-    to: i64,
+    (from, to): (i64, i64),
     columns: usize,
+    depth: Depth,
 ) -> Result<DeviceData> {
     let mut source = choose_source(dataset, device, from, to, columns)?;
-    let mut frame = read_source(dataset, device, source, from, to)?;
+    let mut frame = read_source(dataset, device, source, from, to, depth)?;
     // Spans shorter than 10 min have no finished 10 min aggregate.
     if frame.is_empty() && source == Source::Aggregates("10min") {
         source = Source::Aggregates("3s");
-        frame = read_source(dataset, device, source, from, to)?;
+        frame = read_source(dataset, device, source, from, to, depth)?;
     }
     let events = read(
         &dataset.files("events", device, from, to),
@@ -427,6 +460,21 @@ pub fn load(
             ..Query::default()
         },
     )?;
+    if depth == Depth::Summary {
+        let pq_events = if dataset.has("pq_events") {
+            Some(count_pq_events(dataset, device, from, to)?)
+        } else {
+            None
+        };
+        return Ok(DeviceData {
+            name: device.to_string(),
+            source,
+            frame,
+            events,
+            harmonics: Frame::default(),
+            pq_events,
+        });
+    }
     let harmonics = read(
         &dataset.files("harmonics", device, from, to),
         &Query {
@@ -460,13 +508,16 @@ fn pick<'a>(columns: &'a [String], candidates: &[&str]) -> Option<&'a String> {
         .find_map(|c| columns.iter().find(|n| n == c))
 }
 
+/// Names a `pq_events` table may give its start column.
+const PQ_START: [&str; 4] = ["start", "start_time", "time", "event_start"];
+
 /// Identity columns the page already shows in the section heading.
 const IDENTITY: [&str; 3] = ["device", "device_id", "measures"];
 
 fn load_pq_events(dataset: &Dataset, device: &str, from: i64, to: i64) -> Result<PqEvents> {
     let files = dataset.files("pq_events", device, from, to);
     let all = super::read::column_names(&files)?;
-    let Some(start) = pick(&all, &["start", "start_time", "time", "event_start"]).cloned() else {
+    let Some(start) = pick(&all, &PQ_START).cloned() else {
         return Ok(PqEvents::default());
     };
     let end = pick(&all, &["end", "end_time", "event_end"]).cloned();
@@ -515,6 +566,29 @@ fn load_pq_events(dataset: &Dataset, device: &str, from: i64, to: i64) -> Result
         end_ns,
         kind,
         rows,
+    })
+}
+
+/// Only the start times of the device's power-quality events (to count them).
+fn count_pq_events(dataset: &Dataset, device: &str, from: i64, to: i64) -> Result<PqEvents> {
+    let files = dataset.files("pq_events", device, from, to);
+    let all = super::read::column_names(&files)?;
+    let Some(start) = pick(&all, &PQ_START).cloned() else {
+        return Ok(PqEvents::default());
+    };
+    let frame = read(
+        &files,
+        &Query {
+            time: start,
+            from,
+            to,
+            device: Some(device.to_string()),
+            ..Query::default()
+        },
+    )?;
+    Ok(PqEvents {
+        start_ns: frame.time,
+        ..PqEvents::default()
     })
 }
 

@@ -6,12 +6,16 @@
 //! Files: `scan` finds tables and partitions, `read` reads columns by name,
 //! `device` picks the table that fits the chart width and loads a device,
 //! `reduce` folds rows into per-pixel min/max envelopes, `stats` and
-//! `quality` and `spectrum` derive what is shown, `charts` draws with
-//! plotters (SVG), `page` assembles the HTML, `png` rasterises charts.
+//! `quality` and `spectrum` derive what is shown, `fleet` picks the devices
+//! drawn in full and sums the fleet, `charts` draws with plotters (SVG),
+//! `compact` strips what plotters repeats, `page` assembles the HTML, `png`
+//! rasterises charts.
 
 pub mod charts;
+pub mod compact;
 pub mod device;
 pub mod error;
+pub mod fleet;
 pub mod page;
 pub mod png;
 pub mod quality;
@@ -28,10 +32,14 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use rayon::prelude::*;
 
-use charts::{spectrum_chart, strip_chart, time_chart, Line, TimeAxis, PLOT_COLUMNS};
-use device::{chart_specs, DeviceData};
+use charts::{
+    sparkline, spectrum_chart, strip_chart, time_chart, Chart, Line, TimeAxis, PLOT_COLUMNS,
+    SPARK_WIDTH,
+};
+use device::{chart_specs, Depth, DeviceData};
 pub use error::{ReportError, Result};
-use page::{anchor, DeviceSection, PageInfo};
+pub use fleet::DEFAULT_DETAIL;
+use page::{anchor, DeviceSection, FleetRow, Overview, PageInfo};
 use reduce::{envelope, resolution_ns, Rows};
 use scan::Dataset;
 
@@ -51,6 +59,10 @@ pub struct ReportOptions {
     pub out: PathBuf,
     /// Where to write each chart as PNG, if wanted.
     pub png_dir: Option<PathBuf>,
+    /// Devices drawn with all their charts: every device when there are at
+    /// most this many, else the fleet table with a sparkline per device and
+    /// full charts for this many, those needing attention most.
+    pub detail: usize,
 }
 
 /// What was written.
@@ -59,6 +71,8 @@ pub struct ReportSummary {
     pub out: PathBuf,
     pub bytes: u64,
     pub devices: usize,
+    /// Devices drawn with all their charts.
+    pub detailed: usize,
     pub charts: usize,
     /// Charts per id (`power`, `quality`, ...), over all devices.
     pub charts_by_id: BTreeMap<String, usize>,
@@ -71,6 +85,8 @@ pub struct ReportSummary {
     pub stats: BTreeMap<String, stats::DeviceStats>,
     /// Chart titles per device, in page order.
     pub titles: BTreeMap<String, Vec<String>>,
+    /// Titles of the fleet's own charts.
+    pub fleet_titles: Vec<String>,
 }
 
 /// Reads the dataset, draws every chart and writes the page (and PNGs).
@@ -79,13 +95,32 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
     let devices = select_devices(&dataset, &options.devices, &options.dataset)?;
     let (from, to, extents) = span(&dataset, &devices, options.from, options.to)?;
     let zone = options.zone;
-    let sections: Vec<DeviceSection> = devices
+    let report_axis = TimeAxis { from, to, zone };
+    // Which devices get all their charts, and the fleet overview.
+    let (chosen, overview): (Vec<usize>, Overview) = if devices.len() > options.detail {
+        let summaries: Vec<Summary> = devices
+            .par_iter()
+            .map(|name| summarise(&dataset, name, &report_axis))
+            .collect::<Result<_>>()?;
+        let ranked: Vec<(&str, &stats::DeviceStats)> = summaries
+            .iter()
+            .map(|s| (s.name.as_str(), &s.stats))
+            .collect();
+        let chosen: Vec<usize> = fleet::attention_order(&ranked)
+            .into_iter()
+            .take(options.detail)
+            .collect();
+        let overview = fleet_overview(summaries, &chosen, &report_axis, options.detail)?;
+        (chosen, overview)
+    } else {
+        ((0..devices.len()).collect(), Overview::default())
+    };
+    let sections: Vec<DeviceSection> = chosen
         .par_iter()
-        .zip(extents.par_iter())
-        .map(|(name, extent)| {
+        .map(|&k| {
             // A device covering little of a span found in the data (captures
             // of different times) gets its own axis, so its lines are visible.
-            let own = extent
+            let own = extents[k]
                 .map(|(a, b)| (a.max(from), b.min(to)))
                 .filter(|(a, b)| b > a && (b - a) < (to - from) / 2);
             let axis = TimeAxis {
@@ -93,56 +128,174 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
                 to: own.map_or(to, |o| o.1),
                 zone,
             };
-            section(&dataset, name, axis, (from, to))
+            section(&dataset, &devices[k], axis, (from, to))
         })
         .collect::<Result<_>>()?;
+    let overview = if overview.rows.is_empty() {
+        Overview {
+            rows: sections
+                .iter()
+                .map(|s| FleetRow {
+                    name: s.name.clone(),
+                    stats: s.stats.clone(),
+                    sparkline: None,
+                    detailed: true,
+                })
+                .collect(),
+            ..Overview::default()
+        }
+    } else {
+        overview
+    };
     let info = PageInfo {
         dataset: options.dataset.display().to_string(),
         from,
         to,
         zone,
     };
-    let html = page::page(&info, &sections);
+    let html = page::page(&info, &overview, &sections);
     if let Some(parent) = options.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| ReportError::io("create folder", parent, e))?;
     }
     std::fs::write(&options.out, html.as_bytes())
         .map_err(|e| ReportError::io("write", &options.out, e))?;
     let pngs = match &options.png_dir {
-        Some(dir) => write_pngs(&sections, dir)?,
+        Some(dir) => write_pngs(&overview, &sections, dir)?,
         None => Vec::new(),
     };
     let mut charts_by_id = BTreeMap::new();
     let mut sources = BTreeMap::new();
+    let mut titles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in &overview.rows {
+        if let Some(chart) = &row.sparkline {
+            *charts_by_id.entry(chart.id.clone()).or_insert(0) += 1;
+            titles
+                .entry(row.name.clone())
+                .or_default()
+                .push(chart.title.clone());
+        }
+    }
+    for chart in &overview.charts {
+        *charts_by_id.entry(chart.id.clone()).or_insert(0) += 1;
+    }
     for s in &sections {
         *sources.entry(s.source.describe()).or_insert(0) += 1;
         for c in &s.charts {
             *charts_by_id.entry(c.id.clone()).or_insert(0) += 1;
         }
+        titles
+            .entry(s.name.clone())
+            .or_default()
+            .extend(s.charts.iter().map(|c| c.title.clone()));
     }
+    let mut stats: BTreeMap<String, stats::DeviceStats> = overview
+        .rows
+        .iter()
+        .map(|r| (r.name.clone(), r.stats.clone()))
+        .collect();
+    // A device read in full has its numbers from every column.
+    stats.extend(sections.iter().map(|s| (s.name.clone(), s.stats.clone())));
     Ok(ReportSummary {
         out: options.out.clone(),
         bytes: html.len() as u64,
-        devices: sections.len(),
+        devices: devices.len(),
+        detailed: sections.len(),
         charts: charts_by_id.values().sum(),
         charts_by_id,
         sources,
         from,
         to,
         pngs,
-        stats: sections
-            .iter()
-            .map(|s| (s.name.clone(), s.stats.clone()))
-            .collect(),
-        titles: sections
-            .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    s.charts.iter().map(|c| c.title.clone()).collect(),
-                )
-            })
-            .collect(),
+        stats,
+        titles,
+        fleet_titles: overview.charts.iter().map(|c| c.title.clone()).collect(),
+    })
+}
+
+/// What the fleet table shows of one device: its numbers and P.
+struct Summary {
+    name: String,
+    stats: stats::DeviceStats,
+    sparkline: Option<Chart>,
+    /// P per pixel column on the report axis, for the fleet's total.
+    power: Option<Line>,
+}
+
+/// Reads the summary columns of a device over the report span.
+fn summarise(dataset: &Dataset, name: &str, axis: &TimeAxis) -> Result<Summary> {
+    let data = device::load(
+        dataset,
+        name,
+        (axis.from, axis.to),
+        PLOT_COLUMNS,
+        Depth::Summary,
+    )?;
+    let specs = chart_specs(data.source);
+    let p = specs
+        .iter()
+        .find(|c| c.id == "power")
+        .and_then(|c| c.series.iter().find(|s| s.label == "P"));
+    let line = |columns: usize| p.and_then(|p| series_line(&data, p, axis, columns));
+    let spark = line(SPARK_WIDTH as usize);
+    let sparkline = match &spark {
+        Some(spark) => sparkline(
+            "sparkline",
+            &format!("{name}: active power over the span"),
+            axis,
+            spark,
+        )?,
+        None => None,
+    };
+    Ok(Summary {
+        name: name.to_string(),
+        stats: stats::device_stats(&data, axis.from, axis.to),
+        sparkline,
+        power: line(PLOT_COLUMNS),
+    })
+}
+
+/// The fleet's charts and table; `chosen` are drawn in full below it.
+fn fleet_overview(
+    summaries: Vec<Summary>,
+    chosen: &[usize],
+    axis: &TimeAxis,
+    detail: usize,
+) -> Result<Overview> {
+    let powers: Vec<&Line> = summaries.iter().filter_map(|s| s.power.as_ref()).collect();
+    let mut charts = Vec::new();
+    if let Some(total) = fleet::total(&powers, axis.from, axis.to, PLOT_COLUMNS) {
+        if let Some(chart) = time_chart(
+            "fleet_power",
+            "Fleet: total active power",
+            "W",
+            axis,
+            &[total],
+        )? {
+            charts.push(chart);
+        }
+    }
+    let note = format!(
+        "{} devices: every one has a row and a sparkline (mean P per pixel, min–max band, on the \
+         report's span). All charts are drawn below for the {} that need attention most (least data, \
+         then most flagged windows, gaps, power-quality events, worst THD-I); their names link there. \
+         Any other: meterflow report DATASET --device NAME, or a larger --detail.",
+        summaries.len(),
+        chosen.len().min(detail),
+    );
+    let rows = summaries
+        .into_iter()
+        .enumerate()
+        .map(|(k, s)| FleetRow {
+            name: s.name,
+            stats: s.stats,
+            sparkline: s.sparkline,
+            detailed: chosen.contains(&k),
+        })
+        .collect();
+    Ok(Overview {
+        charts,
+        rows,
+        note: Some(note),
     })
 }
 
@@ -205,8 +358,13 @@ fn span(
     Ok((from, to, extents))
 }
 
-/// The lines of one chart, reduced to the plot width.
-fn lines(data: &DeviceData, spec: &device::ChartSpec, axis: &TimeAxis) -> Vec<Line> {
+/// One series reduced to `columns` pixel columns of `axis`; `None` without values.
+fn series_line(
+    data: &DeviceData,
+    series: &device::SeriesSpec,
+    axis: &TimeAxis,
+    columns: usize,
+) -> Option<Line> {
     let frame = &data.frame;
     // Three missing rows in a row make a gap; a single row has the whole span.
     let resolution = resolution_ns(&frame.time);
@@ -215,25 +373,27 @@ fn lines(data: &DeviceData, spec: &device::ChartSpec, axis: &TimeAxis) -> Vec<Li
     } else {
         axis.to - axis.from
     };
+    let (value, lo, hi) = series.expr.eval(frame);
+    if !value.iter().any(|v| v.is_finite()) {
+        return None;
+    }
+    let rows = Rows {
+        time: &frame.time,
+        value: &value,
+        lo: lo.as_deref(),
+        hi: hi.as_deref(),
+    };
+    Some(Line {
+        label: series.label.clone(),
+        segments: envelope(rows, axis.from, axis.to, columns, gap_ns),
+    })
+}
+
+/// The lines of one chart, reduced to the plot width.
+fn lines(data: &DeviceData, spec: &device::ChartSpec, axis: &TimeAxis) -> Vec<Line> {
     spec.series
         .iter()
-        .filter_map(|s| {
-            let (value, lo, hi) = s.expr.eval(frame);
-            if !value.iter().any(|v| v.is_finite()) {
-                return None;
-            }
-            let rows = Rows {
-                time: &frame.time,
-                value: &value,
-                lo: lo.as_deref(),
-                hi: hi.as_deref(),
-            };
-            let segments = envelope(rows, axis.from, axis.to, PLOT_COLUMNS, gap_ns);
-            Some(Line {
-                label: s.label.clone(),
-                segments,
-            })
-        })
+        .filter_map(|s| series_line(data, s, axis, PLOT_COLUMNS))
         .collect()
 }
 
@@ -245,7 +405,7 @@ fn section(
     span: (i64, i64),
 ) -> Result<DeviceSection> {
     let (from, to) = (axis.from, axis.to);
-    let data = device::load(dataset, name, from, to, PLOT_COLUMNS)?;
+    let data = device::load(dataset, name, (from, to), PLOT_COLUMNS, Depth::Full)?;
     let mut charts = Vec::new();
     for spec in chart_specs(data.source) {
         let title = format!("{name}: {}", spec.title);
@@ -294,14 +454,22 @@ fn section(
     })
 }
 
-fn write_pngs(sections: &[DeviceSection], dir: &Path) -> Result<Vec<PathBuf>> {
+/// Every chart of the page as PNG: the fleet's, then each section's
+/// (sparklines are cells of a table, not figures).
+fn write_pngs(overview: &Overview, sections: &[DeviceSection], dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| ReportError::io("create folder", dir, e))?;
     let writer = png::PngWriter::new(2.0);
-    let jobs: Vec<(&DeviceSection, &charts::Chart)> = sections
+    let mut jobs: Vec<(String, &Chart)> = overview
+        .charts
         .iter()
-        .flat_map(|s| s.charts.iter().map(move |c| (s, c)))
+        .map(|c| (format!("fleet-{}", c.id), c))
         .collect();
+    jobs.extend(sections.iter().flat_map(|s| {
+        s.charts
+            .iter()
+            .map(move |c| (format!("{}-{}", anchor(&s.name), c.id), c))
+    }));
     jobs.par_iter()
-        .map(|(s, c)| writer.write(c, dir, &format!("{}-{}", anchor(&s.name), c.id)))
+        .map(|(stem, c)| writer.write(c, dir, stem))
         .collect()
 }

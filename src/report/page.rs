@@ -27,6 +27,26 @@ pub struct DeviceSection {
     pub pq_events: Option<PqEvents>,
 }
 
+/// One row of the fleet table.
+#[derive(Debug, Clone)]
+pub struct FleetRow {
+    pub name: String,
+    pub stats: DeviceStats,
+    /// P over the span, without axes, in large reports.
+    pub sparkline: Option<Chart>,
+    /// Whether the page has the device's section to link to.
+    pub detailed: bool,
+}
+
+/// The fleet overview: charts of the whole fleet, the table, and a note on
+/// which devices are drawn in full.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    pub charts: Vec<Chart>,
+    pub rows: Vec<FleetRow>,
+    pub note: Option<String>,
+}
+
 /// What the header says about the report.
 #[derive(Debug, Clone)]
 pub struct PageInfo {
@@ -53,15 +73,19 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 4px;border-top:
 .meta{color:#555;font-size:13px;margin:2px 0 10px}table{border-collapse:collapse;font-size:12px;margin:8px 0}\
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f3f3}td.name,th.name{text-align:left}\
 .charts{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}svg{display:block}\
-.note{color:#666;font-size:12px}";
+.note{color:#666;font-size:12px}td.spark{padding:0 4px}";
 
 /// The whole page.
-pub fn page(info: &PageInfo, sections: &[DeviceSection]) -> String {
+pub fn page(info: &PageInfo, overview: &Overview, sections: &[DeviceSection]) -> String {
+    let svg_bytes = |charts: &[Chart]| charts.iter().map(|c| c.svg.len()).sum::<usize>();
     let mut html = String::with_capacity(
-        sections
-            .iter()
-            .map(|s| s.charts.iter().map(|c| c.svg.len()).sum::<usize>())
-            .sum::<usize>()
+        sections.iter().map(|s| svg_bytes(&s.charts)).sum::<usize>()
+            + svg_bytes(&overview.charts)
+            + overview
+                .rows
+                .iter()
+                .map(|r| 400 + r.sparkline.as_ref().map_or(0, |c| c.svg.len()))
+                .sum::<usize>()
             + 65_536,
     );
     let span = format!(
@@ -80,11 +104,11 @@ pub fn page(info: &PageInfo, sections: &[DeviceSection]) -> String {
          (for aggregates, the extremes of their windows), so short peaks stay visible. Lines break at gaps.</p>\n",
         escape(&info.dataset),
         escape(&info.dataset),
-        sections.len(),
+        overview.rows.len().max(sections.len()),
         env!("CARGO_PKG_VERSION"),
     );
-    if sections.len() > 1 {
-        fleet_table(&mut html, sections);
+    if overview.rows.len() > 1 {
+        fleet_overview(&mut html, overview);
     }
     for section in sections {
         device_section(&mut html, section, info.zone);
@@ -93,20 +117,56 @@ pub fn page(info: &PageInfo, sections: &[DeviceSection]) -> String {
     html
 }
 
-fn fleet_table(html: &mut String, sections: &[DeviceSection]) {
-    html.push_str(
-        "<h2 id=\"fleet\">Fleet overview</h2>\n<table class=\"fleet\">\n<tr><th class=\"name\">device</th>\
+fn fleet_overview(html: &mut String, overview: &Overview) {
+    html.push_str("<h2 id=\"fleet\">Fleet overview</h2>\n");
+    if !overview.charts.is_empty() {
+        html.push_str("<div class=\"charts\">\n");
+        for chart in &overview.charts {
+            let _ = writeln!(
+                html,
+                "<figure id=\"fleet-{}\">{}</figure>",
+                escape(&chart.id),
+                chart.svg
+            );
+        }
+        html.push_str("</div>\n");
+    }
+    if let Some(note) = &overview.note {
+        let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(note));
+    }
+    let sparklines = overview.rows.iter().any(|r| r.sparkline.is_some());
+    let _ = write!(
+        html,
+        "<table class=\"fleet\">\n<tr><th class=\"name\">device</th>{}\
          <th>import kWh</th><th>export kWh</th><th>mean P W</th><th>peak P W</th><th>worst THD-V %</th>\
          <th>worst THD-I %</th><th>data %</th><th>flagged %</th><th>gaps</th><th>PQ events</th></tr>\n",
+        if sparklines { "<th>P over the span</th>" } else { "" }
     );
-    for s in sections {
+    for s in &overview.rows {
         let st = &s.stats;
+        // A device drawn in full is linked; the others' rows are the anchor.
+        let name = if s.detailed {
+            format!(
+                "<tr><td class=\"name\"><a href=\"#{}\">{}</a></td>",
+                anchor(&s.name),
+                escape(&s.name)
+            )
+        } else {
+            format!(
+                "<tr id=\"{}\"><td class=\"name\">{}</td>",
+                anchor(&s.name),
+                escape(&s.name)
+            )
+        };
+        let spark = match (&s.sparkline, sparklines) {
+            (Some(chart), _) => format!("<td class=\"spark\">{}</td>", chart.svg),
+            (None, true) => "<td>–</td>".to_string(),
+            (None, false) => String::new(),
+        };
         let _ = writeln!(
             html,
-            "<tr><td class=\"name\"><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+            "{name}{spark}<td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            anchor(&s.name),
-            escape(&s.name),
             opt(st.energy_import_wh, 1e-3, 3),
             opt(st.energy_export_wh, 1e-3, 3),
             opt(st.mean_p_w, 1.0, 1),
@@ -116,7 +176,8 @@ fn fleet_table(html: &mut String, sections: &[DeviceSection]) {
             st.completeness * 100.0,
             opt(st.flagged, 100.0, 1),
             st.gaps,
-            st.pq_events.map_or_else(|| "–".to_string(), |n| n.to_string()),
+            st.pq_events
+                .map_or_else(|| "–".to_string(), |n| n.to_string()),
         );
     }
     html.push_str("</table>\n");

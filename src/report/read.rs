@@ -10,8 +10,9 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::ParquetMetaData;
 
 use super::error::{ReportError, Result};
 use super::scan::PartFile;
@@ -36,6 +37,10 @@ pub struct Query {
     /// Keep only rows whose `device` column equals this (tables that are not
     /// partitioned by device).
     pub device: Option<String>,
+    /// Number columns of which only the largest value is needed: taken from
+    /// a file's footer statistics where they decide it (every row group in
+    /// `[from, to)` and of the `equals` value), else read as `numbers`.
+    pub maxima: Vec<String>,
 }
 
 /// Rows read, sorted by time; every column is as long as `time`.
@@ -46,6 +51,9 @@ pub struct Frame {
     pub texts: BTreeMap<String, Vec<String>>,
     pub lists: BTreeMap<String, Vec<Vec<f64>>>,
     pub times: BTreeMap<String, Vec<i64>>,
+    /// Largest values of `Query::maxima` columns from statistics (the rows
+    /// of the files read instead are in `numbers`).
+    pub maxima: BTreeMap<String, f64>,
 }
 
 impl Frame {
@@ -102,10 +110,52 @@ impl Frame {
 
 fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(|e| ReportError::io("open", path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| ReportError::Parquet {
-        path: path.to_path_buf(),
-        source,
+    // The Parquet schema says all the report needs; decoding the embedded
+    // Arrow schema too costs a tenth of opening a small file.
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(|source| {
+        ReportError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        }
     })
+}
+
+/// What the footer's statistics say about `column == value` in every row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    All,
+    None,
+    Some,
+}
+
+/// `Match::All`/`None` when every row group's statistics of text column
+/// `name` hold the one value `value` (or one other value) and no nulls.
+fn match_by_statistics(metadata: &ParquetMetaData, name: &str, value: &str) -> Match {
+    let schema = metadata.file_metadata().schema_descr();
+    let Some(index) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == name) else {
+        return Match::None;
+    };
+    let mut all = true;
+    let mut none = true;
+    for group in metadata.row_groups() {
+        let Some(stats) = group.column(index).statistics() else {
+            return Match::Some;
+        };
+        let (Some(min), Some(max)) = (stats.min_bytes_opt(), stats.max_bytes_opt()) else {
+            return Match::Some;
+        };
+        if stats.null_count_opt() != Some(0) || min != max {
+            return Match::Some;
+        }
+        all &= min == value.as_bytes();
+        none &= min != value.as_bytes();
+    }
+    match (all, none) {
+        (true, _) => Match::All,
+        (_, true) => Match::None,
+        _ => Match::Some,
+    }
 }
 
 /// Rows in `files` according to their footers (no data is read).
@@ -153,7 +203,7 @@ pub fn time_bounds(files: &[&PartFile], start: &str, end: &str) -> Result<Option
 /// Reads `query`'s columns of every file, keeping the rows in its time range.
 pub fn read(files: &[&PartFile], query: &Query) -> Result<Frame> {
     let mut frame = Frame::default();
-    for name in &query.numbers {
+    for name in query.numbers.iter().chain(&query.maxima) {
         frame.numbers.insert(name.clone(), Vec::new());
     }
     for name in &query.texts {
@@ -175,10 +225,25 @@ pub fn read(files: &[&PartFile], query: &Query) -> Result<Frame> {
 fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
     let path = file.path.as_path();
     let builder = open(path)?;
+    // A filter the statistics decide costs no column read (or no file).
+    let mut query = std::borrow::Cow::Borrowed(query);
+    if let Some((name, value)) = &query.equals {
+        match match_by_statistics(builder.metadata(), name, value) {
+            Match::None => return Ok(()),
+            Match::All => query.to_mut().equals = None,
+            Match::Some => {}
+        }
+    }
+    let query = query.as_ref();
+    let from_statistics =
+        !query.maxima.is_empty() && fold_maxima(builder.metadata(), query, &mut frame.maxima);
     let schema = builder.schema().clone();
     let filter_device = query.device.as_deref().filter(|_| file.device.is_none());
     let mut wanted: Vec<&str> = vec![query.time.as_str()];
     wanted.extend(query.numbers.iter().map(String::as_str));
+    if !from_statistics {
+        wanted.extend(query.maxima.iter().map(String::as_str));
+    }
     wanted.extend(query.texts.iter().map(String::as_str));
     wanted.extend(query.lists.iter().map(String::as_str));
     wanted.extend(query.times.iter().map(String::as_str));
@@ -216,6 +281,58 @@ fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
         append_batch(path, &batch, query, filter_device, frame)?;
     }
     Ok(())
+}
+
+/// Folds the largest value of each `query.maxima` column into `maxima`
+/// when the footer decides them all; false (and nothing folded) otherwise.
+fn fold_maxima(
+    metadata: &ParquetMetaData,
+    query: &Query,
+    maxima: &mut BTreeMap<String, f64>,
+) -> bool {
+    use parquet::file::statistics::Statistics;
+    if let Some((name, value)) = &query.equals {
+        if match_by_statistics(metadata, name, value) != Match::All {
+            return false;
+        }
+    }
+    let schema = metadata.file_metadata().schema_descr();
+    let index = |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
+    let Some(time) = index(&query.time) else {
+        return false;
+    };
+    let mut found: Vec<(&String, f64)> = Vec::new();
+    for group in metadata.row_groups() {
+        let inside = match group.column(time).statistics() {
+            Some(Statistics::Int64(v)) => {
+                v.min_opt().is_some_and(|&t| t >= query.from)
+                    && v.max_opt().is_some_and(|&t| t < query.to)
+            }
+            _ => false,
+        };
+        if !inside {
+            return false;
+        }
+        for name in &query.maxima {
+            let Some(column) = index(name) else {
+                continue;
+            };
+            let max = match group.column(column).statistics() {
+                Some(Statistics::Double(v)) => v.max_opt().copied(),
+                Some(Statistics::Float(v)) => v.max_opt().map(|&x| f64::from(x)),
+                _ => return false,
+            };
+            // No maximum: every value of the chunk is null.
+            if let Some(max) = max.filter(|m| m.is_finite()) {
+                found.push((name, max));
+            }
+        }
+    }
+    for (name, max) in found {
+        let entry = maxima.entry(name.clone()).or_insert(max);
+        *entry = entry.max(max);
+    }
+    true
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a ArrayRef> {

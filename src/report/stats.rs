@@ -72,12 +72,16 @@ pub fn device_stats(data: &DeviceData, from: i64, to: i64) -> DeviceStats {
     let clean = |i: usize| flags.get(i).is_none_or(|f| f.is_nan() || *f <= 0.0);
     let worst = |stem: &str| {
         finite_max(["l1", "l2", "l3"].iter().flat_map(|p| {
-            let column = frame.number(&format!("{stem}_{p}_pct"));
-            column
+            let name = format!("{stem}_{p}_pct");
+            let column = frame.number(&name);
+            let read = column
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| clean(*i))
-                .map(|(_, v)| *v)
+                .map(|(_, v)| *v);
+            // Files whose statistics gave the maximum were not read.
+            read.chain(frame.maxima.get(&name).copied())
+                .collect::<Vec<f64>>()
         }))
     };
     let empty = Vec::new();
@@ -119,7 +123,7 @@ pub fn device_stats(data: &DeviceData, from: i64, to: i64) -> DeviceStats {
             .iter()
             .filter(|k| *k == "gap")
             .count(),
-        pq_events: data.pq_events.as_ref().map(|p| p.rows.len()),
+        pq_events: data.pq_events.as_ref().map(|p| p.start_ns.len()),
     }
 }
 
