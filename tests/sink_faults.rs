@@ -24,6 +24,17 @@ type Row = BTreeMap<String, Cell>;
 /// A sink pipeline file: files rotate every 2 s so that commits happen while
 /// meters stream; the record log fsyncs every 0.2 s.
 fn pipeline(dir: &Path, out: &Path, port: u16, metrics_port: u16) -> PathBuf {
+    pipeline_with(dir, out, port, metrics_port, "")
+}
+
+/// [`pipeline`] with more `[record_log]` keys.
+fn pipeline_with(
+    dir: &Path,
+    out: &Path,
+    port: u16,
+    metrics_port: u16,
+    record_log: &str,
+) -> PathBuf {
     let path = dir.join("sink.toml");
     std::fs::write(
         &path,
@@ -49,6 +60,7 @@ metrics_listen = "127.0.0.1:{metrics_port}"
 packet_grace_s = 0.5
 [record_log]
 flush_interval_s = 0.2
+{record_log}
 "#,
             parquet = out.display(),
             state = dir.display(),
@@ -468,5 +480,112 @@ fn a_full_disk_turns_healthz_503_and_the_rows_that_waited_are_written_once_freed
         let span_s =
             (ts(rows.last().unwrap(), "window_end") - ts(&rows[0], "window_start")) as f64 / 1e9;
         assert!(span_s >= 10.0, "{device}: only {span_s:.1} s of windows");
+    }
+}
+
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_full_disk_under_the_record_log_holds_the_meters_back_and_loses_nothing() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    if mount_tmpfs(&state, "8m").is_none() {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(state.clone());
+    let out = dir.path().join("parquet");
+    let (port, metrics_port) = (free_port(), free_port());
+    // A small unflushed buffer: a failing log fills it within seconds.
+    let pipeline = pipeline_with(
+        dir.path(),
+        &out,
+        port,
+        metrics_port,
+        "max_buffer_bytes = 65536",
+    );
+    let mut sink = start_sink(&pipeline, 1);
+    let (cancel, meters) = start_meters(&runtime, port, metrics_port, 2, "held");
+    std::thread::sleep(Duration::from_secs(3));
+
+    let filler = state.join("filler");
+    fill(&filler);
+    let mut reason = String::new();
+    wait_for(
+        Duration::from_secs(30),
+        "/healthz to answer 503",
+        || match http_get(metrics_port, "/healthz") {
+            Some((503, body)) => {
+                reason = body;
+                true
+            }
+            _ => false,
+        },
+    );
+    assert!(
+        reason.contains("record log"),
+        "{reason}\n{}",
+        logs(dir.path())
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the engine to wait for the log",
+        || {
+            http_get(metrics_port, "/metrics")
+                .is_some_and(|(_, m)| metric(&m, "meterflow_record_log_full_waits_total") >= 1.0)
+        },
+    );
+    // Held back a few seconds: the meters buffer meanwhile (~37 s at 4 kHz).
+    std::thread::sleep(Duration::from_secs(3));
+    let metrics = http_get(metrics_port, "/metrics").unwrap().1;
+    assert!(
+        metric(&metrics, "meterflow_record_log_flush_errors_total") >= 1.0,
+        "{metrics}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    wait_for(Duration::from_secs(40), "/healthz to recover", || {
+        http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    sigterm_and_wait(&mut sink);
+    cancel.cancel();
+    let _ = runtime.block_on(meters);
+
+    let log = logs(dir.path());
+    let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(lines("record log full"), 1, "{log}");
+    assert_eq!(lines("record log takes records again"), 1, "{log}");
+    let windows = by_device(&out.join("windows"), "window_start");
+    assert_eq!(windows.len(), 2, "{:?}", windows.keys());
+    for (device, rows) in &windows {
+        let gaps = check_windows(device, rows);
+        assert!(
+            gaps.is_empty(),
+            "{device}: windows missing at {gaps:?}\n{log}"
+        );
+        let span_s =
+            (ts(rows.last().unwrap(), "window_end") - ts(&rows[0], "window_start")) as f64 / 1e9;
+        assert!(span_s >= 10.0, "{device}: only {span_s:.1} s of windows");
+    }
+    // The meters never had to drop anything.
+    let events = by_device(&out.join("events"), "time");
+    for (device, rows) in &events {
+        assert!(
+            rows.iter().all(|e| text(e, "kind") != "gap"),
+            "{device}: {rows:?}"
+        );
     }
 }

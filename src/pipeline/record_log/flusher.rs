@@ -110,7 +110,7 @@ fn run(log: &RecordLog) {
         match log.flush() {
             Ok(_) if failing => {
                 failing = false;
-                tracing::info!("record log writes again");
+                tracing::warn!("record log writes again");
             }
             Ok(_) => {}
             Err(error) if !failing => {

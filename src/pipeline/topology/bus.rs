@@ -51,6 +51,8 @@ pub struct RecordBus {
     state: Option<Arc<StateStore>>,
     raw: bool,
     closed: AtomicBool,
+    /// Whether the last append found the log full (for one log line per change).
+    log_full: AtomicBool,
     pub counters: BusCounters,
 }
 
@@ -68,6 +70,7 @@ impl RecordBus {
             state,
             raw,
             closed: AtomicBool::new(false),
+            log_full: AtomicBool::new(false),
             counters: BusCounters::default(),
         }
     }
@@ -125,11 +128,21 @@ impl RecordBus {
         let mut waited = false;
         loop {
             match log.append(payload) {
-                Ok(seq) => return Ok(seq),
+                Ok(seq) => {
+                    if waited && self.log_full.swap(false, Relaxed) {
+                        tracing::warn!("record log takes records again; the engine goes on");
+                    }
+                    return Ok(seq);
+                }
                 Err(AppendError::Full) if !self.closed.load(Relaxed) => {
                     if !waited {
                         waited = true;
                         self.counters.log_full_waits.fetch_add(1, Relaxed);
+                    }
+                    if !self.log_full.swap(true, Relaxed) {
+                        tracing::warn!(
+                            "record log full: the engine waits and sockets stop being read until it drains"
+                        );
                     }
                     std::thread::sleep(FULL_LOG_RETRY);
                 }

@@ -205,7 +205,7 @@ impl Topology {
             let _ = thread.join();
         }
         if let (Some(log), Some(state)) = (&log, &state) {
-            snapshot(&bus, log, state);
+            snapshot(&bus, log, state, &mut false);
             if let Some(flusher) = flusher {
                 flusher.stop().context("stopping the record log flusher")?;
             }
@@ -309,16 +309,30 @@ fn log_id(dir: &Path) -> anyhow::Result<String> {
     Ok(id)
 }
 
-fn snapshot(bus: &RecordBus, log: &RecordLog, state: &StateStore) {
+/// Snapshots the meter state into the log (and its readable copy); returns
+/// whether that worked, so failures are logged once per change.
+fn snapshot(bus: &RecordBus, log: &RecordLog, state: &StateStore, failing: &mut bool) {
     let Some((seq, bytes)) = bus.state_at() else {
         return;
     };
-    if let Err(error) = log.write_snapshot(seq, &bytes) {
-        tracing::warn!("record log snapshot: {error:#}");
-    }
-    // The readable copy.
-    if let Err(error) = state.save() {
-        tracing::warn!("checkpoint copy: {error:#}");
+    let result = log.write_snapshot(seq, &bytes).map(drop).and_then(|()| {
+        state
+            .save()
+            .map(drop)
+            .context("the readable checkpoint copy")
+    });
+    match result {
+        Err(error) if !*failing => {
+            *failing = true;
+            tracing::warn!(
+                "meter state snapshot failed, retried every {SNAPSHOT_EVERY:?}: {error:#}"
+            );
+        }
+        Ok(()) if *failing => {
+            *failing = false;
+            tracing::warn!("meter state snapshots work again");
+        }
+        _ => {}
     }
 }
 
@@ -332,10 +346,11 @@ fn spawn_snapshots(
     let thread = std::thread::Builder::new()
         .name("state-snapshots".into())
         .spawn(move || {
+            let mut failing = false;
             while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(SNAPSHOT_EVERY)
             {
-                snapshot(&bus, &log, &state);
+                snapshot(&bus, &log, &state, &mut failing);
             }
         })
         .context("starting the snapshot thread")?;
