@@ -49,6 +49,12 @@ pub trait Output: Send {
         Duration::from_secs(1)
     }
 
+    /// The record log is half full and this output holds it back: make
+    /// everything accepted durable now, even if that means smaller files.
+    fn relieve(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Why the output is degraded while it still accepts records (a
     /// delivery target down, packets spooling); `None` when all is well.
     fn degraded(&self) -> Option<String> {

@@ -211,6 +211,25 @@ impl Runner {
         let Some(output) = self.output.as_mut() else {
             return Ok(());
         };
+        if let Some(log) = &self.log {
+            let on_disk = log.stats().bytes_on_disk;
+            let acked = log.acked(self.name).unwrap_or(0);
+            let lowest = log
+                .stats()
+                .consumers
+                .iter()
+                .map(|c| c.acked_seq)
+                .min()
+                .unwrap_or(0);
+            if on_disk > log.config().max_bytes / 2 && acked <= lowest {
+                tracing::info!(
+                    output = self.name,
+                    bytes = on_disk,
+                    "record log half full behind this output: finishing its files early"
+                );
+                output.relieve()?;
+            }
+        }
         let durable = output.flush()?.min(self.next.saturating_sub(1));
         let degraded = output.degraded();
         if let Some(log) = &self.log {

@@ -77,6 +77,12 @@ impl Output for ParquetOutput {
             .map_or(self.last_seq, |seq| seq.saturating_sub(1)))
     }
 
+    fn relieve(&mut self) -> anyhow::Result<()> {
+        self.dataset.seal_all()?;
+        self.dataset.commit()?;
+        Ok(())
+    }
+
     fn close(self: Box<Self>) -> anyhow::Result<OutputSummary> {
         Ok(OutputSummary {
             dataset: Some(self.dataset.close()?),
