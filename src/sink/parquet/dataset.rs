@@ -14,6 +14,8 @@ use super::aggregates::{self, AggregateRow};
 use super::config::{DatasetInfo, ParquetConfig};
 use super::error::{ParquetSinkError, Result};
 use super::events::{self, EventRow};
+use super::half_cycle::{self, HalfCycleRow};
+use super::pq_events::{self, PqEventRow};
 use super::harmonics::{self, HarmonicRow};
 use super::latch::{self, LatchRow};
 use super::raw::{self, RawBuffer};
@@ -272,6 +274,8 @@ pub struct DatasetWriter {
     aggregates: Option<Table<AggregateRow>>,
     harmonics: Option<Table<HarmonicRow>>,
     events: Option<Table<EventRow>>,
+    pq_events: Option<Table<PqEventRow>>,
+    half_cycle: Option<Table<HalfCycleRow>>,
     raw: Option<RawTable>,
     closed: bool,
 }
@@ -383,6 +387,22 @@ impl DatasetWriter {
                     config.row_group_rows,
                 )
             }),
+            pq_events: tables.pq_events.then(|| {
+                Table::new(
+                    pq_events::spec(),
+                    metric_writer(pq_events::TABLE, false),
+                    |r: &PqEventRow| r.event.start_unix_ns,
+                    config.row_group_rows,
+                )
+            }),
+            half_cycle: tables.half_cycle.then(|| {
+                Table::new(
+                    half_cycle::spec(),
+                    metric_writer(half_cycle::TABLE, false),
+                    |r: &HalfCycleRow| r.value.start_unix_ns,
+                    config.row_group_rows,
+                )
+            }),
             raw,
             closed: false,
         })
@@ -423,6 +443,20 @@ impl DatasetWriter {
         }
     }
 
+    pub fn write_pq_event(&mut self, row: PqEventRow) -> Result<()> {
+        match &mut self.pq_events {
+            Some(table) => table.push(row, self.batch_rows),
+            None => Ok(()),
+        }
+    }
+
+    pub fn write_half_cycle(&mut self, row: HalfCycleRow) -> Result<()> {
+        match &mut self.half_cycle {
+            Some(table) => table.push(row, self.batch_rows),
+            None => Ok(()),
+        }
+    }
+
     /// Samples for the raw archive (ignored when it is off).
     pub fn write_raw(&mut self, device: &DeviceInfo, block: &SampleBlock) -> Result<()> {
         match &mut self.raw {
@@ -446,6 +480,12 @@ impl DatasetWriter {
             t.finish_device(device)?;
         }
         if let Some(t) = &mut self.events {
+            t.finish_device(device)?;
+        }
+        if let Some(t) = &mut self.pq_events {
+            t.finish_device(device)?;
+        }
+        if let Some(t) = &mut self.half_cycle {
             t.finish_device(device)?;
         }
         if let Some(t) = &mut self.raw {
@@ -482,6 +522,12 @@ impl DatasetWriter {
         if let Some(t) = &self.events {
             add(&t.writer, t.rows);
         }
+        if let Some(t) = &self.pq_events {
+            add(&t.writer, t.rows);
+        }
+        if let Some(t) = &self.half_cycle {
+            add(&t.writer, t.rows);
+        }
         if let Some(t) = &self.raw {
             add(&t.writer, t.rows);
         }
@@ -500,6 +546,8 @@ impl DatasetWriter {
             self.aggregates.as_mut().map_or(Ok(()), Table::close),
             self.harmonics.as_mut().map_or(Ok(()), Table::close),
             self.events.as_mut().map_or(Ok(()), Table::close),
+            self.pq_events.as_mut().map_or(Ok(()), Table::close),
+            self.half_cycle.as_mut().map_or(Ok(()), Table::close),
             self.raw.as_mut().map_or(Ok(()), RawTable::close),
         ];
         results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
