@@ -112,6 +112,11 @@ impl EngineConfig {
         if !(self.min_reference_peak_v.is_finite() && self.min_reference_peak_v >= 0.0) {
             return Err(EngineError::BadConfig("min_reference_peak_v must be >= 0"));
         }
+        if let Some(pq) = &self.pq {
+            // Names `dsp.pq.udin_v` when that is the bad one.
+            pq.validate()
+                .map_err(|e| EngineError::BadPqConfig(e.to_string()))?;
+        }
         let udin = self.udin_v();
         if !(udin.is_finite() && udin > 0.0) {
             return Err(EngineError::BadConfig("declared_voltage_v must be > 0"));
