@@ -342,7 +342,10 @@ fn expected_aggregate(r: &AggregateRow) -> BTreeMap<String, Cell> {
         put(&format!("pst_{tag}"), f(a.pst[k]));
         put(&format!("plt_{tag}"), f(a.plt[k]));
     }
-    put("flicker_flags", Cell::I32(i32::from(a.flicker_flags.bits())));
+    put(
+        "flicker_flags",
+        Cell::I32(i32::from(a.flicker_flags.bits())),
+    );
     put("frequency_hz", f(a.frequency_hz.map(|s| s.value)));
     put("frequency_min_hz", f(a.frequency_hz.map(|s| s.min)));
     put("frequency_max_hz", f(a.frequency_hz.map(|s| s.max)));

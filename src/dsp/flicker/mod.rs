@@ -19,9 +19,9 @@ pub mod weighting;
 
 use serde::{Deserialize, Serialize};
 
+pub use book::FlickerBook;
 pub use classifier::{Classifier, CLASSES};
 pub use meter::FlickerMeter;
-pub use book::FlickerBook;
 pub use output::{FlickerFlags, FlickerOutput, FlickerValue, PinstValue, SeverityValue};
 
 /// Reference lamp of the weighting filter.

@@ -15,7 +15,8 @@
 use arrow::datatypes::SchemaRef;
 
 use super::schema::{
-    device_columns, f64_col, i32_col, i64_col, time_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
+    device_columns, f64_col, i32_col, i64_col, time_col, ColumnSpec, ColumnValues, DeviceRow,
+    TableSpec,
 };
 use super::windows::PHASE_TAGS;
 use super::DeviceInfo;

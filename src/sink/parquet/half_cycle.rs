@@ -4,7 +4,9 @@
 
 use arrow::datatypes::SchemaRef;
 
-use super::schema::{bool_col, device_columns, f64_col, time_col, ColumnSpec, DeviceRow, TableSpec};
+use super::schema::{
+    bool_col, device_columns, f64_col, time_col, ColumnSpec, DeviceRow, TableSpec,
+};
 use super::windows::PHASE_TAGS;
 use super::DeviceInfo;
 pub use crate::model::HalfCycleRow;
@@ -24,7 +26,10 @@ pub(crate) fn spec() -> TableSpec<HalfCycleRow> {
             "start",
             time_col(|r: &HalfCycleRow| Some(r.value.start_unix_ns)),
         ),
-        ColumnSpec::required("end", time_col(|r: &HalfCycleRow| Some(r.value.end_unix_ns))),
+        ColumnSpec::required(
+            "end",
+            time_col(|r: &HalfCycleRow| Some(r.value.end_unix_ns)),
+        ),
         ColumnSpec::required(
             "extrapolated",
             bool_col(|r: &HalfCycleRow| Some(r.value.extrapolated)),

@@ -36,13 +36,19 @@ pub(crate) fn spec() -> TableSpec<PqEventRow> {
             "kind",
             ColumnValues::Utf8(|r: &PqEventRow| Some(r.event.kind.name())),
         ),
-        ColumnSpec::required("start", time_col(|r: &PqEventRow| Some(r.event.start_unix_ns))),
+        ColumnSpec::required(
+            "start",
+            time_col(|r: &PqEventRow| Some(r.event.start_unix_ns)),
+        ),
         ColumnSpec::required("end", time_col(|r: &PqEventRow| Some(r.event.end_unix_ns))),
         ColumnSpec::required(
             "duration_s",
             f64_col(|r: &PqEventRow| Some(r.event.duration_s)),
         ),
-        ColumnSpec::required("extreme_v", f64_col(|r: &PqEventRow| Some(r.event.extreme_v))),
+        ColumnSpec::required(
+            "extreme_v",
+            f64_col(|r: &PqEventRow| Some(r.event.extreme_v)),
+        ),
         ColumnSpec::required(
             "extreme_pct_udin",
             f64_col(|r: &PqEventRow| Some(r.event.extreme_pct_udin)),
