@@ -89,6 +89,7 @@ fn aggregate(m: u64, k: i64, phases: usize) -> Aggregate {
         pf_total: Some(p_phase / s_phase.max(1e-9)),
         energy_total: energy,
         frequency_hz: Some(stat(50.0 + 0.02 * (noise(k as u64) - 0.5), 0.03)),
+        ..Aggregate::default()
     }
 }
 

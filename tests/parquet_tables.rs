@@ -78,7 +78,7 @@ fn run_device(name: &str, id: u64, measures: Measures, seconds: u32) -> Device {
     let mut engine =
         DeviceEngine::for_block(&engine_config(), &whole).unwrap_or_else(|e| panic!("{e}"));
     let mut energy = engine.energy().clone();
-    let udin = engine_config().declared_voltage_v;
+    let udin = engine_config().udin_v();
     let mut cycles = CycleAggregator::new().with_declared_voltage(udin);
     let mut ten_min = ClockAggregator::ten_minutes().with_declared_voltage(udin);
     let mut packet = ClockAggregator::new(1_000_000_000).with_declared_voltage(udin);
@@ -325,6 +325,7 @@ fn expected_aggregate(r: &AggregateRow) -> BTreeMap<String, Cell> {
                 IntervalKind::Cycles150 => "3s",
                 IntervalKind::TenMinutes => "10min",
                 IntervalKind::Packet => "packet",
+                IntervalKind::TwoHours => "2h",
             }
             .into(),
         ),
@@ -333,6 +334,18 @@ fn expected_aggregate(r: &AggregateRow) -> BTreeMap<String, Cell> {
     put("interval_end", Cell::Ts(a.end_unix_ns));
     put("windows", Cell::I64(i64::from(a.windows)));
     put("flagged_windows", Cell::I64(i64::from(a.flagged_windows)));
+    put(
+        "pq_flagged_windows",
+        Cell::I64(i64::from(a.pq_flagged_windows)),
+    );
+    for (k, tag) in ["l1", "l2", "l3"].into_iter().enumerate() {
+        put(&format!("pst_{tag}"), f(a.pst[k]));
+        put(&format!("plt_{tag}"), f(a.plt[k]));
+    }
+    put(
+        "flicker_flags",
+        Cell::I32(i32::from(a.flicker_flags.bits())),
+    );
     put("frequency_hz", f(a.frequency_hz.map(|s| s.value)));
     put("frequency_min_hz", f(a.frequency_hz.map(|s| s.min)));
     put("frequency_max_hz", f(a.frequency_hz.map(|s| s.max)));

@@ -15,6 +15,7 @@ struct Doc(Vec<(String, Vec<String>)>);
 const SINKS: &[(&str, &[&str])] = &[
     ("[dsp]", &[]),
     ("[dsp.pq]", &[]),
+    ("[dsp.pq.flicker]", &[]),
     ("[aggregation]", &[]),
     ("[sink.parquet]", &["out = \"out/parquet\""]),
     ("[sink.parquet.tables]", &[]),

@@ -553,7 +553,8 @@ fn configs_parse_with_their_keys_and_refuse_unknown_ones() {
         toml::from_str("nominal_frequency_hz = 60\n[pq]\nudin_v = 120\ndip_threshold_pct = 85\n")
             .unwrap_or_else(|e| panic!("{e}"));
     let pq = engine.pq.clone().unwrap_or_default();
-    assert_eq!((pq.udin_v, pq.dip_threshold_pct), (120.0, 85.0));
+    assert_eq!((pq.udin(), pq.dip_threshold_pct), (120.0, 85.0));
+    assert_eq!(engine.udin_v(), 120.0);
     assert_eq!(engine.validate(), Ok(()));
     assert!(toml::from_str::<EngineConfig>("[pq]\nudin = 120\n").is_err());
     let bad: EngineConfig =

@@ -45,6 +45,13 @@ pub fn print_devices(devices: &[DeviceSummary]) {
             opt(d.max_thd_i_pct, 2),
             d.lost_samples
         );
+        let pq = &d.pq_events;
+        if pq.total() > 0 {
+            println!(
+                "  {}: PQ events: {} dips, {} swells, {} interruptions, {} RVCs",
+                d.device, pq.dips, pq.swells, pq.interruptions, pq.rapid_voltage_changes
+            );
+        }
         if let Some(error) = &d.output_error {
             eprintln!("  {}: output error: {error}", d.device);
         }

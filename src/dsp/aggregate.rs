@@ -16,11 +16,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::energy::EnergyFlow;
+use super::flicker::FlickerFlags;
 use super::metrics::WindowMetrics;
 use super::window::WindowFlags;
 
 /// Ten minutes, ns.
 pub const TEN_MINUTES_NS: i64 = 600_000_000_000;
+/// Two hours (the `Plt` interval), ns.
+pub const TWO_HOURS_NS: i64 = 12 * TEN_MINUTES_NS;
 /// Basic windows per 150/180-cycle interval.
 pub const WINDOWS_PER_SHORT_INTERVAL: u32 = 15;
 
@@ -73,6 +76,12 @@ pub struct Aggregate {
     pub energy_total: EnergyFlow,
     /// Mean of the window frequencies, with extremes.
     pub frequency_hz: Option<Stat>,
+    /// Flicker `Pst` per phase (10-min intervals, with `[dsp.pq.flicker]`).
+    pub pst: [Option<f64>; 3],
+    /// Flicker `Plt` per phase (2-h intervals, with `[dsp.pq.flicker]`).
+    pub plt: [Option<f64>; 3],
+    /// Why `pst` / `plt` deserve less trust (settling, gaps, incomplete).
+    pub flicker_flags: FlickerFlags,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -268,6 +277,7 @@ impl AggregateAccumulator {
             pf_total: ratio(&self.p, &self.s),
             energy_total: self.energy,
             frequency_hz: self.frequency.mean(),
+            ..Aggregate::default()
         };
         *self = AggregateAccumulator {
             declared_voltage_v: udin,
@@ -298,6 +308,11 @@ impl ClockAggregator {
 
     pub fn ten_minutes() -> Self {
         Self::new(TEN_MINUTES_NS)
+    }
+
+    /// Clock-aligned 2 h, the interval of flicker `Plt`.
+    pub fn two_hours() -> Self {
+        Self::new(TWO_HOURS_NS)
     }
 
     /// Also reports the under/over deviation against Udin = `udin_v`.

@@ -7,6 +7,7 @@
 //! by reference.
 
 use super::energy::EnergyCounters;
+use super::flicker::{FlickerMeter, FlickerValue};
 use super::frequency::{
     CycleFrequency, CycleTracker, SampleClock, TenSecondFrequency, TenSecondTracker,
 };
@@ -52,6 +53,9 @@ pub enum EngineOutput<'a> {
     PqEvent(&'a PqEvent),
     /// Only with `[dsp.pq]` and `keep_half_cycle`.
     HalfCycle(&'a HalfCycleRms),
+    /// Only with `[dsp.pq.flicker]`: `Pst`, `Plt` (and `Pinst` with
+    /// `keep_pinst`) of one voltage channel.
+    Flicker(FlickerValue),
 }
 
 impl EngineOutput<'_> {
@@ -64,6 +68,7 @@ impl EngineOutput<'_> {
             EngineOutput::Cycle(c) => OwnedOutput::Cycle(c),
             EngineOutput::PqEvent(e) => OwnedOutput::PqEvent(*e),
             EngineOutput::HalfCycle(h) => OwnedOutput::HalfCycle(*h),
+            EngineOutput::Flicker(f) => OwnedOutput::Flicker(f),
         }
     }
 }
@@ -77,6 +82,7 @@ pub enum OwnedOutput {
     Cycle(CycleFrequency),
     PqEvent(PqEvent),
     HalfCycle(HalfCycleRms),
+    Flicker(FlickerValue),
 }
 
 /// Engine for waveform layouts (`v,i,v,i,v,i`, `v,i`, `v,i_Lx`).
@@ -104,6 +110,8 @@ pub struct WaveformEngine {
     /// With `[dsp.pq]`; windows then wait until it knows every event they
     /// could overlap (about two cycles).
     pq: Option<Box<PqDetector>>,
+    /// With `[dsp.pq.flicker]`: (phase, channel, meter) per voltage channel.
+    flicker: Vec<(u8, usize, FlickerMeter)>,
 }
 
 impl WaveformEngine {
@@ -127,13 +135,26 @@ impl WaveformEngine {
             rate,
         };
         let present = [0, 1, 2].map(|k| map.voltage[k].is_some() && map.current[k].is_some());
-        let pq = match &config.pq {
+        let pq_config = config.pq_config();
+        let pq = match &pq_config {
             Some(pq) => Some(Box::new(
                 PqDetector::new(pq, measures, rate, nominal, start_unix_ns, 0)
                     .map_err(|e| EngineError::BadPqConfig(e.to_string()))?,
             )),
             None => None,
         };
+        let mut flicker = Vec::new();
+        if let Some(settings) = pq_config.as_ref().map(|pq| &pq.flicker) {
+            if settings.enabled {
+                let meter_config = settings.config(rate, nominal, config.udin_v());
+                for (phase, channel) in map.voltage.iter().enumerate() {
+                    let Some(channel) = *channel else { continue };
+                    let meter = FlickerMeter::new(meter_config.clone())
+                        .map_err(|e| EngineError::BadPqConfig(e.to_string()))?;
+                    flicker.push((phase as u8, channel, meter));
+                }
+            }
+        }
         Ok(WaveformEngine {
             measures,
             rate,
@@ -161,6 +182,7 @@ impl WaveformEngine {
             metrics: WindowMetrics::default(),
             energy: EnergyCounters::new(present),
             pq,
+            flicker,
         })
     }
 
@@ -222,6 +244,9 @@ impl WaveformEngine {
                     let data_end = expected as f64 - 0.5;
                     pq.on_gap(data_end, block.first_index, &mut pq_sink(sink));
                 }
+                for (_, _, meter) in &mut self.flicker {
+                    meter.gap();
+                }
                 self.emit_spans(sink);
                 self.detector.reset();
                 for channel in &mut self.buffer {
@@ -233,6 +258,17 @@ impl WaveformEngine {
         }
         let end = block.first_index + block.len() as u64;
         self.next_index = Some(end);
+        // Before the windows of this block: a `Pst` closes before the
+        // 10-min aggregate it belongs to.
+        if !self.flicker.is_empty() {
+            let first_ns = self.clock.time_ns(block.first_index as f64);
+            for (phase, channel, meter) in &mut self.flicker {
+                let phase = *phase;
+                meter.push(&block.channels[*channel], first_ns, &mut |output| {
+                    sink(EngineOutput::Flicker(FlickerValue { phase, output }));
+                });
+            }
+        }
         for (buffer, channel) in self.buffer.iter_mut().zip(&block.channels) {
             buffer.extend_from_slice(channel);
         }
@@ -276,6 +312,12 @@ impl WaveformEngine {
             self.ten_seconds.finish(&mut self.frequencies);
             if let Some(pq) = &mut self.pq {
                 pq.finish(end as f64 - 0.5, &mut pq_sink(sink));
+            }
+            for (phase, _, meter) in &mut self.flicker {
+                let phase = *phase;
+                meter.finish(&mut |output| {
+                    sink(EngineOutput::Flicker(FlickerValue { phase, output }));
+                });
             }
             self.emit_spans(sink);
             self.trim_buffer();

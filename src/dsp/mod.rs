@@ -57,8 +57,9 @@ pub struct EngineConfig {
     /// treated as absent: no zero crossings, fixed flagged windows.
     pub min_reference_peak_v: f64,
     /// Udin: the declared phase-to-neutral supply voltage, V (IEC 61000-4-30);
-    /// power-quality thresholds and the under/over deviation are percent of it.
-    pub declared_voltage_v: f64,
+    /// power-quality thresholds and the under/over deviation are percent of
+    /// it. Absent: `[dsp.pq] udin_v` (its old name), else 230 V.
+    pub declared_voltage_v: Option<f64>,
     /// `[dsp.pq]`: half-cycle RMS and dip/swell/interruption/RVC detection,
     /// PQ-flagged windows; absent = off.
     pub pq: Option<pq::PqConfig>,
@@ -73,7 +74,7 @@ impl Default for EngineConfig {
             keep_harmonic_subgroups: false,
             emit_cycle_frequency: false,
             min_reference_peak_v: 10.0,
-            declared_voltage_v: 230.0,
+            declared_voltage_v: None,
             pq: None,
         }
     }
@@ -109,13 +110,44 @@ impl EngineConfig {
         if !(self.min_reference_peak_v.is_finite() && self.min_reference_peak_v >= 0.0) {
             return Err(EngineError::BadConfig("min_reference_peak_v must be >= 0"));
         }
-        if !(self.declared_voltage_v.is_finite() && self.declared_voltage_v > 0.0) {
-            return Err(EngineError::BadConfig("declared_voltage_v must be > 0"));
-        }
         if let Some(pq) = &self.pq {
+            // Names `dsp.pq.udin_v` when that is the bad one.
             pq.validate()
                 .map_err(|e| EngineError::BadPqConfig(e.to_string()))?;
         }
+        let udin = self.udin_v();
+        if !(udin.is_finite() && udin > 0.0) {
+            return Err(EngineError::BadConfig("declared_voltage_v must be > 0"));
+        }
+        if let Some(pq) = &self.pq {
+            if let (Some(old), Some(new)) = (pq.udin_v, self.declared_voltage_v) {
+                if old != new {
+                    return Err(EngineError::BadPqConfig(format!(
+                        "dsp.pq.udin_v = {old} differs from dsp.declared_voltage_v = {new}: \
+                         udin_v is the old name of declared_voltage_v, keep one"
+                    )));
+                }
+            }
+            self.pq_config()
+                .unwrap_or_default()
+                .validate()
+                .map_err(|e| EngineError::BadPqConfig(e.to_string()))?;
+        }
         Ok(())
+    }
+
+    /// Udin, V: `declared_voltage_v`, else `[dsp.pq] udin_v`, else 230 V.
+    pub fn udin_v(&self) -> f64 {
+        self.declared_voltage_v
+            .or(self.pq.as_ref().and_then(|pq| pq.udin_v))
+            .unwrap_or(pq::DEFAULT_UDIN_V)
+    }
+
+    /// `[dsp.pq]` with its Udin resolved, as the detector uses it.
+    pub fn pq_config(&self) -> Option<pq::PqConfig> {
+        self.pq.as_ref().map(|pq| pq::PqConfig {
+            udin_v: Some(self.udin_v()),
+            ..pq.clone()
+        })
     }
 }

@@ -17,7 +17,9 @@ pub use measurand::{keys, MeasurandValue};
 pub use mppt::{Channel, MpptRecord, MpptStatus};
 pub use reading::{Reading, Value};
 pub use record::{RawBlock, Record, TelemetryBatch};
-pub use rows::{AggregateRow, EventKind, EventRow, IntervalKind, LatchRow, WindowRow};
+pub use rows::{
+    AggregateRow, EventKind, EventRow, HalfCycleRow, IntervalKind, LatchRow, PqEventRow, WindowRow,
+};
 pub use sensor::{
     CircuitReading, IntervalReadings, KeyedValue, SensorInfo, SensorInterval, SensorReadings,
 };

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AggregateRow, DeviceInfo, EventRow, IntervalReadings, LatchRow, MpptRecord, Reading,
-    SensorInterval, WindowRow,
+    AggregateRow, DeviceInfo, EventRow, HalfCycleRow, IntervalReadings, LatchRow, MpptRecord,
+    PqEventRow, Reading, SensorInterval, WindowRow,
 };
 use crate::wire::SampleBlock;
 
@@ -29,6 +29,10 @@ pub enum Record {
     Aggregate(AggregateRow),
     /// Something that happened to a stream (gap, resync, connect, lost results).
     Event(EventRow),
+    /// A dip, swell, interruption or RVC (with `[dsp.pq]`).
+    PqEvent(PqEventRow),
+    /// A half-cycle RMS value (with `[dsp.pq] keep_half_cycle`).
+    HalfCycle(HalfCycleRow),
     /// Samples for the raw archive (only when it is on).
     Raw(RawBlock),
     /// A device's stream ended: outputs may finish its files now.
@@ -49,6 +53,8 @@ impl Record {
             Record::Latch(row) => Some(&row.device.name),
             Record::Aggregate(row) => Some(&row.device.name),
             Record::Event(row) => Some(&row.device.name),
+            Record::PqEvent(row) => Some(&row.device.name),
+            Record::HalfCycle(row) => Some(&row.device.name),
             Record::Raw(raw) => Some(&raw.device.name),
             Record::DeviceFinished(name) => Some(name),
             Record::Sensor(sensor) => Some(&sensor.meter_name),

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::DeviceInfo;
+use crate::dsp::pq::{HalfCycleRms, PqEvent};
 use crate::dsp::{Aggregate, EnergyCounters, LatchWindow, WindowMetrics};
 
 /// One window of one device, ready for the `windows` table.
@@ -35,6 +36,8 @@ pub enum IntervalKind {
     TenMinutes,
     /// The BetterFleet packet interval.
     Packet,
+    /// Clock-aligned 2 hours (the flicker `Plt` interval).
+    TwoHours,
 }
 
 /// One interval of one device, ready for the `aggregates` table.
@@ -43,6 +46,20 @@ pub struct AggregateRow {
     pub device: DeviceInfo,
     pub kind: IntervalKind,
     pub aggregate: Aggregate,
+}
+
+/// One dip, swell, interruption or RVC of one device, for the `pq_events` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PqEventRow {
+    pub device: DeviceInfo,
+    pub event: PqEvent,
+}
+
+/// One `Urms(1/2)` value of one device, for the opt-in `half_cycle` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HalfCycleRow {
+    pub device: DeviceInfo,
+    pub value: HalfCycleRms,
 }
 
 /// What kind of event a row records (the `kind` column).
@@ -93,6 +110,7 @@ impl IntervalKind {
             IntervalKind::Cycles150 => "3s",
             IntervalKind::TenMinutes => "10min",
             IntervalKind::Packet => "packet",
+            IntervalKind::TwoHours => "2h",
         }
     }
 }

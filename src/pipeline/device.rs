@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use crate::dsp::aggregate::{Aggregate, ClockAggregator, CycleAggregator};
+use crate::dsp::pq::{HalfCycleRms, PqEvent, PqEventCounts, PqTally};
 use crate::dsp::{DeviceEngine, EnergyCounters, EngineOutput, LatchWindow, WindowMetrics};
-use crate::model::{RawBlock, Record};
+use crate::model::{HalfCycleRow, PqEventRow, RawBlock, Record};
 use crate::sink::packet::{name_uuid, CircuitReading, SensorInfo, SensorInterval};
 use crate::sink::parquet::{self, AggregateRow, EventRow, IntervalKind, LatchRow, WindowRow};
 use crate::source::capture::SessionDescription;
@@ -36,6 +37,8 @@ pub struct DeviceSummary {
     pub max_thd_v_pct: Option<f64>,
     pub max_thd_i_pct: Option<f64>,
     pub events: u64,
+    /// Dips, swells, interruptions and RVCs (with `[dsp.pq]`).
+    pub pq_events: PqEventCounts,
     /// Output failures (a full disk, a closed sink); the first is kept.
     pub output_error: Option<String>,
 }
@@ -48,6 +51,10 @@ struct Downstream {
     cycles: CycleAggregator,
     ten_minutes: ClockAggregator,
     packet: ClockAggregator,
+    /// 2-h aggregates (the `Plt` interval), only with `[dsp.pq.flicker]`.
+    two_hours: Option<ClockAggregator>,
+    /// PQ event counts and flicker values for aggregates and packets.
+    pq: PqTally,
     /// Energy registers as of the last window handed on (mirrors the engine's).
     energy: EnergyCounters,
     /// Σ and count of line-to-line means in the packet interval in progress.
@@ -89,7 +96,7 @@ impl DeviceProcessor {
             .map(SensorInfo::from_device_info)
             .unwrap_or_default();
         let energy = engine.energy().clone();
-        let udin = config.dsp.declared_voltage_v;
+        let udin = config.dsp.udin_v();
         Ok(DeviceProcessor {
             engine,
             downstream: Downstream {
@@ -100,6 +107,9 @@ impl DeviceProcessor {
                 ten_minutes: ClockAggregator::ten_minutes().with_declared_voltage(udin),
                 packet: ClockAggregator::new(config.aggregation.packet_interval_ns())
                     .with_declared_voltage(udin),
+                two_hours: PqTally::flicker_enabled(&config.dsp)
+                    .then(|| ClockAggregator::two_hours().with_declared_voltage(udin)),
+                pq: PqTally::new(&config.dsp),
                 energy,
                 line_voltage: (0.0, 0),
                 p_time: (0.0, 0.0),
@@ -183,6 +193,7 @@ impl DeviceProcessor {
         summary.energy_exported_wh = counters.total.export_wh - export_at_start;
         let (pt, t) = downstream.p_time;
         summary.mean_p_w = (t > 0.0).then(|| pt / t);
+        summary.pq_events = downstream.pq.totals();
         (
             downstream.summary.clone(),
             counters.clone(),
@@ -210,10 +221,10 @@ impl Downstream {
         match output {
             EngineOutput::Window(window) => self.window(window),
             EngineOutput::Latch(window) => self.latch(window),
-            EngineOutput::TenSecondFrequency(_)
-            | EngineOutput::Cycle(_)
-            | EngineOutput::PqEvent(_)
-            | EngineOutput::HalfCycle(_) => {}
+            EngineOutput::PqEvent(event) => self.pq_event(event),
+            EngineOutput::HalfCycle(value) => self.half_cycle(value),
+            EngineOutput::Flicker(value) => self.pq.flicker(&value),
+            EngineOutput::TenSecondFrequency(_) | EngineOutput::Cycle(_) => {}
         }
     }
 
@@ -243,6 +254,9 @@ impl Downstream {
         }
         if let Some(done) = self.ten_minutes.push(window) {
             self.write_aggregate(IntervalKind::TenMinutes, done);
+        }
+        if let Some(done) = self.two_hours.as_mut().and_then(|a| a.push(window)) {
+            self.write_aggregate(IntervalKind::TwoHours, done);
         }
         if let Some(done) = self.packet.push(window) {
             // The registers and line voltages still stand at the end of `done`.
@@ -321,7 +335,8 @@ impl Downstream {
         self.emit(Record::Sensor(sensor));
     }
 
-    fn write_aggregate(&mut self, kind: IntervalKind, aggregate: Aggregate) {
+    fn write_aggregate(&mut self, kind: IntervalKind, mut aggregate: Aggregate) {
+        self.pq.fill(&mut aggregate);
         let row = AggregateRow {
             device: self.device.clone(),
             kind,
@@ -342,7 +357,7 @@ impl Downstream {
             info: self.sensor.clone(),
             interval_end_ms: aggregate.end_unix_ns.div_euclid(1_000_000),
             circuit: circuit_reading(&aggregate, line_voltage, &self.energy),
-            passthrough: Vec::new(),
+            passthrough: self.pq.take_passthrough(),
         };
         self.emit(Record::Sensor(sensor));
         self.write_aggregate(IntervalKind::Packet, aggregate);
@@ -355,6 +370,9 @@ impl Downstream {
         if let Some(done) = self.ten_minutes.flush() {
             self.write_aggregate(IntervalKind::TenMinutes, done);
         }
+        if let Some(done) = self.two_hours.as_mut().and_then(ClockAggregator::flush) {
+            self.write_aggregate(IntervalKind::TwoHours, done);
+        }
         if let Some(done) = self.packet.flush() {
             self.packet_interval(done);
         }
@@ -365,6 +383,25 @@ impl Downstream {
         self.summary.events += 1;
         let row = event_row(&self.device, event);
         self.emit(Record::Event(row));
+    }
+
+    /// A dip, swell, interruption or RVC: counted, and a `pq_events` row.
+    fn pq_event(&mut self, event: &PqEvent) {
+        self.pq.event(event);
+        let row = PqEventRow {
+            device: self.device.clone(),
+            event: *event,
+        };
+        self.emit(Record::PqEvent(row));
+    }
+
+    /// A `Urms(1/2)` value (with `keep_half_cycle`): a `half_cycle` row.
+    fn half_cycle(&mut self, value: &HalfCycleRms) {
+        let row = HalfCycleRow {
+            device: self.device.clone(),
+            value: *value,
+        };
+        self.emit(Record::HalfCycle(row));
     }
 }
 

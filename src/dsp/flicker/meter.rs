@@ -394,6 +394,11 @@ impl Core {
         long.cubes += pst.value * pst.value * pst.value;
         long.count += 1;
         long.flags |= pst.flags;
+        // The last `Pst` of the 2 h closes it now, not 10 min later with
+        // the next one: the 2-h aggregate is written before that.
+        if pst.end_unix_ns >= start.saturating_add(PLT_NS) {
+            self.close_long(out);
+        }
     }
 
     fn close_long(&mut self, out: &mut impl FnMut(FlickerOutput)) {

@@ -8,6 +8,7 @@
 //! (`chain`, `weighting`), the statistics on `Pinst` (`classifier`), and
 //! [`FlickerMeter`] does time, intervals, gaps and settling.
 
+mod book;
 mod chain;
 mod classifier;
 mod decimator;
@@ -18,12 +19,13 @@ pub mod weighting;
 
 use serde::{Deserialize, Serialize};
 
+pub use book::FlickerBook;
 pub use classifier::{Classifier, CLASSES};
 pub use meter::FlickerMeter;
-pub use output::{FlickerFlags, FlickerOutput, PinstValue, SeverityValue};
+pub use output::{FlickerFlags, FlickerOutput, FlickerValue, PinstValue, SeverityValue};
 
 /// Reference lamp of the weighting filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Lamp {
     #[serde(rename = "230V")]
     V230,
@@ -80,7 +82,7 @@ pub enum FlickerError {
 }
 
 /// The `[dsp.pq.flicker]` table of a pipeline file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FlickerSettings {
     /// Run a flickermeter on every voltage channel.

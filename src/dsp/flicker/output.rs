@@ -54,3 +54,11 @@ pub enum FlickerOutput {
     Pst(SeverityValue),
     Plt(SeverityValue),
 }
+
+/// A flickermeter result of one voltage channel of an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FlickerValue {
+    /// Phase index, 0 = L1.
+    pub phase: u8,
+    pub output: FlickerOutput,
+}

@@ -3,13 +3,19 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dsp::flicker::FlickerSettings;
+
+/// Udin when neither `[dsp] declared_voltage_v` nor `udin_v` is given, V.
+pub const DEFAULT_UDIN_V: f64 = 230.0;
+
 /// Dip, swell, interruption and RVC settings; defaults are the typical values
 /// of IEC 61000-4-30.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PqConfig {
-    /// Declared input voltage `Udin`, phase-to-neutral, V.
-    pub udin_v: f64,
+    /// Old name of `[dsp] declared_voltage_v` (Udin), still accepted; when
+    /// both are given they must agree.
+    pub udin_v: Option<f64>,
     /// A dip starts below this, % of Udin.
     pub dip_threshold_pct: f64,
     /// A swell starts above this, % of Udin.
@@ -25,12 +31,14 @@ pub struct PqConfig {
     pub rvc_hysteresis_pct: f64,
     /// Also hand out every `Urms(1/2)` value (the opt-in `half_cycle` table).
     pub keep_half_cycle: bool,
+    /// `[dsp.pq.flicker]`: the IEC 61000-4-15 flickermeter per voltage channel.
+    pub flicker: FlickerSettings,
 }
 
 impl Default for PqConfig {
     fn default() -> Self {
         PqConfig {
-            udin_v: 230.0,
+            udin_v: None,
             dip_threshold_pct: 90.0,
             swell_threshold_pct: 110.0,
             interruption_threshold_pct: 5.0,
@@ -38,6 +46,7 @@ impl Default for PqConfig {
             rvc_threshold_pct: 3.0,
             rvc_hysteresis_pct: 1.5,
             keep_half_cycle: false,
+            flicker: FlickerSettings::default(),
         }
     }
 }
@@ -56,7 +65,7 @@ impl PqConfig {
     pub fn validate(&self) -> Result<(), PqConfigError> {
         let fail = |key, value, rule| Err(PqConfigError { key, value, rule });
         let finite = [
-            ("udin_v", self.udin_v),
+            ("udin_v", self.udin()),
             ("dip_threshold_pct", self.dip_threshold_pct),
             ("swell_threshold_pct", self.swell_threshold_pct),
             (
@@ -72,8 +81,12 @@ impl PqConfig {
                 return fail(key, value, "a finite number");
             }
         }
-        if self.udin_v <= 0.0 {
-            return fail("udin_v", self.udin_v, "> 0");
+        if self.udin() <= 0.0 {
+            return fail("udin_v", self.udin(), "> 0");
+        }
+        let settling = self.flicker.settling_s;
+        if !(settling.is_finite() && settling >= 0.0) {
+            return fail("flicker.settling_s", settling, "a finite number >= 0");
         }
         if self.interruption_threshold_pct <= 0.0 {
             return fail(
@@ -120,14 +133,20 @@ impl PqConfig {
         Ok(())
     }
 
+    /// Udin, V: the engine fills `udin_v` from `[dsp] declared_voltage_v`
+    /// before the detector sees it.
+    pub fn udin(&self) -> f64 {
+        self.udin_v.unwrap_or(DEFAULT_UDIN_V)
+    }
+
     /// `pct` percent of Udin, V.
     pub fn volts(&self, pct: f64) -> f64 {
-        self.udin_v * pct / 100.0
+        self.udin() * pct / 100.0
     }
 
     /// `volts` in percent of Udin.
     pub fn pct_udin(&self, volts: f64) -> f64 {
-        volts / self.udin_v * 100.0
+        volts / self.udin() * 100.0
     }
 }
 
@@ -159,6 +178,6 @@ mod tests {
         let parsed: Result<PqConfig, _> = toml::from_str("udin_v = 120\ndip_treshold_pct = 85\n");
         assert!(parsed.is_err());
         let parsed: Result<PqConfig, _> = toml::from_str("udin_v = 120\n");
-        assert_eq!(parsed.map(|c| c.udin_v).ok(), Some(120.0));
+        assert_eq!(parsed.map(|c| c.udin()).ok(), Some(120.0));
     }
 }

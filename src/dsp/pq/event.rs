@@ -64,6 +64,12 @@ impl PhaseSet {
         (0..3).filter(move |&k| self.contains(k))
     }
 
+    /// "L1,L3" style list, as written to tables (static, for column getters).
+    pub fn label(self) -> &'static str {
+        const LABELS: [&str; 8] = ["", "L1", "L2", "L1,L2", "L3", "L1,L3", "L2,L3", "L1,L2,L3"];
+        LABELS[usize::from(self.0 & 0b111)]
+    }
+
     /// "L1,L3" style list, as written to tables.
     pub fn names(self) -> String {
         self.indices()

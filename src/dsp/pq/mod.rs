@@ -15,10 +15,12 @@ pub mod flagging;
 mod half_cycle;
 mod rvc;
 mod stream;
+mod tally;
 mod voltage_events;
 
-pub use config::{PqConfig, PqConfigError};
+pub use config::{PqConfig, PqConfigError, DEFAULT_UDIN_V};
 pub use counts::PqEventCounts;
 pub use detector::{PqDetector, PqError, PqOutput};
 pub use event::{HalfCycleRms, PhaseSet, PqEvent, PqEventFlags, PqEventKind};
 pub use stream::PqStream;
+pub use tally::{PqTally, PST_KEY};

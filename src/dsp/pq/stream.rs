@@ -33,7 +33,11 @@ impl PqStream {
         start_unix_ns: i64,
     ) -> Result<Self, PqError> {
         let nominal = engine.nominal_frequency_hz;
-        let detector = PqDetector::new(config, measures, rate, nominal, start_unix_ns, 0)?;
+        let config = PqConfig {
+            udin_v: config.udin_v.or(engine.declared_voltage_v),
+            ..config.clone()
+        };
+        let detector = PqDetector::new(&config, measures, rate, nominal, start_unix_ns, 0)?;
         let reference = ChannelMap::of(measures)
             .reference()
             .ok_or(PqError::NoVoltage(measures))?;

@@ -7,11 +7,16 @@
 //! `energy_import_*` / `energy_export_*` (sums over the interval, not
 //! cumulative). `v_under_*_pct` / `v_over_*_pct` are the IEC 61000-4-30
 //! under/over deviation in percent of Udin (`[dsp] declared_voltage_v`).
+//! With `[dsp.pq]`, `pq_flagged_windows` counts windows overlapping a dip,
+//! swell or interruption; with `[dsp.pq.flicker]`, 10-min rows carry
+//! `pst_*` and 2-h rows (`interval` = `2h`) `plt_*`, with `flicker_flags`
+//! (settling, gap, incomplete, no voltage, invalid samples) beside them.
 
 use arrow::datatypes::SchemaRef;
 
 use super::schema::{
-    device_columns, f64_col, i64_col, time_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
+    device_columns, f64_col, i32_col, i64_col, time_col, ColumnSpec, ColumnValues, DeviceRow,
+    TableSpec,
 };
 use super::windows::PHASE_TAGS;
 use super::DeviceInfo;
@@ -98,6 +103,10 @@ pub(crate) fn spec() -> TableSpec<AggregateRow> {
             "flagged_windows",
             i64_col(|r: &AggregateRow| Some(i64::from(r.aggregate.flagged_windows))),
         ),
+        ColumnSpec::required(
+            "pq_flagged_windows",
+            i64_col(|r: &AggregateRow| Some(i64::from(r.aggregate.pq_flagged_windows))),
+        ),
     ]);
     columns.extend(stat_columns(
         "frequency",
@@ -165,6 +174,22 @@ pub(crate) fn spec() -> TableSpec<AggregateRow> {
             f64_col(|r: &AggregateRow| Some(r.aggregate.energy_total.export_wh)),
         ),
     ]);
+    for (k, tag) in PHASE_TAGS.iter().enumerate() {
+        columns.extend([
+            ColumnSpec::optional(
+                format!("pst_{tag}"),
+                f64_col(move |r: &AggregateRow| r.aggregate.pst[k]),
+            ),
+            ColumnSpec::optional(
+                format!("plt_{tag}"),
+                f64_col(move |r: &AggregateRow| r.aggregate.plt[k]),
+            ),
+        ]);
+    }
+    columns.push(ColumnSpec::required(
+        "flicker_flags",
+        i32_col(|r: &AggregateRow| Some(i32::from(r.aggregate.flicker_flags.bits()))),
+    ));
     TableSpec::new(TABLE, columns)
 }
 

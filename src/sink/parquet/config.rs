@@ -22,6 +22,10 @@ pub struct TableSelection {
     pub harmonics: bool,
     pub raw: bool,
     pub events: bool,
+    /// Dips, swells, interruptions and RVCs (with `[dsp.pq]`).
+    pub pq_events: bool,
+    /// Every `Urms(1/2)` value; needs `[dsp.pq] keep_half_cycle = true`.
+    pub half_cycle: bool,
     /// Telemetry readings (rtl_433, MPPT, AirLink) in long format.
     pub readings: bool,
     /// The MPPT `tel_mppt` dataset.
@@ -37,6 +41,8 @@ impl Default for TableSelection {
             harmonics: false,
             raw: false,
             events: true,
+            pq_events: true,
+            half_cycle: false,
             readings: true,
             tel_mppt: true,
         }

@@ -15,8 +15,10 @@ use super::commit::{self, CommitRecovery};
 use super::config::{DatasetInfo, ParquetConfig};
 use super::error::{ParquetSinkError, Result};
 use super::events::{self, EventRow};
+use super::half_cycle::{self, HalfCycleRow};
 use super::harmonics::{self, HarmonicRow};
 use super::latch::{self, LatchRow};
+use super::pq_events::{self, PqEventRow};
 use super::raw::{self, RawBuffer};
 use super::schema::{file_metadata, keys, PartitionRow, TableSpec};
 use super::windows::{self, WindowRow};
@@ -372,6 +374,8 @@ pub struct DatasetWriter {
     aggregates: Option<Table<AggregateRow>>,
     harmonics: Option<Table<HarmonicRow>>,
     events: Option<Table<EventRow>>,
+    pq_events: Option<Table<PqEventRow>>,
+    half_cycle: Option<Table<HalfCycleRow>>,
     raw: Option<RawTable>,
     closed: bool,
     out: PathBuf,
@@ -495,6 +499,24 @@ impl DatasetWriter {
                 )
                 .with_grace_ns(config.late_rows_grace_ns())
             }),
+            pq_events: tables.pq_events.then(|| {
+                Table::new(
+                    pq_events::spec(),
+                    metric_writer(pq_events::TABLE, false),
+                    |r: &PqEventRow| r.event.start_unix_ns,
+                    config.row_group_rows,
+                )
+                .with_grace_ns(config.late_rows_grace_ns())
+            }),
+            half_cycle: tables.half_cycle.then(|| {
+                Table::new(
+                    half_cycle::spec(),
+                    metric_writer(half_cycle::TABLE, false),
+                    |r: &HalfCycleRow| r.value.start_unix_ns,
+                    config.row_group_rows,
+                )
+                .with_grace_ns(config.late_rows_grace_ns())
+            }),
             raw,
             closed: false,
             out: config.out.clone(),
@@ -600,6 +622,8 @@ impl DatasetWriter {
             self.aggregates.as_ref().and_then(Table::pending_min_seq),
             self.harmonics.as_ref().and_then(Table::pending_min_seq),
             self.events.as_ref().and_then(Table::pending_min_seq),
+            self.pq_events.as_ref().and_then(Table::pending_min_seq),
+            self.half_cycle.as_ref().and_then(Table::pending_min_seq),
             self.raw.as_ref().and_then(RawTable::pending_min_seq),
         ]
         .into_iter()
@@ -615,6 +639,8 @@ impl DatasetWriter {
             self.aggregates.as_mut().map_or(Ok(()), Table::seal_ended),
             self.harmonics.as_mut().map_or(Ok(()), Table::seal_ended),
             self.events.as_mut().map_or(Ok(()), Table::seal_ended),
+            self.pq_events.as_mut().map_or(Ok(()), Table::seal_ended),
+            self.half_cycle.as_mut().map_or(Ok(()), Table::seal_ended),
         ];
         results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
     }
@@ -639,6 +665,12 @@ impl DatasetWriter {
             each(t.writer_mut());
         }
         if let Some(t) = &mut self.events {
+            each(t.writer_mut());
+        }
+        if let Some(t) = &mut self.pq_events {
+            each(t.writer_mut());
+        }
+        if let Some(t) = &mut self.half_cycle {
             each(t.writer_mut());
         }
         if let Some(t) = &mut self.raw {
@@ -681,6 +713,20 @@ impl DatasetWriter {
         }
     }
 
+    pub fn write_pq_event(&mut self, row: PqEventRow) -> Result<()> {
+        match &mut self.pq_events {
+            Some(table) => table.push_from(row, self.current_seq, self.batch_rows),
+            None => Ok(()),
+        }
+    }
+
+    pub fn write_half_cycle(&mut self, row: HalfCycleRow) -> Result<()> {
+        match &mut self.half_cycle {
+            Some(table) => table.push_from(row, self.current_seq, self.batch_rows),
+            None => Ok(()),
+        }
+    }
+
     /// Samples for the raw archive (ignored when it is off).
     pub fn write_raw(&mut self, device: &DeviceInfo, block: &SampleBlock) -> Result<()> {
         match &mut self.raw {
@@ -704,6 +750,12 @@ impl DatasetWriter {
             t.finish_device(device)?;
         }
         if let Some(t) = &mut self.events {
+            t.finish_device(device)?;
+        }
+        if let Some(t) = &mut self.pq_events {
+            t.finish_device(device)?;
+        }
+        if let Some(t) = &mut self.half_cycle {
             t.finish_device(device)?;
         }
         if let Some(t) = &mut self.raw {
@@ -740,6 +792,12 @@ impl DatasetWriter {
         if let Some(t) = &self.events {
             add(&t.writer, t.rows);
         }
+        if let Some(t) = &self.pq_events {
+            add(&t.writer, t.rows);
+        }
+        if let Some(t) = &self.half_cycle {
+            add(&t.writer, t.rows);
+        }
         if let Some(t) = &self.raw {
             add(&t.writer, t.rows);
         }
@@ -763,6 +821,8 @@ impl DatasetWriter {
             self.aggregates.as_mut().map_or(Ok(()), Table::close),
             self.harmonics.as_mut().map_or(Ok(()), Table::close),
             self.events.as_mut().map_or(Ok(()), Table::close),
+            self.pq_events.as_mut().map_or(Ok(()), Table::close),
+            self.half_cycle.as_mut().map_or(Ok(()), Table::close),
             self.raw.as_mut().map_or(Ok(()), RawTable::close),
         ];
         results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())

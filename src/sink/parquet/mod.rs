@@ -1,5 +1,5 @@
 //! Parquet datasets: the `windows`, `latch`, `aggregates`, `harmonics`,
-//! `raw` and `events` tables of meters and the `readings` table of other
+//! `raw`, `events`, `pq_events` and `half_cycle` tables of meters and the `readings` table of other
 //! telemetry, Hive-partitioned as
 //! `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`, so
 //! pyarrow, DuckDB and polars read the folder as one dataset; and the
@@ -17,10 +17,12 @@ pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod events;
+pub mod half_cycle;
 pub mod harmonics;
 pub mod latch;
 pub mod output;
 pub mod partition;
+pub mod pq_events;
 pub mod raw;
 pub mod readings;
 pub mod schema;
@@ -38,9 +40,11 @@ pub use config::{DatasetInfo, ParquetConfig, TableSelection};
 pub use dataset::{DatasetSummary, DatasetWriter};
 pub use error::ParquetSinkError;
 pub use events::{EventKind, EventRow};
+pub use half_cycle::HalfCycleRow;
 pub use harmonics::HarmonicRow;
 pub use latch::LatchRow;
 pub use output::ParquetOutput;
+pub use pq_events::PqEventRow;
 pub use schema::{is_portable_type, SCHEMA_VERSION};
 pub use sink::ParquetSink;
 pub use telemetry::TelemetryDataset;

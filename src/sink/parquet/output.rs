@@ -62,6 +62,8 @@ impl Output for ParquetOutput {
             Record::Aggregate(row) => self.dataset.write_aggregate(row.clone())?,
             Record::Event(row) => self.dataset.write_event(row.clone())?,
             Record::Raw(raw) => self.dataset.write_raw(&raw.device, &raw.block)?,
+            Record::PqEvent(row) => self.dataset.write_pq_event(row.clone())?,
+            Record::HalfCycle(row) => self.dataset.write_half_cycle(row.clone())?,
             Record::DeviceFinished(name) => self.dataset.finish_device(name)?,
             Record::Sensor(_) | Record::Telemetry(_) | Record::Readings(_) => {}
         }

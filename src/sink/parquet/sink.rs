@@ -12,7 +12,9 @@ use super::config::{DatasetInfo, ParquetConfig, TableSelection};
 use super::dataset::{DatasetSummary, DatasetWriter};
 use super::error::{ParquetSinkError, Result};
 use super::events::EventRow;
+use super::half_cycle::HalfCycleRow;
 use super::latch::LatchRow;
+use super::pq_events::PqEventRow;
 use super::windows::WindowRow;
 use super::DeviceInfo;
 use crate::wire::SampleBlock;
@@ -22,6 +24,8 @@ enum Command {
     Latch(Box<LatchRow>),
     Aggregate(Box<AggregateRow>),
     Event(Box<EventRow>),
+    PqEvent(Box<PqEventRow>),
+    HalfCycle(Box<HalfCycleRow>),
     Raw(DeviceInfo, SampleBlock),
     FinishDevice(String),
 }
@@ -115,6 +119,8 @@ impl ParquetSink {
                         Command::Latch(row) => dataset.write_latch(*row)?,
                         Command::Aggregate(row) => dataset.write_aggregate(*row)?,
                         Command::Event(row) => dataset.write_event(*row)?,
+                        Command::PqEvent(row) => dataset.write_pq_event(*row)?,
+                        Command::HalfCycle(row) => dataset.write_half_cycle(*row)?,
                         Command::Raw(device, block) => dataset.write_raw(&device, &block)?,
                         Command::FinishDevice(name) => dataset.finish_device(&name)?,
                     }
@@ -158,6 +164,21 @@ impl ParquetSink {
 
     pub fn write_event(&self, row: EventRow) -> Result<()> {
         self.send(Command::Event(Box::new(row)))
+    }
+
+    pub fn write_pq_event(&self, row: PqEventRow) -> Result<()> {
+        if !self.tables.pq_events {
+            return Ok(());
+        }
+        self.send(Command::PqEvent(Box::new(row)))
+    }
+
+    /// A `Urms(1/2)` value (dropped at once when the table is off).
+    pub fn write_half_cycle(&self, row: HalfCycleRow) -> Result<()> {
+        if !self.tables.half_cycle {
+            return Ok(());
+        }
+        self.send(Command::HalfCycle(Box::new(row)))
     }
 
     /// Samples for the raw archive (dropped at once when it is off).
