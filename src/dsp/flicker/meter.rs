@@ -300,7 +300,11 @@ impl Core {
         let interval = self.interval_at(time, out);
         interval.count += 1;
         interval.flags |= flags;
-        self.classifier.add(pinst);
+        // The filters' start-up transient is not flicker: while settling the
+        // values are flagged (and kept in the Pinst series) but not counted.
+        if !flags.contains(FlickerFlags::SETTLING) {
+            self.classifier.add(pinst);
+        }
         if self.keep_pinst {
             let start = time - time.rem_euclid(PINST_SLOT_NS);
             if self.slot.is_some_and(|s| s.start != start) {
