@@ -5,6 +5,7 @@
 //! wire-sized 42-sample chunks of a signal with a dip, a swell and an RVC.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use meterflow::dsp::flicker::FlickerSettings;
 use meterflow::dsp::pq::{PqConfig, PqStream};
 use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::dsp::{DeviceEngine, EngineConfig};
@@ -78,9 +79,21 @@ fn pq_events(c: &mut Criterion) {
         pq: Some(PqConfig::default()),
         ..EngineConfig::default()
     };
+    // The target: PQ with the flickermeter on every voltage channel.
+    let with_flicker = EngineConfig {
+        pq: Some(PqConfig {
+            flicker: FlickerSettings {
+                enabled: true,
+                ..FlickerSettings::default()
+            },
+            ..PqConfig::default()
+        }),
+        ..EngineConfig::default()
+    };
     for (name, config) in [
         ("engine_without_pq", EngineConfig::default()),
         ("engine_with_pq", with_pq),
+        ("engine_with_pq_and_flicker", with_flicker),
     ] {
         let mut engine = match DeviceEngine::for_block(&config, &chunks[0]) {
             Ok(engine) => engine,
