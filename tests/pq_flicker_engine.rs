@@ -64,7 +64,11 @@ fn every_phase_gets_a_flagged_pst_whatever_the_chunking() {
         // A steady 230 V sine: no flicker once the filters settled (the
         // settling values are flagged, not counted), as the meter-only
         // truth test asks of a whole interval.
-        assert!(pst.value.is_finite() && pst.value < 0.05, "Pst {}", pst.value);
+        assert!(
+            pst.value.is_finite() && pst.value < 0.05,
+            "Pst {}",
+            pst.value
+        );
         // 40 s of a 10-min interval, starting with the settling time.
         assert!(pst.flags.contains(FlickerFlags::INCOMPLETE));
         assert!(pst.flags.contains(FlickerFlags::SETTLING));
