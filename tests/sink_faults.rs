@@ -383,8 +383,17 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
     assert!(intervals >= 15, "{intervals} packet intervals");
 }
 
+/// A mounted tmpfs, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// Mounts a small tmpfs (needs root); None when this machine cannot.
-fn mount_tmpfs(dir: &Path, size: &str) -> Option<()> {
+fn mount_tmpfs(dir: &Path, size: &str) -> Option<Tmpfs> {
     std::fs::create_dir_all(dir).ok()?;
     let status = Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -392,7 +401,24 @@ fn mount_tmpfs(dir: &Path, size: &str) -> Option<()> {
         .stderr(Stdio::null())
         .status()
         .ok()?;
-    status.success().then_some(())
+    status.success().then(|| Tmpfs(dir.to_path_buf()))
+}
+
+/// Waits for `/healthz` to answer 503; returns its body.
+fn wait_for_503(metrics_port: u16) -> String {
+    let mut reason = String::new();
+    wait_for(
+        Duration::from_secs(30),
+        "/healthz to answer 503",
+        || match http_get(metrics_port, "/healthz") {
+            Some((503, body)) => {
+                reason = body;
+                true
+            }
+            _ => false,
+        },
+    );
+    reason
 }
 
 /// Writes zeros into `path` until the file system is full.
@@ -409,17 +435,10 @@ fn a_full_disk_turns_healthz_503_and_the_rows_that_waited_are_written_once_freed
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("parquet");
-    if mount_tmpfs(&out, "8m").is_none() {
+    let Some(_tmpfs) = mount_tmpfs(&out, "8m") else {
         eprintln!("skipped: cannot mount a tmpfs here (not root?)");
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(out.clone());
+    };
     let (port, metrics_port) = (free_port(), free_port());
     let pipeline = pipeline(dir.path(), &out, port, metrics_port);
     let mut sink = start_sink(&pipeline, 1);
@@ -428,18 +447,7 @@ fn a_full_disk_turns_healthz_503_and_the_rows_that_waited_are_written_once_freed
 
     let filler = out.join("filler");
     fill(&filler);
-    let mut reason = String::new();
-    wait_for(
-        Duration::from_secs(30),
-        "/healthz to answer 503",
-        || match http_get(metrics_port, "/healthz") {
-            Some((503, body)) => {
-                reason = body;
-                true
-            }
-            _ => false,
-        },
-    );
+    let reason = wait_for_503(metrics_port);
     assert!(
         reason.contains("output parquet"),
         "{reason}\n{}",
@@ -496,17 +504,10 @@ fn a_full_disk_under_the_record_log_holds_the_meters_back_and_loses_nothing() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    if mount_tmpfs(&state, "8m").is_none() {
+    let Some(_tmpfs) = mount_tmpfs(&state, "8m") else {
         eprintln!("skipped: cannot mount a tmpfs here (not root?)");
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(state.clone());
+    };
     let out = dir.path().join("parquet");
     let (port, metrics_port) = (free_port(), free_port());
     // A small unflushed buffer: a failing log fills it within seconds.
@@ -523,18 +524,7 @@ fn a_full_disk_under_the_record_log_holds_the_meters_back_and_loses_nothing() {
 
     let filler = state.join("filler");
     fill(&filler);
-    let mut reason = String::new();
-    wait_for(
-        Duration::from_secs(30),
-        "/healthz to answer 503",
-        || match http_get(metrics_port, "/healthz") {
-            Some((503, body)) => {
-                reason = body;
-                true
-            }
-            _ => false,
-        },
-    );
+    let reason = wait_for_503(metrics_port);
     assert!(
         reason.contains("record log"),
         "{reason}\n{}",

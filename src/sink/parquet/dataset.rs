@@ -572,8 +572,8 @@ impl DatasetWriter {
         let mut committed = std::collections::BTreeMap::new();
         let mut index = 0;
         self.for_each_writer(|writer| {
-            for ((device, day), seq) in writer.committed() {
-                committed.insert((writer.table().to_string(), device.clone(), *day), *seq);
+            for (device, day, seq) in writer.committed() {
+                committed.insert((writer.table().to_string(), device.to_string(), day), seq);
             }
             for file in &sealed[index].1 {
                 let seq = committed

@@ -83,7 +83,8 @@ pub struct PartitionedWriter {
     deferred_commit: bool,
     sealed: Vec<SealedFile>,
     /// Per (device, day): rows of records up to this seq are in visible files.
-    committed: HashMap<(String, i64), u64>,
+    /// Keyed by device first so a row's lookup borrows its name.
+    committed: HashMap<String, HashMap<i64, u64>>,
 }
 
 impl PartitionedWriter {
@@ -118,7 +119,10 @@ impl PartitionedWriter {
     /// stream already holds in visible files: rows of those are skipped.
     pub fn defer_commits(&mut self, committed: HashMap<(String, i64), u64>) {
         self.deferred_commit = true;
-        self.committed = committed;
+        self.committed.clear();
+        for ((device, day), seq) in committed {
+            self.committed.entry(device).or_default().insert(day, seq);
+        }
     }
 
     /// Gives back files a failed commit could not publish.
@@ -130,9 +134,9 @@ impl PartitionedWriter {
     /// Records up to this seq already have their rows of `device` at this
     /// time in visible files (0: none).
     pub fn committed_seq(&self, device: &str, time_ns: i64) -> u64 {
-        // Most tables hold few devices per writer call; a lookup per row is cheap.
         self.committed
-            .get(&(device.to_string(), utc_day(time_ns)))
+            .get(device)
+            .and_then(|days| days.get(&utc_day(time_ns)))
             .copied()
             .unwrap_or(0)
     }
@@ -147,7 +151,9 @@ impl PartitionedWriter {
         for file in files {
             let seq = self
                 .committed
-                .entry((file.device.clone(), file.day))
+                .entry(file.device.clone())
+                .or_default()
+                .entry(file.day)
                 .or_insert(0);
             *seq = (*seq).max(file.max_seq);
             self.finished.push(file.final_path.clone());
@@ -155,8 +161,11 @@ impl PartitionedWriter {
     }
 
     /// The committed seq of every file stream, for the journal.
-    pub fn committed(&self) -> impl Iterator<Item = (&(String, i64), &u64)> {
-        self.committed.iter()
+    pub fn committed(&self) -> impl Iterator<Item = (&str, i64, u64)> {
+        self.committed.iter().flat_map(|(device, days)| {
+            days.iter()
+                .map(move |(day, seq)| (device.as_str(), *day, *seq))
+        })
     }
 
     /// The lowest record seq held only in files not yet visible (open or sealed).
