@@ -16,7 +16,7 @@ pub use device::DeviceInfo;
 pub use measurand::{keys, MeasurandValue};
 pub use mppt::{Channel, MpptRecord, MpptStatus};
 pub use reading::{Reading, Value};
-pub use record::{RawBlock, Record, TelemetryBatch};
+pub use record::{ConsumedMark, RawBlock, Record, TelemetryBatch};
 pub use rows::{
     AggregateRow, EventKind, EventRow, HalfCycleRow, IntervalKind, LatchRow, PqEventRow, WindowRow,
 };

@@ -43,6 +43,23 @@ pub enum Record {
     Telemetry(TelemetryBatch),
     /// A telemetry device's readings of one packet interval.
     Readings(IntervalReadings),
+    /// How far a writer node has taken a cluster message into its log
+    /// (outputs ignore it; the writer's state folds it).
+    Consumed(ConsumedMark),
+}
+
+/// A cluster message taken into a writer's record log: in the log itself,
+/// so after kill -9 the writer knows exactly which redelivered messages and
+/// records it already has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumedMark {
+    /// The message's sequence in the JetStream stream.
+    pub stream_seq: u64,
+    /// The publishing node's record log, and the subject.
+    pub origin: String,
+    pub subject: String,
+    /// The highest of the publishing node's seqs in the message.
+    pub origin_seq: u64,
 }
 
 impl Record {
@@ -59,7 +76,7 @@ impl Record {
             Record::DeviceFinished(name) => Some(name),
             Record::Sensor(sensor) => Some(&sensor.meter_name),
             Record::Readings(r) => Some(&r.readings.name),
-            Record::Telemetry(_) => None,
+            Record::Telemetry(_) | Record::Consumed(_) => None,
         }
     }
 }

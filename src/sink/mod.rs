@@ -1,6 +1,7 @@
 //! Sinks: where computed energy data leaves meterflow.
 
 pub mod atomic_file;
+pub mod jetstream;
 pub mod latency;
 pub mod output;
 pub mod packet;

@@ -1,0 +1,238 @@
+//! The `jetstream` output of an ingest node: records of each meter and kind
+//! are batched for one publish interval, published with a message id, and
+//! count as durable only once JetStream has acked them. Then the meters'
+//! registers go to the state bucket. While NATS is unreachable the flush
+//! fails, the runner rebuilds this output with backoff, and the node's own
+//! record log holds what waits; it is published in order when NATS is back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, kv};
+use async_nats::HeaderMap;
+
+use crate::model::Record;
+use crate::sink::output::{Output, OutputSummary};
+
+use super::batch::{RecordBatch, FORMAT, FORMAT_HEADER};
+use super::config::ClusterConfig;
+use super::connect;
+use super::registers::MeterRegisters;
+use super::subjects;
+
+/// Counters of the publisher, for `/metrics` (they outlive rebuilds).
+#[derive(Debug, Default)]
+pub struct PublishCounters {
+    pub messages: AtomicU64,
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Messages the server already had (a republish after a failure).
+    pub duplicates: AtomicU64,
+    pub failed_flushes: AtomicU64,
+}
+
+#[derive(Default)]
+struct Pending {
+    seqs: Vec<u64>,
+    records: Vec<Record>,
+}
+
+/// Publishes records to the cluster's stream.
+pub struct JetStreamOutput {
+    config: ClusterConfig,
+    origin: String,
+    node: String,
+    runtime: tokio::runtime::Handle,
+    js: jetstream::Context,
+    state: kv::Store,
+    max_payload: usize,
+    /// Per subject, in the order of their first record.
+    pending: BTreeMap<String, Pending>,
+    registers: HashMap<String, MeterRegisters>,
+    last_seq: u64,
+    counters: Arc<PublishCounters>,
+}
+
+impl JetStreamOutput {
+    pub const NAME: &'static str = "jetstream";
+
+    /// Connects and opens the stream and state bucket. `origin`: the node's
+    /// record log id; `runtime`: where the client runs (this is called on the
+    /// output's own thread).
+    pub fn open(
+        config: &ClusterConfig,
+        origin: &str,
+        node: &str,
+        runtime: tokio::runtime::Handle,
+        counters: Arc<PublishCounters>,
+    ) -> anyhow::Result<Self> {
+        let (js, state, max_payload) = runtime.block_on(async {
+            let client = connect::connect(config, &format!("meterflow ingest {node}"), false).await?;
+            let max_payload = client.server_info().max_payload;
+            let js = connect::context(config, client);
+            connect::records_stream(config, &js).await?;
+            let state = connect::state_bucket(config, &js).await?;
+            anyhow::Ok((js, state, max_payload))
+        })?;
+        Ok(JetStreamOutput {
+            config: config.clone(),
+            origin: origin.to_string(),
+            node: node.to_string(),
+            runtime,
+            js,
+            state,
+            max_payload: max_payload.max(64 * 1024),
+            pending: BTreeMap::new(),
+            registers: HashMap::new(),
+            last_seq: 0,
+            counters,
+        })
+    }
+
+    /// Batches of at most `max_batch_records` and about half the server's
+    /// payload limit, each with its message id.
+    fn messages(&mut self) -> anyhow::Result<Vec<(String, String, Vec<u8>, usize)>> {
+        let mut out = Vec::new();
+        let mut pending: Vec<(String, Pending)> = std::mem::take(&mut self.pending).into_iter().collect();
+        pending.sort_by_key(|(_, p)| p.seqs.first().copied().unwrap_or(0));
+        for (subject, batch) in pending {
+            let mut seqs = batch.seqs.as_slice();
+            let mut records = batch.records.as_slice();
+            while !seqs.is_empty() {
+                let mut take = seqs.len().min(self.config.max_batch_records);
+                loop {
+                    let body = RecordBatch {
+                        format: FORMAT,
+                        origin: self.origin.clone(),
+                        seqs: seqs[..take].to_vec(),
+                        records: records[..take].to_vec(),
+                    }
+                    .encode()?;
+                    if body.len() <= self.max_payload / 2 || take == 1 {
+                        let id = format!(
+                            "{}:{subject}:{}-{}",
+                            self.origin,
+                            seqs[0],
+                            seqs[take - 1]
+                        );
+                        out.push((subject.clone(), id, body, take));
+                        break;
+                    }
+                    take = take.div_ceil(2);
+                }
+                seqs = &seqs[take..];
+                records = &records[take..];
+            }
+        }
+        Ok(out)
+    }
+
+    async fn publish(
+        js: &jetstream::Context,
+        state: &kv::Store,
+        messages: Vec<(String, String, Vec<u8>, usize)>,
+        registers: Vec<(String, Vec<u8>)>,
+        counters: &PublishCounters,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let mut acks = Vec::with_capacity(messages.len());
+        for (subject, id, body, records) in messages {
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+            headers.insert(FORMAT_HEADER, FORMAT.to_string().as_str());
+            let bytes = body.len() as u64;
+            let ack = js
+                .publish_with_headers(subject.clone(), headers, body.into())
+                .await
+                .with_context(|| format!("publishing to {subject}"))?;
+            acks.push((subject, ack, records, bytes));
+        }
+        for (subject, ack, records, bytes) in acks {
+            let ack = tokio::time::timeout(timeout, ack)
+                .await
+                .map_err(|_| anyhow::anyhow!("no ack from JetStream for {subject} within {timeout:?}"))?
+                .with_context(|| format!("JetStream did not ack {subject}"))?;
+            counters.messages.fetch_add(1, Relaxed);
+            counters.records.fetch_add(records as u64, Relaxed);
+            counters.bytes.fetch_add(bytes, Relaxed);
+            if ack.duplicate {
+                counters.duplicates.fetch_add(1, Relaxed);
+            }
+        }
+        let puts = registers.into_iter().map(|(key, value)| async move {
+            state
+                .put(key.as_str(), value.into())
+                .await
+                .with_context(|| format!("storing the registers of {key}"))
+        });
+        for result in futures::future::join_all(puts).await {
+            result?;
+        }
+        Ok(())
+    }
+}
+
+impl Output for JetStreamOutput {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn accept(&mut self, seq: u64, record: &Record) -> anyhow::Result<()> {
+        self.last_seq = seq;
+        let Some(meter) = record.device() else {
+            return Ok(());
+        };
+        if matches!(record, Record::Raw(_)) && !self.config.raw_archive {
+            return Ok(());
+        }
+        if let Some((name, registers)) = MeterRegisters::after(record, &self.node) {
+            self.registers.insert(name, registers);
+        }
+        let subject = subjects::record_subject(
+            &self.config.subject_prefix,
+            self.config.partitions,
+            meter,
+            subjects::kind_of(record),
+        );
+        let pending = self.pending.entry(subject).or_default();
+        pending.seqs.push(seq);
+        pending.records.push(record.clone());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<u64> {
+        if self.pending.is_empty() && self.registers.is_empty() {
+            return Ok(self.last_seq);
+        }
+        let messages = self.messages()?;
+        let registers = std::mem::take(&mut self.registers)
+            .into_iter()
+            .map(|(name, registers)| Ok((subjects::meter_token(&name), registers.encode()?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let result = self.runtime.block_on(Self::publish(
+            &self.js,
+            &self.state,
+            messages,
+            registers,
+            &self.counters,
+            self.config.request_timeout(),
+        ));
+        if result.is_err() {
+            self.counters.failed_flushes.fetch_add(1, Relaxed);
+        }
+        result?;
+        Ok(self.last_seq)
+    }
+
+    fn flush_interval(&self) -> Duration {
+        self.config.publish_interval()
+    }
+
+    fn close(mut self: Box<Self>) -> anyhow::Result<OutputSummary> {
+        self.flush()?;
+        Ok(OutputSummary::default())
+    }
+}

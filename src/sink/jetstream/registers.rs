@@ -1,0 +1,45 @@
+//! A meter's registers in the state bucket: what the records published so
+//! far leave them at, so a meter that reconnects to another node carries on
+//! exactly there.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dsp::EnergyCounters;
+use crate::model::Record;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeterRegisters {
+    /// The node whose records these are.
+    pub node: String,
+    pub energy: EnergyCounters,
+    /// Meter time up to which windows were published, ns.
+    pub covered_until_ns: i64,
+}
+
+impl MeterRegisters {
+    /// The registers a window or latch record leaves behind.
+    pub fn after(record: &Record, node: &str) -> Option<(String, Self)> {
+        let (name, end_ns, energy) = match record {
+            Record::Window(row) => (&row.device.name, row.metrics.end_unix_ns, &row.energy),
+            Record::Latch(row) => (&row.device.name, row.window.end_unix_ns, &row.energy),
+            _ => return None,
+        };
+        let energy = energy.as_ref()?;
+        Some((
+            name.to_string(),
+            MeterRegisters {
+                node: node.to_string(),
+                energy: energy.clone(),
+                covered_until_ns: end_ns,
+            },
+        ))
+    }
+
+    pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| anyhow::anyhow!("encoding meter registers: {e}"))
+    }
+
+    pub fn decode(bytes: &[u8]) -> anyhow::Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("meter registers: {e}"))
+    }
+}
