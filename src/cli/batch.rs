@@ -54,6 +54,7 @@ pub fn batch_config(args: &BatchArgs) -> anyhow::Result<PipelineConfig> {
             sink: SinkConfig::default(),
             service: Default::default(),
             record_log: Default::default(),
+            cluster: None,
         },
     };
     config.source = SourceConfig::Files(FilesConfig {

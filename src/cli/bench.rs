@@ -125,6 +125,7 @@ fn bench_config(capture: &Path, out: &Path, archive: bool) -> PipelineConfig {
         },
         service: Default::default(),
         record_log: Default::default(),
+        cluster: None,
     }
 }
 

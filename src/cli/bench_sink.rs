@@ -243,6 +243,7 @@ fn bench_config(args: &SinkBenchArgs, dir: &std::path::Path) -> PipelineConfig {
             ..ServiceConfig::default()
         },
         record_log: Default::default(),
+        cluster: None,
     }
 }
 

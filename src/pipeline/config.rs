@@ -37,6 +37,9 @@ pub struct PipelineConfig {
     /// The write-ahead log between the engine and the outputs (stream sink).
     #[serde(default)]
     pub record_log: super::record_log::RecordLogConfig,
+    /// Cluster mode: the NATS JetStream that ingest and writer nodes share.
+    #[serde(default)]
+    pub cluster: Option<crate::sink::jetstream::ClusterConfig>,
 }
 
 fn default_name() -> String {
@@ -196,6 +199,9 @@ impl PipelineConfig {
         super::limits::check(self)?;
         self.dsp.validate()?;
         self.record_log.validate()?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         match &self.source {
             SourceConfig::Files(FilesConfig { paths, raw }) => {
                 if paths.is_empty() {

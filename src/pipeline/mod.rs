@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod bounds;
+pub mod cluster;
 pub mod config;
 pub mod device;
 pub use crate::sink::latency;

@@ -15,6 +15,8 @@ use crate::source::meter_session::{greet, SessionError, SessionItem};
 use crate::wire::WireStats;
 
 use super::config::MeterLinkConfig;
+use super::state::StateStore;
+use crate::pipeline::cluster::{LeaseBook, LeaseError};
 use super::registry::{valid_meter_name, DropReason, Registry};
 use super::workers::{Job, WorkerPool};
 
@@ -27,6 +29,11 @@ pub struct ConnectionContext {
     pub link: MeterLinkConfig,
     pub registry: Arc<Registry>,
     pub workers: Arc<WorkerPool>,
+    /// Cluster mode: meters are leased fleet-wide.
+    pub leases: Option<Arc<LeaseBook>>,
+    pub state: Arc<StateStore>,
+    /// How long after a disconnect the lease is given up.
+    pub lease_release_after: std::time::Duration,
 }
 
 /// How a connection ended.
@@ -95,6 +102,38 @@ where
             &format_args!("meter {name} already streams on another connection; that one keeps it"),
         );
     };
+    let lease = match &context.leases {
+        Some(leases) => match leases.acquire(&name).await {
+            Ok(registers) => {
+                if let Some(registers) = registers {
+                    context.state.adopt(
+                        &name,
+                        registers.energy,
+                        registers.covered_until_ns,
+                        &registers.node,
+                        leases.node(),
+                    );
+                }
+                leases.revision(&name).map(|revision| (Arc::clone(leases), revision))
+            }
+            Err(error @ LeaseError::Held(_)) => {
+                return drop_peer(DropReason::LeaseHeld, &format_args!("meter {name}: {error}"))
+            }
+            Err(error @ LeaseError::Unreachable(_)) => {
+                return drop_peer(
+                    DropReason::LeaseUnavailable,
+                    &format_args!("meter {name}: {error}"),
+                )
+            }
+        },
+        None => None,
+    };
+    let _release = lease.map(|(leases, revision)| ReleaseLease {
+        leases,
+        meter: name.clone(),
+        revision,
+        after: context.lease_release_after,
+    });
     let settings = context.link.session_settings(&name);
     let mut stream = match greeted.start(&settings, cancel).await {
         Ok(stream) => stream,
@@ -205,6 +244,33 @@ fn count_items(items: &[SessionItem], counters: &super::registry::MeterCounters)
         counters
             .meter_warnings
             .fetch_add(warnings, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Gives the meter's lease up when the connection ends, once its last
+/// records had time to be published (so the registers in the cluster are
+/// final when another node takes the meter).
+struct ReleaseLease {
+    leases: Arc<LeaseBook>,
+    meter: String,
+    revision: u64,
+    after: std::time::Duration,
+}
+
+impl Drop for ReleaseLease {
+    fn drop(&mut self) {
+        let (leases, meter, revision, after) = (
+            Arc::clone(&self.leases),
+            std::mem::take(&mut self.meter),
+            self.revision,
+            self.after,
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                tokio::time::sleep(after).await;
+                leases.release(&meter, revision).await;
+            });
+        }
     }
 }
 

@@ -28,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 use super::config::{PipelineConfig, SourceConfig};
 use super::device::DeviceSummary;
 use super::outputs::OutputsSummary;
-use super::topology::{Durable, Topology};
+use super::cluster::LeaseBook;
+use super::topology::{Durable, Publish, Topology};
+use crate::sink::jetstream::PublishCounters;
 use config::{MeterLinkConfig, Network};
 use connection::{handle_connection, ConnectionContext, ConnectionEnd, PendingGuard};
 use metrics::{serve_metrics, SinkObserver};
@@ -64,6 +66,10 @@ pub struct StreamSink {
     forget_after: Duration,
     started: Instant,
     stopping: CancellationToken,
+    /// Cluster mode: the meter leases and the publisher's counters.
+    leases: Option<Arc<LeaseBook>>,
+    published: Option<Arc<PublishCounters>>,
+    publish_interval: Option<Duration>,
 }
 
 impl StreamSink {
@@ -117,12 +123,35 @@ impl StreamSink {
             ),
             None => format!("meter command ports {}", link.connect.join(", ")),
         };
+        // Cluster mode: records go to JetStream, meters are leased fleet-wide.
+        let node = config
+            .cluster
+            .as_ref()
+            .map(|c| c.node_name(&default_node_name(&link)))
+            .unwrap_or_default();
+        let cluster = config
+            .cluster
+            .clone()
+            .map(|c| (c, Arc::new(PublishCounters::default())));
+        let leases = match &config.cluster {
+            Some(_) if !durable => {
+                anyhow::bail!("cluster mode needs the record log (a service sink, not a demo run)")
+            }
+            Some(cluster) => Some(LeaseBook::start(cluster, &node).await?),
+            None => None,
+        };
         let topology = Topology::start(
             &config,
             &source,
             durable.then(|| Durable {
                 log: config.record_log(),
                 state: Arc::clone(&state),
+                publish: cluster.as_ref().map(|(cluster, counters)| Publish {
+                    cluster: cluster.clone(),
+                    node: node.clone(),
+                    counters: Arc::clone(counters),
+                }),
+                crash_loses_results: true,
             }),
         )?;
         let worker_context = Arc::new(WorkerContext {
@@ -149,6 +178,9 @@ impl StreamSink {
             forget_after: service.forget_meters_after(),
             started: Instant::now(),
             stopping: CancellationToken::new(),
+            leases,
+            publish_interval: cluster.as_ref().map(|(c, _)| c.publish_interval()),
+            published: cluster.map(|(_, counters)| counters),
         })
     }
 
@@ -197,10 +229,21 @@ impl StreamSink {
             Arc::clone(&self.state),
             self.forget_after,
         );
+        let renewer_stop = CancellationToken::new();
+        let renewer = self
+            .leases
+            .as_ref()
+            .map(|leases| leases.spawn_renewer(renewer_stop.clone()));
         let context = Arc::new(ConnectionContext {
             link: self.link.clone(),
             registry: Arc::clone(&self.registry),
             workers: Arc::clone(&self.workers),
+            leases: self.leases.clone(),
+            state: Arc::clone(&self.state),
+            // The meter's last records must be published first.
+            lease_release_after: self
+                .publish_interval
+                .map_or(Duration::ZERO, |every| every * 3 + Duration::from_secs(1)),
         });
 
         let connections = match self.listener.take() {
@@ -226,6 +269,14 @@ impl StreamSink {
         let outputs = tokio::task::spawn_blocking(move || topology.close())
             .await
             .context("output threads")??;
+        // Everything is published: the meters may move to another node now.
+        renewer_stop.cancel();
+        if let Some(renewer) = renewer {
+            let _ = renewer.await;
+        }
+        if let Some(leases) = &self.leases {
+            leases.release_all().await;
+        }
         metrics_stop.cancel();
         if let Some(task) = metrics_task {
             match task.await {
@@ -362,6 +413,16 @@ async fn keep_dialing(
         backoff = (backoff * 2).min(max);
     }
     last
+}
+
+/// A node's name when `cluster.node` is not set: host and listen port.
+fn default_node_name(link: &MeterLinkConfig) -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    match link.listen.port() {
+        // Ports picked by the OS (tests) say nothing: tell processes apart.
+        0 => format!("{host}-pid{}", std::process::id()),
+        port => format!("{host}-{port}"),
+    }
 }
 
 /// Forgets meters gone longer than `after`: their counters leave the

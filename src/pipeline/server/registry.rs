@@ -31,10 +31,14 @@ pub enum DropReason {
     Idle,
     /// A read or write failed.
     Io,
+    /// Cluster mode: another node streams this meter (holds its lease).
+    LeaseHeld,
+    /// Cluster mode: the lease store (NATS) did not answer.
+    LeaseUnavailable,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::TooManyConnections,
         DropReason::TooManyPending,
         DropReason::NetworkNotAllowed,
@@ -45,6 +49,8 @@ impl DropReason {
         DropReason::Handshake,
         DropReason::Idle,
         DropReason::Io,
+        DropReason::LeaseHeld,
+        DropReason::LeaseUnavailable,
     ];
 
     pub fn label(self) -> &'static str {
@@ -59,6 +65,8 @@ impl DropReason {
             DropReason::Handshake => "handshake",
             DropReason::Idle => "idle",
             DropReason::Io => "io",
+            DropReason::LeaseHeld => "lease_held",
+            DropReason::LeaseUnavailable => "lease_unavailable",
         }
     }
 }

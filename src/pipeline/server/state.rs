@@ -34,6 +34,32 @@ pub struct MeterState {
     pub sessions: u64,
 }
 
+/// How far a writer node has read the cluster's stream: the last message
+/// taken, and per (publishing log, subject) the highest seq taken.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourcePositions {
+    pub stream_seq: u64,
+    pub taken: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl SourcePositions {
+    /// The highest seq of `origin` on `subject` already taken.
+    pub fn taken(&self, origin: &str, subject: &str) -> u64 {
+        self.taken
+            .get(origin)
+            .and_then(|s| s.get(subject))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// A snapshot in the record log.
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    meters: BTreeMap<String, MeterState>,
+    positions: SourcePositions,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Checkpoint {
     version: u32,
@@ -45,9 +71,11 @@ struct Checkpoint {
 /// The state of every meter, shared by the workers.
 #[derive(Debug)]
 pub struct StateStore {
-    /// Meters whose results after `covered_until_ns` were lost in a crash;
-    /// their next window records the span as a `lost_results` event.
-    lost_since: Mutex<BTreeMap<String, i64>>,
+    /// Meters whose results after `covered_until_ns` were lost (a crash, a
+    /// dead cluster node), with why; their next window records the span as
+    /// a `lost_results` event.
+    lost_since: Mutex<BTreeMap<String, (i64, String)>>,
+    positions: Mutex<SourcePositions>,
     dir: PathBuf,
     meters: Mutex<BTreeMap<String, MeterState>>,
     /// Bumped on every change, so an unchanged state is not rewritten.
@@ -83,6 +111,7 @@ impl StateStore {
         };
         Ok(StateStore {
             lost_since: Mutex::new(BTreeMap::new()),
+            positions: Mutex::new(SourcePositions::default()),
             dir: dir.to_path_buf(),
             meters: Mutex::new(meters),
             generation: AtomicU64::new(0),
@@ -94,6 +123,7 @@ impl StateStore {
     pub fn in_memory() -> Self {
         StateStore {
             lost_since: Mutex::new(BTreeMap::new()),
+            positions: Mutex::new(SourcePositions::default()),
             dir: PathBuf::new(),
             meters: Mutex::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
@@ -146,17 +176,29 @@ impl StateStore {
 
     /// Replaces the state with a record log snapshot's (see [`Self::encode`]).
     pub fn restore(&self, bytes: &[u8]) -> anyhow::Result<()> {
-        let meters: BTreeMap<String, MeterState> = ciborium::from_reader(bytes)
-            .map_err(|e| anyhow::anyhow!("decoding the meter state snapshot: {e}"))?;
-        *self.lock() = meters;
+        let snapshot = match ciborium::from_reader::<Snapshot, _>(bytes) {
+            Ok(snapshot) => snapshot,
+            // Snapshots before cluster mode held the meters alone.
+            Err(_) => Snapshot {
+                meters: ciborium::from_reader(bytes)
+                    .map_err(|e| anyhow::anyhow!("decoding the meter state snapshot: {e}"))?,
+                positions: SourcePositions::default(),
+            },
+        };
+        *self.lock() = snapshot.meters;
+        *self.positions.lock().unwrap_or_else(|e| e.into_inner()) = snapshot.positions;
         self.generation.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// The state as a record log snapshot.
     pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
+        let snapshot = Snapshot {
+            meters: self.lock().clone(),
+            positions: self.positions(),
+        };
         let mut bytes = Vec::new();
-        ciborium::into_writer(&*self.lock(), &mut bytes)
+        ciborium::into_writer(&snapshot, &mut bytes)
             .map_err(|e| anyhow::anyhow!("encoding the meter state: {e}"))?;
         Ok(bytes)
     }
@@ -176,6 +218,20 @@ impl StateStore {
                 row.window.end_unix_ns,
                 row.energy.as_ref(),
             ),
+            Record::Consumed(mark) => {
+                let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+                positions.stream_seq = positions.stream_seq.max(mark.stream_seq);
+                let taken = positions
+                    .taken
+                    .entry(mark.origin.clone())
+                    .or_default()
+                    .entry(mark.subject.clone())
+                    .or_default();
+                *taken = (*taken).max(mark.origin_seq);
+                drop(positions);
+                self.generation.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             _ => return,
         };
         let mut meters = self.lock();
@@ -205,8 +261,44 @@ impl StateStore {
         let mut lost = self.lost_since.lock().unwrap_or_else(|e| e.into_inner());
         for (name, state) in meters.iter() {
             if let Some(covered) = state.covered_until_ns {
-                lost.insert(name.clone(), covered);
+                lost.insert(
+                    name.clone(),
+                    (covered, "the sink stopped before they were durable".to_string()),
+                );
             }
+        }
+    }
+
+    /// How far a writer has read the cluster's stream.
+    pub fn positions(&self) -> SourcePositions {
+        self.positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Takes the registers a meter's records left in the cluster (it
+    /// connected here, last streamed to `from_node`), unless this node's own
+    /// state is as far. A move from another node loses what that node had
+    /// computed but not yet published: recorded like a crash.
+    pub fn adopt(&self, meter: &str, energy: EnergyCounters, covered_until_ns: i64, from_node: &str, this_node: &str) {
+        let mut meters = self.lock();
+        let state = meters.entry(meter.to_string()).or_default();
+        if state.covered_until_ns.is_some_and(|c| c >= covered_until_ns) {
+            return;
+        }
+        state.energy = energy;
+        state.covered_until_ns = Some(covered_until_ns);
+        drop(meters);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        if from_node != this_node {
+            self.lost_since.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                meter.to_string(),
+                (
+                    covered_until_ns,
+                    format!("the meter moved here from node {from_node}, whose results after that were not published"),
+                ),
+            );
         }
     }
 
@@ -223,7 +315,7 @@ impl StateStore {
         if lost.is_empty() {
             return None;
         }
-        let since = lost.remove(device.name.as_ref())?;
+        let (since, why) = lost.remove(device.name.as_ref())?;
         let seconds = (start_ns - since) as f64 / 1e9;
         (seconds > 0.0).then(|| EventRow {
             device: device.clone(),
@@ -233,7 +325,7 @@ impl StateStore {
             lost_samples: None,
             bytes: None,
             message: format!(
-                "lost_results: no results from {} to {} ({seconds:.3} s): the sink stopped before they were durable",
+                "lost_results: no results from {} to {} ({seconds:.3} s): {why}",
                 format_ns(since),
                 format_ns(start_ns)
             ),

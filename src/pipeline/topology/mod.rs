@@ -19,6 +19,7 @@ use anyhow::Context;
 use crossbeam_channel::bounded;
 
 use crate::model::Record;
+use crate::sink::jetstream::{ClusterConfig, JetStreamOutput, PublishCounters};
 use crate::sink::output::{Output, OutputSummary};
 use crate::sink::packet::output::CollectorSlot;
 use crate::sink::packet::PacketOutput;
@@ -44,6 +45,19 @@ const LOG_ID_FILE: &str = "log-id";
 pub struct Durable {
     pub log: RecordLogConfig,
     pub state: Arc<StateStore>,
+    /// An ingest node of a cluster: its one output publishes to JetStream
+    /// (the writers run the dataset and packets).
+    pub publish: Option<Publish>,
+    /// Whether an unclean stop loses results (a writer loses none:
+    /// JetStream redelivers what its log did not take).
+    pub crash_loses_results: bool,
+}
+
+/// Where an ingest node publishes.
+pub struct Publish {
+    pub cluster: ClusterConfig,
+    pub node: String,
+    pub counters: Arc<PublishCounters>,
 }
 
 /// A running topology.
@@ -71,13 +85,30 @@ impl Topology {
     ) -> anyhow::Result<Self> {
         let health = Arc::new(HealthBoard::default());
         let mut factories: Vec<(&'static str, OutputFactory)> = Vec::new();
-        let (log, state, log_id) = match durable {
-            Some(durable) => {
-                let (log, state, id) = open_log(config, durable)?;
-                (Some(log), Some(state), Some(id))
+        let (log, state, log_id, publish) = match durable {
+            Some(mut durable) => {
+                let publish = durable.publish.take();
+                let (log, state, id) = open_log(config, durable, publish.is_some())?;
+                (Some(log), Some(state), Some(id), publish)
             }
-            None => (None, None, None),
+            None => (None, None, None, None),
         };
+        if let (Some(publish), Some(origin)) = (publish, log_id.clone()) {
+            let runtime = tokio::runtime::Handle::try_current()
+                .context("publishing to JetStream needs a tokio runtime")?;
+            let factory: OutputFactory = Box::new(move || {
+                let output = JetStreamOutput::open(
+                    &publish.cluster,
+                    &origin,
+                    &publish.node,
+                    runtime.clone(),
+                    Arc::clone(&publish.counters),
+                )?;
+                Ok(Box::new(output) as Box<dyn Output>)
+            });
+            factories.push((JetStreamOutput::NAME, factory));
+            return Self::with_outputs(factories, log, state, health, false, CollectorSlot::default(), true);
+        }
         let telemetry = match &config.source {
             SourceConfig::Telemetry(telemetry) => Some(telemetry.flush_interval()),
             _ => None,
@@ -118,11 +149,34 @@ impl Topology {
             });
             factories.push((PacketOutput::NAME, factory));
         }
+        let raw = config.sink.parquet.as_ref().is_some_and(|p| p.tables.raw);
+        Self::with_outputs(factories, log, state, health, raw, slot, false)
+    }
+
+    /// Starts a runner per output, the bus, the log's flusher and snapshots.
+    /// `retry_first`: a first build that fails is retried by its runner (a
+    /// broker that is down at start) instead of being a configuration error.
+    fn with_outputs(
+        factories: Vec<(&'static str, OutputFactory)>,
+        log: Option<Arc<RecordLog>>,
+        state: Option<Arc<StateStore>>,
+        health: Arc<HealthBoard>,
+        raw: bool,
+        slot: CollectorSlot,
+        retry_first: bool,
+    ) -> anyhow::Result<Self> {
         let mut senders = Vec::new();
         let mut runners = Vec::new();
         for (name, mut factory) in factories {
             // The first build's error is a configuration error: report it now.
-            let output = factory()?;
+            let output = match factory() {
+                Ok(output) => Some(output),
+                Err(error) if retry_first && log.is_some() => {
+                    health.fail(name, &error);
+                    None
+                }
+                Err(error) => return Err(error),
+            };
             let (sender, receiver) = bounded(QUEUE_DEPTH);
             senders.push(sender);
             runners.push(OutputRunner::start(
@@ -134,7 +188,6 @@ impl Topology {
                 Arc::clone(&health),
             )?);
         }
-        let raw = config.sink.parquet.as_ref().is_some_and(|p| p.tables.raw);
         let bus = Arc::new(RecordBus::new(senders, log.clone(), state.clone(), raw));
         let flusher = match &log {
             Some(log) => Some(log.spawn_flusher()?),
@@ -239,14 +292,16 @@ fn state_dir_of(log: &RecordLog) -> std::path::PathBuf {
 fn open_log(
     config: &PipelineConfig,
     durable: Durable,
+    publishes: bool,
 ) -> anyhow::Result<(Arc<RecordLog>, Arc<StateStore>, String)> {
     let mut consumers = Vec::new();
     match (&config.sink.parquet, &config.source) {
+        _ if publishes => consumers.push(JetStreamOutput::NAME),
         (Some(_), SourceConfig::Telemetry(_)) => consumers.push(TelemetryOutput::NAME),
         (Some(_), _) => consumers.push(ParquetOutput::NAME),
         (None, _) => {}
     }
-    if config.sink.packets.is_some() {
+    if config.sink.packets.is_some() && !publishes {
         consumers.push(PacketOutput::NAME);
     }
     let (log, recovery) = RecordLog::open(durable.log.clone(), &consumers)?;
@@ -270,7 +325,9 @@ fn open_log(
     }
     let marker = dir.join(RUNNING_MARKER);
     let crashed = marker.exists();
-    if crashed {
+    if crashed && !durable.crash_loses_results {
+        tracing::warn!(log = %dir.display(), "the last run did not stop cleanly; the cluster redelivers what its log lacks");
+    } else if crashed {
         state.mark_crashed();
         tracing::warn!(
             log = %dir.display(),

@@ -38,7 +38,7 @@ pub struct OutputRunner {
 impl OutputRunner {
     pub fn start(
         name: &'static str,
-        output: Box<dyn Output>,
+        output: Option<Box<dyn Output>>,
         factory: OutputFactory,
         entries: Receiver<Entry>,
         log: Option<Arc<RecordLog>>,
@@ -49,16 +49,17 @@ impl OutputRunner {
             .as_ref()
             .and_then(|log| log.acked(name))
             .map_or(1, |acked| acked + 1);
+        let retry_at = Instant::now() + if output.is_some() { Duration::ZERO } else { MIN_BACKOFF };
         let runner = Runner {
             name,
-            interval: output.flush_interval(),
-            output: Some(output),
+            interval: output.as_ref().map_or(Duration::from_secs(1), |o| o.flush_interval()),
+            output,
             factory,
             log,
             health,
             next,
             backoff: MIN_BACKOFF,
-            retry_at: Instant::now(),
+            retry_at,
             first_error: None,
         };
         let thread = std::thread::Builder::new()
@@ -94,7 +95,7 @@ struct Runner {
 impl Runner {
     fn run(mut self, entries: Receiver<Entry>) -> anyhow::Result<OutputSummary> {
         // What an earlier run left unacknowledged comes first.
-        if let Some(log) = self.log.clone() {
+        if let Some(log) = self.log.clone().filter(|_| self.output.is_some()) {
             let last = log.last_seq();
             if self.next <= last {
                 let result = self.catch_up(last);
@@ -185,6 +186,7 @@ impl Runner {
         }
         match (self.factory)() {
             Ok(output) => {
+                self.interval = output.flush_interval();
                 self.output = Some(output);
                 self.next = log.acked(self.name).map_or(1, |acked| acked + 1);
                 true

@@ -1,0 +1,7 @@
+//! Cluster mode on NATS JetStream: meter leases for ingest nodes and the
+//! writer node that reads the records stream into the outputs.
+
+pub mod lease;
+pub mod writer;
+
+pub use lease::{LeaseBook, LeaseError};
