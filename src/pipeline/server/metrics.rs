@@ -19,6 +19,8 @@ use crate::pipeline::record_log::RecordLog;
 use crate::pipeline::topology::{HealthBoard, RecordBus};
 use crate::sink::packet::output::CollectorSlot;
 
+use crate::pipeline::cluster::LeaseBook;
+use crate::sink::jetstream::PublishCounters;
 use super::registry::{DropReason, MeterCounters, Registry};
 use super::workers::{WorkerContext, WorkerPool};
 
@@ -42,6 +44,8 @@ pub struct SinkObserver {
     pub(super) packets: CollectorSlot,
     pub(super) started: Instant,
     pub(super) stopping: CancellationToken,
+    /// Cluster mode: the meter leases and what was published.
+    pub(super) cluster: Option<(Arc<LeaseBook>, Arc<PublishCounters>)>,
 }
 
 impl SinkObserver {
@@ -241,6 +245,7 @@ impl SinkObserver {
             );
         }
         self.render_outputs(&mut out);
+        self.render_cluster(&mut out);
         {
             if let Some(packets) = self.collector() {
                 counter(
@@ -305,6 +310,26 @@ impl SinkObserver {
 }
 
 impl SinkObserver {
+    /// Cluster mode: leases and the publisher.
+    fn render_cluster(&self, out: &mut String) {
+        let Some((leases, published)) = &self.cluster else {
+            return;
+        };
+        let node = format!("node=\"{}\"", leases.node());
+        gauge(out, "meterflow_cluster_leases_held", "meter leases this node holds", &node, leases.held());
+        let c = &leases.counters;
+        counter(out, "meterflow_cluster_leases_acquired_total", "meter leases taken", &node, c.acquired.load(Relaxed));
+        counter(out, "meterflow_cluster_leases_refused_total", "meters refused: another node holds their lease", &node, c.refused.load(Relaxed));
+        counter(out, "meterflow_cluster_leases_lost_total", "leases found taken by another node on renewal", &node, c.lost.load(Relaxed));
+        counter(out, "meterflow_cluster_lease_errors_total", "lease operations NATS did not answer", &node, c.errors.load(Relaxed));
+        let p = published;
+        counter(out, "meterflow_cluster_published_messages_total", "record messages JetStream acked", &node, p.messages.load(Relaxed));
+        counter(out, "meterflow_cluster_published_records_total", "records in those messages", &node, p.records.load(Relaxed));
+        counter(out, "meterflow_cluster_published_bytes_total", "bytes of those messages' bodies", &node, p.bytes.load(Relaxed));
+        counter(out, "meterflow_cluster_duplicate_messages_total", "messages JetStream already had (republished after a failure)", &node, p.duplicates.load(Relaxed));
+        counter(out, "meterflow_cluster_failed_publishes_total", "publish rounds that failed (retried from the record log)", &node, p.failed_flushes.load(Relaxed));
+    }
+
     /// Output health, the record log and the bus.
     fn render_outputs(&self, out: &mut String) {
         let outputs = self.health.snapshot();

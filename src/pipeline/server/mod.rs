@@ -211,6 +211,7 @@ impl StreamSink {
             packets: self.topology.packets(),
             started: self.started,
             stopping: self.stopping.clone(),
+            cluster: self.leases.clone().zip(self.published.clone()),
         }
     }
 

@@ -47,8 +47,8 @@ pub struct CommitRecovery {
 
 /// Reads the journal of `out`, completes its renames, removes stray
 /// temporary files. A journal of another log (`log_id`) keeps no seqs.
-pub fn recover(out: &Path, log_id: &str) -> Result<CommitRecovery> {
-    let path = out.join(JOURNAL_FILE);
+pub fn recover(out: &Path, log_id: &str, owner: Option<&str>) -> Result<CommitRecovery> {
+    let path = journal_path(out, owner);
     let state = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice::<CommitState>(&bytes).map_err(|e| {
             ParquetSinkError::Config(format!("commit journal {} is damaged: {e}", path.display()))
@@ -72,13 +72,21 @@ pub fn recover(out: &Path, log_id: &str) -> Result<CommitRecovery> {
             "the commit journal belongs to another record log; its seqs are ignored"
         );
     }
-    recovery.removed_temps = remove_temps(out)?;
+    recovery.removed_temps = remove_temps(out, owner)?;
     Ok(recovery)
 }
 
+/// The journal of `owner` (one of several writers) or of the only writer.
+pub fn journal_path(out: &Path, owner: Option<&str>) -> PathBuf {
+    match owner {
+        Some(owner) => out.join(format!(".meterflow-commit.{owner}.json")),
+        None => out.join(JOURNAL_FILE),
+    }
+}
+
 /// Replaces the journal atomically.
-pub fn store(out: &Path, state: &CommitState) -> Result<()> {
-    let path = out.join(JOURNAL_FILE);
+pub fn store(out: &Path, owner: Option<&str>, state: &CommitState) -> Result<()> {
+    let path = journal_path(out, owner);
     let bytes = serde_json::to_vec(state)
         .map_err(|e| ParquetSinkError::Config(format!("encoding the commit journal: {e}")))?;
     crate::sink::atomic_file::write_atomically(&path, &bytes)
@@ -99,8 +107,8 @@ pub fn state(
     }
 }
 
-/// Removes every `.part-*.parquet.tmp` under `out`; returns how many.
-fn remove_temps(out: &Path) -> Result<usize> {
+/// Removes every `.part-*.parquet.tmp` of `owner` under `out`; returns how many.
+fn remove_temps(out: &Path, owner: Option<&str>) -> Result<usize> {
     let mut removed = 0;
     let mut folders = vec![out.to_path_buf()];
     while let Some(dir) = folders.pop() {
@@ -115,7 +123,7 @@ fn remove_temps(out: &Path) -> Result<usize> {
             let name = name.to_string_lossy();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 folders.push(path);
-            } else if name.starts_with(".part-") && name.ends_with(".parquet.tmp") {
+            } else if super::partition::is_temp_of(&name, owner) {
                 std::fs::remove_file(&path)
                     .map_err(|e| ParquetSinkError::io("remove stray temporary file", &path, e))?;
                 removed += 1;
@@ -144,8 +152,12 @@ mod tests {
         std::fs::write(&stray, b"half").unwrap();
         let key = ("windows".to_string(), "a".to_string(), 19723);
         let committed = BTreeMap::from([(key.clone(), 42)]);
+        // Another writer's temporary file in the same dataset stays.
+        let others = part.join(".part-00002.writer1.parquet.tmp");
+        std::fs::write(&others, b"theirs").unwrap();
         store(
             out,
+            None,
             &state(
                 "log-1",
                 &committed,
@@ -154,14 +166,20 @@ mod tests {
         )
         .unwrap();
 
-        let recovery = recover(out, "log-1").unwrap();
+        let recovery = recover(out, "log-1", None).unwrap();
         assert_eq!(recovery.rolled_forward, 1);
         assert_eq!(recovery.removed_temps, 1);
         assert_eq!(recovery.committed.get(&key), Some(&42));
         assert_eq!(std::fs::read(&final_path).unwrap(), b"sealed");
         assert!(!temp.exists() && !stray.exists());
+        assert!(others.exists(), "writer1's files are writer1's to clean up");
 
         // Another log's seqs are not trusted.
-        assert!(recover(out, "log-2").unwrap().committed.is_empty());
+        assert!(recover(out, "log-2", None).unwrap().committed.is_empty());
+        // writer1 has its own journal (none yet) and removes its own temps only.
+        let theirs = recover(out, "log-3", Some("writer1")).unwrap();
+        assert!(theirs.committed.is_empty());
+        assert_eq!(theirs.removed_temps, 1);
+        assert!(!others.exists());
     }
 }

@@ -78,6 +78,11 @@ pub struct ParquetConfig {
     /// A file is finished this long (data time) after its span ended, so
     /// late rows still find it, s.
     pub late_rows_grace_s: f64,
+    /// Several writers of a cluster share one dataset: each has its own
+    /// commit journal and temporary files (set by `meterflow writer`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub commit_owner: Option<String>,
 }
 
 impl Default for ParquetConfig {
@@ -94,6 +99,7 @@ impl Default for ParquetConfig {
             fsync: true,
             queue_capacity: 1024,
             late_rows_grace_s: 60.0,
+            commit_owner: None,
         }
     }
 }

@@ -384,6 +384,8 @@ pub struct DatasetWriter {
     current_seq: u64,
     /// `Some(log id)` once files wait for [`Self::commit`] to become visible.
     commit_log: Option<String>,
+    /// See [`ParquetConfig::commit_owner`].
+    commit_owner: Option<String>,
 }
 
 pub(crate) fn base_properties(
@@ -523,6 +525,7 @@ impl DatasetWriter {
             fsync: config.fsync,
             current_seq: 0,
             commit_log: None,
+            commit_owner: config.commit_owner.clone(),
         })
     }
 
@@ -531,7 +534,8 @@ impl DatasetWriter {
     /// replay of the record log then writes every row exactly once. Finishes
     /// an interrupted commit and removes uncommitted files first.
     pub fn with_commits(mut self, log_id: &str) -> Result<(Self, CommitRecovery)> {
-        let recovery = commit::recover(&self.out, log_id)?;
+        let owner = self.commit_owner.clone();
+        let recovery = commit::recover(&self.out, log_id, owner.as_deref())?;
         let committed_of = |table: &str| -> HashMap<(String, i64), u64> {
             recovery
                 .committed
@@ -542,7 +546,7 @@ impl DatasetWriter {
         };
         self.for_each_writer(|writer| {
             let committed = committed_of(writer.table());
-            writer.defer_commits(committed);
+            writer.defer_commits(committed, owner.as_deref());
         });
         self.commit_log = Some(log_id.to_string());
         Ok((self, recovery))
@@ -589,7 +593,7 @@ impl DatasetWriter {
             .map(|f| (f.temp_path.clone(), f.final_path.clone()))
             .collect();
         let journal = commit::state(&log_id, &committed, renames);
-        if let Err(error) = commit::store(&self.out, &journal) {
+        if let Err(error) = commit::store(&self.out, self.commit_owner.as_deref(), &journal) {
             // Nothing was renamed: the files wait for the next commit.
             let mut index = 0;
             self.for_each_writer(|writer| {

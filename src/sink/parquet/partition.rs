@@ -68,6 +68,30 @@ pub fn temp_file_name(seq: u64) -> String {
     format!(".part-{seq:05}.parquet.tmp")
 }
 
+/// [`temp_file_name`] of one of several writers sharing a dataset.
+pub fn owned_temp_file_name(seq: u64, owner: Option<&str>) -> String {
+    match owner {
+        Some(owner) => format!(".part-{seq:05}.{owner}.parquet.tmp"),
+        None => temp_file_name(seq),
+    }
+}
+
+/// Whether `file_name` is a temporary part file of `owner` (`None`: of a
+/// dataset with one writer).
+pub fn is_temp_of(file_name: &str, owner: Option<&str>) -> bool {
+    let Some(middle) = file_name
+        .strip_prefix(".part-")
+        .and_then(|rest| rest.strip_suffix(".parquet.tmp"))
+    else {
+        return false;
+    };
+    let (digits, tag) = match middle.split_once('.') {
+        Some((digits, tag)) => (digits, Some(tag)),
+        None => (middle, None),
+    };
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && tag == owner
+}
+
 /// The number of a finished or in-progress part file, from its name.
 pub fn parse_seq(file_name: &str) -> Option<u64> {
     let digits = file_name
@@ -77,6 +101,7 @@ pub fn parse_seq(file_name: &str) -> Option<u64> {
             file_name
                 .strip_prefix(".part-")
                 .and_then(|rest| rest.strip_suffix(".parquet.tmp"))
+                .map(|middle| middle.split_once('.').map_or(middle, |(digits, _)| digits))
         })?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -129,6 +154,13 @@ mod tests {
     fn seq_numbers_parse_from_both_forms() {
         assert_eq!(parse_seq(&part_file_name(7)), Some(7));
         assert_eq!(parse_seq(&temp_file_name(123_456)), Some(123_456));
+        let owned = owned_temp_file_name(7, Some("writer1"));
+        assert_eq!(parse_seq(&owned), Some(7));
+        assert!(is_temp_of(&owned, Some("writer1")));
+        assert!(!is_temp_of(&owned, Some("writer2")));
+        assert!(!is_temp_of(&owned, None));
+        assert!(is_temp_of(&temp_file_name(7), None));
+        assert!(!is_temp_of("part-00007.parquet", None));
         assert_eq!(parse_seq("part-.parquet"), None);
         assert_eq!(parse_seq("part-1.csv"), None);
         assert_eq!(parse_seq("part-x1.parquet"), None);

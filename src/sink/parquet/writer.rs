@@ -15,7 +15,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::error::{ParquetSinkError, Result};
 use super::partition::{
-    date_dir, next_seq, part_file_name, partition_dir, temp_file_name, utc_day,
+    date_dir, next_seq, owned_temp_file_name, part_file_name, partition_dir, utc_day,
 };
 
 /// Writer properties of a file, given its schema (the raw table's columns
@@ -85,6 +85,8 @@ pub struct PartitionedWriter {
     /// Per (device, day): rows of records up to this seq are in visible files.
     /// Keyed by device first so a row's lookup borrows its name.
     committed: HashMap<String, HashMap<i64, u64>>,
+    /// Tag of this writer's temporary files when several share the dataset.
+    temp_owner: Option<String>,
 }
 
 impl PartitionedWriter {
@@ -111,14 +113,16 @@ impl PartitionedWriter {
             deferred_commit: false,
             sealed: Vec::new(),
             committed: HashMap::new(),
+            temp_owner: None,
         }
     }
 
     /// Seals finished files without renaming them; a commit makes them
     /// visible. `committed` says which record seqs each (device, day) file
     /// stream already holds in visible files: rows of those are skipped.
-    pub fn defer_commits(&mut self, committed: HashMap<(String, i64), u64>) {
+    pub fn defer_commits(&mut self, committed: HashMap<(String, i64), u64>, owner: Option<&str>) {
         self.deferred_commit = true;
+        self.temp_owner = owner.map(str::to_string);
         self.committed.clear();
         for ((device, day), seq) in committed {
             self.committed.entry(device).or_default().insert(day, seq);
@@ -302,7 +306,7 @@ impl PartitionedWriter {
         };
         // create_new: another writer on the same folder never loses a file to us.
         let (file, temp_path) = loop {
-            let temp_path = dir.join(temp_file_name(seq));
+            let temp_path = dir.join(owned_temp_file_name(seq, self.temp_owner.as_deref()));
             let taken = dir.join(part_file_name(seq)).exists();
             if !taken {
                 match OpenOptions::new()
