@@ -1,7 +1,9 @@
 //! The `meterflow` command line; each subcommand lives in `meterflow::cli`.
 
 use clap::{Parser, Subcommand};
-use meterflow::cli::{batch, bench, bench_sink, config, inspect, report, run, simulate, sink};
+use meterflow::cli::{
+    batch, bench, bench_sink, config, inspect, report, run, simulate, sink, writer,
+};
 
 /// meterflow: SmartMeter power-meter streams into trustworthy energy data.
 #[derive(Debug, Parser)]
@@ -24,6 +26,8 @@ enum Command {
     },
     /// The long-running stream sink meters dial into (port 54322), until SIGINT/SIGTERM.
     Sink(sink::SinkArgs),
+    /// A writer node of a cluster: records from NATS JetStream into the outputs.
+    Writer(writer::WriterArgs),
     /// Firmware-faithful virtual meters (dial-in, command port, raw port).
     Simulate(simulate::SimulateArgs),
     /// Summarise capture files: meter, sessions, frames, anomalies.
@@ -74,6 +78,7 @@ fn main() -> std::process::ExitCode {
             outcome
         }),
         Command::Sink(args) => runtime().and_then(|rt| rt.block_on(sink::run(args))),
+        Command::Writer(args) => runtime().and_then(|rt| rt.block_on(writer::run(args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(args))),
     };
     match outcome {

@@ -12,6 +12,7 @@ pub mod simulate;
 pub mod sink;
 pub mod summary;
 pub mod telemetry;
+pub mod writer;
 
 /// Whether stderr takes colour and a progress bar: a terminal, and no
 /// `NO_COLOR` (https://no-color.org: set and not empty). Logs piped into a

@@ -1,1 +1,313 @@
-//! The writer node.
+//! The writer node (`meterflow writer`): a durable pull consumer on the
+//! records stream, for this writer's share of the meter partitions, feeding
+//! the outputs of the pipeline file (Parquet dataset, packet delivery)
+//! through the writer's own record log.
+//!
+//! A message is acked once its records are durable in that log. Each
+//! message leaves a [`ConsumedMark`] in the log, so after kill -9 the
+//! writer knows exactly which redelivered messages (and, per publishing
+//! node and subject, which records) it already has: every record lands in
+//! the dataset once. Messages that are not meterflow record batches are
+//! refused (terminated, counted, logged) and never stop the writer.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer, AckKind};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{ConsumedMark, Record};
+use crate::pipeline::config::PipelineConfig;
+use crate::pipeline::server::state::{SourcePositions, StateStore};
+use crate::pipeline::topology::{Durable, HealthBoard, RecordBus, Topology};
+use crate::sink::jetstream::{connect, subjects, ClusterConfig, RecordBatch};
+use crate::sink::output::OutputSummary;
+
+/// Messages asked for per fetch.
+const FETCH_MESSAGES: usize = 512;
+/// How long a fetch waits for messages.
+const FETCH_WAIT: Duration = Duration::from_millis(500);
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The writer's source in `/healthz` and the logs.
+pub const SOURCE_NAME: &str = "jetstream_source";
+
+/// Counters of a writer.
+#[derive(Debug, Default)]
+pub struct WriterCounters {
+    pub messages: AtomicU64,
+    pub records: AtomicU64,
+    /// Messages delivered again that the log already had.
+    pub duplicate_messages: AtomicU64,
+    /// Records a node published twice (a republish after its crash).
+    pub duplicate_records: AtomicU64,
+    /// Messages that were not meterflow record batches.
+    pub rejected: AtomicU64,
+}
+
+/// What a writer run did.
+#[derive(Debug)]
+pub struct WriterReport {
+    pub messages: u64,
+    pub records: u64,
+    pub duplicate_messages: u64,
+    pub duplicate_records: u64,
+    pub rejected: u64,
+    pub outputs: OutputSummary,
+    pub elapsed_s: f64,
+}
+
+/// A writer whose outputs are open.
+pub struct Writer {
+    cluster: ClusterConfig,
+    name: String,
+    topology: Topology,
+    bus: Arc<RecordBus>,
+    positions: SourcePositions,
+    counters: Arc<WriterCounters>,
+    health: Arc<HealthBoard>,
+    started: Instant,
+}
+
+impl Writer {
+    /// Opens the record log and the outputs of `config` (its `[source]` is
+    /// not used). Call inside a tokio runtime.
+    pub fn open(mut config: PipelineConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let cluster = config
+            .cluster
+            .clone()
+            .context("meterflow writer needs a [cluster] section")?;
+        if config.sink.parquet.is_none() && config.sink.packets.is_none() {
+            anyhow::bail!("meterflow writer needs [sink.parquet] or [sink.packets] to write to");
+        }
+        let name = format!("writer{}", cluster.writer_index);
+        if let Some(parquet) = config.sink.parquet.as_mut() {
+            parquet.commit_owner = Some(name.clone());
+        }
+        let state = Arc::new(StateStore::open(&config.service.state_dir)?);
+        let topology = Topology::start(
+            &config,
+            &format!("JetStream stream {}", cluster.stream),
+            Some(Durable {
+                log: config.record_log(),
+                state: Arc::clone(&state),
+                publish: None,
+                crash_loses_results: false,
+            }),
+        )?;
+        let positions = state.positions();
+        tracing::info!(
+            writer = %name,
+            partitions = ?cluster.writer_partitions(),
+            after_stream_seq = positions.stream_seq,
+            "writer open"
+        );
+        Ok(Writer {
+            bus: topology.bus(),
+            health: topology.health(),
+            cluster,
+            name,
+            topology,
+            positions,
+            counters: Arc::new(WriterCounters::default()),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn counters(&self) -> Arc<WriterCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    pub fn health(&self) -> Arc<HealthBoard> {
+        Arc::clone(&self.health)
+    }
+
+    /// Consumes until `cancel`, then closes the outputs.
+    pub async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<WriterReport> {
+        self.health.register(SOURCE_NAME);
+        let client = connect::connect(&self.cluster, &format!("meterflow {}", self.name), true).await?;
+        let js = connect::context(&self.cluster, client);
+        let mut backoff = MIN_BACKOFF;
+        while !cancel.is_cancelled() {
+            let result = self.consume(&js, &cancel).await;
+            if let Err(error) = result {
+                self.health.fail(SOURCE_NAME, &error);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = cancel.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        let Writer {
+            topology,
+            counters,
+            started,
+            ..
+        } = self;
+        let outputs = tokio::task::spawn_blocking(move || topology.close())
+            .await
+            .context("output threads")??;
+        Ok(WriterReport {
+            messages: counters.messages.load(Relaxed),
+            records: counters.records.load(Relaxed),
+            duplicate_messages: counters.duplicate_messages.load(Relaxed),
+            duplicate_records: counters.duplicate_records.load(Relaxed),
+            rejected: counters.rejected.load(Relaxed),
+            outputs,
+            elapsed_s: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Opens the consumer and takes messages until cancelled or NATS fails.
+    async fn consume(
+        &mut self,
+        js: &jetstream::Context,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let stream = connect::records_stream(&self.cluster, js).await?;
+        let durable = format!(
+            "meterflow-writer-{}-of-{}",
+            self.cluster.writer_index, self.cluster.writers
+        );
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                &durable,
+                consumer::pull::Config {
+                    durable_name: Some(durable.clone()),
+                    description: Some(format!("meterflow {}", self.name)),
+                    filter_subjects: self
+                        .cluster
+                        .writer_partitions()
+                        .into_iter()
+                        .map(|p| subjects::partition_filter(&self.cluster.subject_prefix, p))
+                        .collect(),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("opening the consumer {durable}"))?;
+        loop {
+            let fetch = consumer
+                .fetch()
+                .max_messages(FETCH_MESSAGES)
+                .expires(FETCH_WAIT)
+                .messages();
+            let mut batch = tokio::select! {
+                batch = fetch => batch.map_err(|e| anyhow::anyhow!("fetching from {durable}: {e}"))?,
+                _ = cancel.cancelled() => return Ok(()),
+            };
+            let mut taken = Vec::new();
+            let mut failure = None;
+            while let Some(message) = batch.next().await {
+                match message {
+                    Ok(message) => {
+                        self.take(&message)?;
+                        taken.push(message);
+                    }
+                    Err(error) => {
+                        failure = Some(anyhow::anyhow!("receiving from {durable}: {error}"));
+                        break;
+                    }
+                }
+            }
+            if !taken.is_empty() {
+                // Durable in the writer's log before JetStream may forget them.
+                if let Some(log) = self.topology.log() {
+                    tokio::task::block_in_place(|| log.flush())
+                        .context("making the writer's record log durable")?;
+                }
+                for message in &taken {
+                    // A lost ack means a redelivery, which the marks drop.
+                    let _ = message.ack().await;
+                }
+            }
+            if let Some(error) = failure {
+                return Err(error);
+            }
+            self.health.ok(SOURCE_NAME, self.positions.stream_seq, None);
+        }
+    }
+
+    /// Takes one message into the log (or refuses it, or skips what the log
+    /// already holds). An error is the log refusing records.
+    fn take(&mut self, message: &jetstream::Message) -> anyhow::Result<()> {
+        let stream_seq = match message.info() {
+            Ok(info) => info.stream_sequence,
+            Err(error) => {
+                self.reject(message, &format!("no JetStream metadata: {error}"));
+                return Ok(());
+            }
+        };
+        if stream_seq <= self.positions.stream_seq {
+            self.counters.duplicate_messages.fetch_add(1, Relaxed);
+            return Ok(());
+        }
+        let subject = message.subject.as_str();
+        let batch = match RecordBatch::decode(&self.cluster.subject_prefix, subject, &message.payload) {
+            Ok(batch) => batch,
+            Err(reason) => {
+                self.reject(message, &reason);
+                return Ok(());
+            }
+        };
+        let already = self.positions.taken(&batch.origin, subject);
+        let mut highest = already;
+        let bus = Arc::clone(&self.bus);
+        tokio::task::block_in_place(|| {
+            for (seq, record) in batch.seqs.iter().zip(batch.records) {
+                if *seq <= already {
+                    self.counters.duplicate_records.fetch_add(1, Relaxed);
+                    continue;
+                }
+                bus.emit(record)?;
+                self.counters.records.fetch_add(1, Relaxed);
+                highest = *seq;
+            }
+            let mark = ConsumedMark {
+                stream_seq,
+                origin: batch.origin.clone(),
+                subject: subject.to_string(),
+                origin_seq: highest,
+            };
+            bus.emit(Record::Consumed(mark))?;
+            anyhow::Ok(())
+        })?;
+        self.positions.stream_seq = stream_seq;
+        let taken = self
+            .positions
+            .taken
+            .entry(batch.origin)
+            .or_default()
+            .entry(subject.to_string())
+            .or_default();
+        *taken = (*taken).max(highest);
+        self.counters.messages.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// Refuses a message that is not a record batch of ours: counted, logged
+    /// (the first few and then every thousandth), never redelivered.
+    fn reject(&self, message: &jetstream::Message, reason: &str) {
+        let count = self.counters.rejected.fetch_add(1, Relaxed) + 1;
+        if count <= 10 || count % 1000 == 0 {
+            tracing::warn!(
+                subject = %message.subject,
+                rejected = count,
+                "refused a message on the records stream: {reason}"
+            );
+        }
+        let message = message.clone();
+        tokio::spawn(async move {
+            let _ = message.ack_with(AckKind::Term).await;
+        });
+    }
+}

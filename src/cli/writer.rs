@@ -1,0 +1,82 @@
+//! `meterflow writer --pipeline FILE`: a writer node of a cluster. It takes
+//! the same pipeline file as the ingest nodes (`[source]` unused; its
+//! outputs and `[cluster]` are what count) and writes its share of the
+//! meters from JetStream into them until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+
+use crate::pipeline::cluster::writer::Writer;
+use crate::pipeline::PipelineConfig;
+
+use super::summary::print_outputs;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WriterArgs {
+    /// Pipeline file with a [cluster] section and the outputs to write.
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: PathBuf,
+    /// This writer's number, 0-based (overrides cluster.writer_index).
+    #[arg(long)]
+    pub index: Option<u32>,
+    /// How many writers share the meters (overrides cluster.writers).
+    #[arg(long)]
+    pub of: Option<u32>,
+    /// State folder: this writer's record log (overrides the file).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Output folder (overrides the file): Parquet tables under <out>/parquet,
+    /// packets under <out>/packets, state under <out>/state unless --state-dir.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn load(args: &WriterArgs) -> anyhow::Result<PipelineConfig> {
+    let mut config = PipelineConfig::load(&args.pipeline)?;
+    let Some(cluster) = config.cluster.as_mut() else {
+        anyhow::bail!(
+            "pipeline {}: meterflow writer needs a [cluster] section",
+            args.pipeline.display()
+        );
+    };
+    if let Some(index) = args.index {
+        cluster.writer_index = index;
+    }
+    if let Some(of) = args.of {
+        cluster.writers = of;
+    }
+    if let Some(out) = &args.out {
+        super::out_dir::direct_outputs(&mut config, out);
+        config.service.state_dir = out.join("state");
+    }
+    if let Some(dir) = &args.state_dir {
+        config.service.state_dir = dir.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub async fn run(args: WriterArgs) -> anyhow::Result<()> {
+    let config = load(&args)?;
+    let writer = Writer::open(config.clone())?;
+    let cluster = config.cluster.as_ref();
+    println!(
+        "meterflow writer: {} of {} on stream {}",
+        cluster.map_or(0, |c| c.writer_index),
+        cluster.map_or(1, |c| c.writers),
+        cluster.map_or("", |c| c.stream.as_str()),
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    super::cancel_on_signal(&cancel, "stopping: writing what was taken, then closing the outputs");
+    let report = writer.run(cancel).await?;
+    print_outputs(&report.outputs, &config);
+    println!(
+        "{} messages, {} records; duplicates dropped: {} messages, {} records; refused messages: {}; ran {:.1} s",
+        report.messages,
+        report.records,
+        report.duplicate_messages,
+        report.duplicate_records,
+        report.rejected,
+        report.elapsed_s
+    );
+    Ok(())
+}
