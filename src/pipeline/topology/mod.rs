@@ -168,14 +168,13 @@ impl Topology {
         let mut senders = Vec::new();
         let mut runners = Vec::new();
         for (name, mut factory) in factories {
-            // The first build's error is a configuration error: report it now.
-            let output = match factory() {
-                Ok(output) => Some(output),
-                Err(error) if retry_first && log.is_some() => {
-                    health.fail(name, &error);
-                    None
-                }
-                Err(error) => return Err(error),
+            // The first build's error is a configuration error: report it
+            // now. An output on a broker is built on its own thread instead
+            // (it may block on the network), and retried while it fails.
+            let output = if retry_first && log.is_some() {
+                None
+            } else {
+                Some(factory()?)
             };
             let (sender, receiver) = bounded(QUEUE_DEPTH);
             senders.push(sender);

@@ -49,7 +49,7 @@ impl OutputRunner {
             .as_ref()
             .and_then(|log| log.acked(name))
             .map_or(1, |acked| acked + 1);
-        let retry_at = Instant::now() + if output.is_some() { Duration::ZERO } else { MIN_BACKOFF };
+        let retry_at = Instant::now();
         let runner = Runner {
             name,
             interval: output.as_ref().map_or(Duration::from_secs(1), |o| o.flush_interval()),
