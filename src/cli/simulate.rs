@@ -33,7 +33,7 @@ pub struct SimulateArgs {
     /// How meters meet the sink.
     #[arg(long, value_enum, default_value_t = SimulateMode::DialIn)]
     pub mode: SimulateMode,
-    /// Stream server to dial (dial-in mode), host:port.
+    /// Stream server to dial (dial-in mode), host:port; several, comma-separated, are tried in turn.
     #[arg(long, default_value = "127.0.0.1:54322")]
     pub server: String,
     /// Seconds between connection attempts to the stream server.

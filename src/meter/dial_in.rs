@@ -17,7 +17,8 @@ pub const DEFAULT_RECONNECT: Duration = Duration::from_secs(30);
 /// Where and how often to dial.
 #[derive(Debug, Clone)]
 pub struct DialInConfig {
-    /// `host:port` of the stream server.
+    /// `host:port` of the stream server; several, comma-separated, are
+    /// tried in turn (a cluster of sinks behind one DNS name).
     pub server: String,
     /// Wait between a failed or ended connection and the next attempt.
     pub reconnect: Duration,
@@ -56,10 +57,18 @@ pub async fn run_dial_in(
     cancel: CancellationToken,
 ) -> DialInReport {
     let mut report = DialInReport::default();
+    let servers: Vec<&str> = config
+        .server
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut turn = 0usize;
     while !cancel.is_cancelled() {
+        let server = servers.get(turn % servers.len().max(1)).copied().unwrap_or("");
         let attempt = tokio::select! {
             _ = cancel.cancelled() => break,
-            attempt = timeout(config.connect_timeout, TcpStream::connect(&config.server)) => attempt,
+            attempt = timeout(config.connect_timeout, TcpStream::connect(server)) => attempt,
         };
         match attempt {
             Ok(Ok(stream)) => {
@@ -82,13 +91,15 @@ pub async fn run_dial_in(
             }
             Ok(Err(error)) => {
                 report.failed_attempts += 1;
-                tracing::debug!(meter = %meter.name(), server = %config.server, %error, "stream server not reachable");
+                tracing::debug!(meter = %meter.name(), server, %error, "stream server not reachable");
             }
             Err(_) => {
                 report.failed_attempts += 1;
-                tracing::debug!(meter = %meter.name(), server = %config.server, "connect timed out");
+                tracing::debug!(meter = %meter.name(), server, "connect timed out");
             }
         }
+        // Ended or failed: the next attempt goes to the next server.
+        turn += 1;
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(config.reconnect) => {}

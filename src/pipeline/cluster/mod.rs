@@ -3,5 +3,6 @@
 
 pub mod lease;
 pub mod writer;
+pub mod writer_metrics;
 
 pub use lease::{LeaseBook, LeaseError};

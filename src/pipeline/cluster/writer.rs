@@ -46,6 +46,9 @@ pub struct WriterCounters {
     pub duplicate_records: AtomicU64,
     /// Messages that were not meterflow record batches.
     pub rejected: AtomicU64,
+    /// Messages of this writer's share not yet delivered to it.
+    pub pending: AtomicU64,
+    pub stream_seq: AtomicU64,
 }
 
 /// What a writer run did.
@@ -70,6 +73,7 @@ pub struct Writer {
     counters: Arc<WriterCounters>,
     health: Arc<HealthBoard>,
     started: Instant,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Writer {
@@ -115,6 +119,7 @@ impl Writer {
             positions,
             counters: Arc::new(WriterCounters::default()),
             started: Instant::now(),
+            metrics_listen: config.service.metrics.then_some(config.service.metrics_listen),
         })
     }
 
@@ -129,6 +134,22 @@ impl Writer {
     /// Consumes until `cancel`, then closes the outputs.
     pub async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<WriterReport> {
         self.health.register(SOURCE_NAME);
+        let metrics_stop = CancellationToken::new();
+        let metrics = match self.metrics_listen {
+            Some(address) => {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("serving metrics on {address}"))?;
+                Some(tokio::spawn(super::writer_metrics::serve(
+                    listener,
+                    self.name.clone(),
+                    Arc::clone(&self.counters),
+                    Arc::clone(&self.health),
+                    metrics_stop.clone(),
+                )))
+            }
+            None => None,
+        };
         let client = connect::connect(&self.cluster, &format!("meterflow {}", self.name), true).await?;
         let js = connect::context(&self.cluster, client);
         let mut backoff = MIN_BACKOFF;
@@ -152,6 +173,10 @@ impl Writer {
         let outputs = tokio::task::spawn_blocking(move || topology.close())
             .await
             .context("output threads")??;
+        metrics_stop.cancel();
+        if let Some(task) = metrics {
+            let _ = task.await;
+        }
         Ok(WriterReport {
             messages: counters.messages.load(Relaxed),
             records: counters.records.load(Relaxed),
@@ -174,7 +199,7 @@ impl Writer {
             "meterflow-writer-{}-of-{}",
             self.cluster.writer_index, self.cluster.writers
         );
-        let consumer: consumer::PullConsumer = stream
+        let mut consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(
                 &durable,
                 consumer::pull::Config {
@@ -233,6 +258,14 @@ impl Writer {
             if let Some(error) = failure {
                 return Err(error);
             }
+            if taken.len() < FETCH_MESSAGES {
+                if let Ok(info) = consumer.info().await {
+                    self.counters.pending.store(info.num_pending, Relaxed);
+                }
+            }
+            self.counters
+                .stream_seq
+                .store(self.positions.stream_seq, Relaxed);
             self.health.ok(SOURCE_NAME, self.positions.stream_seq, None);
         }
     }

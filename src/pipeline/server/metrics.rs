@@ -474,12 +474,12 @@ fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Disp
     }
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, labels: &str, value: impl std::fmt::Display) {
+pub(crate) fn gauge(out: &mut String, name: &str, help: &str, labels: &str, value: impl std::fmt::Display) {
     header_line(out, name, help, "gauge");
     sample(out, name, labels, value);
 }
 
-fn counter(out: &mut String, name: &str, help: &str, labels: &str, value: impl std::fmt::Display) {
+pub(crate) fn counter(out: &mut String, name: &str, help: &str, labels: &str, value: impl std::fmt::Display) {
     header_line(out, name, help, "counter");
     sample(out, name, labels, value);
 }
