@@ -6,20 +6,17 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http::{http_get, wait_for};
 use common::mosquitto::free_port;
-use common::ndjson::packets;
-use common::parquet_read::{read_rows, Cell};
+use common::rows::{by_device, check_packets_cover_intervals, check_windows, num, temp_files, text, ts, Row};
 use meterflow::meter::firmware::MeterSettings;
 use meterflow::meter::fleet::{run_fleet, FleetConfig, FleetMode};
 use meterflow::meter::pacing::Pacing;
 use tokio_util::sync::CancellationToken;
-
-type Row = BTreeMap<String, Cell>;
 
 /// A sink pipeline file: files rotate every 2 s so that commits happen while
 /// meters stream; the record log fsyncs every 0.2 s.
@@ -164,97 +161,6 @@ fn start_meters(
     (cancel, task)
 }
 
-/// `GET path` on loopback: (status code, body); None while nothing listens.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    socket.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(socket, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    socket.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    Some((status, body))
-}
-
-/// Polls until `check` holds (or fails the test after `within`).
-fn wait_for(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn ts(row: &Row, column: &str) -> i64 {
-    match row[column] {
-        Cell::Ts(t) => t,
-        ref other => panic!("{column} is {other:?}"),
-    }
-}
-
-fn num(row: &Row, column: &str) -> f64 {
-    match row[column] {
-        Cell::F64(x) => x,
-        ref other => panic!("{column} is {other:?}"),
-    }
-}
-
-fn text(row: &Row, column: &str) -> String {
-    match &row[column] {
-        Cell::Str(s) => s.clone(),
-        other => panic!("{column} is {other:?}"),
-    }
-}
-
-/// Rows of a table per device, by `order` column.
-fn by_device(dir: &Path, order: &str) -> BTreeMap<String, Vec<Row>> {
-    let mut devices: BTreeMap<String, Vec<Row>> = BTreeMap::new();
-    if dir.exists() {
-        for row in read_rows(dir) {
-            devices.entry(text(&row, "device")).or_default().push(row);
-        }
-    }
-    for rows in devices.values_mut() {
-        rows.sort_by_key(|r| ts(r, order));
-    }
-    devices
-}
-
-fn temp_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.to_string_lossy().ends_with(".tmp") {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
-/// Every window once; consecutive windows touch except at the allowed gaps.
-/// Returns the gaps (end of one window, start of the next), ns.
-fn check_windows(device: &str, rows: &[Row]) -> Vec<(i64, i64)> {
-    let starts: BTreeSet<i64> = rows.iter().map(|r| ts(r, "window_start")).collect();
-    assert_eq!(starts.len(), rows.len(), "{device}: a window appears twice");
-    let mut gaps = Vec::new();
-    for pair in rows.windows(2) {
-        let (end, next) = (ts(&pair[0], "window_end"), ts(&pair[1], "window_start"));
-        if next != end {
-            gaps.push((end, next));
-        }
-    }
-    gaps
-}
-
 #[test]
 fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -342,44 +248,7 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
 
     // Every packet interval in the dataset left as a packet (duplicates of
     // the same identity are allowed, loss is not).
-    let mut sent: BTreeSet<(String, i64)> = BTreeSet::new();
-    let mut identities: BTreeMap<(String, i64), serde_json::Value> = BTreeMap::new();
-    for packet in packets(&dir.path().join("packets")) {
-        let id = (
-            packet["device_id"].to_string(),
-            packet["timestamp"].as_i64().unwrap(),
-        );
-        if let Some(known) = identities.get(&id) {
-            assert_eq!(
-                known, &packet,
-                "two different packets share the identity {id:?}"
-            );
-        }
-        for sensor in packet["sensors"].as_array().unwrap() {
-            for m in sensor["measurands"].as_array().unwrap() {
-                if m["key"] == "SERIAL_NUMBER" {
-                    sent.insert((
-                        m["value"].as_str().unwrap().to_string(),
-                        m["timestamp"].as_i64().unwrap(),
-                    ));
-                }
-            }
-        }
-        identities.insert(id, packet);
-    }
-    let aggregates = by_device(&out.join("aggregates"), "interval_start");
-    let mut intervals = 0;
-    for (device, rows) in &aggregates {
-        for row in rows.iter().filter(|r| text(r, "interval") == "packet") {
-            intervals += 1;
-            let end_ms = ts(row, "interval_end").div_euclid(1_000_000);
-            assert!(
-                sent.iter()
-                    .any(|(serial, t)| serial.contains(device.as_str()) && *t == end_ms),
-                "{device}: no packet for the interval ending {end_ms}"
-            );
-        }
-    }
+    let intervals = check_packets_cover_intervals(&dir.path().join("packets"), &out);
     assert!(intervals >= 15, "{intervals} packet intervals");
 }
 
