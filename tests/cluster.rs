@@ -317,8 +317,11 @@ fn drain(
     }
 }
 
+/// A device's windows and the gaps between them.
+type DeviceWindows = (String, Vec<Row>, Vec<(i64, i64)>);
+
 /// Windows per device, each window once; returns them with their gaps.
-fn windows_once(layout: &Layout) -> Vec<(String, Vec<Row>, Vec<(i64, i64)>)> {
+fn windows_once(layout: &Layout) -> Vec<DeviceWindows> {
     let out = layout.dataset();
     assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
     by_device(&out.join("windows"), "window_start")
@@ -341,9 +344,11 @@ fn an_ingest_node_killed_hands_its_meters_to_another_with_energy_continuing() {
     let (mut b, port_b) = layout.ingest("ingest-b");
     let mut writer = layout.writer("writer");
     let meters = start_meters(&runtime, &[port_a, port_b], 3, "move");
-    wait_for(Duration::from_secs(30), "node a to hold the 3 meters", || {
-        a.metric("meterflow_cluster_leases_held") == 3.0
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "node a to hold the 3 meters",
+        || a.metric("meterflow_cluster_leases_held") == 3.0,
+    );
     wait_for(Duration::from_secs(30), "windows in the writer", || {
         writer.metric("meterflow_writer_records_total") >= 60.0
     });
@@ -438,7 +443,11 @@ fn a_writer_killed_and_restarted_writes_every_record_once_and_foreign_messages_a
                 foreign.encode().unwrap(),
             ),
         ] {
-            js.publish(subject, body.into()).await.unwrap().await.unwrap();
+            js.publish(subject, body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
         }
     });
 
@@ -446,9 +455,11 @@ fn a_writer_killed_and_restarted_writes_every_record_once_and_foreign_messages_a
     writer.kill_9();
     std::thread::sleep(Duration::from_secs(2));
     writer.restart();
-    wait_for(Duration::from_secs(30), "the restarted writer to take records", || {
-        writer.metric("meterflow_writer_records_total") >= 30.0
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the restarted writer to take records",
+        || writer.metric("meterflow_writer_records_total") >= 30.0,
+    );
     let health = writer.healthz();
     assert_eq!(health.as_ref().map(|h| h.0), Some(200), "{health:?}");
     drain(&runtime, meters, &mut [&mut ingest], &mut [&mut writer]);
@@ -490,22 +501,26 @@ fn with_nats_down_the_ingest_node_keeps_computing_and_publishes_the_backlog_in_o
 
     nats.kill();
     let mut reason = String::new();
-    wait_for(Duration::from_secs(30), "the ingest node's 503", || {
-        match ingest.healthz() {
+    wait_for(
+        Duration::from_secs(30),
+        "the ingest node's 503",
+        || match ingest.healthz() {
             Some((503, body)) => {
                 reason = body;
                 true
             }
             _ => false,
-        }
-    });
+        },
+    );
     assert!(reason.contains("output jetstream"), "{reason}");
     std::thread::sleep(Duration::from_secs(3));
     let waiting = ingest.metric("meterflow_record_log_lag");
     nats.restart();
-    wait_for(Duration::from_secs(60), "the ingest node to recover", || {
-        ingest.healthz().is_some_and(|(code, _)| code == 200)
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "the ingest node to recover",
+        || ingest.healthz().is_some_and(|(code, _)| code == 200),
+    );
     std::thread::sleep(Duration::from_secs(2));
     let failed = ingest.metric("meterflow_cluster_failed_publishes_total")
         + ingest.metric("meterflow_output_errors_total");
@@ -518,11 +533,18 @@ fn with_nats_down_the_ingest_node_keeps_computing_and_publishes_the_backlog_in_o
         1,
         "one line when publishing starts failing\n{logs}"
     );
-    assert_eq!(ingest.logs().matches("output recovered").count(), 1, "{logs}");
+    assert_eq!(
+        ingest.logs().matches("output recovered").count(),
+        1,
+        "{logs}"
+    );
     let windows = windows_once(&layout);
     assert_eq!(windows.len(), 2, "{logs}");
     for (device, rows, gaps) in &windows {
-        assert!(gaps.is_empty(), "{device}: {gaps:?} (backlog {waiting})\n{logs}");
+        assert!(
+            gaps.is_empty(),
+            "{device}: {gaps:?} (backlog {waiting})\n{logs}"
+        );
         assert!(rows.len() >= 20, "{device}: {} windows", rows.len());
     }
 }
@@ -543,9 +565,11 @@ fn one_server_of_an_r3_cluster_killed_loses_and_doubles_nothing() {
     });
     servers[0].kill();
     std::thread::sleep(Duration::from_secs(6));
-    wait_for(Duration::from_secs(60), "the cluster to serve again", || {
-        ingest.healthz().is_some_and(|(code, _)| code == 200)
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "the cluster to serve again",
+        || ingest.healthz().is_some_and(|(code, _)| code == 200),
+    );
     drain(&runtime, meters, &mut [&mut ingest], &mut [&mut writer]);
 
     let logs = layout.logs(&[&ingest, &writer]);

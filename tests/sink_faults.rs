@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::http::{http_get, wait_for};
 use common::mosquitto::free_port;
-use common::rows::{by_device, check_packets_cover_intervals, check_windows, num, temp_files, text, ts, Row};
+use common::rows::{
+    by_device, check_packets_cover_intervals, check_windows, num, temp_files, text, ts, Row,
+};
 use meterflow::meter::firmware::MeterSettings;
 use meterflow::meter::fleet::{run_fleet, FleetConfig, FleetMode};
 use meterflow::meter::pacing::Pacing;

@@ -66,7 +66,10 @@ pub async fn run(args: WriterArgs) -> anyhow::Result<()> {
         cluster.map_or("", |c| c.stream.as_str()),
     );
     let cancel = tokio_util::sync::CancellationToken::new();
-    super::cancel_on_signal(&cancel, "stopping: writing what was taken, then closing the outputs");
+    super::cancel_on_signal(
+        &cancel,
+        "stopping: writing what was taken, then closing the outputs",
+    );
     let report = writer.run(cancel).await?;
     print_outputs(&report.outputs, &config);
     println!(

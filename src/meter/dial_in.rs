@@ -65,7 +65,10 @@ pub async fn run_dial_in(
         .collect();
     let mut turn = 0usize;
     while !cancel.is_cancelled() {
-        let server = servers.get(turn % servers.len().max(1)).copied().unwrap_or("");
+        let server = servers
+            .get(turn % servers.len().max(1))
+            .copied()
+            .unwrap_or("");
         let attempt = tokio::select! {
             _ = cancel.cancelled() => break,
             attempt = timeout(config.connect_timeout, TcpStream::connect(server)) => attempt,

@@ -76,7 +76,6 @@ pub fn check_windows(device: &str, rows: &[Row]) -> Vec<(i64, i64)> {
     gaps
 }
 
-
 /// Every packet interval in the dataset `out` left as a packet in the NDJSON
 /// files of `packets_dir`, and no two different packets share an identity
 /// (duplicates of one identity are allowed, loss is not). Returns how many

@@ -83,7 +83,11 @@ impl LeaseBook {
             .await
     }
 
-    async fn timed<T>(&self, what: &str, future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    async fn timed<T>(
+        &self,
+        what: &str,
+        future: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
         let timeout = self.config.request_timeout();
         match tokio::time::timeout(timeout, future).await {
             Ok(result) => result,
@@ -183,7 +187,10 @@ impl LeaseBook {
     }
 
     /// Renews every held lease, a third of the TTL apart, until cancelled.
-    pub fn spawn_renewer(self: &Arc<Self>, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_renewer(
+        self: &Arc<Self>,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let book = Arc::clone(self);
         tokio::spawn(async move {
             let every = (book.config.lease_ttl() / 3).max(Duration::from_millis(200));
@@ -212,7 +219,10 @@ impl LeaseBook {
                 Ok(None) => {
                     self.counters.lost.fetch_add(1, Relaxed);
                     self.lock().remove(&meter);
-                    tracing::error!(meter, "another node took this meter's lease; it streams to two nodes");
+                    tracing::error!(
+                        meter,
+                        "another node took this meter's lease; it streams to two nodes"
+                    );
                 }
                 Err(error) => {
                     self.counters.errors.fetch_add(1, Relaxed);
@@ -236,13 +246,20 @@ impl LeaseBook {
         self.timed("renewing a lease", async {
             let (leases, _) = self.stores().await?;
             let key = subjects::meter_token(meter);
-            if let Ok(revision) = leases.update(&key, self.node.clone().into(), revision).await {
+            if let Ok(revision) = leases
+                .update(&key, self.node.clone().into(), revision)
+                .await
+            {
                 return Ok(Some(revision));
             }
             match leases.entry(key.clone()).await? {
                 Some(entry) if entry.operation == kv::Operation::Put => {
                     if entry.value.as_ref() == self.node.as_bytes() {
-                        Ok(Some(leases.update(&key, self.node.clone().into(), entry.revision).await?))
+                        Ok(Some(
+                            leases
+                                .update(&key, self.node.clone().into(), entry.revision)
+                                .await?,
+                        ))
                     } else {
                         Ok(None)
                     }

@@ -119,7 +119,10 @@ impl Writer {
             positions,
             counters: Arc::new(WriterCounters::default()),
             started: Instant::now(),
-            metrics_listen: config.service.metrics.then_some(config.service.metrics_listen),
+            metrics_listen: config
+                .service
+                .metrics
+                .then_some(config.service.metrics_listen),
         })
     }
 
@@ -150,7 +153,8 @@ impl Writer {
             }
             None => None,
         };
-        let client = connect::connect(&self.cluster, &format!("meterflow {}", self.name), true).await?;
+        let client =
+            connect::connect(&self.cluster, &format!("meterflow {}", self.name), true).await?;
         let js = connect::context(&self.cluster, client);
         let mut backoff = MIN_BACKOFF;
         while !cancel.is_cancelled() {
@@ -285,13 +289,14 @@ impl Writer {
             return Ok(());
         }
         let subject = message.subject.as_str();
-        let batch = match RecordBatch::decode(&self.cluster.subject_prefix, subject, &message.payload) {
-            Ok(batch) => batch,
-            Err(reason) => {
-                self.reject(message, &reason);
-                return Ok(());
-            }
-        };
+        let batch =
+            match RecordBatch::decode(&self.cluster.subject_prefix, subject, &message.payload) {
+                Ok(batch) => batch,
+                Err(reason) => {
+                    self.reject(message, &reason);
+                    return Ok(());
+                }
+            };
         let already = self.positions.taken(&batch.origin, subject);
         let mut highest = already;
         let bus = Arc::clone(&self.bus);
@@ -331,7 +336,7 @@ impl Writer {
     /// (the first few and then every thousandth), never redelivered.
     fn reject(&self, message: &jetstream::Message, reason: &str) {
         let count = self.counters.rejected.fetch_add(1, Relaxed) + 1;
-        if count <= 10 || count % 1000 == 0 {
+        if count <= 10 || count.is_multiple_of(1000) {
             tracing::warn!(
                 subject = %message.subject,
                 rejected = count,

@@ -30,24 +30,81 @@ fn render(view: &WriterView) -> String {
     let c = &view.counters;
     let writer = format!("writer=\"{}\"", view.name);
     gauge(&mut out, "meterflow_up", "1 while the writer runs", "", 1);
-    counter(&mut out, "meterflow_writer_messages_total", "record messages taken into the writer's log", &writer, c.messages.load(Relaxed));
-    counter(&mut out, "meterflow_writer_records_total", "records taken", &writer, c.records.load(Relaxed));
-    counter(&mut out, "meterflow_writer_duplicate_messages_total", "redelivered messages the log already had", &writer, c.duplicate_messages.load(Relaxed));
-    counter(&mut out, "meterflow_writer_duplicate_records_total", "records a node published twice, dropped", &writer, c.duplicate_records.load(Relaxed));
-    counter(&mut out, "meterflow_writer_rejected_messages_total", "messages that were not meterflow record batches", &writer, c.rejected.load(Relaxed));
-    gauge(&mut out, "meterflow_writer_pending_messages", "messages of this writer's share still in the stream", &writer, c.pending.load(Relaxed));
-    gauge(&mut out, "meterflow_writer_stream_seq", "stream sequence of the last message taken", &writer, c.stream_seq.load(Relaxed));
+    counter(
+        &mut out,
+        "meterflow_writer_messages_total",
+        "record messages taken into the writer's log",
+        &writer,
+        c.messages.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "meterflow_writer_records_total",
+        "records taken",
+        &writer,
+        c.records.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "meterflow_writer_duplicate_messages_total",
+        "redelivered messages the log already had",
+        &writer,
+        c.duplicate_messages.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "meterflow_writer_duplicate_records_total",
+        "records a node published twice, dropped",
+        &writer,
+        c.duplicate_records.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "meterflow_writer_rejected_messages_total",
+        "messages that were not meterflow record batches",
+        &writer,
+        c.rejected.load(Relaxed),
+    );
+    gauge(
+        &mut out,
+        "meterflow_writer_pending_messages",
+        "messages of this writer's share still in the stream",
+        &writer,
+        c.pending.load(Relaxed),
+    );
+    gauge(
+        &mut out,
+        "meterflow_writer_stream_seq",
+        "stream sequence of the last message taken",
+        &writer,
+        c.stream_seq.load(Relaxed),
+    );
     for (name, health) in view.health.snapshot() {
         let labels = format!("{writer},output=\"{name}\"");
-        gauge(&mut out, "meterflow_output_up", "1 while the output works, 0 while it fails", &labels, u8::from(health.failing.is_none()));
-        counter(&mut out, "meterflow_output_errors_total", "failures of an output", &labels, health.errors);
+        gauge(
+            &mut out,
+            "meterflow_output_up",
+            "1 while the output works, 0 while it fails",
+            &labels,
+            u8::from(health.failing.is_none()),
+        );
+        counter(
+            &mut out,
+            "meterflow_output_errors_total",
+            "failures of an output",
+            &labels,
+            health.errors,
+        );
     }
     out
 }
 
 async fn metrics(State(view): State<WriterView>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         render(&view),
     )
 }
@@ -60,7 +117,10 @@ async fn healthz(State(view): State<WriterView>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("failing\n{}\npending messages: {pending}\n", failures.join("\n")),
+            format!(
+                "failing\n{}\npending messages: {pending}\n",
+                failures.join("\n")
+            ),
         )
     }
 }

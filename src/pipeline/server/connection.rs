@@ -15,10 +15,10 @@ use crate::source::meter_session::{greet, SessionError, SessionItem};
 use crate::wire::WireStats;
 
 use super::config::MeterLinkConfig;
-use super::state::StateStore;
-use crate::pipeline::cluster::{LeaseBook, LeaseError};
 use super::registry::{valid_meter_name, DropReason, Registry};
+use super::state::StateStore;
 use super::workers::{Job, WorkerPool};
+use crate::pipeline::cluster::{LeaseBook, LeaseError};
 
 /// Items handed to a worker at once, at most: bounds what one connection
 /// holds in flight (≤ 64 chunks of ≤ 64 KiB) beside its read buffer.
@@ -114,10 +114,15 @@ where
                         leases.node(),
                     );
                 }
-                leases.revision(&name).map(|revision| (Arc::clone(leases), revision))
+                leases
+                    .revision(&name)
+                    .map(|revision| (Arc::clone(leases), revision))
             }
             Err(error @ LeaseError::Held(_)) => {
-                return drop_peer(DropReason::LeaseHeld, &format_args!("meter {name}: {error}"))
+                return drop_peer(
+                    DropReason::LeaseHeld,
+                    &format_args!("meter {name}: {error}"),
+                )
             }
             Err(error @ LeaseError::Unreachable(_)) => {
                 return drop_peer(

@@ -19,10 +19,10 @@ use crate::pipeline::record_log::RecordLog;
 use crate::pipeline::topology::{HealthBoard, RecordBus};
 use crate::sink::packet::output::CollectorSlot;
 
-use crate::pipeline::cluster::LeaseBook;
-use crate::sink::jetstream::PublishCounters;
 use super::registry::{DropReason, MeterCounters, Registry};
 use super::workers::{WorkerContext, WorkerPool};
+use crate::pipeline::cluster::LeaseBook;
+use crate::sink::jetstream::PublishCounters;
 
 /// Name, help, value and type of a per-meter metric.
 type PerMeterMetric = (
@@ -316,18 +316,78 @@ impl SinkObserver {
             return;
         };
         let node = format!("node=\"{}\"", leases.node());
-        gauge(out, "meterflow_cluster_leases_held", "meter leases this node holds", &node, leases.held());
+        gauge(
+            out,
+            "meterflow_cluster_leases_held",
+            "meter leases this node holds",
+            &node,
+            leases.held(),
+        );
         let c = &leases.counters;
-        counter(out, "meterflow_cluster_leases_acquired_total", "meter leases taken", &node, c.acquired.load(Relaxed));
-        counter(out, "meterflow_cluster_leases_refused_total", "meters refused: another node holds their lease", &node, c.refused.load(Relaxed));
-        counter(out, "meterflow_cluster_leases_lost_total", "leases found taken by another node on renewal", &node, c.lost.load(Relaxed));
-        counter(out, "meterflow_cluster_lease_errors_total", "lease operations NATS did not answer", &node, c.errors.load(Relaxed));
+        counter(
+            out,
+            "meterflow_cluster_leases_acquired_total",
+            "meter leases taken",
+            &node,
+            c.acquired.load(Relaxed),
+        );
+        counter(
+            out,
+            "meterflow_cluster_leases_refused_total",
+            "meters refused: another node holds their lease",
+            &node,
+            c.refused.load(Relaxed),
+        );
+        counter(
+            out,
+            "meterflow_cluster_leases_lost_total",
+            "leases found taken by another node on renewal",
+            &node,
+            c.lost.load(Relaxed),
+        );
+        counter(
+            out,
+            "meterflow_cluster_lease_errors_total",
+            "lease operations NATS did not answer",
+            &node,
+            c.errors.load(Relaxed),
+        );
         let p = published;
-        counter(out, "meterflow_cluster_published_messages_total", "record messages JetStream acked", &node, p.messages.load(Relaxed));
-        counter(out, "meterflow_cluster_published_records_total", "records in those messages", &node, p.records.load(Relaxed));
-        counter(out, "meterflow_cluster_published_bytes_total", "bytes of those messages' bodies", &node, p.bytes.load(Relaxed));
-        counter(out, "meterflow_cluster_duplicate_messages_total", "messages JetStream already had (republished after a failure)", &node, p.duplicates.load(Relaxed));
-        counter(out, "meterflow_cluster_failed_publishes_total", "publish rounds that failed (retried from the record log)", &node, p.failed_flushes.load(Relaxed));
+        counter(
+            out,
+            "meterflow_cluster_published_messages_total",
+            "record messages JetStream acked",
+            &node,
+            p.messages.load(Relaxed),
+        );
+        counter(
+            out,
+            "meterflow_cluster_published_records_total",
+            "records in those messages",
+            &node,
+            p.records.load(Relaxed),
+        );
+        counter(
+            out,
+            "meterflow_cluster_published_bytes_total",
+            "bytes of those messages' bodies",
+            &node,
+            p.bytes.load(Relaxed),
+        );
+        counter(
+            out,
+            "meterflow_cluster_duplicate_messages_total",
+            "messages JetStream already had (republished after a failure)",
+            &node,
+            p.duplicates.load(Relaxed),
+        );
+        counter(
+            out,
+            "meterflow_cluster_failed_publishes_total",
+            "publish rounds that failed (retried from the record log)",
+            &node,
+            p.failed_flushes.load(Relaxed),
+        );
     }
 
     /// Output health, the record log and the bus.
@@ -474,12 +534,24 @@ fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Disp
     }
 }
 
-pub(crate) fn gauge(out: &mut String, name: &str, help: &str, labels: &str, value: impl std::fmt::Display) {
+pub(crate) fn gauge(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    labels: &str,
+    value: impl std::fmt::Display,
+) {
     header_line(out, name, help, "gauge");
     sample(out, name, labels, value);
 }
 
-pub(crate) fn counter(out: &mut String, name: &str, help: &str, labels: &str, value: impl std::fmt::Display) {
+pub(crate) fn counter(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    labels: &str,
+    value: impl std::fmt::Display,
+) {
     header_line(out, name, help, "counter");
     sample(out, name, labels, value);
 }
@@ -575,6 +647,7 @@ mod tests {
             packets: CollectorSlot::default(),
             started: Instant::now(),
             stopping: CancellationToken::new(),
+            cluster: None,
         };
         let text = observer.render();
         assert!(text.contains("# TYPE meterflow_meter_frames_total counter\n"));

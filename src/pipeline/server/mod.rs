@@ -25,10 +25,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::cluster::LeaseBook;
 use super::config::{PipelineConfig, SourceConfig};
 use super::device::DeviceSummary;
 use super::outputs::OutputsSummary;
-use super::cluster::LeaseBook;
 use super::topology::{Durable, Publish, Topology};
 use crate::sink::jetstream::PublishCounters;
 use config::{MeterLinkConfig, Network};

@@ -263,7 +263,10 @@ impl StateStore {
             if let Some(covered) = state.covered_until_ns {
                 lost.insert(
                     name.clone(),
-                    (covered, "the sink stopped before they were durable".to_string()),
+                    (
+                        covered,
+                        "the sink stopped before they were durable".to_string(),
+                    ),
                 );
             }
         }
@@ -281,10 +284,20 @@ impl StateStore {
     /// connected here, last streamed to `from_node`), unless this node's own
     /// state is as far. A move from another node loses what that node had
     /// computed but not yet published: recorded like a crash.
-    pub fn adopt(&self, meter: &str, energy: EnergyCounters, covered_until_ns: i64, from_node: &str, this_node: &str) {
+    pub fn adopt(
+        &self,
+        meter: &str,
+        energy: EnergyCounters,
+        covered_until_ns: i64,
+        from_node: &str,
+        this_node: &str,
+    ) {
         let mut meters = self.lock();
         let state = meters.entry(meter.to_string()).or_default();
-        if state.covered_until_ns.is_some_and(|c| c >= covered_until_ns) {
+        if state
+            .covered_until_ns
+            .is_some_and(|c| c >= covered_until_ns)
+        {
             return;
         }
         state.energy = energy;

@@ -107,7 +107,15 @@ impl Topology {
                 Ok(Box::new(output) as Box<dyn Output>)
             });
             factories.push((JetStreamOutput::NAME, factory));
-            return Self::with_outputs(factories, log, state, health, false, CollectorSlot::default(), true);
+            return Self::with_outputs(
+                factories,
+                log,
+                state,
+                health,
+                false,
+                CollectorSlot::default(),
+                true,
+            );
         }
         let telemetry = match &config.source {
             SourceConfig::Telemetry(telemetry) => Some(telemetry.flush_interval()),

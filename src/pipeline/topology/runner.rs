@@ -52,7 +52,9 @@ impl OutputRunner {
         let retry_at = Instant::now();
         let runner = Runner {
             name,
-            interval: output.as_ref().map_or(Duration::from_secs(1), |o| o.flush_interval()),
+            interval: output
+                .as_ref()
+                .map_or(Duration::from_secs(1), |o| o.flush_interval()),
             output,
             factory,
             log,

@@ -110,10 +110,11 @@ impl ClusterConfig {
             }
         }
         if self.subject_prefix.is_empty()
-            || !self
-                .subject_prefix
-                .split('.')
-                .all(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            || !self.subject_prefix.split('.').all(|t| {
+                !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
         {
             anyhow::bail!(
                 "cluster.subject_prefix {:?}: dot-separated tokens of letters, digits, _ and -",
@@ -144,7 +145,11 @@ impl ClusterConfig {
             );
         }
         in_range("lease_ttl_s", self.lease_ttl_s, LEASE_TTL_S)?;
-        in_range("publish_interval_s", self.publish_interval_s, PUBLISH_INTERVAL_S)?;
+        in_range(
+            "publish_interval_s",
+            self.publish_interval_s,
+            PUBLISH_INTERVAL_S,
+        )?;
         in_range("request_timeout_s", self.request_timeout_s, (0.1, 120.0))?;
         if !(1..=100_000).contains(&self.max_batch_records) {
             anyhow::bail!(

@@ -34,6 +34,9 @@ pub struct PublishCounters {
     pub failed_flushes: AtomicU64,
 }
 
+/// A message ready to publish: subject, message id, body, records in it.
+type Message = (String, String, Vec<u8>, usize);
+
 #[derive(Default)]
 struct Pending {
     seqs: Vec<u64>,
@@ -70,7 +73,8 @@ impl JetStreamOutput {
         counters: Arc<PublishCounters>,
     ) -> anyhow::Result<Self> {
         let (js, state, max_payload) = runtime.block_on(async {
-            let client = connect::connect(config, &format!("meterflow ingest {node}"), false).await?;
+            let client =
+                connect::connect(config, &format!("meterflow ingest {node}"), false).await?;
             let max_payload = client.server_info().max_payload;
             let js = connect::context(config, client);
             connect::records_stream(config, &js).await?;
@@ -94,9 +98,10 @@ impl JetStreamOutput {
 
     /// Batches of at most `max_batch_records` and about half the server's
     /// payload limit, each with its message id.
-    fn messages(&mut self) -> anyhow::Result<Vec<(String, String, Vec<u8>, usize)>> {
+    fn messages(&mut self) -> anyhow::Result<Vec<Message>> {
         let mut out = Vec::new();
-        let mut pending: Vec<(String, Pending)> = std::mem::take(&mut self.pending).into_iter().collect();
+        let mut pending: Vec<(String, Pending)> =
+            std::mem::take(&mut self.pending).into_iter().collect();
         pending.sort_by_key(|(_, p)| p.seqs.first().copied().unwrap_or(0));
         for (subject, batch) in pending {
             let mut seqs = batch.seqs.as_slice();
@@ -112,12 +117,8 @@ impl JetStreamOutput {
                     }
                     .encode()?;
                     if body.len() <= self.max_payload / 2 || take == 1 {
-                        let id = format!(
-                            "{}:{subject}:{}-{}",
-                            self.origin,
-                            seqs[0],
-                            seqs[take - 1]
-                        );
+                        let id =
+                            format!("{}:{subject}:{}-{}", self.origin, seqs[0], seqs[take - 1]);
                         out.push((subject.clone(), id, body, take));
                         break;
                     }
@@ -133,7 +134,7 @@ impl JetStreamOutput {
     async fn publish(
         js: &jetstream::Context,
         state: &kv::Store,
-        messages: Vec<(String, String, Vec<u8>, usize)>,
+        messages: Vec<Message>,
         registers: Vec<(String, Vec<u8>)>,
         counters: &PublishCounters,
         timeout: Duration,
@@ -153,7 +154,9 @@ impl JetStreamOutput {
         for (subject, ack, records, bytes) in acks {
             let ack = tokio::time::timeout(timeout, ack)
                 .await
-                .map_err(|_| anyhow::anyhow!("no ack from JetStream for {subject} within {timeout:?}"))?
+                .map_err(|_| {
+                    anyhow::anyhow!("no ack from JetStream for {subject} within {timeout:?}")
+                })?
                 .with_context(|| format!("JetStream did not ack {subject}"))?;
             counters.messages.fetch_add(1, Relaxed);
             counters.records.fetch_add(records as u64, Relaxed);

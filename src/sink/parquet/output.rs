@@ -65,7 +65,10 @@ impl Output for ParquetOutput {
             Record::PqEvent(row) => self.dataset.write_pq_event(row.clone())?,
             Record::HalfCycle(row) => self.dataset.write_half_cycle(row.clone())?,
             Record::DeviceFinished(name) => self.dataset.finish_device(name)?,
-            Record::Sensor(_) | Record::Telemetry(_) | Record::Readings(_) | Record::Consumed(_) => {}
+            Record::Sensor(_)
+            | Record::Telemetry(_)
+            | Record::Readings(_)
+            | Record::Consumed(_) => {}
         }
         Ok(())
     }
