@@ -31,6 +31,7 @@ const SINKS: &[(&str, &[&str])] = &[
     ("[sink.packets.targets.retry]", &[]),
     ("[service]", &[]),
     ("[record_log]", &[]),
+    ("[cluster]", &[]),
 ];
 
 impl Doc {
