@@ -16,7 +16,8 @@ use common::http::{http_get, wait_for};
 use common::mosquitto::free_port;
 use common::nats::{start_cluster, NatsServer};
 use common::rows::{
-    by_device, check_packets_cover_intervals, check_windows, num, temp_files, text, ts, Row,
+    by_device, check_energy_continues, check_packets_cover_intervals, check_windows, temp_files,
+    text, ts, Row,
 };
 use meterflow::meter::firmware::MeterSettings;
 use meterflow::meter::fleet::{run_fleet, FleetConfig, FleetMode};
@@ -395,18 +396,7 @@ fn an_ingest_node_killed_hands_its_meters_to_another_with_energy_continuing() {
         assert_eq!(ts(lost[0], "time"), from, "{device}: the hole is reported");
         assert!(text(lost[0], "message").contains("ingest-a"), "{lost:?}");
         // Energy continues from the registers node a's records left in KV.
-        let after = rows
-            .iter()
-            .position(|r| ts(r, "window_start") == to)
-            .unwrap();
-        let (before, first) = (&rows[after - 1], &rows[after]);
-        let expected = num(before, "cum_import_total_wh") + num(first, "energy_total_wh").max(0.0);
-        assert!(
-            (num(first, "cum_import_total_wh") - expected).abs() <= 1e-9 * expected.abs().max(1.0),
-            "{device}: import register {} on node b, {} expected",
-            num(first, "cum_import_total_wh"),
-            expected
-        );
+        check_energy_continues(device, rows, to);
     }
     assert!(check_packets_cover_intervals(&layout.packets(), &layout.dataset()) >= 15);
 }

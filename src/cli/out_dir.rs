@@ -1,7 +1,7 @@
 //! `--out DIR` of `batch`, `run` and `sink`: one folder for everything a run
 //! writes, laid out the same way by every command.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::pipeline::PipelineConfig;
 use crate::sink::packet::{DeliveryConfig, NdjsonConfig, SpoolConfig};
@@ -31,5 +31,22 @@ pub fn direct_outputs(config: &mut PipelineConfig, out: &Path) {
             },
             ..DeliveryConfig::default()
         };
+    }
+}
+
+/// `--out` and `--state-dir` of the long-running commands (`sink`,
+/// `writer`): outputs under `out` as [`direct_outputs`], state in
+/// `<out>/state` unless `state_dir` names another folder.
+pub fn direct_service(
+    config: &mut PipelineConfig,
+    out: Option<&Path>,
+    state_dir: Option<&PathBuf>,
+) {
+    if let Some(out) = out {
+        direct_outputs(config, out);
+        config.service.state_dir = out.join("state");
+    }
+    if let Some(dir) = state_dir {
+        config.service.state_dir = dir.clone();
     }
 }

@@ -44,13 +44,7 @@ pub fn load(args: &WriterArgs) -> anyhow::Result<PipelineConfig> {
     if let Some(of) = args.of {
         cluster.writers = of;
     }
-    if let Some(out) = &args.out {
-        super::out_dir::direct_outputs(&mut config, out);
-        config.service.state_dir = out.join("state");
-    }
-    if let Some(dir) = &args.state_dir {
-        config.service.state_dir = dir.clone();
-    }
+    super::out_dir::direct_service(&mut config, args.out.as_deref(), args.state_dir.as_ref());
     config.validate()?;
     Ok(config)
 }

@@ -121,3 +121,21 @@ pub fn check_packets_cover_intervals(packets_dir: &Path, out: &Path) -> usize {
     }
     intervals
 }
+
+/// The import register of the first window after a hole (starting at `to`)
+/// equals the one before it plus that window's energy (1e-9 relative): the
+/// registers continued from the last durable window.
+pub fn check_energy_continues(device: &str, rows: &[Row], to: i64) {
+    let after = rows
+        .iter()
+        .position(|r| ts(r, "window_start") == to)
+        .unwrap_or_else(|| panic!("{device}: no window starts at {to}"));
+    let (before, first) = (&rows[after - 1], &rows[after]);
+    let expected = num(before, "cum_import_total_wh") + num(first, "energy_total_wh").max(0.0);
+    assert!(
+        (num(first, "cum_import_total_wh") - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+        "{device}: import register {} after the hole, {} expected",
+        num(first, "cum_import_total_wh"),
+        expected
+    );
+}

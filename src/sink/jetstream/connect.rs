@@ -79,17 +79,15 @@ pub async fn lease_bucket(
     config: &ClusterConfig,
     js: &jetstream::Context,
 ) -> anyhow::Result<kv::Store> {
+    let description = "meterflow meter leases: which node a meter streams to";
     bucket(
         js,
-        kv::Config {
-            bucket: config.lease_bucket.clone(),
-            description: "meterflow meter leases: which node a meter streams to".to_string(),
-            history: 1,
-            max_age: config.lease_ttl(),
-            num_replicas: config.replicas,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        },
+        bucket_config(
+            config,
+            &config.lease_bucket,
+            description,
+            config.lease_ttl(),
+        ),
     )
     .await
 }
@@ -99,18 +97,31 @@ pub async fn state_bucket(
     config: &ClusterConfig,
     js: &jetstream::Context,
 ) -> anyhow::Result<kv::Store> {
+    let description = "meterflow meter state: energy registers and coverage";
     bucket(
         js,
-        kv::Config {
-            bucket: config.state_bucket.clone(),
-            description: "meterflow meter state: energy registers and coverage".to_string(),
-            history: 1,
-            num_replicas: config.replicas,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        },
+        bucket_config(config, &config.state_bucket, description, Duration::ZERO),
     )
     .await
+}
+
+/// A bucket of the last value per key, replicated as the stream; `max_age`
+/// zero keeps values until they are replaced.
+fn bucket_config(
+    config: &ClusterConfig,
+    name: &str,
+    description: &str,
+    max_age: Duration,
+) -> kv::Config {
+    kv::Config {
+        bucket: name.to_string(),
+        description: description.to_string(),
+        history: 1,
+        max_age,
+        num_replicas: config.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
 }
 
 async fn bucket(js: &jetstream::Context, wanted: kv::Config) -> anyhow::Result<kv::Store> {
