@@ -35,6 +35,9 @@ use runner::{OutputFactory, OutputRunner};
 
 /// Records queued per output before, with a log, it reads from the log instead.
 const QUEUE_DEPTH: usize = 4096;
+/// What a writer allows for a record's way through JetStream (publish ack,
+/// fetch wait) on top of the publish interval.
+const CLUSTER_DELIVERY_ALLOWANCE: Duration = Duration::from_secs(1);
 /// How often the meter state is snapshotted into the log.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
 /// The marker of a running sink: found at start, the last run did not stop cleanly.
@@ -147,7 +150,14 @@ impl Topology {
         if let Some(packets) = config.sink.packets.clone() {
             let runtime = tokio::runtime::Handle::try_current()
                 .context("packet delivery needs a tokio runtime")?;
-            let lag = config.service.packet_grace();
+            // A writer gets each meter's records a publish interval and a
+            // fetch later than the ingest node made them: wait that long
+            // more before cutting a packet, or a meter's late sensor would
+            // make a second packet of the same identity.
+            let lag = config.service.packet_grace()
+                + config.cluster.as_ref().map_or(Duration::ZERO, |cluster| {
+                    cluster.publish_interval() + CLUSTER_DELIVERY_ALLOWANCE
+                });
             let slot = Arc::clone(&slot);
             let factory: OutputFactory = Box::new(move || {
                 let _entered = runtime.enter();

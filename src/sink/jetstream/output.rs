@@ -5,7 +5,7 @@
 //! fails, the runner rebuilds this output with backoff, and the node's own
 //! record log holds what waits; it is published in order when NATS is back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,8 +52,8 @@ pub struct JetStreamOutput {
     js: jetstream::Context,
     state: kv::Store,
     max_payload: usize,
-    /// Per subject, in the order of their first record.
-    pending: BTreeMap<String, Pending>,
+    /// Per meter and kind (the subject is made once per flush, not per record).
+    pending: HashMap<String, HashMap<&'static str, Pending>>,
     registers: HashMap<String, MeterRegisters>,
     last_seq: u64,
     counters: Arc<PublishCounters>,
@@ -89,7 +89,7 @@ impl JetStreamOutput {
             js,
             state,
             max_payload: max_payload.max(64 * 1024),
-            pending: BTreeMap::new(),
+            pending: HashMap::new(),
             registers: HashMap::new(),
             last_seq: 0,
             counters,
@@ -100,8 +100,19 @@ impl JetStreamOutput {
     /// payload limit, each with its message id.
     fn messages(&mut self) -> anyhow::Result<Vec<Message>> {
         let mut out = Vec::new();
-        let mut pending: Vec<(String, Pending)> =
-            std::mem::take(&mut self.pending).into_iter().collect();
+        let (prefix, partitions) = (&self.config.subject_prefix, self.config.partitions);
+        let mut pending: Vec<(String, Pending)> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .flat_map(|(meter, kinds)| {
+                kinds.into_iter().map(move |(kind, batch)| {
+                    (
+                        subjects::record_subject(prefix, partitions, &meter, kind),
+                        batch,
+                    )
+                })
+            })
+            .collect();
+        // In the order of their first record.
         pending.sort_by_key(|(_, p)| p.seqs.first().copied().unwrap_or(0));
         for (subject, batch) in pending {
             let mut seqs = batch.seqs.as_slice();
@@ -191,16 +202,19 @@ impl Output for JetStreamOutput {
         if matches!(record, Record::Raw(_)) && !self.config.raw_archive {
             return Ok(());
         }
-        if let Some((name, registers)) = MeterRegisters::after(record, &self.node) {
-            self.registers.insert(name, registers);
+        if let Some(registers) = MeterRegisters::after(record, &self.node) {
+            match self.registers.get_mut(meter) {
+                Some(last) => *last = registers,
+                None => {
+                    self.registers.insert(meter.to_string(), registers);
+                }
+            }
         }
-        let subject = subjects::record_subject(
-            &self.config.subject_prefix,
-            self.config.partitions,
-            meter,
-            subjects::kind_of(record),
-        );
-        let pending = self.pending.entry(subject).or_default();
+        let kinds = match self.pending.get_mut(meter) {
+            Some(kinds) => kinds,
+            None => self.pending.entry(meter.to_string()).or_default(),
+        };
+        let pending = kinds.entry(subjects::kind_of(record)).or_default();
         pending.seqs.push(seq);
         pending.records.push(record.clone());
         Ok(())

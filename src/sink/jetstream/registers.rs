@@ -18,21 +18,17 @@ pub struct MeterRegisters {
 
 impl MeterRegisters {
     /// The registers a window or latch record leaves behind.
-    pub fn after(record: &Record, node: &str) -> Option<(String, Self)> {
-        let (name, end_ns, energy) = match record {
-            Record::Window(row) => (&row.device.name, row.metrics.end_unix_ns, &row.energy),
-            Record::Latch(row) => (&row.device.name, row.window.end_unix_ns, &row.energy),
+    pub fn after(record: &Record, node: &str) -> Option<Self> {
+        let (end_ns, energy) = match record {
+            Record::Window(row) => (row.metrics.end_unix_ns, &row.energy),
+            Record::Latch(row) => (row.window.end_unix_ns, &row.energy),
             _ => return None,
         };
-        let energy = energy.as_ref()?;
-        Some((
-            name.to_string(),
-            MeterRegisters {
-                node: node.to_string(),
-                energy: energy.clone(),
-                covered_until_ns: end_ns,
-            },
-        ))
+        Some(MeterRegisters {
+            node: node.to_string(),
+            energy: energy.as_ref()?.clone(),
+            covered_until_ns: end_ns,
+        })
     }
 
     pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
