@@ -57,6 +57,7 @@ pub struct JetStreamOutput {
     registers: HashMap<String, MeterRegisters>,
     last_seq: u64,
     counters: Arc<PublishCounters>,
+    compressor: zstd::bulk::Compressor<'static>,
 }
 
 impl JetStreamOutput {
@@ -93,6 +94,7 @@ impl JetStreamOutput {
             registers: HashMap::new(),
             last_seq: 0,
             counters,
+            compressor: RecordBatch::compressor()?,
         })
     }
 
@@ -126,7 +128,7 @@ impl JetStreamOutput {
                         seqs: seqs[..take].to_vec(),
                         records: records[..take].to_vec(),
                     }
-                    .encode()?;
+                    .encode_with(&mut self.compressor)?;
                     if body.len() <= self.max_payload / 2 || take == 1 {
                         let id =
                             format!("{}:{subject}:{}-{}", self.origin, seqs[0], seqs[take - 1]);
