@@ -76,6 +76,26 @@ pub struct Writer {
     metrics_listen: Option<std::net::SocketAddr>,
 }
 
+/// Writers sharing one pipeline file (and so one dataset and packet folder)
+/// keep apart what is each writer's own: commit journal and temporary
+/// Parquet files, NDJSON files, packet spool and record log.
+fn separate_writer_files(config: &mut PipelineConfig, name: &str) {
+    if let Some(parquet) = config.sink.parquet.as_mut() {
+        parquet.commit_owner = Some(name.to_string());
+    }
+    if let Some(packets) = config.sink.packets.as_mut() {
+        let targets = &mut packets.targets;
+        if let Some(ndjson) = targets.ndjson.as_mut() {
+            ndjson.prefix = format!("{}-{name}", ndjson.prefix);
+        }
+        targets.spool.dir = targets.spool.dir.join(name);
+    }
+    config.service.state_dir = config.service.state_dir.join(name);
+    if !config.record_log.dir.as_os_str().is_empty() {
+        config.record_log.dir = config.record_log.dir.join(name);
+    }
+}
+
 impl Writer {
     /// Opens the record log and the outputs of `config` (its `[source]` is
     /// not used). Call inside a tokio runtime.
@@ -89,9 +109,7 @@ impl Writer {
             anyhow::bail!("meterflow writer needs [sink.parquet] or [sink.packets] to write to");
         }
         let name = format!("writer{}", cluster.writer_index);
-        if let Some(parquet) = config.sink.parquet.as_mut() {
-            parquet.commit_owner = Some(name.clone());
-        }
+        separate_writer_files(&mut config, &name);
         let state = Arc::new(StateStore::open(&config.service.state_dir)?);
         let topology = Topology::start(
             &config,

@@ -15,6 +15,7 @@
 
 mod acks;
 mod config;
+mod dir_lock;
 mod flusher;
 mod recovery;
 mod replay;
@@ -38,6 +39,7 @@ pub use snapshot::Snapshot;
 pub use stats::{ConsumerStats, RecordLogStats};
 
 use acks::Acks;
+use dir_lock::DirLock;
 use flusher::Wake;
 use segment::{payload_hasher, sync_dir, ENTRY_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD};
 use segments::Segments;
@@ -109,6 +111,7 @@ pub struct RecordLog {
     counters: Counters,
     health: Health,
     wake: Wake,
+    _dir_lock: DirLock,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,6 +130,7 @@ impl RecordLog {
         let dir = config.dir.clone();
         fs::create_dir_all(&dir)
             .with_context(|| format!("creating the record log folder {}", dir.display()))?;
+        let dir_lock = DirLock::acquire(&dir)?;
         remove_stale_temps(&dir);
         let (acks, ack_problems) = acks::load(&dir.join(ACKS_DIR), consumers)?;
         let (snapshot, snapshot_problem) = snapshot::load(&dir)?;
@@ -214,6 +218,7 @@ impl RecordLog {
             counters: Counters::default(),
             health: Health::default(),
             wake: Wake::default(),
+            _dir_lock: dir_lock,
             config,
         };
         log.update_bound(&lock(&log.acks));

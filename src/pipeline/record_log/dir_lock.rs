@@ -1,0 +1,68 @@
+//! One process per record log: two sinks (or writers) appending to one
+//! folder would interleave their segments. An exclusive `flock` on a file in
+//! the folder is held while the log is open; the kernel drops it when the
+//! process dies, so kill -9 leaves no stale lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use anyhow::Context;
+
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Held for the life of the log; the lock goes with the file.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    pub fn acquire(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock(2) on a descriptor this function owns.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if !locked {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "the record log {} is in use by another meterflow process (pid {}); \
+                 give each sink or writer its own state_dir",
+                dir.display(),
+                holder.trim()
+            );
+        }
+        // The holder's pid, for the message above (best effort).
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+        Ok(DirLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DirLock::acquire(dir.path()).unwrap();
+        let second = DirLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(
+            second.contains("in use by another meterflow process"),
+            "{second}"
+        );
+        assert!(second.contains(&std::process::id().to_string()), "{second}");
+        drop(first);
+        DirLock::acquire(dir.path()).unwrap();
+    }
+}
