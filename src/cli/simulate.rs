@@ -39,6 +39,9 @@ pub struct SimulateArgs {
     /// Seconds between connection attempts to the stream server.
     #[arg(long, default_value_t = 30.0)]
     pub reconnect_secs: f64,
+    /// With several --server: meter k dials the k-th first (as round-robin DNS would).
+    #[arg(long)]
+    pub spread: bool,
     /// Address to listen on (command-port and raw modes).
     #[arg(long, default_value = "0.0.0.0")]
     pub bind: IpAddr,
@@ -197,6 +200,7 @@ pub fn fleet_config(args: &SimulateArgs) -> anyhow::Result<FleetConfig> {
         first_number: args.first_number,
         template,
         capture: args.capture.clone(),
+        spread_servers: args.spread,
     })
 }
 

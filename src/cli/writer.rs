@@ -21,6 +21,9 @@ pub struct WriterArgs {
     /// How many writers share the meters (overrides cluster.writers).
     #[arg(long)]
     pub of: Option<u32>,
+    /// Address of /metrics and /healthz (overrides the file).
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// State folder: this writer's record log (overrides the file).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
@@ -43,6 +46,9 @@ pub fn load(args: &WriterArgs) -> anyhow::Result<PipelineConfig> {
     }
     if let Some(of) = args.of {
         cluster.writers = of;
+    }
+    if let Some(metrics) = args.metrics_listen {
+        config.service.metrics_listen = metrics;
     }
     super::out_dir::direct_service(&mut config, args.out.as_deref(), args.state_dir.as_ref());
     config.validate()?;

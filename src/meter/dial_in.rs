@@ -24,6 +24,8 @@ pub struct DialInConfig {
     pub reconnect: Duration,
     /// Longest wait for a TCP connect.
     pub connect_timeout: Duration,
+    /// Which of the servers is dialed first (counted modulo their number).
+    pub first_turn: usize,
 }
 
 impl DialInConfig {
@@ -32,6 +34,7 @@ impl DialInConfig {
             server: server.into(),
             reconnect: DEFAULT_RECONNECT,
             connect_timeout: Duration::from_secs(5),
+            first_turn: 0,
         }
     }
 }
@@ -63,7 +66,7 @@ pub async fn run_dial_in(
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
-    let mut turn = 0usize;
+    let mut turn = config.first_turn;
     while !cancel.is_cancelled() {
         let server = servers
             .get(turn % servers.len().max(1))

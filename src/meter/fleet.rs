@@ -41,6 +41,9 @@ pub struct FleetConfig {
     pub template: MeterSettings,
     /// Capture path template (`{name}` is replaced by the meter name).
     pub capture: Option<PathBuf>,
+    /// Dial-in with several servers: meter k dials the k-th first (as
+    /// round-robin DNS spreads a fleet), instead of all starting at the first.
+    pub spread_servers: bool,
 }
 
 impl FleetConfig {
@@ -52,6 +55,7 @@ impl FleetConfig {
             first_number: 1,
             template: MeterSettings::new("smartmeter"),
             capture: None,
+            spread_servers: false,
         }
     }
 }
@@ -138,6 +142,7 @@ pub async fn start_fleet(
             FleetMode::DialIn { server, reconnect } => {
                 let dial = DialInConfig {
                     reconnect: *reconnect,
+                    first_turn: if config.spread_servers { k } else { 0 },
                     ..DialInConfig::new(server.clone())
                 };
                 tasks.spawn(async move {
