@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use meterflow::cli::{
-    batch, bench, bench_sink, config, inspect, report, run, simulate, sink, writer,
+    batch, bench, bench_sink, config, inspect, local_cluster, report, run, simulate, sink, writer,
 };
 
 /// meterflow: SmartMeter power-meter streams into trustworthy energy data.
@@ -28,6 +28,8 @@ enum Command {
     Sink(sink::SinkArgs),
     /// A writer node of a cluster: records from NATS JetStream into the outputs.
     Writer(writer::WriterArgs),
+    /// A local cluster: ingest and writer nodes against a running nats-server.
+    Cluster(local_cluster::ClusterArgs),
     /// Firmware-faithful virtual meters (dial-in, command port, raw port).
     Simulate(simulate::SimulateArgs),
     /// Summarise capture files: meter, sessions, frames, anomalies.
@@ -78,6 +80,7 @@ fn main() -> std::process::ExitCode {
             outcome
         }),
         Command::Sink(args) => runtime().and_then(|rt| rt.block_on(sink::run(args))),
+        Command::Cluster(args) => runtime().and_then(|rt| rt.block_on(local_cluster::run(args))),
         Command::Writer(args) => runtime().and_then(|rt| rt.block_on(writer::run(args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(args))),
     };

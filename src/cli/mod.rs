@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_sink;
 pub mod config;
 pub mod inspect;
+pub mod local_cluster;
 pub mod out_dir;
 pub mod report;
 pub mod run;
