@@ -2,7 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use meterflow::cli::{
-    batch, bench, bench_sink, config, inspect, local_cluster, report, run, simulate, sink, writer,
+    batch, bench, bench_cluster, bench_sink, config, inspect, local_cluster, report, run, simulate,
+    sink, writer,
 };
 
 /// meterflow: SmartMeter power-meter streams into trustworthy energy data.
@@ -49,6 +50,8 @@ enum BenchCommand {
     Batch(bench::BenchArgs),
     /// The stream sink under N real-time virtual meters over loopback (default 1000 at 8 kHz, 60 s).
     Sink(bench_sink::SinkBenchArgs),
+    /// N ingest nodes and M writers on loopback with a nats-server and virtual meters.
+    Cluster(bench_cluster::ClusterBenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,6 +74,9 @@ fn main() -> std::process::ExitCode {
         Command::Bench {
             what: BenchCommand::Sink(args),
         } => runtime().and_then(|rt| rt.block_on(bench_sink::run(args))),
+        Command::Bench {
+            what: BenchCommand::Cluster(args),
+        } => runtime().and_then(|rt| rt.block_on(bench_cluster::run(args))),
         Command::Batch(args) => runtime().and_then(|rt| rt.block_on(batch::run(args))),
         Command::Run(args) => runtime().and_then(|rt| {
             let outcome = rt.block_on(run::run(args));

@@ -269,7 +269,7 @@ fn spawn_meters(args: &SinkBenchArgs, addr: std::net::SocketAddr) -> anyhow::Res
         .context("starting the virtual meters (meterflow simulate)")
 }
 
-fn stop_child(child: &mut Child) {
+pub(crate) fn stop_child(child: &mut Child) {
     // SIGTERM lets the meters close their sockets; kill after 10 s.
     let pid = child.id() as libc::pid_t;
     // SAFETY: kill(2) with a PID we spawned and still own (not yet reaped).
@@ -288,7 +288,7 @@ fn stop_child(child: &mut Child) {
 }
 
 /// Peak resident set (VmHWM) of this process or `pid`, KiB (Linux).
-fn peak_rss_kib(pid: Option<u32>) -> Option<u64> {
+pub(crate) fn peak_rss_kib(pid: Option<u32>) -> Option<u64> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/status"),
         None => "/proc/self/status".to_string(),
@@ -301,7 +301,7 @@ fn peak_rss_kib(pid: Option<u32>) -> Option<u64> {
 }
 
 /// User + system CPU seconds of this process or `pid` (Linux).
-fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/stat"),
         None => "/proc/self/stat".to_string(),

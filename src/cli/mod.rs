@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod bench_cluster;
 pub mod bench_sink;
 pub mod config;
 pub mod inspect;

@@ -24,6 +24,7 @@ use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::server::state::{SourcePositions, StateStore};
 use crate::pipeline::topology::{Durable, HealthBoard, RecordBus, Topology};
 use crate::sink::jetstream::{connect, subjects, ClusterConfig, RecordBatch};
+use crate::sink::latency::LatencyRecorder;
 use crate::sink::output::OutputSummary;
 
 /// Messages asked for per fetch.
@@ -49,6 +50,9 @@ pub struct WriterCounters {
     /// Messages of this writer's share not yet delivered to it.
     pub pending: AtomicU64,
     pub stream_seq: AtomicU64,
+    /// Window end (data time) to the window taken by this writer: how far
+    /// the cluster's record path runs behind the meters (`bench cluster`).
+    pub window_age: LatencyRecorder,
 }
 
 /// What a writer run did.
@@ -318,11 +322,18 @@ impl Writer {
         let already = self.positions.taken(&batch.origin, subject);
         let mut highest = already;
         let bus = Arc::clone(&self.bus);
+        let now_unix_ns = unix_now_ns();
         tokio::task::block_in_place(|| {
             for (seq, record) in batch.seqs.iter().zip(batch.records) {
                 if *seq <= already {
                     self.counters.duplicate_records.fetch_add(1, Relaxed);
                     continue;
+                }
+                if let Record::Window(row) = &record {
+                    let age_ns = now_unix_ns.saturating_sub(row.metrics.end_unix_ns).max(0);
+                    self.counters
+                        .window_age
+                        .record(Duration::from_nanos(age_ns as u64));
                 }
                 bus.emit(record)?;
                 self.counters.records.fetch_add(1, Relaxed);
@@ -366,4 +377,10 @@ impl Writer {
             let _ = message.ack_with(AckKind::Term).await;
         });
     }
+}
+
+fn unix_now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

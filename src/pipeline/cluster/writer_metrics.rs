@@ -13,7 +13,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::server::metrics::{counter, gauge};
+use crate::pipeline::server::metrics::{counter, gauge, summary};
 use crate::pipeline::topology::HealthBoard;
 
 use super::writer::WriterCounters;
@@ -78,6 +78,12 @@ fn render(view: &WriterView) -> String {
         "stream sequence of the last message taken",
         &writer,
         c.stream_seq.load(Relaxed),
+    );
+    summary(
+        &mut out,
+        "meterflow_writer_window_age_seconds",
+        "window end (data time) to the window taken into this writer's log",
+        &c.window_age.snapshot(),
     );
     for (name, health) in view.health.snapshot() {
         let labels = format!("{writer},output=\"{name}\"");

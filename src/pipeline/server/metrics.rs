@@ -556,7 +556,7 @@ pub(crate) fn counter(
     sample(out, name, labels, value);
 }
 
-fn summary(out: &mut String, name: &str, help: &str, latency: &LatencySnapshot) {
+pub(crate) fn summary(out: &mut String, name: &str, help: &str, latency: &LatencySnapshot) {
     header_line(out, name, help, "summary");
     for (q, value) in QUANTILES.iter().zip(latency.quantiles_s) {
         sample(out, name, &format!("quantile=\"{q}\""), value);

