@@ -570,3 +570,159 @@ fn one_server_of_an_r3_cluster_killed_loses_and_doubles_nothing() {
         assert!(rows.len() >= 20, "{device}: {} windows", rows.len());
     }
 }
+
+/// The first of `count` consecutive loopback ports that are free now.
+fn free_port_run(count: u16) -> u16 {
+    loop {
+        let first = free_port();
+        if first < u16::MAX - count
+            && (0..count).all(|k| std::net::TcpListener::bind(("127.0.0.1", first + k)).is_ok())
+        {
+            return first;
+        }
+    }
+}
+
+#[test]
+fn meterflow_cluster_runs_every_node_restarts_a_killed_one_and_drains_on_sigterm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(scratch.path());
+    let layout = Layout::new(vec![nats.url()], 1, 2.0);
+    let (port, metrics_port) = (free_port_run(2), free_port_run(3));
+    // One file for every node: the node names come from each listen port.
+    let pipeline = layout.pipeline("cluster", port, metrics_port);
+    let file = std::fs::read_to_string(&pipeline).unwrap();
+    let file: String = file
+        .lines()
+        .filter(|l| !l.starts_with("node = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&pipeline, file).unwrap();
+    let stdout = layout.path().join("cluster.out");
+    let mut cluster = Command::new(env!("CARGO_BIN_EXE_meterflow"))
+        .args(["cluster", "--pipeline"])
+        .arg(&pipeline)
+        .args(["--ingest", "2", "--writers", "1"])
+        .env("RUST_LOG", "info,async_nats=warn")
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(layout.path().join("cluster.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let node_metric = |k: u16, name: &str| -> f64 {
+        http_get(metrics_port + k, "/metrics")
+            .map(|(_, body)| {
+                body.lines()
+                    .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0.0)
+    };
+    wait_for(Duration::from_secs(60), "the writer of the cluster", || {
+        http_get(metrics_port + 2, "/healthz").is_some()
+    });
+    let server = format!("127.0.0.1:{port},127.0.0.1:{}", port + 1);
+    let mut fleet = FleetConfig::new(
+        FleetMode::DialIn {
+            server,
+            reconnect: Duration::from_millis(200),
+        },
+        4,
+    );
+    fleet.name_prefix = "local".to_string();
+    fleet.spread_servers = true;
+    fleet.template = MeterSettings {
+        pacing: Pacing::RealTime,
+        ..MeterSettings::new("local")
+    };
+    let stop_meters = CancellationToken::new();
+    let meters = runtime.spawn({
+        let stop = stop_meters.clone();
+        async move {
+            let _ = run_fleet(fleet, stop).await;
+        }
+    });
+    wait_for(
+        Duration::from_secs(30),
+        "two meters on each ingest node",
+        || {
+            node_metric(0, "meterflow_cluster_leases_held") == 2.0
+                && node_metric(1, "meterflow_cluster_leases_held") == 2.0
+        },
+    );
+    wait_for(Duration::from_secs(30), "windows in the writer", || {
+        node_metric(2, "meterflow_writer_records_total") >= 80.0
+    });
+
+    // The table names each node's pid: kill -9 ingest1; the cluster starts
+    // it again and its meters move on (to ingest0, or back to it).
+    let table = std::fs::read_to_string(&stdout).unwrap();
+    let pid = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("ingest1 "))
+        .and_then(|l| {
+            l.split("pid ")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no pid of ingest1 in:\n{table}"));
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(Duration::from_secs(30), "ingest1 started again", || {
+        std::fs::read_to_string(&stdout).is_ok_and(|t| t.contains("node ingest1 exited"))
+    });
+    wait_for(Duration::from_secs(30), "all 4 meters held again", || {
+        node_metric(0, "meterflow_cluster_leases_held")
+            + node_metric(1, "meterflow_cluster_leases_held")
+            == 4.0
+    });
+    std::thread::sleep(Duration::from_secs(3));
+
+    stop_meters.cancel();
+    let _ = runtime.block_on(meters);
+    let status = Command::new("kill")
+        .args(["-TERM", &cluster.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let exit = loop {
+        if let Some(exit) = cluster.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "meterflow cluster did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let logs: String = ["cluster.out", "cluster.err"]
+        .iter()
+        .map(|f| std::fs::read_to_string(layout.path().join(f)).unwrap_or_default())
+        .collect();
+    assert!(exit.success(), "{exit:?}\n{logs}");
+
+    let windows = windows_once(&layout);
+    assert_eq!(windows.len(), 4, "{logs}");
+    let events = by_device(&layout.dataset().join("events"), "time");
+    for (device, rows, gaps) in &windows {
+        // The two meters of the killed node have one hole each, reported.
+        let lost = events[device]
+            .iter()
+            .filter(|e| text(e, "kind") == "lost_results")
+            .count();
+        assert_eq!(gaps.len(), lost, "{device}: {gaps:?}\n{logs}");
+        assert!(gaps.len() <= 1, "{device}: {gaps:?}");
+        assert!(rows.len() >= 20, "{device}: {} windows", rows.len());
+    }
+    let moved = windows
+        .iter()
+        .filter(|(_, _, gaps)| gaps.len() == 1)
+        .count();
+    assert_eq!(moved, 2, "the killed node's two meters moved\n{logs}");
+}

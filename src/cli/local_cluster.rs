@@ -110,6 +110,14 @@ impl LocalCluster {
             .map(|n| n.log.as_path())
     }
 
+    /// Process id of node `name` while it runs.
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        self.nodes
+            .iter()
+            .find(|n| n.plan.name == name)
+            .and_then(|n| n.child.as_ref().map(Child::id))
+    }
+
     /// Process ids of the running nodes of `role`.
     pub fn pids(&self, role: Role) -> Vec<u32> {
         self.nodes
@@ -143,12 +151,13 @@ impl LocalCluster {
                 node.plan.name,
                 node.log.display()
             );
-            eprintln!(
-                "meterflow cluster: node {} exited ({status}); starting it again (log {})",
+            spawn(node)?;
+            println!(
+                "meterflow cluster: node {} exited ({status}); started again, pid {} (log {})",
                 node.plan.name,
+                node.child.as_ref().map_or(0, Child::id),
                 node.log.display()
             );
-            spawn(node)?;
         }
         Ok(())
     }
@@ -333,6 +342,14 @@ pub fn plan_nodes(
         "pipeline {}: a cluster needs a [cluster] section",
         pipeline.display()
     );
+    if let Some(cluster) = &config.cluster {
+        anyhow::ensure!(
+            cluster.node.is_empty() || ingest == 1,
+            "pipeline {}: cluster.node names one node, and the ingest nodes need a name each; \
+             leave it out (each takes its host name and listen port)",
+            pipeline.display()
+        );
+    }
     let SourceConfig::SmartmeterServer(link) = &config.source else {
         anyhow::bail!(
             "pipeline {}: ingest nodes need a smartmeter_server source",
@@ -436,8 +453,9 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             .listen
             .map_or(String::new(), |l| format!("meters dial {l}, "));
         println!(
-            "  {:<8} {listen}metrics http://{}/metrics, log {}",
+            "  {:<8} pid {}, {listen}metrics http://{}/metrics, log {}",
             plan.name,
+            cluster.pid_of(&plan.name).unwrap_or(0),
             plan.metrics,
             cluster.log_of(&plan.name).unwrap_or(&log_dir).display()
         );
