@@ -180,5 +180,11 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         summary.sources
     );
+    let phases: Vec<String> = summary
+        .phases
+        .iter()
+        .map(|(name, s)| format!("{name} {s:.2} s"))
+        .collect();
+    println!("phases: {}", phases.join(", "));
     Ok(())
 }

@@ -87,13 +87,25 @@ pub struct ReportSummary {
     pub titles: BTreeMap<String, Vec<String>>,
     /// Titles of the fleet's own charts.
     pub fleet_titles: Vec<String>,
+    /// Seconds spent per phase (`scan`, `span`, `overview`, `devices`,
+    /// `page`, `png`), for the figures the example prints.
+    pub phases: Vec<(&'static str, f64)>,
 }
 
 /// Reads the dataset, draws every chart and writes the page (and PNGs).
 pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
+    let mut phases = Vec::new();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |name: &'static str| {
+        let now = std::time::Instant::now();
+        phases.push((name, (now - clock).as_secs_f64()));
+        clock = now;
+    };
     let dataset = Dataset::open(&options.dataset)?;
     let devices = select_devices(&dataset, &options.devices, &options.dataset)?;
+    lap("scan");
     let (from, to, extents) = span(&dataset, &devices, options.from, options.to)?;
+    lap("span");
     let zone = options.zone;
     let report_axis = TimeAxis { from, to, zone };
     // Which devices get all their charts, and the fleet overview.
@@ -115,6 +127,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
     } else {
         ((0..devices.len()).collect(), Overview::default())
     };
+    lap("overview");
     let sections: Vec<DeviceSection> = chosen
         .par_iter()
         .map(|&k| {
@@ -131,6 +144,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
             section(&dataset, &devices[k], axis, (from, to))
         })
         .collect::<Result<_>>()?;
+    lap("devices");
     let overview = if overview.rows.is_empty() {
         Overview {
             rows: sections
@@ -159,10 +173,12 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
     }
     std::fs::write(&options.out, html.as_bytes())
         .map_err(|e| ReportError::io("write", &options.out, e))?;
+    lap("page");
     let pngs = match &options.png_dir {
         Some(dir) => write_pngs(&overview, &sections, dir)?,
         None => Vec::new(),
     };
+    lap("png");
     let mut charts_by_id = BTreeMap::new();
     let mut sources = BTreeMap::new();
     let mut titles: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -209,6 +225,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
         stats,
         titles,
         fleet_titles: overview.charts.iter().map(|c| c.title.clone()).collect(),
+        phases,
     })
 }
 

@@ -10,7 +10,9 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 
@@ -108,17 +110,28 @@ impl Frame {
     }
 }
 
-fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-    let file = File::open(path).map_err(|e| ReportError::io("open", path, e))?;
-    // The Parquet schema says all the report needs; decoding the embedded
-    // Arrow schema too costs a tenth of opening a small file.
-    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-    ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(|source| {
-        ReportError::Parquet {
-            path: path.to_path_buf(),
-            source,
+/// A reader of `file` whose footer is decoded once per report (kept in
+/// the file's `footer`).
+fn open(file: &PartFile) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let path = file.path.as_path();
+    let handle = File::open(path).map_err(|e| ReportError::io("open", path, e))?;
+    let parquet_error = |source| ReportError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let metadata = match file.footer.get() {
+        Some(metadata) => metadata.clone(),
+        None => {
+            // The Parquet schema says all the report needs; decoding the
+            // embedded Arrow schema too costs a tenth of opening a small file.
+            let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+            let metadata = ArrowReaderMetadata::load(&handle, options).map_err(parquet_error)?;
+            file.footer.get_or_init(|| metadata).clone()
         }
-    })
+    };
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
+        handle, metadata,
+    ))
 }
 
 /// What the footer's statistics say about `column == value` in every row.
@@ -162,7 +175,7 @@ fn match_by_statistics(metadata: &ParquetMetaData, name: &str, value: &str) -> M
 pub fn count_rows(files: &[&PartFile]) -> Result<u64> {
     let mut rows = 0u64;
     for file in files {
-        let builder = open(&file.path)?;
+        let builder = open(file)?;
         rows += u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     }
     Ok(rows)
@@ -174,7 +187,7 @@ pub fn time_bounds(files: &[&PartFile], start: &str, end: &str) -> Result<Option
     use parquet::file::statistics::Statistics;
     let mut bounds: Option<(i64, i64)> = None;
     for file in files {
-        let builder = open(&file.path)?;
+        let builder = open(file)?;
         let metadata = builder.metadata();
         let schema = metadata.file_metadata().schema_descr();
         let index =
@@ -224,7 +237,7 @@ pub fn read(files: &[&PartFile], query: &Query) -> Result<Frame> {
 
 fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
     let path = file.path.as_path();
-    let builder = open(path)?;
+    let builder = open(file)?;
     // A filter the statistics decide costs no column read (or no file).
     let mut query = std::borrow::Cow::Borrowed(query);
     if let Some((name, value)) = &query.equals {
@@ -502,7 +515,7 @@ fn texts(path: &Path, name: &str, array: &ArrayRef) -> Result<Vec<String>> {
 /// The column names of the first file, in schema order (what a table shows).
 pub fn column_names(files: &[&PartFile]) -> Result<Vec<String>> {
     match files.first() {
-        Some(file) => Ok(open(&file.path)?
+        Some(file) => Ok(open(file)?
             .schema()
             .fields()
             .iter()

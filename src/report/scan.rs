@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 
 use super::error::{ReportError, Result};
 use crate::sink::parquet::partition::{date_string, utc_day};
@@ -12,14 +15,25 @@ use crate::sink::parquet::partition::{date_string, utc_day};
 pub const SERIES_TABLES: [&str; 3] = ["windows", "latch", "aggregates"];
 
 /// One Parquet file and the partition values its path names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PartFile {
     pub path: PathBuf,
     /// `device=` value, decoded; `None` when the table is not partitioned by device.
     pub device: Option<String>,
     /// `date=` value as written (`YYYY-MM-DD`).
     pub date: Option<String>,
+    /// The file's footer, decoded the first time the file is opened: a
+    /// report opens a file for its extent, its row count and its rows.
+    pub footer: Arc<OnceLock<ArrowReaderMetadata>>,
 }
+
+impl PartialEq for PartFile {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.path, &self.device, &self.date) == (&other.path, &other.device, &other.date)
+    }
+}
+
+impl Eq for PartFile {}
 
 /// Every finished part file of every table under a dataset root.
 #[derive(Debug, Clone, Default)]
@@ -142,6 +156,7 @@ fn collect_files(
                 path: path.clone(),
                 device: device.map(str::to_string),
                 date: date.map(str::to_string),
+                footer: Arc::default(),
             });
         }
     }
