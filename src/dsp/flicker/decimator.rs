@@ -49,50 +49,58 @@ impl SquareDecimator {
 
     /// Feeds `samples`; `block(i, mean_square)` gets every completed block,
     /// `i` being the index in `samples` of the block's last sample.
+    ///
+    /// The partial sums stay in locals for the whole call (stored back once):
+    /// reading them back right after a store of another width stalls.
     #[inline]
     pub fn push(&mut self, samples: &[f32], mut block: impl FnMut(usize, f64)) {
+        let mut lanes = self.lanes;
+        let mut fill = self.fill;
         let mut at = 0;
         while at < samples.len() {
-            let take = (self.factor - self.fill).min(samples.len() - at);
-            self.accumulate(&samples[at..at + take]);
-            self.fill += take;
+            let take = (self.factor - fill).min(samples.len() - at);
+            accumulate(&mut lanes, fill, &samples[at..at + take]);
+            fill += take;
             at += take;
-            if self.fill == self.factor {
-                let l = self.lanes;
-                let mean = ((l[0] + l[1]) + (l[2] + l[3])) * self.inverse;
-                self.lanes = [0.0; 4];
-                self.fill = 0;
+            if fill == self.factor {
+                let mean = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) * self.inverse;
+                lanes = [0.0; 4];
+                fill = 0;
                 block(at - 1, mean);
             }
         }
+        self.lanes = lanes;
+        self.fill = fill;
     }
+}
 
-    #[inline(always)]
-    fn accumulate(&mut self, part: &[f32]) {
-        let mut lane = self.fill % 4;
-        let mut head = 0;
-        while lane != 0 && head < part.len() {
-            let v = f64::from(part[head]);
-            self.lanes[lane] += v * v;
-            lane = (lane + 1) % 4;
-            head += 1;
-        }
-        let body = part[head..].chunks_exact(4);
-        let tail = body.remainder();
-        let mut l = self.lanes;
-        for c in body {
-            let v = [c[0], c[1], c[2], c[3]].map(f64::from);
-            l[0] += v[0] * v[0];
-            l[1] += v[1] * v[1];
-            l[2] += v[2] * v[2];
-            l[3] += v[3] * v[3];
-        }
-        for (slot, &x) in l.iter_mut().zip(tail) {
-            let v = f64::from(x);
-            *slot += v * v;
-        }
-        self.lanes = l;
+/// Adds the squares of `part` to `lanes`, the first sample being the
+/// `fill`-th of its block (lane `fill % 4`).
+#[inline(always)]
+fn accumulate(lanes: &mut [f64; 4], fill: usize, part: &[f32]) {
+    let mut lane = fill % 4;
+    let mut head = 0;
+    while lane != 0 && head < part.len() {
+        let v = f64::from(part[head]);
+        lanes[lane] += v * v;
+        lane = (lane + 1) % 4;
+        head += 1;
     }
+    let body = part[head..].chunks_exact(4);
+    let tail = body.remainder();
+    let mut l = *lanes;
+    for c in body {
+        let v = [c[0], c[1], c[2], c[3]].map(f64::from);
+        l[0] += v[0] * v[0];
+        l[1] += v[1] * v[1];
+        l[2] += v[2] * v[2];
+        l[3] += v[3] * v[3];
+    }
+    for (slot, &x) in l.iter_mut().zip(tail) {
+        let v = f64::from(x);
+        *slot += v * v;
+    }
+    *lanes = l;
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use super::decimator::SquareDecimator;
 use super::output::{FlickerFlags, FlickerOutput, PinstValue, SeverityValue};
 use super::{FlickerConfig, FlickerError};
 
+/// Decimated values handed to the chain at a time.
+const BATCH: usize = 32;
 /// Decimated rate aimed at, Hz.
 const DECIMATED_RATE_HZ: f64 = 800.0;
 /// Lowest input rate: the 120 Hz ripple must stay below Nyquist.
@@ -182,17 +184,49 @@ impl FlickerMeter {
         if core.segment_start.is_none() {
             core.begin_segment(first_sample_unix_ns, out);
         }
-        let first_index = core.consumed;
         let factor = core.factor;
-        self.decimator.push(samples, |last, mean_square| {
-            // Centre of the block, in samples since the segment start.
-            let block_start = first_index + last as u64 + 1 - factor;
-            let centre = block_start as f64 + (factor - 1) as f64 * 0.5;
-            let offset = (centre * core.sample_ns + 0.5) as i64;
-            let time = core.segment_start.unwrap_or(0) + offset;
-            core.block(time, mean_square, out);
-        });
-        core.consumed += samples.len() as u64;
+        // Decimate a stretch first, then run the chain over its blocks back
+        // to back: consecutive chain steps overlap in the CPU.
+        let mut batch = [(0u64, 0.0f64); BATCH];
+        // (`Pinst`, presence) after each block's chain step.
+        let mut stepped = [(0.0f64, 0.0f64); BATCH];
+        for piece in samples.chunks(BATCH * factor as usize) {
+            let first_index = core.consumed;
+            let mut filled = 0;
+            self.decimator.push(piece, |last, mean_square| {
+                // At most BATCH blocks end in BATCH·factor samples.
+                batch[filled] = (first_index + last as u64, mean_square);
+                filled += 1;
+            });
+            let blocks = &batch[..filled];
+            // A running chain steps through the whole stretch in one tight
+            // loop. Those steps are the ones `block` would take until the
+            // chain restarts (no voltage, invalid samples); after a restart
+            // the rest goes through `block`, and the chain state is replaced
+            // when it starts again, so steps taken past it do not matter.
+            let mut ahead = core.running;
+            if ahead {
+                for (slot, &(_, mean_square)) in stepped.iter_mut().zip(blocks) {
+                    let pinst = core.chain.step(&core.design, mean_square);
+                    *slot = (pinst, core.chain.presence());
+                }
+            }
+            let segment_start = core.segment_start.unwrap_or(0);
+            for (&(last, mean_square), &step) in blocks.iter().zip(&stepped) {
+                // Centre of the block, in samples since the segment start.
+                let block_start = last + 1 - factor;
+                let centre = block_start as f64 + (factor - 1) as f64 * 0.5;
+                let offset = (centre * core.sample_ns + 0.5) as i64;
+                let time = segment_start + offset;
+                if ahead && core.running {
+                    core.stepped_block(time, mean_square, step, out);
+                } else {
+                    core.block(time, mean_square, out);
+                }
+                ahead &= core.running;
+            }
+            core.consumed += piece.len() as u64;
+        }
     }
 
     /// Samples were lost before the next push: the filters restart there.
@@ -276,7 +310,37 @@ impl Core {
             return;
         }
         let pinst = self.chain.step(&self.design, mean_square);
-        if self.chain.presence() < self.present_threshold {
+        self.after_step(time, pinst, self.chain.presence(), out);
+    }
+
+    /// [`block`](Self::block) of a running chain whose step for this block
+    /// was already taken, giving `(pinst, presence)`.
+    #[inline]
+    fn stepped_block(
+        &mut self,
+        time: i64,
+        mean_square: f64,
+        (pinst, presence): (f64, f64),
+        out: &mut impl FnMut(FlickerOutput),
+    ) {
+        if !mean_square.is_finite() {
+            self.restart_chain(None);
+            self.mark(time, FlickerFlags::INVALID_SAMPLES, out);
+            return;
+        }
+        self.after_step(time, pinst, presence, out);
+    }
+
+    /// The rest of a running block once the chain has stepped.
+    #[inline]
+    fn after_step(
+        &mut self,
+        time: i64,
+        pinst: f64,
+        presence: f64,
+        out: &mut impl FnMut(FlickerOutput),
+    ) {
+        if presence < self.present_threshold {
             self.restart_chain(None);
             self.mark(time, FlickerFlags::NO_VOLTAGE, out);
             return;

@@ -49,7 +49,68 @@ pub struct RvcDetector {
     starts: Vec<f64>,
     next: usize,
     filled: usize,
+    /// Values pushed since the start (numbers the queue entries).
+    sequence: u64,
+    /// Sliding maximum and minimum per channel over the same values.
+    max: [Extremes; 3],
+    min: [Extremes; 3],
     state: State,
+}
+
+/// Sliding extreme of the last `window` values (a monotonic queue): the
+/// window's minimum and maximum bound its mean, which decides most values
+/// without summing the window; the rest are decided exactly as before.
+#[derive(Debug, Clone)]
+struct Extremes {
+    /// Ring of (sequence number, value), the front being the extreme.
+    items: Vec<(u64, f64)>,
+    head: usize,
+    len: usize,
+}
+
+impl Extremes {
+    fn new(window: usize) -> Self {
+        Extremes {
+            items: vec![(0, 0.0); window],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+
+    fn front(&self) -> Option<f64> {
+        (self.len > 0).then(|| self.items[self.head].1)
+    }
+
+    /// Adds value `seq`, dropping what left the window and what `covers`
+    /// (`covers(new, old)`: `new` is at least as extreme as `old`).
+    fn push(&mut self, seq: u64, value: f64, covers: impl Fn(f64, f64) -> bool) {
+        let capacity = self.items.len();
+        let window = capacity as u64;
+        while self.len > 0 && self.items[self.head].0 + window <= seq {
+            self.head = (self.head + 1) % capacity;
+            self.len -= 1;
+        }
+        while self.len > 0 {
+            let back = (self.head + self.len - 1) % capacity;
+            if !covers(value, self.items[back].1) {
+                break;
+            }
+            self.len -= 1;
+        }
+        self.items[(self.head + self.len) % capacity] = (seq, value);
+        self.len += 1;
+    }
+}
+
+/// Far above the rounding error of a window mean (100 values: ~1e-14
+/// relative), so a bound decided with it agrees with the exact decision.
+fn slack(a: f64, b: f64) -> f64 {
+    1e-9 * (a.abs() + b.abs())
 }
 
 /// Mean, minimum and maximum of one channel over the window.
@@ -73,6 +134,9 @@ impl RvcDetector {
             starts: vec![0.0; window],
             next: 0,
             filled: 0,
+            sequence: 0,
+            max: std::array::from_fn(|_| Extremes::new(window)),
+            min: std::array::from_fn(|_| Extremes::new(window)),
             state: State::Unarmed,
         }
     }
@@ -82,9 +146,12 @@ impl RvcDetector {
         if (0..3).any(|k| self.present[k] && value.rms[k].is_nan()) {
             return None;
         }
+        // Armed, most values are plainly near the mean: no candidate.
+        let quiet = matches!(self.state, State::Armed) && !self.may_depart(value);
         match &mut self.state {
             State::Unarmed => {}
             State::Armed if disturbed => self.state = State::Unarmed,
+            State::Armed if quiet => {}
             State::Armed => {
                 let mut candidate = Candidate {
                     start: value.start,
@@ -141,6 +208,9 @@ impl RvcDetector {
         let state = std::mem::replace(&mut self.state, State::Unarmed);
         self.next = 0;
         self.filled = 0;
+        for queue in self.max.iter_mut().chain(&mut self.min) {
+            queue.clear();
+        }
         match state {
             State::Candidate(mut candidate) => {
                 candidate.flags |= flags;
@@ -173,6 +243,33 @@ impl RvcDetector {
         self.starts[self.next] = value.start;
         self.next = (self.next + 1) % self.window;
         self.filled = (self.filled + 1).min(self.window);
+        let seq = self.sequence;
+        self.sequence += 1;
+        for k in 0..3 {
+            if self.present[k] {
+                let u = value.rms[k];
+                self.max[k].push(seq, u, |new, old| new >= old);
+                self.min[k].push(seq, u, |new, old| new <= old);
+            }
+        }
+    }
+
+    /// Minimum and maximum of channel `k` over the window.
+    fn range(&self, k: usize) -> Option<(f64, f64)> {
+        Some((self.min[k].front()?, self.max[k].front()?))
+    }
+
+    /// False if no channel of `value` can be more than the threshold from
+    /// its window mean (which lies between the window's minimum and maximum).
+    fn may_depart(&self, value: &CycleValue) -> bool {
+        self.channels().any(|k| {
+            let Some((min, max)) = self.range(k) else {
+                return true;
+            };
+            let u = value.rms[k];
+            let margin = slack(min, max) + slack(u, 0.0);
+            !(u - min + margin <= self.threshold && max - u + margin <= self.threshold)
+        })
     }
 
     fn spread(&self, k: usize) -> Spread {
@@ -192,6 +289,16 @@ impl RvcDetector {
 
     fn is_steady(&self) -> bool {
         self.channels().all(|k| {
+            if let Some((min, max)) = self.range(k) {
+                // mean − min and max − mean add up to max − min.
+                let (width, margin) = (max - min, slack(min, max));
+                if width + margin <= self.band {
+                    return true;
+                }
+                if self.band >= 0.0 && width > 2.0 * self.band + margin {
+                    return false;
+                }
+            }
             let s = self.spread(k);
             s.max - s.mean <= self.band && s.mean - s.min <= self.band
         })
@@ -227,6 +334,50 @@ fn update(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_decide_as_the_window_mean_does() {
+        // A wandering voltage with steps: every shortcut taken by
+        // `is_steady` and `may_depart` must agree with the full sums.
+        let config = PqConfig::default();
+        let mut rvc = RvcDetector::new(&config, [true, true, false], 50.0);
+        let mut state = 12345u64;
+        let mut noise = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let (mut level, mut checked) = (230.0, 0);
+        for n in 0..20_000 {
+            if n % 700 == 0 {
+                level = 215.0 + 30.0 * (noise() + 0.5);
+            }
+            let value = CycleValue {
+                start: n as f64 * 80.0,
+                end: n as f64 * 80.0 + 160.0,
+                rms: [level + 8.0 * noise(), level + 0.05 * noise(), f64::NAN],
+                extrapolated: false,
+            };
+            if rvc.filled > 0 {
+                let exact = rvc
+                    .channels()
+                    .any(|k| (value.rms[k] - rvc.spread(k).mean).abs() > rvc.threshold);
+                assert!(rvc.may_depart(&value) || !exact, "value {n}");
+                let steady = rvc.channels().all(|k| {
+                    let s = rvc.spread(k);
+                    s.max - s.mean <= rvc.band && s.mean - s.min <= rvc.band
+                });
+                assert_eq!(rvc.is_steady(), steady, "value {n}");
+                checked += 1;
+            }
+            rvc.step(&value, false);
+            if n % 5000 == 4999 {
+                rvc.close(value.end, PqEventFlags::NONE);
+            }
+        }
+        assert!(checked > 19_000);
+    }
 
     fn feed(rvc: &mut RvcDetector, start: &mut f64, volts: f64, count: usize) -> Vec<RawEvent> {
         let mut events = Vec::new();
