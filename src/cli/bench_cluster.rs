@@ -9,7 +9,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::Context;
 use arrow::array::{Array, TimestampNanosecondArray};
@@ -19,6 +19,7 @@ use parquet::arrow::ProjectionMask;
 use super::bench_sink::{cpu_seconds, peak_rss_kib, stop_child};
 use super::local_cluster::{plan_nodes, write_pipeline, LocalCluster, Role};
 use crate::pipeline::bounds::{Span, DAY};
+use crate::pipeline::cluster::writer::unix_now_ns;
 use crate::pipeline::PipelineConfig;
 use crate::wire::Measures;
 
@@ -534,12 +535,6 @@ fn spawn_meters(args: &ClusterBenchArgs, servers: &[String]) -> anyhow::Result<C
         .stdout(Stdio::null())
         .spawn()
         .context("starting the virtual meters (meterflow simulate)")
-}
-
-fn unix_now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// The NATS server the bench runs against.

@@ -379,7 +379,8 @@ impl Writer {
     }
 }
 
-fn unix_now_ns() -> i64 {
+/// Now, ns since the epoch (the clock records' times are in).
+pub fn unix_now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
