@@ -1,23 +1,24 @@
 //! `meterflow bench batch`: end-to-end batch speed on a generated capture
-//! (by default 10 minutes of a 32 kHz three-phase stream, ~460 MB), once
-//! without and once with the raw waveform archive.
+//! (by default 10 minutes of a 32 kHz three-phase stream, ~460 MB): the
+//! plain engine, with power quality on (events and flicker), and with the
+//! raw waveform archive.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use bytes::BytesMut;
 
-use crate::meter::signal::{Harmonic, SignalConfig, SignalGenerator};
+use crate::dsp::flicker::FlickerSettings;
+use crate::dsp::pq::PqConfig;
+use crate::dsp::EngineConfig;
+use crate::meter::disturbance::Disturbance;
+use crate::meter::offline_capture::OfflineCapture;
+use crate::meter::signal::{Harmonic, SignalConfig};
 use crate::pipeline::batch::run_batch;
 use crate::pipeline::config::{PacketSinkConfig, PipelineConfig, SinkConfig, SourceConfig};
 use crate::sink::packet::{DeliveryConfig, NdjsonConfig, SpoolConfig};
 use crate::sink::parquet::ParquetConfig;
 use crate::source::capture::RawParams;
-use crate::wire::command::StreamType;
-use crate::wire::frame::{put_data_frame, put_info_line};
-use crate::wire::message::{DeviceInfo, SampleAnswer, StartTs, StopAnswer};
 use crate::wire::Measures;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -48,7 +49,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let capture = dir.join("bench.mfcap");
     let started = Instant::now();
     let samples = (args.minutes * 60.0 * f64::from(args.rate)).round() as u64;
-    let bytes = write_capture(&capture, args.rate, samples)?;
+    let bytes = bench_capture(args.rate, samples).write(&capture)?;
     println!(
         "generated {} ({:.1} MB, {} samples x 6 channels) in {:.1} s",
         capture.display(),
@@ -57,10 +58,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let raw_f32_bytes = samples * Measures::ThreePhase.bytes_per_sample() as u64;
-    for archive in [false, true] {
-        let out = dir.join(if archive { "out-archive" } else { "out" });
+    for run in [Run::Plain, Run::PowerQuality, Run::RawArchive] {
+        let out = dir.join(run.folder());
         let _ = std::fs::remove_dir_all(&out);
-        let config = bench_config(&capture, &out, archive);
+        let config = bench_config(&capture, &out, run);
         let report = run_batch(
             &config,
             std::slice::from_ref(&capture),
@@ -79,20 +80,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         let seconds = report.elapsed_s.max(1e-9);
         println!(
-            "batch, raw archive {}: {:.2} s, {:.1} M samples/s, {:.1} MB/s",
-            if archive { "on " } else { "off" },
+            "batch, {}: {:.2} s, {:.1} M samples/s, {:.1} MB/s",
+            run.label(),
             seconds,
             report.values as f64 / seconds / 1e6,
             report.bytes as f64 / seconds / 1e6
         );
-        if archive {
-            let archive_bytes = folder_bytes(&out.join("parquet/raw"))?;
-            println!(
-                "raw archive: {:.1} MB, {:.1} % of the {:.1} MB of raw f32 samples",
-                archive_bytes as f64 / 1e6,
-                100.0 * archive_bytes as f64 / raw_f32_bytes as f64,
-                raw_f32_bytes as f64 / 1e6
-            );
+        match run {
+            Run::Plain => {}
+            Run::PowerQuality => {
+                let pq = report
+                    .devices
+                    .iter()
+                    .fold(0, |n, d| n + d.pq_events.total());
+                println!("power quality: {pq} events in the pq_events table");
+            }
+            Run::RawArchive => {
+                let archive_bytes = folder_bytes(&out.join("parquet/raw"))?;
+                println!(
+                    "raw archive: {:.1} MB, {:.1} % of the {:.1} MB of raw f32 samples",
+                    archive_bytes as f64 / 1e6,
+                    100.0 * archive_bytes as f64 / raw_f32_bytes as f64,
+                    raw_f32_bytes as f64 / 1e6
+                );
+            }
         }
     }
     if args.dir.is_none() {
@@ -101,23 +112,60 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The three batch runs over the same capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Plain,
+    /// `[dsp.pq]` with the flickermeter on every voltage channel.
+    PowerQuality,
+    RawArchive,
+}
+
+impl Run {
+    fn folder(self) -> &'static str {
+        match self {
+            Run::Plain => "out",
+            Run::PowerQuality => "out-pq",
+            Run::RawArchive => "out-archive",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Run::Plain => "PQ off, raw archive off",
+            Run::PowerQuality => "PQ on (events + flicker)",
+            Run::RawArchive => "PQ off, raw archive on",
+        }
+    }
+}
+
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("meterflow-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
 
-fn bench_config(capture: &Path, out: &Path, archive: bool) -> PipelineConfig {
+fn bench_config(capture: &Path, out: &Path, run: Run) -> PipelineConfig {
     let mut parquet = ParquetConfig::new(out.join("parquet"));
-    parquet.tables.raw = archive;
+    parquet.tables.raw = run == Run::RawArchive;
     parquet.fsync = false;
+    let pq = (run == Run::PowerQuality).then(|| PqConfig {
+        flicker: FlickerSettings {
+            enabled: true,
+            ..FlickerSettings::default()
+        },
+        ..PqConfig::default()
+    });
     PipelineConfig {
         name: "bench".to_string(),
         source: SourceConfig::Files(crate::pipeline::config::FilesConfig {
             paths: vec![capture.to_path_buf()],
             raw: Default::default(),
         }),
-        dsp: Default::default(),
+        dsp: EngineConfig {
+            pq,
+            ..EngineConfig::default()
+        },
         aggregation: Default::default(),
         sink: SinkConfig {
             parquet: Some(parquet),
@@ -144,9 +192,20 @@ pub(crate) fn ndjson_packets(dir: &Path) -> PacketSinkConfig {
     }
 }
 
-/// A meter byte stream as the virtual meter would send it, written fast.
-fn write_capture(path: &Path, rate: u32, samples: u64) -> anyhow::Result<u64> {
-    let measures = Measures::ThreePhase;
+/// A loaded three-phase meter with a dip, a swell and an RVC step each
+/// minute, so the PQ run has events to find (the other runs ignore them).
+fn bench_capture(rate: u32, samples: u64) -> OfflineCapture {
+    let minutes = samples / (60 * u64::from(rate.max(1)));
+    let disturbances = (0..minutes)
+        .flat_map(|m| {
+            let at = m as f64 * 60.0;
+            [
+                disturbance(at + 10.0, Some(0.3), vec![1], 60.0),
+                disturbance(at + 25.0, Some(0.1), vec![], 115.0),
+                disturbance(at + 40.0, Some(10.0), vec![2], 95.0),
+            ]
+        })
+        .collect();
     let signal = SignalConfig {
         frequency_hz: 50.02,
         current_rms_a: 20.0,
@@ -164,51 +223,24 @@ fn write_capture(path: &Path, rate: u32, samples: u64) -> anyhow::Result<u64> {
             },
         ],
         voltage_noise_rms_v: 0.1,
+        disturbances,
         seed: 42,
         ..SignalConfig::default()
     };
-    let mut generator = SignalGenerator::new(signal, measures, rate)?;
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let start = StartTs::from_unix_millis(1_767_225_600_000);
-    let mut buf = BytesMut::with_capacity(1 << 20);
-    let info = serde_json::to_string(&DeviceInfo::new("bench001", "127.0.0.1"))?;
-    put_info_line(&mut buf, &info);
-    let answer = SampleAnswer::new(measures, rate, StreamType::Tcp, true, false, start);
-    put_info_line(&mut buf, &serde_json::to_string(&answer)?);
-    let samples_per_chunk = answer.chunksize / measures.bytes_per_sample();
-    let mut values = vec![0f32; samples_per_chunk * measures.channel_count()];
-    let mut written = 0u64;
-    let mut seq = 0u32;
-    let mut bytes = 0u64;
-    while written < samples {
-        let take = (samples - written).min(samples_per_chunk as u64) as usize;
-        let chunk = &mut values[..take * measures.channel_count()];
-        generator.fill(chunk);
-        put_data_frame(&mut buf, seq, chunk);
-        seq = seq.wrapping_add(1);
-        written += take as u64;
-        if buf.len() > (1 << 20) - 2048 {
-            out.write_all(&buf).context("writing the bench capture")?;
-            bytes += buf.len() as u64;
-            buf.clear();
-        }
+    OfflineCapture {
+        samples,
+        ..OfflineCapture::new("bench001", signal, Measures::ThreePhase, rate)
     }
-    let duration_ms = written * 1000 / u64::from(rate);
-    let stop = StopAnswer::new(
-        start,
-        StartTs::from_unix_millis(start.to_unix_millis() + duration_ms),
-        duration_ms,
-        written,
-        written,
-        "127.0.0.1",
-    );
-    put_info_line(&mut buf, &serde_json::to_string(&stop)?);
-    out.write_all(&buf).context("writing the bench capture")?;
-    bytes += buf.len() as u64;
-    out.flush().context("writing the bench capture")?;
-    Ok(bytes)
+}
+
+fn disturbance(at_s: f64, duration_s: Option<f64>, phases: Vec<u8>, level_pct: f64) -> Disturbance {
+    Disturbance {
+        at_s,
+        duration_s,
+        phases,
+        level_pct: Some(level_pct),
+        level_v: None,
+    }
 }
 
 /// Total size of the files under `dir`.

@@ -7,6 +7,7 @@ pub mod disturbance;
 pub mod firmware;
 pub mod fleet;
 pub mod modulation;
+pub mod offline_capture;
 pub mod pacing;
 pub mod raw_port;
 pub mod signal;

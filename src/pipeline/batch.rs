@@ -316,6 +316,7 @@ fn merge_devices(outcomes: &[FileOutcome]) -> Vec<DeviceSummary> {
         merged.max_thd_v_pct = max_option(merged.max_thd_v_pct, summary.max_thd_v_pct);
         merged.max_thd_i_pct = max_option(merged.max_thd_i_pct, summary.max_thd_i_pct);
         merged.events += summary.events;
+        merged.pq_events.add_counts(&summary.pq_events);
         if merged.output_error.is_none() {
             merged.output_error.clone_from(&summary.output_error);
         }

@@ -25,6 +25,16 @@ impl PqEventCounts {
         *count = count.saturating_add(1);
     }
 
+    /// Adds another interval's (or file's) counts.
+    pub fn add_counts(&mut self, other: &PqEventCounts) {
+        self.dips = self.dips.saturating_add(other.dips);
+        self.swells = self.swells.saturating_add(other.swells);
+        self.interruptions = self.interruptions.saturating_add(other.interruptions);
+        self.rapid_voltage_changes = self
+            .rapid_voltage_changes
+            .saturating_add(other.rapid_voltage_changes);
+    }
+
     pub fn total(&self) -> u32 {
         self.dips
             .saturating_add(self.swells)
@@ -74,6 +84,9 @@ mod tests {
             });
         }
         assert_eq!(counts.total(), 3);
+        let mut twice = counts;
+        twice.add_counts(&counts);
+        assert_eq!((twice.dips, twice.interruptions, twice.total()), (4, 2, 6));
         assert_eq!(
             counts.passthrough(),
             [
