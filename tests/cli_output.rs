@@ -136,3 +136,59 @@ fn inspect_and_the_config_reference_print_plain_words() {
     );
     assert!(!stdout.contains("\x1b["), "{stdout}");
 }
+
+#[test]
+fn inspect_counts_the_power_quality_events_of_a_capture() {
+    use meterflow::meter::disturbance::Disturbance;
+    use meterflow::meter::offline_capture::OfflineCapture;
+    use meterflow::meter::signal::SignalConfig;
+    use meterflow::wire::Measures;
+
+    let change = |at_s: f64, duration_s: f64, phases: Vec<u8>, level_pct: f64| Disturbance {
+        at_s,
+        duration_s: Some(duration_s),
+        phases,
+        level_pct: Some(level_pct),
+        level_v: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for frequency_hz in [50.0, 60.0] {
+        // Two dips (one on L2, one on all phases) and a swell on L3.
+        let signal = SignalConfig {
+            frequency_hz,
+            disturbances: vec![
+                change(1.0, 0.2, vec![2], 50.0),
+                change(2.0, 0.3, vec![3], 120.0),
+                change(3.0, 0.1, vec![], 70.0),
+            ],
+            ..SignalConfig::default()
+        };
+        let mut capture = OfflineCapture::new("pq", signal, Measures::ThreePhase, 8000);
+        capture.samples = 4 * 8000;
+        let file = dir.path().join(format!("pq{frequency_hz}.mfcap"));
+        capture.write(&file).unwrap();
+        let hz = format!("{frequency_hz}");
+        let output = meterflow(
+            &["inspect", "--nominal-hz", &hz, file.to_str().unwrap()],
+            dir.path(),
+        );
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        assert_plain(&stdout, &stderr);
+        assert!(
+            stdout.contains(&format!(
+                "PQ events: 2 dips, 1 swells, 0 interruptions, 0 RVCs (Udin 230 V, {hz} Hz)"
+            )),
+            "{stdout}"
+        );
+    }
+    // A latch-mode capture has no waveform to measure, and says so.
+    let latch = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/power_latch_50hz.mfcap");
+    let output = meterflow(&["inspect", latch.to_str().unwrap()], dir.path());
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("PQ events: not measured (p,q carries no waveform)"),
+        "{stdout}"
+    );
+}

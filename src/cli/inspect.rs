@@ -1,8 +1,15 @@
-//! `meterflow inspect`: what a capture file holds, without computing anything.
+//! `meterflow inspect`: what a capture file holds (sessions, frames, wire
+//! anomalies) and, for waveform sessions, the power-quality events in it;
+//! nothing is written.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
+
+use crate::dsp::pq::{PqConfig, PqEventCounts, PqOutput, PqStream};
+use crate::dsp::EngineConfig;
+use crate::pipeline::PipelineConfig;
+use crate::wire::SampleBlock;
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -10,12 +17,43 @@ pub struct InspectArgs {
     /// Matroska recordings as the vendor's `recordingServer.py` writes them).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Pipeline file whose `[dsp]` and `[dsp.pq]` the event counts use
+    /// (default: 50 Hz, Udin 230 V, the IEC 61000-4-30 thresholds).
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// Nominal grid frequency, Hz (overrides the pipeline's).
+    #[arg(long, value_name = "HZ")]
+    pub nominal_hz: Option<f64>,
+    /// Udin, the declared supply voltage, V (overrides the pipeline's).
+    #[arg(long, value_name = "V")]
+    pub udin: Option<f64>,
+}
+
+/// The engine settings the PQ counts run with.
+fn engine_config(args: &InspectArgs) -> anyhow::Result<EngineConfig> {
+    let mut engine = match &args.pipeline {
+        Some(path) => PipelineConfig::load(path)?.dsp,
+        None => EngineConfig::default(),
+    };
+    if let Some(hz) = args.nominal_hz {
+        engine.nominal_frequency_hz = hz;
+    }
+    if let Some(volts) = args.udin {
+        engine.declared_voltage_v = Some(volts);
+        if let Some(pq) = &mut engine.pq {
+            pq.udin_v = None;
+        }
+    }
+    engine.pq.get_or_insert_with(PqConfig::default);
+    engine.validate().context("inspect settings")?;
+    Ok(engine)
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let engine = engine_config(&args)?;
     let mut failed = 0;
     for path in &args.files {
-        match inspect(path) {
+        match inspect(path, &engine) {
             Ok(()) => {}
             Err(error) => {
                 failed += 1;
@@ -32,12 +70,14 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn inspect(path: &std::path::Path) -> anyhow::Result<()> {
+fn inspect(path: &std::path::Path, engine: &EngineConfig) -> anyhow::Result<()> {
     if crate::source::recording::is_recording(path) {
         return inspect_recording(path);
     }
-    let summary = crate::source::capture::replay_file(path, |_| {})
+    let mut pq = SessionEvents::new(engine);
+    let summary = crate::source::capture::replay_file(path, |block| pq.push(block))
         .with_context(|| format!("reading {}", path.display()))?;
+    let mut pq_sessions = pq.finish().into_iter().peekable();
     println!("{}", path.display());
     match &summary.info {
         Some(info) => println!(
@@ -71,6 +111,24 @@ fn inspect(path: &std::path::Path) -> anyhow::Result<()> {
                 None => ", no stop answer".to_string(),
             }
         );
+        let key = (
+            description.measures,
+            description.rate,
+            description.start_unix_ns,
+        );
+        match pq_sessions.next_if(|(k, _)| *k == key).map(|(_, r)| r) {
+            Some(Ok(counts)) => println!(
+                "    PQ events: {} dips, {} swells, {} interruptions, {} RVCs (Udin {} V, {} Hz)",
+                counts.dips,
+                counts.swells,
+                counts.interruptions,
+                counts.rapid_voltage_changes,
+                engine.udin_v(),
+                engine.nominal_frequency_hz
+            ),
+            Some(Err(reason)) => println!("    PQ events: not measured ({reason})"),
+            None => println!("    PQ events: no samples"),
+        }
     }
     let wire = &summary.wire;
     println!(
@@ -86,6 +144,100 @@ fn inspect(path: &std::path::Path) -> anyhow::Result<()> {
         wire.truncated
     );
     Ok(())
+}
+
+/// PQ event counts per session of a capture, in session order: a session
+/// starts where the layout, rate or `startTs` changes or the sample index
+/// goes back.
+struct SessionEvents<'a> {
+    engine: &'a EngineConfig,
+    current: Option<OpenSession>,
+    done: Vec<(SessionKey, Result<PqEventCounts, String>)>,
+}
+
+type SessionKey = (crate::wire::Measures, u32, i64);
+
+struct OpenSession {
+    key: SessionKey,
+    next_index: u64,
+    /// Why not, when the layout has no waveform voltage to measure.
+    stream: Result<PqStream, String>,
+    counts: PqEventCounts,
+}
+
+impl<'a> SessionEvents<'a> {
+    fn new(engine: &'a EngineConfig) -> Self {
+        SessionEvents {
+            engine,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, block: &SampleBlock) {
+        let key = (block.measures, block.rate, block.start_unix_ns);
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|s| s.key != key || block.first_index < s.next_index)
+        {
+            self.close();
+        }
+        let engine = self.engine;
+        let session = self.current.get_or_insert_with(|| {
+            let stream = if block.measures.is_latch() {
+                Err(format!("{} carries no waveform", block.measures))
+            } else {
+                PqStream::new(
+                    &engine.pq_config().unwrap_or_default(),
+                    engine,
+                    block.measures,
+                    block.rate,
+                    block.start_unix_ns,
+                )
+                .map_err(|e| e.to_string())
+            };
+            OpenSession {
+                key,
+                next_index: 0,
+                stream,
+                counts: PqEventCounts::default(),
+            }
+        });
+        session.next_index = block.first_index + block.len() as u64;
+        let counts = &mut session.counts;
+        if let Ok(stream) = &mut session.stream {
+            let pushed = stream.push_block(block, &mut |output| {
+                if let PqOutput::Event(event) = output {
+                    counts.add(event);
+                }
+            });
+            if let Err(error) = pushed {
+                session.stream = Err(error.to_string());
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(mut session) = self.current.take() {
+            let counts = &mut session.counts;
+            let key = session.key;
+            let result = session.stream.map(|mut stream| {
+                stream.finish(&mut |output| {
+                    if let PqOutput::Event(event) = output {
+                        counts.add(event);
+                    }
+                });
+                *counts
+            });
+            self.done.push((key, result));
+        }
+    }
+
+    fn finish(mut self) -> Vec<(SessionKey, Result<PqEventCounts, String>)> {
+        self.close();
+        self.done
+    }
 }
 
 /// A recording's tags, as ffprobe reads them (nothing is decoded).
