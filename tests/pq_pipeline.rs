@@ -416,3 +416,132 @@ async fn a_table5_flicker_gives_pst_1_in_the_10_minute_aggregates_and_packets() 
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pinst_table_holds_the_table1_maximum() {
+    // IEC 61000-4-15 Table 1 (230 V, 50 Hz): sine at 8.8 Hz, ΔV/V 0.250 %
+    // gives a maximum Pinst of 1.00 (± 8 %). On L1 only.
+    let signal = SignalConfig {
+        voltage_modulations: vec![VoltageModulation {
+            shape: ModulationShape::Sinusoidal,
+            frequency_hz: 8.8,
+            delta_v_pct: 0.250,
+            phases: [true, false, false],
+            start_s: 0.0,
+            end_s: None,
+        }],
+        ..SignalConfig::default()
+    };
+    let rate = 8000;
+    let seconds = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let mut capture = OfflineCapture::new("pinst001", signal, Measures::ThreePhase, rate);
+    capture.start_unix_ms = START_MS;
+    capture.samples = seconds * u64::from(rate);
+    let pipeline = "[source]\nkind = \"files\"\npaths = []\n[dsp.pq]\n[dsp.pq.flicker]\n\
+                    enabled = true\nkeep_pinst = true\nsettling_s = 10\n\
+                    [sink.parquet.tables]\npinst = true\n";
+    let (out, _) = batch(dir.path(), &capture, pipeline).await;
+    let rows = read_rows(&out.join("parquet/pinst"));
+    let settled = ns(10.0);
+    for (phase, low, high) in [("L1", 0.92, 1.08), ("L2", 0.0, 0.05), ("L3", 0.0, 0.05)] {
+        let of_phase: Vec<&Row> = rows.iter().filter(|r| text(r, "phase") == phase).collect();
+        // One row per 10-ms slot, after the filters' 0.2-s warm-up.
+        let slots = of_phase.len() as i64;
+        let all = 100 * seconds as i64;
+        assert!((all - 25..=all).contains(&slots), "{phase}: {slots} slots");
+        // Settling is flagged for 10 s (to within the slot that straddles it).
+        for r in &of_phase {
+            let (time, settling) = (ts(r, "time"), int(r, "flicker_flags") & 1 != 0);
+            if (time - settled).abs() > 10_000_000 {
+                assert_eq!(settling, time < settled, "{phase} at {time}");
+            }
+        }
+        let max = of_phase
+            .iter()
+            .filter(|r| int(r, "flicker_flags") == 0)
+            .map(|r| num(r, "pinst_max"))
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(
+            (low..=high).contains(&max),
+            "{phase}: max Pinst {max}, truth {low}..={high}"
+        );
+    }
+}
+
+/// The stream sink: virtual meters dial into the loopback server; a dip
+/// still on when the meter stops is closed there and flagged, not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_sink_closes_an_event_open_at_the_stop() {
+    use meterflow::pipeline::config::SourceConfig;
+    use meterflow::pipeline::live::run_virtual_meters;
+    use meterflow::pipeline::PipelineConfig;
+    use tokio_util::sync::CancellationToken;
+
+    let out = tempfile::tempdir().unwrap();
+    let pipeline = format!(
+        r#"
+[source]
+kind = "virtual_meters"
+seconds = 2.6
+realtime = false
+[[source.meter]]
+name = "dipping"
+[[source.meter.signal.disturbances]]
+at_s = 1.0
+duration_s = 0.3
+phases = [1]
+level_pct = 60
+[[source.meter.signal.disturbances]]
+at_s = 2.0
+phases = [3]
+level_pct = 40
+[[source.meter]]
+name = "steady"
+[dsp.pq]
+[aggregation]
+packet_interval_s = 0.5
+[sink.parquet]
+out = "{out}/parquet"
+fsync = false
+[sink.packets.targets.ndjson]
+dir = "{out}/packets"
+[sink.packets.targets.spool]
+dir = "{out}/spool"
+"#,
+        out = out.path().display()
+    );
+    let config = PipelineConfig::parse(&pipeline).unwrap_or_else(|e| panic!("{e:#}"));
+    let SourceConfig::VirtualMeters(meters) = &config.source else {
+        panic!("virtual meters expected");
+    };
+    let report = run_virtual_meters(&config, meters, CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let by_name: BTreeMap<&str, _> = report
+        .devices
+        .iter()
+        .map(|d| (d.device.as_str(), d.pq_events))
+        .collect();
+    assert_eq!(by_name["dipping"].dips, 2, "{by_name:?}");
+    assert_eq!(by_name["steady"].total(), 0, "{by_name:?}");
+
+    let events = sorted(read_rows(&out.path().join("parquet/pq_events")), "start");
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| text(e, "device") == "dipping"));
+    let (first, last) = (&events[0], &events[1]);
+    assert_eq!(text(first, "phases"), "L1");
+    assert!(int(first, "flags") == 0, "{first:?}");
+    // 0.3 s, ends within a cycle each: duration within two cycles.
+    assert!((num(first, "duration_s") - 0.3).abs() <= 0.04, "{first:?}");
+    assert_volts(num(first, "extreme_v"), 0.6 * 230.0, 230.0, "L1 residual");
+    // From 2.0 s to the stop at 2.6 s, closed when the meter stopped.
+    assert_eq!(text(last, "phases"), "L3");
+    assert!(flag(last, "open_at_end"), "{last:?}");
+    assert!((num(last, "duration_s") - 0.6).abs() <= 0.04, "{last:?}");
+    assert_volts(num(last, "extreme_v"), 0.4 * 230.0, 230.0, "L3 residual");
+    let start_gap_s = (ts(last, "start") - ts(first, "start")) as f64 * 1e-9;
+    assert!((start_gap_s - 1.0).abs() <= 0.04, "{start_gap_s}");
+    assert_eq!(packet_total(out.path(), "Voltage_Dips"), 2.0);
+}

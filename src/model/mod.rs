@@ -18,7 +18,8 @@ pub use mppt::{Channel, MpptRecord, MpptStatus};
 pub use reading::{Reading, Value};
 pub use record::{ConsumedMark, RawBlock, Record, TelemetryBatch};
 pub use rows::{
-    AggregateRow, EventKind, EventRow, HalfCycleRow, IntervalKind, LatchRow, PqEventRow, WindowRow,
+    AggregateRow, EventKind, EventRow, HalfCycleRow, IntervalKind, LatchRow, PinstRow, PqEventRow,
+    WindowRow,
 };
 pub use sensor::{
     CircuitReading, IntervalReadings, KeyedValue, SensorInfo, SensorInterval, SensorReadings,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AggregateRow, DeviceInfo, EventRow, HalfCycleRow, IntervalReadings, LatchRow, MpptRecord,
-    PqEventRow, Reading, SensorInterval, WindowRow,
+    PinstRow, PqEventRow, Reading, SensorInterval, WindowRow,
 };
 use crate::wire::SampleBlock;
 
@@ -33,6 +33,8 @@ pub enum Record {
     PqEvent(PqEventRow),
     /// A half-cycle RMS value (with `[dsp.pq] keep_half_cycle`).
     HalfCycle(HalfCycleRow),
+    /// A flicker `Pinst` slot (with `[dsp.pq.flicker] keep_pinst`).
+    Pinst(PinstRow),
     /// Samples for the raw archive (only when it is on).
     Raw(RawBlock),
     /// A device's stream ended: outputs may finish its files now.
@@ -72,6 +74,7 @@ impl Record {
             Record::Event(row) => Some(&row.device.name),
             Record::PqEvent(row) => Some(&row.device.name),
             Record::HalfCycle(row) => Some(&row.device.name),
+            Record::Pinst(row) => Some(&row.device.name),
             Record::Raw(raw) => Some(&raw.device.name),
             Record::DeviceFinished(name) => Some(name),
             Record::Sensor(sensor) => Some(&sensor.meter_name),

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::DeviceInfo;
+use crate::dsp::flicker::PinstValue;
 use crate::dsp::pq::{HalfCycleRms, PqEvent};
 use crate::dsp::{Aggregate, EnergyCounters, LatchWindow, WindowMetrics};
 
@@ -60,6 +61,15 @@ pub struct PqEventRow {
 pub struct HalfCycleRow {
     pub device: DeviceInfo,
     pub value: HalfCycleRms,
+}
+
+/// One 10-ms `Pinst` slot of one voltage channel, for the opt-in `pinst` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinstRow {
+    pub device: DeviceInfo,
+    /// Phase index, 0 = L1.
+    pub phase: u8,
+    pub value: PinstValue,
 }
 
 /// What kind of event a row records (the `kind` column).

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use crate::dsp::aggregate::{Aggregate, ClockAggregator, CycleAggregator};
+use crate::dsp::flicker::{FlickerOutput, FlickerValue};
 use crate::dsp::pq::{HalfCycleRms, PqEvent, PqEventCounts, PqTally};
 use crate::dsp::{DeviceEngine, EnergyCounters, EngineOutput, LatchWindow, WindowMetrics};
-use crate::model::{HalfCycleRow, PqEventRow, RawBlock, Record};
+use crate::model::{HalfCycleRow, PinstRow, PqEventRow, RawBlock, Record};
 use crate::sink::packet::{name_uuid, CircuitReading, SensorInfo, SensorInterval};
 use crate::sink::parquet::{self, AggregateRow, EventRow, IntervalKind, LatchRow, WindowRow};
 use crate::source::capture::SessionDescription;
@@ -223,7 +224,7 @@ impl Downstream {
             EngineOutput::Latch(window) => self.latch(window),
             EngineOutput::PqEvent(event) => self.pq_event(event),
             EngineOutput::HalfCycle(value) => self.half_cycle(value),
-            EngineOutput::Flicker(value) => self.pq.flicker(&value),
+            EngineOutput::Flicker(value) => self.flicker(&value),
             EngineOutput::TenSecondFrequency(_) | EngineOutput::Cycle(_) => {}
         }
     }
@@ -396,6 +397,21 @@ impl Downstream {
     }
 
     /// A `Urms(1/2)` value (with `keep_half_cycle`): a `half_cycle` row.
+    /// `Pst`/`Plt` go to the aggregates and packets; `Pinst` slots (with
+    /// `keep_pinst`) are rows of their own.
+    fn flicker(&mut self, value: &FlickerValue) {
+        if let FlickerOutput::Pinst(slot) = value.output {
+            let row = PinstRow {
+                device: self.device.clone(),
+                phase: value.phase,
+                value: slot,
+            };
+            self.emit(Record::Pinst(row));
+        } else {
+            self.pq.flicker(value);
+        }
+    }
+
     fn half_cycle(&mut self, value: &HalfCycleRms) {
         let row = HalfCycleRow {
             device: self.device.clone(),

@@ -88,7 +88,7 @@ pub struct FlickerSettings {
     /// Run a flickermeter on every voltage channel.
     pub enabled: bool,
     pub lamp: Lamp,
-    /// Also emit `Pinst` (100 per second per channel).
+    /// Also emit `Pinst` (100 per second per channel; the opt-in `pinst` table).
     pub keep_pinst: bool,
     /// Settling time after a start, a gap or an interruption, s.
     pub settling_s: f64,

@@ -13,6 +13,7 @@ pub fn kind_of(record: &Record) -> &'static str {
         Record::Event(_) => "event",
         Record::PqEvent(_) => "pq_event",
         Record::HalfCycle(_) => "half_cycle",
+        Record::Pinst(_) => "pinst",
         Record::Raw(_) => "raw",
         Record::DeviceFinished(_) => "finished",
         Record::Sensor(_) => "sensor",

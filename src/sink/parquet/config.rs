@@ -26,6 +26,8 @@ pub struct TableSelection {
     pub pq_events: bool,
     /// Every `Urms(1/2)` value; needs `[dsp.pq] keep_half_cycle = true`.
     pub half_cycle: bool,
+    /// Every 10-ms flicker `Pinst` slot; needs `[dsp.pq.flicker] keep_pinst = true`.
+    pub pinst: bool,
     /// Telemetry readings (rtl_433, MPPT, AirLink) in long format.
     pub readings: bool,
     /// The MPPT `tel_mppt` dataset.
@@ -43,6 +45,7 @@ impl Default for TableSelection {
             events: true,
             pq_events: true,
             half_cycle: false,
+            pinst: false,
             readings: true,
             tel_mppt: true,
         }

@@ -18,6 +18,7 @@ use super::events::{self, EventRow};
 use super::half_cycle::{self, HalfCycleRow};
 use super::harmonics::{self, HarmonicRow};
 use super::latch::{self, LatchRow};
+use super::pinst::{self, PinstRow};
 use super::pq_events::{self, PqEventRow};
 use super::raw::{self, RawBuffer};
 use super::schema::{file_metadata, keys, PartitionRow, TableSpec};
@@ -376,6 +377,7 @@ pub struct DatasetWriter {
     events: Option<Table<EventRow>>,
     pq_events: Option<Table<PqEventRow>>,
     half_cycle: Option<Table<HalfCycleRow>>,
+    pinst: Option<Table<PinstRow>>,
     raw: Option<RawTable>,
     closed: bool,
     out: PathBuf,
@@ -519,6 +521,15 @@ impl DatasetWriter {
                 )
                 .with_grace_ns(config.late_rows_grace_ns())
             }),
+            pinst: tables.pinst.then(|| {
+                Table::new(
+                    pinst::spec(),
+                    metric_writer(pinst::TABLE, false),
+                    |r: &PinstRow| r.value.time_unix_ns,
+                    config.row_group_rows,
+                )
+                .with_grace_ns(config.late_rows_grace_ns())
+            }),
             raw,
             closed: false,
             out: config.out.clone(),
@@ -628,6 +639,7 @@ impl DatasetWriter {
             self.events.as_ref().and_then(Table::pending_min_seq),
             self.pq_events.as_ref().and_then(Table::pending_min_seq),
             self.half_cycle.as_ref().and_then(Table::pending_min_seq),
+            self.pinst.as_ref().and_then(Table::pending_min_seq),
             self.raw.as_ref().and_then(RawTable::pending_min_seq),
         ]
         .into_iter()
@@ -645,6 +657,7 @@ impl DatasetWriter {
             self.events.as_mut().map_or(Ok(()), Table::seal_ended),
             self.pq_events.as_mut().map_or(Ok(()), Table::seal_ended),
             self.half_cycle.as_mut().map_or(Ok(()), Table::seal_ended),
+            self.pinst.as_mut().map_or(Ok(()), Table::seal_ended),
         ];
         results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
     }
@@ -675,6 +688,9 @@ impl DatasetWriter {
             each(t.writer_mut());
         }
         if let Some(t) = &mut self.half_cycle {
+            each(t.writer_mut());
+        }
+        if let Some(t) = &mut self.pinst {
             each(t.writer_mut());
         }
         if let Some(t) = &mut self.raw {
@@ -731,6 +747,13 @@ impl DatasetWriter {
         }
     }
 
+    pub fn write_pinst(&mut self, row: PinstRow) -> Result<()> {
+        match &mut self.pinst {
+            Some(table) => table.push_from(row, self.current_seq, self.batch_rows),
+            None => Ok(()),
+        }
+    }
+
     /// Samples for the raw archive (ignored when it is off).
     pub fn write_raw(&mut self, device: &DeviceInfo, block: &SampleBlock) -> Result<()> {
         match &mut self.raw {
@@ -760,6 +783,9 @@ impl DatasetWriter {
             t.finish_device(device)?;
         }
         if let Some(t) = &mut self.half_cycle {
+            t.finish_device(device)?;
+        }
+        if let Some(t) = &mut self.pinst {
             t.finish_device(device)?;
         }
         if let Some(t) = &mut self.raw {
@@ -802,6 +828,9 @@ impl DatasetWriter {
         if let Some(t) = &self.half_cycle {
             add(&t.writer, t.rows);
         }
+        if let Some(t) = &self.pinst {
+            add(&t.writer, t.rows);
+        }
         if let Some(t) = &self.raw {
             add(&t.writer, t.rows);
         }
@@ -827,6 +856,7 @@ impl DatasetWriter {
             self.events.as_mut().map_or(Ok(()), Table::close),
             self.pq_events.as_mut().map_or(Ok(()), Table::close),
             self.half_cycle.as_mut().map_or(Ok(()), Table::close),
+            self.pinst.as_mut().map_or(Ok(()), Table::close),
             self.raw.as_mut().map_or(Ok(()), RawTable::close),
         ];
         results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())

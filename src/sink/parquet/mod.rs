@@ -1,5 +1,5 @@
 //! Parquet datasets: the `windows`, `latch`, `aggregates`, `harmonics`,
-//! `raw`, `events`, `pq_events` and `half_cycle` tables of meters and the `readings` table of other
+//! `raw`, `events`, `pq_events`, `half_cycle` and `pinst` tables of meters and the `readings` table of other
 //! telemetry, Hive-partitioned as
 //! `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`, so
 //! pyarrow, DuckDB and polars read the folder as one dataset; and the
@@ -22,6 +22,7 @@ pub mod harmonics;
 pub mod latch;
 pub mod output;
 pub mod partition;
+pub mod pinst;
 pub mod pq_events;
 pub mod raw;
 pub mod readings;
@@ -44,6 +45,7 @@ pub use half_cycle::HalfCycleRow;
 pub use harmonics::HarmonicRow;
 pub use latch::LatchRow;
 pub use output::ParquetOutput;
+pub use pinst::PinstRow;
 pub use pq_events::PqEventRow;
 pub use schema::{is_portable_type, SCHEMA_VERSION};
 pub use sink::ParquetSink;

@@ -64,6 +64,7 @@ impl Output for ParquetOutput {
             Record::Raw(raw) => self.dataset.write_raw(&raw.device, &raw.block)?,
             Record::PqEvent(row) => self.dataset.write_pq_event(row.clone())?,
             Record::HalfCycle(row) => self.dataset.write_half_cycle(row.clone())?,
+            Record::Pinst(row) => self.dataset.write_pinst(row.clone())?,
             Record::DeviceFinished(name) => self.dataset.finish_device(name)?,
             Record::Sensor(_)
             | Record::Telemetry(_)

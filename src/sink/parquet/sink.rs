@@ -14,6 +14,7 @@ use super::error::{ParquetSinkError, Result};
 use super::events::EventRow;
 use super::half_cycle::HalfCycleRow;
 use super::latch::LatchRow;
+use super::pinst::PinstRow;
 use super::pq_events::PqEventRow;
 use super::windows::WindowRow;
 use super::DeviceInfo;
@@ -26,6 +27,7 @@ enum Command {
     Event(Box<EventRow>),
     PqEvent(Box<PqEventRow>),
     HalfCycle(Box<HalfCycleRow>),
+    Pinst(Box<PinstRow>),
     Raw(DeviceInfo, SampleBlock),
     FinishDevice(String),
 }
@@ -121,6 +123,7 @@ impl ParquetSink {
                         Command::Event(row) => dataset.write_event(*row)?,
                         Command::PqEvent(row) => dataset.write_pq_event(*row)?,
                         Command::HalfCycle(row) => dataset.write_half_cycle(*row)?,
+                        Command::Pinst(row) => dataset.write_pinst(*row)?,
                         Command::Raw(device, block) => dataset.write_raw(&device, &block)?,
                         Command::FinishDevice(name) => dataset.finish_device(&name)?,
                     }
@@ -179,6 +182,14 @@ impl ParquetSink {
             return Ok(());
         }
         self.send(Command::HalfCycle(Box::new(row)))
+    }
+
+    /// A `Pinst` slot (dropped at once when the table is off).
+    pub fn write_pinst(&self, row: PinstRow) -> Result<()> {
+        if !self.tables.pinst {
+            return Ok(());
+        }
+        self.send(Command::Pinst(Box::new(row)))
     }
 
     /// Samples for the raw archive (dropped at once when it is off).

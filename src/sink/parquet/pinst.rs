@@ -1,0 +1,47 @@
+//! The opt-in `pinst` table: the flickermeter's instantaneous flicker
+//! sensation per voltage channel, one row per phase and clock-aligned 10-ms
+//! slot (mean and maximum over the slot), for looking into a high `Pst`.
+
+use arrow::datatypes::SchemaRef;
+
+use super::schema::{
+    device_columns, f64_col, i32_col, time_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
+};
+use super::windows::PHASE_TAGS;
+use super::DeviceInfo;
+pub use crate::model::PinstRow;
+
+pub const TABLE: &str = "pinst";
+
+/// `L1`..`L3` as the `phase` column writes them.
+const PHASE_NAMES: [&str; 3] = ["L1", "L2", "L3"];
+
+impl DeviceRow for PinstRow {
+    fn device(&self) -> &DeviceInfo {
+        &self.device
+    }
+}
+
+pub(crate) fn spec() -> TableSpec<PinstRow> {
+    debug_assert_eq!(PHASE_NAMES.len(), PHASE_TAGS.len());
+    let mut columns = device_columns::<PinstRow>();
+    columns.extend([
+        ColumnSpec::required("time", time_col(|r: &PinstRow| Some(r.value.time_unix_ns))),
+        ColumnSpec::required(
+            "phase",
+            ColumnValues::Utf8(|r: &PinstRow| PHASE_NAMES.get(usize::from(r.phase)).copied()),
+        ),
+        ColumnSpec::required("pinst", f64_col(|r: &PinstRow| Some(r.value.mean))),
+        ColumnSpec::required("pinst_max", f64_col(|r: &PinstRow| Some(r.value.max))),
+        ColumnSpec::required(
+            "flicker_flags",
+            i32_col(|r: &PinstRow| Some(i32::from(r.value.flags.bits()))),
+        ),
+    ]);
+    TableSpec::new(TABLE, columns)
+}
+
+/// The Arrow schema of the `pinst` table.
+pub fn schema() -> SchemaRef {
+    spec().schema()
+}
