@@ -79,8 +79,7 @@ async fn batch(dir: &Path, capture: &OfflineCapture, pipeline: &str) -> (PathBuf
     let file = dir.join("meter.mfcap");
     capture.write(&file).unwrap_or_else(|e| panic!("{e:#}"));
     let pipeline_file = dir.join("pipeline.toml");
-    let paths = format!("paths = [{:?}]", file.display().to_string());
-    std::fs::write(&pipeline_file, pipeline.replace("paths = []", &paths)).unwrap();
+    std::fs::write(&pipeline_file, pipeline).unwrap();
     let out = dir.join("out");
     let args = BatchArgs {
         inputs: vec![file.clone()],
@@ -145,10 +144,8 @@ fn events_signal(frequency_hz: f64) -> SignalConfig {
     }
 }
 
+/// No `[source]`: a batch takes its inputs from the command line.
 const EVENTS_PIPELINE: &str = r#"
-[source]
-kind = "files"
-paths = []
 [dsp]
 nominal_frequency_hz = NOMINAL
 [dsp.pq]
@@ -374,7 +371,7 @@ async fn a_table5_flicker_gives_pst_1_in_the_10_minute_aggregates_and_packets() 
         capture.start_unix_ms = interval_start_ms - 60_000;
         capture.samples = 661 * u64::from(rate);
         let pipeline = format!(
-            "[source]\nkind = \"files\"\npaths = []\n[dsp]\nnominal_frequency_hz = {:.1}\n\
+            "[dsp]\nnominal_frequency_hz = {:.1}\n\
              declared_voltage_v = {:.1}\n[dsp.pq]\n[dsp.pq.flicker]\nenabled = true\nlamp = \"{}\"\n",
             case.grid_hz, case.volts, case.lamp
         );
@@ -438,7 +435,7 @@ async fn the_pinst_table_holds_the_table1_maximum() {
     let mut capture = OfflineCapture::new("pinst001", signal, Measures::ThreePhase, rate);
     capture.start_unix_ms = START_MS;
     capture.samples = seconds * u64::from(rate);
-    let pipeline = "[source]\nkind = \"files\"\npaths = []\n[dsp.pq]\n[dsp.pq.flicker]\n\
+    let pipeline = "[dsp.pq]\n[dsp.pq.flicker]\n\
                     enabled = true\nkeep_pinst = true\nsettling_s = 10\n\
                     [sink.parquet.tables]\npinst = true\n";
     let (out, _) = batch(dir.path(), &capture, pipeline).await;

@@ -42,7 +42,8 @@ pub struct BatchArgs {
 /// The pipeline a batch runs: the file's settings, sinks pointed at `--out`.
 pub fn batch_config(args: &BatchArgs) -> anyhow::Result<PipelineConfig> {
     let mut config = match &args.pipeline {
-        Some(path) => PipelineConfig::load(path)?,
+        // Its source, if any, gives way to the inputs named here.
+        Some(path) => PipelineConfig::load_unvalidated(path)?,
         None => PipelineConfig {
             name: "batch".to_string(),
             source: SourceConfig::Files(FilesConfig {

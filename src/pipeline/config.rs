@@ -24,6 +24,8 @@ pub struct PipelineConfig {
     /// Recorded in every output file's metadata.
     #[serde(default = "default_name")]
     pub name: String,
+    /// Absent: files, named by `meterflow batch` on its command line.
+    #[serde(default = "files_from_the_command_line")]
     pub source: SourceConfig,
     #[serde(default)]
     pub dsp: EngineConfig,
@@ -40,6 +42,13 @@ pub struct PipelineConfig {
     /// Cluster mode: the NATS JetStream that ingest and writer nodes share.
     #[serde(default)]
     pub cluster: Option<crate::sink::jetstream::ClusterConfig>,
+}
+
+fn files_from_the_command_line() -> SourceConfig {
+    SourceConfig::Files(FilesConfig {
+        paths: Vec::new(),
+        raw: RawFileConfig::default(),
+    })
 }
 
 fn default_name() -> String {
@@ -174,12 +183,28 @@ impl PipelineConfig {
 
     /// Reads and checks a pipeline file; errors name the file and line.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let config = Self::load_unvalidated(path)?;
+        config
+            .validate()
+            .with_context(|| format!("pipeline {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Read and typed but not [`validate`](Self::validate)d: for callers
+    /// that set parts (the batch's inputs) before they validate.
+    pub fn load_unvalidated(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading pipeline {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("pipeline {}", path.display()))
+        Self::parse_unvalidated(&text).with_context(|| format!("pipeline {}", path.display()))
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let config = Self::parse_unvalidated(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn parse_unvalidated(text: &str) -> anyhow::Result<Self> {
         let config: PipelineConfig = toml::from_str(text).map_err(|error| {
             let at_source = error
                 .span()
@@ -190,7 +215,6 @@ impl PipelineConfig {
                 .flatten()
                 .unwrap_or_else(|| anyhow::anyhow!("{error}"))
         })?;
-        config.validate()?;
         Ok(config)
     }
 
@@ -206,7 +230,7 @@ impl PipelineConfig {
             SourceConfig::Files(FilesConfig { paths, raw }) => {
                 if paths.is_empty() {
                     anyhow::bail!(
-                        "source.paths is empty: name at least one capture file or folder"
+                        "source.paths is empty (or there is no [source]): name at least one capture file or folder"
                     );
                 }
                 if let Some(start) = &raw.start {
@@ -317,6 +341,21 @@ pub fn parse_start(text: &str) -> anyhow::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_without_a_source_is_for_batches_only() {
+        let text = "[dsp]\nnominal_frequency_hz = 60\n";
+        let error = PipelineConfig::parse(text).err().map(|e| e.to_string());
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("no [source]")),
+            "{error:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("batch.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = PipelineConfig::load_unvalidated(&path).unwrap();
+        assert_eq!(config.dsp.nominal_frequency_hz, 60.0);
+    }
 
     #[test]
     fn the_demo_pipeline_parses() {
