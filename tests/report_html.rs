@@ -520,3 +520,101 @@ fn fleet_summaries_from_statistics_match_the_data() {
         assert!((stats.completeness - 1.0).abs() < 1e-9);
     }
 }
+
+/// `--device`, `--from`/`--to` in local time and `--tz`: one meter of three,
+/// one hour of three (given as Vienna times), its numbers over that hour
+/// only and the page's labels in that zone.
+#[test]
+fn device_span_and_zone_select_what_is_shown() {
+    use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
+    use meterflow::dsp::Aggregate;
+    use meterflow::report::timeaxis::{parse_time, parse_zone};
+    use meterflow::sink::parquet::{
+        AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, IntervalKind, ParquetConfig,
+    };
+    use meterflow::wire::Measures;
+    const NS: i64 = 1_000_000_000;
+    const START: i64 = 1_796_083_200 * NS; // 2026-12-01T00:00:00Z
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("parquet");
+    let mut config = ParquetConfig::new(&root);
+    config.fsync = false;
+    let mut writer = DatasetWriter::create(&config, &DatasetInfo::default()).unwrap();
+    let stat = |v: f64| Stat {
+        value: v,
+        min: v,
+        max: v,
+    };
+    for m in 0..3u64 {
+        let device = DeviceInfo::new(format!("m{m}"), m, Measures::SinglePhase);
+        for k in 0..18i64 {
+            // Meter m draws 100·(m+1) W, plus 1 W per interval.
+            let p = 100.0 * (m + 1) as f64 + k as f64;
+            let aggregate = Aggregate {
+                start_unix_ns: START + k * 600 * NS,
+                end_unix_ns: START + (k + 1) * 600 * NS,
+                windows: 3000,
+                phases: [
+                    Some(PhaseAggregate {
+                        v_rms_v: stat(230.0),
+                        p_w: stat(p),
+                        ..PhaseAggregate::default()
+                    }),
+                    None,
+                    None,
+                ],
+                p_total_w: stat(p),
+                energy_total: meterflow::dsp::EnergyFlow {
+                    import_wh: p / 6.0,
+                    export_wh: 0.0,
+                },
+                ..Aggregate::default()
+            };
+            writer
+                .write_aggregate(AggregateRow {
+                    device: device.clone(),
+                    kind: IntervalKind::TenMinutes,
+                    aggregate,
+                })
+                .unwrap();
+        }
+        writer.finish_device(&device.name).unwrap();
+    }
+    writer.close().unwrap();
+    let zone = parse_zone("Europe/Vienna").unwrap();
+    // CET is UTC+1 in December: 02:00 local is 01:00Z.
+    let from = parse_time("2026-12-01 02:00", zone).unwrap();
+    let to = parse_time("2026-12-01 03:00", zone).unwrap();
+    assert_eq!((from, to), (START + 3600 * NS, START + 7200 * NS));
+    let html = dir.path().join("m1.html");
+    let summary = write_report(&ReportOptions {
+        dataset: root.clone(),
+        devices: vec!["m1".into()],
+        from: Some(from),
+        to: Some(to),
+        zone,
+        out: html.clone(),
+        png_dir: None,
+        detail: meterflow::report::DEFAULT_DETAIL,
+    })
+    .unwrap();
+    assert_eq!((summary.devices, summary.detailed), (1, 1));
+    assert_eq!((summary.from, summary.to), (from, to));
+    assert_eq!(summary.titles.keys().collect::<Vec<_>>(), vec!["m1"]);
+    let stats = &summary.stats["m1"];
+    // Intervals 6..12 of meter 1: P = 200 + k W for 10 min each.
+    let p: Vec<f64> = (6..12).map(|k| 200.0 + f64::from(k)).collect();
+    let mean = p.iter().sum::<f64>() / 6.0;
+    assert!((stats.mean_p_w.unwrap() - mean).abs() < 1e-9, "{stats:?}");
+    assert!((stats.peak_p_w.unwrap() - 211.0).abs() < 1e-9, "{stats:?}");
+    let energy = p.iter().map(|p| p / 6.0).sum::<f64>();
+    assert!(
+        (stats.energy_import_wh.unwrap() - energy).abs() < 1e-9,
+        "{stats:?}"
+    );
+    assert!((stats.completeness - 1.0).abs() < 1e-9, "{stats:?}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("2026-12-01 02:00:00"), "span in local time");
+    assert!(page.contains("Europe/Vienna"));
+    assert!(!page.contains("m0:") && !page.contains("m2:"));
+}

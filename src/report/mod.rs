@@ -17,6 +17,7 @@ pub mod device;
 pub mod error;
 pub mod fleet;
 pub mod page;
+pub mod pages;
 pub mod png;
 pub mod quality;
 pub mod read;

@@ -4,19 +4,24 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
-use parquet::file::metadata::ParquetMetaData;
+use parquet::file::metadata::{ParquetMetaData, ParquetStatisticsPolicy};
+use parquet::file::reader::ChunkReader;
+use parquet::schema::types::SchemaDescriptor;
 
 use super::error::{ReportError, Result};
+use super::pages;
 use super::scan::PartFile;
 
 /// Which columns to read and which rows to keep.
@@ -110,28 +115,56 @@ impl Frame {
     }
 }
 
-/// A reader of `file` whose footer is decoded once per report (kept in
-/// the file's `footer`).
-fn open(file: &PartFile) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-    let path = file.path.as_path();
-    let handle = File::open(path).map_err(|e| ReportError::io("open", path, e))?;
+/// Where column `name` is in `schema`.
+fn column_index(schema: &SchemaDescriptor, name: &str) -> Option<usize> {
+    schema.columns().iter().position(|c| c.name() == name)
+}
+
+fn open_file(file: &PartFile) -> Result<File> {
+    File::open(&file.path).map_err(|e| ReportError::io("open", &file.path, e))
+}
+
+/// `file`'s footer (read from `input`) with statistics only for the
+/// columns named in `stats`. A fleet has thousands of ~150-column footers;
+/// decoding (and keeping) every statistic of every one was most of a
+/// report's time and gigabytes of memory. The table's first schema says
+/// where those columns are; a file that has them elsewhere is decoded in full.
+fn footer<R: ChunkReader>(
+    file: &PartFile,
+    input: &R,
+    stats: &[&str],
+) -> Result<ArrowReaderMetadata> {
     let parquet_error = |source| ReportError::Parquet {
-        path: path.to_path_buf(),
+        path: file.path.clone(),
         source,
     };
-    let metadata = match file.footer.get() {
-        Some(metadata) => metadata.clone(),
-        None => {
-            // The Parquet schema says all the report needs; decoding the
-            // embedded Arrow schema too costs a tenth of opening a small file.
-            let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-            let metadata = ArrowReaderMetadata::load(&handle, options).map_err(parquet_error)?;
-            file.footer.get_or_init(|| metadata).clone()
-        }
+    // The Parquet schema says all the report needs; decoding the embedded
+    // Arrow schema too costs a tenth of opening a small file.
+    let options = ArrowReaderOptions::new()
+        .with_skip_arrow_metadata(true)
+        .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll);
+    let Some(hint) = file.table_schema.get() else {
+        let metadata = ArrowReaderMetadata::load(input, options).map_err(parquet_error)?;
+        let schema = metadata.metadata().file_metadata().schema_descr_ptr();
+        file.table_schema.get_or_init(|| schema);
+        return Ok(metadata);
     };
-    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
-        handle, metadata,
-    ))
+    let expected: Vec<Option<usize>> = stats.iter().map(|n| column_index(hint, n)).collect();
+    let keep: Vec<usize> = expected.iter().flatten().copied().collect();
+    let light = options
+        .clone()
+        .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&keep));
+    let metadata = ArrowReaderMetadata::load(input, light).map_err(parquet_error)?;
+    let schema = metadata.metadata().file_metadata().schema_descr();
+    let same = stats.iter().zip(&expected).all(|(name, at)| match at {
+        Some(i) => schema.columns().get(*i).is_some_and(|c| c.name() == *name),
+        None => column_index(schema, name).is_none(),
+    });
+    if same {
+        Ok(metadata)
+    } else {
+        ArrowReaderMetadata::load(input, options).map_err(parquet_error)
+    }
 }
 
 /// What the footer's statistics say about `column == value` in every row.
@@ -146,7 +179,7 @@ enum Match {
 /// `name` hold the one value `value` (or one other value) and no nulls.
 fn match_by_statistics(metadata: &ParquetMetaData, name: &str, value: &str) -> Match {
     let schema = metadata.file_metadata().schema_descr();
-    let Some(index) = (0..schema.num_columns()).find(|&i| schema.column(i).name() == name) else {
+    let Some(index) = column_index(schema, name) else {
         return Match::None;
     };
     let mut all = true;
@@ -175,8 +208,8 @@ fn match_by_statistics(metadata: &ParquetMetaData, name: &str, value: &str) -> M
 pub fn count_rows(files: &[&PartFile]) -> Result<u64> {
     let mut rows = 0u64;
     for file in files {
-        let builder = open(file)?;
-        rows += u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        let metadata = footer(file, &open_file(file)?, &[])?;
+        rows += u64::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
     }
     Ok(rows)
 }
@@ -187,12 +220,10 @@ pub fn time_bounds(files: &[&PartFile], start: &str, end: &str) -> Result<Option
     use parquet::file::statistics::Statistics;
     let mut bounds: Option<(i64, i64)> = None;
     for file in files {
-        let builder = open(file)?;
-        let metadata = builder.metadata();
+        let metadata = footer(file, &open_file(file)?, &[start, end])?;
+        let metadata = metadata.metadata();
         let schema = metadata.file_metadata().schema_descr();
-        let index =
-            |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
-        let (Some(s), Some(e)) = (index(start), index(end)) else {
+        let (Some(s), Some(e)) = (column_index(schema, start), column_index(schema, end)) else {
             return Ok(None);
         };
         for group in metadata.row_groups() {
@@ -237,11 +268,30 @@ pub fn read(files: &[&PartFile], query: &Query) -> Result<Frame> {
 
 fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
     let path = file.path.as_path();
-    let builder = open(file)?;
+    let mut stats: Vec<&str> = vec![query.time.as_str()];
+    stats.extend(query.equals.iter().map(|(name, _)| name.as_str()));
+    stats.extend(query.maxima.iter().map(String::as_str));
+    let mut handle = open_file(file)?;
+    // A small file is read in one go and its pages decompressed with this
+    // thread's zstd context (see `pages`).
+    let size = handle.metadata().map_or(u64::MAX, |m| m.len());
+    let whole = if size <= pages::SMALL_FILE {
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        handle
+            .read_to_end(&mut bytes)
+            .map_err(|e| ReportError::io("read", path, e))?;
+        Some(Bytes::from(bytes))
+    } else {
+        None
+    };
+    let metadata = match &whole {
+        Some(bytes) => footer(file, bytes, &stats)?,
+        None => footer(file, &handle, &stats)?,
+    };
     // A filter the statistics decide costs no column read (or no file).
     let mut query = std::borrow::Cow::Borrowed(query);
     if let Some((name, value)) = &query.equals {
-        match match_by_statistics(builder.metadata(), name, value) {
+        match match_by_statistics(metadata.metadata(), name, value) {
             Match::None => return Ok(()),
             Match::All => query.to_mut().equals = None,
             Match::Some => {}
@@ -249,8 +299,8 @@ fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
     }
     let query = query.as_ref();
     let from_statistics =
-        !query.maxima.is_empty() && fold_maxima(builder.metadata(), query, &mut frame.maxima);
-    let schema = builder.schema().clone();
+        !query.maxima.is_empty() && fold_maxima(metadata.metadata(), query, &mut frame.maxima);
+    let schema = metadata.schema().clone();
     let filter_device = query.device.as_deref().filter(|_| file.device.is_none());
     let mut wanted: Vec<&str> = vec![query.time.as_str()];
     wanted.extend(query.numbers.iter().map(String::as_str));
@@ -276,15 +326,27 @@ fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
     if schema.index_of(&query.time).is_err() {
         return Ok(());
     }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(65_536)
-        .build()
-        .map_err(|source| ReportError::Parquet {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    const BATCH: usize = 65_536;
+    let mask = ProjectionMask::roots(metadata.parquet_schema(), indices);
+    let parquet_error = |source| ReportError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = match whole {
+        Some(bytes) => match pages::reader(&bytes, metadata.metadata(), mask.clone(), BATCH) {
+            Some(reader) => reader,
+            None => ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
+                .with_projection(mask)
+                .with_batch_size(BATCH)
+                .build()
+                .map_err(parquet_error)?,
+        },
+        None => ParquetRecordBatchReaderBuilder::new_with_metadata(handle, metadata)
+            .with_projection(mask)
+            .with_batch_size(BATCH)
+            .build()
+            .map_err(parquet_error)?,
+    };
     for batch in reader {
         let batch = batch.map_err(|source| ReportError::Arrow {
             path: path.to_path_buf(),
@@ -310,7 +372,7 @@ fn fold_maxima(
         }
     }
     let schema = metadata.file_metadata().schema_descr();
-    let index = |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
+    let index = |name: &str| column_index(schema, name);
     let Some(time) = index(&query.time) else {
         return false;
     };
@@ -515,7 +577,7 @@ fn texts(path: &Path, name: &str, array: &ArrayRef) -> Result<Vec<String>> {
 /// The column names of the first file, in schema order (what a table shows).
 pub fn column_names(files: &[&PartFile]) -> Result<Vec<String>> {
     match files.first() {
-        Some(file) => Ok(open(file)?
+        Some(file) => Ok(footer(file, &open_file(file)?, &[])?
             .schema()
             .fields()
             .iter()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use parquet::schema::types::SchemaDescPtr;
 
 use super::error::{ReportError, Result};
 use crate::sink::parquet::partition::{date_string, utc_day};
@@ -22,9 +22,10 @@ pub struct PartFile {
     pub device: Option<String>,
     /// `date=` value as written (`YYYY-MM-DD`).
     pub date: Option<String>,
-    /// The file's footer, decoded the first time the file is opened: a
-    /// report opens a file for its extent, its row count and its rows.
-    pub footer: Arc<OnceLock<ArrowReaderMetadata>>,
+    /// The schema of the first file of this table that was opened, shared
+    /// by the table's files: it says where the columns whose statistics a
+    /// read needs are, so a footer decodes only those (see `read::open`).
+    pub table_schema: Arc<OnceLock<SchemaDescPtr>>,
 }
 
 impl PartialEq for PartFile {
@@ -69,7 +70,8 @@ impl Dataset {
                 continue;
             }
             let mut files = Vec::new();
-            collect_files(&entry, None, None, &mut files)?;
+            let schema = Arc::default();
+            collect_files(&entry, None, None, &schema, &mut files)?;
             files.sort_by(|a, b| a.path.cmp(&b.path));
             tables.insert(table.to_string(), files);
         }
@@ -134,6 +136,7 @@ fn collect_files(
     dir: &Path,
     device: Option<&str>,
     date: Option<&str>,
+    schema: &Arc<OnceLock<SchemaDescPtr>>,
     out: &mut Vec<PartFile>,
 ) -> Result<()> {
     for path in read_dir(dir)? {
@@ -150,13 +153,13 @@ fn collect_files(
             } else if let Some(value) = name.strip_prefix("date=") {
                 day = Some(value.to_string());
             }
-            collect_files(&path, dev.as_deref(), day.as_deref(), out)?;
+            collect_files(&path, dev.as_deref(), day.as_deref(), schema, out)?;
         } else if name.ends_with(".parquet") {
             out.push(PartFile {
                 path: path.clone(),
                 device: device.map(str::to_string),
                 date: date.map(str::to_string),
-                footer: Arc::default(),
+                table_schema: schema.clone(),
             });
         }
     }
