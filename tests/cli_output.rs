@@ -192,3 +192,21 @@ fn inspect_counts_the_power_quality_events_of_a_capture() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_demo_ends_by_naming_the_report_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = meterflow(
+        &["run", "--fast", "--seconds", "0.5", "--out", "demo-out"],
+        dir.path(),
+    );
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_plain(&stdout, &stderr);
+    let last = stdout.lines().last().unwrap_or_default();
+    assert_eq!(
+        last, "see it: meterflow report demo-out/parquet --out report.html",
+        "{stdout}"
+    );
+    assert!(dir.path().join("demo-out/parquet/windows").is_dir());
+}
