@@ -144,6 +144,8 @@ struct Layout {
     urls: Vec<String>,
     replicas: usize,
     lease_ttl_s: f64,
+    /// Appended to every node's pipeline file (it ends inside `[cluster]`).
+    extra: String,
 }
 
 impl Layout {
@@ -153,6 +155,7 @@ impl Layout {
             urls,
             replicas,
             lease_ttl_s,
+            extra: String::new(),
         }
     }
 
@@ -210,7 +213,9 @@ partitions = 4
 lease_ttl_s = {ttl}
 publish_interval_s = 0.2
 request_timeout_s = 2.0
+{extra}
 "#,
+                extra = self.extra,
                 parquet = self.dataset().display(),
                 packets = self.packets().display(),
                 state = self.path().join(node).join("state").display(),
@@ -473,6 +478,63 @@ fn a_writer_killed_and_restarted_writes_every_record_once_and_foreign_messages_a
         );
     }
     assert!(check_packets_cover_intervals(&layout.packets(), &layout.dataset()) >= 15);
+}
+
+#[test]
+fn the_raw_archive_travels_through_jetstream_sample_for_sample() {
+    use common::parquet_read::{read_rows, Cell};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(scratch.path());
+    let mut layout = Layout::new(vec![nats.url()], 1, 5.0);
+    layout.extra = "raw_archive = true\n[sink.parquet.tables]\nraw = true\n".to_string();
+    let (mut ingest, port) = layout.ingest("ingest");
+    let mut writer = layout.writer("writer");
+    let meters = start_meters(&runtime, &[port], 2, "archived");
+    wait_for(Duration::from_secs(30), "windows in the writer", || {
+        writer.metric("meterflow_writer_records_total") >= 40.0
+    });
+    drain(&runtime, meters, &mut [&mut ingest], &mut [&mut writer]);
+    let logs = layout.logs(&[&ingest, &writer]);
+
+    let windows = windows_once(&layout);
+    assert_eq!(windows.len(), 2, "{logs}");
+    let raw = by_device(&layout.dataset().join("raw"), "time");
+    assert_eq!(raw.len(), 2, "{logs}");
+    for (device, rows, gaps) in &windows {
+        assert!(gaps.is_empty(), "{device}: {gaps:?}");
+        let samples = &raw[device];
+        // Every sample the meter sent, once, in order: indices 0, 1, 2, …
+        for (k, row) in samples.iter().enumerate() {
+            assert_eq!(row["sample_index"], Cell::U64(k as u64), "{device}");
+        }
+        // As many as the windows span (4 kHz), give or take the ends.
+        let first = ts(&rows[0], "window_start");
+        let last = ts(&rows[rows.len() - 1], "window_end");
+        let spanned = (last - first) as f64 * 4000.0 / 1e9;
+        assert!(
+            samples.len() as f64 >= spanned && samples.len() as f64 <= spanned + 4000.0,
+            "{device}: {} samples, windows span {spanned}",
+            samples.len()
+        );
+        // The virtual meter's 230 V: the archive's RMS of L1.
+        let squares: f64 = samples
+            .iter()
+            .map(|r| match r["v_l1"] {
+                Cell::F32(v) => f64::from(v) * f64::from(v),
+                ref other => panic!("v_l1 is {other:?}"),
+            })
+            .sum();
+        let rms = (squares / samples.len() as f64).sqrt();
+        assert!((rms - 230.0).abs() < 0.5, "{device}: RMS {rms} V");
+    }
+    assert!(
+        read_rows(&layout.dataset().join("events"))
+            .iter()
+            .all(|e| text(e, "kind") != "lost_results"),
+        "{logs}"
+    );
 }
 
 #[test]

@@ -99,6 +99,8 @@ impl Topology {
         if let (Some(publish), Some(origin)) = (publish, log_id.clone()) {
             let runtime = tokio::runtime::Handle::try_current()
                 .context("publishing to JetStream needs a tokio runtime")?;
+            // The engine hands out raw blocks only when the archive is published.
+            let raw = publish.cluster.raw_archive;
             let factory: OutputFactory = Box::new(move || {
                 let output = JetStreamOutput::open(
                     &publish.cluster,
@@ -115,7 +117,7 @@ impl Topology {
                 log,
                 state,
                 health,
-                false,
+                raw,
                 CollectorSlot::default(),
                 true,
             );
