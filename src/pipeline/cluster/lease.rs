@@ -10,10 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind};
+use futures::StreamExt;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::sink::jetstream::{connect, subjects, ClusterConfig, MeterRegisters};
+
+/// Lease requests a node keeps in flight at once.
+const IN_FLIGHT: usize = 64;
 
 /// Counters of the leases, for `/metrics`.
 #[derive(Debug, Default)]
@@ -154,10 +158,16 @@ impl LeaseBook {
 
     /// Gives up every lease (at shutdown, after the last publish).
     pub async fn release_all(&self) {
-        let held: Vec<(String, u64)> = self.lock().iter().map(|(m, r)| (m.clone(), *r)).collect();
-        for (meter, revision) in held {
-            self.release(&meter, revision).await;
-        }
+        let held = self.held_now();
+        futures::stream::iter(held)
+            .for_each_concurrent(IN_FLIGHT, |(meter, revision)| async move {
+                self.release(&meter, revision).await;
+            })
+            .await;
+    }
+
+    fn held_now(&self) -> Vec<(String, u64)> {
+        self.lock().iter().map(|(m, r)| (m.clone(), *r)).collect()
     }
 
     /// Gives `meter` up, unless it was taken again since (`revision`
@@ -206,11 +216,21 @@ impl LeaseBook {
         })
     }
 
+    /// Renews the leases [`IN_FLIGHT`] at a time: one after another, a
+    /// node of thousands of meters would not get round within a TTL.
     async fn renew_all(&self) {
-        let held: Vec<(String, u64)> = self.lock().iter().map(|(m, r)| (m.clone(), *r)).collect();
+        let renewed: Vec<(String, anyhow::Result<Option<u64>>)> =
+            futures::stream::iter(self.held_now())
+                .map(|(meter, revision)| async move {
+                    let result = self.renew(&meter, revision).await;
+                    (meter, result)
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .collect()
+                .await;
         let mut failed = None;
-        for (meter, revision) in held {
-            match self.renew(&meter, revision).await {
+        for (meter, result) in renewed {
+            match result {
                 Ok(Some(revision)) => {
                     if let Some(r) = self.lock().get_mut(&meter) {
                         *r = revision;
