@@ -408,6 +408,16 @@ fn unknown_devices_and_empty_spans_are_refused() {
     assert!(error.contains("no meterflow dataset"), "{error}");
 }
 
+/// A dataset writer into `<dir>/parquet` (no fsync), and that root.
+fn dataset_writer(dir: &Path) -> (PathBuf, meterflow::sink::parquet::DatasetWriter) {
+    use meterflow::sink::parquet::{DatasetInfo, DatasetWriter, ParquetConfig};
+    let root = dir.join("parquet");
+    let mut config = ParquetConfig::new(&root);
+    config.fsync = false;
+    let writer = DatasetWriter::create(&config, &DatasetInfo::default()).unwrap();
+    (root, writer)
+}
+
 /// Three meters × 3 h of 10 min aggregates (hourly files) with known THD,
 /// plus 3 s aggregates of much higher THD in one of meter 0's files: the
 /// fleet summary takes the worst THD from footer statistics where a file
@@ -417,17 +427,12 @@ fn unknown_devices_and_empty_spans_are_refused() {
 fn fleet_summaries_from_statistics_match_the_data() {
     use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
     use meterflow::dsp::Aggregate;
-    use meterflow::sink::parquet::{
-        AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, IntervalKind, ParquetConfig,
-    };
+    use meterflow::sink::parquet::{AggregateRow, DeviceInfo, IntervalKind};
     use meterflow::wire::Measures;
     const NS: i64 = 1_000_000_000;
     const START: i64 = 1_796_083_200 * NS; // 2026-12-01T00:00:00Z
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("parquet");
-    let mut config = ParquetConfig::new(&root);
-    config.fsync = false;
-    let mut writer = DatasetWriter::create(&config, &DatasetInfo::default()).unwrap();
+    let (root, mut writer) = dataset_writer(dir.path());
     let stat = |v: f64| Stat {
         value: v,
         min: v - 1.0,
@@ -529,17 +534,12 @@ fn device_span_and_zone_select_what_is_shown() {
     use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
     use meterflow::dsp::Aggregate;
     use meterflow::report::timeaxis::{parse_time, parse_zone};
-    use meterflow::sink::parquet::{
-        AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, IntervalKind, ParquetConfig,
-    };
+    use meterflow::sink::parquet::{AggregateRow, DeviceInfo, IntervalKind};
     use meterflow::wire::Measures;
     const NS: i64 = 1_000_000_000;
     const START: i64 = 1_796_083_200 * NS; // 2026-12-01T00:00:00Z
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("parquet");
-    let mut config = ParquetConfig::new(&root);
-    config.fsync = false;
-    let mut writer = DatasetWriter::create(&config, &DatasetInfo::default()).unwrap();
+    let (root, mut writer) = dataset_writer(dir.path());
     let stat = |v: f64| Stat {
         value: v,
         min: v,

@@ -205,13 +205,8 @@ impl<'a> SessionEvents<'a> {
             }
         });
         session.next_index = block.first_index + block.len() as u64;
-        let counts = &mut session.counts;
         if let Ok(stream) = &mut session.stream {
-            let pushed = stream.push_block(block, &mut |output| {
-                if let PqOutput::Event(event) = output {
-                    counts.add(event);
-                }
-            });
+            let pushed = stream.push_block(block, &mut count_into(&mut session.counts));
             if let Err(error) = pushed {
                 session.stream = Err(error.to_string());
             }
@@ -223,11 +218,7 @@ impl<'a> SessionEvents<'a> {
             let counts = &mut session.counts;
             let key = session.key;
             let result = session.stream.map(|mut stream| {
-                stream.finish(&mut |output| {
-                    if let PqOutput::Event(event) = output {
-                        counts.add(event);
-                    }
-                });
+                stream.finish(&mut count_into(counts));
                 *counts
             });
             self.done.push((key, result));
@@ -237,6 +228,15 @@ impl<'a> SessionEvents<'a> {
     fn finish(mut self) -> Vec<(SessionKey, Result<PqEventCounts, String>)> {
         self.close();
         self.done
+    }
+}
+
+/// A PQ output sink that counts the events.
+fn count_into(counts: &mut PqEventCounts) -> impl FnMut(PqOutput<'_>) + '_ {
+    move |output| {
+        if let PqOutput::Event(event) = output {
+            counts.add(event);
+        }
     }
 }
 

@@ -38,6 +38,7 @@ impl OfflineCapture {
             signal,
             measures,
             rate,
+            // 2026-01-01 00:00:00 UTC.
             start_unix_ms: 1_767_225_600_000,
             samples: 0,
             dropped_chunks: BTreeSet::new(),

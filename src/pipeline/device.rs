@@ -396,7 +396,6 @@ impl Downstream {
         self.emit(Record::PqEvent(row));
     }
 
-    /// A `Urms(1/2)` value (with `keep_half_cycle`): a `half_cycle` row.
     /// `Pst`/`Plt` go to the aggregates and packets; `Pinst` slots (with
     /// `keep_pinst`) are rows of their own.
     fn flicker(&mut self, value: &FlickerValue) {
@@ -412,6 +411,7 @@ impl Downstream {
         }
     }
 
+    /// A `Urms(1/2)` value (with `keep_half_cycle`): a `half_cycle` row.
     fn half_cycle(&mut self, value: &HalfCycleRms) {
         let row = HalfCycleRow {
             device: self.device.clone(),

@@ -13,7 +13,8 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::{ParquetMetaData, ParquetStatisticsPolicy};
@@ -266,6 +267,26 @@ pub fn read(files: &[&PartFile], query: &Query) -> Result<Frame> {
     Ok(frame)
 }
 
+/// Rows per record batch the report reads.
+const BATCH: usize = 65_536;
+
+/// parquet's own reader of the `mask` columns of `input`.
+fn parquet_reader<T: ChunkReader + 'static>(
+    path: &Path,
+    input: T,
+    metadata: ArrowReaderMetadata,
+    mask: ProjectionMask,
+) -> Result<ParquetRecordBatchReader> {
+    ParquetRecordBatchReaderBuilder::new_with_metadata(input, metadata)
+        .with_projection(mask)
+        .with_batch_size(BATCH)
+        .build()
+        .map_err(|source| ReportError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
     let path = file.path.as_path();
     let mut stats: Vec<&str> = vec![query.time.as_str()];
@@ -326,26 +347,13 @@ fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
     if schema.index_of(&query.time).is_err() {
         return Ok(());
     }
-    const BATCH: usize = 65_536;
     let mask = ProjectionMask::roots(metadata.parquet_schema(), indices);
-    let parquet_error = |source| ReportError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
     let reader = match whole {
         Some(bytes) => match pages::reader(&bytes, metadata.metadata(), mask.clone(), BATCH) {
             Some(reader) => reader,
-            None => ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
-                .with_projection(mask)
-                .with_batch_size(BATCH)
-                .build()
-                .map_err(parquet_error)?,
+            None => parquet_reader(path, bytes, metadata, mask)?,
         },
-        None => ParquetRecordBatchReaderBuilder::new_with_metadata(handle, metadata)
-            .with_projection(mask)
-            .with_batch_size(BATCH)
-            .build()
-            .map_err(parquet_error)?,
+        None => parquet_reader(path, handle, metadata, mask)?,
     };
     for batch in reader {
         let batch = batch.map_err(|source| ReportError::Arrow {

@@ -7,14 +7,11 @@ use arrow::datatypes::SchemaRef;
 use super::schema::{
     device_columns, f64_col, i32_col, time_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
 };
-use super::windows::PHASE_TAGS;
 use super::DeviceInfo;
+use crate::dsp::pq::PhaseSet;
 pub use crate::model::PinstRow;
 
 pub const TABLE: &str = "pinst";
-
-/// `L1`..`L3` as the `phase` column writes them.
-const PHASE_NAMES: [&str; 3] = ["L1", "L2", "L3"];
 
 impl DeviceRow for PinstRow {
     fn device(&self) -> &DeviceInfo {
@@ -23,13 +20,12 @@ impl DeviceRow for PinstRow {
 }
 
 pub(crate) fn spec() -> TableSpec<PinstRow> {
-    debug_assert_eq!(PHASE_NAMES.len(), PHASE_TAGS.len());
     let mut columns = device_columns::<PinstRow>();
     columns.extend([
         ColumnSpec::required("time", time_col(|r: &PinstRow| Some(r.value.time_unix_ns))),
         ColumnSpec::required(
             "phase",
-            ColumnValues::Utf8(|r: &PinstRow| PHASE_NAMES.get(usize::from(r.phase)).copied()),
+            ColumnValues::Utf8(|r: &PinstRow| Some(PhaseSet::of(usize::from(r.phase)).label())),
         ),
         ColumnSpec::required("pinst", f64_col(|r: &PinstRow| Some(r.value.mean))),
         ColumnSpec::required("pinst_max", f64_col(|r: &PinstRow| Some(r.value.max))),
