@@ -387,10 +387,15 @@ fn mppt_status_test_vector() {
     }
 }
 
-/// A pipeline with only a telemetry source (no sinks) from TOML.
+/// A pipeline with only a telemetry source (no sinks) from TOML, with a
+/// state folder of its own (live inputs keep a record log there).
 fn telemetry_pipeline(source: &str) -> (PipelineConfig, TelemetryConfig) {
-    let config =
-        PipelineConfig::parse(&format!("[source]\nkind = \"telemetry\"\n{source}")).unwrap();
+    let state = tempfile::tempdir().unwrap().keep();
+    let config = PipelineConfig::parse(&format!(
+        "[source]\nkind = \"telemetry\"\n{source}\n[service]\nstate_dir = {:?}\n",
+        state
+    ))
+    .unwrap();
     let telemetry = match &config.source {
         SourceConfig::Telemetry(t) => t.clone(),
         other => panic!("source is {other:?}"),

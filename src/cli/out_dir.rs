@@ -1,5 +1,6 @@
-//! `--out DIR` of `batch`, `run` and `sink`: one folder for everything a run
-//! writes, laid out the same way by every command.
+//! `--out DIR` of `batch`, `run`, `sink` and `writer`: one folder for
+//! everything a run writes, laid out the same way by every command, whatever
+//! folders the pipeline file names.
 
 use std::path::{Path, PathBuf};
 
@@ -7,9 +8,11 @@ use crate::pipeline::PipelineConfig;
 use crate::sink::packet::{DeliveryConfig, NdjsonConfig, SpoolConfig};
 use crate::sink::parquet::ParquetConfig;
 
-/// Points the outputs at `out`: Parquet tables in `<out>/parquet`, and,
-/// unless the file names packet targets, packets as NDJSON in
-/// `<out>/packets` with their spool in `<out>/spool`.
+/// Points every output at `out`: Parquet tables in `<out>/parquet`, NDJSON
+/// packets in `<out>/packets` (packets go there as NDJSON when the file
+/// names no target), the packet spool in `<out>/spool`, and the state
+/// (record log, meter state) in `<out>/state`. Network targets (HTTP, MQTT)
+/// stay where they are; only their spool moves.
 pub fn direct_outputs(config: &mut PipelineConfig, out: &Path) {
     let parquet = config
         .sink
@@ -25,18 +28,24 @@ pub fn direct_outputs(config: &mut PipelineConfig, out: &Path) {
     {
         *targets = DeliveryConfig {
             ndjson: Some(NdjsonConfig::new(out.join("packets"))),
-            spool: SpoolConfig {
-                dir: out.join("spool"),
-                ..SpoolConfig::default()
-            },
             ..DeliveryConfig::default()
         };
     }
+    if let Some(ndjson) = &mut targets.ndjson {
+        ndjson.dir = out.join("packets");
+    }
+    targets.spool = SpoolConfig {
+        dir: out.join("spool"),
+        ..targets.spool.clone()
+    };
+    config.service.state_dir = out.join("state");
+    // An explicit log folder is state too; empty means `<state_dir>/record-log`.
+    config.record_log.dir = PathBuf::new();
 }
 
 /// `--out` and `--state-dir` of the long-running commands (`sink`,
-/// `writer`): outputs under `out` as [`direct_outputs`], state in
-/// `<out>/state` unless `state_dir` names another folder.
+/// `writer`): everything under `out` as [`direct_outputs`], the state in
+/// `state_dir` when that names another folder.
 pub fn direct_service(
     config: &mut PipelineConfig,
     out: Option<&Path>,
@@ -44,7 +53,6 @@ pub fn direct_service(
 ) {
     if let Some(out) = out {
         direct_outputs(config, out);
-        config.service.state_dir = out.join("state");
     }
     if let Some(dir) = state_dir {
         config.service.state_dir = dir.clone();

@@ -34,11 +34,14 @@ use crate::source::telemetry::airlink::{self, cbor, thingsboard};
 use crate::source::telemetry::lines::AnyLineReader;
 use crate::source::telemetry::mppt::{self, server::MpptServer};
 use crate::source::telemetry::time::{TimeContext, Zone};
-use crate::source::telemetry::{http, rtl433, Batch, BatchSender, IngestCounts, Reading};
+use crate::source::telemetry::{
+    http, rtl433, Batch, BatchSender, IngestCounts, Reading, Submission,
+};
 
 use super::config::{parse_start, PipelineConfig};
 use super::outputs::OutputsSummary;
-use super::topology::{RecordBus, Topology};
+use super::server::state::StateStore;
+use super::topology::{Durable, RecordBus, Topology};
 use crate::model::{IntervalReadings, Record};
 
 fn default_flush_interval_s() -> f64 {
@@ -128,7 +131,7 @@ impl TelemetryConfig {
 
     /// Whether any input runs until stopped (stdin ends at its end, like
     /// a file; all inputs also stop on Ctrl-C).
-    fn has_live_inputs(&self) -> bool {
+    pub fn has_live_inputs(&self) -> bool {
         self.rtl433.iter().any(|i| i.mqtt.is_some())
             || self.mppt.as_ref().is_some_and(|m| m.listen.is_some())
             || self.airlink.as_ref().is_some_and(|a| a.listen.is_some())
@@ -314,10 +317,22 @@ pub async fn start_telemetry(
     cancel: CancellationToken,
 ) -> anyhow::Result<TelemetryRun> {
     let started = Instant::now();
-    let topology = Topology::start(config, "telemetry", None)?;
+    // A pipeline that runs until stopped keeps what it took in the record
+    // log (an endpoint answers 200 only then); one that reads files and
+    // ends is a batch, and its files are still there to read again.
+    let durable = match telemetry.has_live_inputs() {
+        true => Some(Durable {
+            log: config.record_log(),
+            state: Arc::new(StateStore::open(&config.service.state_dir)?),
+            publish: None,
+            crash_loses_results: true,
+        }),
+        false => None,
+    };
+    let topology = Topology::start(config, "telemetry", durable)?;
     let records = topology.bus();
     let counts = Counts::default();
-    let (tx, rx) = mpsc::channel::<Batch>(1024);
+    let (tx, rx) = mpsc::channel::<Submission>(1024);
     let live = cancel.child_token();
     let mut inputs: JoinSet<anyhow::Result<()>> = JoinSet::new();
 
@@ -480,7 +495,7 @@ async fn submit(
     match parsed {
         Ok(readings) => {
             let n = readings.len();
-            tx.send(Batch::Readings(readings))
+            tx.send(Submission::new(Batch::Readings(readings)))
                 .await
                 .map_err(|_| anyhow::anyhow!("the pipeline has stopped"))?;
             counts.accept(n);
@@ -572,7 +587,7 @@ async fn replay_mppt(
     match mppt::parse_body(&body, sender, now) {
         Ok(records) => {
             let n = records.iter().map(|r| mppt::readings(r).len()).sum();
-            tx.send(Batch::Mppt(records))
+            tx.send(Submission::new(Batch::Mppt(records)))
                 .await
                 .map_err(|_| anyhow::anyhow!("the pipeline has stopped"))?;
             counts.accept(n);
@@ -633,35 +648,72 @@ async fn replay_airlink(
     }
 }
 
+/// Submissions taken from the queue at once: their records are made
+/// durable with one flush of the record log.
+const CONSUME_AT_ONCE: usize = 64;
+
 /// Hands every batch to the topology (table rows, and per packet interval
 /// the readings its packets are built from), until every input has ended.
+/// A submission waiting to be kept is answered once its records are in the
+/// record log and flushed (or handed to the outputs, without a log).
 async fn consume(
-    mut rx: mpsc::Receiver<Batch>,
+    mut rx: mpsc::Receiver<Submission>,
     records: Arc<RecordBus>,
     packet_interval_ns: i64,
 ) -> anyhow::Result<()> {
-    while let Some(batch) = rx.recv().await {
-        let readings = batch.readings();
+    let mut taken = Vec::with_capacity(CONSUME_AT_ONCE);
+    while rx.recv_many(&mut taken, CONSUME_AT_ONCE).await > 0 {
         let mut out = Vec::new();
-        if let Batch::Mppt(_) = &batch {
-            out.push(Record::Telemetry(batch));
+        let mut waiting = Vec::new();
+        for Submission { batch, kept } in taken.drain(..) {
+            out.extend(batch_records(batch, packet_interval_ns));
+            waiting.extend(kept);
         }
-        for (interval_end_ms, sensor) in sensor_readings(&readings, packet_interval_ns) {
-            out.push(Record::Readings(IntervalReadings {
-                interval_end_ms,
-                readings: sensor,
-            }));
-        }
-        out.push(Record::Telemetry(Batch::Readings(readings)));
-        // The bus may block (a full queue without a log): off the runtime.
+        // The bus may block (a full queue without a log) and the flush
+        // writes to disk: off the runtime.
         let bus = Arc::clone(&records);
-        tokio::task::spawn_blocking(move || {
-            out.into_iter().try_for_each(|r| bus.emit(r).map(drop))
+        let stored = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut last_seq = 0;
+            for record in out {
+                last_seq = bus.emit(record)?;
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            // Unanswered, a sender hears 503 and sends again.
+            match bus.make_durable(last_seq) {
+                Ok(()) => waiting.into_iter().for_each(|kept| {
+                    let _ = kept.send(());
+                }),
+                Err(error) => tracing::warn!(
+                    "{} telemetry submission(s) not acknowledged: {error:#}",
+                    waiting.len()
+                ),
+            }
+            Ok(())
         })
         .await
-        .context("handing telemetry to the outputs")??;
+        .context("handing telemetry to the outputs")?;
+        stored.context("keeping telemetry")?;
     }
     Ok(())
+}
+
+/// The records of one batch: `tel_mppt` rows, the packets' interval readings, the readings.
+fn batch_records(batch: Batch, packet_interval_ns: i64) -> Vec<Record> {
+    let readings = batch.readings();
+    let mut out = Vec::new();
+    if let Batch::Mppt(_) = &batch {
+        out.push(Record::Telemetry(batch));
+    }
+    for (interval_end_ms, sensor) in sensor_readings(&readings, packet_interval_ns) {
+        out.push(Record::Readings(IntervalReadings {
+            interval_end_ms,
+            readings: sensor,
+        }));
+    }
+    out.push(Record::Telemetry(Batch::Readings(readings)));
+    out
 }
 
 /// Groups readings by packet interval (aligned to the clock) and device.

@@ -245,7 +245,7 @@ impl MeterLinkConfig {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceConfig {
-    /// Where energy counters and per-meter state are checkpointed.
+    /// Where energy counters, per-meter state and the record log are kept (sink, writer, telemetry with live inputs).
     pub state_dir: PathBuf,
     /// Serve `/metrics` and `/healthz`.
     pub metrics: bool,

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::model::Record;
@@ -153,6 +154,17 @@ impl RecordBus {
                 }
             }
         }
+    }
+
+    /// Returns once every record through `seq` is on disk in the record log
+    /// (at once without a log: nothing is kept beyond the outputs then).
+    pub fn make_durable(&self, seq: u64) -> anyhow::Result<()> {
+        if let Some(log) = &self.log {
+            if log.durable_seq() < seq {
+                log.flush().context("flushing the record log")?;
+            }
+        }
+        Ok(())
     }
 
     /// The seq of the last record emitted.

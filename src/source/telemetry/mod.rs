@@ -26,5 +26,37 @@ impl Batch {
     }
 }
 
+/// A batch on its way into the pipeline. An input that answers its sender
+/// (an HTTP endpoint) asks to be told once the batch is kept: in the record
+/// log and flushed to disk, so an acknowledged reading survives kill -9.
+pub struct Submission {
+    pub batch: Batch,
+    pub kept: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Submission {
+    /// A batch whose input does not wait for it (files, stdin, MQTT).
+    pub fn new(batch: Batch) -> Self {
+        Submission { batch, kept: None }
+    }
+}
+
 /// Where adapters send their batches (bounded: a slow sink slows intake).
-pub type BatchSender = tokio::sync::mpsc::Sender<Batch>;
+pub type BatchSender = tokio::sync::mpsc::Sender<Submission>;
+
+/// Hands `batch` on and waits until the pipeline has kept it; `Err` with the
+/// reason when it stopped first (then the sender must not be told "ok").
+pub async fn submit_and_wait(batches: &BatchSender, batch: Batch) -> Result<(), &'static str> {
+    let (kept, was_kept) = tokio::sync::oneshot::channel();
+    let submission = Submission {
+        batch,
+        kept: Some(kept),
+    };
+    batches
+        .send(submission)
+        .await
+        .map_err(|_| "shutting down")?;
+    was_kept
+        .await
+        .map_err(|_| "not kept: the pipeline failed to store it")
+}

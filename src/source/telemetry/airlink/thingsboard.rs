@@ -101,7 +101,7 @@ pub mod server {
 
     use crate::source::telemetry::http::{queued, rejected};
     use crate::source::telemetry::reading::IngestCounts;
-    use crate::source::telemetry::{Batch, BatchSender};
+    use crate::source::telemetry::{submit_and_wait, Batch, BatchSender};
 
     pub const PATH: &str = "/api/v1/{token}/telemetry";
 
@@ -140,13 +140,8 @@ pub mod server {
             }
         };
         let n = readings.len();
-        if server
-            .batches
-            .send(Batch::Readings(readings))
-            .await
-            .is_err()
-        {
-            return rejected(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        if let Err(reason) = submit_and_wait(&server.batches, Batch::Readings(readings)).await {
+            return rejected(StatusCode::SERVICE_UNAVAILABLE, reason);
         }
         server.counts.accept(n);
         queued(n)

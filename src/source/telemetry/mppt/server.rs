@@ -1,5 +1,5 @@
 //! `POST /devices/dataset/mppt`: a missing or unknown API key → 401, a
-//! malformed body → 400 naming the field at fault, 200 once queued.
+//! malformed body → 400 naming the field at fault, 200 once kept (in the record log, on disk).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use axum::Router;
 use super::body::parse_body;
 use crate::source::telemetry::http::{header_text, queued, rejected};
 use crate::source::telemetry::reading::IngestCounts;
-use crate::source::telemetry::{Batch, BatchSender};
+use crate::source::telemetry::{submit_and_wait, Batch, BatchSender};
 
 pub const PATH: &str = "/devices/dataset/mppt";
 
@@ -60,8 +60,8 @@ async fn post_dataset(
     };
     let items = records.len();
     let readings = records.iter().map(|r| super::readings(r).len()).sum();
-    if server.batches.send(Batch::Mppt(records)).await.is_err() {
-        return rejected(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    if let Err(reason) = submit_and_wait(&server.batches, Batch::Mppt(records)).await {
+        return rejected(StatusCode::SERVICE_UNAVAILABLE, reason);
     }
     server.counts.accept(readings);
     queued(items)
