@@ -1,7 +1,7 @@
 //! The `latch` table read back with the parquet crate's Arrow reader equals
 //! the latch engine's windows, column by column and exactly: a `p,q` and a
 //! `v,i_RMS` stream from the signal generator, decoded from wire payloads
-//! (currents in mA), through `DeviceEngine` and a `ParquetSink`. Quantities
+//! (currents in mA), through `DeviceEngine` and a `DatasetWriter`. Quantities
 //! a layout does not carry are null, never 0, and every column type is in
 //! the portable set.
 
@@ -13,7 +13,7 @@ use arrow::datatypes::DataType;
 use meterflow::dsp::{DeviceEngine, EnergyCounters, EngineConfig, EngineOutput, WindowFlags};
 use meterflow::meter::signal::{LoadStep, SignalConfig, SignalGenerator};
 use meterflow::sink::parquet::{
-    is_portable_type, latch, DatasetInfo, DeviceInfo, LatchRow, ParquetConfig, ParquetSink,
+    is_portable_type, latch, DatasetInfo, DatasetWriter, DeviceInfo, LatchRow, ParquetConfig,
 };
 use meterflow::wire::{Measures, SampleBlock};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -136,7 +136,7 @@ fn info() -> DatasetInfo {
     )
 }
 
-/// Both streams through one `ParquetSink`, interleaved window by window.
+/// Both streams through one `DatasetWriter`, interleaved window by window.
 fn write_dataset(out: &Path) -> Vec<LatchRow> {
     let (pq, energy) = run_device("meter-pq", 21, Measures::PowerLatch);
     let (rms, _) = run_device("meter-rms", 22, Measures::RmsLatch);
@@ -149,7 +149,7 @@ fn write_dataset(out: &Path) -> Vec<LatchRow> {
         ..ParquetConfig::new(out)
     };
     assert!(config.tables.latch, "the latch table is on by default");
-    let sink = ParquetSink::start(&config, &info()).unwrap_or_else(|e| panic!("{e}"));
+    let mut sink = DatasetWriter::create(&config, &info()).unwrap_or_else(|e| panic!("{e}"));
     for k in 0..pq.len().max(rms.len()) {
         for rows in [&pq, &rms] {
             if let Some(row) = rows.get(k) {

@@ -13,8 +13,8 @@ use meterflow::dsp::synthetic::generate_block;
 use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, WindowMetrics};
 use meterflow::meter::signal::SignalConfig;
 use meterflow::sink::parquet::{
-    DatasetInfo, DatasetWriter, DeviceInfo, ParquetConfig, ParquetSink, ParquetSinkError,
-    TableSelection, WindowRow,
+    DatasetInfo, DatasetWriter, DeviceInfo, ParquetConfig, ParquetSinkError, TableSelection,
+    WindowRow,
 };
 use meterflow::wire::Measures;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -139,7 +139,7 @@ fn engine_windows_straddling_midnight_land_in_two_date_folders() {
     let mut engine =
         DeviceEngine::for_block(&EngineConfig::default(), &block).unwrap_or_else(|e| panic!("{e}"));
     let dev = device("meter/a b");
-    let sink = ParquetSink::start(&windows_only(out), &DatasetInfo::default())
+    let mut sink = DatasetWriter::create(&windows_only(out), &DatasetInfo::default())
         .unwrap_or_else(|e| panic!("{e}"));
     let mut starts = Vec::new();
     let mut send = |o: EngineOutput<'_>| {
@@ -252,8 +252,8 @@ fn files_rotate_by_size_and_every_file_is_complete() {
         batch_rows: 50,
         ..windows_only(out)
     };
-    let sink =
-        ParquetSink::start(&config, &DatasetInfo::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut sink =
+        DatasetWriter::create(&config, &DatasetInfo::default()).unwrap_or_else(|e| panic!("{e}"));
     let dev = device("sized");
     for i in 0..3000u64 {
         sink.write_window(window(&dev, START_NS + i as i64 * 200_000_000, i))
@@ -376,7 +376,7 @@ fn an_unwritable_output_folder_is_a_clear_error_naming_the_path() {
     let blocker = dir.path().join("not-a-folder");
     std::fs::write(&blocker, b"x").unwrap_or_else(|e| panic!("{e}"));
     let out = blocker.join("out");
-    let Err(error) = ParquetSink::start(&windows_only(&out), &DatasetInfo::default()) else {
+    let Err(error) = DatasetWriter::create(&windows_only(&out), &DatasetInfo::default()) else {
         panic!("a file in the way of the output folder must be an error");
     };
     let message = error.to_string();
@@ -392,17 +392,23 @@ fn an_unwritable_output_folder_is_a_clear_error_naming_the_path() {
         batch_rows: 1,
         ..windows_only(&out)
     };
-    let sink =
-        ParquetSink::start(&config, &DatasetInfo::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut writer =
+        DatasetWriter::create(&config, &DatasetInfo::default()).unwrap_or_else(|e| panic!("{e}"));
     let dev = device("blocked");
-    // The thread stops at the first failure; later sends may see it closed.
+    // The first write that reaches the table folder fails, or else the close.
+    let mut failed = None;
     for i in 0..3 {
-        if let Err(e) = sink.write_window(window(&dev, START_NS + i * 200_000_000, i as u64)) {
-            assert!(matches!(e, ParquetSinkError::Closed), "{e:?}");
+        if let Err(e) = writer.write_window(window(&dev, START_NS + i * 200_000_000, i as u64)) {
+            failed = Some(e);
+            break;
         }
     }
-    let Err(error) = sink.close() else {
-        panic!("writing under a file must fail");
+    let error = match failed {
+        Some(error) => error,
+        None => match writer.close() {
+            Err(error) => error,
+            Ok(_) => panic!("writing under a file must fail"),
+        },
     };
     let message = error.to_string();
     assert!(

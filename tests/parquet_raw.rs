@@ -15,7 +15,7 @@ use arrow::record_batch::RecordBatch;
 use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::meter::signal::SignalConfig;
 use meterflow::sink::parquet::{
-    DatasetInfo, DeviceInfo, ParquetConfig, ParquetSink, TableSelection,
+    DatasetInfo, DatasetWriter, DeviceInfo, ParquetConfig, TableSelection,
 };
 use meterflow::wire::{Measures, SampleBlock};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -123,12 +123,12 @@ fn raw_samples_round_trip_bit_exactly_with_stream_split_and_zstd() {
     .unwrap_or_else(|e| panic!("{e}"));
     let single_info = DeviceInfo::new("m1", 11, Measures::SinglePhase);
 
-    let sink = ParquetSink::start(&config, &info).unwrap_or_else(|e| panic!("{e}"));
+    let mut sink = DatasetWriter::create(&config, &info).unwrap_or_else(|e| panic!("{e}"));
     for block in &blocks {
-        sink.write_raw(three.clone(), block.clone())
+        sink.write_raw(&three, block)
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    sink.write_raw(single_info, single.clone())
+    sink.write_raw(&single_info, &single)
         .unwrap_or_else(|e| panic!("{e}"));
     let summary = sink.close().unwrap_or_else(|e| panic!("{e}"));
     let samples = blocks.iter().map(SampleBlock::len).sum::<usize>() + single.len();

@@ -15,8 +15,8 @@ use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, WindowFlags};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
 use meterflow::sink::parquet::{aggregates, events, harmonics, raw, windows};
 use meterflow::sink::parquet::{
-    is_portable_type, AggregateRow, DatasetInfo, DeviceInfo, EventKind, EventRow, IntervalKind,
-    ParquetConfig, ParquetSink, TableSelection, WindowRow,
+    is_portable_type, AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, EventKind, EventRow,
+    IntervalKind, ParquetConfig, TableSelection, WindowRow,
 };
 use meterflow::wire::message::LogLine;
 use meterflow::wire::{Anomaly, Measures};
@@ -195,7 +195,7 @@ fn info() -> DatasetInfo {
     DatasetInfo::from_engine("synthetic test signal", "parquet-tests", &engine_config())
 }
 
-/// Two devices (three-phase and single-phase) through a `ParquetSink`.
+/// Two devices (three-phase and single-phase) through a `DatasetWriter`.
 fn write_dataset(out: &Path) -> Vec<Device> {
     let devices = vec![
         run_device("meter-3p", 7, Measures::ThreePhase, 4),
@@ -215,7 +215,7 @@ fn write_dataset(out: &Path) -> Vec<Device> {
         row_group_rows: 10,
         ..ParquetConfig::new(out)
     };
-    let sink = ParquetSink::start(&config, &info()).unwrap_or_else(|e| panic!("{e}"));
+    let mut sink = DatasetWriter::create(&config, &info()).unwrap_or_else(|e| panic!("{e}"));
     for device in &devices {
         for w in &device.windows {
             sink.write_window(w.clone())

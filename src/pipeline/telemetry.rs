@@ -39,10 +39,10 @@ use crate::source::telemetry::{
 };
 
 use super::config::{parse_start, PipelineConfig};
-use super::outputs::OutputsSummary;
 use super::server::state::StateStore;
 use super::topology::{Durable, RecordBus, Topology};
 use crate::model::{IntervalReadings, Record};
+use crate::sink::output::OutputSummary;
 
 fn default_flush_interval_s() -> f64 {
     60.0
@@ -261,7 +261,7 @@ pub struct TelemetryReport {
     pub adapters: BTreeMap<&'static str, AdapterCounts>,
     /// Input failures that ended an input (unreadable file, bind error…).
     pub failures: Vec<String>,
-    pub outputs: OutputsSummary,
+    pub outputs: OutputSummary,
     pub elapsed_s: f64,
 }
 

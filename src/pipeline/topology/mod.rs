@@ -18,26 +18,21 @@ use std::time::Duration;
 use anyhow::Context;
 use crossbeam_channel::bounded;
 
-use crate::model::Record;
-use crate::sink::jetstream::{ClusterConfig, JetStreamOutput, PublishCounters};
-use crate::sink::output::{Output, OutputSummary};
+use crate::sink::jetstream::{ClusterConfig, PublishCounters};
+use crate::sink::output::OutputSummary;
 use crate::sink::packet::output::CollectorSlot;
-use crate::sink::packet::PacketOutput;
-use crate::sink::parquet::{DatasetInfo, ParquetOutput, TelemetryOutput};
 
-use super::config::{PipelineConfig, SourceConfig};
+use super::config::PipelineConfig;
+use super::outputs::{self, BuiltOutput, OutputContext};
 use super::record_log::{Flusher, RecordLog, RecordLogConfig};
 use super::server::state::StateStore;
 
 pub use bus::RecordBus;
 pub use health::{HealthBoard, OutputHealth};
-use runner::{OutputFactory, OutputRunner};
+use runner::OutputRunner;
 
 /// Records queued per output before, with a log, it reads from the log instead.
 const QUEUE_DEPTH: usize = 4096;
-/// What a writer allows for a record's way through JetStream (publish ack,
-/// fetch wait) on top of the publish interval.
-const CLUSTER_DELIVERY_ALLOWANCE: Duration = Duration::from_secs(1);
 /// How often the meter state is snapshotted into the log.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
 /// The marker of a running sink: found at start, the last run did not stop cleanly.
@@ -57,6 +52,7 @@ pub struct Durable {
 }
 
 /// Where an ingest node publishes.
+#[derive(Clone)]
 pub struct Publish {
     pub cluster: ClusterConfig,
     pub node: String,
@@ -76,118 +72,57 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Builds the outputs of `config` (`source` goes into file metadata).
-    /// With `durable`, records go through the record log in `durable.log`:
-    /// the meter state is rebuilt from it, and each output is first fed
-    /// what it had not acknowledged before. Call inside a tokio runtime
-    /// (packet delivery runs on it).
+    /// Builds the outputs the registry finds in `config` (`source` goes
+    /// into file metadata). With `durable`, records go through the record
+    /// log in `durable.log`: the meter state is rebuilt from it, and each
+    /// output is first fed what it had not acknowledged before. Call inside
+    /// a tokio runtime (packet delivery runs on it).
     pub fn start(
         config: &PipelineConfig,
         source: &str,
         durable: Option<Durable>,
     ) -> anyhow::Result<Self> {
         let health = Arc::new(HealthBoard::default());
-        let mut factories: Vec<(&'static str, OutputFactory)> = Vec::new();
-        let (log, state, log_id, publish) = match durable {
-            Some(mut durable) => {
-                let publish = durable.publish.take();
-                let (log, state, id) = open_log(config, durable, publish.is_some())?;
-                (Some(log), Some(state), Some(id), publish)
+        let mut cx = OutputContext {
+            config: config.clone(),
+            source: source.to_owned(),
+            log_id: None,
+            publish: durable.as_ref().and_then(|d| d.publish.clone()),
+            packets: CollectorSlot::default(),
+        };
+        if cx.publish.is_some() && durable.is_none() {
+            anyhow::bail!("publishing to JetStream needs the record log");
+        }
+        let (log, state) = match durable {
+            Some(durable) => {
+                let (log, state, id) = open_log(&outputs::wanted(&cx), durable)?;
+                cx.log_id = Some(id);
+                (Some(log), Some(state))
             }
-            None => (None, None, None, None),
+            None => (None, None),
         };
-        if let (Some(publish), Some(origin)) = (publish, log_id.clone()) {
-            let runtime = tokio::runtime::Handle::try_current()
-                .context("publishing to JetStream needs a tokio runtime")?;
-            // The engine hands out raw blocks only when the archive is published.
-            let raw = publish.cluster.raw_archive;
-            let factory: OutputFactory = Box::new(move || {
-                let output = JetStreamOutput::open(
-                    &publish.cluster,
-                    &origin,
-                    &publish.node,
-                    runtime.clone(),
-                    Arc::clone(&publish.counters),
-                )?;
-                Ok(Box::new(output) as Box<dyn Output>)
-            });
-            factories.push((JetStreamOutput::NAME, factory));
-            return Self::with_outputs(
-                factories,
-                log,
-                state,
-                health,
-                raw,
-                CollectorSlot::default(),
-                true,
-            );
-        }
-        let telemetry = match &config.source {
-            SourceConfig::Telemetry(telemetry) => Some(telemetry.flush_interval()),
-            _ => None,
-        };
-        if let (Some(parquet), Some(interval)) = (config.sink.parquet.clone(), telemetry) {
-            let info = DatasetInfo {
-                source: source.to_owned(),
-                pipeline: config.name.clone(),
-                ..DatasetInfo::default()
-            };
-            let factory: OutputFactory = Box::new(move || {
-                let output = TelemetryOutput::open(&parquet, &info, interval)
-                    .with_context(|| format!("Parquet output {}", parquet.out.display()))?;
-                Ok(Box::new(output) as Box<dyn Output>)
-            });
-            factories.push((TelemetryOutput::NAME, factory));
-        } else if let Some(parquet) = config.sink.parquet.clone() {
-            let info = DatasetInfo::from_engine(source, config.name.as_str(), &config.dsp);
-            let log_id = log_id.clone();
-            let factory: OutputFactory = Box::new(move || {
-                let (output, _) = ParquetOutput::open(&parquet, &info, log_id.as_deref())
-                    .with_context(|| format!("Parquet output {}", parquet.out.display()))?;
-                Ok(Box::new(output) as Box<dyn Output>)
-            });
-            factories.push((ParquetOutput::NAME, factory));
-        }
-        let slot = CollectorSlot::default();
-        if let Some(packets) = config.sink.packets.clone() {
-            let runtime = tokio::runtime::Handle::try_current()
-                .context("packet delivery needs a tokio runtime")?;
-            // A writer gets each meter's records a publish interval and a
-            // fetch later than the ingest node made them: wait that long
-            // more before cutting a packet, or a meter's late sensor would
-            // make a second packet of the same identity.
-            let lag = config.service.packet_grace()
-                + config.cluster.as_ref().map_or(Duration::ZERO, |cluster| {
-                    cluster.publish_interval() + CLUSTER_DELIVERY_ALLOWANCE
-                });
-            let slot = Arc::clone(&slot);
-            let factory: OutputFactory = Box::new(move || {
-                let _entered = runtime.enter();
-                let output =
-                    PacketOutput::start(&packets.build, &packets.targets, lag, Arc::clone(&slot))?;
-                Ok(Box::new(output) as Box<dyn Output>)
-            });
-            factories.push((PacketOutput::NAME, factory));
-        }
-        let raw = config.sink.parquet.as_ref().is_some_and(|p| p.tables.raw);
-        Self::with_outputs(factories, log, state, health, raw, slot, false)
+        let raw = outputs::wants_raw(&cx);
+        let built = outputs::build(&cx)?;
+        Self::with_outputs(built, log, state, health, raw, cx.packets)
     }
 
     /// Starts a runner per output, the bus, the log's flusher and snapshots.
-    /// `retry_first`: a first build that fails is retried by its runner (a
-    /// broker that is down at start) instead of being a configuration error.
     fn with_outputs(
-        factories: Vec<(&'static str, OutputFactory)>,
+        built: Vec<BuiltOutput>,
         log: Option<Arc<RecordLog>>,
         state: Option<Arc<StateStore>>,
         health: Arc<HealthBoard>,
         raw: bool,
         slot: CollectorSlot,
-        retry_first: bool,
     ) -> anyhow::Result<Self> {
         let mut senders = Vec::new();
         let mut runners = Vec::new();
-        for (name, mut factory) in factories {
+        for BuiltOutput {
+            name,
+            retry_first,
+            mut factory,
+        } in built
+        {
             // The first build's error is a configuration error: report it
             // now. An output on a broker is built on its own thread instead
             // (it may block on the network), and retried while it fails.
@@ -291,39 +226,18 @@ impl Topology {
     }
 }
 
-/// Emits records; the engine's side of the bus.
-pub trait RecordSink: Send + Sync {
-    fn emit(&self, record: Record) -> anyhow::Result<u64>;
-}
-
-impl RecordSink for RecordBus {
-    fn emit(&self, record: Record) -> anyhow::Result<u64> {
-        RecordBus::emit(self, record)
-    }
-}
-
 fn state_dir_of(log: &RecordLog) -> std::path::PathBuf {
     log.config().dir.clone()
 }
 
-/// Opens the log, rebuilds the meter state from its snapshot and tail, and
-/// notes a crash of the last run (its results after the log's end are lost).
+/// Opens the log for these consumers, rebuilds the meter state from its
+/// snapshot and tail, and notes a crash of the last run (its results after
+/// the log's end are lost).
 fn open_log(
-    config: &PipelineConfig,
+    consumers: &[&str],
     durable: Durable,
-    publishes: bool,
 ) -> anyhow::Result<(Arc<RecordLog>, Arc<StateStore>, String)> {
-    let mut consumers = Vec::new();
-    match (&config.sink.parquet, &config.source) {
-        _ if publishes => consumers.push(JetStreamOutput::NAME),
-        (Some(_), SourceConfig::Telemetry(_)) => consumers.push(TelemetryOutput::NAME),
-        (Some(_), _) => consumers.push(ParquetOutput::NAME),
-        (None, _) => {}
-    }
-    if config.sink.packets.is_some() && !publishes {
-        consumers.push(PacketOutput::NAME);
-    }
-    let (log, recovery) = RecordLog::open(durable.log.clone(), &consumers)?;
+    let (log, recovery) = RecordLog::open(durable.log.clone(), consumers)?;
     let dir = &durable.log.dir;
     let log_id = log_id(dir)?;
     let state = durable.state;

@@ -1,7 +1,7 @@
 //! All tables of one dataset, written synchronously: rows are buffered per
 //! table, encoded a batch at a time, grouped by device, and handed to each
-//! table's [`PartitionedWriter`]. [`ParquetSink`](super::ParquetSink) runs
-//! this on its own thread; a batch job may also use it directly.
+//! table's [`PartitionedWriter`]. The Parquet output runs one on its own
+//! thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -31,12 +31,6 @@ pub enum ParquetSinkError {
     /// The configuration cannot work (e.g. a zero row-group size).
     #[error("invalid Parquet sink configuration: {0}")]
     Config(String),
-    /// The writer thread has stopped (after an error, or `close`).
-    #[error("the Parquet writer thread has stopped")]
-    Closed,
-    /// The writer thread panicked; files it had open are left as temp files.
-    #[error("the Parquet writer thread panicked")]
-    WriterPanicked,
 }
 
 impl ParquetSinkError {

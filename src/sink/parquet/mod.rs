@@ -5,9 +5,8 @@
 //! pyarrow, DuckDB and polars read the folder as one dataset; and the
 //! MPPT `tel_mppt` dataset under `<out>/tel_mppt/date=<YYYY-MM-DD>/`.
 //!
-//! Rows go through a [`ParquetSink`] (writer thread behind a bounded
-//! channel) or a [`DatasetWriter`] (same thing, on the caller's thread).
-//! Files appear only when finished (temp name, then rename), rotate by data
+//! Rows go through a [`DatasetWriter`] (the [`ParquetOutput`] runs one on
+//! its output thread). Files appear only when finished (temp name, then rename), rotate by data
 //! time and size, and carry the schema version, meterflow version, source,
 //! pipeline and, for THD, H and the grouping in their metadata.
 
@@ -27,7 +26,6 @@ pub mod pq_events;
 pub mod raw;
 pub mod readings;
 pub mod schema;
-pub mod sink;
 pub mod tel_mppt;
 pub mod telemetry;
 pub mod telemetry_output;
@@ -48,7 +46,5 @@ pub use output::ParquetOutput;
 pub use pinst::PinstRow;
 pub use pq_events::PqEventRow;
 pub use schema::{is_portable_type, SCHEMA_VERSION};
-pub use sink::ParquetSink;
 pub use telemetry::TelemetryDataset;
-pub use telemetry_output::TelemetryOutput;
 pub use windows::WindowRow;

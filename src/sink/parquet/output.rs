@@ -1,17 +1,27 @@
-//! The meter dataset as an [`Output`]: records become table rows; with a
-//! record log behind it, files become visible only at commits (see
-//! `commit`), so what it acks is exactly what readers can see.
+//! The dataset as an [`Output`], whatever the source: records become table
+//! rows. Meter tables: with a record log behind it, files become visible
+//! only at commits (see `commit`), so what it acks is exactly what readers
+//! can see. Telemetry tables (opened with their first row) are finished on
+//! the low-rate flush interval; the ack holds back for what they stage.
+
+use std::time::Duration;
 
 use crate::model::Record;
 use crate::sink::output::{Output, OutputSummary};
 
 use super::commit::CommitRecovery;
 use super::config::{DatasetInfo, ParquetConfig};
-use super::dataset::DatasetWriter;
+use super::dataset::{DatasetSummary, DatasetWriter};
+use super::telemetry_output::TelemetryTables;
 
 /// The `parquet` output.
 pub struct ParquetOutput {
     dataset: DatasetWriter,
+    config: ParquetConfig,
+    info: DatasetInfo,
+    telemetry: Option<TelemetryTables>,
+    /// How often the telemetry tables' files are finished.
+    low_rate_flush: Duration,
     last_seq: u64,
 }
 
@@ -20,10 +30,12 @@ impl ParquetOutput {
 
     /// A dataset fed from record log `log_id` (commits on), or, with `None`,
     /// one whose files appear as soon as they are finished (a batch run).
+    /// `low_rate_flush`: how often telemetry files are finished.
     pub fn open(
         config: &ParquetConfig,
         info: &DatasetInfo,
         log_id: Option<&str>,
+        low_rate_flush: Duration,
     ) -> anyhow::Result<(Self, CommitRecovery)> {
         let dataset = DatasetWriter::create(config, info)?;
         let (dataset, recovery) = match log_id {
@@ -41,11 +53,31 @@ impl ParquetOutput {
         Ok((
             ParquetOutput {
                 dataset,
+                config: config.clone(),
+                info: info.clone(),
+                telemetry: None,
+                low_rate_flush,
                 last_seq: 0,
             },
             recovery,
         ))
     }
+}
+
+impl ParquetOutput {
+    fn telemetry_tables(&mut self) -> anyhow::Result<&mut TelemetryTables> {
+        let tables = match self.telemetry.take() {
+            Some(tables) => tables,
+            None => TelemetryTables::open(&self.config, &self.info, self.low_rate_flush)?,
+        };
+        Ok(self.telemetry.insert(tables))
+    }
+}
+
+fn merged(mut meters: DatasetSummary, telemetry: DatasetSummary) -> DatasetSummary {
+    meters.files.extend(telemetry.files);
+    meters.rows.extend(telemetry.rows);
+    meters
 }
 
 impl Output for ParquetOutput {
@@ -66,10 +98,8 @@ impl Output for ParquetOutput {
             Record::HalfCycle(row) => self.dataset.write_half_cycle(row.clone())?,
             Record::Pinst(row) => self.dataset.write_pinst(row.clone())?,
             Record::DeviceFinished(name) => self.dataset.finish_device(name)?,
-            Record::Sensor(_)
-            | Record::Telemetry(_)
-            | Record::Readings(_)
-            | Record::Consumed(_) => {}
+            Record::Telemetry(batch) => self.telemetry_tables()?.write(seq, batch)?,
+            Record::Sensor(_) | Record::Readings(_) | Record::Consumed(_) => {}
         }
         Ok(())
     }
@@ -77,21 +107,46 @@ impl Output for ParquetOutput {
     fn flush(&mut self) -> anyhow::Result<u64> {
         self.dataset.seal_ended()?;
         self.dataset.commit()?;
-        Ok(self
-            .dataset
-            .pending_min_seq()
-            .map_or(self.last_seq, |seq| seq.saturating_sub(1)))
+        let staged = match &mut self.telemetry {
+            Some(tables) => tables.flush()?,
+            None => None,
+        };
+        let pending = [self.dataset.pending_min_seq(), staged]
+            .into_iter()
+            .flatten()
+            .min();
+        Ok(pending.map_or(self.last_seq, |seq| seq.saturating_sub(1)))
+    }
+
+    fn flush_interval(&self) -> Duration {
+        match &self.telemetry {
+            Some(_) => self.low_rate_flush.min(Duration::from_secs(1)),
+            None => Duration::from_secs(1),
+        }
     }
 
     fn relieve(&mut self) -> anyhow::Result<()> {
         self.dataset.seal_all()?;
         self.dataset.commit()?;
+        if let Some(tables) = &mut self.telemetry {
+            tables.flush_now()?;
+        }
         Ok(())
     }
 
     fn close(self: Box<Self>) -> anyhow::Result<OutputSummary> {
+        let ParquetOutput {
+            dataset, telemetry, ..
+        } = *self;
+        let meters = dataset.close()?;
+        let dataset = match telemetry {
+            // A telemetry run lists its own tables, not empty meter ones.
+            Some(tables) if meters.rows.values().all(|rows| *rows == 0) => tables.close()?,
+            Some(tables) => merged(meters, tables.close()?),
+            None => meters,
+        };
         Ok(OutputSummary {
-            dataset: Some(self.dataset.close()?),
+            dataset: Some(dataset),
             ..OutputSummary::default()
         })
     }
