@@ -311,11 +311,17 @@ impl MeterDecoder {
         self.info.as_ref()
     }
 
+    /// Samples in whole chunks so far (what a sample limit counts).
+    pub fn samples(&self) -> u64 {
+        let open = self.session.as_ref().map_or(0, |s| s.totals.samples);
+        self.ended_sessions.samples + open
+    }
+
     pub fn counters(&self) -> StreamCounters {
         let mut counters = self.counters;
         counters.wire = self.framing.stats();
         let open = self.session.as_ref().map(|s| s.totals).unwrap_or_default();
-        counters.samples = self.ended_sessions.samples + open.samples;
+        counters.samples = self.samples();
         counters.lost_samples = self.ended_sessions.lost_samples + open.lost_samples;
         counters
     }

@@ -353,7 +353,7 @@ impl<S: AsyncRead + AsyncWrite> MeterStream<S> {
             || self
                 .settings
                 .stop_after_samples
-                .is_some_and(|limit| self.decoder.counters().samples >= limit)
+                .is_some_and(|limit| self.decoder.samples() >= limit)
     }
 
     async fn stop_if_wanted(&mut self) -> Result<(), SessionError> {
