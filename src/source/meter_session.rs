@@ -462,3 +462,156 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::source::event::{EventKind, SourceEvent};
+    use crate::wire::frame::{put_data_frame, put_info_line};
+    use crate::wire::message::StartTs;
+    use crate::wire::samples::SampleBlock;
+
+    /// 2026-01-01 00:00:00 UTC.
+    const START_MS: u64 = 1_767_225_600_000;
+
+    #[derive(Default)]
+    struct Seen {
+        samples: u64,
+        events: Vec<SourceEvent>,
+    }
+
+    impl CaptureVisitor for Seen {
+        fn session_start(&mut self, _: &SessionDescription) {}
+        fn block(&mut self, block: &SampleBlock) {
+            self.samples += block.len() as u64;
+        }
+        fn event(&mut self, event: SourceEvent) {
+            self.events.push(event);
+        }
+    }
+
+    /// The meter's side: its info line; after `sample`, the answer and
+    /// `chunks` chunks of 4 `v,i` samples.
+    async fn meter(mut link: DuplexStream, chunks: u32) -> DuplexStream {
+        let mut out = BytesMut::new();
+        let info = DeviceInfo::new("meter7", "10.0.0.7");
+        put_info_line(&mut out, &serde_json::to_string(&info).unwrap());
+        link.write_all(&out).await.unwrap();
+        let mut command = Vec::new();
+        while command.last() != Some(&b'\n') {
+            command.push(link.read_u8().await.unwrap());
+        }
+        assert!(String::from_utf8_lossy(&command).contains("\"sample\""));
+        let mut answer = SampleAnswer::new(
+            Measures::SinglePhase,
+            4000,
+            StreamType::Tcp,
+            true,
+            false,
+            StartTs::from_unix_millis(START_MS),
+        );
+        answer.chunksize = 32;
+        let mut out = BytesMut::new();
+        put_info_line(&mut out, &serde_json::to_string(&answer).unwrap());
+        for seq in 0..chunks {
+            put_data_frame(
+                &mut out,
+                seq,
+                &[230.0, 1000.0, 231.0, 1000.0, 232.0, 0.0, 233.0, 0.0],
+            );
+        }
+        link.write_all(&out).await.unwrap();
+        link
+    }
+
+    fn settings() -> SessionSettings {
+        SessionSettings {
+            rate: 4000,
+            measures: Measures::SinglePhase,
+            handshake_timeout: Duration::from_secs(5),
+            ..SessionSettings::default()
+        }
+    }
+
+    /// 4 kHz: sample `index` is 250 µs after the start.
+    fn at(index: i64) -> i64 {
+        START_MS as i64 * 1_000_000 + index * 250_000
+    }
+
+    #[tokio::test]
+    async fn a_meter_that_hangs_up_ends_its_session_with_that_reason() {
+        let (sink_side, meter_side) = tokio::io::duplex(1 << 16);
+        let meter = tokio::spawn(async move { drop(meter(meter_side, 3).await) });
+        let mut seen = Seen::default();
+        let report = run_session(sink_side, &settings(), CancellationToken::new(), &mut seen)
+            .await
+            .unwrap();
+        meter.await.unwrap();
+        assert_eq!(report.end, SessionEnd::Disconnected);
+        assert!(report.stop.is_none());
+        // 3 chunks of 4 samples (8 values of `v,i`).
+        assert_eq!((report.samples, seen.samples), (12, 12));
+        assert_eq!(
+            seen.events,
+            [
+                SourceEvent {
+                    unix_ns: at(0),
+                    kind: EventKind::SessionStart
+                },
+                SourceEvent {
+                    unix_ns: at(12),
+                    kind: EventKind::SessionStop {
+                        end: SessionEnd::Disconnected,
+                        sent_samples: None
+                    }
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_meter_is_dropped_and_its_session_ends_as_idle() {
+        let (sink_side, meter_side) = tokio::io::duplex(1 << 16);
+        // The meter keeps the link open and says nothing after one chunk.
+        let meter = tokio::spawn(meter(meter_side, 1));
+        let settings = SessionSettings {
+            idle_timeout: Some(Duration::from_millis(200)),
+            ..settings()
+        };
+        let greeted = greet(sink_side, settings.handshake_timeout, false)
+            .await
+            .unwrap();
+        let mut stream = greeted
+            .start(&settings, CancellationToken::new())
+            .await
+            .unwrap();
+        let mut items = Vec::new();
+        let error = loop {
+            match stream.next().await {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => panic!("the session ended by itself"),
+                Err(error) => break error,
+            }
+        };
+        assert!(matches!(error, SessionError::Idle(_)), "{error}");
+        items.extend(stream.abandon(SessionEnd::Idle));
+        let last = items.last().expect("items");
+        let Decoded::Event(event) = last else {
+            panic!("last is {last:?}");
+        };
+        assert_eq!(
+            *event,
+            SourceEvent {
+                unix_ns: at(4),
+                kind: EventKind::SessionStop {
+                    end: SessionEnd::Idle,
+                    sent_samples: None
+                }
+            }
+        );
+        assert_eq!(stream.finish().end, SessionEnd::Idle);
+        drop(meter.await.unwrap());
+    }
+}
