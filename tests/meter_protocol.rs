@@ -19,7 +19,8 @@ use meterflow::meter::firmware::{
 use meterflow::meter::fleet::{run_fleet, FleetConfig, FleetMode};
 use meterflow::meter::pacing::Pacing;
 use meterflow::meter::signal::{SignalConfig, SignalGenerator};
-use meterflow::source::meter_session::{run_session, SessionEnd, SessionSettings};
+use meterflow::source::decoder::SessionEnd;
+use meterflow::source::meter_session::{run_session, SessionSettings};
 use meterflow::wire::message::{InfoMessage, LogLevel, SampleAnswer, StopAnswer};
 use meterflow::wire::{Frame, Measures, MeterCodec};
 

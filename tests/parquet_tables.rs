@@ -18,6 +18,7 @@ use meterflow::sink::parquet::{
     is_portable_type, AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, EventKind, EventRow,
     IntervalKind, ParquetConfig, TableSelection, WindowRow,
 };
+use meterflow::source::event::{EventKind as StreamEventKind, SourceEvent};
 use meterflow::wire::message::LogLine;
 use meterflow::wire::{Anomaly, Measures};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -153,13 +154,17 @@ fn hand_built_events(device: &DeviceInfo) -> Vec<EventRow> {
             EventKind::Connect,
             "connected from 127.0.0.1:40000",
         ),
-        EventRow::from_anomaly(device.clone(), START_NS + 1_000_000, &gap, Some(42)),
-        EventRow::from_anomaly(
-            device.clone(),
-            START_NS + 2_000_000,
-            &Anomaly::Resync { skipped: 17 },
-            None,
-        ),
+        // 3 chunks of 42 samples lost, as the decoder counts them.
+        SourceEvent {
+            unix_ns: START_NS + 1_000_000,
+            kind: StreamEventKind::from_anomaly(&gap, 3 * 42),
+        }
+        .to_row(device),
+        SourceEvent {
+            unix_ns: START_NS + 2_000_000,
+            kind: StreamEventKind::from_anomaly(&Anomaly::Resync { skipped: 17 }, 0),
+        }
+        .to_row(device),
     ];
     rows.extend(EventRow::from_log_line(
         device.clone(),

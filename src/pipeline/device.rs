@@ -11,9 +11,9 @@ use crate::dsp::pq::{HalfCycleRms, PqEvent, PqEventCounts, PqTally};
 use crate::dsp::{DeviceEngine, EnergyCounters, EngineOutput, LatchWindow, WindowMetrics};
 use crate::model::{HalfCycleRow, PinstRow, PqEventRow, RawBlock, Record};
 use crate::sink::packet::{name_uuid, CircuitReading, SensorInfo, SensorInterval};
-use crate::sink::parquet::{self, AggregateRow, EventRow, IntervalKind, LatchRow, WindowRow};
+use crate::sink::parquet::{self, AggregateRow, IntervalKind, LatchRow, WindowRow};
 use crate::source::capture::SessionDescription;
-use crate::source::event::{EventKind, SourceEvent};
+use crate::source::event::SourceEvent;
 use crate::wire::samples::SampleBlock;
 
 use super::config::PipelineConfig;
@@ -382,7 +382,7 @@ impl Downstream {
 
     fn event(&mut self, event: &SourceEvent) {
         self.summary.events += 1;
-        let row = event_row(&self.device, event);
+        let row = event.to_row(&self.device);
         self.emit(Record::Event(row));
     }
 
@@ -517,44 +517,5 @@ pub(crate) fn max_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, None) => a,
         (None, b) => b,
-    }
-}
-
-/// The `events` table row of a source event.
-fn event_row(device: &parquet::DeviceInfo, event: &SourceEvent) -> EventRow {
-    use crate::sink::parquet::EventKind as Row;
-    let (kind, lost_chunks, lost_samples, bytes) = match &event.kind {
-        EventKind::Gap {
-            lost_chunks,
-            lost_samples,
-        } => (Row::Gap, Some(*lost_chunks), Some(*lost_samples), None),
-        EventKind::Resync { skipped_bytes } => (Row::Resync, None, None, Some(*skipped_bytes)),
-        EventKind::BadChunk { len, lost_samples } => {
-            (Row::BadDataLength, None, Some(*lost_samples), Some(*len))
-        }
-        EventKind::BadLine { .. } => (Row::BadInfoLine, None, None, None),
-        EventKind::Truncated { bytes } => (Row::Truncated, None, None, Some(*bytes)),
-        EventKind::MeterWarning { missed_samples, .. } => {
-            (Row::MeterWarning, None, *missed_samples, None)
-        }
-        EventKind::BadMessage { .. } => (Row::BadInfoLine, None, None, None),
-        EventKind::Connect { .. } | EventKind::SessionStart => (Row::Connect, None, None, None),
-        EventKind::Disconnect { .. } | EventKind::SessionStop { .. } => {
-            (Row::Disconnect, None, None, None)
-        }
-    };
-    let detail = event.kind.detail();
-    EventRow {
-        device: device.clone(),
-        time_unix_ns: event.unix_ns,
-        kind,
-        lost_chunks,
-        lost_samples,
-        bytes,
-        message: if detail.is_empty() {
-            event.kind.name().to_string()
-        } else {
-            format!("{}: {detail}", event.kind.name())
-        },
     }
 }

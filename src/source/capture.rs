@@ -7,16 +7,13 @@
 use std::io::Read;
 use std::path::Path;
 
-use bytes::BytesMut;
-use tokio_util::codec::Decoder;
-
-use super::assembler::BlockAssembler;
-use super::event::{EventKind, SourceEvent};
+use super::decoder::{BlockFeed, Decoded, MeterDecoder, SessionEnd};
+use super::event::SourceEvent;
 use super::recording::{read_recording, RecordingError, RecordingTools};
 use super::wav::{parse_wav_header, WavError};
-use crate::wire::message::{DeviceInfo, InfoMessage, LogLevel, SampleAnswer, StopAnswer};
-use crate::wire::samples::{sample_time, SampleBlock};
-use crate::wire::{Frame, Measures, MeterCodec, RawCodec, WireStats};
+use crate::wire::message::{DeviceInfo, SampleAnswer, StopAnswer};
+use crate::wire::samples::SampleBlock;
+use crate::wire::{Measures, WireStats};
 
 /// Bytes read from a file at a time: large enough to amortise syscalls,
 /// small enough that a batch of parallel files stays in memory.
@@ -224,206 +221,109 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, CaptureErr
     Ok(filled)
 }
 
-/// Refills `buf` from `reader`; false at end of file.
+/// Reads the next bytes of `reader` into the decoder; false at end of file.
 fn refill(
     reader: &mut impl Read,
-    buf: &mut BytesMut,
+    decoder: &mut MeterDecoder,
     bytes: &mut u64,
 ) -> Result<bool, CaptureError> {
+    let buf = decoder.read_buffer();
     let start = buf.len();
     buf.resize(start + READ_CHUNK, 0);
-    let got = read_full(reader, &mut buf[start..])?;
+    let got = match read_full(reader, &mut buf[start..]) {
+        Ok(got) => got,
+        Err(error) => {
+            buf.truncate(start);
+            return Err(error);
+        }
+    };
     buf.truncate(start + got);
     *bytes += got as u64;
     Ok(got > 0)
 }
 
-/// The next item of a file-backed stream, refilling `buf` from `reader` as
-/// the decoder needs; `None` once the file and the decoder are both done.
-fn next_frame<D>(
-    codec: &mut D,
-    buf: &mut BytesMut,
+/// Feeds a whole file to `decoder` and everything decoded to `visitor`,
+/// keeping the tally of `summary`.
+fn decode_file(
     reader: &mut impl Read,
-    eof: &mut bool,
-    bytes: &mut u64,
-) -> Result<Option<Frame>, CaptureError>
-where
-    D: Decoder<Item = Frame, Error = std::io::Error>,
-{
+    decoder: &mut MeterDecoder,
+    mut feed: BlockFeed,
+    summary: &mut CaptureSummary,
+    visitor: &mut dyn CaptureVisitor,
+) -> Result<(), CaptureError> {
     loop {
-        let frame = if *eof {
-            codec.decode_eof(buf)
-        } else {
-            codec.decode(buf)
+        while let Some(item) = decoder.poll() {
+            summary.note(&item);
+            feed.apply(item, visitor);
         }
-        .map_err(CaptureError::Read)?;
-        match frame {
-            Some(frame) => return Ok(Some(frame)),
-            None if *eof => return Ok(None),
-            None => *eof = !refill(reader, buf, bytes)?,
+        if decoder.is_finished() {
+            break;
+        }
+        if !refill(reader, decoder, &mut summary.bytes)? {
+            // A file's end is a stream's end: no stop answer came.
+            decoder.end(SessionEnd::Disconnected);
         }
     }
+    let counters = decoder.counters();
+    summary.wire = counters.wire;
+    summary.log_lines = counters.log_lines;
+    summary.meter_warnings = counters.meter_warnings;
+    summary.bad_messages = counters.bad_messages;
+    summary.orphan_frames = counters.orphan_frames;
+    Ok(())
 }
 
-/// Meter byte stream state between frames.
-struct MeterStreamState<'v> {
-    visitor: &'v mut dyn CaptureVisitor,
-    summary: CaptureSummary,
-    current: Option<(CapturedSession, BlockAssembler, SessionDescription)>,
-    last_time_ns: i64,
-}
-
-impl MeterStreamState<'_> {
-    fn time_now(&self) -> i64 {
-        match &self.current {
-            Some((_, assembler, session)) => block_time(session, assembler.next_index()),
-            None => self.last_time_ns,
-        }
-    }
-
-    fn emit(&mut self, kind: EventKind) {
-        let unix_ns = self.time_now();
-        self.visitor.event(SourceEvent { unix_ns, kind });
-    }
-
-    fn end_session(&mut self, stop: Option<StopAnswer>) {
-        if let Some((mut session, _, _)) = self.current.take() {
-            let sent_samples = stop.as_ref().map(|s| s.sent_samples);
-            if let Some(stop) = &stop {
-                self.last_time_ns = stop.stop_ts.to_unix_nanos();
+impl CaptureSummary {
+    /// Keeps what the summary reports of one decoded item.
+    fn note(&mut self, item: &Decoded) {
+        match item {
+            Decoded::DeviceInfo(info) if self.info.is_none() => {
+                self.info = Some((**info).clone());
             }
-            session.stop = stop;
-            self.summary.sessions.push(session);
-            self.visitor.event(SourceEvent {
-                unix_ns: self.last_time_ns,
-                kind: EventKind::SessionStop { sent_samples },
-            });
-        }
-    }
-
-    fn frame(&mut self, frame: Frame, codec: &mut MeterCodec) {
-        match frame {
-            Frame::Data { payload, .. } => match self.current.as_mut() {
-                Some((session, assembler, _)) => match assembler.push_payload(&payload) {
-                    Ok(block) => {
-                        session.samples += block.len() as u64;
-                        session.data_frames += 1;
-                        self.last_time_ns = block.time_of(block.first_index + block.len() as u64);
-                        self.visitor.block(block);
-                    }
-                    Err(error) => {
-                        self.summary.bad_messages += 1;
-                        self.emit(EventKind::BadMessage {
-                            reason: error.to_string(),
-                        });
-                    }
-                },
-                None => self.summary.orphan_frames += 1,
-            },
-            Frame::Anomaly(anomaly) => {
-                let lost = match self.current.as_mut() {
-                    Some((session, assembler, _)) => {
-                        let lost = assembler.note_anomaly(&anomaly);
-                        session.lost_samples += lost;
-                        lost
-                    }
-                    None => 0,
-                };
-                self.emit(EventKind::from_anomaly(&anomaly, lost));
+            Decoded::SessionStart(started) => self.sessions.push(CapturedSession {
+                description: started.description.clone(),
+                answer: started.answer.clone(),
+                stop: None,
+                samples: 0,
+                lost_samples: 0,
+                data_frames: 0,
+            }),
+            Decoded::SessionEnd(ended) => {
+                if let Some(session) = self.sessions.last_mut() {
+                    session.stop.clone_from(&ended.stop);
+                    session.samples = ended.totals.samples;
+                    session.lost_samples = ended.totals.lost_samples;
+                    session.data_frames = ended.totals.data_frames;
+                }
             }
-            Frame::Info(text) => match InfoMessage::parse(&text) {
-                Ok(InfoMessage::DeviceInfo(info)) => {
-                    if self.summary.info.is_none() {
-                        self.summary.info = Some(*info);
-                    }
-                }
-                Ok(InfoMessage::SampleAnswer(answer)) => {
-                    self.end_session(None);
-                    codec.set_bytes_per_sample(answer.bytes_per_sample());
-                    codec.reset_sequence();
-                    let description = SessionDescription {
-                        device: self
-                            .summary
-                            .info
-                            .as_ref()
-                            .map_or_else(|| "unknown".to_string(), |info| info.name.clone()),
-                        info: self.summary.info.clone(),
-                        measures: answer.measures,
-                        rate: answer.samplingrate,
-                        start_unix_ns: answer.start_ts.to_unix_nanos(),
-                    };
-                    self.last_time_ns = description.start_unix_ns;
-                    self.visitor.session_start(&description);
-                    self.visitor.event(SourceEvent {
-                        unix_ns: description.start_unix_ns,
-                        kind: EventKind::SessionStart,
-                    });
-                    let assembler = BlockAssembler::new(&answer);
-                    let session = CapturedSession {
-                        description: description.clone(),
-                        answer: Some(answer),
-                        stop: None,
-                        samples: 0,
-                        lost_samples: 0,
-                        data_frames: 0,
-                    };
-                    self.current = Some((session, assembler, description));
-                }
-                Ok(InfoMessage::StopAnswer(stop)) => self.end_session(Some(stop)),
-                Ok(InfoMessage::Log(line)) => {
-                    self.summary.log_lines += 1;
-                    if matches!(line.level, LogLevel::Warning | LogLevel::Error) {
-                        self.summary.meter_warnings += 1;
-                        let missed_samples = line.missed_samples();
-                        self.emit(EventKind::MeterWarning {
-                            message: line.message,
-                            missed_samples,
-                        });
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    self.summary.bad_messages += 1;
-                    self.emit(EventKind::BadMessage {
-                        reason: error.to_string(),
-                    });
-                }
-            },
+            _ => {}
         }
     }
 }
 
-/// Streams a meter byte stream through the same decoder a live connection uses.
+/// Streams a meter byte stream through the decoder a live connection uses.
 pub fn read_meter_stream(
     mut reader: impl Read,
     visitor: &mut dyn CaptureVisitor,
 ) -> Result<CaptureSummary, CaptureError> {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK * 2);
-    let mut codec = MeterCodec::new();
-    let mut bytes = 0u64;
-    if !refill(&mut reader, &mut buf, &mut bytes)? {
+    let mut decoder = MeterDecoder::new();
+    let mut summary = CaptureSummary::default();
+    if !refill(&mut reader, &mut decoder, &mut summary.bytes)? {
         return Err(CaptureError::Empty);
     }
-    if !buf.starts_with(crate::wire::frame::INFO_TAG) {
+    if !decoder.buffered().starts_with(crate::wire::frame::INFO_TAG) {
         return Err(CaptureError::NotAMeterStream);
     }
-    let mut state = MeterStreamState {
+    decode_file(
+        &mut reader,
+        &mut decoder,
+        BlockFeed::default(),
+        &mut summary,
         visitor,
-        summary: CaptureSummary::default(),
-        current: None,
-        last_time_ns: 0,
-    };
-    let mut eof = false;
-    while let Some(frame) = next_frame(&mut codec, &mut buf, &mut reader, &mut eof, &mut bytes)? {
-        state.frame(frame, &mut codec);
-    }
-    state.end_session(None);
-    let mut summary = state.summary;
+    )?;
     if summary.sessions.is_empty() && summary.orphan_frames > 0 {
         return Err(CaptureError::NoSession);
     }
-    summary.wire = *codec.stats();
-    summary.bytes = bytes;
     Ok(summary)
 }
 
@@ -475,80 +375,31 @@ pub(crate) fn read_f32le(
     continues: Option<Continuation>,
     visitor: &mut dyn CaptureVisitor,
 ) -> Result<CaptureSummary, CaptureError> {
-    let bytes_per_sample = session.measures.bytes_per_sample();
-    let chunk_bytes = bytes_per_sample * FILE_BLOCK_SAMPLES;
-    let mut codec = RawCodec::new(bytes_per_sample, FILE_BLOCK_SAMPLES);
-    let mut assembler = BlockAssembler::with_layout(
-        session.measures,
-        session.rate,
-        session.start_unix_ns,
-        chunk_bytes,
+    let mut decoder = MeterDecoder::raw(
+        session.clone(),
+        answer.clone(),
+        continues,
+        FILE_BLOCK_SAMPLES,
     );
-    match continues {
-        Some(at) => assembler.resume_at(at.first_index, at.gap_before),
-        None => {
-            visitor.session_start(&session);
-            visitor.event(SourceEvent {
-                unix_ns: session.start_unix_ns,
-                kind: EventKind::SessionStart,
-            });
-        }
-    }
-    let mut buf = BytesMut::with_capacity(READ_CHUNK * 2);
-    let mut bytes = 0u64;
-    let mut captured = CapturedSession {
-        description: session.clone(),
-        answer,
-        stop: None,
-        samples: 0,
-        lost_samples: 0,
-        data_frames: 0,
-    };
-    let mut eof = !refill(&mut reader, &mut buf, &mut bytes)?;
-    if eof {
+    let mut summary = CaptureSummary::default();
+    if !refill(&mut reader, &mut decoder, &mut summary.bytes)? {
         return Err(CaptureError::Empty);
     }
-    while let Some(frame) = next_frame(&mut codec, &mut buf, &mut reader, &mut eof, &mut bytes)? {
-        match frame {
-            Frame::Data { payload, .. } => match assembler.push_payload(&payload) {
-                Ok(block) => {
-                    captured.samples += block.len() as u64;
-                    captured.data_frames += 1;
-                    visitor.block(block);
-                }
-                Err(error) => visitor.event(SourceEvent {
-                    unix_ns: block_time(&session, assembler.next_index()),
-                    kind: EventKind::BadMessage {
-                        reason: error.to_string(),
-                    },
-                }),
-            },
-            Frame::Anomaly(anomaly) => {
-                visitor.event(SourceEvent {
-                    unix_ns: block_time(&session, assembler.next_index()),
-                    kind: EventKind::from_anomaly(&anomaly, 0),
-                });
-            }
-            Frame::Info(_) => {}
-        }
-    }
-    if continues.is_none() {
-        visitor.event(SourceEvent {
-            unix_ns: block_time(&session, assembler.next_index()),
-            kind: EventKind::SessionStop { sent_samples: None },
+    let mut feed = BlockFeed::default();
+    if continues.is_some() {
+        // An earlier file started the session: no start of its own.
+        feed.resume(&session);
+        summary.sessions.push(CapturedSession {
+            description: session,
+            answer,
+            stop: None,
+            samples: 0,
+            lost_samples: 0,
+            data_frames: 0,
         });
     }
-    Ok(CaptureSummary {
-        sessions: vec![captured],
-        bytes,
-        wire: *codec.stats(),
-        ..CaptureSummary::default()
-    })
-}
-
-/// Time of sample `index` of a session.
-fn block_time(session: &SessionDescription, index: u64) -> i64 {
-    sample_time(session.start_unix_ns, session.rate, index)
+    decode_file(&mut reader, &mut decoder, feed, &mut summary, visitor)?;
+    Ok(summary)
 }
 
 /// A closure over blocks is a visitor that ignores sessions and events.

@@ -2,6 +2,8 @@
 //! the logs are made of these, so a reader can tell a quiet meter from a
 //! broken link.
 
+use super::decoder::SessionEnd;
+use crate::model::{DeviceInfo, EventKind as RowKind, EventRow};
 use crate::wire::Anomaly;
 
 /// One event of one device.
@@ -17,47 +19,29 @@ pub struct SourceEvent {
 pub enum EventKind {
     /// A sampling session began (sample answer, or the start of a file).
     SessionStart,
-    /// A sampling session ended; `sent` is what the meter says it sent.
+    /// A sampling session ended, and why; `sent_samples` is what the meter
+    /// says it sent (from its stop answer).
     SessionStop {
+        end: SessionEnd,
         sent_samples: Option<u64>,
     },
-    Connect {
-        peer: String,
-    },
-    Disconnect {
-        reason: String,
-    },
     /// Chunks never arrived.
-    Gap {
-        lost_chunks: u64,
-        lost_samples: u64,
-    },
+    Gap { lost_chunks: u64, lost_samples: u64 },
     /// Garbage skipped on the wire.
-    Resync {
-        skipped_bytes: u64,
-    },
+    Resync { skipped_bytes: u64 },
     /// A chunk that was not whole samples; dropped.
-    BadChunk {
-        len: u64,
-        lost_samples: u64,
-    },
+    BadChunk { len: u64, lost_samples: u64 },
     /// An Info line that was too long or not text; dropped.
-    BadLine {
-        reason: String,
-    },
+    BadLine { reason: String },
     /// The stream ended inside a frame.
-    Truncated {
-        bytes: u64,
-    },
+    Truncated { bytes: u64 },
     /// A warning or error the meter logged, e.g. `MISSED 42 SAMPLES`.
     MeterWarning {
         message: String,
         missed_samples: Option<u64>,
     },
     /// An Info line that was not a valid message.
-    BadMessage {
-        reason: String,
-    },
+    BadMessage { reason: String },
 }
 
 impl EventKind {
@@ -66,8 +50,6 @@ impl EventKind {
         match self {
             EventKind::SessionStart => "session_start",
             EventKind::SessionStop { .. } => "session_stop",
-            EventKind::Connect { .. } => "connect",
-            EventKind::Disconnect { .. } => "disconnect",
             EventKind::Gap { .. } => "gap",
             EventKind::Resync { .. } => "resync",
             EventKind::BadChunk { .. } => "bad_chunk",
@@ -76,6 +58,14 @@ impl EventKind {
             EventKind::MeterWarning { .. } => "meter_warning",
             EventKind::BadMessage { .. } => "bad_message",
         }
+    }
+
+    /// Whether it is worth a warning in the logs (all but session bounds).
+    pub fn is_trouble(&self) -> bool {
+        !matches!(
+            self,
+            EventKind::SessionStart | EventKind::SessionStop { .. }
+        )
     }
 
     /// Samples this event cost, if any.
@@ -122,12 +112,10 @@ impl EventKind {
     pub fn detail(&self) -> String {
         match self {
             EventKind::SessionStart => String::new(),
-            EventKind::SessionStop { sent_samples } => match sent_samples {
+            EventKind::SessionStop { end, sent_samples } => match sent_samples {
                 Some(sent) => format!("meter sent {sent} samples"),
-                None => "no stop answer".to_string(),
+                None => end.describe().to_string(),
             },
-            EventKind::Connect { peer } => peer.clone(),
-            EventKind::Disconnect { reason } => reason.clone(),
             EventKind::Gap {
                 lost_chunks,
                 lost_samples,
@@ -139,6 +127,50 @@ impl EventKind {
             EventKind::BadLine { reason } | EventKind::BadMessage { reason } => reason.clone(),
             EventKind::Truncated { bytes } => format!("stream ended {bytes} bytes into a frame"),
             EventKind::MeterWarning { message, .. } => message.clone(),
+        }
+    }
+}
+
+impl SourceEvent {
+    /// Its row of the `events` table: the one place stream events become rows.
+    pub fn to_row(&self, device: &DeviceInfo) -> EventRow {
+        let (kind, lost_chunks, lost_samples, bytes) = match &self.kind {
+            EventKind::Gap {
+                lost_chunks,
+                lost_samples,
+            } => (RowKind::Gap, Some(*lost_chunks), Some(*lost_samples), None),
+            EventKind::Resync { skipped_bytes } => {
+                (RowKind::Resync, None, None, Some(*skipped_bytes))
+            }
+            EventKind::BadChunk { len, lost_samples } => (
+                RowKind::BadDataLength,
+                None,
+                Some(*lost_samples),
+                Some(*len),
+            ),
+            EventKind::BadLine { .. } | EventKind::BadMessage { .. } => {
+                (RowKind::BadInfoLine, None, None, None)
+            }
+            EventKind::Truncated { bytes } => (RowKind::Truncated, None, None, Some(*bytes)),
+            EventKind::MeterWarning { missed_samples, .. } => {
+                (RowKind::MeterWarning, None, *missed_samples, None)
+            }
+            EventKind::SessionStart => (RowKind::Connect, None, None, None),
+            EventKind::SessionStop { .. } => (RowKind::Disconnect, None, None, None),
+        };
+        let detail = self.kind.detail();
+        EventRow {
+            device: device.clone(),
+            time_unix_ns: self.unix_ns,
+            kind,
+            lost_chunks,
+            lost_samples,
+            bytes,
+            message: if detail.is_empty() {
+                self.kind.name().to_string()
+            } else {
+                format!("{}: {detail}", self.kind.name())
+            },
         }
     }
 }

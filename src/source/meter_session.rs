@@ -7,28 +7,28 @@
 //! is split in three so a server can decide between the steps:
 //! [`greet`] reads the info line (who is calling), [`Greeted::start`] sends
 //! `sample` with the settings chosen for that meter, and [`MeterStream`]
-//! yields the raw items (chunks as slices of the read buffer, anomalies,
-//! meter warnings) wherever they are to be decoded. [`SessionFeed`] turns
-//! those items into sample blocks and events; [`run_session`] does all of it
-//! in one task.
+//! reads the socket into the [`MeterDecoder`] and yields what it decoded
+//! (chunks as slices of the read buffer, events) wherever the samples are to
+//! be decoded, by a [`BlockFeed`]; [`run_session`] does all of it in one task.
+//! This file owns the socket, timeouts and commands; the decoder owns
+//! everything about the bytes, as it does for a capture file.
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use bytes::BytesMut;
+use futures::{FutureExt, SinkExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::time::{timeout_at, Instant, Interval};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedWrite;
 use tokio_util::sync::CancellationToken;
 
-use super::assembler::BlockAssembler;
 use super::capture::{CaptureVisitor, SessionDescription};
-use super::event::{EventKind, SourceEvent};
+use super::decoder::{
+    BlockFeed, Decoded, MeterDecoder, SessionEnd, SessionStarted, StreamCounters,
+};
 use crate::wire::command::{Command, CommandCodec, SampleParams, StreamType};
-use crate::wire::message::{DeviceInfo, ErrorAnswer, InfoMessage, SampleAnswer, StopAnswer};
-use crate::wire::message::{LogLevel, LogLine};
-use crate::wire::samples::sample_time;
-use crate::wire::{Anomaly, Frame, Measures, MeterCodec, WireStats};
+use crate::wire::message::{DeviceInfo, SampleAnswer, StopAnswer};
+use crate::wire::{Measures, WireStats};
 
 /// The port meters dial out to (the stream server).
 pub const STREAM_SERVER_PORT: u16 = 54322;
@@ -83,17 +83,6 @@ pub enum SessionError {
     Idle(Duration),
 }
 
-/// How a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionEnd {
-    /// The meter answered our `stop`.
-    Stopped,
-    /// Cancelled and the meter did not answer `stop` in time.
-    StopUnanswered,
-    /// The meter closed the connection.
-    Disconnected,
-}
-
 /// What happened on one connection.
 #[derive(Debug, Clone)]
 pub struct SessionReport {
@@ -114,30 +103,18 @@ pub struct SessionReport {
     pub bad_messages: u64,
 }
 
-/// What a streaming meter sent, not yet decoded into samples.
-#[derive(Debug, Clone)]
-pub enum SessionItem {
-    /// One chunk's payload: a slice of the read buffer, never copied.
-    Chunk(Bytes),
-    /// Something wrong on the wire (gap, resync, bad length…).
-    Anomaly(Anomaly),
-    /// A warning or error the meter logged.
-    MeterLog(LogLine),
-    /// The stop answer; nothing follows.
-    Stopped(StopAnswer),
-    /// An info line that could not be read (why), kept as an event as a
-    /// capture file's would be.
-    BadMessage(String),
-}
-
-type Frames<S> = FramedRead<ReadHalf<S>, MeterCodec>;
 type Commands<S> = FramedWrite<WriteHalf<S>, CommandCodec>;
+
+/// Free room below which the read buffer grows before a read.
+const MIN_READ_ROOM: usize = 8 * 1024;
+/// What the read buffer grows by: a read takes whatever is there up to it.
+const READ_CAPACITY: usize = 64 * 1024;
 
 /// A connection whose meter has introduced itself and waits for `sample`.
 pub struct Greeted<S> {
-    frames: Frames<S>,
+    read: ReadHalf<S>,
     commands: Commands<S>,
-    counters: Counters,
+    decoder: MeterDecoder,
     info: DeviceInfo,
 }
 
@@ -147,28 +124,27 @@ pub async fn greet<S>(stream: S, patience: Duration, ask: bool) -> Result<Greete
 where
     S: AsyncRead + AsyncWrite,
 {
-    let (read, write) = tokio::io::split(stream);
-    let mut frames = FramedRead::with_capacity(read, MeterCodec::new(), 64 * 1024);
+    let (mut read, write) = tokio::io::split(stream);
     let mut commands = FramedWrite::new(write, CommandCodec::new());
-    let mut counters = Counters::default();
+    let mut decoder = MeterDecoder::new();
     if ask {
         send(&mut commands, Command::Info, "sending info").await?;
     }
     let info = wait_for(
-        &mut frames,
+        &mut read,
+        &mut decoder,
         patience,
         "info line",
-        &mut counters,
-        |m| match m {
-            InfoMessage::DeviceInfo(info) => Some(*info),
+        |item| match item {
+            Decoded::DeviceInfo(info) => Some(*info),
             _ => None,
         },
     )
     .await?;
     Ok(Greeted {
-        frames,
+        read,
         commands,
-        counters,
+        decoder,
         info,
     })
 }
@@ -178,9 +154,9 @@ impl<S: AsyncRead + AsyncWrite> Greeted<S> {
         &self.info
     }
 
-    /// Sends `sample` and waits for the answer; the stream then yields the
-    /// meter's items until it stops, disconnects, or `cancel` fires (which
-    /// sends `stop` and drains the tail).
+    /// Sends `sample` and waits for the answer; the stream then yields what
+    /// the decoder makes of the meter's bytes until it stops, disconnects,
+    /// or `cancel` fires (which sends `stop` and drains the tail).
     pub async fn start(
         mut self,
         settings: &SessionSettings,
@@ -195,42 +171,40 @@ impl<S: AsyncRead + AsyncWrite> Greeted<S> {
             "sending sample",
         )
         .await?;
-        let answer = wait_for(
-            &mut self.frames,
+        let started = wait_for(
+            &mut self.read,
+            &mut self.decoder,
             settings.handshake_timeout,
             "sample answer",
-            &mut self.counters,
-            |m| match m {
-                InfoMessage::SampleAnswer(answer) => Some(Ok(answer)),
-                InfoMessage::Error(ErrorAnswer { msg, .. }) => Some(Err(SessionError::Refused {
+            |item| match item {
+                Decoded::SessionStart(started) => Some(Ok(started)),
+                Decoded::ErrorAnswer(answer) => Some(Err(SessionError::Refused {
                     meter: name.clone(),
-                    answer: msg.unwrap_or_else(|| "error without message".into()),
+                    answer: answer.msg.unwrap_or_else(|| "error without message".into()),
                 })),
                 _ => None,
             },
         )
         .await??;
-        self.frames
-            .decoder_mut()
-            .set_bytes_per_sample(answer.bytes_per_sample());
-        self.frames.decoder_mut().reset_sequence();
-        tracing::info!(meter = %name, rate = answer.samplingrate, measures = %answer.measures, "sampling started");
-        let description = SessionDescription {
-            device: name,
-            info: Some(self.info.clone()),
-            measures: answer.measures,
-            rate: answer.samplingrate,
-            start_unix_ns: answer.start_ts.to_unix_nanos(),
+        let SessionStarted {
+            mut description,
+            answer,
+        } = *started;
+        let Some(answer) = answer else {
+            return Err(SessionError::Closed("sample answer"));
         };
+        // The meter that greeted us, whatever info lines came since.
+        description.device = name;
+        description.info = Some(self.info.clone());
+        tracing::info!(meter = %description.device, rate = answer.samplingrate, measures = %answer.measures, "sampling started");
         Ok(MeterStream {
             keepalive: tokio::time::interval_at(
                 Instant::now() + settings.keepalive,
                 settings.keepalive,
             ),
-            bytes_per_sample: answer.bytes_per_sample().max(1),
-            frames: self.frames,
+            read: self.read,
             commands: self.commands,
-            counters: self.counters,
+            decoder: self.decoder,
             info: self.info,
             answer,
             description,
@@ -239,28 +213,25 @@ impl<S: AsyncRead + AsyncWrite> Greeted<S> {
             stop_deadline: None,
             stop: None,
             end: None,
-            samples: 0,
             last_arrival: Instant::now(),
         })
     }
 }
 
-/// A sampling meter: yields its items in order.
+/// A sampling meter: yields what the decoder makes of its bytes, in order.
 pub struct MeterStream<S> {
-    frames: Frames<S>,
+    read: ReadHalf<S>,
     commands: Commands<S>,
-    counters: Counters,
+    decoder: MeterDecoder,
     info: DeviceInfo,
     answer: SampleAnswer,
     description: SessionDescription,
     settings: SessionSettings,
     cancel: CancellationToken,
     keepalive: Interval,
-    bytes_per_sample: usize,
     stop_deadline: Option<Instant>,
     stop: Option<StopAnswer>,
     end: Option<SessionEnd>,
-    samples: u64,
     last_arrival: Instant,
 }
 
@@ -274,14 +245,18 @@ impl<S: AsyncRead + AsyncWrite> MeterStream<S> {
     }
 
     /// The decoder's counters so far.
-    pub fn wire_stats(&self) -> &WireStats {
-        self.frames.decoder().stats()
+    pub fn counters(&self) -> StreamCounters {
+        self.decoder.counters()
     }
 
-    /// The next item; `None` once the session is over. Sends `stop` when
-    /// cancelled or at the sample limit, and keepalives while streaming.
-    pub async fn next(&mut self) -> Result<Option<SessionItem>, SessionError> {
+    /// The next item; `None` once the session is over (its `session_stop`
+    /// event has been yielded). Sends `stop` when cancelled or at the sample
+    /// limit, and keepalives while streaming.
+    pub async fn next(&mut self) -> Result<Option<Decoded>, SessionError> {
         loop {
+            if let Some(item) = self.poll() {
+                return Ok(Some(item));
+            }
             if self.end.is_some() {
                 return Ok(None);
             }
@@ -291,12 +266,11 @@ impl<S: AsyncRead + AsyncWrite> MeterStream<S> {
                 (None, Some(idle)) => self.last_arrival + idle,
                 (None, None) => Instant::now() + Duration::from_secs(86_400 * 365),
             };
-            let next = tokio::select! {
-                next = timeout_at(deadline, self.frames.next()) => match next {
-                    Ok(next) => next,
+            tokio::select! {
+                read = timeout_at(deadline, read_into(&mut self.read, self.decoder.read_buffer())) => match read {
+                    Ok(read) => self.arrived(read)?,
                     Err(_) if self.stop_deadline.is_some() => {
-                        self.end = Some(SessionEnd::StopUnanswered);
-                        return Ok(None);
+                        self.decoder.end(SessionEnd::StopUnanswered);
                     }
                     Err(_) => {
                         let idle = self.settings.idle_timeout.unwrap_or_default();
@@ -305,28 +279,73 @@ impl<S: AsyncRead + AsyncWrite> MeterStream<S> {
                 },
                 _ = self.keepalive.tick() => {
                     send(&mut self.commands, Command::KeepAlive, "sending keepalive").await?;
-                    continue;
                 }
-                _ = self.cancel.cancelled(), if self.stop_deadline.is_none() => continue,
-            };
-            if let Some(item) = self.frame(next)? {
-                return Ok(Some(item));
+                _ = self.cancel.cancelled(), if self.stop_deadline.is_none() => {}
             }
         }
     }
 
     /// The next item if one is already decoded or readable without waiting;
     /// lets a caller batch what arrived together.
-    pub fn next_ready(&mut self) -> Result<Option<SessionItem>, SessionError> {
-        while self.end.is_none() && !self.wants_stop() {
-            let Some(next) = self.frames.next().now_or_never() else {
-                return Ok(None);
-            };
-            if let Some(item) = self.frame(next)? {
+    pub fn next_ready(&mut self) -> Result<Option<Decoded>, SessionError> {
+        loop {
+            if let Some(item) = self.poll() {
                 return Ok(Some(item));
             }
+            if self.end.is_some() || self.wants_stop() {
+                return Ok(None);
+            }
+            match read_into(&mut self.read, self.decoder.read_buffer()).now_or_never() {
+                None => return Ok(None),
+                Some(read) => self.arrived(read)?,
+            }
         }
-        Ok(None)
+    }
+
+    /// Ends the session without reading further (the caller gave up on the
+    /// connection, `why`): the items that closes it, its `session_stop`
+    /// event last.
+    pub fn abandon(&mut self, why: SessionEnd) -> Vec<Decoded> {
+        self.decoder.end(why);
+        std::iter::from_fn(|| self.poll()).collect()
+    }
+
+    fn poll(&mut self) -> Option<Decoded> {
+        let item = self.decoder.poll();
+        match &item {
+            Some(Decoded::SessionEnd(ended)) => {
+                self.end = Some(ended.end);
+                self.stop.clone_from(&ended.stop);
+            }
+            Some(Decoded::DeviceInfo(_)) if self.stop_deadline.is_some() => {
+                // A `?`-style reset: the meter is idle again.
+                self.decoder.end(SessionEnd::Stopped);
+            }
+            Some(Decoded::Event(event)) if event.kind.is_trouble() => {
+                let meter = &self.description.device;
+                tracing::warn!(%meter, event = event.kind.name(), "{}", event.kind.detail());
+            }
+            None if self.decoder.is_finished() => {
+                self.end.get_or_insert(SessionEnd::Disconnected);
+            }
+            _ => {}
+        }
+        item
+    }
+
+    /// Takes in what a read brought.
+    fn arrived(&mut self, read: std::io::Result<usize>) -> Result<(), SessionError> {
+        match read {
+            Ok(0) => self.decoder.end(SessionEnd::Disconnected),
+            Ok(_) => self.last_arrival = Instant::now(),
+            Err(source) => {
+                return Err(SessionError::Io {
+                    stage: "reading frames",
+                    source,
+                })
+            }
+        }
+        Ok(())
     }
 
     fn wants_stop(&self) -> bool {
@@ -334,7 +353,7 @@ impl<S: AsyncRead + AsyncWrite> MeterStream<S> {
             || self
                 .settings
                 .stop_after_samples
-                .is_some_and(|limit| self.samples >= limit)
+                .is_some_and(|limit| self.decoder.samples() >= limit)
     }
 
     async fn stop_if_wanted(&mut self) -> Result<(), SessionError> {
@@ -345,161 +364,26 @@ impl<S: AsyncRead + AsyncWrite> MeterStream<S> {
         Ok(())
     }
 
-    /// One decoded frame: the item it is, if any.
-    fn frame(
-        &mut self,
-        next: Option<std::io::Result<Frame>>,
-    ) -> Result<Option<SessionItem>, SessionError> {
-        let frame = match next {
-            None => {
-                self.end = Some(SessionEnd::Disconnected);
-                return Ok(None);
-            }
-            Some(Err(source)) => {
-                return Err(SessionError::Io {
-                    stage: "reading frames",
-                    source,
-                })
-            }
-            Some(Ok(frame)) => frame,
-        };
-        self.last_arrival = Instant::now();
-        let name = &self.description.device;
-        Ok(match frame {
-            Frame::Data { payload, .. } => {
-                self.samples += (payload.len() / self.bytes_per_sample) as u64;
-                Some(SessionItem::Chunk(payload))
-            }
-            Frame::Anomaly(anomaly) => {
-                tracing::warn!(meter = %name, ?anomaly, "wire anomaly");
-                Some(SessionItem::Anomaly(anomaly))
-            }
-            Frame::Info(text) => match self.counters.classify(name, &text) {
-                Some(InfoMessage::StopAnswer(answer)) => {
-                    self.stop = Some(answer.clone());
-                    self.end = Some(SessionEnd::Stopped);
-                    Some(SessionItem::Stopped(answer))
-                }
-                Some(InfoMessage::Log(line))
-                    if matches!(line.level, LogLevel::Warning | LogLevel::Error) =>
-                {
-                    Some(SessionItem::MeterLog(line))
-                }
-                Some(InfoMessage::DeviceInfo(_)) if self.stop_deadline.is_some() => {
-                    // A `?`-style reset: the meter is idle again.
-                    self.end = Some(SessionEnd::Stopped);
-                    None
-                }
-                None => self.counters.bad.take().map(SessionItem::BadMessage),
-                _ => None,
-            },
-        })
-    }
-
-    /// What the session did (`lost_samples` is the feed's to know: 0 here).
+    /// What the session did.
     pub fn finish(self) -> SessionReport {
+        let counters = self.decoder.counters();
         SessionReport {
-            wire: *self.frames.decoder().stats(),
+            wire: counters.wire,
             info: self.info,
             answer: self.answer,
             stop: self.stop,
             end: self.end.unwrap_or(SessionEnd::Disconnected),
-            samples: self.samples,
-            lost_samples: 0,
-            meter_warnings: self.counters.warnings,
-            meter_missed_samples: self.counters.missed_samples,
-            bad_messages: self.counters.bad_messages,
+            samples: counters.samples,
+            lost_samples: counters.lost_samples,
+            meter_warnings: counters.meter_warnings,
+            meter_missed_samples: counters.meter_missed_samples,
+            bad_messages: counters.bad_messages,
         }
     }
 }
 
-/// Turns one session's items into sample blocks and events, in order.
-#[derive(Debug)]
-pub struct SessionFeed {
-    assembler: BlockAssembler,
-    description: SessionDescription,
-}
-
-impl SessionFeed {
-    pub fn new(description: &SessionDescription, answer: &SampleAnswer) -> Self {
-        SessionFeed {
-            assembler: BlockAssembler::new(answer),
-            description: description.clone(),
-        }
-    }
-
-    /// Tells `visitor` the session began (its description and a start event).
-    pub fn start<V: CaptureVisitor + ?Sized>(&self, visitor: &mut V) {
-        visitor.session_start(&self.description);
-        visitor.event(SourceEvent {
-            unix_ns: self.description.start_unix_ns,
-            kind: EventKind::SessionStart,
-        });
-    }
-
-    pub fn apply<V: CaptureVisitor + ?Sized>(&mut self, item: &SessionItem, visitor: &mut V) {
-        match item {
-            SessionItem::Chunk(payload) => match self.assembler.push_payload(payload) {
-                Ok(block) => visitor.block(block),
-                Err(error) => {
-                    tracing::warn!(meter = %self.description.device, %error, "chunk dropped");
-                    // As a capture file's reader records it: one decode story.
-                    visitor.event(SourceEvent {
-                        unix_ns: self.now(),
-                        kind: EventKind::BadMessage {
-                            reason: error.to_string(),
-                        },
-                    });
-                }
-            },
-            SessionItem::BadMessage(reason) => visitor.event(SourceEvent {
-                unix_ns: self.now(),
-                kind: EventKind::BadMessage {
-                    reason: reason.clone(),
-                },
-            }),
-            SessionItem::Anomaly(anomaly) => {
-                let lost = self.assembler.note_anomaly(anomaly);
-                let unix_ns = self.now();
-                visitor.event(SourceEvent {
-                    unix_ns,
-                    kind: EventKind::from_anomaly(anomaly, lost),
-                });
-            }
-            SessionItem::MeterLog(line) => {
-                visitor.event(SourceEvent {
-                    unix_ns: self.now(),
-                    kind: EventKind::MeterWarning {
-                        message: line.message.clone(),
-                        missed_samples: line.missed_samples(),
-                    },
-                });
-            }
-            SessionItem::Stopped(answer) => visitor.event(SourceEvent {
-                unix_ns: answer.stop_ts.to_unix_nanos(),
-                kind: EventKind::SessionStop {
-                    sent_samples: Some(answer.sent_samples),
-                },
-            }),
-        }
-    }
-
-    /// Meter time of the next sample: when an event between chunks happened.
-    fn now(&self) -> i64 {
-        sample_time(
-            self.description.start_unix_ns,
-            self.description.rate,
-            self.assembler.next_index(),
-        )
-    }
-
-    pub fn lost_samples(&self) -> u64 {
-        self.assembler.lost_samples()
-    }
-}
-
-/// Runs the whole session in this task: handshake, then every item into
-/// `visitor`, until the meter disconnects, `cancel` fires, or
+/// Runs the whole session in this task: handshake, then every block and
+/// event into `visitor`, until the meter disconnects, `cancel` fires, or
 /// `stop_after_samples` is reached.
 pub async fn run_session<S, V>(
     stream: S,
@@ -513,52 +397,12 @@ where
 {
     let greeted = greet(stream, settings.handshake_timeout, false).await?;
     let mut stream = greeted.start(settings, cancel).await?;
-    let mut feed = SessionFeed::new(stream.description(), stream.answer());
-    feed.start(visitor);
+    let mut feed = BlockFeed::default();
+    feed.start(stream.description(), visitor);
     while let Some(item) = stream.next().await? {
-        feed.apply(&item, visitor);
+        feed.apply(item, visitor);
     }
-    let mut report = stream.finish();
-    report.lost_samples = feed.lost_samples();
-    Ok(report)
-}
-#[derive(Debug, Default)]
-struct Counters {
-    warnings: u64,
-    missed_samples: u64,
-    bad_messages: u64,
-    /// Why the last info line could not be read, until it becomes an item.
-    bad: Option<String>,
-}
-
-impl Counters {
-    /// Parses an Info line, counting and logging what needs attention.
-    fn classify(&mut self, meter: &str, text: &str) -> Option<InfoMessage> {
-        match InfoMessage::parse(text) {
-            Ok(InfoMessage::Log(line)) => {
-                if matches!(line.level, LogLevel::Warning | LogLevel::Error) {
-                    self.warnings += 1;
-                    if let Some(missed) = line.missed_samples() {
-                        self.missed_samples += missed;
-                    }
-                    tracing::warn!(meter, message = %line.message, "meter warning");
-                }
-                Some(InfoMessage::Log(line))
-            }
-            Ok(InfoMessage::Error(answer)) => {
-                self.warnings += 1;
-                tracing::warn!(meter, message = ?answer.msg, "meter error answer");
-                Some(InfoMessage::Error(answer))
-            }
-            Ok(message) => Some(message),
-            Err(error) => {
-                self.bad_messages += 1;
-                tracing::warn!(meter, %error, "bad info line");
-                self.bad = Some(error.to_string());
-                None
-            }
-        }
-    }
+    Ok(stream.finish())
 }
 
 async fn send<W>(
@@ -575,36 +419,199 @@ where
         .map_err(|source| SessionError::Io { stage, source })
 }
 
-/// Reads until `pick` accepts a message; data and other lines before it are skipped.
+/// Reads what the socket has into the decoder's buffer; 0 at its end.
+async fn read_into<R: AsyncRead + Unpin>(
+    read: &mut R,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < MIN_READ_ROOM {
+        buf.reserve(READ_CAPACITY);
+    }
+    read.read_buf(buf).await
+}
+
+/// Reads until `pick` accepts an item; what comes before it is dropped
+/// (nothing of a session is: no session has started yet).
 async fn wait_for<R, T>(
-    frames: &mut FramedRead<R, MeterCodec>,
+    read: &mut R,
+    decoder: &mut MeterDecoder,
     patience: Duration,
     what: &'static str,
-    counters: &mut Counters,
-    mut pick: impl FnMut(InfoMessage) -> Option<T>,
+    mut pick: impl FnMut(Decoded) -> Option<T>,
 ) -> Result<T, SessionError>
 where
     R: AsyncRead + Unpin,
 {
     let deadline = Instant::now() + patience;
     loop {
-        let frame = match timeout_at(deadline, frames.next()).await {
+        while let Some(item) = decoder.poll() {
+            if let Some(found) = pick(item) {
+                return Ok(found);
+            }
+        }
+        match timeout_at(deadline, read_into(read, decoder.read_buffer())).await {
             Err(_) => return Err(SessionError::Timeout(what)),
-            Ok(None) => return Err(SessionError::Closed(what)),
-            Ok(Some(Err(source))) => {
+            Ok(Ok(0)) => return Err(SessionError::Closed(what)),
+            Ok(Err(source)) => {
                 return Err(SessionError::Io {
                     stage: what,
                     source,
                 })
             }
-            Ok(Some(Ok(frame))) => frame,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::source::event::{EventKind, SourceEvent};
+    use crate::wire::frame::{put_data_frame, put_info_line};
+    use crate::wire::message::StartTs;
+    use crate::wire::samples::SampleBlock;
+
+    /// 2026-01-01 00:00:00 UTC.
+    const START_MS: u64 = 1_767_225_600_000;
+
+    #[derive(Default)]
+    struct Seen {
+        samples: u64,
+        events: Vec<SourceEvent>,
+    }
+
+    impl CaptureVisitor for Seen {
+        fn session_start(&mut self, _: &SessionDescription) {}
+        fn block(&mut self, block: &SampleBlock) {
+            self.samples += block.len() as u64;
+        }
+        fn event(&mut self, event: SourceEvent) {
+            self.events.push(event);
+        }
+    }
+
+    /// The meter's side: its info line; after `sample`, the answer and
+    /// `chunks` chunks of 4 `v,i` samples.
+    async fn meter(mut link: DuplexStream, chunks: u32) -> DuplexStream {
+        let mut out = BytesMut::new();
+        let info = DeviceInfo::new("meter7", "10.0.0.7");
+        put_info_line(&mut out, &serde_json::to_string(&info).unwrap());
+        link.write_all(&out).await.unwrap();
+        let mut command = Vec::new();
+        while command.last() != Some(&b'\n') {
+            command.push(link.read_u8().await.unwrap());
+        }
+        assert!(String::from_utf8_lossy(&command).contains("\"sample\""));
+        let mut answer = SampleAnswer::new(
+            Measures::SinglePhase,
+            4000,
+            StreamType::Tcp,
+            true,
+            false,
+            StartTs::from_unix_millis(START_MS),
+        );
+        answer.chunksize = 32;
+        let mut out = BytesMut::new();
+        put_info_line(&mut out, &serde_json::to_string(&answer).unwrap());
+        for seq in 0..chunks {
+            put_data_frame(
+                &mut out,
+                seq,
+                &[230.0, 1000.0, 231.0, 1000.0, 232.0, 0.0, 233.0, 0.0],
+            );
+        }
+        link.write_all(&out).await.unwrap();
+        link
+    }
+
+    fn settings() -> SessionSettings {
+        SessionSettings {
+            rate: 4000,
+            measures: Measures::SinglePhase,
+            handshake_timeout: Duration::from_secs(5),
+            ..SessionSettings::default()
+        }
+    }
+
+    /// 4 kHz: sample `index` is 250 µs after the start.
+    fn at(index: i64) -> i64 {
+        START_MS as i64 * 1_000_000 + index * 250_000
+    }
+
+    #[tokio::test]
+    async fn a_meter_that_hangs_up_ends_its_session_with_that_reason() {
+        let (sink_side, meter_side) = tokio::io::duplex(1 << 16);
+        let meter = tokio::spawn(async move { drop(meter(meter_side, 3).await) });
+        let mut seen = Seen::default();
+        let report = run_session(sink_side, &settings(), CancellationToken::new(), &mut seen)
+            .await
+            .unwrap();
+        meter.await.unwrap();
+        assert_eq!(report.end, SessionEnd::Disconnected);
+        assert!(report.stop.is_none());
+        // 3 chunks of 4 samples (8 values of `v,i`).
+        assert_eq!((report.samples, seen.samples), (12, 12));
+        assert_eq!(
+            seen.events,
+            [
+                SourceEvent {
+                    unix_ns: at(0),
+                    kind: EventKind::SessionStart
+                },
+                SourceEvent {
+                    unix_ns: at(12),
+                    kind: EventKind::SessionStop {
+                        end: SessionEnd::Disconnected,
+                        sent_samples: None
+                    }
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_meter_is_dropped_and_its_session_ends_as_idle() {
+        let (sink_side, meter_side) = tokio::io::duplex(1 << 16);
+        // The meter keeps the link open and says nothing after one chunk.
+        let meter = tokio::spawn(meter(meter_side, 1));
+        let settings = SessionSettings {
+            idle_timeout: Some(Duration::from_millis(200)),
+            ..settings()
         };
-        if let Frame::Info(text) = frame {
-            if let Some(message) = counters.classify("?", &text) {
-                if let Some(found) = pick(message) {
-                    return Ok(found);
+        let greeted = greet(sink_side, settings.handshake_timeout, false)
+            .await
+            .unwrap();
+        let mut stream = greeted
+            .start(&settings, CancellationToken::new())
+            .await
+            .unwrap();
+        let mut items = Vec::new();
+        let error = loop {
+            match stream.next().await {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => panic!("the session ended by itself"),
+                Err(error) => break error,
+            }
+        };
+        assert!(matches!(error, SessionError::Idle(_)), "{error}");
+        items.extend(stream.abandon(SessionEnd::Idle));
+        let last = items.last().expect("items");
+        let Decoded::Event(event) = last else {
+            panic!("last is {last:?}");
+        };
+        assert_eq!(
+            *event,
+            SourceEvent {
+                unix_ns: at(4),
+                kind: EventKind::SessionStop {
+                    end: SessionEnd::Idle,
+                    sent_samples: None
                 }
             }
-        }
+        );
+        assert_eq!(stream.finish().end, SessionEnd::Idle);
+        drop(meter.await.unwrap());
     }
 }

@@ -1,7 +1,7 @@
 //! Where data comes from: meter connections, capture files, and other telemetry.
 
-pub mod assembler;
 pub mod capture;
+pub mod decoder;
 pub mod event;
 pub mod meter_session;
 pub mod read_ahead;

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use super::capture::{
     CaptureError, CaptureSummary, CaptureVisitor, Continuation, RawParams, SessionDescription,
 };
+use super::decoder::SessionEnd;
 use super::event::{EventKind, SourceEvent};
 use super::recording::{decode_recording, is_recording, open_recording, Recording, RecordingError};
 use crate::wire::samples::{sample_time, SampleBlock};
@@ -199,7 +200,10 @@ pub fn read_slices(
     }
     visitor.inner.event(SourceEvent {
         unix_ns: sample_time(session.start_unix_ns, rate, next_index),
-        kind: EventKind::SessionStop { sent_samples: None },
+        kind: EventKind::SessionStop {
+            end: SessionEnd::Disconnected,
+            sent_samples: None,
+        },
     });
     results
 }

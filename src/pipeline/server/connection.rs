@@ -11,8 +11,8 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::source::meter_session::{greet, SessionError, SessionItem};
-use crate::wire::WireStats;
+use crate::source::decoder::{SessionEnd, StreamCounters};
+use crate::source::meter_session::{greet, SessionError};
 
 use super::config::MeterLinkConfig;
 use super::registry::{valid_meter_name, DropReason, Registry};
@@ -166,7 +166,6 @@ where
     let start = Job::Start {
         connection,
         description: Box::new(stream.description().clone()),
-        answer: Box::new(stream.answer().clone()),
         counters: Arc::clone(&counters),
     };
     if worker.send(start).await.is_err() {
@@ -174,7 +173,7 @@ where
         return ConnectionEnd::Dropped(DropReason::Io);
     }
 
-    let mut wire_before = WireStats::default();
+    let mut counted = StreamCounters::default();
     let mut failure = None;
     loop {
         let first = match stream.next().await {
@@ -197,10 +196,7 @@ where
                 }
             }
         }
-        count_items(&items, &counters);
-        let wire_now = *stream.wire_stats();
-        counters.add_wire(&wire_before, &wire_now);
-        wire_before = wire_now;
+        counted = add_counters(&counters, &counted, stream.counters());
         let job = Job::Items {
             connection,
             items,
@@ -211,9 +207,23 @@ where
             break;
         }
     }
+    if let Some(error) = &failure {
+        // The session still ends in the `events` table, with the reason.
+        let why = match error {
+            SessionError::Idle(_) => SessionEnd::Idle,
+            _ => SessionEnd::ReadFailed,
+        };
+        let items = stream.abandon(why);
+        let job = Job::Items {
+            connection,
+            items,
+            arrived: Instant::now(),
+        };
+        let _ = worker.send(job).await;
+    }
     let _ = worker.send(Job::End { connection }).await;
+    add_counters(&counters, &counted, stream.counters());
     let report = stream.finish();
-    counters.add_wire(&wire_before, &report.wire);
     drop(claim);
     match failure {
         Some(error) => {
@@ -240,16 +250,21 @@ where
     }
 }
 
-fn count_items(items: &[SessionItem], counters: &super::registry::MeterCounters) {
-    let warnings = items
-        .iter()
-        .filter(|item| matches!(item, SessionItem::MeterLog(_)))
-        .count() as u64;
+/// Adds what the decoder counted since `before` to the meter's counters;
+/// returns `now`, the next `before`.
+fn add_counters(
+    counters: &super::registry::MeterCounters,
+    before: &StreamCounters,
+    now: StreamCounters,
+) -> StreamCounters {
+    counters.add_wire(&before.wire, &now.wire);
+    let warnings = now.meter_warnings - before.meter_warnings;
     if warnings > 0 {
         counters
             .meter_warnings
             .fetch_add(warnings, std::sync::atomic::Ordering::Relaxed);
     }
+    now
 }
 
 /// Gives the meter's lease up when the connection ends, once its last

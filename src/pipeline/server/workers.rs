@@ -16,9 +16,8 @@ use crate::pipeline::device::{DeviceProcessor, DeviceSummary};
 use crate::pipeline::latency::LatencyRecorder;
 use crate::pipeline::topology::RecordBus;
 use crate::source::capture::{CaptureVisitor, SessionDescription};
+use crate::source::decoder::{BlockFeed, Decoded};
 use crate::source::event::SourceEvent;
-use crate::source::meter_session::{SessionFeed, SessionItem};
-use crate::wire::message::SampleAnswer;
 use crate::wire::samples::{sample_time, SampleBlock};
 
 use super::registry::MeterCounters;
@@ -30,13 +29,12 @@ pub enum Job {
     Start {
         connection: u64,
         description: Box<SessionDescription>,
-        answer: Box<SampleAnswer>,
         counters: Arc<MeterCounters>,
     },
     /// Items that arrived together; `arrived` is when the last was read.
     Items {
         connection: u64,
-        items: Vec<SessionItem>,
+        items: Vec<Decoded>,
         arrived: Instant,
     },
     /// The connection is over: finish the device, save its state.
@@ -149,7 +147,7 @@ impl Drop for WorkerLease {
 
 /// One session on a worker.
 struct Session {
-    feed: SessionFeed,
+    feed: BlockFeed,
     device: Device,
 }
 
@@ -232,14 +230,13 @@ impl Worker {
                 Job::Start {
                     connection,
                     description,
-                    answer,
                     counters,
-                } => self.start(connection, *description, *answer, counters),
+                } => self.start(connection, *description, counters),
                 Job::Items {
                     connection,
                     items,
                     arrived,
-                } => self.items(connection, &items, arrived),
+                } => self.items(connection, items, arrived),
                 Job::End { connection } => self.end(connection),
             }
         }
@@ -255,7 +252,6 @@ impl Worker {
         &mut self,
         connection: u64,
         description: SessionDescription,
-        answer: SampleAnswer,
         counters: Arc<MeterCounters>,
     ) {
         let context = &self.context;
@@ -293,12 +289,12 @@ impl Worker {
             processor.restore_energy(saved.energy);
             device.resume_after_ns = saved.covered_until_ns;
         }
-        let feed = SessionFeed::new(&description, &answer);
-        feed.start(&mut device);
+        let mut feed = BlockFeed::default();
+        feed.start(&description, &mut device);
         self.sessions.insert(connection, Session { feed, device });
     }
 
-    fn items(&mut self, connection: u64, items: &[SessionItem], arrived: Instant) {
+    fn items(&mut self, connection: u64, items: Vec<Decoded>, arrived: Instant) {
         let Some(session) = self.sessions.get_mut(&connection) else {
             return;
         };

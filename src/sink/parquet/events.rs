@@ -11,7 +11,6 @@ use super::schema::{
 use super::DeviceInfo;
 pub use crate::model::{EventKind, EventRow};
 use crate::wire::message::{LogLevel, LogLine};
-use crate::wire::Anomaly;
 
 pub const TABLE: &str = "events";
 
@@ -38,65 +37,6 @@ impl EventRow {
             bytes: None,
             message: message.into(),
         }
-    }
-
-    /// The event of a wire anomaly; `samples_per_chunk` turns lost chunks
-    /// into lost samples when the chunk size is known.
-    pub fn from_anomaly(
-        device: DeviceInfo,
-        time_unix_ns: i64,
-        anomaly: &Anomaly,
-        samples_per_chunk: Option<u64>,
-    ) -> Self {
-        let mut row = EventRow::new(device, time_unix_ns, EventKind::Resync, String::new());
-        match *anomaly {
-            Anomaly::Resync { skipped } => {
-                row.bytes = Some(skipped as u64);
-                row.message = format!("skipped {skipped} bytes to the next frame");
-            }
-            Anomaly::Gap {
-                expected,
-                received,
-                lost_chunks,
-            } => {
-                row.kind = EventKind::Gap;
-                row.lost_chunks = Some(u64::from(lost_chunks));
-                row.lost_samples =
-                    samples_per_chunk.map(|n| n.saturating_mul(u64::from(lost_chunks)));
-                row.message = format!("expected packet {expected}, received {received}");
-            }
-            Anomaly::SequenceBackwards { expected, received } => {
-                row.kind = EventKind::SequenceBackwards;
-                row.message = format!("expected packet {expected}, received {received}");
-            }
-            Anomaly::BadDataLength {
-                seq,
-                len,
-                bytes_per_sample,
-            } => {
-                row.kind = EventKind::BadDataLength;
-                row.bytes = Some(len as u64);
-                row.message = format!(
-                    "packet {seq}: {len} bytes is not a whole number of {bytes_per_sample}-byte samples"
-                );
-            }
-            Anomaly::InfoTooLong { len } => {
-                row.kind = EventKind::BadInfoLine;
-                row.bytes = Some(len as u64);
-                row.message = format!("Info line of {len} bytes is too long");
-            }
-            Anomaly::InvalidUtf8 { len } => {
-                row.kind = EventKind::BadInfoLine;
-                row.bytes = Some(len as u64);
-                row.message = format!("Info line of {len} bytes is not UTF-8");
-            }
-            Anomaly::Truncated { bytes } => {
-                row.kind = EventKind::Truncated;
-                row.bytes = Some(bytes as u64);
-                row.message = format!("stream ended inside a frame ({bytes} bytes)");
-            }
-        }
-        row
     }
 
     /// The event of a meter log line, or `None` for lines not worth a row:

@@ -1,0 +1,937 @@
+//! The one meter-stream decoder: bytes in; sessions, sample chunks, stream
+//! events and counters out.
+//!
+//! Sans I/O, as quinn-proto and rustls are: whoever owns the socket or the
+//! file puts bytes into [`MeterDecoder::read_buffer`] (or
+//! [`receive`](MeterDecoder::receive)s them), drains [`MeterDecoder::poll`],
+//! and says when the bytes ended and why ([`MeterDecoder::end`]). A socket
+//! session, a capture file and a bare f32le recording are decoded by this
+//! one state machine, so the same bytes give the same blocks, the same
+//! events and the same counters however they arrived.
+//!
+//! Chunks come out as slices of the read buffer with their sample indices
+//! ([`SampleChunk`]), not as decoded floats: a socket session splits frames
+//! on its connection task and a worker thread decodes the samples
+//! ([`BlockFeed`]), as a capture reader does on its own thread.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::Decoder;
+
+use super::capture::{CaptureVisitor, Continuation, SessionDescription};
+use super::event::{EventKind, SourceEvent};
+use crate::wire::message::{
+    DeviceInfo, ErrorAnswer, InfoMessage, LogLevel, SampleAnswer, StopAnswer,
+};
+use crate::wire::samples::{sample_time, SampleBlock};
+use crate::wire::{Anomaly, Frame, MeterCodec, RawCodec, WireStats};
+
+/// How a sampling session ended: the reason its `session_stop` event gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The meter answered `stop` (or went idle after it).
+    Stopped,
+    /// `stop` was sent and not answered in time.
+    StopUnanswered,
+    /// The bytes ended (connection closed, end of file) without a stop answer.
+    Disconnected,
+    /// A new sample answer began another session without a stop answer.
+    Restarted,
+    /// Nothing arrived for longer than the idle timeout.
+    Idle,
+    /// Reading the stream failed.
+    ReadFailed,
+}
+
+impl SessionEnd {
+    /// Why, in words, for logs and the `events` table.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SessionEnd::Stopped => "meter stopped",
+            SessionEnd::StopUnanswered => "stop not answered in time",
+            SessionEnd::Disconnected => "stream ended without a stop answer",
+            SessionEnd::Restarted => "a new session began without a stop answer",
+            SessionEnd::Idle => "meter silent beyond the idle timeout",
+            SessionEnd::ReadFailed => "reading the stream failed",
+        }
+    }
+}
+
+/// A sampling session that began.
+#[derive(Debug, Clone)]
+pub struct SessionStarted {
+    pub description: SessionDescription,
+    /// The meter's sample answer (meter byte streams only).
+    pub answer: Option<SampleAnswer>,
+}
+
+/// What one session carried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionTotals {
+    /// Samples in whole chunks.
+    pub samples: u64,
+    /// Samples known lost (dropped or malformed chunks).
+    pub lost_samples: u64,
+    pub data_frames: u64,
+}
+
+/// A sampling session that ended.
+#[derive(Debug, Clone)]
+pub struct SessionEnded {
+    pub end: SessionEnd,
+    pub stop: Option<StopAnswer>,
+    pub totals: SessionTotals,
+}
+
+/// One chunk of samples as the wire carried it, placed in its session.
+#[derive(Debug, Clone)]
+pub struct SampleChunk {
+    /// Interleaved little-endian f32 in wire units, whole samples.
+    pub payload: Bytes,
+    /// Index of its first sample since the session's start.
+    pub first_index: u64,
+    /// Samples known lost right before it.
+    pub gap_before: u64,
+}
+
+/// What the decoder made of the bytes, in stream order.
+#[derive(Debug, Clone)]
+pub enum Decoded {
+    /// The meter introduced itself.
+    DeviceInfo(Box<DeviceInfo>),
+    /// The meter refused a command (e.g. `sample`); also a `meter_warning` event.
+    ErrorAnswer(Box<ErrorAnswer>),
+    /// A sampling session began; its `session_start` event follows.
+    SessionStart(Box<SessionStarted>),
+    Chunk(SampleChunk),
+    /// Something that happened to the stream, for the `events` table.
+    Event(SourceEvent),
+    /// The session ended; its `session_stop` event follows (unless the
+    /// bytes were a slice of a longer session).
+    SessionEnd(Box<SessionEnded>),
+}
+
+/// Everything the decoder counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamCounters {
+    pub wire: WireStats,
+    pub sessions: u64,
+    /// Samples in whole chunks, over all sessions.
+    pub samples: u64,
+    /// Samples known lost (dropped or malformed chunks).
+    pub lost_samples: u64,
+    pub log_lines: u64,
+    /// Warnings and errors the meter logged, and its error answers.
+    pub meter_warnings: u64,
+    /// Samples the meter itself reported missing (`MISSED n SAMPLES`).
+    pub meter_missed_samples: u64,
+    /// Info lines that were not valid messages.
+    pub bad_messages: u64,
+    /// Chunks malformed for the session's layout, dropped.
+    pub bad_chunks: u64,
+    /// Data chunks outside any session (their layout is unknown).
+    pub orphan_frames: u64,
+}
+
+/// The framing below the decoder.
+#[derive(Debug)]
+enum Framing {
+    /// `Info:` lines and `Data:` frames.
+    Meter(MeterCodec),
+    /// Bare interleaved f32le, cut into chunks of whole samples.
+    Raw(RawCodec),
+}
+
+impl Framing {
+    fn decode(&mut self, buf: &mut BytesMut, eof: bool) -> Option<Frame> {
+        // Neither codec returns errors: everything wrong is an anomaly item.
+        let decoded = match (self, eof) {
+            (Framing::Meter(codec), false) => codec.decode(buf),
+            (Framing::Meter(codec), true) => codec.decode_eof(buf),
+            (Framing::Raw(codec), false) => codec.decode(buf),
+            (Framing::Raw(codec), true) => codec.decode_eof(buf),
+        };
+        decoded.ok().flatten()
+    }
+
+    fn stats(&self) -> WireStats {
+        match self {
+            Framing::Meter(codec) => *codec.stats(),
+            Framing::Raw(codec) => *codec.stats(),
+        }
+    }
+}
+
+/// The session being decoded.
+#[derive(Debug)]
+struct OpenSession {
+    start_unix_ns: i64,
+    rate: u32,
+    bytes_per_sample: usize,
+    samples_per_chunk: u64,
+    next_index: u64,
+    pending_gap: u64,
+    totals: SessionTotals,
+    /// False for a file that continues a session an earlier file began: it
+    /// neither starts nor stops it.
+    announce_end: bool,
+}
+
+impl OpenSession {
+    fn new(description: &SessionDescription, chunk_bytes: usize) -> Self {
+        let bytes_per_sample = description.measures.bytes_per_sample().max(1);
+        OpenSession {
+            start_unix_ns: description.start_unix_ns,
+            rate: description.rate,
+            bytes_per_sample,
+            samples_per_chunk: (chunk_bytes / bytes_per_sample).max(1) as u64,
+            next_index: 0,
+            pending_gap: 0,
+            totals: SessionTotals::default(),
+            announce_end: true,
+        }
+    }
+
+    /// Meter time of the next sample: when an event between chunks happened.
+    fn now(&self) -> i64 {
+        sample_time(self.start_unix_ns, self.rate, self.next_index)
+    }
+
+    fn lose(&mut self, samples: u64) {
+        self.pending_gap += samples;
+        self.next_index += samples;
+        self.totals.lost_samples += samples;
+    }
+}
+
+/// The sans-I/O meter-stream decoder. See the module docs.
+#[derive(Debug)]
+pub struct MeterDecoder {
+    framing: Framing,
+    buf: BytesMut,
+    info: Option<DeviceInfo>,
+    session: Option<OpenSession>,
+    /// Meter time of the last thing placed, for events outside a session.
+    last_time_ns: i64,
+    counters: StreamCounters,
+    /// Counters of sessions already ended.
+    ended_sessions: SessionTotals,
+    out: VecDeque<Decoded>,
+    /// Set once the bytes have ended, with the reason an open session gets.
+    eof: Option<SessionEnd>,
+    closed: bool,
+}
+
+impl Default for MeterDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MeterDecoder {
+    /// A decoder of a meter byte stream (`Info:` lines, `Data:` frames).
+    pub fn new() -> Self {
+        Self::with_framing(Framing::Meter(MeterCodec::new()))
+    }
+
+    /// A decoder of bare interleaved f32le in wire units: one session of
+    /// `description`'s layout, cut into chunks of `chunk_samples`. It starts
+    /// that session (and stops it at the end) unless it `continues` one.
+    pub fn raw(
+        description: SessionDescription,
+        answer: Option<SampleAnswer>,
+        continues: Option<Continuation>,
+        chunk_samples: usize,
+    ) -> Self {
+        let bytes_per_sample = description.measures.bytes_per_sample();
+        let mut decoder =
+            Self::with_framing(Framing::Raw(RawCodec::new(bytes_per_sample, chunk_samples)));
+        let mut session = OpenSession::new(&description, bytes_per_sample * chunk_samples);
+        decoder.last_time_ns = description.start_unix_ns;
+        match continues {
+            Some(at) => {
+                session.next_index = at.first_index;
+                session.pending_gap = at.gap_before;
+                session.totals.lost_samples = at.gap_before;
+                session.announce_end = false;
+                decoder.session = Some(session);
+            }
+            None => {
+                decoder.session = Some(session);
+                decoder.announce_start(description, answer);
+            }
+        }
+        decoder
+    }
+
+    fn with_framing(framing: Framing) -> Self {
+        MeterDecoder {
+            framing,
+            buf: BytesMut::new(),
+            info: None,
+            session: None,
+            last_time_ns: 0,
+            counters: StreamCounters::default(),
+            ended_sessions: SessionTotals::default(),
+            out: VecDeque::new(),
+            eof: None,
+            closed: false,
+        }
+    }
+
+    /// Where the next bytes go: read straight into it (its spare capacity).
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Bytes buffered and not yet decoded.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Appends `bytes` to what is to be decoded.
+    pub fn receive(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// No more bytes will come: what is buffered is decoded to its end and an
+    /// open session ends with `why`.
+    pub fn end(&mut self, why: SessionEnd) {
+        self.eof.get_or_insert(why);
+    }
+
+    /// Whether [`end`](Self::end) was called and everything is drained.
+    pub fn is_finished(&self) -> bool {
+        self.closed && self.out.is_empty()
+    }
+
+    /// The meter's first device info, once seen.
+    pub fn info(&self) -> Option<&DeviceInfo> {
+        self.info.as_ref()
+    }
+
+    /// Samples in whole chunks so far (what a sample limit counts).
+    pub fn samples(&self) -> u64 {
+        let open = self.session.as_ref().map_or(0, |s| s.totals.samples);
+        self.ended_sessions.samples + open
+    }
+
+    pub fn counters(&self) -> StreamCounters {
+        let mut counters = self.counters;
+        counters.wire = self.framing.stats();
+        let open = self.session.as_ref().map(|s| s.totals).unwrap_or_default();
+        counters.samples = self.samples();
+        counters.lost_samples = self.ended_sessions.lost_samples + open.lost_samples;
+        counters
+    }
+
+    /// The next decoded item; `None` when more bytes are needed (or, after
+    /// [`end`](Self::end), when all is drained).
+    pub fn poll(&mut self) -> Option<Decoded> {
+        loop {
+            if let Some(item) = self.out.pop_front() {
+                return Some(item);
+            }
+            if self.closed {
+                return None;
+            }
+            match self.framing.decode(&mut self.buf, self.eof.is_some()) {
+                Some(frame) => self.frame(frame),
+                None => match self.eof {
+                    Some(why) => {
+                        self.close_session(why, None);
+                        self.closed = true;
+                    }
+                    None => return None,
+                },
+            }
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.session
+            .as_ref()
+            .map_or(self.last_time_ns, OpenSession::now)
+    }
+
+    fn event_now(&mut self, kind: EventKind) {
+        let unix_ns = self.now();
+        self.out
+            .push_back(Decoded::Event(SourceEvent { unix_ns, kind }));
+    }
+
+    fn frame(&mut self, frame: Frame) {
+        match frame {
+            Frame::Data { payload, .. } => self.chunk(payload),
+            Frame::Anomaly(anomaly) => self.anomaly(&anomaly),
+            Frame::Info(text) => self.info_line(&text),
+        }
+    }
+
+    fn chunk(&mut self, payload: Bytes) {
+        let Some(session) = self.session.as_mut() else {
+            self.counters.orphan_frames += 1;
+            return;
+        };
+        if !payload.len().is_multiple_of(session.bytes_per_sample) {
+            // The sample answer's floats per sample disagree with its measures.
+            let lost = session.samples_per_chunk;
+            let len = payload.len() as u64;
+            session.lose(lost);
+            self.counters.bad_chunks += 1;
+            self.event_now(EventKind::BadChunk {
+                len,
+                lost_samples: lost,
+            });
+            return;
+        }
+        let samples = (payload.len() / session.bytes_per_sample) as u64;
+        let chunk = SampleChunk {
+            payload,
+            first_index: session.next_index,
+            gap_before: std::mem::take(&mut session.pending_gap),
+        };
+        session.next_index += samples;
+        session.totals.samples += samples;
+        session.totals.data_frames += 1;
+        self.last_time_ns = session.now();
+        self.out.push_back(Decoded::Chunk(chunk));
+    }
+
+    fn anomaly(&mut self, anomaly: &Anomaly) {
+        let lost = match self.session.as_mut() {
+            Some(session) => {
+                let lost = match *anomaly {
+                    Anomaly::Gap { lost_chunks, .. } => {
+                        u64::from(lost_chunks) * session.samples_per_chunk
+                    }
+                    Anomaly::BadDataLength { .. } => session.samples_per_chunk,
+                    _ => 0,
+                };
+                session.lose(lost);
+                lost
+            }
+            None => 0,
+        };
+        if matches!(anomaly, Anomaly::BadDataLength { .. }) {
+            self.counters.bad_chunks += 1;
+        }
+        self.event_now(EventKind::from_anomaly(anomaly, lost));
+    }
+
+    fn info_line(&mut self, text: &str) {
+        match InfoMessage::parse(text) {
+            Ok(InfoMessage::DeviceInfo(info)) => {
+                if self.info.is_none() {
+                    self.info = Some((*info).clone());
+                }
+                self.out.push_back(Decoded::DeviceInfo(info));
+            }
+            Ok(InfoMessage::SampleAnswer(answer)) => {
+                self.close_session(SessionEnd::Restarted, None);
+                if let Framing::Meter(codec) = &mut self.framing {
+                    codec.set_bytes_per_sample(answer.bytes_per_sample());
+                    codec.reset_sequence();
+                }
+                let description = SessionDescription {
+                    device: self
+                        .info
+                        .as_ref()
+                        .map_or_else(|| "unknown".to_string(), |info| info.name.clone()),
+                    info: self.info.clone(),
+                    measures: answer.measures,
+                    rate: answer.samplingrate,
+                    start_unix_ns: answer.start_ts.to_unix_nanos(),
+                };
+                self.session = Some(OpenSession::new(&description, answer.chunksize));
+                self.announce_start(description, Some(answer));
+            }
+            Ok(InfoMessage::StopAnswer(stop)) => {
+                let stop_ns = stop.stop_ts.to_unix_nanos();
+                if self.close_session(SessionEnd::Stopped, Some(stop)) {
+                    self.last_time_ns = stop_ns;
+                }
+            }
+            Ok(InfoMessage::Log(line)) => {
+                self.counters.log_lines += 1;
+                if matches!(line.level, LogLevel::Warning | LogLevel::Error) {
+                    self.counters.meter_warnings += 1;
+                    let missed_samples = line.missed_samples();
+                    self.counters.meter_missed_samples += missed_samples.unwrap_or(0);
+                    self.event_now(EventKind::MeterWarning {
+                        message: line.message,
+                        missed_samples,
+                    });
+                }
+            }
+            Ok(InfoMessage::Error(answer)) => {
+                self.counters.meter_warnings += 1;
+                let message = format!(
+                    "error answer: {}",
+                    answer.msg.as_deref().unwrap_or("no message")
+                );
+                self.event_now(EventKind::MeterWarning {
+                    message,
+                    missed_samples: None,
+                });
+                self.out.push_back(Decoded::ErrorAnswer(Box::new(answer)));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                self.counters.bad_messages += 1;
+                self.event_now(EventKind::BadMessage {
+                    reason: error.to_string(),
+                });
+            }
+        }
+    }
+
+    fn announce_start(&mut self, description: SessionDescription, answer: Option<SampleAnswer>) {
+        self.counters.sessions += 1;
+        let unix_ns = description.start_unix_ns;
+        self.last_time_ns = unix_ns;
+        self.out
+            .push_back(Decoded::SessionStart(Box::new(SessionStarted {
+                description,
+                answer,
+            })));
+        self.out.push_back(Decoded::Event(SourceEvent {
+            unix_ns,
+            kind: EventKind::SessionStart,
+        }));
+    }
+
+    /// Ends the open session, if any (true then).
+    fn close_session(&mut self, end: SessionEnd, stop: Option<StopAnswer>) -> bool {
+        let Some(session) = self.session.take() else {
+            return false;
+        };
+        let totals = session.totals;
+        self.ended_sessions.samples += totals.samples;
+        self.ended_sessions.lost_samples += totals.lost_samples;
+        let unix_ns = stop
+            .as_ref()
+            .map_or_else(|| session.now(), |stop| stop.stop_ts.to_unix_nanos());
+        self.last_time_ns = unix_ns;
+        let sent_samples = stop.as_ref().map(|stop| stop.sent_samples);
+        self.out
+            .push_back(Decoded::SessionEnd(Box::new(SessionEnded {
+                end,
+                stop,
+                totals,
+            })));
+        if session.announce_end {
+            self.out.push_back(Decoded::Event(SourceEvent {
+                unix_ns,
+                kind: EventKind::SessionStop { end, sent_samples },
+            }));
+        }
+        true
+    }
+}
+
+/// Turns decoded items into sample blocks (SI units) and events for a
+/// [`CaptureVisitor`]; the one place where chunks become blocks.
+#[derive(Debug, Default)]
+pub struct BlockFeed {
+    block: Option<SampleBlock>,
+    lost_samples: u64,
+}
+
+impl BlockFeed {
+    /// Continues a session an earlier file started: its layout, no start.
+    pub fn resume(&mut self, description: &SessionDescription) {
+        self.block = Some(SampleBlock::new(
+            description.measures,
+            description.rate,
+            description.start_unix_ns,
+        ));
+    }
+
+    /// Starts a session of `description`'s layout.
+    pub fn start<V: CaptureVisitor + ?Sized>(
+        &mut self,
+        description: &SessionDescription,
+        visitor: &mut V,
+    ) {
+        self.block = Some(SampleBlock::new(
+            description.measures,
+            description.rate,
+            description.start_unix_ns,
+        ));
+        visitor.session_start(description);
+    }
+
+    pub fn apply<V: CaptureVisitor + ?Sized>(&mut self, item: Decoded, visitor: &mut V) {
+        match item {
+            Decoded::SessionStart(started) => self.start(&started.description, visitor),
+            Decoded::Chunk(chunk) => {
+                let Some(block) = self.block.as_mut() else {
+                    return;
+                };
+                // The decoder passes whole samples of the session's layout only.
+                if block.fill_from_payload(&chunk.payload).is_ok() {
+                    block.first_index = chunk.first_index;
+                    block.gap_before = chunk.gap_before;
+                    visitor.block(block);
+                }
+            }
+            Decoded::Event(event) => visitor.event(event),
+            Decoded::SessionEnd(ended) => {
+                self.lost_samples += ended.totals.lost_samples;
+                self.block = None;
+            }
+            Decoded::DeviceInfo(_) | Decoded::ErrorAnswer(_) => {}
+        }
+    }
+
+    /// Samples the sessions this feed saw end had lost.
+    pub fn lost_samples(&self) -> u64 {
+        self.lost_samples
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::command::StreamType;
+    use crate::wire::frame::{put_data_frame, put_data_header, put_info_line};
+    use crate::wire::message::StartTs;
+    use crate::wire::Measures;
+
+    /// 2026-01-01 00:00:00 UTC.
+    const START_MS: u64 = 1_767_225_600_000;
+    const START_NS: i64 = 1_767_225_600_000_000_000;
+    /// One sample at 4000 Hz.
+    const SAMPLE_NS: i64 = 250_000;
+    /// Samples per chunk of the hand-made session (32 bytes of `v,i`).
+    const CHUNK: u64 = 4;
+
+    fn answer() -> SampleAnswer {
+        let mut answer = SampleAnswer::new(
+            Measures::SinglePhase,
+            4000,
+            StreamType::Tcp,
+            true,
+            false,
+            StartTs::from_unix_millis(START_MS),
+        );
+        answer.chunksize = 32;
+        answer
+    }
+
+    fn line(buf: &mut BytesMut, message: &impl serde::Serialize) {
+        put_info_line(buf, &serde_json::to_string(message).unwrap());
+    }
+
+    /// One chunk of `CHUNK` samples whose values say where they are.
+    fn chunk(buf: &mut BytesMut, seq: u32) {
+        let values: Vec<f32> = (0..CHUNK as u32 * 2)
+            .map(|k| (seq * 100 + k) as f32)
+            .collect();
+        put_data_frame(buf, seq, &values);
+    }
+
+    /// A session with a dropped chunk (2), a bad length (4), a meter
+    /// warning and an `Error` answer, ending without a stop answer.
+    fn troubled_stream() -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        line(&mut buf, &DeviceInfo::new("meter7", "10.0.0.7"));
+        line(&mut buf, &answer());
+        chunk(&mut buf, 0);
+        chunk(&mut buf, 1);
+        chunk(&mut buf, 3);
+        put_data_header(&mut buf, 12, 4);
+        buf.extend_from_slice(&[0u8; 12]);
+        put_info_line(&mut buf, "[W]01/01 00:00:01: MISSED 42 SAMPLES");
+        line(
+            &mut buf,
+            &ErrorAnswer::new(Some("frobnicate"), "unknown command"),
+        );
+        chunk(&mut buf, 5);
+        buf.to_vec()
+    }
+
+    /// Items in a comparable form.
+    fn describe(item: &Decoded) -> String {
+        match item {
+            Decoded::DeviceInfo(info) => format!("info {}", info.name),
+            Decoded::ErrorAnswer(answer) => format!("error {:?}", answer.msg),
+            Decoded::SessionStart(started) => format!(
+                "start {} {} {}",
+                started.description.device,
+                started.description.rate,
+                started.description.start_unix_ns
+            ),
+            Decoded::Chunk(chunk) => format!(
+                "chunk {} {} {:?}",
+                chunk.first_index, chunk.gap_before, chunk.payload
+            ),
+            Decoded::Event(event) => format!("event {} {:?}", event.unix_ns, event.kind),
+            Decoded::SessionEnd(ended) => format!("end {:?} {:?}", ended.end, ended.totals),
+        }
+    }
+
+    /// Feeds `parts` in order, then ends the stream.
+    fn decode_parts(parts: &[&[u8]]) -> (Vec<String>, StreamCounters) {
+        let mut decoder = MeterDecoder::new();
+        let mut items = Vec::new();
+        for part in parts {
+            decoder.receive(part);
+            items.extend(std::iter::from_fn(|| decoder.poll()).map(|i| describe(&i)));
+        }
+        decoder.end(SessionEnd::Disconnected);
+        items.extend(std::iter::from_fn(|| decoder.poll()).map(|i| describe(&i)));
+        assert!(decoder.is_finished());
+        (items, decoder.counters())
+    }
+
+    fn decode_all(bytes: &[u8]) -> (Vec<Decoded>, StreamCounters) {
+        let mut decoder = MeterDecoder::new();
+        decoder.receive(bytes);
+        decoder.end(SessionEnd::Disconnected);
+        let items = std::iter::from_fn(|| decoder.poll()).collect();
+        (items, decoder.counters())
+    }
+
+    fn events(items: &[Decoded]) -> Vec<SourceEvent> {
+        items
+            .iter()
+            .filter_map(|item| match item {
+                Decoded::Event(event) => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn at(index: i64) -> i64 {
+        START_NS + index * SAMPLE_NS
+    }
+
+    #[test]
+    fn split_at_every_byte_gives_what_whole_gives() {
+        let bytes = troubled_stream();
+        let whole = decode_parts(&[&bytes]);
+        for cut in 0..=bytes.len() {
+            let split = decode_parts(&[&bytes[..cut], &bytes[cut..]]);
+            assert_eq!(split, whole, "split at byte {cut}");
+        }
+        let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(decode_parts(&singles), whole, "one byte at a time");
+    }
+
+    #[test]
+    fn a_troubled_session_gives_its_events_in_meter_time() {
+        let (items, counters) = decode_all(&troubled_stream());
+        let want = vec![
+            SourceEvent {
+                unix_ns: START_NS,
+                kind: EventKind::SessionStart,
+            },
+            // Chunk 2 of 4 samples never came: stamped where the lost
+            // samples end and chunk 3 begins (sample 12).
+            SourceEvent {
+                unix_ns: at(12),
+                kind: EventKind::Gap {
+                    lost_chunks: 1,
+                    lost_samples: CHUNK,
+                },
+            },
+            // Chunk 4 (12 bytes, not whole 8-byte samples) dropped: its 4
+            // samples are lost, the next sample is 20.
+            SourceEvent {
+                unix_ns: at(20),
+                kind: EventKind::BadChunk {
+                    len: 12,
+                    lost_samples: CHUNK,
+                },
+            },
+            SourceEvent {
+                unix_ns: at(20),
+                kind: EventKind::MeterWarning {
+                    message: "MISSED 42 SAMPLES".into(),
+                    missed_samples: Some(42),
+                },
+            },
+            SourceEvent {
+                unix_ns: at(20),
+                kind: EventKind::MeterWarning {
+                    message: "error answer: unknown command".into(),
+                    missed_samples: None,
+                },
+            },
+            // Four chunks of four samples came, the last ending at sample 24.
+            SourceEvent {
+                unix_ns: at(24),
+                kind: EventKind::SessionStop {
+                    end: SessionEnd::Disconnected,
+                    sent_samples: None,
+                },
+            },
+        ];
+        assert_eq!(events(&items), want);
+        let chunks: Vec<(u64, u64, usize)> = items
+            .iter()
+            .filter_map(|item| match item {
+                Decoded::Chunk(c) => Some((c.first_index, c.gap_before, c.payload.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chunks, [(0, 0, 32), (4, 0, 32), (12, 4, 32), (20, 4, 32)]);
+        let ended = items.iter().find_map(|item| match item {
+            Decoded::SessionEnd(ended) => Some(ended),
+            _ => None,
+        });
+        let ended = ended.expect("the session ends");
+        assert_eq!(ended.end, SessionEnd::Disconnected);
+        assert!(ended.stop.is_none());
+        assert_eq!(
+            ended.totals,
+            SessionTotals {
+                samples: 16,
+                lost_samples: 8,
+                data_frames: 4
+            }
+        );
+        assert_eq!(counters.samples, 16);
+        assert_eq!(counters.lost_samples, 8);
+        assert_eq!(counters.meter_warnings, 2);
+        assert_eq!(counters.meter_missed_samples, 42);
+        assert_eq!(counters.log_lines, 1);
+        assert_eq!(counters.bad_chunks, 1);
+        assert_eq!(counters.sessions, 1);
+        assert_eq!((counters.wire.gaps, counters.wire.lost_chunks), (1, 1));
+        assert_eq!(counters.wire.bad_lengths, 1);
+        assert!(items.iter().any(
+            |item| matches!(item, Decoded::ErrorAnswer(a) if a.cmd.as_deref() == Some("frobnicate"))
+        ));
+    }
+
+    #[test]
+    fn a_stop_answer_ends_the_session_at_its_stop_time() {
+        let mut buf = BytesMut::new();
+        line(&mut buf, &DeviceInfo::new("meter7", "10.0.0.7"));
+        line(&mut buf, &answer());
+        chunk(&mut buf, 0);
+        let stop = StopAnswer::new(
+            StartTs::from_unix_millis(START_MS),
+            StartTs::from_unix_millis(START_MS + 1),
+            1,
+            4,
+            4,
+            "10.0.0.7",
+        );
+        line(&mut buf, &stop);
+        // Whatever follows the stop answer belongs to no session.
+        chunk(&mut buf, 1);
+        let (items, counters) = decode_all(&buf);
+        let stops: Vec<SourceEvent> = events(&items).into_iter().skip(1).collect();
+        assert_eq!(
+            stops,
+            [SourceEvent {
+                unix_ns: START_NS + 1_000_000,
+                kind: EventKind::SessionStop {
+                    end: SessionEnd::Stopped,
+                    sent_samples: Some(4)
+                },
+            }]
+        );
+        assert_eq!(counters.orphan_frames, 1);
+        assert_eq!(counters.samples, 4);
+    }
+
+    #[test]
+    fn a_new_sample_answer_ends_the_session_before() {
+        let mut buf = BytesMut::new();
+        line(&mut buf, &DeviceInfo::new("meter7", "10.0.0.7"));
+        line(&mut buf, &answer());
+        chunk(&mut buf, 0);
+        line(&mut buf, &answer());
+        chunk(&mut buf, 0);
+        let (items, counters) = decode_all(&buf);
+        let kinds: Vec<String> = events(&items)
+            .iter()
+            .map(|e| format!("{} {}", e.kind.name(), e.kind.detail()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "session_start ",
+                "session_stop a new session began without a stop answer",
+                "session_start ",
+                "session_stop stream ended without a stop answer",
+            ]
+        );
+        assert_eq!((counters.sessions, counters.samples), (2, 8));
+        // Packet numbers restart with the session: no gap, no backwards jump.
+        assert_eq!(counters.wire.anomalies(), 0);
+    }
+
+    #[test]
+    fn a_raw_slice_continues_its_session_without_starting_or_stopping_it() {
+        let description = SessionDescription {
+            device: "rec".into(),
+            info: None,
+            measures: Measures::SinglePhase,
+            rate: 4000,
+            start_unix_ns: START_NS,
+        };
+        let continues = Continuation {
+            first_index: 100,
+            gap_before: 10,
+        };
+        let mut decoder = MeterDecoder::raw(description, None, Some(continues), 4);
+        // Two whole chunks, a short tail and 3 stray bytes.
+        decoder.receive(&[0u8; 8 * 4 * 2 + 8 + 3]);
+        decoder.end(SessionEnd::Disconnected);
+        let items: Vec<Decoded> = std::iter::from_fn(|| decoder.poll()).collect();
+        let chunks: Vec<(u64, u64, usize)> = items
+            .iter()
+            .filter_map(|item| match item {
+                Decoded::Chunk(c) => Some((c.first_index, c.gap_before, c.payload.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chunks, [(100, 10, 32), (104, 0, 32), (108, 0, 8)]);
+        assert_eq!(
+            events(&items),
+            [SourceEvent {
+                unix_ns: at(109),
+                kind: EventKind::Truncated { bytes: 3 },
+            }]
+        );
+        assert_eq!(decoder.counters().lost_samples, 10);
+    }
+
+    #[test]
+    fn the_feed_turns_chunks_into_blocks_in_si_units() {
+        #[derive(Default)]
+        struct Seen {
+            blocks: Vec<SampleBlock>,
+            events: usize,
+        }
+        impl CaptureVisitor for Seen {
+            fn session_start(&mut self, _: &SessionDescription) {}
+            fn block(&mut self, block: &SampleBlock) {
+                self.blocks.push(block.clone());
+            }
+            fn event(&mut self, _: SourceEvent) {
+                self.events += 1;
+            }
+        }
+        let (items, _) = decode_all(&troubled_stream());
+        let mut feed = BlockFeed::default();
+        let mut seen = Seen::default();
+        for item in items {
+            feed.apply(item, &mut seen);
+        }
+        assert_eq!(seen.events, 6);
+        assert_eq!(feed.lost_samples(), 8);
+        let third = &seen.blocks[2];
+        assert_eq!((third.first_index, third.gap_before), (12, 4));
+        // Chunk 3 carries 300, 301, … alternating volts and milliamps.
+        assert_eq!(third.channels[0], [300.0, 302.0, 304.0, 306.0]);
+        assert_eq!(third.channels[1], [0.301, 0.303, 0.305, 0.307]);
+    }
+}
