@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
-use meterflow::dsp::{Aggregate, EnergyFlow};
+use meterflow::model::{Aggregate, EnergyFlow};
+use meterflow::model::{PhaseAggregate, Stat};
 use meterflow::report::{write_report, ReportOptions};
 use meterflow::sink::parquet::{
     AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, EventKind, EventRow, IntervalKind,

@@ -4,8 +4,9 @@
 //! of S, Q1 within 0.1 % of S, PF/DPF 0.001, THD 0.05 pp, frequency 2 mHz.
 
 use meterflow::dsp::synthetic::generate_block;
-use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, WindowMetrics};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::model::WindowMetrics;
 use meterflow::wire::Measures;
 
 const START_NS: i64 = 1_700_000_003_300_000_000;

@@ -3,8 +3,9 @@
 //! a save and restore.
 
 use meterflow::dsp::synthetic::{generate_block, split_block};
-use meterflow::dsp::{DeviceEngine, EnergyCounters, EngineConfig, EngineOutput, WindowMetrics};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{Harmonic, LoadStep, SignalConfig};
+use meterflow::model::{EnergyCounters, WindowMetrics};
 use meterflow::wire::{Measures, SampleBlock};
 
 const START_NS: i64 = 1_700_000_000_000_000_000;

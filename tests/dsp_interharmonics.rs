@@ -14,7 +14,8 @@
 
 use std::f64::consts::{PI, SQRT_2, TAU};
 
-use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, WindowMetrics};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
+use meterflow::model::WindowMetrics;
 use meterflow::wire::{Measures, SampleBlock};
 
 /// One interharmonic tone: frequency, RMS.

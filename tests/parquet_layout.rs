@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, TimestampNanosecondArray};
 use meterflow::dsp::synthetic::generate_block;
-use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, WindowMetrics};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::SignalConfig;
+use meterflow::model::WindowMetrics;
 use meterflow::sink::parquet::{
     DatasetInfo, DatasetWriter, DeviceInfo, ParquetConfig, ParquetSink, ParquetSinkError,
     TableSelection, WindowRow,

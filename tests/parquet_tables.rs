@@ -11,8 +11,9 @@ use std::path::Path;
 
 use meterflow::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use meterflow::dsp::synthetic::{generate_block, split_block};
-use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, WindowFlags};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::model::WindowFlags;
 use meterflow::sink::parquet::{aggregates, events, harmonics, raw, windows};
 use meterflow::sink::parquet::{
     is_portable_type, AggregateRow, DatasetInfo, DeviceInfo, EventKind, EventRow, IntervalKind,
@@ -192,7 +193,13 @@ fn hand_built_events(device: &DeviceInfo) -> Vec<EventRow> {
 }
 
 fn info() -> DatasetInfo {
-    DatasetInfo::from_engine("synthetic test signal", "parquet-tests", &engine_config())
+    let engine = engine_config();
+    DatasetInfo {
+        source: "synthetic test signal".into(),
+        pipeline: "parquet-tests".into(),
+        thd_max_order: engine.harmonic_order(),
+        nominal_frequency_hz: engine.nominal_frequency_hz,
+    }
 }
 
 /// Two devices (three-phase and single-phase) through a `ParquetSink`.
@@ -691,12 +698,12 @@ fn every_column_type_is_portable_and_files_carry_their_metadata() {
                 );
                 assert_eq!(
                     kv.get("meterflow.harmonic_grouping").map(String::as_str),
-                    Some(meterflow::dsp::harmonics::GROUPING)
+                    Some(meterflow::model::window::HARMONIC_GROUPING)
                 );
                 assert_eq!(
                     kv.get("meterflow.interharmonic_grouping")
                         .map(String::as_str),
-                    Some(meterflow::dsp::harmonics::INTERHARMONIC_GROUPING)
+                    Some(meterflow::model::window::INTERHARMONIC_GROUPING)
                 );
             }
             // Row groups follow the configured size.

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::DeviceInfo;
-use crate::dsp::flicker::PinstValue;
-use crate::dsp::pq::{HalfCycleRms, PqEvent};
-use crate::dsp::{Aggregate, EnergyCounters, LatchWindow, WindowMetrics};
+use super::{
+    Aggregate, DeviceInfo, EnergyCounters, HalfCycleRms, LatchWindow, PinstValue, PqEvent,
+    WindowMetrics,
+};
 
 /// One window of one device, ready for the `windows` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

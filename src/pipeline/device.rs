@@ -5,11 +5,14 @@
 
 use std::sync::Arc;
 
-use crate::dsp::aggregate::{Aggregate, ClockAggregator, CycleAggregator};
+use crate::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use crate::dsp::flicker::{FlickerOutput, FlickerValue};
-use crate::dsp::pq::{HalfCycleRms, PqEvent, PqEventCounts, PqTally};
-use crate::dsp::{DeviceEngine, EnergyCounters, EngineOutput, LatchWindow, WindowMetrics};
-use crate::model::{HalfCycleRow, PinstRow, PqEventRow, RawBlock, Record};
+use crate::dsp::pq::{PqEventCounts, PqTally};
+use crate::dsp::{DeviceEngine, EngineOutput};
+use crate::model::{
+    Aggregate, EnergyCounters, HalfCycleRms, HalfCycleRow, LatchWindow, PinstRow, PqEvent,
+    PqEventRow, RawBlock, Record, WindowMetrics,
+};
 use crate::sink::packet::{name_uuid, CircuitReading, SensorInfo, SensorInterval};
 use crate::sink::parquet::{self, AggregateRow, EventRow, IntervalKind, LatchRow, WindowRow};
 use crate::source::capture::SessionDescription;
@@ -492,7 +495,7 @@ pub fn circuit_reading(
 ) -> CircuitReading {
     let phases: Vec<_> = aggregate.phases.iter().flatten().collect();
     let present = !phases.is_empty() && aggregate.windows > 0;
-    let thd = |f: fn(&crate::dsp::aggregate::PhaseAggregate) -> Option<f64>| {
+    let thd = |f: fn(&crate::model::PhaseAggregate) -> Option<f64>| {
         [0, 1, 2].map(|k| aggregate.phases[k].as_ref().and_then(f))
     };
     CircuitReading {

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::dsp::EnergyCounters;
+use crate::model::EnergyCounters;
 
 /// The checkpoint file inside the state folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
@@ -412,7 +412,7 @@ mod tests {
         use crate::model::{DeviceInfo, Record, WindowRow};
         let mut energy = EnergyCounters::default();
         energy.total.import_wh = import_wh;
-        let metrics = crate::dsp::WindowMetrics {
+        let metrics = crate::model::WindowMetrics {
             start_unix_ns: start_ns,
             end_unix_ns: start_ns + 200_000_000,
             ..Default::default()

@@ -139,7 +139,12 @@ impl Topology {
             });
             factories.push((TelemetryOutput::NAME, factory));
         } else if let Some(parquet) = config.sink.parquet.clone() {
-            let info = DatasetInfo::from_engine(source, config.name.as_str(), &config.dsp);
+            let info = DatasetInfo {
+                source: source.to_string(),
+                pipeline: config.name.clone(),
+                thd_max_order: config.dsp.harmonic_order(),
+                nominal_frequency_hz: config.dsp.nominal_frequency_hz,
+            };
             let log_id = log_id.clone();
             let factory: OutputFactory = Box::new(move || {
                 let (output, _) = ParquetOutput::open(&parquet, &info, log_id.as_deref())

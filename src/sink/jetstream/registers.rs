@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dsp::EnergyCounters;
+use crate::model::EnergyCounters;
 use crate::model::Record;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

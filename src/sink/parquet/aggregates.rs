@@ -20,8 +20,7 @@ use super::schema::{
 };
 use super::windows::PHASE_TAGS;
 use super::DeviceInfo;
-use crate::dsp::aggregate::{PhaseAggregate, Stat};
-use crate::dsp::Aggregate;
+use crate::model::{Aggregate, PhaseAggregate, Stat};
 pub use crate::model::{AggregateRow, IntervalKind};
 
 pub const TABLE: &str = "aggregates";

@@ -15,7 +15,7 @@ use super::schema::{
 };
 use super::windows::{cumulative_energy_columns, PHASE_TAGS};
 use super::DeviceInfo;
-use crate::dsp::LatchPhase;
+use crate::model::LatchPhase;
 pub use crate::model::LatchRow;
 
 pub const TABLE: &str = "latch";

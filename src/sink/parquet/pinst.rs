@@ -8,7 +8,7 @@ use super::schema::{
     device_columns, f64_col, i32_col, time_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
 };
 use super::DeviceInfo;
-use crate::dsp::pq::PhaseSet;
+use crate::model::PhaseSet;
 pub use crate::model::PinstRow;
 
 pub const TABLE: &str = "pinst";

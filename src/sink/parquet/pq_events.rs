@@ -10,7 +10,7 @@ use super::schema::{
     TableSpec,
 };
 use super::DeviceInfo;
-use crate::dsp::pq::PqEventFlags;
+use crate::model::PqEventFlags;
 pub use crate::model::PqEventRow;
 
 pub const TABLE: &str = "pq_events";

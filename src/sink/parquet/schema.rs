@@ -36,13 +36,6 @@ pub mod keys {
     pub const MEASURES: &str = "meterflow.measures";
 }
 
-/// How THD values are computed, recorded next to H in the metadata (the
-/// engine's own description, so the two cannot disagree).
-pub const HARMONIC_GROUPING: &str = crate::dsp::harmonics::GROUPING;
-
-/// How the interharmonic subgroups of the `harmonics` table are formed.
-pub const INTERHARMONIC_GROUPING: &str = crate::dsp::harmonics::INTERHARMONIC_GROUPING;
-
 /// The timestamp type of every time column.
 pub fn utc_timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
@@ -91,11 +84,11 @@ pub fn file_metadata(
         ));
         kv.push(KeyValue::new(
             keys::HARMONIC_GROUPING.into(),
-            HARMONIC_GROUPING.to_string(),
+            crate::model::window::HARMONIC_GROUPING.to_string(),
         ));
         kv.push(KeyValue::new(
             keys::INTERHARMONIC_GROUPING.into(),
-            INTERHARMONIC_GROUPING.to_string(),
+            crate::model::window::INTERHARMONIC_GROUPING.to_string(),
         ));
         kv.push(KeyValue::new(
             keys::NOMINAL_FREQUENCY_HZ.into(),

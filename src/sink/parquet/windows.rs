@@ -12,8 +12,8 @@ use super::schema::{
     TableSpec,
 };
 use super::DeviceInfo;
-use crate::dsp::{EnergyCounters, PhaseMetrics, WindowFlags};
 pub use crate::model::WindowRow;
+use crate::model::{EnergyCounters, PhaseMetrics, WindowFlags};
 
 pub const TABLE: &str = "windows";
 
