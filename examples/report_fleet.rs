@@ -11,12 +11,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use meterflow::model::{Aggregate, EnergyFlow};
+use meterflow::model::{AggregateRow, DeviceInfo, EventRow, EventRowKind, IntervalKind};
 use meterflow::model::{PhaseAggregate, Stat};
 use meterflow::report::{write_report, ReportOptions};
-use meterflow::sink::parquet::{
-    AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, EventKind, EventRow, IntervalKind,
-    ParquetConfig,
-};
+use meterflow::sink::parquet::{DatasetInfo, DatasetWriter, ParquetConfig};
 use meterflow::wire::Measures;
 
 const NS: i64 = 1_000_000_000;
@@ -120,7 +118,7 @@ fn main() -> anyhow::Result<()> {
             writer.write_event(EventRow::new(
                 device.clone(),
                 DAY_START_NS,
-                EventKind::Connect,
+                EventRowKind::Connect,
                 "dialled in",
             ))?;
             for k in 0..144 {
@@ -138,7 +136,7 @@ fn main() -> anyhow::Result<()> {
                 let mut gap = EventRow::new(
                     device.clone(),
                     DAY_START_NS + 72 * TEN_MIN_NS,
-                    EventKind::Gap,
+                    EventRowKind::Gap,
                     "expected packet 1, received 9",
                 );
                 gap.lost_samples = Some(2400 * 8000);
@@ -147,7 +145,7 @@ fn main() -> anyhow::Result<()> {
             writer.write_event(EventRow::new(
                 device.clone(),
                 DAY_START_NS + 86_400 * NS - 1,
-                EventKind::Disconnect,
+                EventRowKind::Disconnect,
                 "closed",
             ))?;
             writer.finish_device(&device.name)?;

@@ -2,11 +2,11 @@
 //! analytic phase of the virtual meter's signal, with a drifting and a
 //! wandering frequency.
 
-use meterflow::dsp::synthetic::generate_block;
 use meterflow::dsp::{
     CycleFrequency, DeviceEngine, EngineConfig, EngineOutput, TenSecondFrequency,
 };
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::generate_block;
 use meterflow::model::WindowMetrics;
 use meterflow::wire::Measures;
 

@@ -12,10 +12,9 @@ use std::path::{Path, PathBuf};
 use arrow::datatypes::DataType;
 use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{LoadStep, SignalConfig, SignalGenerator};
+use meterflow::model::{DeviceInfo, LatchRow};
 use meterflow::model::{EnergyCounters, WindowFlags};
-use meterflow::sink::parquet::{
-    is_portable_type, latch, DatasetInfo, DeviceInfo, LatchRow, ParquetConfig, ParquetSink,
-};
+use meterflow::sink::parquet::{is_portable_type, latch, DatasetInfo, ParquetConfig, ParquetSink};
 use meterflow::wire::{Measures, SampleBlock};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 

@@ -9,13 +9,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, TimestampNanosecondArray};
-use meterflow::dsp::synthetic::generate_block;
 use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::SignalConfig;
+use meterflow::meter::synthetic::generate_block;
 use meterflow::model::WindowMetrics;
+use meterflow::model::{DeviceInfo, WindowRow};
 use meterflow::sink::parquet::{
-    DatasetInfo, DatasetWriter, DeviceInfo, ParquetConfig, ParquetSink, ParquetSinkError,
-    TableSelection, WindowRow,
+    DatasetInfo, DatasetWriter, ParquetConfig, ParquetSink, ParquetSinkError, TableSelection,
 };
 use meterflow::wire::Measures;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

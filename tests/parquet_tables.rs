@@ -10,14 +10,14 @@ use std::fs::File;
 use std::path::Path;
 
 use meterflow::dsp::aggregate::{ClockAggregator, CycleAggregator};
-use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::{generate_block, split_block};
 use meterflow::model::WindowFlags;
+use meterflow::model::{AggregateRow, DeviceInfo, EventRow, EventRowKind, IntervalKind, WindowRow};
 use meterflow::sink::parquet::{aggregates, events, harmonics, raw, windows};
 use meterflow::sink::parquet::{
-    is_portable_type, AggregateRow, DatasetInfo, DeviceInfo, EventKind, EventRow, IntervalKind,
-    ParquetConfig, ParquetSink, TableSelection, WindowRow,
+    is_portable_type, DatasetInfo, ParquetConfig, ParquetSink, TableSelection,
 };
 use meterflow::wire::message::LogLine;
 use meterflow::wire::{Anomaly, Measures};
@@ -151,7 +151,7 @@ fn hand_built_events(device: &DeviceInfo) -> Vec<EventRow> {
         EventRow::new(
             device.clone(),
             START_NS,
-            EventKind::Connect,
+            EventRowKind::Connect,
             "connected from 127.0.0.1:40000",
         ),
         EventRow::from_anomaly(device.clone(), START_NS + 1_000_000, &gap, Some(42)),
@@ -170,7 +170,7 @@ fn hand_built_events(device: &DeviceInfo) -> Vec<EventRow> {
     rows.push(EventRow::new(
         device.clone(),
         START_NS + 4_000_000,
-        EventKind::Disconnect,
+        EventRowKind::Disconnect,
         "peer closed",
     ));
     for chatter in [
@@ -187,7 +187,7 @@ fn hand_built_events(device: &DeviceInfo) -> Vec<EventRow> {
     assert_eq!(rows.len(), 5);
     assert_eq!(rows[1].lost_chunks, Some(3));
     assert_eq!(rows[1].lost_samples, Some(126));
-    assert_eq!(rows[3].kind, EventKind::MeterWarning);
+    assert_eq!(rows[3].kind, EventRowKind::MeterWarning);
     assert_eq!(rows[3].lost_samples, Some(42));
     rows
 }

@@ -8,10 +8,10 @@
 
 use meterflow::dsp::aggregate::AggregateAccumulator;
 use meterflow::dsp::pq::{PqConfig, PqOutput, PqStream};
-use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::dsp::{DeviceEngine, EngineConfig, OwnedOutput};
 use meterflow::meter::disturbance::{self, Disturbance};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::{generate_block, split_block};
 use meterflow::model::{HalfCycleRms, PhaseSet, PqEvent, PqEventFlags, PqEventKind};
 use meterflow::model::{WindowFlags, WindowMetrics};
 use meterflow::pipeline::PipelineConfig;

@@ -4,9 +4,9 @@
 
 use meterflow::dsp::flicker::{FlickerOutput, FlickerSettings, FlickerValue};
 use meterflow::dsp::pq::PqConfig;
-use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::dsp::{DeviceEngine, EngineConfig, OwnedOutput};
 use meterflow::meter::signal::SignalConfig;
+use meterflow::meter::synthetic::{generate_block, split_block};
 use meterflow::model::FlickerFlags;
 use meterflow::wire::Measures;
 

@@ -426,8 +426,8 @@ fn dataset_writer(dir: &Path) -> (PathBuf, meterflow::sink::parquet::DatasetWrit
 #[test]
 fn fleet_summaries_from_statistics_match_the_data() {
     use meterflow::model::Aggregate;
+    use meterflow::model::{AggregateRow, DeviceInfo, IntervalKind};
     use meterflow::model::{PhaseAggregate, Stat};
-    use meterflow::sink::parquet::{AggregateRow, DeviceInfo, IntervalKind};
     use meterflow::wire::Measures;
     const NS: i64 = 1_000_000_000;
     const START: i64 = 1_796_083_200 * NS; // 2026-12-01T00:00:00Z
@@ -532,9 +532,9 @@ fn fleet_summaries_from_statistics_match_the_data() {
 #[test]
 fn device_span_and_zone_select_what_is_shown() {
     use meterflow::model::Aggregate;
+    use meterflow::model::{AggregateRow, DeviceInfo, IntervalKind};
     use meterflow::model::{PhaseAggregate, Stat};
     use meterflow::report::timeaxis::{parse_time, parse_zone};
-    use meterflow::sink::parquet::{AggregateRow, DeviceInfo, IntervalKind};
     use meterflow::wire::Measures;
     const NS: i64 = 1_000_000_000;
     const START: i64 = 1_796_083_200 * NS; // 2026-12-01T00:00:00Z

@@ -2,7 +2,7 @@
 
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::device::DeviceSummary;
-use crate::pipeline::outputs::OutputsSummary;
+use crate::sink::output::OutputSummary;
 
 fn opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))
@@ -59,7 +59,7 @@ pub fn print_devices(devices: &[DeviceSummary]) {
 }
 
 /// Where the results went.
-pub fn print_outputs(outputs: &OutputsSummary, config: &PipelineConfig) {
+pub fn print_outputs(outputs: &OutputSummary, config: &PipelineConfig) {
     if let (Some(dataset), Some(parquet)) = (&outputs.dataset, &config.sink.parquet) {
         let rows: Vec<String> = dataset
             .rows

@@ -20,7 +20,6 @@ pub mod latch;
 pub mod metrics;
 pub mod pq;
 mod sums;
-pub mod synthetic;
 pub mod window;
 pub mod zero_crossing;
 

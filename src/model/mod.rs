@@ -8,10 +8,12 @@ pub mod device;
 pub mod energy;
 mod flag_set;
 pub mod flicker;
+pub mod identity;
 pub mod intern;
 pub mod latch;
 pub mod measurand;
 pub mod mppt;
+pub mod partition;
 pub mod pq_event;
 pub mod reading;
 pub mod record;
@@ -30,8 +32,8 @@ pub use pq_event::{HalfCycleRms, PhaseSet, PqEvent, PqEventFlags, PqEventKind};
 pub use reading::{Reading, Value};
 pub use record::{ConsumedMark, RawBlock, Record, TelemetryBatch};
 pub use rows::{
-    AggregateRow, EventKind, EventRow, HalfCycleRow, IntervalKind, LatchRow, PinstRow, PqEventRow,
-    WindowRow,
+    AggregateRow, EventRow, EventRowKind, HalfCycleRow, IntervalKind, LatchRow, PinstRow,
+    PqEventRow, WindowRow,
 };
 pub use sensor::{
     CircuitReading, IntervalReadings, KeyedValue, SensorInfo, SensorInterval, SensorReadings,

@@ -22,8 +22,8 @@ use crate::wire::samples::SampleBlock;
 
 use super::config::PipelineConfig;
 use super::device::{max_option, DeviceProcessor, DeviceSummary};
-use super::outputs::OutputsSummary;
 use super::topology::{RecordBus, Topology};
+use crate::sink::output::OutputSummary;
 
 /// How one file went.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub struct BatchReport {
     pub files: Vec<FileOutcome>,
     /// Per device, merged over files.
     pub devices: Vec<DeviceSummary>,
-    pub outputs: OutputsSummary,
+    pub outputs: OutputSummary,
     pub elapsed_s: f64,
     pub bytes: u64,
     /// Channel values processed (one sample of a 6-channel stream is 6).

@@ -9,12 +9,15 @@ use crate::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use crate::dsp::flicker::{FlickerOutput, FlickerValue};
 use crate::dsp::pq::{PqEventCounts, PqTally};
 use crate::dsp::{DeviceEngine, EngineOutput};
+use crate::model::identity::name_uuid;
 use crate::model::{
     Aggregate, EnergyCounters, HalfCycleRms, HalfCycleRow, LatchWindow, PinstRow, PqEvent,
     PqEventRow, RawBlock, Record, WindowMetrics,
 };
-use crate::sink::packet::{name_uuid, CircuitReading, SensorInfo, SensorInterval};
-use crate::sink::parquet::{self, AggregateRow, EventRow, IntervalKind, LatchRow, WindowRow};
+use crate::model::{
+    AggregateRow, DeviceInfo, EventRow, EventRowKind, IntervalKind, LatchRow, WindowRow,
+};
+use crate::model::{CircuitReading, SensorInfo, SensorInterval};
 use crate::source::capture::SessionDescription;
 use crate::source::event::{EventKind, SourceEvent};
 use crate::wire::samples::SampleBlock;
@@ -49,7 +52,7 @@ pub struct DeviceSummary {
 
 /// Everything after the engine: aggregation and the rows and readings it feeds.
 struct Downstream {
-    device: parquet::DeviceInfo,
+    device: DeviceInfo,
     sensor: SensorInfo,
     records: Arc<RecordBus>,
     cycles: CycleAggregator,
@@ -93,11 +96,11 @@ impl DeviceProcessor {
             session.start_unix_ns,
         )?;
         let id = name_uuid(&session.device).as_u64_pair().0;
-        let device = parquet::DeviceInfo::new(session.device.as_str(), id, session.measures);
+        let device = DeviceInfo::new(session.device.as_str(), id, session.measures);
         let sensor = session
             .info
             .as_ref()
-            .map(SensorInfo::from_device_info)
+            .map(SensorInfo::from_info_answer)
             .unwrap_or_default();
         let energy = engine.energy().clone();
         let udin = config.dsp.udin_v();
@@ -524,26 +527,37 @@ pub(crate) fn max_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// The `events` table row of a source event.
-fn event_row(device: &parquet::DeviceInfo, event: &SourceEvent) -> EventRow {
-    use crate::sink::parquet::EventKind as Row;
+fn event_row(device: &DeviceInfo, event: &SourceEvent) -> EventRow {
     let (kind, lost_chunks, lost_samples, bytes) = match &event.kind {
         EventKind::Gap {
             lost_chunks,
             lost_samples,
-        } => (Row::Gap, Some(*lost_chunks), Some(*lost_samples), None),
-        EventKind::Resync { skipped_bytes } => (Row::Resync, None, None, Some(*skipped_bytes)),
-        EventKind::BadChunk { len, lost_samples } => {
-            (Row::BadDataLength, None, Some(*lost_samples), Some(*len))
+        } => (
+            EventRowKind::Gap,
+            Some(*lost_chunks),
+            Some(*lost_samples),
+            None,
+        ),
+        EventKind::Resync { skipped_bytes } => {
+            (EventRowKind::Resync, None, None, Some(*skipped_bytes))
         }
-        EventKind::BadLine { .. } => (Row::BadInfoLine, None, None, None),
-        EventKind::Truncated { bytes } => (Row::Truncated, None, None, Some(*bytes)),
+        EventKind::BadChunk { len, lost_samples } => (
+            EventRowKind::BadDataLength,
+            None,
+            Some(*lost_samples),
+            Some(*len),
+        ),
+        EventKind::BadLine { .. } => (EventRowKind::BadInfoLine, None, None, None),
+        EventKind::Truncated { bytes } => (EventRowKind::Truncated, None, None, Some(*bytes)),
         EventKind::MeterWarning { missed_samples, .. } => {
-            (Row::MeterWarning, None, *missed_samples, None)
+            (EventRowKind::MeterWarning, None, *missed_samples, None)
         }
-        EventKind::BadMessage { .. } => (Row::BadInfoLine, None, None, None),
-        EventKind::Connect { .. } | EventKind::SessionStart => (Row::Connect, None, None, None),
+        EventKind::BadMessage { .. } => (EventRowKind::BadInfoLine, None, None, None),
+        EventKind::Connect { .. } | EventKind::SessionStart => {
+            (EventRowKind::Connect, None, None, None)
+        }
         EventKind::Disconnect { .. } | EventKind::SessionStop { .. } => {
-            (Row::Disconnect, None, None, None)
+            (EventRowKind::Disconnect, None, None, None)
         }
     };
     let detail = event.kind.detail();

@@ -17,17 +17,17 @@ use crate::meter::pacing::Pacing;
 
 use super::config::{PipelineConfig, SourceConfig, VirtualMetersConfig};
 use super::device::DeviceSummary;
-use super::outputs::OutputsSummary;
 use super::server::config::MeterLinkConfig;
 use super::server::registry::Registry;
 use super::server::StreamSink;
+use crate::sink::output::OutputSummary;
 
 /// What a live run did.
 #[derive(Debug)]
 pub struct LiveReport {
     pub devices: Vec<DeviceSummary>,
     pub failures: Vec<String>,
-    pub outputs: OutputsSummary,
+    pub outputs: OutputSummary,
     pub elapsed_s: f64,
 }
 

@@ -1,6 +1,6 @@
 //! Telemetry sources in a pipeline: rtl_433 JSON lines (file, stdin, MQTT),
 //! the MPPT dataset endpoint and replayed bodies, AirLink Thingsboard posts
-//! and files. Every adapter sends [`Batch`]es to one consumer that writes
+//! and files. Every adapter sends [`TelemetryBatch`]es to one consumer that writes
 //! the `readings`/`tel_mppt` tables and queues packets per interval.
 //!
 //! ```toml
@@ -29,17 +29,18 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::sink::packet::{KeyedValue, SensorReadings};
+use crate::model::{KeyedValue, SensorReadings};
+use crate::model::{Reading, TelemetryBatch};
 use crate::source::telemetry::airlink::{self, cbor, thingsboard};
 use crate::source::telemetry::lines::AnyLineReader;
 use crate::source::telemetry::mppt::{self, server::MpptServer};
 use crate::source::telemetry::time::{TimeContext, Zone};
-use crate::source::telemetry::{http, rtl433, Batch, BatchSender, IngestCounts, Reading};
+use crate::source::telemetry::{http, rtl433, BatchSender, IngestCounts};
 
 use super::config::{parse_start, PipelineConfig};
-use super::outputs::OutputsSummary;
 use super::topology::{RecordBus, Topology};
 use crate::model::{IntervalReadings, Record};
+use crate::sink::output::OutputSummary;
 
 fn default_flush_interval_s() -> f64 {
     60.0
@@ -258,7 +259,7 @@ pub struct TelemetryReport {
     pub adapters: BTreeMap<&'static str, AdapterCounts>,
     /// Input failures that ended an input (unreadable file, bind error…).
     pub failures: Vec<String>,
-    pub outputs: OutputsSummary,
+    pub outputs: OutputSummary,
     pub elapsed_s: f64,
 }
 
@@ -317,7 +318,7 @@ pub async fn start_telemetry(
     let topology = Topology::start(config, "telemetry", None)?;
     let records = topology.bus();
     let counts = Counts::default();
-    let (tx, rx) = mpsc::channel::<Batch>(1024);
+    let (tx, rx) = mpsc::channel::<TelemetryBatch>(1024);
     let live = cancel.child_token();
     let mut inputs: JoinSet<anyhow::Result<()>> = JoinSet::new();
 
@@ -480,7 +481,7 @@ async fn submit(
     match parsed {
         Ok(readings) => {
             let n = readings.len();
-            tx.send(Batch::Readings(readings))
+            tx.send(TelemetryBatch::Readings(readings))
                 .await
                 .map_err(|_| anyhow::anyhow!("the pipeline has stopped"))?;
             counts.accept(n);
@@ -572,7 +573,7 @@ async fn replay_mppt(
     match mppt::parse_body(&body, sender, now) {
         Ok(records) => {
             let n = records.iter().map(|r| mppt::readings(r).len()).sum();
-            tx.send(Batch::Mppt(records))
+            tx.send(TelemetryBatch::Mppt(records))
                 .await
                 .map_err(|_| anyhow::anyhow!("the pipeline has stopped"))?;
             counts.accept(n);
@@ -636,14 +637,14 @@ async fn replay_airlink(
 /// Hands every batch to the topology (table rows, and per packet interval
 /// the readings its packets are built from), until every input has ended.
 async fn consume(
-    mut rx: mpsc::Receiver<Batch>,
+    mut rx: mpsc::Receiver<TelemetryBatch>,
     records: Arc<RecordBus>,
     packet_interval_ns: i64,
 ) -> anyhow::Result<()> {
     while let Some(batch) = rx.recv().await {
         let readings = batch.readings();
         let mut out = Vec::new();
-        if let Batch::Mppt(_) = &batch {
+        if let TelemetryBatch::Mppt(_) = &batch {
             out.push(Record::Telemetry(batch));
         }
         for (interval_end_ms, sensor) in sensor_readings(&readings, packet_interval_ns) {
@@ -652,7 +653,7 @@ async fn consume(
                 readings: sensor,
             }));
         }
-        out.push(Record::Telemetry(Batch::Readings(readings)));
+        out.push(Record::Telemetry(TelemetryBatch::Readings(readings)));
         // The bus may block (a full queue without a log): off the runtime.
         let bus = Arc::clone(&records);
         tokio::task::spawn_blocking(move || {

@@ -14,7 +14,7 @@ use super::assembler::BlockAssembler;
 use super::event::{EventKind, SourceEvent};
 use super::recording::{read_recording, RecordingError, RecordingTools};
 use super::wav::{parse_wav_header, WavError};
-use crate::wire::message::{DeviceInfo, InfoMessage, LogLevel, SampleAnswer, StopAnswer};
+use crate::wire::message::{InfoAnswer, InfoMessage, LogLevel, SampleAnswer, StopAnswer};
 use crate::wire::samples::{sample_time, SampleBlock};
 use crate::wire::{Frame, Measures, MeterCodec, RawCodec, WireStats};
 
@@ -102,7 +102,7 @@ pub struct Continuation {
 #[derive(Debug, Clone)]
 pub struct SessionDescription {
     pub device: String,
-    pub info: Option<DeviceInfo>,
+    pub info: Option<InfoAnswer>,
     pub measures: Measures,
     pub rate: u32,
     pub start_unix_ns: i64,
@@ -131,7 +131,7 @@ pub struct CapturedSession {
 #[derive(Debug, Clone, Default)]
 pub struct CaptureSummary {
     pub kind: Option<CaptureKind>,
-    pub info: Option<DeviceInfo>,
+    pub info: Option<InfoAnswer>,
     pub sessions: Vec<CapturedSession>,
     pub bytes: u64,
     pub log_lines: u64,

@@ -25,7 +25,7 @@ use super::assembler::BlockAssembler;
 use super::capture::{CaptureVisitor, SessionDescription};
 use super::event::{EventKind, SourceEvent};
 use crate::wire::command::{Command, CommandCodec, SampleParams, StreamType};
-use crate::wire::message::{DeviceInfo, ErrorAnswer, InfoMessage, SampleAnswer, StopAnswer};
+use crate::wire::message::{ErrorAnswer, InfoAnswer, InfoMessage, SampleAnswer, StopAnswer};
 use crate::wire::message::{LogLevel, LogLine};
 use crate::wire::samples::sample_time;
 use crate::wire::{Anomaly, Frame, Measures, MeterCodec, WireStats};
@@ -97,7 +97,7 @@ pub enum SessionEnd {
 /// What happened on one connection.
 #[derive(Debug, Clone)]
 pub struct SessionReport {
-    pub info: DeviceInfo,
+    pub info: InfoAnswer,
     pub answer: SampleAnswer,
     pub stop: Option<StopAnswer>,
     pub end: SessionEnd,
@@ -138,7 +138,7 @@ pub struct Greeted<S> {
     frames: Frames<S>,
     commands: Commands<S>,
     counters: Counters,
-    info: DeviceInfo,
+    info: InfoAnswer,
 }
 
 /// Reads the meter's info line. With `ask` the `info` command is sent
@@ -174,7 +174,7 @@ where
 }
 
 impl<S: AsyncRead + AsyncWrite> Greeted<S> {
-    pub fn info(&self) -> &DeviceInfo {
+    pub fn info(&self) -> &InfoAnswer {
         &self.info
     }
 
@@ -250,7 +250,7 @@ pub struct MeterStream<S> {
     frames: Frames<S>,
     commands: Commands<S>,
     counters: Counters,
-    info: DeviceInfo,
+    info: InfoAnswer,
     answer: SampleAnswer,
     description: SessionDescription,
     settings: SessionSettings,

@@ -28,9 +28,9 @@ use tokio_util::sync::CancellationToken;
 use super::cluster::LeaseBook;
 use super::config::{PipelineConfig, SourceConfig};
 use super::device::DeviceSummary;
-use super::outputs::OutputsSummary;
 use super::topology::{Durable, Publish, Topology};
 use crate::sink::jetstream::PublishCounters;
+use crate::sink::output::OutputSummary;
 use config::{MeterLinkConfig, Network};
 use connection::{handle_connection, ConnectionContext, ConnectionEnd, PendingGuard};
 use metrics::{serve_metrics, SinkObserver};
@@ -43,7 +43,7 @@ use workers::{WorkerContext, WorkerPool};
 pub struct SinkReport {
     /// One entry per sampling session.
     pub sessions: Vec<DeviceSummary>,
-    pub outputs: OutputsSummary,
+    pub outputs: OutputSummary,
     pub accepted: u64,
     pub peak_streaming: u64,
     /// Peers dropped, by reason (only reasons that occurred).

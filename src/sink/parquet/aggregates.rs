@@ -19,9 +19,9 @@ use super::schema::{
     TableSpec,
 };
 use super::windows::PHASE_TAGS;
-use super::DeviceInfo;
+use crate::model::AggregateRow;
+use crate::model::DeviceInfo;
 use crate::model::{Aggregate, PhaseAggregate, Stat};
-pub use crate::model::{AggregateRow, IntervalKind};
 
 pub const TABLE: &str = "aggregates";
 

@@ -8,8 +8,8 @@ use arrow::datatypes::SchemaRef;
 use super::schema::{
     device_columns, time_col, u64_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
 };
-use super::DeviceInfo;
-pub use crate::model::{EventKind, EventRow};
+use crate::model::DeviceInfo;
+use crate::model::{EventRow, EventRowKind};
 use crate::wire::message::{LogLevel, LogLine};
 use crate::wire::Anomaly;
 
@@ -26,7 +26,7 @@ impl EventRow {
     pub fn new(
         device: DeviceInfo,
         time_unix_ns: i64,
-        kind: EventKind,
+        kind: EventRowKind,
         message: impl Into<String>,
     ) -> Self {
         EventRow {
@@ -48,7 +48,7 @@ impl EventRow {
         anomaly: &Anomaly,
         samples_per_chunk: Option<u64>,
     ) -> Self {
-        let mut row = EventRow::new(device, time_unix_ns, EventKind::Resync, String::new());
+        let mut row = EventRow::new(device, time_unix_ns, EventRowKind::Resync, String::new());
         match *anomaly {
             Anomaly::Resync { skipped } => {
                 row.bytes = Some(skipped as u64);
@@ -59,14 +59,14 @@ impl EventRow {
                 received,
                 lost_chunks,
             } => {
-                row.kind = EventKind::Gap;
+                row.kind = EventRowKind::Gap;
                 row.lost_chunks = Some(u64::from(lost_chunks));
                 row.lost_samples =
                     samples_per_chunk.map(|n| n.saturating_mul(u64::from(lost_chunks)));
                 row.message = format!("expected packet {expected}, received {received}");
             }
             Anomaly::SequenceBackwards { expected, received } => {
-                row.kind = EventKind::SequenceBackwards;
+                row.kind = EventRowKind::SequenceBackwards;
                 row.message = format!("expected packet {expected}, received {received}");
             }
             Anomaly::BadDataLength {
@@ -74,24 +74,24 @@ impl EventRow {
                 len,
                 bytes_per_sample,
             } => {
-                row.kind = EventKind::BadDataLength;
+                row.kind = EventRowKind::BadDataLength;
                 row.bytes = Some(len as u64);
                 row.message = format!(
                     "packet {seq}: {len} bytes is not a whole number of {bytes_per_sample}-byte samples"
                 );
             }
             Anomaly::InfoTooLong { len } => {
-                row.kind = EventKind::BadInfoLine;
+                row.kind = EventRowKind::BadInfoLine;
                 row.bytes = Some(len as u64);
                 row.message = format!("Info line of {len} bytes is too long");
             }
             Anomaly::InvalidUtf8 { len } => {
-                row.kind = EventKind::BadInfoLine;
+                row.kind = EventRowKind::BadInfoLine;
                 row.bytes = Some(len as u64);
                 row.message = format!("Info line of {len} bytes is not UTF-8");
             }
             Anomaly::Truncated { bytes } => {
-                row.kind = EventKind::Truncated;
+                row.kind = EventRowKind::Truncated;
                 row.bytes = Some(bytes as u64);
                 row.message = format!("stream ended inside a frame ({bytes} bytes)");
             }
@@ -108,8 +108,10 @@ impl EventRow {
         }
         let missed = line.missed_samples();
         let kind = match (missed, line.level) {
-            (Some(_), _) | (None, LogLevel::Warning | LogLevel::Error) => EventKind::MeterWarning,
-            (None, LogLevel::Info) => EventKind::MeterLog,
+            (Some(_), _) | (None, LogLevel::Warning | LogLevel::Error) => {
+                EventRowKind::MeterWarning
+            }
+            (None, LogLevel::Info) => EventRowKind::MeterLog,
             (None, LogLevel::All | LogLevel::Debug) => return None,
         };
         let mut row = EventRow::new(device, time_unix_ns, kind, line.to_string());

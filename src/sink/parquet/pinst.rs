@@ -7,9 +7,9 @@ use arrow::datatypes::SchemaRef;
 use super::schema::{
     device_columns, f64_col, i32_col, time_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
 };
-use super::DeviceInfo;
+use crate::model::DeviceInfo;
 use crate::model::PhaseSet;
-pub use crate::model::PinstRow;
+use crate::model::PinstRow;
 
 pub const TABLE: &str = "pinst";
 

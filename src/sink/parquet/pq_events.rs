@@ -9,9 +9,9 @@ use super::schema::{
     bool_col, device_columns, f64_col, i32_col, time_col, ColumnSpec, ColumnValues, DeviceRow,
     TableSpec,
 };
-use super::DeviceInfo;
+use crate::model::DeviceInfo;
 use crate::model::PqEventFlags;
-pub use crate::model::PqEventRow;
+use crate::model::PqEventRow;
 
 pub const TABLE: &str = "pq_events";
 

@@ -17,7 +17,7 @@ use parquet::file::metadata::KeyValue;
 
 use super::config::DatasetInfo;
 use super::error::{ParquetSinkError, Result};
-use super::DeviceInfo;
+use crate::model::DeviceInfo;
 
 /// Bumped whenever a column is renamed, removed or changes type.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -7,17 +7,17 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender};
 
-use super::aggregates::AggregateRow;
 use super::config::{DatasetInfo, ParquetConfig, TableSelection};
 use super::dataset::{DatasetSummary, DatasetWriter};
 use super::error::{ParquetSinkError, Result};
-use super::events::EventRow;
-use super::half_cycle::HalfCycleRow;
-use super::latch::LatchRow;
-use super::pinst::PinstRow;
-use super::pq_events::PqEventRow;
-use super::windows::WindowRow;
-use super::DeviceInfo;
+use crate::model::AggregateRow;
+use crate::model::DeviceInfo;
+use crate::model::EventRow;
+use crate::model::HalfCycleRow;
+use crate::model::LatchRow;
+use crate::model::PinstRow;
+use crate::model::PqEventRow;
+use crate::model::WindowRow;
 use crate::wire::SampleBlock;
 
 enum Command {

@@ -7,10 +7,10 @@
 use super::config::{DatasetInfo, ParquetConfig};
 use super::dataset::{base_properties, probe_writable, DatasetSummary, Table};
 use super::error::Result;
-use super::partition::utc_day;
 use super::schema::file_metadata;
 use super::writer::{PartitionedWriter, PropertiesFor, Rotation};
 use super::{readings, tel_mppt};
+use crate::model::partition::utc_day;
 use crate::model::MpptRecord;
 use crate::model::Reading;
 

@@ -11,8 +11,8 @@ use super::schema::{
     bool_col, device_columns, f64_col, i32_col, i64_col, time_col, u64_col, ColumnSpec, DeviceRow,
     TableSpec,
 };
-use super::DeviceInfo;
-pub use crate::model::WindowRow;
+use crate::model::DeviceInfo;
+use crate::model::WindowRow;
 use crate::model::{EnergyCounters, PhaseMetrics, WindowFlags};
 
 pub const TABLE: &str = "windows";

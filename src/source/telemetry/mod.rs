@@ -1,7 +1,7 @@
 //! Low-rate telemetry beside the SmartMeters: rtl_433 JSON lines, MPPT
 //! charge-controller datasets, AirLink BLE resources. Every adapter turns
 //! its input into [`Reading`]s (and MPPT also into `tel_mppt` records) and
-//! hands them on as [`Batch`]es; a bad item is rejected, counted and logged,
+//! hands them on as [`TelemetryBatch`]es; a bad item is rejected, counted and logged,
 //! and the stream goes on.
 
 pub mod airlink;
@@ -12,19 +12,19 @@ pub mod reading;
 pub mod rtl433;
 pub mod time;
 
-pub use reading::{IngestCounts, Reading, Value};
+pub use reading::IngestCounts;
 
-pub use crate::model::TelemetryBatch as Batch;
+use crate::model::{Reading, TelemetryBatch};
 
-impl Batch {
+impl TelemetryBatch {
     /// Every reading of the batch.
     pub fn readings(&self) -> Vec<Reading> {
         match self {
-            Batch::Readings(readings) => readings.clone(),
-            Batch::Mppt(records) => records.iter().flat_map(mppt::readings).collect(),
+            TelemetryBatch::Readings(readings) => readings.clone(),
+            TelemetryBatch::Mppt(records) => records.iter().flat_map(mppt::readings).collect(),
         }
     }
 }
 
 /// Where adapters send their batches (bounded: a slow sink slows intake).
-pub type BatchSender = tokio::sync::mpsc::Sender<Batch>;
+pub type BatchSender = tokio::sync::mpsc::Sender<TelemetryBatch>;

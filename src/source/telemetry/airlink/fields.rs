@@ -4,7 +4,7 @@
 
 use super::SOURCE;
 use crate::model::keys;
-use crate::source::telemetry::reading::{Reading, Value};
+use crate::model::{Reading, Value};
 
 const NS_PER_MINUTE: i64 = 60_000_000_000;
 

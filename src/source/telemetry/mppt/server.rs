@@ -12,9 +12,10 @@ use axum::routing::post;
 use axum::Router;
 
 use super::body::parse_body;
+use crate::model::TelemetryBatch;
 use crate::source::telemetry::http::{header_text, queued, rejected};
 use crate::source::telemetry::reading::IngestCounts;
-use crate::source::telemetry::{Batch, BatchSender};
+use crate::source::telemetry::BatchSender;
 
 pub const PATH: &str = "/devices/dataset/mppt";
 
@@ -60,7 +61,12 @@ async fn post_dataset(
     };
     let items = records.len();
     let readings = records.iter().map(|r| super::readings(r).len()).sum();
-    if server.batches.send(Batch::Mppt(records)).await.is_err() {
+    if server
+        .batches
+        .send(TelemetryBatch::Mppt(records))
+        .await
+        .is_err()
+    {
         return rejected(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     server.counts.accept(readings);
