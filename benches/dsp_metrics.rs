@@ -10,8 +10,7 @@ use meterflow::dsp::window::WindowSpan;
 use meterflow::dsp::{DeviceEngine, EngineConfig};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
 use meterflow::meter::synthetic::{generate_block, split_block};
-use meterflow::model::WindowFlags;
-use meterflow::model::WindowMetrics;
+use meterflow::model::{WindowFlags, WindowMetrics};
 use meterflow::wire::Measures;
 use std::hint::black_box;
 

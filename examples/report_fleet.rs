@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use meterflow::model::{Aggregate, EnergyFlow};
-use meterflow::model::{AggregateRow, DeviceInfo, EventRow, EventRowKind, IntervalKind};
-use meterflow::model::{PhaseAggregate, Stat};
+use meterflow::model::{
+    Aggregate, AggregateRow, DeviceInfo, EnergyFlow, EventRow, EventRowKind, IntervalKind,
+    PhaseAggregate, Stat,
+};
 use meterflow::report::{write_report, ReportOptions};
 use meterflow::sink::parquet::{DatasetInfo, DatasetWriter, ParquetConfig};
 use meterflow::wire::Measures;

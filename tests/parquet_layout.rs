@@ -12,8 +12,7 @@ use arrow::array::{Array, TimestampNanosecondArray};
 use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::SignalConfig;
 use meterflow::meter::synthetic::generate_block;
-use meterflow::model::WindowMetrics;
-use meterflow::model::{DeviceInfo, WindowRow};
+use meterflow::model::{DeviceInfo, WindowMetrics, WindowRow};
 use meterflow::sink::parquet::{
     DatasetInfo, DatasetWriter, ParquetConfig, ParquetSink, ParquetSinkError, TableSelection,
 };

@@ -13,8 +13,9 @@ use meterflow::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
 use meterflow::meter::synthetic::{generate_block, split_block};
-use meterflow::model::WindowFlags;
-use meterflow::model::{AggregateRow, DeviceInfo, EventRow, EventRowKind, IntervalKind, WindowRow};
+use meterflow::model::{
+    AggregateRow, DeviceInfo, EventRow, EventRowKind, IntervalKind, WindowFlags, WindowRow,
+};
 use meterflow::sink::parquet::{aggregates, events, harmonics, raw, windows};
 use meterflow::sink::parquet::{
     is_portable_type, DatasetInfo, ParquetConfig, ParquetSink, TableSelection,

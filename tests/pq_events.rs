@@ -12,8 +12,9 @@ use meterflow::dsp::{DeviceEngine, EngineConfig, OwnedOutput};
 use meterflow::meter::disturbance::{self, Disturbance};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
 use meterflow::meter::synthetic::{generate_block, split_block};
-use meterflow::model::{HalfCycleRms, PhaseSet, PqEvent, PqEventFlags, PqEventKind};
-use meterflow::model::{WindowFlags, WindowMetrics};
+use meterflow::model::{
+    HalfCycleRms, PhaseSet, PqEvent, PqEventFlags, PqEventKind, WindowFlags, WindowMetrics,
+};
 use meterflow::pipeline::PipelineConfig;
 use meterflow::wire::{Measures, SampleBlock};
 

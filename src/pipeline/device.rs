@@ -11,13 +11,10 @@ use crate::dsp::pq::{PqEventCounts, PqTally};
 use crate::dsp::{DeviceEngine, EngineOutput};
 use crate::model::identity::name_uuid;
 use crate::model::{
-    Aggregate, EnergyCounters, HalfCycleRms, HalfCycleRow, LatchWindow, PinstRow, PqEvent,
-    PqEventRow, RawBlock, Record, WindowMetrics,
+    Aggregate, AggregateRow, CircuitReading, DeviceInfo, EnergyCounters, EventRow, EventRowKind,
+    HalfCycleRms, HalfCycleRow, IntervalKind, LatchRow, LatchWindow, PinstRow, PqEvent, PqEventRow,
+    RawBlock, Record, SensorInfo, SensorInterval, WindowMetrics, WindowRow,
 };
-use crate::model::{
-    AggregateRow, DeviceInfo, EventRow, EventRowKind, IntervalKind, LatchRow, WindowRow,
-};
-use crate::model::{CircuitReading, SensorInfo, SensorInterval};
 use crate::source::capture::SessionDescription;
 use crate::source::event::{EventKind, SourceEvent};
 use crate::wire::samples::SampleBlock;

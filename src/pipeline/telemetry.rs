@@ -29,8 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{KeyedValue, SensorReadings};
-use crate::model::{Reading, TelemetryBatch};
+use crate::model::{IntervalReadings, KeyedValue, Reading, Record, SensorReadings, TelemetryBatch};
 use crate::source::telemetry::airlink::{self, cbor, thingsboard};
 use crate::source::telemetry::lines::AnyLineReader;
 use crate::source::telemetry::mppt::{self, server::MpptServer};
@@ -39,7 +38,6 @@ use crate::source::telemetry::{http, rtl433, BatchSender, IngestCounts};
 
 use super::config::{parse_start, PipelineConfig};
 use super::topology::{RecordBus, Topology};
-use crate::model::{IntervalReadings, Record};
 use crate::sink::output::OutputSummary;
 
 fn default_flush_interval_s() -> f64 {

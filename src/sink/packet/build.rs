@@ -15,8 +15,7 @@ use uuid::Uuid;
 use crate::model::identity::name_uuid;
 
 use super::model::{Measurand, Packet, Sensor};
-use crate::model::{keys, MeasurandValue};
-use crate::model::{KeyedValue, SensorInterval, SensorReadings};
+use crate::model::{keys, KeyedValue, MeasurandValue, SensorInterval, SensorReadings};
 
 /// Default for [`PacketConfig::max_sensors_per_packet`].
 pub const DEFAULT_MAX_SENSORS_PER_PACKET: usize = 100;

@@ -19,9 +19,7 @@ use super::schema::{
     TableSpec,
 };
 use super::windows::PHASE_TAGS;
-use crate::model::AggregateRow;
-use crate::model::DeviceInfo;
-use crate::model::{Aggregate, PhaseAggregate, Stat};
+use crate::model::{Aggregate, AggregateRow, DeviceInfo, PhaseAggregate, Stat};
 
 pub const TABLE: &str = "aggregates";
 

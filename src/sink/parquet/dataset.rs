@@ -24,14 +24,9 @@ use super::raw::{self, RawBuffer};
 use super::schema::{file_metadata, keys, PartitionRow, TableSpec};
 use super::windows;
 use super::writer::{publish_file, PartitionedWriter, PropertiesFor, Rotation, SealedFile};
-use crate::model::AggregateRow;
-use crate::model::DeviceInfo;
-use crate::model::EventRow;
-use crate::model::HalfCycleRow;
-use crate::model::LatchRow;
-use crate::model::PinstRow;
-use crate::model::PqEventRow;
-use crate::model::WindowRow;
+use crate::model::{
+    AggregateRow, DeviceInfo, EventRow, HalfCycleRow, LatchRow, PinstRow, PqEventRow, WindowRow,
+};
 use crate::wire::SampleBlock;
 
 /// How long after its span ended a quiet device's file stays open for late rows.

@@ -8,8 +8,7 @@ use arrow::datatypes::SchemaRef;
 use super::schema::{
     device_columns, time_col, u64_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
 };
-use crate::model::DeviceInfo;
-use crate::model::{EventRow, EventRowKind};
+use crate::model::{DeviceInfo, EventRow, EventRowKind};
 use crate::wire::message::{LogLevel, LogLine};
 use crate::wire::Anomaly;
 

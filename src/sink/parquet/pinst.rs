@@ -7,9 +7,7 @@ use arrow::datatypes::SchemaRef;
 use super::schema::{
     device_columns, f64_col, i32_col, time_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
 };
-use crate::model::DeviceInfo;
-use crate::model::PhaseSet;
-use crate::model::PinstRow;
+use crate::model::{DeviceInfo, PhaseSet, PinstRow};
 
 pub const TABLE: &str = "pinst";
 

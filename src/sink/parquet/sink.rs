@@ -10,14 +10,9 @@ use crossbeam_channel::{bounded, Sender};
 use super::config::{DatasetInfo, ParquetConfig, TableSelection};
 use super::dataset::{DatasetSummary, DatasetWriter};
 use super::error::{ParquetSinkError, Result};
-use crate::model::AggregateRow;
-use crate::model::DeviceInfo;
-use crate::model::EventRow;
-use crate::model::HalfCycleRow;
-use crate::model::LatchRow;
-use crate::model::PinstRow;
-use crate::model::PqEventRow;
-use crate::model::WindowRow;
+use crate::model::{
+    AggregateRow, DeviceInfo, EventRow, HalfCycleRow, LatchRow, PinstRow, PqEventRow, WindowRow,
+};
 use crate::wire::SampleBlock;
 
 enum Command {

@@ -6,8 +6,7 @@
 use serde_json::{Map, Value as Json};
 
 use super::time::{parse_time, TimeContext};
-use crate::model::keys;
-use crate::model::{Reading, Value};
+use crate::model::{keys, Reading, Value};
 
 pub const SOURCE: &str = "rtl_433";
 

@@ -8,9 +8,8 @@ pub mod status;
 
 pub use body::parse_body;
 
-use crate::model::keys;
 use crate::model::mppt::{round4, Channel, MpptRecord};
-use crate::model::{Reading, Value};
+use crate::model::{keys, Reading, Value};
 
 pub const SOURCE: &str = "mppt";
 
