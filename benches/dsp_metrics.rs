@@ -6,10 +6,11 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use meterflow::dsp::metrics::{SampleRange, WindowCalculator};
-use meterflow::dsp::synthetic::{generate_block, split_block};
-use meterflow::dsp::window::{WindowFlags, WindowSpan};
-use meterflow::dsp::{DeviceEngine, EngineConfig, WindowMetrics};
+use meterflow::dsp::window::WindowSpan;
+use meterflow::dsp::{DeviceEngine, EngineConfig};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::{generate_block, split_block};
+use meterflow::model::{WindowFlags, WindowMetrics};
 use meterflow::wire::Measures;
 use std::hint::black_box;
 

@@ -7,10 +7,10 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use meterflow::dsp::flicker::FlickerSettings;
 use meterflow::dsp::pq::{PqConfig, PqStream};
-use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::dsp::{DeviceEngine, EngineConfig};
 use meterflow::meter::disturbance::Disturbance;
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::{generate_block, split_block};
 use meterflow::wire::{Measures, SampleBlock};
 use std::hint::black_box;
 

@@ -10,13 +10,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
-use meterflow::dsp::{Aggregate, EnergyFlow};
-use meterflow::report::{write_report, ReportOptions};
-use meterflow::sink::parquet::{
-    AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, EventKind, EventRow, IntervalKind,
-    ParquetConfig,
+use meterflow::model::{
+    Aggregate, AggregateRow, DeviceInfo, EnergyFlow, EventRow, EventRowKind, IntervalKind,
+    PhaseAggregate, Stat,
 };
+use meterflow::report::{write_report, ReportOptions};
+use meterflow::sink::parquet::{DatasetInfo, DatasetWriter, ParquetConfig};
 use meterflow::wire::Measures;
 
 const NS: i64 = 1_000_000_000;
@@ -120,7 +119,7 @@ fn main() -> anyhow::Result<()> {
             writer.write_event(EventRow::new(
                 device.clone(),
                 DAY_START_NS,
-                EventKind::Connect,
+                EventRowKind::Connect,
                 "dialled in",
             ))?;
             for k in 0..144 {
@@ -138,7 +137,7 @@ fn main() -> anyhow::Result<()> {
                 let mut gap = EventRow::new(
                     device.clone(),
                     DAY_START_NS + 72 * TEN_MIN_NS,
-                    EventKind::Gap,
+                    EventRowKind::Gap,
                     "expected packet 1, received 9",
                 );
                 gap.lost_samples = Some(2400 * 8000);
@@ -147,7 +146,7 @@ fn main() -> anyhow::Result<()> {
             writer.write_event(EventRow::new(
                 device.clone(),
                 DAY_START_NS + 86_400 * NS - 1,
-                EventKind::Disconnect,
+                EventRowKind::Disconnect,
                 "closed",
             ))?;
             writer.finish_device(&device.name)?;

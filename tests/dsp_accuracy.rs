@@ -3,9 +3,10 @@
 //! (60 Hz nominal). Tolerances (issue 3): V/I RMS 0.02 %, P within 0.05 %
 //! of S, Q1 within 0.1 % of S, PF/DPF 0.001, THD 0.05 pp, frequency 2 mHz.
 
-use meterflow::dsp::synthetic::generate_block;
-use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, WindowMetrics};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::generate_block;
+use meterflow::model::WindowMetrics;
 use meterflow::wire::Measures;
 
 const START_NS: i64 = 1_700_000_003_300_000_000;

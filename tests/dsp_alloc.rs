@@ -9,10 +9,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use meterflow::dsp::pq::{PqConfig, PqOutput, PqStream};
-use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::disturbance::Disturbance;
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::{generate_block, split_block};
 use meterflow::wire::Measures;
 
 struct Counting;

@@ -2,9 +2,10 @@
 //! bit-identical windows; dropped chunks flag exactly the windows that
 //! touch them and their energy is not invented; NaN samples flag, never panic.
 
-use meterflow::dsp::synthetic::{generate_block, split_block};
-use meterflow::dsp::{DeviceEngine, EngineConfig, OwnedOutput, WindowFlags, WindowMetrics};
+use meterflow::dsp::{DeviceEngine, EngineConfig, OwnedOutput};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::{generate_block, split_block};
+use meterflow::model::{WindowFlags, WindowMetrics};
 use meterflow::wire::{Measures, SampleBlock};
 
 const START_NS: i64 = 1_700_000_000_000_000_000;

@@ -2,9 +2,10 @@
 //! import/export split of a load that reverses, and counters that survive
 //! a save and restore.
 
-use meterflow::dsp::synthetic::{generate_block, split_block};
-use meterflow::dsp::{DeviceEngine, EnergyCounters, EngineConfig, EngineOutput, WindowMetrics};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{Harmonic, LoadStep, SignalConfig};
+use meterflow::meter::synthetic::{generate_block, split_block};
+use meterflow::model::{EnergyCounters, WindowMetrics};
 use meterflow::wire::{Measures, SampleBlock};
 
 const START_NS: i64 = 1_700_000_000_000_000_000;

@@ -2,11 +2,12 @@
 //! analytic phase of the virtual meter's signal, with a drifting and a
 //! wandering frequency.
 
-use meterflow::dsp::synthetic::generate_block;
 use meterflow::dsp::{
-    CycleFrequency, DeviceEngine, EngineConfig, EngineOutput, TenSecondFrequency, WindowMetrics,
+    CycleFrequency, DeviceEngine, EngineConfig, EngineOutput, TenSecondFrequency,
 };
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::generate_block;
+use meterflow::model::WindowMetrics;
 use meterflow::wire::Measures;
 
 /// Not on a 10-s tick: the first boundary is 6.7 s into the stream.
@@ -186,7 +187,7 @@ fn fixed_windows_without_voltage() {
     for w in &windows {
         assert!(
             w.flags
-                .contains(meterflow::dsp::WindowFlags::NO_ZERO_CROSSING),
+                .contains(meterflow::model::WindowFlags::NO_ZERO_CROSSING),
             "{:?}",
             w.flags
         );

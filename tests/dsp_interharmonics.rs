@@ -14,7 +14,8 @@
 
 use std::f64::consts::{PI, SQRT_2, TAU};
 
-use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, WindowMetrics};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
+use meterflow::model::WindowMetrics;
 use meterflow::wire::{Measures, SampleBlock};
 
 /// One interharmonic tone: frequency, RMS.
@@ -70,7 +71,7 @@ fn clean_windows(case: &Case, keep: bool) -> Vec<WindowMetrics> {
         }
     };
     // Wire-sized chunks, as a meter sends them.
-    for part in meterflow::dsp::synthetic::split_block(&whole, &mut std::iter::repeat(42)) {
+    for part in meterflow::meter::synthetic::split_block(&whole, &mut std::iter::repeat(42)) {
         engine
             .push_block(&part, &mut sink)
             .unwrap_or_else(|e| panic!("{e}"));

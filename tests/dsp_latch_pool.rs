@@ -2,11 +2,10 @@
 //! 150/180-cycle, 10-min and arbitrary intervals. (The old worker pool is gone: the sink's workers are tested in sink_server.rs.)
 
 use meterflow::dsp::aggregate::{ClockAggregator, CycleAggregator, TEN_MINUTES_NS};
-use meterflow::dsp::synthetic::{generate_block, split_block};
-use meterflow::dsp::{
-    DeviceEngine, EngineConfig, OwnedOutput, PhaseMetrics, WindowFlags, WindowMetrics,
-};
+use meterflow::dsp::{DeviceEngine, EngineConfig, OwnedOutput};
 use meterflow::meter::signal::{Harmonic, LoadStep, SignalConfig};
+use meterflow::meter::synthetic::{generate_block, split_block};
+use meterflow::model::{PhaseMetrics, WindowFlags, WindowMetrics};
 use meterflow::wire::Measures;
 
 const START_NS: i64 = 1_700_000_000_000_000_000;

@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, LatchWindow, WindowMetrics};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{SignalConfig, Truth};
+use meterflow::model::{LatchWindow, WindowMetrics};
 use meterflow::source::capture::{read_capture, CaptureVisitor, RawParams, SessionDescription};
 use meterflow::source::event::SourceEvent;
 use meterflow::wire::samples::SampleBlock;

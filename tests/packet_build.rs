@@ -1,9 +1,10 @@
 //! Packet building: the JSON for a known input, the 16 circuit keys, nulls
 //! for missing and non-finite values, splitting, passthrough keys, ids.
 
+use meterflow::model::identity::name_uuid;
+use meterflow::model::{CircuitReading, SensorInfo, SensorInterval};
 use meterflow::sink::packet::{
-    name_uuid, title_case_key, CircuitReading, DeliveryConfig, GatewayIdentity, PacketBuilder,
-    PacketConfig, SensorInfo, SensorInterval,
+    title_case_key, DeliveryConfig, GatewayIdentity, PacketBuilder, PacketConfig,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -13,9 +13,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use meterflow::model::SensorInterval;
 use meterflow::sink::packet::{
     Deliverer, DeliveryConfig, GatewayIdentity, HttpConfig, Packet, PacketBuilder, PacketConfig,
-    RetryConfig, SensorInterval, SpoolConfig,
+    RetryConfig, SpoolConfig,
 };
 use serde_json::Value;
 use tokio::net::TcpListener;

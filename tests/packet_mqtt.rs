@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use common::mosquitto::{free_port, Broker};
 
 use bytes::Bytes;
+use meterflow::model::SensorInterval;
 use meterflow::sink::packet::{
     Deliverer, DeliveryConfig, GatewayIdentity, MqttConfig, Packet, PacketBuilder, PacketConfig,
-    RetryConfig, SensorInterval, SpoolConfig,
+    RetryConfig, SpoolConfig,
 };
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use tempfile::TempDir;

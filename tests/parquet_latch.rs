@@ -10,10 +10,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::DataType;
-use meterflow::dsp::{DeviceEngine, EnergyCounters, EngineConfig, EngineOutput, WindowFlags};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{LoadStep, SignalConfig, SignalGenerator};
+use meterflow::model::{DeviceInfo, EnergyCounters, LatchRow, WindowFlags};
 use meterflow::sink::parquet::{
-    is_portable_type, latch, DatasetInfo, DatasetWriter, DeviceInfo, LatchRow, ParquetConfig,
+    is_portable_type, latch, DatasetInfo, DatasetWriter, ParquetConfig,
 };
 use meterflow::wire::{Measures, SampleBlock};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -129,11 +130,13 @@ fn run_device(name: &str, id: u64, measures: Measures) -> (Vec<LatchRow>, Energy
 }
 
 fn info() -> DatasetInfo {
-    DatasetInfo::from_engine(
-        "synthetic latch signal",
-        "parquet-latch-tests",
-        &EngineConfig::default(),
-    )
+    let engine = EngineConfig::default();
+    DatasetInfo {
+        source: "synthetic latch signal".into(),
+        pipeline: "parquet-latch-tests".into(),
+        thd_max_order: engine.harmonic_order(),
+        nominal_frequency_hz: engine.nominal_frequency_hz,
+    }
 }
 
 /// Both streams through one `DatasetWriter`, interleaved window by window.

@@ -9,12 +9,12 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, TimestampNanosecondArray};
-use meterflow::dsp::synthetic::generate_block;
-use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, WindowMetrics};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::SignalConfig;
+use meterflow::meter::synthetic::generate_block;
+use meterflow::model::{DeviceInfo, WindowMetrics, WindowRow};
 use meterflow::sink::parquet::{
-    DatasetInfo, DatasetWriter, DeviceInfo, ParquetConfig, ParquetSinkError, TableSelection,
-    WindowRow,
+    DatasetInfo, DatasetWriter, ParquetConfig, ParquetSinkError, TableSelection,
 };
 use meterflow::wire::Measures;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -12,11 +12,10 @@ use arrow::array::{
     Array, Float32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array,
 };
 use arrow::record_batch::RecordBatch;
-use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::meter::signal::SignalConfig;
-use meterflow::sink::parquet::{
-    DatasetInfo, DatasetWriter, DeviceInfo, ParquetConfig, TableSelection,
-};
+use meterflow::meter::synthetic::{generate_block, split_block};
+use meterflow::model::DeviceInfo;
+use meterflow::sink::parquet::{DatasetInfo, DatasetWriter, ParquetConfig, TableSelection};
 use meterflow::wire::{Measures, SampleBlock};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, Encoding};

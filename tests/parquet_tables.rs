@@ -10,13 +10,15 @@ use std::fs::File;
 use std::path::Path;
 
 use meterflow::dsp::aggregate::{ClockAggregator, CycleAggregator};
-use meterflow::dsp::synthetic::{generate_block, split_block};
-use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput, WindowFlags};
+use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::{generate_block, split_block};
+use meterflow::model::{
+    AggregateRow, DeviceInfo, EventRow, EventRowKind, IntervalKind, WindowFlags, WindowRow,
+};
 use meterflow::sink::parquet::{aggregates, events, harmonics, raw, windows};
 use meterflow::sink::parquet::{
-    is_portable_type, AggregateRow, DatasetInfo, DatasetWriter, DeviceInfo, EventKind, EventRow,
-    IntervalKind, ParquetConfig, TableSelection, WindowRow,
+    is_portable_type, DatasetInfo, DatasetWriter, ParquetConfig, TableSelection,
 };
 use meterflow::source::event::{EventKind as StreamEventKind, SourceEvent};
 use meterflow::wire::message::LogLine;
@@ -151,7 +153,7 @@ fn hand_built_events(device: &DeviceInfo) -> Vec<EventRow> {
         EventRow::new(
             device.clone(),
             START_NS,
-            EventKind::Connect,
+            EventRowKind::Connect,
             "connected from 127.0.0.1:40000",
         ),
         // 3 chunks of 42 samples lost, as the decoder counts them.
@@ -174,7 +176,7 @@ fn hand_built_events(device: &DeviceInfo) -> Vec<EventRow> {
     rows.push(EventRow::new(
         device.clone(),
         START_NS + 4_000_000,
-        EventKind::Disconnect,
+        EventRowKind::Disconnect,
         "peer closed",
     ));
     for chatter in [
@@ -191,13 +193,19 @@ fn hand_built_events(device: &DeviceInfo) -> Vec<EventRow> {
     assert_eq!(rows.len(), 5);
     assert_eq!(rows[1].lost_chunks, Some(3));
     assert_eq!(rows[1].lost_samples, Some(126));
-    assert_eq!(rows[3].kind, EventKind::MeterWarning);
+    assert_eq!(rows[3].kind, EventRowKind::MeterWarning);
     assert_eq!(rows[3].lost_samples, Some(42));
     rows
 }
 
 fn info() -> DatasetInfo {
-    DatasetInfo::from_engine("synthetic test signal", "parquet-tests", &engine_config())
+    let engine = engine_config();
+    DatasetInfo {
+        source: "synthetic test signal".into(),
+        pipeline: "parquet-tests".into(),
+        thd_max_order: engine.harmonic_order(),
+        nominal_frequency_hz: engine.nominal_frequency_hz,
+    }
 }
 
 /// Two devices (three-phase and single-phase) through a `DatasetWriter`.
@@ -696,12 +704,12 @@ fn every_column_type_is_portable_and_files_carry_their_metadata() {
                 );
                 assert_eq!(
                     kv.get("meterflow.harmonic_grouping").map(String::as_str),
-                    Some(meterflow::dsp::harmonics::GROUPING)
+                    Some(meterflow::model::window::HARMONIC_GROUPING)
                 );
                 assert_eq!(
                     kv.get("meterflow.interharmonic_grouping")
                         .map(String::as_str),
-                    Some(meterflow::dsp::harmonics::INTERHARMONIC_GROUPING)
+                    Some(meterflow::model::window::INTERHARMONIC_GROUPING)
                 );
             }
             // Row groups follow the configured size.

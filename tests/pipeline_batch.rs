@@ -86,7 +86,7 @@ async fn testdata_through_the_engine_matches_the_signal_truth() {
         .flat_map(|p| p["sensors"].as_array().unwrap())
         .collect();
     // The sensor of the three-phase capture's meter (UUIDv5 of its name).
-    let sensor_id = meterflow::sink::packet::name_uuid("three_phase_8khz-001").to_string();
+    let sensor_id = meterflow::model::identity::name_uuid("three_phase_8khz-001").to_string();
     let three_phase: Vec<&&serde_json::Value> = sensors
         .iter()
         .filter(|s| s["sensor_id"] == sensor_id.as_str())

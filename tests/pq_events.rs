@@ -7,13 +7,14 @@
 //! Block sizes must not change a bit of the output.
 
 use meterflow::dsp::aggregate::AggregateAccumulator;
-use meterflow::dsp::pq::{
-    HalfCycleRms, PhaseSet, PqConfig, PqEvent, PqEventFlags, PqEventKind, PqOutput, PqStream,
-};
-use meterflow::dsp::synthetic::{generate_block, split_block};
-use meterflow::dsp::{DeviceEngine, EngineConfig, OwnedOutput, WindowFlags, WindowMetrics};
+use meterflow::dsp::pq::{PqConfig, PqOutput, PqStream};
+use meterflow::dsp::{DeviceEngine, EngineConfig, OwnedOutput};
 use meterflow::meter::disturbance::{self, Disturbance};
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::synthetic::{generate_block, split_block};
+use meterflow::model::{
+    HalfCycleRms, PhaseSet, PqEvent, PqEventFlags, PqEventKind, WindowFlags, WindowMetrics,
+};
 use meterflow::pipeline::PipelineConfig;
 use meterflow::wire::{Measures, SampleBlock};
 

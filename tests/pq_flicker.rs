@@ -8,9 +8,8 @@
 
 use std::f64::consts::{SQRT_2, TAU};
 
-use meterflow::dsp::flicker::{
-    FlickerConfig, FlickerFlags, FlickerMeter, FlickerOutput, Lamp, SeverityValue,
-};
+use meterflow::dsp::flicker::{FlickerConfig, FlickerMeter, FlickerOutput, Lamp, SeverityValue};
+use meterflow::model::FlickerFlags;
 
 /// A 10-min tick (2025-11-24T16:00:00Z), ns.
 const TICK_NS: i64 = 1_764_000_000_000_000_000;

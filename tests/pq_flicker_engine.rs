@@ -2,11 +2,12 @@
 //! channel, and independent of how the stream is cut. (Pst values against
 //! truth are in `pq_flicker.rs`, on the meter alone.)
 
-use meterflow::dsp::flicker::{FlickerFlags, FlickerOutput, FlickerSettings, FlickerValue};
+use meterflow::dsp::flicker::{FlickerOutput, FlickerSettings, FlickerValue};
 use meterflow::dsp::pq::PqConfig;
-use meterflow::dsp::synthetic::{generate_block, split_block};
 use meterflow::dsp::{DeviceEngine, EngineConfig, OwnedOutput};
 use meterflow::meter::signal::SignalConfig;
+use meterflow::meter::synthetic::{generate_block, split_block};
+use meterflow::model::FlickerFlags;
 use meterflow::wire::Measures;
 
 const START_NS: i64 = 1_700_000_000_000_000_000;

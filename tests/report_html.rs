@@ -425,9 +425,9 @@ fn dataset_writer(dir: &Path) -> (PathBuf, meterflow::sink::parquet::DatasetWrit
 /// numbers are those of the full report, and of the data.
 #[test]
 fn fleet_summaries_from_statistics_match_the_data() {
-    use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
-    use meterflow::dsp::Aggregate;
-    use meterflow::sink::parquet::{AggregateRow, DeviceInfo, IntervalKind};
+    use meterflow::model::Aggregate;
+    use meterflow::model::{AggregateRow, DeviceInfo, IntervalKind};
+    use meterflow::model::{PhaseAggregate, Stat};
     use meterflow::wire::Measures;
     const NS: i64 = 1_000_000_000;
     const START: i64 = 1_796_083_200 * NS; // 2026-12-01T00:00:00Z
@@ -454,7 +454,7 @@ fn fleet_summaries_from_statistics_match_the_data() {
             None,
         ],
         p_total_w: stat(p),
-        energy_total: meterflow::dsp::EnergyFlow {
+        energy_total: meterflow::model::EnergyFlow {
             import_wh: p * len as f64 / NS as f64 / 3600.0,
             export_wh: 0.0,
         },
@@ -531,10 +531,10 @@ fn fleet_summaries_from_statistics_match_the_data() {
 /// only and the page's labels in that zone.
 #[test]
 fn device_span_and_zone_select_what_is_shown() {
-    use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
-    use meterflow::dsp::Aggregate;
+    use meterflow::model::Aggregate;
+    use meterflow::model::{AggregateRow, DeviceInfo, IntervalKind};
+    use meterflow::model::{PhaseAggregate, Stat};
     use meterflow::report::timeaxis::{parse_time, parse_zone};
-    use meterflow::sink::parquet::{AggregateRow, DeviceInfo, IntervalKind};
     use meterflow::wire::Measures;
     const NS: i64 = 1_000_000_000;
     const START: i64 = 1_796_083_200 * NS; // 2026-12-01T00:00:00Z
@@ -564,7 +564,7 @@ fn device_span_and_zone_select_what_is_shown() {
                     None,
                 ],
                 p_total_w: stat(p),
-                energy_total: meterflow::dsp::EnergyFlow {
+                energy_total: meterflow::model::EnergyFlow {
                     import_wh: p / 6.0,
                     export_wh: 0.0,
                 },

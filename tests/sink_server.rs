@@ -21,7 +21,7 @@ use meterflow::pipeline::PipelineConfig;
 use meterflow::source::capture::RawParams;
 use meterflow::wire::command::StreamType;
 use meterflow::wire::frame::put_info_line;
-use meterflow::wire::message::{DeviceInfo, SampleAnswer, StartTs};
+use meterflow::wire::message::{InfoAnswer, SampleAnswer, StartTs};
 use meterflow::wire::Measures;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -408,7 +408,7 @@ async fn huge_length_peer(addr: std::net::SocketAddr) {
     let mut buf = BytesMut::new();
     put_info_line(
         &mut buf,
-        &serde_json::to_string(&DeviceInfo::new("evil", "127.0.0.1")).unwrap(),
+        &serde_json::to_string(&InfoAnswer::new("evil", "127.0.0.1")).unwrap(),
     );
     socket.write_all(&buf).await.unwrap();
     let mut command = [0u8; 512];

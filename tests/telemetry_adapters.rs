@@ -15,16 +15,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ciborium::Value as Cbor;
+use meterflow::model::identity::name_uuid;
+use meterflow::model::mppt::MpptStatus;
+use meterflow::model::{MeasurandValue, Reading, Value};
 use meterflow::pipeline::config::{PipelineConfig, SourceConfig};
 use meterflow::pipeline::telemetry::{start_telemetry, TelemetryConfig};
-use meterflow::sink::packet::{
-    name_uuid, GatewayIdentity, MeasurandValue, PacketBuilder, PacketConfig,
-};
+use meterflow::sink::packet::{GatewayIdentity, PacketBuilder, PacketConfig};
 use meterflow::source::telemetry::airlink::{cbor, thingsboard};
-use meterflow::source::telemetry::mppt::{parse_body, MpptStatus};
+use meterflow::source::telemetry::mppt::parse_body;
 use meterflow::source::telemetry::rtl433;
 use meterflow::source::telemetry::time::{TimeContext, Zone};
-use meterflow::source::telemetry::{Reading, Value};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use common::parquet_read::{column_names, parquet_files, read_file, read_rows, Cell};
+use meterflow::model::identity::name_uuid;
 use meterflow::pipeline::config::{PipelineConfig, SourceConfig};
 use meterflow::pipeline::telemetry::{start_telemetry, TelemetryReport};
-use meterflow::sink::packet::{name_uuid, Packet};
+use meterflow::sink::packet::Packet;
 use meterflow::sink::parquet::is_portable_type;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;

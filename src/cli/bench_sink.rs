@@ -16,11 +16,11 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::config::{SinkConfig, SourceConfig};
-use crate::pipeline::latency::LatencySnapshot;
 use crate::pipeline::server::config::{MeterLinkConfig, ServiceConfig};
 use crate::pipeline::server::metrics::SinkObserver;
 use crate::pipeline::server::StreamSink;
 use crate::pipeline::PipelineConfig;
+use crate::sink::latency::LatencySnapshot;
 use crate::sink::parquet::ParquetConfig;
 use crate::wire::Measures;
 

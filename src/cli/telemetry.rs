@@ -4,8 +4,9 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::config::{PipelineConfig, TelemetryConfig};
+use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::telemetry::start_telemetry;
+use crate::pipeline::telemetry::TelemetryConfig;
 
 use super::summary::print_outputs;
 

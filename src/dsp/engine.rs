@@ -6,17 +6,20 @@
 //! their capacity, windows are computed in place and handed to a callback
 //! by reference.
 
-use super::energy::EnergyCounters;
 use super::flicker::{FlickerMeter, FlickerValue};
 use super::frequency::{
     CycleFrequency, CycleTracker, SampleClock, TenSecondFrequency, TenSecondTracker,
 };
-use super::latch::{check_block, LatchEngine, LatchWindow};
-use super::metrics::{ChannelMap, WindowCalculator, WindowMetrics};
-use super::pq::{HalfCycleRms, PqDetector, PqEvent, PqOutput};
-use super::window::{WindowAssembler, WindowFlags, WindowSpan};
+use super::latch::{check_block, LatchEngine};
+use super::metrics::{ChannelMap, WindowCalculator};
+use super::pq::{PqDetector, PqOutput};
+use super::window::{WindowAssembler, WindowSpan};
 use super::zero_crossing::ZeroCrossingDetector;
 use super::EngineConfig;
+use crate::model::energy::EnergyCounters;
+use crate::model::latch::LatchWindow;
+use crate::model::pq_event::{HalfCycleRms, PqEvent};
+use crate::model::window::{WindowFlags, WindowMetrics};
 use crate::wire::layout::Measures;
 use crate::wire::SampleBlock;
 

@@ -32,13 +32,6 @@ use rustfft::{Fft, FftPlanner};
 
 use super::complex_ops::{chirp_input, multiply_in_place, pack_pair};
 
-/// How subgroups are formed, for output metadata.
-pub const GROUPING: &str = "IEC 61000-4-7 harmonic subgroup (bins N*h-1..N*h+1)";
-
-/// How interharmonic subgroups are formed, for output metadata.
-pub const INTERHARMONIC_GROUPING: &str =
-    "IEC 61000-4-7 interharmonic centred subgroup h = 0..H-1 (bins N*h+2..N*h+N-2)";
-
 /// FFT plans kept; window lengths vary by a sample or two with frequency.
 const MAX_CACHED_PLANS: usize = 16;
 

@@ -3,41 +3,13 @@
 //! aggregated as root mean square. No waveform, so no crossings, no THD:
 //! fixed 200 ms windows (at least one sample) counted from the stream start.
 
-use serde::{Deserialize, Serialize};
-
-use super::energy::EnergyCounters;
 use super::engine::EngineError;
 use super::frequency::SampleClock;
-use super::window::WindowFlags;
+use crate::model::energy::EnergyCounters;
+use crate::model::latch::{LatchPhase, LatchWindow};
+use crate::model::window::WindowFlags;
 use crate::wire::layout::{Measures, Quantity};
 use crate::wire::SampleBlock;
-
-/// What a latch stream says about one phase; quantities it does not carry are `None`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatchPhase {
-    /// Mean active power, W.
-    pub p_w: Option<f64>,
-    /// Mean reactive power as the meter defines it, var.
-    pub q_var: Option<f64>,
-    /// RMS of the RMS voltages, V.
-    pub v_rms_v: Option<f64>,
-    /// RMS of the RMS currents, A.
-    pub i_rms_a: Option<f64>,
-    /// P × duration, Wh (`p,q` only).
-    pub energy_wh: Option<f64>,
-}
-
-/// One fixed window of a latch stream.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatchWindow {
-    pub start_unix_ns: i64,
-    pub end_unix_ns: i64,
-    pub first_sample: u64,
-    pub sample_count: u64,
-    pub duration_s: f64,
-    pub flags: WindowFlags,
-    pub phases: [Option<LatchPhase>; 3],
-}
 
 /// Per-device engine for `p,q` and `v,i_RMS` streams.
 #[derive(Debug, Clone)]

@@ -4,16 +4,15 @@
 //!
 //! One device's [`SampleBlock`](crate::wire::SampleBlock)s go into a
 //! [`DeviceEngine`] in order; it finds zero crossings, cuts windows, computes
-//! [`WindowMetrics`] and keeps energy counters. [`EnginePool`] runs many
-//! devices on worker threads; [`aggregate`] folds windows into intervals.
+//! [`WindowMetrics`](crate::model::WindowMetrics) and keeps energy counters;
+//! [`aggregate`] folds windows into intervals. What it produces are `model`
+//! types, so outputs read them without knowing the engine.
 //! With `[dsp.pq]` the engine also runs [`pq`]: half-cycle RMS, dips,
 //! swells, interruptions and RVCs, and flags windows that overlap them.
 
 pub mod aggregate;
 mod complex_ops;
-pub mod energy;
 pub mod engine;
-mod flag_set;
 pub mod flicker;
 pub mod frequency;
 pub mod harmonics;
@@ -21,19 +20,15 @@ pub mod latch;
 pub mod metrics;
 pub mod pq;
 mod sums;
-pub mod synthetic;
 pub mod window;
 pub mod zero_crossing;
 
 use serde::{Deserialize, Serialize};
 
-pub use aggregate::{Aggregate, AggregateAccumulator, ClockAggregator, CycleAggregator};
-pub use energy::{EnergyCounters, EnergyFlow};
+pub use aggregate::{AggregateAccumulator, ClockAggregator, CycleAggregator};
 pub use engine::{DeviceEngine, EngineError, EngineOutput, OwnedOutput, WaveformEngine};
 pub use frequency::{CycleFrequency, TenSecondFrequency};
-pub use latch::{LatchEngine, LatchPhase, LatchWindow};
-pub use metrics::{PhaseMetrics, Unbalance, WindowMetrics};
-pub use window::WindowFlags;
+pub use latch::LatchEngine;
 
 /// Highest harmonic order the engine computes (IEC 61557-12).
 pub const MAX_HARMONIC_ORDER: u32 = 50;

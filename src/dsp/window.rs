@@ -13,24 +13,7 @@
 //! decisions depend only on crossing positions and on how far crossings are
 //! known (the horizon), never on how the stream was cut into blocks.
 
-use super::flag_set::flag_set;
-
-flag_set! {
-    /// Why a window's values deserve less trust (IEC 61000-4-30 flagging).
-    pub struct WindowFlags;
-    /// Samples were lost inside or right next to the window.
-    GAP = 0;
-    /// A fixed 200 ms window: the reference voltage has no usable crossings.
-    NO_ZERO_CROSSING = 1;
-    /// A partial window while synchronisation was lost or (re)acquired.
-    RESYNC = 2;
-    /// Non-finite samples (NaN, inf), counted as 0; no energy is counted.
-    INVALID_SAMPLES = 3;
-    /// Cut short by the end of the stream.
-    TRUNCATED = 4;
-    /// Overlaps a voltage dip, swell or interruption (IEC 61000-4-30 §4.7).
-    PQ_EVENT = 5;
-}
+use crate::model::window::WindowFlags;
 
 /// One window to compute, in sample positions.
 #[derive(Debug, Clone, Copy, PartialEq)]

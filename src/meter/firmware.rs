@@ -34,7 +34,7 @@ use crate::wire::command::{
 use crate::wire::frame::{put_data_header, put_info_line};
 use crate::wire::layout::{chunk_size, Measures, Transport, DEFAULT_RATE};
 use crate::wire::message::{
-    Answer, DeviceInfo, DeviceState, ErrorAnswer, LogLevel, SampleAnswer, StartTs, StopAnswer,
+    Answer, DeviceState, ErrorAnswer, InfoAnswer, LogLevel, SampleAnswer, StartTs, StopAnswer,
     SETUP_DONE,
 };
 
@@ -666,7 +666,7 @@ impl Connection {
         let busy = self.session.is_some();
         let info = {
             let state = self.meter.state();
-            let mut info = DeviceInfo::new(state.name.clone(), state.ip.clone());
+            let mut info = InfoAnswer::new(state.name.clone(), state.ip.clone());
             info.compiled = Some(COMPILED.to_string());
             info.sys_time = Some(
                 chrono::Local::now()
@@ -685,7 +685,7 @@ impl Connection {
             } else {
                 DeviceState::Idle
             });
-            info.energy = Some(DeviceInfo::format_energy(&state.energy_wh));
+            info.energy = Some(InfoAnswer::format_energy(&state.energy_wh));
             info.daily_reset = Some(daily_reset_text(state.daily_reset));
             info.calibration = Some(state.calibration.to_vec());
             info.ssids = Some(format!("[{}]", state.ssids.join(", ")));

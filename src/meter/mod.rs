@@ -11,3 +11,4 @@ pub mod offline_capture;
 pub mod pacing;
 pub mod raw_port;
 pub mod signal;
+pub mod synthetic;

@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use super::signal::{SignalConfig, SignalGenerator};
 use crate::wire::command::StreamType;
 use crate::wire::frame::{put_data_frame, put_info_line};
-use crate::wire::message::{DeviceInfo, SampleAnswer, StartTs, StopAnswer};
+use crate::wire::message::{InfoAnswer, SampleAnswer, StartTs, StopAnswer};
 use crate::wire::Measures;
 
 /// What to record.
@@ -71,7 +71,7 @@ impl OfflineCapture {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let write_error = || format!("writing {}", path.display());
         let mut buf = BytesMut::with_capacity(1 << 20);
-        let info = serde_json::to_string(&DeviceInfo::new(self.name.clone(), "127.0.0.1"))?;
+        let info = serde_json::to_string(&InfoAnswer::new(self.name.clone(), "127.0.0.1"))?;
         put_info_line(&mut buf, &info);
         let answer = self.answer();
         put_info_line(&mut buf, &serde_json::to_string(&answer)?);

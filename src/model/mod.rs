@@ -3,24 +3,39 @@
 //! measurand keys. Sources, the engine's callers and outputs depend on this
 //! module, not on each other.
 
+pub mod aggregate;
 pub mod device;
+pub mod energy;
+mod flag_set;
+pub mod flicker;
+pub mod identity;
 pub mod intern;
+pub mod latch;
 pub mod measurand;
 pub mod mppt;
+pub mod partition;
+pub mod pq_event;
 pub mod reading;
 pub mod record;
 pub mod rows;
 pub mod sensor;
+pub mod window;
 
+pub use aggregate::{Aggregate, PhaseAggregate, Stat};
 pub use device::DeviceInfo;
+pub use energy::{EnergyCounters, EnergyFlow};
+pub use flicker::{FlickerFlags, PinstValue};
+pub use latch::{LatchPhase, LatchWindow};
 pub use measurand::{keys, MeasurandValue};
 pub use mppt::{Channel, MpptRecord, MpptStatus};
+pub use pq_event::{HalfCycleRms, PhaseSet, PqEvent, PqEventFlags, PqEventKind};
 pub use reading::{Reading, Value};
 pub use record::{ConsumedMark, RawBlock, Record, TelemetryBatch};
 pub use rows::{
-    AggregateRow, EventKind, EventRow, HalfCycleRow, IntervalKind, LatchRow, PinstRow, PqEventRow,
-    WindowRow,
+    AggregateRow, EventRow, EventRowKind, HalfCycleRow, IntervalKind, LatchRow, PinstRow,
+    PqEventRow, WindowRow,
 };
 pub use sensor::{
     CircuitReading, IntervalReadings, KeyedValue, SensorInfo, SensorInterval, SensorReadings,
 };
+pub use window::{PhaseMetrics, Unbalance, WindowFlags, WindowMetrics};

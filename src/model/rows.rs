@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::DeviceInfo;
-use crate::dsp::flicker::PinstValue;
-use crate::dsp::pq::{HalfCycleRms, PqEvent};
-use crate::dsp::{Aggregate, EnergyCounters, LatchWindow, WindowMetrics};
+use super::{
+    Aggregate, DeviceInfo, EnergyCounters, HalfCycleRms, LatchWindow, PinstValue, PqEvent,
+    WindowMetrics,
+};
 
 /// One window of one device, ready for the `windows` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,7 +75,7 @@ pub struct PinstRow {
 /// What kind of event a row records (the `kind` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EventKind {
+pub enum EventRowKind {
     /// Chunks never arrived (packet numbers jumped).
     Gap,
     /// Bytes that were neither frame nor line were skipped.
@@ -105,7 +105,7 @@ pub struct EventRow {
     pub device: DeviceInfo,
     /// When it was noticed (or happened, if known), ns since the epoch.
     pub time_unix_ns: i64,
-    pub kind: EventKind,
+    pub kind: EventRowKind,
     pub lost_chunks: Option<u64>,
     pub lost_samples: Option<u64>,
     /// Bytes skipped or dropped (resyncs, bad lengths, truncation).
@@ -125,20 +125,20 @@ impl IntervalKind {
     }
 }
 
-impl EventKind {
+impl EventRowKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            EventKind::Gap => "gap",
-            EventKind::Resync => "resync",
-            EventKind::SequenceBackwards => "sequence_backwards",
-            EventKind::BadDataLength => "bad_data_length",
-            EventKind::BadInfoLine => "bad_info_line",
-            EventKind::Truncated => "truncated",
-            EventKind::Connect => "connect",
-            EventKind::Disconnect => "disconnect",
-            EventKind::MeterWarning => "meter_warning",
-            EventKind::MeterLog => "meter_log",
-            EventKind::LostResults => "lost_results",
+            EventRowKind::Gap => "gap",
+            EventRowKind::Resync => "resync",
+            EventRowKind::SequenceBackwards => "sequence_backwards",
+            EventRowKind::BadDataLength => "bad_data_length",
+            EventRowKind::BadInfoLine => "bad_info_line",
+            EventRowKind::Truncated => "truncated",
+            EventRowKind::Connect => "connect",
+            EventRowKind::Disconnect => "disconnect",
+            EventRowKind::MeterWarning => "meter_warning",
+            EventRowKind::MeterLog => "meter_log",
+            EventRowKind::LostResults => "lost_results",
         }
     }
 }

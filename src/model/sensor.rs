@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::measurand::MeasurandValue;
-use crate::wire::message::DeviceInfo;
+use crate::wire::message::InfoAnswer;
 
 /// A meter's identity, sent as the identity measurands.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ pub struct IntervalReadings {
 }
 
 impl SensorInfo {
-    pub fn from_device_info(info: &DeviceInfo) -> Self {
+    pub fn from_info_answer(info: &InfoAnswer) -> Self {
         Self {
             model: info.device_type.clone(),
             firmware: info.version.clone(),

@@ -115,7 +115,7 @@ struct FileVisitor<'a> {
     finished: Vec<DeviceSummary>,
     error: Option<String>,
     /// Energy of the device's previous session in this file, continued.
-    carried: Option<(String, crate::dsp::EnergyCounters)>,
+    carried: Option<(String, crate::model::EnergyCounters)>,
 }
 
 impl FileVisitor<'_> {

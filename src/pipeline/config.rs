@@ -15,7 +15,7 @@ use crate::wire::layout::DEFAULT_RATE;
 use crate::wire::Measures;
 
 use super::server::config::{MeterLinkConfig, ServiceConfig};
-pub use super::telemetry::TelemetryConfig;
+use super::telemetry::TelemetryConfig;
 
 /// A whole pipeline.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]

@@ -5,13 +5,16 @@
 
 use std::sync::Arc;
 
-use crate::dsp::aggregate::{Aggregate, ClockAggregator, CycleAggregator};
+use crate::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use crate::dsp::flicker::{FlickerOutput, FlickerValue};
-use crate::dsp::pq::{HalfCycleRms, PqEvent, PqEventCounts, PqTally};
-use crate::dsp::{DeviceEngine, EnergyCounters, EngineOutput, LatchWindow, WindowMetrics};
-use crate::model::{HalfCycleRow, PinstRow, PqEventRow, RawBlock, Record};
-use crate::sink::packet::{name_uuid, CircuitReading, SensorInfo, SensorInterval};
-use crate::sink::parquet::{self, AggregateRow, IntervalKind, LatchRow, WindowRow};
+use crate::dsp::pq::{PqEventCounts, PqTally};
+use crate::dsp::{DeviceEngine, EngineOutput};
+use crate::model::identity::name_uuid;
+use crate::model::{
+    Aggregate, AggregateRow, CircuitReading, DeviceInfo, EnergyCounters, HalfCycleRms,
+    HalfCycleRow, IntervalKind, LatchRow, LatchWindow, PinstRow, PqEvent, PqEventRow, RawBlock,
+    Record, SensorInfo, SensorInterval, WindowMetrics, WindowRow,
+};
 use crate::source::capture::SessionDescription;
 use crate::source::event::SourceEvent;
 use crate::wire::samples::SampleBlock;
@@ -46,7 +49,7 @@ pub struct DeviceSummary {
 
 /// Everything after the engine: aggregation and the rows and readings it feeds.
 struct Downstream {
-    device: parquet::DeviceInfo,
+    device: DeviceInfo,
     sensor: SensorInfo,
     records: Arc<RecordBus>,
     cycles: CycleAggregator,
@@ -90,11 +93,11 @@ impl DeviceProcessor {
             session.start_unix_ns,
         )?;
         let id = name_uuid(&session.device).as_u64_pair().0;
-        let device = parquet::DeviceInfo::new(session.device.as_str(), id, session.measures);
+        let device = DeviceInfo::new(session.device.as_str(), id, session.measures);
         let sensor = session
             .info
             .as_ref()
-            .map(SensorInfo::from_device_info)
+            .map(SensorInfo::from_info_answer)
             .unwrap_or_default();
         let energy = engine.energy().clone();
         let udin = config.dsp.udin_v();
@@ -492,7 +495,7 @@ pub fn circuit_reading(
 ) -> CircuitReading {
     let phases: Vec<_> = aggregate.phases.iter().flatten().collect();
     let present = !phases.is_empty() && aggregate.windows > 0;
-    let thd = |f: fn(&crate::dsp::aggregate::PhaseAggregate) -> Option<f64>| {
+    let thd = |f: fn(&crate::model::PhaseAggregate) -> Option<f64>| {
         [0, 1, 2].map(|k| aggregate.phases[k].as_ref().and_then(f))
     };
     CircuitReading {

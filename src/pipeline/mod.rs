@@ -8,7 +8,6 @@ pub mod bounds;
 pub mod cluster;
 pub mod config;
 pub mod device;
-pub use crate::sink::latency;
 pub mod limits;
 pub mod live;
 pub mod outputs;

@@ -123,7 +123,12 @@ fn parquet(cx: &OutputContext) -> anyhow::Result<OutputFactory> {
         .parquet
         .clone()
         .context("no [sink.parquet] section")?;
-    let info = DatasetInfo::from_engine(&cx.source, config.name.as_str(), &config.dsp);
+    let info = DatasetInfo {
+        source: cx.source.clone(),
+        pipeline: config.name.clone(),
+        thd_max_order: config.dsp.harmonic_order(),
+        nominal_frequency_hz: config.dsp.nominal_frequency_hz,
+    };
     let low_rate_flush = match &config.source {
         SourceConfig::Telemetry(telemetry) => telemetry.flush_interval(),
         _ => DEFAULT_LOW_RATE_FLUSH,

@@ -1,6 +1,6 @@
 //! Telemetry sources in a pipeline: rtl_433 JSON lines (file, stdin, MQTT),
 //! the MPPT dataset endpoint and replayed bodies, AirLink Thingsboard posts
-//! and files. Every adapter sends [`Batch`]es to one consumer that writes
+//! and files. Every adapter sends [`TelemetryBatch`]es to one consumer that writes
 //! the `readings`/`tel_mppt` tables and queues packets per interval.
 //!
 //! ```toml
@@ -29,19 +29,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::sink::packet::{KeyedValue, SensorReadings};
+use crate::model::{IntervalReadings, KeyedValue, Reading, Record, SensorReadings, TelemetryBatch};
 use crate::source::telemetry::airlink::{self, cbor, thingsboard};
 use crate::source::telemetry::lines::AnyLineReader;
 use crate::source::telemetry::mppt::{self, server::MpptServer};
 use crate::source::telemetry::time::{TimeContext, Zone};
-use crate::source::telemetry::{
-    http, rtl433, Batch, BatchSender, IngestCounts, Reading, Submission,
-};
+use crate::source::telemetry::{http, rtl433, BatchSender, IngestCounts, Submission};
 
 use super::config::{parse_start, PipelineConfig};
 use super::server::state::StateStore;
 use super::topology::{Durable, RecordBus, Topology};
-use crate::model::{IntervalReadings, Record};
 use crate::sink::output::OutputSummary;
 
 fn default_flush_interval_s() -> f64 {
@@ -495,7 +492,7 @@ async fn submit(
     match parsed {
         Ok(readings) => {
             let n = readings.len();
-            tx.send(Submission::new(Batch::Readings(readings)))
+            tx.send(Submission::new(TelemetryBatch::Readings(readings)))
                 .await
                 .map_err(|_| anyhow::anyhow!("the pipeline has stopped"))?;
             counts.accept(n);
@@ -587,7 +584,7 @@ async fn replay_mppt(
     match mppt::parse_body(&body, sender, now) {
         Ok(records) => {
             let n = records.iter().map(|r| mppt::readings(r).len()).sum();
-            tx.send(Submission::new(Batch::Mppt(records)))
+            tx.send(Submission::new(TelemetryBatch::Mppt(records)))
                 .await
                 .map_err(|_| anyhow::anyhow!("the pipeline has stopped"))?;
             counts.accept(n);
@@ -700,10 +697,10 @@ async fn consume(
 }
 
 /// The records of one batch: `tel_mppt` rows, the packets' interval readings, the readings.
-fn batch_records(batch: Batch, packet_interval_ns: i64) -> Vec<Record> {
+fn batch_records(batch: TelemetryBatch, packet_interval_ns: i64) -> Vec<Record> {
     let readings = batch.readings();
     let mut out = Vec::new();
-    if let Batch::Mppt(_) = &batch {
+    if let TelemetryBatch::Mppt(_) = &batch {
         out.push(Record::Telemetry(batch));
     }
     for (interval_end_ms, sensor) in sensor_readings(&readings, packet_interval_ns) {
@@ -712,7 +709,7 @@ fn batch_records(batch: Batch, packet_interval_ns: i64) -> Vec<Record> {
             readings: sensor,
         }));
     }
-    out.push(Record::Telemetry(Batch::Readings(readings)));
+    out.push(Record::Telemetry(TelemetryBatch::Readings(readings)));
     out
 }
 

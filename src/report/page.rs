@@ -11,7 +11,7 @@ use super::charts::{escape, Chart};
 use super::device::{PqEvents, Source};
 use super::stats::DeviceStats;
 use super::timeaxis::format_time;
-use crate::sink::parquet::partition::encode_partition_value;
+use crate::model::partition::encode_partition_value;
 
 /// Power-quality events listed per device; the timeline shows them all.
 const PQ_TABLE_ROWS: usize = 200;

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use parquet::schema::types::SchemaDescPtr;
 
 use super::error::{ReportError, Result};
-use crate::sink::parquet::partition::{date_string, utc_day};
+use crate::model::partition::{date_string, utc_day};
 
 /// Tables whose rows the report can plot over time.
 pub const SERIES_TABLES: [&str; 3] = ["windows", "latch", "aggregates"];
@@ -197,7 +197,7 @@ pub fn decode_partition_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::parquet::partition::encode_partition_value;
+    use crate::model::partition::encode_partition_value;
 
     #[test]
     fn partition_values_round_trip() {

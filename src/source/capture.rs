@@ -11,7 +11,7 @@ use super::decoder::{BlockFeed, Decoded, MeterDecoder, SessionEnd};
 use super::event::SourceEvent;
 use super::recording::{read_recording, RecordingError, RecordingTools};
 use super::wav::{parse_wav_header, WavError};
-use crate::wire::message::{DeviceInfo, SampleAnswer, StopAnswer};
+use crate::wire::message::{InfoAnswer, SampleAnswer, StopAnswer};
 use crate::wire::samples::SampleBlock;
 use crate::wire::{Measures, WireStats};
 
@@ -99,7 +99,7 @@ pub struct Continuation {
 #[derive(Debug, Clone)]
 pub struct SessionDescription {
     pub device: String,
-    pub info: Option<DeviceInfo>,
+    pub info: Option<InfoAnswer>,
     pub measures: Measures,
     pub rate: u32,
     pub start_unix_ns: i64,
@@ -128,7 +128,7 @@ pub struct CapturedSession {
 #[derive(Debug, Clone, Default)]
 pub struct CaptureSummary {
     pub kind: Option<CaptureKind>,
-    pub info: Option<DeviceInfo>,
+    pub info: Option<InfoAnswer>,
     pub sessions: Vec<CapturedSession>,
     pub bytes: u64,
     pub log_lines: u64,

@@ -22,7 +22,7 @@ use tokio_util::codec::Decoder;
 use super::capture::{CaptureVisitor, Continuation, SessionDescription};
 use super::event::{EventKind, SourceEvent};
 use crate::wire::message::{
-    DeviceInfo, ErrorAnswer, InfoMessage, LogLevel, SampleAnswer, StopAnswer,
+    ErrorAnswer, InfoAnswer, InfoMessage, LogLevel, SampleAnswer, StopAnswer,
 };
 use crate::wire::samples::{sample_time, SampleBlock};
 use crate::wire::{Anomaly, Frame, MeterCodec, RawCodec, WireStats};
@@ -99,7 +99,7 @@ pub struct SampleChunk {
 #[derive(Debug, Clone)]
 pub enum Decoded {
     /// The meter introduced itself.
-    DeviceInfo(Box<DeviceInfo>),
+    DeviceInfo(Box<InfoAnswer>),
     /// The meter refused a command (e.g. `sample`); also a `meter_warning` event.
     ErrorAnswer(Box<ErrorAnswer>),
     /// A sampling session began; its `session_start` event follows.
@@ -210,7 +210,7 @@ impl OpenSession {
 pub struct MeterDecoder {
     framing: Framing,
     buf: BytesMut,
-    info: Option<DeviceInfo>,
+    info: Option<InfoAnswer>,
     session: Option<OpenSession>,
     /// Meter time of the last thing placed, for events outside a session.
     last_time_ns: i64,
@@ -307,7 +307,7 @@ impl MeterDecoder {
     }
 
     /// The meter's first device info, once seen.
-    pub fn info(&self) -> Option<&DeviceInfo> {
+    pub fn info(&self) -> Option<&InfoAnswer> {
         self.info.as_ref()
     }
 
@@ -637,7 +637,7 @@ mod tests {
     /// warning and an `Error` answer, ending without a stop answer.
     fn troubled_stream() -> Vec<u8> {
         let mut buf = BytesMut::new();
-        line(&mut buf, &DeviceInfo::new("meter7", "10.0.0.7"));
+        line(&mut buf, &InfoAnswer::new("meter7", "10.0.0.7"));
         line(&mut buf, &answer());
         chunk(&mut buf, 0);
         chunk(&mut buf, 1);
@@ -811,7 +811,7 @@ mod tests {
     #[test]
     fn a_stop_answer_ends_the_session_at_its_stop_time() {
         let mut buf = BytesMut::new();
-        line(&mut buf, &DeviceInfo::new("meter7", "10.0.0.7"));
+        line(&mut buf, &InfoAnswer::new("meter7", "10.0.0.7"));
         line(&mut buf, &answer());
         chunk(&mut buf, 0);
         let stop = StopAnswer::new(
@@ -844,7 +844,7 @@ mod tests {
     #[test]
     fn a_new_sample_answer_ends_the_session_before() {
         let mut buf = BytesMut::new();
-        line(&mut buf, &DeviceInfo::new("meter7", "10.0.0.7"));
+        line(&mut buf, &InfoAnswer::new("meter7", "10.0.0.7"));
         line(&mut buf, &answer());
         chunk(&mut buf, 0);
         line(&mut buf, &answer());

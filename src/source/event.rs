@@ -3,7 +3,7 @@
 //! broken link.
 
 use super::decoder::SessionEnd;
-use crate::model::{DeviceInfo, EventKind as RowKind, EventRow};
+use crate::model::{DeviceInfo, EventRow, EventRowKind as RowKind};
 use crate::wire::Anomaly;
 
 /// One event of one device.

@@ -27,7 +27,7 @@ use super::decoder::{
     BlockFeed, Decoded, MeterDecoder, SessionEnd, SessionStarted, StreamCounters,
 };
 use crate::wire::command::{Command, CommandCodec, SampleParams, StreamType};
-use crate::wire::message::{DeviceInfo, SampleAnswer, StopAnswer};
+use crate::wire::message::{InfoAnswer, SampleAnswer, StopAnswer};
 use crate::wire::{Measures, WireStats};
 
 /// The port meters dial out to (the stream server).
@@ -86,7 +86,7 @@ pub enum SessionError {
 /// What happened on one connection.
 #[derive(Debug, Clone)]
 pub struct SessionReport {
-    pub info: DeviceInfo,
+    pub info: InfoAnswer,
     pub answer: SampleAnswer,
     pub stop: Option<StopAnswer>,
     pub end: SessionEnd,
@@ -115,7 +115,7 @@ pub struct Greeted<S> {
     read: ReadHalf<S>,
     commands: Commands<S>,
     decoder: MeterDecoder,
-    info: DeviceInfo,
+    info: InfoAnswer,
 }
 
 /// Reads the meter's info line. With `ask` the `info` command is sent
@@ -150,7 +150,7 @@ where
 }
 
 impl<S: AsyncRead + AsyncWrite> Greeted<S> {
-    pub fn info(&self) -> &DeviceInfo {
+    pub fn info(&self) -> &InfoAnswer {
         &self.info
     }
 
@@ -223,7 +223,7 @@ pub struct MeterStream<S> {
     read: ReadHalf<S>,
     commands: Commands<S>,
     decoder: MeterDecoder,
-    info: DeviceInfo,
+    info: InfoAnswer,
     answer: SampleAnswer,
     description: SessionDescription,
     settings: SessionSettings,
@@ -496,7 +496,7 @@ mod tests {
     /// `chunks` chunks of 4 `v,i` samples.
     async fn meter(mut link: DuplexStream, chunks: u32) -> DuplexStream {
         let mut out = BytesMut::new();
-        let info = DeviceInfo::new("meter7", "10.0.0.7");
+        let info = InfoAnswer::new("meter7", "10.0.0.7");
         put_info_line(&mut out, &serde_json::to_string(&info).unwrap());
         link.write_all(&out).await.unwrap();
         let mut command = Vec::new();

@@ -241,7 +241,7 @@ impl std::fmt::Display for DeviceState {
 /// may leave out (or older firmware and the guide lack) is optional, and
 /// unknown keys are kept in `extra` (the guide's `calV`, `calI`, `relay`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeviceInfo {
+pub struct InfoAnswer {
     pub cmd: InfoCmd,
     /// `"smartmeter"` from the firmware, `"SmartMeter"` in the guide.
     #[serde(rename = "type")]
@@ -250,7 +250,7 @@ pub struct DeviceInfo {
     /// `__DATE__ " " __TIME__`, e.g. `"Mar  2 2021 09:57:58"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compiled: Option<String>,
-    /// `"MM/DD/YYYY HH:MM:SS.mmm"`; see [`DeviceInfo::sys_time_parsed`].
+    /// `"MM/DD/YYYY HH:MM:SS.mmm"`; see [`InfoAnswer::sys_time_parsed`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sys_time: Option<String>,
     pub name: String,
@@ -274,7 +274,7 @@ pub struct DeviceInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<DeviceState>,
     /// Energy per phase in Wh, as the firmware's string `"[%.4f, %.4f, %.4f]"`;
-    /// see [`DeviceInfo::energy_values`]. An array is accepted and kept as that string.
+    /// see [`InfoAnswer::energy_values`]. An array is accepted and kept as that string.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -291,7 +291,7 @@ pub struct DeviceInfo {
     /// v1, i1, v2, i2, v3, i3 factors (the guide's example has two).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Vec<f64>>,
-    /// Known access points as one string, `"[ssid1, ssid2]"`; see [`DeviceInfo::ssid_list`].
+    /// Known access points as one string, `"[ssid1, ssid2]"`; see [`InfoAnswer::ssid_list`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssids: Option<String>,
     /// Only on WiFi (absent on Ethernet).
@@ -317,14 +317,14 @@ fn energy_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
     Ok(match Option::<Energy>::deserialize(deserializer)? {
         None => None,
         Some(Energy::Text(text)) => Some(text),
-        Some(Energy::Values(values)) => Some(DeviceInfo::format_energy(&values)),
+        Some(Energy::Values(values)) => Some(InfoAnswer::format_energy(&values)),
     })
 }
 
-impl DeviceInfo {
+impl InfoAnswer {
     /// A device info with the firmware's constant fields; the rest is unset.
     pub fn new(name: impl Into<String>, ip: impl Into<String>) -> Self {
-        DeviceInfo {
+        InfoAnswer {
             cmd: InfoCmd,
             device_type: "smartmeter".to_string(),
             version: "2.2".to_string(),
@@ -880,7 +880,7 @@ fn digits(text: &str) -> Option<u64> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum InfoMessage {
     Log(LogLine),
-    DeviceInfo(Box<DeviceInfo>),
+    DeviceInfo(Box<InfoAnswer>),
     SampleAnswer(SampleAnswer),
     StopAnswer(StopAnswer),
     Error(ErrorAnswer),
@@ -1074,7 +1074,7 @@ mod tests {
         assert_eq!(info.daily_reset.as_deref(), Some("None"));
         // ArduinoJson prints 1.0 as `1`, serde_json as `1.0`: compare the
         // parsed values, then the key order.
-        let again: DeviceInfo = serde_json::from_str(&to_json(&info)).unwrap();
+        let again: InfoAnswer = serde_json::from_str(&to_json(&info)).unwrap();
         assert_eq!(&again, info.as_ref());
         let keys = |text: &str| -> Vec<String> {
             text.split("\":")
@@ -1086,8 +1086,8 @@ mod tests {
 
     #[test]
     fn device_info_energy_helpers() {
-        let mut info = DeviceInfo::new("m", "10.0.0.2");
-        info.energy = Some(DeviceInfo::format_energy(&[10149.5684, 5101.23238, 0.0]));
+        let mut info = InfoAnswer::new("m", "10.0.0.2");
+        info.energy = Some(InfoAnswer::format_energy(&[10149.5684, 5101.23238, 0.0]));
         assert_eq!(
             info.energy.as_deref(),
             Some("[10149.5684, 5101.2324, 0.0000]")
@@ -1098,7 +1098,7 @@ mod tests {
             Err(MessageError::InvalidNumberList(_))
         ));
         assert_eq!(parse_number_list("[]").unwrap(), Vec::<f64>::new());
-        let from_array: DeviceInfo = serde_json::from_str(
+        let from_array: InfoAnswer = serde_json::from_str(
             r#"{"cmd":"info","type":"smartmeter","version":"2.2","name":"m","ip":"x","energy":[1.5,2,3]}"#,
         )
         .unwrap();
@@ -1106,9 +1106,9 @@ mod tests {
             from_array.energy_values().unwrap(),
             Some(vec![1.5, 2.0, 3.0])
         );
-        let ssids = DeviceInfo {
+        let ssids = InfoAnswer {
             ssids: Some("[energywifi, Test, ]".into()),
-            ..DeviceInfo::new("m", "x")
+            ..InfoAnswer::new("m", "x")
         };
         assert_eq!(ssids.ssid_list(), vec!["energywifi", "Test"]);
     }

@@ -3,7 +3,7 @@
 //! the window aggregator does, so the values wait here to join its row.
 
 use super::output::{FlickerOutput, FlickerValue, SeverityValue};
-use crate::dsp::Aggregate;
+use crate::model::aggregate::Aggregate;
 
 /// Pending `Pst` / `Plt` per phase; see the module docs.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +49,7 @@ impl FlickerBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsp::flicker::FlickerFlags;
+    use crate::model::flicker::FlickerFlags;
 
     fn severity(start: i64, end: i64, value: f64) -> SeverityValue {
         SeverityValue {

@@ -10,8 +10,9 @@
 use super::chain::{ChainDesign, ChainState};
 use super::classifier::Classifier;
 use super::decimator::SquareDecimator;
-use super::output::{FlickerFlags, FlickerOutput, PinstValue, SeverityValue};
+use super::output::{FlickerOutput, SeverityValue};
 use super::{FlickerConfig, FlickerError};
+use crate::model::flicker::{FlickerFlags, PinstValue};
 
 /// Decimated values handed to the chain at a time.
 const BATCH: usize = 32;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use book::FlickerBook;
 pub use classifier::{Classifier, CLASSES};
 pub use meter::FlickerMeter;
-pub use output::{FlickerFlags, FlickerOutput, FlickerValue, PinstValue, SeverityValue};
+pub use output::{FlickerOutput, FlickerValue, SeverityValue};
 
 /// Reference lamp of the weighting filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{PqEvent, PqEventKind};
+use crate::model::pq_event::{PqEvent, PqEventKind};
 
 /// How many events of each kind an interval holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +58,7 @@ impl PqEventCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsp::pq::{PhaseSet, PqEventFlags};
+    use crate::model::pq_event::{PhaseSet, PqEventFlags};
 
     #[test]
     fn counts_by_kind() {

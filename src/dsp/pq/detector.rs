@@ -9,13 +9,13 @@
 use std::collections::VecDeque;
 
 use super::cycle_clock::{CycleClock, Tick};
-use super::event::{HalfCycleRms, PqEvent, PqEventFlags, PqEventKind};
 use super::half_cycle::{CycleValue, HalfCycleCalculator};
 use super::rvc::RvcDetector;
 use super::voltage_events::{RawEvent, ThresholdDetector};
 use super::{PqConfig, PqConfigError};
 use crate::dsp::frequency::SampleClock;
 use crate::dsp::metrics::ChannelMap;
+use crate::model::pq_event::{HalfCycleRms, PhaseSet, PqEvent, PqEventFlags, PqEventKind};
 use crate::wire::layout::Measures;
 
 /// Closed events remembered for window flagging: windows lag the detector
@@ -294,7 +294,7 @@ fn empty_event() -> PqEvent {
         delta_u_max_pct_udin: None,
         delta_u_ss_v: None,
         delta_u_ss_pct_udin: None,
-        phases: super::PhaseSet::NONE,
+        phases: PhaseSet::NONE,
         flags: PqEventFlags::NONE,
     }
 }

@@ -2,8 +2,8 @@
 //! interruption carries [`WindowFlags::PQ_EVENT`] (not the gap flag). RVCs
 //! do not flag.
 
-use super::event::{PqEvent, PqEventKind};
-use crate::dsp::window::WindowFlags;
+use crate::model::pq_event::{PqEvent, PqEventKind};
+use crate::model::window::WindowFlags;
 
 /// `event` is a dip, swell or interruption touching `[start_unix_ns, end_unix_ns)`.
 pub fn overlaps(event: &PqEvent, start_unix_ns: i64, end_unix_ns: i64) -> bool {
@@ -27,7 +27,7 @@ pub fn window_flags(events: &[PqEvent], start_unix_ns: i64, end_unix_ns: i64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsp::pq::{PhaseSet, PqEventFlags};
+    use crate::model::pq_event::{PhaseSet, PqEventFlags};
 
     fn event(kind: PqEventKind, start: i64, end: i64) -> PqEvent {
         PqEvent {

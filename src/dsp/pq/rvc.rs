@@ -12,10 +12,10 @@
 //! before| from the start until the new steady state is established, ΔUss =
 //! mean of that window − mean before (on the channel where it is largest).
 
-use super::event::{PhaseSet, PqEventFlags, PqEventKind};
 use super::half_cycle::CycleValue;
 use super::voltage_events::RawEvent;
 use super::PqConfig;
+use crate::model::pq_event::{PhaseSet, PqEventFlags, PqEventKind};
 
 #[derive(Debug, Clone, Copy)]
 struct Candidate {

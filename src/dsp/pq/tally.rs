@@ -5,9 +5,11 @@
 use serde_json::Value;
 
 use super::counts::PqEventCounts;
-use super::event::PqEvent;
-use crate::dsp::flicker::{FlickerBook, FlickerFlags, FlickerOutput, FlickerValue};
-use crate::dsp::{Aggregate, EngineConfig};
+use crate::dsp::flicker::{FlickerBook, FlickerOutput, FlickerValue};
+use crate::dsp::EngineConfig;
+use crate::model::aggregate::Aggregate;
+use crate::model::flicker::FlickerFlags;
+use crate::model::pq_event::PqEvent;
 
 /// Passthrough key of the worst phase's latest `Pst` (title-cased: `Pst`).
 pub const PST_KEY: &str = "pst";
@@ -85,7 +87,8 @@ impl PqTally {
 mod tests {
     use super::*;
     use crate::dsp::flicker::SeverityValue;
-    use crate::dsp::pq::{PhaseSet, PqConfig, PqEventFlags, PqEventKind};
+    use crate::dsp::pq::PqConfig;
+    use crate::model::pq_event::{PhaseSet, PqEventFlags, PqEventKind};
 
     fn dip() -> PqEvent {
         PqEvent {

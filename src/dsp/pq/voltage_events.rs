@@ -4,9 +4,9 @@
 //! interruption starts when all channels are below its threshold and ends
 //! when any is back above threshold + hysteresis.
 
-use super::event::{PhaseSet, PqEventFlags, PqEventKind};
 use super::half_cycle::CycleValue;
 use super::PqConfig;
+use crate::model::pq_event::{PhaseSet, PqEventFlags, PqEventKind};
 
 /// An event found, positions in sample units.
 #[derive(Debug, Clone, Copy, PartialEq)]

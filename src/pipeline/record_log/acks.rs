@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::segment::{decode_stamp, encode_stamp};
-use crate::pipeline::server::state::write_atomically;
+use crate::sink::atomic_file::write_atomically;
 
 const ACK_MAGIC: [u8; 4] = *b"MFAK";
 const ACK_EXTENSION: &str = ".ack";

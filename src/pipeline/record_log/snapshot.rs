@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::segment::{decode_stamp, encode_stamp, STAMP_LEN};
-use crate::pipeline::server::state::write_atomically;
+use crate::sink::atomic_file::write_atomically;
 
 const SNAPSHOT_MAGIC: [u8; 4] = *b"MFSN";
 const FILE_NAME: &str = "snapshot";

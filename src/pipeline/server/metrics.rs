@@ -14,9 +14,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::latency::{LatencySnapshot, QUANTILES};
 use crate::pipeline::record_log::RecordLog;
 use crate::pipeline::topology::{HealthBoard, RecordBus};
+use crate::sink::latency::{LatencySnapshot, QUANTILES};
 use crate::sink::packet::output::CollectorSlot;
 
 use super::registry::{DropReason, MeterCounters, Registry};

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::dsp::EnergyCounters;
+use crate::model::EnergyCounters;
 
 /// The checkpoint file inside the state folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
@@ -318,7 +318,7 @@ impl StateStore {
     /// The `lost_results` event to record before `record`, when it is the
     /// first window of a meter whose results were lost in a crash.
     pub fn loss_before(&self, record: &crate::model::Record) -> Option<crate::model::EventRow> {
-        use crate::model::{EventKind, EventRow, Record};
+        use crate::model::{EventRow, EventRowKind, Record};
         let (device, start_ns) = match record {
             Record::Window(row) => (&row.device, row.metrics.start_unix_ns),
             Record::Latch(row) => (&row.device, row.window.start_unix_ns),
@@ -333,7 +333,7 @@ impl StateStore {
         (seconds > 0.0).then(|| EventRow {
             device: device.clone(),
             time_unix_ns: since,
-            kind: EventKind::LostResults,
+            kind: EventRowKind::LostResults,
             lost_chunks: None,
             lost_samples: None,
             bytes: None,
@@ -370,7 +370,7 @@ impl StateStore {
     }
 }
 
-pub use crate::sink::atomic_file::write_atomically;
+use crate::sink::atomic_file::write_atomically;
 
 fn format_ns(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns)
@@ -412,7 +412,7 @@ mod tests {
         use crate::model::{DeviceInfo, Record, WindowRow};
         let mut energy = EnergyCounters::default();
         energy.total.import_wh = import_wh;
-        let metrics = crate::dsp::WindowMetrics {
+        let metrics = crate::model::WindowMetrics {
             start_unix_ns: start_ns,
             end_unix_ns: start_ns + 200_000_000,
             ..Default::default()
@@ -444,7 +444,7 @@ mod tests {
         restored.mark_crashed();
         let next = window("m1", 4_400_000_000, 3.0);
         let lost = restored.loss_before(&next).unwrap();
-        assert_eq!(lost.kind, crate::model::EventKind::LostResults);
+        assert_eq!(lost.kind, crate::model::EventRowKind::LostResults);
         assert_eq!(lost.time_unix_ns, 1_400_000_000);
         assert!(lost.message.contains("3.000 s"), "{}", lost.message);
         assert!(restored.loss_before(&next).is_none(), "recorded once");

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::device::{DeviceProcessor, DeviceSummary};
-use crate::pipeline::latency::LatencyRecorder;
 use crate::pipeline::topology::RecordBus;
+use crate::sink::latency::LatencyRecorder;
 use crate::source::capture::{CaptureVisitor, SessionDescription};
 use crate::source::decoder::{BlockFeed, Decoded};
 use crate::source::event::SourceEvent;

@@ -125,7 +125,7 @@ mod tests {
                 let start = 1_700_000_000_000_000_000 + i as i64 * 200_000_000;
                 Record::Window(WindowRow {
                     device: DeviceInfo::new(meter, 7, crate::wire::Measures::ThreePhase),
-                    metrics: crate::dsp::WindowMetrics {
+                    metrics: crate::model::WindowMetrics {
                         start_unix_ns: start,
                         end_unix_ns: start + 200_000_000,
                         ..Default::default()

@@ -4,8 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dsp::EnergyCounters;
-use crate::model::Record;
+use crate::model::{EnergyCounters, Record};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeterRegisters {

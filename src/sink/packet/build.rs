@@ -12,21 +12,13 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::model::{keys, Measurand, MeasurandValue, Packet, Sensor};
-pub use crate::model::{CircuitReading, KeyedValue, SensorInfo, SensorInterval, SensorReadings};
+use crate::model::identity::name_uuid;
 
-/// The fixed project namespace for every UUIDv5 meterflow makes
-/// (= UUIDv5 of "meterflow" in the DNS namespace). Never change it: ids must
-/// stay stable across releases and restarts.
-pub const METERFLOW_NAMESPACE: Uuid = Uuid::from_u128(0xd0bf82d7_b83b_51d9_a095_16b0759a9abb);
+use super::model::{Measurand, Packet, Sensor};
+use crate::model::{keys, KeyedValue, MeasurandValue, SensorInterval, SensorReadings};
 
 /// Default for [`PacketConfig::max_sensors_per_packet`].
 pub const DEFAULT_MAX_SENSORS_PER_PACKET: usize = 100;
-
-/// The UUIDv5 of `name` in [`METERFLOW_NAMESPACE`].
-pub fn name_uuid(name: &str) -> Uuid {
-    Uuid::new_v5(&METERFLOW_NAMESPACE, name.as_bytes())
-}
 
 /// This machine's host name (lossy UTF-8), the gateway's serial number and
 /// the seed of its default id.
@@ -328,14 +320,6 @@ fn passthrough_key(raw: &str, used: &HashSet<String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn namespace_is_uuid_v5_of_meterflow_in_dns() {
-        assert_eq!(
-            Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"meterflow"),
-            METERFLOW_NAMESPACE
-        );
-    }
 
     #[test]
     fn title_case_keeps_separators() {

@@ -20,14 +20,11 @@ pub mod spool;
 pub mod stdout;
 pub mod target;
 
-pub use build::{
-    name_uuid, title_case_key, CircuitReading, GatewayIdentity, KeyedValue, PacketBuilder,
-    PacketConfig, SensorInfo, SensorInterval, SensorReadings, METERFLOW_NAMESPACE,
-};
+pub use build::{title_case_key, GatewayIdentity, PacketBuilder, PacketConfig};
 pub use collector::PacketCollector;
 pub use deliver::{Deliverer, DeliveryConfig, RetryConfig, SpoolConfig, TargetStats};
 pub use http::{HttpConfig, HttpTarget};
-pub use model::{Measurand, MeasurandValue, Packet, Sensor};
+pub use model::{Measurand, Packet, Sensor};
 pub use mqtt::{MqttConfig, MqttTarget};
 pub use ndjson::{NdjsonConfig, NdjsonTarget, NdjsonWriter};
 pub use output::PacketOutput;

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use crate::model::measurand::{keys, MeasurandValue};
+use crate::model::measurand::MeasurandValue;
 
 /// One packet: the gateway (this pipeline instance) and the sensors (meters)
 /// that reported in one interval.

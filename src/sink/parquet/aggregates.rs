@@ -19,10 +19,7 @@ use super::schema::{
     TableSpec,
 };
 use super::windows::PHASE_TAGS;
-use super::DeviceInfo;
-use crate::dsp::aggregate::{PhaseAggregate, Stat};
-use crate::dsp::Aggregate;
-pub use crate::model::{AggregateRow, IntervalKind};
+use crate::model::{Aggregate, AggregateRow, DeviceInfo, PhaseAggregate, Stat};
 
 pub const TABLE: &str = "aggregates";
 

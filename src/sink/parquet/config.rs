@@ -186,19 +186,3 @@ impl Default for DatasetInfo {
         }
     }
 }
-
-impl DatasetInfo {
-    /// Takes H and the nominal frequency from the engine's settings.
-    pub fn from_engine(
-        source: impl Into<String>,
-        pipeline: impl Into<String>,
-        engine: &crate::dsp::EngineConfig,
-    ) -> Self {
-        DatasetInfo {
-            source: source.into(),
-            pipeline: pipeline.into(),
-            thd_max_order: engine.harmonic_order(),
-            nominal_frequency_hz: engine.nominal_frequency_hz,
-        }
-    }
-}

@@ -10,21 +10,23 @@ use std::sync::Arc;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
-use super::aggregates::{self, AggregateRow};
+use super::aggregates;
 use super::commit::{self, CommitRecovery};
 use super::config::{DatasetInfo, ParquetConfig};
 use super::error::{ParquetSinkError, Result};
-use super::events::{self, EventRow};
-use super::half_cycle::{self, HalfCycleRow};
+use super::events;
+use super::half_cycle;
 use super::harmonics::{self, HarmonicRow};
-use super::latch::{self, LatchRow};
-use super::pinst::{self, PinstRow};
-use super::pq_events::{self, PqEventRow};
+use super::latch;
+use super::pinst;
+use super::pq_events;
 use super::raw::{self, RawBuffer};
 use super::schema::{file_metadata, keys, PartitionRow, TableSpec};
-use super::windows::{self, WindowRow};
+use super::windows;
 use super::writer::{publish_file, PartitionedWriter, PropertiesFor, Rotation, SealedFile};
-use super::DeviceInfo;
+use crate::model::{
+    AggregateRow, DeviceInfo, EventRow, HalfCycleRow, LatchRow, PinstRow, PqEventRow, WindowRow,
+};
 use crate::wire::SampleBlock;
 
 /// How long after its span ended a quiet device's file stays open for late rows.

@@ -8,8 +8,7 @@ use arrow::datatypes::SchemaRef;
 use super::schema::{
     device_columns, time_col, u64_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
 };
-use super::DeviceInfo;
-pub use crate::model::{EventKind, EventRow};
+use crate::model::{DeviceInfo, EventRow, EventRowKind};
 use crate::wire::message::{LogLevel, LogLine};
 
 pub const TABLE: &str = "events";
@@ -25,7 +24,7 @@ impl EventRow {
     pub fn new(
         device: DeviceInfo,
         time_unix_ns: i64,
-        kind: EventKind,
+        kind: EventRowKind,
         message: impl Into<String>,
     ) -> Self {
         EventRow {
@@ -48,8 +47,10 @@ impl EventRow {
         }
         let missed = line.missed_samples();
         let kind = match (missed, line.level) {
-            (Some(_), _) | (None, LogLevel::Warning | LogLevel::Error) => EventKind::MeterWarning,
-            (None, LogLevel::Info) => EventKind::MeterLog,
+            (Some(_), _) | (None, LogLevel::Warning | LogLevel::Error) => {
+                EventRowKind::MeterWarning
+            }
+            (None, LogLevel::Info) => EventRowKind::MeterLog,
             (None, LogLevel::All | LogLevel::Debug) => return None,
         };
         let mut row = EventRow::new(device, time_unix_ns, kind, line.to_string());

@@ -8,8 +8,7 @@ use super::schema::{
     bool_col, device_columns, f64_col, time_col, ColumnSpec, DeviceRow, TableSpec,
 };
 use super::windows::PHASE_TAGS;
-use super::DeviceInfo;
-pub use crate::model::HalfCycleRow;
+use crate::model::{DeviceInfo, HalfCycleRow};
 
 pub const TABLE: &str = "half_cycle";
 

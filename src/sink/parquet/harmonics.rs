@@ -11,8 +11,7 @@ use super::schema::{
     device_columns, f64_col, i32_col, i64_col, time_col, ColumnSpec, ColumnValues, DeviceRow,
     TableSpec,
 };
-use super::windows::WindowRow;
-use super::DeviceInfo;
+use crate::model::{DeviceInfo, WindowRow};
 use crate::wire::layout::Quantity;
 
 pub const TABLE: &str = "harmonics";

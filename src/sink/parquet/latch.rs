@@ -14,9 +14,7 @@ use super::schema::{
     bool_col, device_columns, f64_col, i32_col, time_col, u64_col, ColumnSpec, DeviceRow, TableSpec,
 };
 use super::windows::{cumulative_energy_columns, PHASE_TAGS};
-use super::DeviceInfo;
-use crate::dsp::LatchPhase;
-pub use crate::model::LatchRow;
+use crate::model::{DeviceInfo, LatchPhase, LatchRow};
 
 pub const TABLE: &str = "latch";
 

@@ -32,19 +32,10 @@ pub mod telemetry_output;
 pub mod windows;
 pub mod writer;
 
-pub use crate::model::DeviceInfo;
-
-pub use aggregates::{AggregateRow, IntervalKind};
 pub use config::{DatasetInfo, ParquetConfig, TableSelection};
 pub use dataset::{DatasetSummary, DatasetWriter};
 pub use error::ParquetSinkError;
-pub use events::{EventKind, EventRow};
-pub use half_cycle::HalfCycleRow;
 pub use harmonics::HarmonicRow;
-pub use latch::LatchRow;
 pub use output::ParquetOutput;
-pub use pinst::PinstRow;
-pub use pq_events::PqEventRow;
 pub use schema::{is_portable_type, SCHEMA_VERSION};
 pub use telemetry::TelemetryDataset;
-pub use windows::WindowRow;

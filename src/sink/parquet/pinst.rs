@@ -7,9 +7,7 @@ use arrow::datatypes::SchemaRef;
 use super::schema::{
     device_columns, f64_col, i32_col, time_col, ColumnSpec, ColumnValues, DeviceRow, TableSpec,
 };
-use super::DeviceInfo;
-use crate::dsp::pq::PhaseSet;
-pub use crate::model::PinstRow;
+use crate::model::{DeviceInfo, PhaseSet, PinstRow};
 
 pub const TABLE: &str = "pinst";
 

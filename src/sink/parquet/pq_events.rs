@@ -9,9 +9,7 @@ use super::schema::{
     bool_col, device_columns, f64_col, i32_col, time_col, ColumnSpec, ColumnValues, DeviceRow,
     TableSpec,
 };
-use super::DeviceInfo;
-use crate::dsp::pq::PqEventFlags;
-pub use crate::model::PqEventRow;
+use crate::model::{DeviceInfo, PqEventFlags, PqEventRow};
 
 pub const TABLE: &str = "pq_events";
 

@@ -21,7 +21,7 @@ use parquet::schema::types::ColumnPath;
 
 use super::error::{ParquetSinkError, Result};
 use super::schema::{keys, utc_timestamp};
-use super::DeviceInfo;
+use crate::model::DeviceInfo;
 use crate::wire::{Measures, SampleBlock};
 
 pub const TABLE: &str = "raw";

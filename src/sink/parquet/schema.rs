@@ -17,7 +17,7 @@ use parquet::file::metadata::KeyValue;
 
 use super::config::DatasetInfo;
 use super::error::{ParquetSinkError, Result};
-use super::DeviceInfo;
+use crate::model::DeviceInfo;
 
 /// Bumped whenever a column is renamed, removed or changes type.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -35,13 +35,6 @@ pub mod keys {
     pub const NOMINAL_FREQUENCY_HZ: &str = "meterflow.nominal_frequency_hz";
     pub const MEASURES: &str = "meterflow.measures";
 }
-
-/// How THD values are computed, recorded next to H in the metadata (the
-/// engine's own description, so the two cannot disagree).
-pub const HARMONIC_GROUPING: &str = crate::dsp::harmonics::GROUPING;
-
-/// How the interharmonic subgroups of the `harmonics` table are formed.
-pub const INTERHARMONIC_GROUPING: &str = crate::dsp::harmonics::INTERHARMONIC_GROUPING;
 
 /// The timestamp type of every time column.
 pub fn utc_timestamp() -> DataType {
@@ -91,11 +84,11 @@ pub fn file_metadata(
         ));
         kv.push(KeyValue::new(
             keys::HARMONIC_GROUPING.into(),
-            HARMONIC_GROUPING.to_string(),
+            crate::model::window::HARMONIC_GROUPING.to_string(),
         ));
         kv.push(KeyValue::new(
             keys::INTERHARMONIC_GROUPING.into(),
-            INTERHARMONIC_GROUPING.to_string(),
+            crate::model::window::INTERHARMONIC_GROUPING.to_string(),
         ));
         kv.push(KeyValue::new(
             keys::NOMINAL_FREQUENCY_HZ.into(),

@@ -7,12 +7,11 @@
 use super::config::{DatasetInfo, ParquetConfig};
 use super::dataset::{base_properties, probe_writable, DatasetSummary, Table};
 use super::error::Result;
-use super::partition::utc_day;
 use super::schema::file_metadata;
 use super::writer::{PartitionedWriter, PropertiesFor, Rotation};
 use super::{readings, tel_mppt};
-use crate::model::MpptRecord;
-use crate::model::Reading;
+use crate::model::partition::utc_day;
+use crate::model::{MpptRecord, Reading};
 
 /// One day, ns: `tel_mppt` files never split inside a date partition.
 const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;

@@ -11,9 +11,7 @@ use super::schema::{
     bool_col, device_columns, f64_col, i32_col, i64_col, time_col, u64_col, ColumnSpec, DeviceRow,
     TableSpec,
 };
-use super::DeviceInfo;
-use crate::dsp::{EnergyCounters, PhaseMetrics, WindowFlags};
-pub use crate::model::WindowRow;
+use crate::model::{DeviceInfo, EnergyCounters, PhaseMetrics, WindowFlags, WindowRow};
 
 pub const TABLE: &str = "windows";
 

@@ -14,9 +14,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
 use super::error::{ParquetSinkError, Result};
-use super::partition::{
-    date_dir, next_seq, owned_temp_file_name, part_file_name, partition_dir, utc_day,
-};
+use super::partition::{date_dir, next_seq, owned_temp_file_name, part_file_name, partition_dir};
+use crate::model::partition::utc_day;
 
 /// Writer properties of a file, given its schema (the raw table's columns
 /// and metadata depend on the device's layout).

@@ -1,9 +1,7 @@
-//! The normalised reading every telemetry adapter produces, so the packet
-//! builder and the `readings` table need not know where a number came from.
+//! What a telemetry adapter took in and turned away. The normalised reading
+//! it produces is [`crate::model::Reading`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-pub use crate::model::reading::{Reading, Value};
 
 /// What an adapter took in and turned away. Shared by the adapter's tasks;
 /// every rejection is logged with its reason, the stream goes on.

@@ -5,9 +5,8 @@
 
 use serde_json::{Map, Value as Json};
 
-use super::reading::{Reading, Value};
 use super::time::{parse_time, TimeContext};
-use crate::model::keys;
+use crate::model::{keys, Reading, Value};
 
 pub const SOURCE: &str = "rtl_433";
 

@@ -6,7 +6,7 @@ use ciborium::Value as Cbor;
 
 use super::fields::{resource_readings, ADVERTISEMENT, RESOURCES};
 use super::SOURCE;
-use crate::source::telemetry::reading::{Reading, Value};
+use crate::model::{Reading, Value};
 
 fn decode(bytes: &[u8], what: &str) -> Result<Cbor, String> {
     let mut rest = bytes;

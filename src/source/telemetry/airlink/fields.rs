@@ -3,8 +3,7 @@
 //! give the same SI readings.
 
 use super::SOURCE;
-use crate::model::keys;
-use crate::source::telemetry::reading::{Reading, Value};
+use crate::model::{keys, Reading, Value};
 
 const NS_PER_MINUTE: i64 = 60_000_000_000;
 

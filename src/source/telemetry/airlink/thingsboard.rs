@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use super::fields::{resource_readings, RESOURCES};
 use super::SOURCE;
-use crate::source::telemetry::reading::{Reading, Value};
+use crate::model::{Reading, Value};
 
 /// Readings of one Thingsboard body.
 pub fn parse(body: &[u8], device: Option<&str>, now_ns: i64) -> Result<Vec<Reading>, String> {
@@ -99,9 +99,10 @@ pub mod server {
     use axum::routing::post;
     use axum::Router;
 
+    use crate::model::TelemetryBatch;
     use crate::source::telemetry::http::{queued, rejected};
     use crate::source::telemetry::reading::IngestCounts;
-    use crate::source::telemetry::{submit_and_wait, Batch, BatchSender};
+    use crate::source::telemetry::{submit_and_wait, BatchSender};
 
     pub const PATH: &str = "/api/v1/{token}/telemetry";
 
@@ -140,7 +141,9 @@ pub mod server {
             }
         };
         let n = readings.len();
-        if let Err(reason) = submit_and_wait(&server.batches, Batch::Readings(readings)).await {
+        if let Err(reason) =
+            submit_and_wait(&server.batches, TelemetryBatch::Readings(readings)).await
+        {
             return rejected(StatusCode::SERVICE_UNAVAILABLE, reason);
         }
         server.counts.accept(n);

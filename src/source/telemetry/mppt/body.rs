@@ -6,7 +6,7 @@
 use chrono::DateTime;
 use serde_json::{json, Map, Value as Json};
 
-pub use crate::model::mppt::{round4, Channel, MpptRecord, MpptStatus, MAX_LOAD, MAX_PV};
+use crate::model::mppt::{Channel, MpptRecord, MpptStatus, MAX_LOAD, MAX_PV};
 use crate::source::telemetry::time::{canonical_utc, offset_string};
 
 impl MpptRecord {

@@ -6,11 +6,10 @@ pub mod body;
 pub mod server;
 pub mod status;
 
-pub use body::{parse_body, Channel, MpptRecord};
-pub use status::MpptStatus;
+pub use body::parse_body;
 
-use super::reading::{Reading, Value};
-use crate::model::keys;
+use crate::model::mppt::{round4, Channel, MpptRecord};
+use crate::model::{keys, Reading, Value};
 
 pub const SOURCE: &str = "mppt";
 
@@ -21,7 +20,7 @@ pub fn readings(record: &MpptRecord) -> Vec<Reading> {
         Reading::new(SOURCE, &record.mppt_id, record.time_event_ns, key, value)
             .with_model(Some("mppt".to_owned()))
     };
-    let sum = |channels: &[Channel]| body::round4(channels.iter().map(|c| c.watts).sum());
+    let sum = |channels: &[Channel]| round4(channels.iter().map(|c| c.watts).sum());
     vec![
         at("pv_power_W", Value::Number(sum(&record.pv))).with_unit("W"),
         at("battery_power_W", Value::Number(record.battery.watts)).with_unit("W"),

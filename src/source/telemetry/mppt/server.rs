@@ -12,9 +12,10 @@ use axum::routing::post;
 use axum::Router;
 
 use super::body::parse_body;
+use crate::model::TelemetryBatch;
 use crate::source::telemetry::http::{header_text, queued, rejected};
 use crate::source::telemetry::reading::IngestCounts;
-use crate::source::telemetry::{submit_and_wait, Batch, BatchSender};
+use crate::source::telemetry::{submit_and_wait, BatchSender};
 
 pub const PATH: &str = "/devices/dataset/mppt";
 
@@ -60,7 +61,7 @@ async fn post_dataset(
     };
     let items = records.len();
     let readings = records.iter().map(|r| super::readings(r).len()).sum();
-    if let Err(reason) = submit_and_wait(&server.batches, Batch::Mppt(records)).await {
+    if let Err(reason) = submit_and_wait(&server.batches, TelemetryBatch::Mppt(records)).await {
         return rejected(StatusCode::SERVICE_UNAVAILABLE, reason);
     }
     server.counts.accept(readings);

@@ -3,7 +3,7 @@
 //! — low bit first — which is the trap: bit 10 = 0, bit 11 = 1 ("01") is
 //! "float", not "boost". Bits 14–15 must be 0.
 
-pub use crate::model::mppt::MpptStatus;
+use crate::model::mppt::MpptStatus;
 
 const INPUT: [&str; 4] = ["normal", "no-power", "high-volt-input", "input-volt-error"];
 const LOAD: [&str; 4] = ["ok", "overcurrent", "short", "not-applicable"];

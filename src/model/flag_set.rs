@@ -1,5 +1,5 @@
 //! One definition of the small bit-flag sets the engine attaches to its
-//! outputs (window, power-quality event and flicker flags), so each set
+//! results (window, power-quality event and flicker flags), so each set
 //! only lists its flags.
 
 /// Defines a `u8` flag set: the named constants, `bits`/`from_bits`,

@@ -6,7 +6,7 @@ use std::ops::{BitOr, BitOrAssign};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dsp::flag_set::flag_set;
+use super::flag_set::flag_set;
 
 /// The four event kinds of IEC 61000-4-30 §5.4 and §5.11.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Sample blocks from the virtual meter's generator, in SI units as the
 //! decoder delivers them: for tests, benches and demos of the engine.
 
-use crate::meter::signal::{SignalConfig, SignalError, SignalGenerator};
+use super::signal::{SignalConfig, SignalError, SignalGenerator};
 use crate::wire::layout::Measures;
 use crate::wire::SampleBlock;
 

@@ -7,8 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::WindowMetrics;
-use super::window::WindowFlags;
+use super::window::{WindowFlags, WindowMetrics};
 
 /// Energy one way and the other, Wh.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
