@@ -3,6 +3,7 @@
 //! files, live from meters, telemetry adapters, and the long-running
 //! stream sink).
 
+pub mod backoff;
 pub mod batch;
 pub mod bounds;
 pub mod cluster;
@@ -12,6 +13,7 @@ pub use crate::sink::latency;
 pub mod limits;
 pub mod live;
 pub mod outputs;
+pub mod prometheus;
 pub mod record_log;
 pub mod reference;
 pub mod server;
