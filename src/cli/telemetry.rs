@@ -4,8 +4,8 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::config::{PipelineConfig, TelemetryConfig};
-use crate::pipeline::telemetry::start_telemetry;
+use meterflow::pipeline::config::{PipelineConfig, TelemetryConfig};
+use meterflow::pipeline::telemetry::start_telemetry;
 
 use super::summary::print_outputs;
 

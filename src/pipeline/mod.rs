@@ -5,13 +5,16 @@
 
 pub mod backoff;
 pub mod batch;
+pub mod batch_request;
 pub mod bounds;
 pub mod cluster;
 pub mod config;
 pub mod device;
+pub mod inspect;
 pub use crate::sink::latency;
 pub mod limits;
 pub mod live;
+pub mod out_dir;
 pub mod outputs;
 pub mod prometheus;
 pub mod record_log;
