@@ -1,10 +1,9 @@
-//! The `meterflow` command line; each subcommand lives in `meterflow::cli`.
+//! The `meterflow` command line; each subcommand lives in `cli/`.
+
+mod cli;
 
 use clap::{Parser, Subcommand};
-use meterflow::cli::{
-    batch, bench, bench_cluster, bench_sink, config, inspect, local_cluster, report, run, simulate,
-    sink, writer,
-};
+use cli::{batch, benchmark, cluster, config, inspect, report, run, simulate, sink, writer};
 
 /// meterflow: SmartMeter power-meter streams into trustworthy energy data.
 #[derive(Debug, Parser)]
@@ -30,7 +29,7 @@ enum Command {
     /// A writer node of a cluster: records from NATS JetStream into the outputs.
     Writer(writer::WriterArgs),
     /// A local cluster: ingest and writer nodes against a running nats-server.
-    Cluster(local_cluster::ClusterArgs),
+    Cluster(cluster::ClusterArgs),
     /// Firmware-faithful virtual meters (dial-in, command port, raw port).
     Simulate(simulate::SimulateArgs),
     /// Summarise capture files: meter, sessions, frames, anomalies.
@@ -47,17 +46,17 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Batch over a generated capture, raw archive off and on.
-    Batch(bench::BenchArgs),
+    Batch(benchmark::BenchArgs),
     /// The stream sink under N real-time virtual meters over loopback (default 1000 at 8 kHz, 60 s).
-    Sink(bench_sink::SinkBenchArgs),
+    Sink(benchmark::SinkBenchArgs),
     /// N ingest nodes and M writers on loopback with a nats-server and virtual meters.
-    Cluster(bench_cluster::ClusterBenchArgs),
+    Cluster(benchmark::ClusterBenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(meterflow::cli::stderr_is_styled())
+        .with_ansi(cli::stderr_is_styled())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -70,13 +69,13 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => report::run(args),
         Command::Bench {
             what: BenchCommand::Batch(args),
-        } => runtime().and_then(|rt| rt.block_on(bench::run(args))),
+        } => runtime().and_then(|rt| rt.block_on(benchmark::batch(args))),
         Command::Bench {
             what: BenchCommand::Sink(args),
-        } => runtime().and_then(|rt| rt.block_on(bench_sink::run(args))),
+        } => runtime().and_then(|rt| rt.block_on(benchmark::sink(args))),
         Command::Bench {
             what: BenchCommand::Cluster(args),
-        } => runtime().and_then(|rt| rt.block_on(bench_cluster::run(args))),
+        } => runtime().and_then(|rt| rt.block_on(benchmark::cluster(args))),
         Command::Batch(args) => runtime().and_then(|rt| rt.block_on(batch::run(args))),
         Command::Run(args) => runtime().and_then(|rt| {
             let outcome = rt.block_on(run::run(args));
@@ -86,7 +85,7 @@ fn main() -> std::process::ExitCode {
             outcome
         }),
         Command::Sink(args) => runtime().and_then(|rt| rt.block_on(sink::run(args))),
-        Command::Cluster(args) => runtime().and_then(|rt| rt.block_on(local_cluster::run(args))),
+        Command::Cluster(args) => runtime().and_then(|rt| rt.block_on(cluster::run(args))),
         Command::Writer(args) => runtime().and_then(|rt| rt.block_on(writer::run(args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(args))),
     };

@@ -8,13 +8,13 @@ mod common;
 use std::path::Path;
 
 use common::parquet_read::{read_rows, Cell};
-use meterflow::cli::batch::{batch_config, BatchArgs};
 use meterflow::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::signal::{SignalConfig, SignalGenerator};
 use meterflow::meter::synthetic::{generate_block, split_block};
 use meterflow::model::WindowMetrics;
 use meterflow::pipeline::batch::run_batch;
+use meterflow::pipeline::batch_request::BatchRequest;
 use meterflow::source::capture::RawParams;
 use meterflow::wire::{Measures, SampleBlock};
 
@@ -192,17 +192,13 @@ async fn a_midnight_capture_has_no_partition_of_the_previous_day() {
     let bytes: Vec<u8> = interleaved.iter().flat_map(|x| x.to_le_bytes()).collect();
     std::fs::write(&capture, bytes).unwrap_or_else(|e| panic!("{e}"));
     let out = dir.path().join("out");
-    let args = BatchArgs {
+    let args = BatchRequest {
         inputs: vec![capture.clone()],
         out: out.clone(),
         pipeline: None,
-        rate: Some(rate),
-        measures: Some(measures),
-        start: None,
-        name: Some("midnight".into()),
-        quiet: true,
+        ..BatchRequest::default()
     };
-    let config = batch_config(&args).unwrap_or_else(|e| panic!("{e:#}"));
+    let config = args.config().unwrap_or_else(|e| panic!("{e:#}"));
     let raw = RawParams {
         name: Some("midnight".into()),
         measures: Some(measures),

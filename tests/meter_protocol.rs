@@ -24,8 +24,6 @@ use meterflow::source::meter_session::{run_session, SessionSettings};
 use meterflow::wire::message::{InfoMessage, LogLevel, SampleAnswer, StopAnswer};
 use meterflow::wire::{Frame, Measures, MeterCodec};
 
-use meterflow::cli::simulate;
-
 const PATIENCE: Duration = Duration::from_secs(5);
 
 fn settings(pacing: Pacing) -> MeterSettings {
@@ -691,54 +689,22 @@ async fn run_session_completes_a_handshake_against_the_meter() {
 }
 
 #[test]
-fn simulate_arguments_build_a_fleet() {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: simulate::SimulateArgs,
-    }
+fn a_signal_file_loads_as_json_or_toml() {
     let dir = tempfile::tempdir().unwrap();
-    let signal = dir.path().join("signal.toml");
+    let toml = dir.path().join("signal.toml");
     std::fs::write(
-        &signal,
+        &toml,
         "voltage_rms_v = 120.0\nfrequency_hz = 60.0\nseed = 9\n",
     )
     .unwrap();
-    let cli = Cli::try_parse_from([
-        "simulate",
-        "--meters",
-        "3",
-        "--signal",
-        signal.to_str().unwrap(),
-        "--current",
-        "5",
-        "--fast",
-        "--duration",
-        "2",
-        "--mode",
-        "command-port",
-        "--port",
-        "0",
-    ])
-    .unwrap();
-    let config = simulate::fleet_config(&cli.args).unwrap();
-    assert_eq!(config.meters, 3);
-    assert_eq!(config.template.signal.voltage_rms_v, 120.0);
-    assert_eq!(config.template.signal.current_rms_a, 5.0);
-    assert_eq!(config.template.signal.seed, 9);
-    assert_eq!(config.template.pacing, Pacing::Fast);
+    let config = SignalConfig::load(&toml).unwrap();
     assert_eq!(
-        config.template.limit,
-        Some(SessionLimit::Duration(Duration::from_secs(2)))
+        (config.voltage_rms_v, config.frequency_hz, config.seed),
+        (120.0, 60.0, 9)
     );
-    assert!(matches!(
-        config.mode,
-        FleetMode::CommandPort { base_port: 0, .. }
-    ));
     let json = dir.path().join("signal.json");
     std::fs::write(&json, r#"{"frequency_hz": 50.5}"#).unwrap();
-    assert_eq!(simulate::load_signal(&json).unwrap().frequency_hz, 50.5);
+    assert_eq!(SignalConfig::load(&json).unwrap().frequency_hz, 50.5);
     std::fs::write(&json, r#"{"nonsense": 1}"#).unwrap();
-    assert!(simulate::load_signal(&json).is_err());
+    assert!(SignalConfig::load(&json).is_err());
 }

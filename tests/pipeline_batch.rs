@@ -7,9 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::ndjson::packets;
-use meterflow::cli::batch::{batch_config, BatchArgs};
 use meterflow::meter::signal::SignalConfig;
 use meterflow::pipeline::batch::{expand_inputs, run_batch};
+use meterflow::pipeline::batch_request::BatchRequest;
 use meterflow::source::capture::RawParams;
 use serde::Deserialize;
 
@@ -17,16 +17,12 @@ fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
-fn args(inputs: Vec<PathBuf>, out: &Path) -> BatchArgs {
-    BatchArgs {
+fn args(inputs: Vec<PathBuf>, out: &Path) -> BatchRequest {
+    BatchRequest {
         inputs,
         out: out.to_path_buf(),
         pipeline: None,
-        rate: None,
-        measures: None,
-        start: None,
-        name: None,
-        quiet: true,
+        ..BatchRequest::default()
     }
 }
 
@@ -48,7 +44,7 @@ fn measurand(sensor: &serde_json::Value, key: &str) -> Option<f64> {
 async fn testdata_through_the_engine_matches_the_signal_truth() {
     let out = tempfile::tempdir().unwrap();
     let args = args(vec![testdata()], out.path());
-    let config = batch_config(&args).unwrap();
+    let config = args.config().unwrap();
     let files = expand_inputs(&args.inputs, &RawParams::default()).unwrap();
     // Only the captures are taken from the folder, not their truth files.
     assert_eq!(files.len(), 6, "{files:?}");
@@ -129,7 +125,7 @@ async fn bad_files_are_reported_and_the_good_ones_finish() {
     let out = tempfile::tempdir().unwrap();
     let inputs = vec![empty.clone(), unknown_layout.clone(), good];
     let args = args(inputs.clone(), out.path());
-    let config = batch_config(&args).unwrap();
+    let config = args.config().unwrap();
     let report = run_batch(&config, &inputs, &RawParams::default(), false)
         .await
         .unwrap();
@@ -161,7 +157,7 @@ async fn an_unwritable_output_folder_is_a_clear_error() {
     let blocker = dir.path().join("not_a_folder");
     std::fs::write(&blocker, b"x").unwrap();
     let args = args(vec![testdata().join("three_phase_8khz.mfcap")], &blocker);
-    let config = batch_config(&args).unwrap();
+    let config = args.config().unwrap();
     let error = run_batch(&config, &args.inputs, &RawParams::default(), false)
         .await
         .unwrap_err();

@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use common::ndjson::packets;
 use common::parquet_read::{read_rows, Cell};
 use common::rows::{num, text, ts, Row};
-use meterflow::cli::batch::{batch_config, BatchArgs};
 use meterflow::meter::disturbance::{self, Disturbance};
 use meterflow::meter::modulation::{ModulationShape, VoltageModulation};
 use meterflow::meter::offline_capture::OfflineCapture;
 use meterflow::meter::signal::{Harmonic, SignalConfig};
 use meterflow::pipeline::batch::{run_batch, BatchReport};
+use meterflow::pipeline::batch_request::BatchRequest;
 use meterflow::source::capture::RawParams;
 use meterflow::wire::Measures;
 
@@ -81,17 +81,13 @@ async fn batch(dir: &Path, capture: &OfflineCapture, pipeline: &str) -> (PathBuf
     let pipeline_file = dir.join("pipeline.toml");
     std::fs::write(&pipeline_file, pipeline).unwrap();
     let out = dir.join("out");
-    let args = BatchArgs {
+    let args = BatchRequest {
         inputs: vec![file.clone()],
         out: out.clone(),
         pipeline: Some(pipeline_file),
-        rate: None,
-        measures: None,
-        start: None,
-        name: None,
-        quiet: true,
+        ..BatchRequest::default()
     };
-    let config = batch_config(&args).unwrap_or_else(|e| panic!("{e:#}"));
+    let config = args.config().unwrap_or_else(|e| panic!("{e:#}"));
     let report = run_batch(&config, &[file], &RawParams::default(), false)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));

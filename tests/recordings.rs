@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::parquet_read::{read_rows, Cell};
-use meterflow::cli::batch::{batch_config, BatchArgs};
 use meterflow::pipeline::batch::{expand_inputs, run_batch, BatchReport};
+use meterflow::pipeline::batch_request::BatchRequest;
 use meterflow::source::capture::{read_capture, CaptureKind, RawParams, SessionDescription};
 use meterflow::source::event::SourceEvent;
 use meterflow::source::recording::RecordingTools;
@@ -103,22 +103,18 @@ fn timestamp_after(offset_s: f64) -> String {
     format!("{}", 1_614_697_441.119 + offset_s)
 }
 
-fn args(inputs: Vec<PathBuf>, out: &Path) -> BatchArgs {
-    BatchArgs {
+fn args(inputs: Vec<PathBuf>, out: &Path) -> BatchRequest {
+    BatchRequest {
         inputs,
         out: out.to_path_buf(),
         pipeline: None,
-        rate: None,
-        measures: None,
-        start: None,
-        name: None,
-        quiet: true,
+        ..BatchRequest::default()
     }
 }
 
 async fn batch(inputs: &[PathBuf], out: &Path, raw: &RawParams) -> BatchReport {
     let args = args(inputs.to_vec(), out);
-    let config = batch_config(&args).unwrap();
+    let config = args.config().unwrap();
     let files = expand_inputs(&args.inputs, raw).unwrap();
     run_batch(&config, &files, raw, false).await.unwrap()
 }

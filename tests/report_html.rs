@@ -12,9 +12,9 @@ use std::sync::Arc;
 use arrow::array::{Float64Array, Int32Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use common::chromium;
-use meterflow::cli::batch::{batch_config, BatchArgs};
 use meterflow::meter::signal::SignalConfig;
 use meterflow::pipeline::batch::{expand_inputs, run_batch};
+use meterflow::pipeline::batch_request::BatchRequest;
 use meterflow::report::{write_report, ReportOptions};
 use meterflow::source::capture::RawParams;
 use parquet::arrow::ArrowWriter;
@@ -27,17 +27,13 @@ fn testdata() -> PathBuf {
 
 /// The batch pipeline over testdata/ into `out`, harmonics table on.
 async fn dataset(out: &Path) {
-    let args = BatchArgs {
+    let args = BatchRequest {
         inputs: vec![testdata()],
         out: out.to_path_buf(),
         pipeline: None,
-        rate: None,
-        measures: None,
-        start: None,
-        name: None,
-        quiet: true,
+        ..BatchRequest::default()
     };
-    let mut config = batch_config(&args).unwrap();
+    let mut config = args.config().unwrap();
     config.dsp.keep_harmonic_subgroups = true;
     config.sink.parquet.as_mut().unwrap().tables.harmonics = true;
     let files = expand_inputs(&args.inputs, &RawParams::default()).unwrap();

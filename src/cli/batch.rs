@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::pipeline::batch::{expand_inputs, run_batch};
-use crate::pipeline::config::{parse_start, FilesConfig, PipelineConfig, SinkConfig, SourceConfig};
-use crate::source::capture::RawParams;
-use crate::wire::Measures;
+use meterflow::pipeline::batch::{expand_inputs, run_batch};
+use meterflow::pipeline::batch_request::{raw_params, BatchRequest};
+use meterflow::pipeline::config::{FilesConfig, PipelineConfig, RawFileConfig};
+use meterflow::wire::Measures;
 
 use super::summary::{print_devices, print_outputs};
 
@@ -39,73 +39,52 @@ pub struct BatchArgs {
     pub quiet: bool,
 }
 
-/// The pipeline a batch runs: the file's settings, sinks pointed at `--out`.
-pub fn batch_config(args: &BatchArgs) -> anyhow::Result<PipelineConfig> {
-    let mut config = match &args.pipeline {
-        // Its source, if any, gives way to the inputs named here.
-        Some(path) => PipelineConfig::load_unvalidated(path)?,
-        None => PipelineConfig {
-            name: "batch".to_string(),
-            source: SourceConfig::Files(FilesConfig {
-                paths: args.inputs.clone(),
-                raw: Default::default(),
-            }),
-            dsp: Default::default(),
-            aggregation: Default::default(),
-            sink: SinkConfig::default(),
-            service: Default::default(),
-            record_log: Default::default(),
-            cluster: None,
-        },
-    };
-    config.source = SourceConfig::Files(FilesConfig {
-        paths: args.inputs.clone(),
-        raw: Default::default(),
-    });
-    super::out_dir::direct_outputs(&mut config, &args.out);
-    config.validate()?;
-    Ok(config)
+impl BatchArgs {
+    /// The library's request for these arguments.
+    pub fn request(&self) -> BatchRequest {
+        BatchRequest {
+            inputs: self.inputs.clone(),
+            out: self.out.clone(),
+            pipeline: self.pipeline.clone(),
+            raw: RawFileConfig {
+                name: self.name.clone(),
+                measures: self.measures,
+                rate: self.rate,
+                start: self.start.clone(),
+            },
+        }
+    }
 }
 
 pub async fn run(args: BatchArgs) -> anyhow::Result<()> {
-    let config = batch_config(&args)?;
-    let raw = RawParams {
-        name: args.name.clone(),
-        measures: args.measures,
-        rate: args.rate,
-        start_unix_ns: args.start.as_deref().map(parse_start).transpose()?,
-        ..RawParams::default()
-    };
-    let files = expand_inputs(&args.inputs, &raw)?;
+    let request = args.request();
+    let config = request.config()?;
+    let files = request.files()?;
     run_files_with(
         &config,
         &files,
-        &raw,
+        &request.raw,
         !args.quiet && super::stderr_is_terminal(),
     )
     .await
 }
 
-/// Runs files through `config` and prints the summary; fails if any file did.
-pub async fn run_files(
-    config: &PipelineConfig,
-    inputs: &[PathBuf],
-    raw: &RawParams,
-) -> anyhow::Result<()> {
-    let files = expand_inputs(inputs, raw)?;
-    run_files_with(config, &files, raw, super::stderr_is_terminal()).await
+/// Runs the files of `config`'s files source and prints the summary; fails if any file did.
+pub async fn run_files(config: &PipelineConfig, files: &FilesConfig) -> anyhow::Result<()> {
+    let paths = expand_inputs(&files.paths, &raw_params(&files.raw)?)?;
+    run_files_with(config, &paths, &files.raw, super::stderr_is_terminal()).await
 }
 
 async fn run_files_with(
     config: &PipelineConfig,
     files: &[PathBuf],
-    raw: &RawParams,
+    raw: &RawFileConfig,
     progress: bool,
 ) -> anyhow::Result<()> {
     if files.is_empty() {
         anyhow::bail!("no capture files found in the inputs");
     }
-    let report = run_batch(config, files, raw, progress)
+    let report = run_batch(config, files, &raw_params(raw)?, progress)
         .await
         .context("running the batch")?;
     print_devices(&report.devices);

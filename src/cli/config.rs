@@ -9,7 +9,7 @@ pub enum ConfigCommand {
 
 pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
     match command {
-        ConfigCommand::Reference => print!("{}", crate::pipeline::reference::markdown()),
+        ConfigCommand::Reference => print!("{}", meterflow::pipeline::reference::markdown()),
     }
     Ok(())
 }

@@ -1,13 +1,11 @@
-//! The command line: one file per subcommand, each a thin layer over the library.
+//! The command line: one file per subcommand, each parsing its arguments,
+//! calling the library and printing what it returns.
 
 pub mod batch;
-pub mod bench;
-pub mod bench_cluster;
-pub mod bench_sink;
+pub mod benchmark;
+pub mod cluster;
 pub mod config;
 pub mod inspect;
-pub mod local_cluster;
-pub mod out_dir;
 pub mod report;
 pub mod run;
 pub mod simulate;

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::report::timeaxis::{parse_time, parse_zone};
-use crate::report::{write_report, ReportOptions, DEFAULT_DETAIL};
+use meterflow::report::timeaxis::{parse_time, parse_zone};
+use meterflow::report::{write_report, ReportOptions, DEFAULT_DETAIL};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportArgs {

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::config::{parse_start, FilesConfig, SourceConfig};
-use crate::pipeline::live::run_virtual_meters;
-use crate::pipeline::PipelineConfig;
-use crate::source::capture::RawParams;
+use meterflow::pipeline::config::SourceConfig;
+use meterflow::pipeline::live::run_virtual_meters;
+use meterflow::pipeline::out_dir::direct_outputs;
+use meterflow::pipeline::PipelineConfig;
 
 use super::summary::{print_devices, print_outputs};
 
@@ -45,7 +45,7 @@ pub fn load(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
         }
     }
     if let Some(out) = &args.out {
-        super::out_dir::direct_outputs(&mut config, out);
+        direct_outputs(&mut config, out);
     }
     config.validate()?;
     Ok(config)
@@ -90,16 +90,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 anyhow::bail!("{} meter connection(s) failed", report.failures.len());
             }
         }
-        SourceConfig::Files(FilesConfig { paths, raw }) => {
-            let raw = RawParams {
-                name: raw.name.clone(),
-                measures: raw.measures,
-                rate: raw.rate,
-                start_unix_ns: raw.start.as_deref().map(parse_start).transpose()?,
-                ..RawParams::default()
-            };
-            super::batch::run_files(&config, paths, &raw).await?;
-        }
+        SourceConfig::Files(files) => super::batch::run_files(&config, files).await?,
         SourceConfig::SmartmeterServer(_) | SourceConfig::SmartmeterClient(_) => {
             super::sink::run_sink(config.clone()).await?;
         }

@@ -2,19 +2,19 @@
 //! sink can be developed, demonstrated and load-tested without hardware.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 
-use crate::meter::command_port::COMMAND_PORT;
-use crate::meter::firmware::{MeterSettings, SessionLimit};
-use crate::meter::fleet::{start_fleet, FleetConfig, FleetMode};
-use crate::meter::pacing::{Pacing, FIRMWARE_BUFFER_SIZE};
-use crate::meter::raw_port::RAW_PORT;
-use crate::meter::signal::SignalConfig;
-use crate::wire::layout::{Measures, DEFAULT_RATE};
+use meterflow::meter::command_port::COMMAND_PORT;
+use meterflow::meter::firmware::{MeterSettings, SessionLimit};
+use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode};
+use meterflow::meter::pacing::{Pacing, FIRMWARE_BUFFER_SIZE};
+use meterflow::meter::raw_port::RAW_PORT;
+use meterflow::meter::signal::SignalConfig;
+use meterflow::wire::layout::{Measures, DEFAULT_RATE};
 
 /// How the virtual meters meet the sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,32 +101,6 @@ pub struct SimulateArgs {
     pub raw_measures: Measures,
 }
 
-/// Reads a signal file: TOML or JSON by extension, else whichever parses.
-pub fn load_signal(path: &Path) -> anyhow::Result<SignalConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading signal file {}", path.display()))?;
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    let config = match ext.as_deref() {
-        Some("json") => serde_json::from_str(&text)
-            .with_context(|| format!("parsing {} as JSON", path.display()))?,
-        Some("toml") => {
-            toml::from_str(&text).with_context(|| format!("parsing {} as TOML", path.display()))?
-        }
-        _ => match toml::from_str(&text) {
-            Ok(config) => config,
-            Err(toml_error) => serde_json::from_str(&text).map_err(|json_error| {
-                anyhow::anyhow!(
-                    "{} is neither TOML ({toml_error}) nor JSON ({json_error})",
-                    path.display()
-                )
-            })?,
-        },
-    };
-    Ok(config)
-}
-
 fn seconds(what: &str, secs: f64) -> anyhow::Result<Duration> {
     if !secs.is_finite() || secs < 0.0 {
         bail!("--{what} must be a non-negative number of seconds, got {secs}");
@@ -137,7 +111,7 @@ fn seconds(what: &str, secs: f64) -> anyhow::Result<Duration> {
 /// The fleet the arguments describe.
 pub fn fleet_config(args: &SimulateArgs) -> anyhow::Result<FleetConfig> {
     let mut signal = match &args.signal {
-        Some(path) => load_signal(path)?,
+        Some(path) => SignalConfig::load(path)?,
         None => SignalConfig::default(),
     };
     if let Some(v) = args.voltage {
@@ -210,7 +184,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
-        crate::cli::shutdown_signal().await;
+        super::shutdown_signal().await;
         tracing::info!("stopping the virtual meters");
         on_signal.cancel();
     });
@@ -229,4 +203,68 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         report.dropped_samples()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    #[test]
+    fn simulate_arguments_build_a_fleet() {
+        let dir = tempfile::tempdir().unwrap();
+        let signal = dir.path().join("signal.toml");
+        std::fs::write(
+            &signal,
+            "voltage_rms_v = 120.0\nfrequency_hz = 60.0\nseed = 9\n",
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "--meters",
+            "3",
+            "--signal",
+            signal.to_str().unwrap(),
+            "--current",
+            "5",
+            "--fast",
+            "--duration",
+            "2",
+            "--mode",
+            "command-port",
+            "--port",
+            "0",
+        ])
+        .unwrap();
+        let config = fleet_config(&cli.args).unwrap();
+        assert_eq!(config.meters, 3);
+        assert_eq!(config.template.signal.voltage_rms_v, 120.0);
+        assert_eq!(config.template.signal.current_rms_a, 5.0);
+        assert_eq!(config.template.signal.seed, 9);
+        assert_eq!(config.template.pacing, Pacing::Fast);
+        assert_eq!(
+            config.template.limit,
+            Some(SessionLimit::Duration(Duration::from_secs(2)))
+        );
+        assert!(matches!(
+            config.mode,
+            FleetMode::CommandPort { base_port: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn negative_or_endless_seconds_are_refused() {
+        for bad in ["-1", "NaN", "inf"] {
+            let duration = format!("--duration={bad}");
+            let cli = Cli::try_parse_from(["simulate", duration.as_str()]).unwrap();
+            let error = fleet_config(&cli.args).unwrap_err().to_string();
+            assert!(error.contains("--duration"), "{bad}: {error}");
+        }
+    }
 }

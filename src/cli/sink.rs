@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::config::SourceConfig;
-use crate::pipeline::server::{SinkReport, StreamSink};
-use crate::pipeline::PipelineConfig;
+use meterflow::pipeline::config::SourceConfig;
+use meterflow::pipeline::server::{SinkReport, StreamSink};
+use meterflow::pipeline::PipelineConfig;
 
 use super::summary::{print_devices, print_outputs};
 
@@ -50,7 +50,11 @@ pub fn load(args: &SinkArgs) -> anyhow::Result<PipelineConfig> {
     if let Some(metrics) = args.metrics_listen {
         config.service.metrics_listen = metrics;
     }
-    super::out_dir::direct_service(&mut config, args.out.as_deref(), args.state_dir.as_ref());
+    meterflow::pipeline::out_dir::direct_service(
+        &mut config,
+        args.out.as_deref(),
+        args.state_dir.as_ref(),
+    );
     config.validate()?;
     Ok(config)
 }

@@ -1,8 +1,8 @@
 //! The summary tables printed at the end of a run.
 
-use crate::pipeline::config::PipelineConfig;
-use crate::pipeline::device::DeviceSummary;
-use crate::sink::output::OutputSummary;
+use meterflow::pipeline::config::PipelineConfig;
+use meterflow::pipeline::device::DeviceSummary;
+use meterflow::sink::output::OutputSummary;
 
 fn opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))

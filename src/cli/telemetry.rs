@@ -4,9 +4,9 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::config::PipelineConfig;
-use crate::pipeline::telemetry::start_telemetry;
-use crate::pipeline::telemetry::TelemetryConfig;
+use meterflow::pipeline::config::PipelineConfig;
+use meterflow::pipeline::telemetry::start_telemetry;
+use meterflow::pipeline::telemetry::TelemetryConfig;
 
 use super::summary::print_outputs;
 

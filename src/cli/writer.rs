@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use crate::pipeline::cluster::writer::Writer;
-use crate::pipeline::PipelineConfig;
+use meterflow::pipeline::cluster::writer::Writer;
+use meterflow::pipeline::PipelineConfig;
 
 use super::summary::print_outputs;
 
@@ -50,7 +50,11 @@ pub fn load(args: &WriterArgs) -> anyhow::Result<PipelineConfig> {
     if let Some(metrics) = args.metrics_listen {
         config.service.metrics_listen = metrics;
     }
-    super::out_dir::direct_service(&mut config, args.out.as_deref(), args.state_dir.as_ref());
+    meterflow::pipeline::out_dir::direct_service(
+        &mut config,
+        args.out.as_deref(),
+        args.state_dir.as_ref(),
+    );
     config.validate()?;
     Ok(config)
 }

@@ -15,6 +15,9 @@
 //! a load's current shape shifts as a whole when θ changes.
 
 use std::f64::consts::{SQRT_2, TAU};
+use std::path::Path;
+
+use anyhow::Context;
 
 use serde::{Deserialize, Serialize};
 
@@ -208,6 +211,31 @@ struct LoadState {
 }
 
 impl SignalConfig {
+    /// Reads a signal file: TOML or JSON by extension, else whichever parses.
+    pub fn load(path: &Path) -> anyhow::Result<SignalConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading signal file {}", path.display()))?;
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let config = match ext.as_deref() {
+            Some("json") => serde_json::from_str(&text)
+                .with_context(|| format!("parsing {} as JSON", path.display()))?,
+            Some("toml") => toml::from_str(&text)
+                .with_context(|| format!("parsing {} as TOML", path.display()))?,
+            _ => match toml::from_str(&text) {
+                Ok(config) => config,
+                Err(toml_error) => serde_json::from_str(&text).map_err(|json_error| {
+                    anyhow::anyhow!(
+                        "{} is neither TOML ({toml_error}) nor JSON ({json_error})",
+                        path.display()
+                    )
+                })?,
+            },
+        };
+        Ok(config)
+    }
+
     /// Refuses values that would make the signal or its truth meaningless.
     pub fn validate(&self) -> Result<(), SignalError> {
         non_negative("voltage_rms_v", self.voltage_rms_v)?;

@@ -11,6 +11,7 @@ pub mod flicker;
 pub mod identity;
 pub mod intern;
 pub mod latch;
+pub mod latency;
 pub mod measurand;
 pub mod mppt;
 pub mod partition;

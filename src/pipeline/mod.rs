@@ -3,14 +3,19 @@
 //! files, live from meters, telemetry adapters, and the long-running
 //! stream sink).
 
+pub mod backoff;
 pub mod batch;
+pub mod batch_request;
 pub mod bounds;
 pub mod cluster;
 pub mod config;
 pub mod device;
+pub mod inspect;
 pub mod limits;
 pub mod live;
+pub mod out_dir;
 pub mod outputs;
+pub mod prometheus;
 pub mod record_log;
 pub mod reference;
 pub mod server;

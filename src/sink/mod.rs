@@ -2,7 +2,6 @@
 
 pub mod atomic_file;
 pub mod jetstream;
-pub mod latency;
 pub mod output;
 pub mod packet;
 pub mod parquet;

@@ -2,6 +2,7 @@
 //! writer node that reads the records stream into the outputs.
 
 pub mod lease;
+pub mod local;
 pub mod writer;
 pub mod writer_metrics;
 

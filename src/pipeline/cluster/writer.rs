@@ -19,12 +19,13 @@ use async_nats::jetstream::{self, consumer, AckKind};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::model::latency::LatencyRecorder;
 use crate::model::{ConsumedMark, Record};
+use crate::pipeline::backoff::Backoff;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::server::state::{SourcePositions, StateStore};
 use crate::pipeline::topology::{Durable, HealthBoard, RecordBus, Topology};
 use crate::sink::jetstream::{connect, subjects, ClusterConfig, RecordBatch};
-use crate::sink::latency::LatencyRecorder;
 use crate::sink::output::OutputSummary;
 
 /// Messages asked for per fetch.
@@ -178,16 +179,15 @@ impl Writer {
         let client =
             connect::connect(&self.cluster, &format!("meterflow {}", self.name), true).await?;
         let js = connect::context(&self.cluster, client);
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
         while !cancel.is_cancelled() {
             let result = self.consume(&js, &cancel).await;
             if let Err(error) = result {
                 self.health.fail(SOURCE_NAME, &error);
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = cancel.cancelled() => {}
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
         let Writer {

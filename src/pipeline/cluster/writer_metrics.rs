@@ -13,7 +13,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::server::metrics::{counter, gauge, summary};
+use crate::pipeline::prometheus::{counter, gauge, label, summary, CONTENT_TYPE};
 use crate::pipeline::topology::HealthBoard;
 
 use super::writer::WriterCounters;
@@ -28,7 +28,7 @@ struct WriterView {
 fn render(view: &WriterView) -> String {
     let mut out = String::with_capacity(2048);
     let c = &view.counters;
-    let writer = format!("writer=\"{}\"", view.name);
+    let writer = label("writer", &view.name);
     gauge(&mut out, "meterflow_up", "1 while the writer runs", "", 1);
     counter(
         &mut out,
@@ -86,7 +86,7 @@ fn render(view: &WriterView) -> String {
         &c.window_age.snapshot(),
     );
     for (name, health) in view.health.snapshot() {
-        let labels = format!("{writer},output=\"{name}\"");
+        let labels = format!("{writer},{}", label("output", name));
         gauge(
             &mut out,
             "meterflow_output_up",
@@ -106,13 +106,7 @@ fn render(view: &WriterView) -> String {
 }
 
 async fn metrics(State(view): State<WriterView>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        render(&view),
-    )
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&view))
 }
 
 async fn healthz(State(view): State<WriterView>) -> impl IntoResponse {

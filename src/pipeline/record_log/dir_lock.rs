@@ -1,14 +1,14 @@
 //! One process per record log: two sinks (or writers) appending to one
-//! folder would interleave their segments. An exclusive `flock` on a file in
+//! folder would interleave their segments. An exclusive lock (`flock` on
+//! Unix, through std's `File::try_lock`) on a file in
 //! the folder is held while the log is open; the kernel drops it when the
 //! process dies, so kill -9 leaves no stale lock behind. A child forked by
 //! this process holds a copy of the descriptor until its `exec` closes it,
 //! and a restarted node may start while its predecessor is still exiting, so
 //! a held lock is retried for a short while before it counts as taken.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -42,9 +42,12 @@ impl DirLock {
             .with_context(|| format!("opening {}", path.display()))?;
         let deadline = Instant::now() + wait;
         let locked = loop {
-            // SAFETY: flock(2) on a descriptor this function owns.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                break true;
+            match file.try_lock() {
+                Ok(()) => break true,
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(error)) => {
+                    return Err(error).with_context(|| format!("locking {}", path.display()));
+                }
             }
             if Instant::now() >= deadline {
                 break false;

@@ -1,7 +1,6 @@
 //! `/metrics` (Prometheus text format 0.0.4) and `/healthz` of the running
 //! sink, on their own loopback port by default.
 
-use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -14,9 +13,10 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::model::latency::LatencySnapshot;
+use crate::pipeline::prometheus::{counter, gauge, header, label, sample, summary, CONTENT_TYPE};
 use crate::pipeline::record_log::RecordLog;
 use crate::pipeline::topology::{HealthBoard, RecordBus};
-use crate::sink::latency::{LatencySnapshot, QUANTILES};
 use crate::sink::packet::output::CollectorSlot;
 
 use super::registry::{DropReason, MeterCounters, Registry};
@@ -136,7 +136,7 @@ impl SinkObserver {
             "",
             server.streaming.load(Relaxed),
         );
-        header_line(
+        header(
             &mut out,
             "meterflow_peers_dropped_total",
             "peers dropped, by reason",
@@ -146,7 +146,7 @@ impl SinkObserver {
             sample(
                 &mut out,
                 "meterflow_peers_dropped_total",
-                &format!("reason=\"{}\"", reason.label()),
+                &label("reason", reason.label()),
                 server.dropped(reason),
             );
         }
@@ -220,17 +220,12 @@ impl SinkObserver {
             ),
         ];
         for (name, help, value, kind) in per_meter {
-            header_line(&mut out, name, help, kind);
+            header(&mut out, name, help, kind);
             for (meter, counters) in &meters {
-                sample(
-                    &mut out,
-                    name,
-                    &format!("meter=\"{}\"", escape_label(meter)),
-                    value(counters),
-                );
+                sample(&mut out, name, &label("meter", meter), value(counters));
             }
         }
-        header_line(
+        header(
             &mut out,
             "meterflow_worker_queue_depth",
             "batches waiting per window worker",
@@ -240,7 +235,7 @@ impl SinkObserver {
             sample(
                 &mut out,
                 "meterflow_worker_queue_depth",
-                &format!("worker=\"{worker}\""),
+                &label("worker", &worker.to_string()),
                 *depth,
             );
         }
@@ -262,7 +257,7 @@ impl SinkObserver {
                     "",
                     packets.spooled(),
                 );
-                header_line(
+                header(
                     &mut out,
                     "meterflow_packets_delivered_total",
                     "packets a target accepted",
@@ -273,11 +268,11 @@ impl SinkObserver {
                     sample(
                         &mut out,
                         "meterflow_packets_delivered_total",
-                        &format!("target=\"{}\"", escape_label(&target.target)),
+                        &label("target", &target.target),
                         target.delivered,
                     );
                 }
-                header_line(
+                header(
                     &mut out,
                     "meterflow_packets_overflowed_total",
                     "packets dropped because a target's spool was at its byte cap",
@@ -287,7 +282,7 @@ impl SinkObserver {
                     sample(
                         &mut out,
                         "meterflow_packets_overflowed_total",
-                        &format!("target=\"{}\"", escape_label(&target.target)),
+                        &label("target", &target.target),
                         target.overflowed,
                     );
                 }
@@ -315,7 +310,7 @@ impl SinkObserver {
         let Some((leases, published)) = &self.cluster else {
             return;
         };
-        let node = format!("node=\"{}\"", leases.node());
+        let node = label("node", leases.node());
         gauge(
             out,
             "meterflow_cluster_leases_held",
@@ -393,7 +388,7 @@ impl SinkObserver {
     /// Output health, the record log and the bus.
     fn render_outputs(&self, out: &mut String) {
         let outputs = self.health.snapshot();
-        header_line(
+        header(
             out,
             "meterflow_output_errors_total",
             "failures of an output (each followed by a backoff and a retry)",
@@ -403,11 +398,11 @@ impl SinkObserver {
             sample(
                 out,
                 "meterflow_output_errors_total",
-                &format!("output=\"{name}\""),
+                &label("output", name),
                 health.errors,
             );
         }
-        header_line(
+        header(
             out,
             "meterflow_output_up",
             "1 while the output works, 0 while it fails",
@@ -415,14 +410,9 @@ impl SinkObserver {
         );
         for (name, health) in &outputs {
             let up = u8::from(health.failing.is_none());
-            sample(
-                out,
-                "meterflow_output_up",
-                &format!("output=\"{name}\""),
-                up,
-            );
+            sample(out, "meterflow_output_up", &label("output", name), up);
         }
-        header_line(
+        header(
             out,
             "meterflow_output_durable_seq",
             "record log seq through which the output made everything durable",
@@ -432,7 +422,7 @@ impl SinkObserver {
             sample(
                 out,
                 "meterflow_output_durable_seq",
-                &format!("output=\"{name}\""),
+                &label("output", name),
                 health.durable_seq,
             );
         }
@@ -504,7 +494,7 @@ impl SinkObserver {
                 "",
                 u8::from(stats.healthy),
             );
-            header_line(
+            header(
                 out,
                 "meterflow_record_log_lag",
                 "records not yet acknowledged by an output",
@@ -514,7 +504,7 @@ impl SinkObserver {
                 sample(
                     out,
                     "meterflow_record_log_lag",
-                    &format!("output=\"{}\"", consumer.name),
+                    &label("output", &consumer.name),
                     consumer.lag,
                 );
             }
@@ -522,65 +512,8 @@ impl SinkObserver {
     }
 }
 
-fn header_line(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
-    if labels.is_empty() {
-        let _ = writeln!(out, "{name} {value}");
-    } else {
-        let _ = writeln!(out, "{name}{{{labels}}} {value}");
-    }
-}
-
-pub(crate) fn gauge(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    labels: &str,
-    value: impl std::fmt::Display,
-) {
-    header_line(out, name, help, "gauge");
-    sample(out, name, labels, value);
-}
-
-pub(crate) fn counter(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    labels: &str,
-    value: impl std::fmt::Display,
-) {
-    header_line(out, name, help, "counter");
-    sample(out, name, labels, value);
-}
-
-pub(crate) fn summary(out: &mut String, name: &str, help: &str, latency: &LatencySnapshot) {
-    header_line(out, name, help, "summary");
-    for (q, value) in QUANTILES.iter().zip(latency.quantiles_s) {
-        sample(out, name, &format!("quantile=\"{q}\""), value);
-    }
-    sample(out, &format!("{name}_sum"), "", latency.sum_s);
-    sample(out, &format!("{name}_count"), "", latency.count);
-}
-
-/// Label values escape `\`, `"` and newlines (the exposition format's rule).
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 async fn metrics(State(observer): State<SinkObserver>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        observer.render(),
-    )
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], observer.render())
 }
 
 async fn healthz(State(observer): State<SinkObserver>) -> impl IntoResponse {
@@ -625,11 +558,6 @@ pub async fn serve_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
 
     #[test]
     fn the_text_format_has_help_type_and_samples() {

@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::backoff::Backoff;
 use super::cluster::LeaseBook;
 use super::config::{PipelineConfig, SourceConfig};
 use super::device::DeviceSummary;
@@ -376,7 +377,7 @@ async fn keep_dialing(
     cancel: CancellationToken,
 ) -> ConnectionEnd {
     let (min, max) = context.link.backoff();
-    let mut backoff = min;
+    let mut backoff = Backoff::new(min, max);
     let mut last = ConnectionEnd::Dropped(DropReason::Io);
     while !cancel.is_cancelled() {
         let connect =
@@ -401,17 +402,16 @@ async fn keep_dialing(
                 )
                 .await;
                 if matches!(last, ConnectionEnd::Streamed { .. }) {
-                    backoff = min;
+                    backoff.reset();
                 }
             }
             Ok(Err(error)) => tracing::warn!(meter = %address, %error, "cannot connect"),
             Err(_) => tracing::warn!(meter = %address, "connecting timed out"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = cancel.cancelled() => break,
         }
-        backoff = (backoff * 2).min(max);
     }
     last
 }

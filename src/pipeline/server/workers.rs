@@ -11,10 +11,10 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
+use crate::model::latency::LatencyRecorder;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::device::{DeviceProcessor, DeviceSummary};
 use crate::pipeline::topology::RecordBus;
-use crate::sink::latency::LatencyRecorder;
 use crate::source::capture::{CaptureVisitor, SessionDescription};
 use crate::source::decoder::{BlockFeed, Decoded};
 use crate::source::event::SourceEvent;

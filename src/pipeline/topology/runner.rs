@@ -16,6 +16,7 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::model::Record;
+use crate::pipeline::backoff::Backoff;
 use crate::pipeline::record_log::RecordLog;
 use crate::sink::output::{Output, OutputSummary};
 
@@ -60,7 +61,7 @@ impl OutputRunner {
             log,
             health,
             next,
-            backoff: MIN_BACKOFF,
+            backoff: Backoff::new(MIN_BACKOFF, MAX_BACKOFF),
             retry_at,
             first_error: None,
         };
@@ -88,7 +89,7 @@ struct Runner {
     health: Arc<HealthBoard>,
     /// The seq the output needs next.
     next: u64,
-    backoff: Duration,
+    backoff: Backoff,
     retry_at: Instant,
     /// Without a log: the failure that ended the output.
     first_error: Option<anyhow::Error>,
@@ -241,7 +242,7 @@ impl Runner {
                 .with_context(|| format!("acknowledging {} in the record log", self.name))?;
         }
         self.health.ok(self.name, durable, degraded);
-        self.backoff = MIN_BACKOFF;
+        self.backoff.reset();
         Ok(())
     }
 
@@ -262,8 +263,7 @@ impl Runner {
             self.first_error.get_or_insert(error);
             return;
         }
-        self.retry_at = Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.retry_at = Instant::now() + self.backoff.next_delay();
     }
 
     /// At the end: everything the log holds, a last flush, close.

@@ -12,8 +12,8 @@ use super::build::PacketConfig;
 use super::deliver::{Deliverer, DeliveryConfig, TargetStats};
 use super::model::Sensor;
 use super::PacketBuilder;
+use crate::model::latency::LatencyRecorder;
 use crate::model::{SensorInterval, SensorReadings};
-use crate::sink::latency::LatencyRecorder;
 
 /// One sensor's share of an interval.
 enum Pending {

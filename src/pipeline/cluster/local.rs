@@ -1,39 +1,24 @@
-//! `meterflow cluster [--pipeline FILE] [--ingest N] [--writers M]`: a
-//! local cluster in one command, against a running nats-server. Each node
-//! is a child `meterflow sink` or `meterflow writer` reading the same
-//! pipeline file, with its own ports, state folder and log file; a node
-//! that dies is started again. Ctrl-C or SIGTERM stops the ingest nodes
-//! first (they publish what they hold), lets the writers take the rest of
-//! the stream, then stops the writers. `bench cluster` runs its nodes with
-//! the same [`LocalCluster`].
+//! A local cluster on one machine: ingest and writer nodes as child
+//! `meterflow sink` and `meterflow writer` processes reading the same
+//! pipeline file, each with its own ports, state folder and log file. A
+//! node that dies is started again; stopping drains the cluster in order:
+//! the ingest nodes first (they publish what they hold), then the writers
+//! once they have taken the rest of the stream. `meterflow cluster` and
+//! `meterflow bench cluster` both run their nodes with [`LocalCluster`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::config::SourceConfig;
+use crate::pipeline::prometheus::metric_sum;
 use crate::pipeline::PipelineConfig;
 
 /// The built-in cluster pipeline: NATS on 127.0.0.1:4222, meters on 54322 + k.
-pub const CLUSTER_PIPELINE: &str = include_str!("../../pipelines/cluster.toml");
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct ClusterArgs {
-    /// Pipeline file with a smartmeter_server source and a [cluster] section
-    /// (default: the built-in pipelines/cluster.toml).
-    #[arg(long, value_name = "FILE")]
-    pub pipeline: Option<PathBuf>,
-    /// Ingest nodes: node k takes meters on the file's listen port + k.
-    #[arg(long, default_value_t = 2)]
-    pub ingest: usize,
-    /// Writer nodes sharing the meters' partitions.
-    #[arg(long, default_value_t = 1)]
-    pub writers: usize,
-}
+pub const CLUSTER_PIPELINE: &str = include_str!("../../../pipelines/cluster.toml");
 
 /// What a node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +46,21 @@ struct Node {
     restarts: u32,
 }
 
+/// A node that exited and was started again.
+#[derive(Debug)]
+pub struct Restart {
+    pub node: String,
+    /// How it exited.
+    pub status: ExitStatus,
+    /// Its new process id.
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
 /// Child `meterflow` processes, one per node.
 pub struct LocalCluster {
+    /// The `meterflow` executable the nodes run.
+    program: PathBuf,
     nodes: Vec<Node>,
     http: reqwest::Client,
 }
@@ -73,11 +71,14 @@ const QUICK_EXIT: Duration = Duration::from_secs(5);
 const MAX_QUICK_EXITS: u32 = 5;
 
 impl LocalCluster {
-    /// Starts every node, its output into `<log_dir>/<name>.log`.
-    pub fn start(plans: Vec<NodePlan>, log_dir: &Path) -> anyhow::Result<Self> {
+    /// Starts every node as `program` with its plan's arguments (`program`
+    /// is the running `meterflow`, see [`std::env::current_exe`]), its
+    /// output into `<log_dir>/<name>.log`.
+    pub fn start(program: &Path, plans: Vec<NodePlan>, log_dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(log_dir)
             .with_context(|| format!("creating {}", log_dir.display()))?;
         let mut cluster = LocalCluster {
+            program: program.to_path_buf(),
             nodes: plans
                 .into_iter()
                 .map(|plan| Node {
@@ -94,7 +95,7 @@ impl LocalCluster {
                 .context("building the HTTP client for the nodes' /metrics")?,
         };
         for node in &mut cluster.nodes {
-            spawn(node)?;
+            spawn(&cluster.program, node)?;
         }
         Ok(cluster)
     }
@@ -127,8 +128,10 @@ impl LocalCluster {
             .collect()
     }
 
-    /// Starts nodes that exited again; an error once one keeps dying at start.
-    pub fn supervise(&mut self) -> anyhow::Result<()> {
+    /// Starts nodes that exited again, saying which; an error once one
+    /// keeps dying at start.
+    pub fn supervise(&mut self) -> anyhow::Result<Vec<Restart>> {
+        let mut restarts = Vec::new();
         for node in &mut self.nodes {
             let Some(child) = node.child.as_mut() else {
                 continue;
@@ -151,15 +154,15 @@ impl LocalCluster {
                 node.plan.name,
                 node.log.display()
             );
-            spawn(node)?;
-            println!(
-                "meterflow cluster: node {} exited ({status}); started again, pid {} (log {})",
-                node.plan.name,
-                node.child.as_ref().map_or(0, Child::id),
-                node.log.display()
-            );
+            spawn(&self.program, node)?;
+            restarts.push(Restart {
+                node: node.plan.name.clone(),
+                status,
+                pid: node.child.as_ref().map_or(0, Child::id),
+                log: node.log.clone(),
+            });
         }
-        Ok(())
+        Ok(restarts)
     }
 
     /// Sum of a metric's samples on one node; `None` while it does not answer.
@@ -256,8 +259,7 @@ impl Drop for LocalCluster {
     }
 }
 
-fn spawn(node: &mut Node) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("finding the meterflow executable")?;
+fn spawn(program: &Path, node: &mut Node) -> anyhow::Result<()> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -266,7 +268,7 @@ fn spawn(node: &mut Node) -> anyhow::Result<()> {
     let err = log
         .try_clone()
         .with_context(|| format!("opening {}", node.log.display()))?;
-    let child = Command::new(exe)
+    let child = Command::new(program)
         .args(&node.plan.args)
         .stdin(Stdio::null())
         .stdout(log)
@@ -278,51 +280,58 @@ fn spawn(node: &mut Node) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM, then waits up to a minute (kill after that).
+/// How long a node has to drain after SIGTERM before it is killed.
+const NODE_STOP_GRACE: Duration = Duration::from_secs(60);
+
+/// SIGTERM, then waits for the node to drain (kill after [`NODE_STOP_GRACE`]).
 fn terminate(node: &mut Node) -> anyhow::Result<()> {
     let Some(mut child) = node.child.take() else {
         return Ok(());
     };
-    // SAFETY: kill(2) on a child this process spawned and has not reaped.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child
-            .try_wait()
-            .with_context(|| format!("stopping node {}", node.plan.name))?
-        {
+    let status = terminate_child(&mut child, NODE_STOP_GRACE)
+        .with_context(|| format!("stopping node {}", node.plan.name))?;
+    match status {
+        Some(status) => {
             anyhow::ensure!(
                 status.success(),
                 "node {} stopped with {status}; see {}",
                 node.plan.name,
                 node.log.display()
             );
-            return Ok(());
+            Ok(())
+        }
+        None => anyhow::bail!(
+            "node {} did not stop within {NODE_STOP_GRACE:?} of SIGTERM; killed",
+            node.plan.name
+        ),
+    }
+}
+
+/// Asks a child to stop with SIGTERM (so it can drain and close what it
+/// holds) and waits up to `grace`; kills it after that. Its exit status, or
+/// `None` when it had to be killed.
+pub fn terminate_child(child: &mut Child, grace: Duration) -> anyhow::Result<Option<ExitStatus>> {
+    if child.try_wait()?.is_none() {
+        let pid = libc::pid_t::try_from(child.id()).context("a child's process id")?;
+        // SAFETY: kill(2) on a child this process spawned and has not reaped
+        // (try_wait above saw it running), so the pid is still its own. std
+        // can only send SIGKILL; the drain needs SIGTERM.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + grace;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            anyhow::bail!(
-                "node {} did not stop within a minute of SIGTERM; killed",
-                node.plan.name
-            );
+            return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Sum of the samples of metric `name` in a Prometheus text body.
-pub fn metric_sum(body: &str, name: &str) -> f64 {
-    body.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Node plans for `pipeline`: ingest node k listens on its listen port + k
@@ -413,76 +422,6 @@ pub fn plan_nodes(
     Ok(plans)
 }
 
-pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
-    let (pipeline, config) = match &args.pipeline {
-        Some(path) => (path.clone(), PipelineConfig::load(path)?),
-        None => {
-            let config =
-                PipelineConfig::parse(CLUSTER_PIPELINE).context("the built-in cluster pipeline")?;
-            // The children read a file: the built-in one goes next to the state.
-            let path = config.service.state_dir.join("cluster.toml");
-            write_pipeline(&path, CLUSTER_PIPELINE)?;
-            (path, config)
-        }
-    };
-    config.validate()?;
-    let plans = plan_nodes(&pipeline, &config, args.ingest, args.writers)?;
-    let cluster_config = config
-        .cluster
-        .as_ref()
-        .context("a cluster needs a [cluster] section")?;
-    let urls = cluster_config.server_urls();
-    if !urls.iter().any(|url| nats_answers(url)) {
-        eprintln!(
-            "meterflow cluster: no NATS server answers at {}; the nodes keep retrying \
-             (start one with `nats-server -js`)",
-            urls.join(", ")
-        );
-    }
-    let log_dir = config.service.state_dir.join("logs");
-    let mut cluster = LocalCluster::start(plans, &log_dir)?;
-    println!(
-        "meterflow cluster: {} ingest and {} writer nodes on {} (stream {})",
-        args.ingest,
-        args.writers,
-        urls.join(", "),
-        cluster_config.stream
-    );
-    for plan in cluster.plans() {
-        let listen = plan
-            .listen
-            .map_or(String::new(), |l| format!("meters dial {l}, "));
-        println!(
-            "  {:<8} pid {}, {listen}metrics http://{}/metrics, log {}",
-            plan.name,
-            cluster.pid_of(&plan.name).unwrap_or(0),
-            plan.metrics,
-            cluster.log_of(&plan.name).unwrap_or(&log_dir).display()
-        );
-    }
-    println!("Ctrl-C stops the ingest nodes, lets the writers finish, then stops them.");
-    let cancel = CancellationToken::new();
-    super::cancel_on_signal(&cancel, "stopping the cluster: ingest nodes first");
-    let mut failure = None;
-    while !cancel.is_cancelled() {
-        if let Err(error) = cluster.supervise() {
-            failure = Some(error);
-            break;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
-    let stopped = cluster.stop(Duration::from_secs(60)).await;
-    if let Some(error) = failure {
-        return Err(error);
-    }
-    stopped?;
-    println!("meterflow cluster: stopped; the dataset is under the pipeline's outputs");
-    Ok(())
-}
-
 /// Writes a pipeline file atomically (a node may read it at any time).
 pub fn write_pipeline(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
@@ -493,7 +432,7 @@ pub fn write_pipeline(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// Whether something listens at a `nats://host:port` URL.
-fn nats_answers(url: &str) -> bool {
+pub fn nats_answers(url: &str) -> bool {
     let address = url
         .split("://")
         .last()
@@ -547,11 +486,95 @@ mod tests {
         assert!(error.to_string().contains("--ingest"), "{error}");
     }
 
+    /// A node run as `sh -c script` (the supervisor does not care what runs).
+    fn shell_node(name: &str, role: Role, script: &str) -> NodePlan {
+        NodePlan {
+            name: name.to_string(),
+            role,
+            args: vec!["-c".to_string(), script.to_string()],
+            // Nothing listens on port 1: the node never answers /metrics.
+            metrics: SocketAddr::from(([127, 0, 0, 1], 1)),
+            listen: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_that_keeps_dying_at_start_is_given_up_after_five_tries() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = shell_node("ingest0", Role::Ingest, "echo started; exit 3");
+        let mut cluster =
+            LocalCluster::start(Path::new("/bin/sh"), vec![plan], dir.path()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let error = loop {
+            match cluster.supervise() {
+                Ok(_) => {}
+                Err(error) => break error.to_string(),
+            }
+            assert!(Instant::now() < deadline, "never given up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(error.contains("node ingest0 exited 5 times"), "{error}");
+        // Started once, then again after each of the first four exits.
+        let log = std::fs::read_to_string(dir.path().join("ingest0.log")).unwrap();
+        assert_eq!(log.lines().filter(|l| *l == "started").count(), 5, "{log}");
+    }
+
+    #[tokio::test]
+    async fn stop_terminates_ingest_nodes_before_writers_and_each_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let order = dir.path().join("order");
+        // Each node appends its name on SIGTERM and exits 0, as a draining node does.
+        let script = |name: &str| {
+            format!(
+                "trap 'echo {name} >> {}; exit 0' TERM; while true; do sleep 0.05; done",
+                order.display()
+            )
+        };
+        let plans = vec![
+            shell_node("writer0", Role::Writer, &script("writer0")),
+            shell_node("ingest0", Role::Ingest, &script("ingest0")),
+        ];
+        let cluster = LocalCluster::start(Path::new("/bin/sh"), plans, dir.path()).unwrap();
+        assert_eq!(cluster.pids(Role::Ingest).len(), 1);
+        assert_eq!(cluster.pids(Role::Writer).len(), 1);
+        // Let the shells set their traps.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.stop(Duration::from_secs(2)).await.unwrap();
+        let order = std::fs::read_to_string(&order).unwrap();
+        assert_eq!(order, "ingest0\nwriter0\n");
+    }
+
+    #[tokio::test]
+    async fn a_node_exiting_with_an_error_on_stop_fails_the_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = shell_node(
+            "writer0",
+            Role::Writer,
+            "trap 'exit 7' TERM; while true; do sleep 0.05; done",
+        );
+        let cluster = LocalCluster::start(Path::new("/bin/sh"), vec![plan], dir.path()).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let error = cluster.stop(Duration::ZERO).await.unwrap_err().to_string();
+        assert!(
+            error.contains("node writer0 stopped with exit status: 7"),
+            "{error}"
+        );
+    }
+
     #[test]
-    fn metric_sums_match_the_name_exactly() {
-        let body = "# HELP x\nmeterflow_up 1\nmeterflow_up_total 5\nm{a=\"1\"} 2\nm{a=\"2\"} 3.5\n";
-        assert_eq!(metric_sum(body, "meterflow_up"), 1.0);
-        assert_eq!(metric_sum(body, "m"), 5.5);
-        assert_eq!(metric_sum(body, "absent"), 0.0);
+    fn a_child_ignoring_sigterm_is_killed_after_the_grace() {
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", "trap '' TERM; exec sleep 30"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        let status = terminate_child(&mut child, Duration::from_millis(300)).unwrap();
+        assert_eq!(status, None);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        // Reaped: nothing left to wait for.
+        assert!(child.try_wait().unwrap().is_some());
     }
 }

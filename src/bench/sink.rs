@@ -6,8 +6,7 @@
 //! ingested, lost chunks, dropped peers, window and packet latency
 //! quantiles, peak RSS and CPU seconds of both processes.
 
-use crate::pipeline::bounds::{Span, DAY};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -15,40 +14,38 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::config::{SinkConfig, SourceConfig};
+use super::proc_stats::{cpu_seconds, peak_rss_kib};
+use crate::model::latency::LatencySnapshot;
+use crate::pipeline::bounds::{Span, DAY};
+use crate::pipeline::cluster::local::terminate_child;
+use crate::pipeline::config::SourceConfig;
+use crate::pipeline::out_dir::direct_outputs;
 use crate::pipeline::server::config::{MeterLinkConfig, ServiceConfig};
 use crate::pipeline::server::metrics::SinkObserver;
 use crate::pipeline::server::StreamSink;
 use crate::pipeline::PipelineConfig;
-use crate::sink::latency::LatencySnapshot;
-use crate::sink::parquet::ParquetConfig;
 use crate::wire::Measures;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct SinkBenchArgs {
+/// The load and where the outputs go.
+#[derive(Debug, Clone)]
+pub struct SinkBench {
+    /// The `meterflow` executable, run as `meterflow simulate` for the meters.
+    pub program: PathBuf,
     /// Virtual meters dialing in.
-    #[arg(long, short = 'n', default_value_t = 1000)]
     pub meters: usize,
     /// Sampling rate asked of every meter, Hz.
-    #[arg(long, default_value_t = 8000)]
     pub rate: u32,
     /// Channels asked of every meter.
-    #[arg(long, default_value = "v,i,v,i,v,i")]
     pub measures: Measures,
     /// Seconds measured once every meter streams.
-    #[arg(long, default_value_t = 60.0)]
     pub seconds: f64,
     /// Longest wait for every meter to dial in, s.
-    #[arg(long, default_value_t = 120.0)]
     pub connect_timeout: f64,
     /// Window threads (0: one per CPU).
-    #[arg(long, default_value_t = 0)]
     pub workers: usize,
-    /// Leave the Parquet dataset out (packets only): what the engine alone costs.
-    #[arg(long)]
-    pub no_parquet: bool,
+    /// Whether the Parquet dataset is written (without: packets only).
+    pub parquet: bool,
     /// Work folder for the outputs (default: a temporary one, removed afterwards).
-    #[arg(long)]
     pub dir: Option<PathBuf>,
 }
 
@@ -64,7 +61,7 @@ struct Reading {
 /// What `--seconds` and `--connect-timeout` may be.
 const BENCH_SPAN: Span = Span::new(0.1, DAY);
 
-pub async fn run(args: SinkBenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: SinkBench) -> anyhow::Result<()> {
     anyhow::ensure!(args.meters > 0, "--meters must be at least 1");
     args.measures.validate_rate(args.rate)?;
     BENCH_SPAN.check_s("--connect-timeout", args.connect_timeout)?;
@@ -82,7 +79,7 @@ pub async fn run(args: SinkBenchArgs) -> anyhow::Result<()> {
     outcome
 }
 
-async fn measure(args: &SinkBenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<()> {
     let sink = StreamSink::bind(bench_config(args, dir)).await?;
     let addr = sink
         .local_addr()
@@ -214,12 +211,8 @@ fn reading(observer: &SinkObserver) -> Reading {
     }
 }
 
-fn bench_config(args: &SinkBenchArgs, dir: &std::path::Path) -> PipelineConfig {
-    let mut parquet = ParquetConfig::new(dir.join("parquet"));
-    parquet.fsync = false;
-    // As in pipelines/sink.toml: rows wait per device for a row group.
-    parquet.row_group_rows = 512;
-    PipelineConfig {
+fn bench_config(args: &SinkBench, dir: &Path) -> PipelineConfig {
+    let mut config = PipelineConfig {
         name: "bench-sink".to_string(),
         source: SourceConfig::SmartmeterServer(MeterLinkConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -233,10 +226,7 @@ fn bench_config(args: &SinkBenchArgs, dir: &std::path::Path) -> PipelineConfig {
         }),
         dsp: Default::default(),
         aggregation: Default::default(),
-        sink: SinkConfig {
-            parquet: (!args.no_parquet).then_some(parquet),
-            packets: Some(super::bench::ndjson_packets(dir)),
-        },
+        sink: Default::default(),
         service: ServiceConfig {
             state_dir: dir.join("state"),
             metrics: false,
@@ -244,12 +234,22 @@ fn bench_config(args: &SinkBenchArgs, dir: &std::path::Path) -> PipelineConfig {
         },
         record_log: Default::default(),
         cluster: None,
+    };
+    // Parquet under dir/parquet, NDJSON packets under dir/packets.
+    direct_outputs(&mut config, dir);
+    if !args.parquet {
+        config.sink.parquet = None;
     }
+    if let Some(parquet) = &mut config.sink.parquet {
+        parquet.fsync = false;
+        // As in pipelines/sink.toml: rows wait per device for a row group.
+        parquet.row_group_rows = 512;
+    }
+    config
 }
 
-fn spawn_meters(args: &SinkBenchArgs, addr: std::net::SocketAddr) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe().context("finding the meterflow executable")?;
-    Command::new(exe)
+fn spawn_meters(args: &SinkBench, addr: std::net::SocketAddr) -> anyhow::Result<Child> {
+    Command::new(&args.program)
         .args([
             "simulate",
             "--server",
@@ -269,50 +269,7 @@ fn spawn_meters(args: &SinkBenchArgs, addr: std::net::SocketAddr) -> anyhow::Res
         .context("starting the virtual meters (meterflow simulate)")
 }
 
+/// SIGTERM lets the meters close their sockets; killed after 10 s.
 pub(crate) fn stop_child(child: &mut Child) {
-    // SIGTERM lets the meters close their sockets; kill after 10 s.
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: kill(2) with a PID we spawned and still own (not yet reaped).
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Peak resident set (VmHWM) of this process or `pid`, KiB (Linux).
-pub(crate) fn peak_rss_kib(pid: Option<u32>) -> Option<u64> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/status"),
-        None => "/proc/self/status".to_string(),
-    };
-    let status = std::fs::read_to_string(path).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// User + system CPU seconds of this process or `pid` (Linux).
-pub(crate) fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_string(),
-    };
-    let stat = std::fs::read_to_string(path).ok()?;
-    // Fields after the command name (which may hold spaces) start at state (field 3).
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (ticks > 0).then(|| (utime + stime) / ticks as f64)
+    let _ = terminate_child(child, Duration::from_secs(10));
 }

