@@ -12,10 +12,7 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
-        // `sink` goes when the commands print from the one run report.
-        &[
-            "pipeline", "report", "bench", "meter", "model", "wire", "sink",
-        ],
+        &["pipeline", "report", "bench", "meter", "model", "wire"],
     ),
     // `model` and `wire` are the vocabulary every stage may use (the CLI
     // parses layouts with `wire`'s types).

@@ -19,8 +19,9 @@ use meterflow::meter::disturbance::{self, Disturbance};
 use meterflow::meter::modulation::{ModulationShape, VoltageModulation};
 use meterflow::meter::offline_capture::OfflineCapture;
 use meterflow::meter::signal::{Harmonic, SignalConfig};
-use meterflow::pipeline::batch::{run_batch, BatchReport};
+use meterflow::pipeline::batch::run_batch;
 use meterflow::pipeline::batch_request::BatchRequest;
+use meterflow::pipeline::run_report::RunReport;
 use meterflow::source::capture::RawParams;
 use meterflow::wire::Measures;
 
@@ -75,7 +76,7 @@ fn change(at_s: f64, duration_s: Option<f64>, phases: &[u8], level_pct: f64) -> 
 }
 
 /// Runs `meterflow batch` over `capture` with the pipeline file `pipeline`.
-async fn batch(dir: &Path, capture: &OfflineCapture, pipeline: &str) -> (PathBuf, BatchReport) {
+async fn batch(dir: &Path, capture: &OfflineCapture, pipeline: &str) -> (PathBuf, RunReport) {
     let file = dir.join("meter.mfcap");
     capture.write(&file).unwrap_or_else(|e| panic!("{e:#}"));
     let pipeline_file = dir.join("pipeline.toml");

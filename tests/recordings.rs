@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::parquet_read::{read_rows, Cell};
-use meterflow::pipeline::batch::{expand_inputs, run_batch, BatchReport};
+use meterflow::pipeline::batch::{expand_inputs, run_batch};
 use meterflow::pipeline::batch_request::BatchRequest;
+use meterflow::pipeline::run_report::RunReport;
 use meterflow::source::capture::{read_capture, CaptureKind, RawParams, SessionDescription};
 use meterflow::source::event::SourceEvent;
 use meterflow::source::recording::RecordingTools;
@@ -112,7 +113,7 @@ fn args(inputs: Vec<PathBuf>, out: &Path) -> BatchRequest {
     }
 }
 
-async fn batch(inputs: &[PathBuf], out: &Path, raw: &RawParams) -> BatchReport {
+async fn batch(inputs: &[PathBuf], out: &Path, raw: &RawParams) -> RunReport {
     let args = args(inputs.to_vec(), out);
     let config = args.config().unwrap();
     let files = expand_inputs(&args.inputs, raw).unwrap();
@@ -137,7 +138,7 @@ fn flagged(row: &BTreeMap<String, Cell>) -> bool {
     row["flagged"] == Cell::Bool(true)
 }
 
-fn reason(report: &BatchReport, path: &Path) -> String {
+fn reason(report: &RunReport, path: &Path) -> String {
     let file = report
         .files
         .iter()

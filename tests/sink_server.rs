@@ -16,7 +16,8 @@ use meterflow::meter::firmware::{MeterSettings, SessionLimit};
 use meterflow::meter::fleet::{run_fleet, start_fleet, FleetConfig, FleetMode};
 use meterflow::meter::pacing::Pacing;
 use meterflow::pipeline::batch::run_batch;
-use meterflow::pipeline::server::{SinkReport, StreamSink};
+use meterflow::pipeline::run_report::RunReport;
+use meterflow::pipeline::server::StreamSink;
 use meterflow::pipeline::PipelineConfig;
 use meterflow::source::capture::RawParams;
 use meterflow::wire::command::StreamType;
@@ -62,7 +63,7 @@ struct RunningSink {
     metrics: std::net::SocketAddr,
     observer: meterflow::pipeline::server::metrics::SinkObserver,
     cancel: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<SinkReport>>,
+    task: tokio::task::JoinHandle<anyhow::Result<RunReport>>,
 }
 
 async fn start_sink(config: PipelineConfig) -> RunningSink {
@@ -83,7 +84,7 @@ async fn start_sink(config: PipelineConfig) -> RunningSink {
 
 impl RunningSink {
     /// Waits until no meter streams any more (their tails are in), then stops.
-    async fn stop_when_idle(self) -> SinkReport {
+    async fn stop_when_idle(self) -> RunReport {
         let server = &self.observer.registry.server;
         for _ in 0..600 {
             if server.streaming.load(std::sync::atomic::Ordering::Relaxed) == 0 {
@@ -94,7 +95,7 @@ impl RunningSink {
         self.stop().await
     }
 
-    async fn stop(self) -> SinkReport {
+    async fn stop(self) -> RunReport {
         self.cancel.cancel();
         tokio::time::timeout(Duration::from_secs(60), self.task)
             .await
@@ -206,8 +207,9 @@ async fn twenty_meters_of_mixed_rates_and_layouts_match_batch_mode() {
     assert_eq!(sent.meters.len(), 20);
     assert!(sent.meters.iter().all(|m| m.limit_reached), "{sent:?}");
     let report = sink.stop_when_idle().await;
-    assert_eq!(report.sessions.len(), 20, "{report:?}");
-    assert!(report.dropped.is_empty(), "{:?}", report.dropped);
+    assert_eq!(report.devices.len(), 20, "{report:?}");
+    let dropped = &report.connections.as_ref().unwrap().dropped;
+    assert!(dropped.is_empty(), "{dropped:?}");
 
     // The same bytes through batch mode.
     let mut batch_config = sink_config(&dir.path().join("batch"), "", &dir.path().join("unused"));
@@ -358,7 +360,7 @@ async fn energy_continues_across_a_reconnect_and_a_sink_restart() {
         .await
         .unwrap();
     let first_run = sink.stop_when_idle().await;
-    assert_eq!(first_run.sessions.len(), 2, "{:?}", first_run.sessions);
+    assert_eq!(first_run.devices.len(), 2, "{:?}", first_run.devices);
 
     // The sink restarts on the same state folder and outputs.
     let sink = start_sink(sink_config(&out, "", &state)).await;
@@ -376,7 +378,7 @@ async fn energy_continues_across_a_reconnect_and_a_sink_restart() {
     meter.template.limit = Some(SessionLimit::Duration(Duration::from_secs(1)));
     run_fleet(meter, CancellationToken::new()).await.unwrap();
     let second_run = sink.stop_when_idle().await;
-    assert_eq!(second_run.sessions.len(), 1);
+    assert_eq!(second_run.devices.len(), 1);
 
     let rows = &rows_by_device(&out.join("parquet/windows"))["meter001"];
     let reconnect = first_row_after(rows, reconnect_at);
@@ -515,7 +517,14 @@ async fn bad_peers_are_dropped_and_the_good_meters_lose_nothing() {
     assert!(good.meters.iter().all(|m| m.limit_reached), "{good:?}");
     let report = sink.stop_when_idle().await;
 
-    let dropped: BTreeMap<_, _> = report.dropped.iter().copied().collect();
+    let dropped: BTreeMap<_, _> = report
+        .connections
+        .as_ref()
+        .unwrap()
+        .dropped
+        .iter()
+        .copied()
+        .collect();
     for reason in [
         "no_info_line",
         "too_many_pending",
@@ -537,7 +546,7 @@ async fn bad_peers_are_dropped_and_the_good_meters_lose_nothing() {
 
     // The good meters: every sample they sent, in clean windows, no gaps.
     let sessions: Vec<_> = report
-        .sessions
+        .devices
         .iter()
         .filter(|s| s.device.starts_with("good"))
         .collect();
@@ -625,8 +634,8 @@ metrics = false
     let report = task.await.unwrap().unwrap();
     cancel_meters.cancel();
     meters.wait().await;
-    assert_eq!(report.sessions.len(), 2, "{report:?}");
-    for session in &report.sessions {
+    assert_eq!(report.devices.len(), 2, "{report:?}");
+    for session in &report.devices {
         assert_eq!(session.rate, 4000);
         // About 3 s of samples, ended by our `stop` (its tail included).
         assert!(session.samples >= 4000, "{session:?}");

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use common::parquet_read::{column_names, parquet_files, read_file, read_rows, Cell};
 use meterflow::model::identity::name_uuid;
 use meterflow::pipeline::config::{PipelineConfig, SourceConfig};
-use meterflow::pipeline::telemetry::{start_telemetry, TelemetryReport};
+use meterflow::pipeline::run_report::RunReport;
+use meterflow::pipeline::telemetry::start_telemetry;
 use meterflow::sink::packet::Packet;
 use meterflow::sink::parquet::is_portable_type;
 use tempfile::TempDir;
@@ -33,7 +34,7 @@ fn testdata(name: &str) -> PathBuf {
 
 /// Runs a telemetry pipeline (file inputs only, so it ends by itself)
 /// writing Parquet and NDJSON packets under `out`.
-async fn run(out: &Path, source: &str) -> TelemetryReport {
+async fn run(out: &Path, source: &str) -> RunReport {
     let text = format!(
         "name = \"telemetry-test\"\n[source]\nkind = \"telemetry\"\n{source}\n\
          [sink.parquet]\nout = {:?}\nfsync = false\n\

@@ -183,8 +183,11 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<()> {
     println!(
         "shutdown             {:.1} s to stop {} meters, drain and close (windows {}, packets {})",
         stop_s,
-        report.peak_streaming,
-        report.sessions.iter().map(|s| s.windows).sum::<u64>(),
+        report
+            .connections
+            .as_ref()
+            .map_or(0, |connections| connections.peak_streaming),
+        report.devices.iter().map(|s| s.windows).sum::<u64>(),
         report.outputs.packets_built
     );
     Ok(())

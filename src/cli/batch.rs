@@ -2,14 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-
-use meterflow::pipeline::batch::{expand_inputs, run_batch};
-use meterflow::pipeline::batch_request::{raw_params, BatchRequest};
-use meterflow::pipeline::config::{FilesConfig, PipelineConfig, RawFileConfig};
+use meterflow::pipeline::batch_request::BatchRequest;
+use meterflow::pipeline::config::RawFileConfig;
+use meterflow::pipeline::sources::RunOptions;
 use meterflow::wire::Measures;
-
-use super::summary::{print_devices, print_outputs};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BatchArgs {
@@ -57,52 +53,18 @@ impl BatchArgs {
 }
 
 pub async fn run(args: BatchArgs) -> anyhow::Result<()> {
-    let request = args.request();
-    let config = request.config()?;
-    let files = request.files()?;
-    run_files_with(
-        &config,
-        &files,
-        &request.raw,
-        !args.quiet && super::stderr_is_terminal(),
+    let config = args.request().config()?;
+    let options = RunOptions {
+        progress: !args.quiet && super::stderr_is_terminal(),
+        ..RunOptions::default()
+    };
+    let report = super::execute(
+        config,
+        options,
+        "stopping: finishing the files being read, then flushing the outputs",
     )
-    .await
-}
-
-/// Runs the files of `config`'s files source and prints the summary; fails if any file did.
-pub async fn run_files(config: &PipelineConfig, files: &FilesConfig) -> anyhow::Result<()> {
-    let paths = expand_inputs(&files.paths, &raw_params(&files.raw)?)?;
-    run_files_with(config, &paths, &files.raw, super::stderr_is_terminal()).await
-}
-
-async fn run_files_with(
-    config: &PipelineConfig,
-    files: &[PathBuf],
-    raw: &RawFileConfig,
-    progress: bool,
-) -> anyhow::Result<()> {
-    if files.is_empty() {
-        anyhow::bail!("no capture files found in the inputs");
-    }
-    let report = run_batch(config, files, &raw_params(raw)?, progress)
-        .await
-        .context("running the batch")?;
-    print_devices(&report.devices);
-    print_outputs(&report.outputs, config);
-    println!(
-        "{} files, {:.1} MB in {:.2} s: {:.1} M samples/s, {:.1} MB/s",
-        report.files.len(),
-        report.bytes as f64 / 1e6,
-        report.elapsed_s,
-        report.values as f64 / report.elapsed_s.max(1e-9) / 1e6,
-        report.bytes as f64 / report.elapsed_s.max(1e-9) / 1e6
-    );
+    .await?;
     let failed = report.failed_files();
-    for file in report.files.iter().filter(|f| f.result.is_err()) {
-        if let Err(reason) = &file.result {
-            eprintln!("failed: {}: {reason}", file.path.display());
-        }
-    }
     if failed > 0 {
         anyhow::bail!("{failed} of {} files failed", report.files.len());
     }

@@ -4,14 +4,10 @@
 
 use std::path::PathBuf;
 
-use tokio_util::sync::CancellationToken;
-
 use meterflow::pipeline::config::SourceConfig;
-use meterflow::pipeline::live::run_virtual_meters;
 use meterflow::pipeline::out_dir::direct_outputs;
+use meterflow::pipeline::sources::RunOptions;
 use meterflow::pipeline::PipelineConfig;
-
-use super::summary::{print_devices, print_outputs};
 
 /// The built-in default pipeline.
 pub const DEMO_PIPELINE: &str = include_str!("../../pipelines/demo.toml");
@@ -53,48 +49,31 @@ pub fn load(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = load(&args)?;
-    match &config.source {
-        SourceConfig::VirtualMeters(meters) => {
-            println!(
-                "meterflow: pipeline {:?}: {} virtual meters, {} s of {} at {} Hz each ({})",
-                config.name,
-                meters.meter.len(),
-                meters.seconds,
-                meters.measures,
-                meters.rate,
-                if meters.realtime {
-                    "real time"
-                } else {
-                    "as fast as possible"
-                }
-            );
-            let cancel = CancellationToken::new();
-            super::cancel_on_signal(
-                &cancel,
-                "stopping: asking every meter to stop, then flushing the outputs",
-            );
-            let report = run_virtual_meters(&config, meters, cancel).await?;
-            print_devices(&report.devices);
-            print_outputs(&report.outputs, &config);
-            println!("done in {:.1} s", report.elapsed_s);
-            if let Some(parquet) = &config.sink.parquet {
-                println!(
-                    "see it: meterflow report {} --out report.html",
-                    parquet.out.display()
-                );
-            }
-            for failure in &report.failures {
-                eprintln!("failed: {failure}");
-            }
-            if !report.failures.is_empty() {
-                anyhow::bail!("{} meter connection(s) failed", report.failures.len());
-            }
-        }
-        SourceConfig::Files(files) => super::batch::run_files(&config, files).await?,
-        SourceConfig::SmartmeterServer(_) | SourceConfig::SmartmeterClient(_) => {
-            super::sink::run_sink(config.clone()).await?;
-        }
-        SourceConfig::Telemetry(telemetry) => super::telemetry::run(&config, telemetry).await?,
+    let options = RunOptions {
+        progress: super::stderr_is_terminal(),
+        ..RunOptions::default()
+    };
+    let report = super::execute(
+        config.clone(),
+        options,
+        "stopping: closing the inputs, then flushing the outputs",
+    )
+    .await?;
+    if let (Some(parquet), None) = (&config.sink.parquet, &report.connections) {
+        println!(
+            "see it: meterflow report {} --out report.html",
+            parquet.out.display()
+        );
+    }
+    if report.failed_files() > 0 {
+        anyhow::bail!(
+            "{} of {} files failed",
+            report.failed_files(),
+            report.files.len()
+        );
+    }
+    if !report.failures.is_empty() {
+        anyhow::bail!("{} input(s) failed", report.failures.len());
     }
     Ok(())
 }

@@ -7,13 +7,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tokio_util::sync::CancellationToken;
 
 use meterflow::pipeline::config::SourceConfig;
-use meterflow::pipeline::server::{SinkReport, StreamSink};
+use meterflow::pipeline::sources::RunOptions;
 use meterflow::pipeline::PipelineConfig;
-
-use super::summary::{print_devices, print_outputs};
 
 /// The built-in sink pipeline.
 pub const SINK_PIPELINE: &str = include_str!("../../pipelines/sink.toml");
@@ -61,56 +58,17 @@ pub fn load(args: &SinkArgs) -> anyhow::Result<PipelineConfig> {
 
 pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     let config = load(&args)?;
-    run_sink(config).await
-}
-
-/// Runs a sink pipeline until a signal, then prints what it did.
-pub async fn run_sink(config: PipelineConfig) -> anyhow::Result<()> {
-    let sink = StreamSink::bind(config.clone()).await?;
-    match sink.local_addr() {
-        Some(addr) => println!("meterflow sink: listening for meters on {addr}"),
-        None => println!("meterflow sink: connecting to the meters' command ports"),
+    if !matches!(
+        config.source,
+        SourceConfig::SmartmeterServer(_) | SourceConfig::SmartmeterClient(_)
+    ) {
+        anyhow::bail!("meterflow sink needs a smartmeter_server or smartmeter_client source");
     }
-    if let Some(addr) = sink.metrics_addr() {
-        println!("meterflow sink: metrics on http://{addr}/metrics");
-    }
-    if sink.restored_meters() > 0 {
-        println!(
-            "meterflow sink: continuing the state of {} meters",
-            sink.restored_meters()
-        );
-    }
-    let cancel = CancellationToken::new();
-    super::cancel_on_signal(
-        &cancel,
+    super::execute(
+        config,
+        RunOptions::default(),
         "stopping: asking every meter to stop, then flushing the outputs",
-    );
-    let report = sink.run(cancel).await?;
-    print_report(&report, &config);
+    )
+    .await?;
     Ok(())
-}
-
-fn print_report(report: &SinkReport, config: &PipelineConfig) {
-    print_devices(&report.sessions);
-    print_outputs(&report.outputs, config);
-    let dropped: Vec<String> = report
-        .dropped
-        .iter()
-        .map(|(reason, n)| format!("{reason} {n}"))
-        .collect();
-    println!(
-        "{} connections accepted, {} meters at most at once, dropped peers: {}",
-        report.accepted,
-        report.peak_streaming,
-        if dropped.is_empty() {
-            "none".to_string()
-        } else {
-            dropped.join(", ")
-        }
-    );
-    println!(
-        "checkpoint {}; ran {:.1} s",
-        report.checkpoint.display(),
-        report.elapsed_s
-    );
 }

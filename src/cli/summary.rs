@@ -2,14 +2,14 @@
 
 use meterflow::pipeline::config::PipelineConfig;
 use meterflow::pipeline::device::DeviceSummary;
-use meterflow::sink::output::OutputSummary;
+use meterflow::pipeline::run_report::RunReport;
 
 fn opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))
 }
 
 /// One row per device: duration, windows, energy, mean P, max THD.
-pub fn print_devices(devices: &[DeviceSummary]) {
+fn print_devices(devices: &[DeviceSummary]) {
     let width = devices
         .iter()
         .map(|d| d.device.len())
@@ -58,8 +58,83 @@ pub fn print_devices(devices: &[DeviceSummary]) {
     }
 }
 
+/// What a run did, whatever its source: the parts its report holds.
+pub fn print_report(report: &RunReport, config: &PipelineConfig) {
+    if !report.devices.is_empty() || report.adapters.is_empty() && report.consumed.is_none() {
+        print_devices(&report.devices);
+    }
+    if !report.adapters.is_empty() {
+        println!(
+            "{:<10} {:>10} {:>10} {:>10}",
+            "adapter", "accepted", "rejected", "readings"
+        );
+        for (adapter, counts) in &report.adapters {
+            println!(
+                "{adapter:<10} {:>10} {:>10} {:>10}",
+                counts.accepted, counts.rejected, counts.readings
+            );
+        }
+    }
+    print_outputs(report, config);
+    let seconds = report.elapsed_s.max(1e-9);
+    if !report.files.is_empty() {
+        println!(
+            "{} files, {:.1} MB in {:.2} s: {:.1} M samples/s, {:.1} MB/s",
+            report.files.len(),
+            report.bytes as f64 / 1e6,
+            report.elapsed_s,
+            report.values as f64 / seconds / 1e6,
+            report.bytes as f64 / seconds / 1e6
+        );
+        for file in &report.files {
+            if let Err(reason) = &file.result {
+                eprintln!("failed: {}: {reason}", file.path.display());
+            }
+        }
+    }
+    if let Some(connections) = &report.connections {
+        let dropped: Vec<String> = connections
+            .dropped
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        println!(
+            "{} connections accepted, {} meters at most at once, dropped peers: {}",
+            connections.accepted,
+            connections.peak_streaming,
+            if dropped.is_empty() {
+                "none".to_string()
+            } else {
+                dropped.join(", ")
+            }
+        );
+    }
+    match (&report.consumed, &report.checkpoint) {
+        (Some(consumed), _) => println!(
+            "{} messages, {} records; duplicates dropped: {} messages, {} records; refused messages: {}; ran {:.1} s",
+            consumed.messages,
+            consumed.records,
+            consumed.duplicate_messages,
+            consumed.duplicate_records,
+            consumed.rejected,
+            report.elapsed_s
+        ),
+        (None, Some(checkpoint)) => println!(
+            "checkpoint {}; ran {:.1} s",
+            checkpoint.display(),
+            report.elapsed_s
+        ),
+        (None, None) if report.files.is_empty() => println!("done in {:.1} s", report.elapsed_s),
+        (None, None) => {}
+    }
+    for failure in &report.failures {
+        eprintln!("failed: {failure}");
+    }
+}
+
 /// Where the results went.
-pub fn print_outputs(outputs: &OutputSummary, config: &PipelineConfig) {
+fn print_outputs(report: &RunReport, config: &PipelineConfig) {
+    let outputs = &report.outputs;
     if let (Some(dataset), Some(parquet)) = (&outputs.dataset, &config.sink.parquet) {
         let rows: Vec<String> = dataset
             .rows

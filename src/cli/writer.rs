@@ -5,10 +5,8 @@
 
 use std::path::PathBuf;
 
-use meterflow::pipeline::cluster::writer::Writer;
+use meterflow::pipeline::sources::{Role, RunOptions};
 use meterflow::pipeline::PipelineConfig;
-
-use super::summary::print_outputs;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WriterArgs {
@@ -61,29 +59,15 @@ pub fn load(args: &WriterArgs) -> anyhow::Result<PipelineConfig> {
 
 pub async fn run(args: WriterArgs) -> anyhow::Result<()> {
     let config = load(&args)?;
-    let writer = Writer::open(config.clone())?;
-    let cluster = config.cluster.as_ref();
-    println!(
-        "meterflow writer: {} of {} on stream {}",
-        cluster.map_or(0, |c| c.writer_index),
-        cluster.map_or(1, |c| c.writers),
-        cluster.map_or("", |c| c.stream.as_str()),
-    );
-    let cancel = tokio_util::sync::CancellationToken::new();
-    super::cancel_on_signal(
-        &cancel,
+    let options = RunOptions {
+        role: Role::Writer,
+        ..RunOptions::default()
+    };
+    super::execute(
+        config,
+        options,
         "stopping: writing what was taken, then closing the outputs",
-    );
-    let report = writer.run(cancel).await?;
-    print_outputs(&report.outputs, &config);
-    println!(
-        "{} messages, {} records; duplicates dropped: {} messages, {} records; refused messages: {}; ran {:.1} s",
-        report.messages,
-        report.records,
-        report.duplicate_messages,
-        report.duplicate_records,
-        report.rejected,
-        report.elapsed_s
-    );
+    )
+    .await?;
     Ok(())
 }

@@ -22,36 +22,8 @@ use crate::wire::samples::SampleBlock;
 
 use super::config::PipelineConfig;
 use super::device::{max_option, DeviceProcessor, DeviceSummary};
+use super::run_report::{FileOutcome, RunReport};
 use super::topology::{RecordBus, Topology};
-use crate::sink::output::OutputSummary;
-
-/// How one file went.
-#[derive(Debug)]
-pub struct FileOutcome {
-    pub path: PathBuf,
-    pub bytes: u64,
-    /// The devices it held, or why it could not be read.
-    pub result: Result<Vec<DeviceSummary>, String>,
-}
-
-/// What a batch did.
-#[derive(Debug)]
-pub struct BatchReport {
-    pub files: Vec<FileOutcome>,
-    /// Per device, merged over files.
-    pub devices: Vec<DeviceSummary>,
-    pub outputs: OutputSummary,
-    pub elapsed_s: f64,
-    pub bytes: u64,
-    /// Channel values processed (one sample of a 6-channel stream is 6).
-    pub values: u64,
-}
-
-impl BatchReport {
-    pub fn failed_files(&self) -> usize {
-        self.files.iter().filter(|f| f.result.is_err()).count()
-    }
-}
 
 /// The files named, with folders expanded (recursively, sorted). Inside
 /// folders only files recognisable by content are taken (meter streams, WAV,
@@ -172,7 +144,7 @@ pub async fn run_batch(
     files: &[PathBuf],
     raw: &RawParams,
     show_progress: bool,
-) -> anyhow::Result<BatchReport> {
+) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let source = match files {
         [one] => one.display().to_string(),
@@ -272,13 +244,14 @@ pub async fn run_batch(
         .await
         .context("output threads")??;
     let devices = merge_devices(&outcomes);
-    Ok(BatchReport {
+    Ok(RunReport {
         files: outcomes,
         devices,
         outputs,
         elapsed_s: started.elapsed().as_secs_f64(),
         bytes: total,
         values: values.load(Ordering::Relaxed),
+        ..RunReport::default()
     })
 }
 

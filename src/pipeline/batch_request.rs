@@ -45,7 +45,7 @@ impl BatchRequest {
         };
         config.source = SourceConfig::Files(FilesConfig {
             paths: self.inputs.clone(),
-            raw: Default::default(),
+            raw: self.raw.clone(),
         });
         super::out_dir::direct_outputs(&mut config, &self.out);
         config.validate()?;

@@ -71,6 +71,19 @@ pub enum SourceConfig {
     Telemetry(TelemetryConfig),
 }
 
+impl SourceConfig {
+    /// The `kind` the pipeline file names (the source registry's key).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Files(_) => "files",
+            SourceConfig::VirtualMeters(_) => "virtual_meters",
+            SourceConfig::SmartmeterServer(_) => "smartmeter_server",
+            SourceConfig::SmartmeterClient(_) => "smartmeter_client",
+            SourceConfig::Telemetry(_) => "telemetry",
+        }
+    }
+}
+
 /// Capture files and folders.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

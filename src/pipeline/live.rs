@@ -16,20 +16,10 @@ use crate::meter::fleet::meter_name;
 use crate::meter::pacing::Pacing;
 
 use super::config::{PipelineConfig, SourceConfig, VirtualMetersConfig};
-use super::device::DeviceSummary;
+use super::run_report::RunReport;
 use super::server::config::MeterLinkConfig;
 use super::server::registry::Registry;
 use super::server::StreamSink;
-use crate::sink::output::OutputSummary;
-
-/// What a live run did.
-#[derive(Debug)]
-pub struct LiveReport {
-    pub devices: Vec<DeviceSummary>,
-    pub failures: Vec<String>,
-    pub outputs: OutputSummary,
-    pub elapsed_s: f64,
-}
 
 /// Runs virtual meters through the pipeline until each has streamed its
 /// seconds (or `cancel` fires: then every meter is asked to stop and drained).
@@ -42,7 +32,7 @@ pub async fn run_virtual_meters(
     config: &PipelineConfig,
     meters: &VirtualMetersConfig,
     cancel: CancellationToken,
-) -> anyhow::Result<LiveReport> {
+) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let samples = (super::limits::RUN_SECONDS
         .duration_s(meters.seconds)
@@ -127,18 +117,18 @@ pub async fn run_virtual_meters(
     let report = sink_task.await.context("the stream sink task")??;
     meters_cancel.cancel();
     while meter_tasks.join_next().await.is_some() {}
-    let mut devices = report.sessions;
+    let mut devices = report.devices;
     for name in &names {
         if !devices.iter().any(|d| &d.device == name) {
             failures.push(format!("{name}: no samples"));
         }
     }
     devices.sort_by(|a, b| a.device.cmp(&b.device));
-    Ok(LiveReport {
+    Ok(RunReport {
         devices,
         failures,
-        outputs: report.outputs,
         elapsed_s: started.elapsed().as_secs_f64(),
+        ..report
     })
 }
 

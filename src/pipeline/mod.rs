@@ -18,7 +18,9 @@ pub mod outputs;
 pub mod prometheus;
 pub mod record_log;
 pub mod reference;
+pub mod run_report;
 pub mod server;
+pub mod sources;
 pub mod telemetry;
 pub mod topology;
 

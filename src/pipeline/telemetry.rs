@@ -37,9 +37,9 @@ use crate::source::telemetry::time::{TimeContext, Zone};
 use crate::source::telemetry::{http, rtl433, BatchSender, IngestCounts, Submission};
 
 use super::config::{parse_start, PipelineConfig};
+use super::run_report::{AdapterCounts, RunReport};
 use super::server::state::StateStore;
 use super::topology::{Durable, RecordBus, Topology};
-use crate::sink::output::OutputSummary;
 
 fn default_flush_interval_s() -> f64 {
     60.0
@@ -233,14 +233,6 @@ pub struct AirlinkFile {
     pub resource: Option<String>,
 }
 
-/// What each adapter took and refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AdapterCounts {
-    pub accepted: u64,
-    pub rejected: u64,
-    pub readings: u64,
-}
-
 impl From<&IngestCounts> for AdapterCounts {
     fn from(c: &IngestCounts) -> Self {
         AdapterCounts {
@@ -251,17 +243,6 @@ impl From<&IngestCounts> for AdapterCounts {
     }
 }
 
-/// What a telemetry run did.
-#[derive(Debug)]
-pub struct TelemetryReport {
-    /// Adapter name → counts.
-    pub adapters: BTreeMap<&'static str, AdapterCounts>,
-    /// Input failures that ended an input (unreadable file, bind error…).
-    pub failures: Vec<String>,
-    pub outputs: OutputSummary,
-    pub elapsed_s: f64,
-}
-
 /// A running telemetry pipeline.
 pub struct TelemetryRun {
     /// Where the MPPT endpoint listens (when configured).
@@ -270,7 +251,7 @@ pub struct TelemetryRun {
     pub airlink_address: Option<SocketAddr>,
     cancel: CancellationToken,
     counts: Counts,
-    task: tokio::task::JoinHandle<anyhow::Result<TelemetryReport>>,
+    task: tokio::task::JoinHandle<anyhow::Result<RunReport>>,
 }
 
 impl TelemetryRun {
@@ -284,8 +265,13 @@ impl TelemetryRun {
         self.cancel.cancel();
     }
 
+    /// What [`stop`](Self::stop) cancels, to hand to whoever decides.
+    pub fn stopper(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
     /// Waits for the run to end (files read, `seconds` over, or `stop`).
-    pub async fn finish(self) -> anyhow::Result<TelemetryReport> {
+    pub async fn finish(self) -> anyhow::Result<RunReport> {
         self.task.await.context("telemetry run task")?
     }
 }
@@ -441,11 +427,12 @@ pub async fn start_telemetry(
         let outputs = tokio::task::spawn_blocking(move || topology.close())
             .await
             .context("output threads")??;
-        Ok(TelemetryReport {
+        Ok(RunReport {
             adapters: counts.snapshot(),
             failures,
             outputs,
             elapsed_s: started.elapsed().as_secs_f64(),
+            ..RunReport::default()
         })
     });
     Ok(TelemetryRun {

@@ -23,10 +23,10 @@ use crate::model::latency::LatencyRecorder;
 use crate::model::{ConsumedMark, Record};
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::config::PipelineConfig;
+use crate::pipeline::run_report::{ConsumedCounts, RunReport};
 use crate::pipeline::server::state::{SourcePositions, StateStore};
 use crate::pipeline::topology::{Durable, HealthBoard, RecordBus, Topology};
 use crate::sink::jetstream::{connect, subjects, ClusterConfig, RecordBatch};
-use crate::sink::output::OutputSummary;
 
 /// Messages asked for per fetch.
 const FETCH_MESSAGES: usize = 512;
@@ -54,18 +54,6 @@ pub struct WriterCounters {
     /// Window end (data time) to the window taken by this writer: how far
     /// the cluster's record path runs behind the meters (`bench cluster`).
     pub window_age: LatencyRecorder,
-}
-
-/// What a writer run did.
-#[derive(Debug)]
-pub struct WriterReport {
-    pub messages: u64,
-    pub records: u64,
-    pub duplicate_messages: u64,
-    pub duplicate_records: u64,
-    pub rejected: u64,
-    pub outputs: OutputSummary,
-    pub elapsed_s: f64,
 }
 
 /// A writer whose outputs are open.
@@ -149,6 +137,14 @@ impl Writer {
         })
     }
 
+    /// Which writer of how many, on which stream.
+    pub fn describe(&self) -> String {
+        format!(
+            "meterflow writer: {} of {} on stream {}",
+            self.cluster.writer_index, self.cluster.writers, self.cluster.stream
+        )
+    }
+
     pub fn counters(&self) -> Arc<WriterCounters> {
         Arc::clone(&self.counters)
     }
@@ -158,7 +154,7 @@ impl Writer {
     }
 
     /// Consumes until `cancel`, then closes the outputs.
-    pub async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<WriterReport> {
+    pub async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<RunReport> {
         self.health.register(SOURCE_NAME);
         let metrics_stop = CancellationToken::new();
         let metrics = match self.metrics_listen {
@@ -203,14 +199,17 @@ impl Writer {
         if let Some(task) = metrics {
             let _ = task.await;
         }
-        Ok(WriterReport {
-            messages: counters.messages.load(Relaxed),
-            records: counters.records.load(Relaxed),
-            duplicate_messages: counters.duplicate_messages.load(Relaxed),
-            duplicate_records: counters.duplicate_records.load(Relaxed),
-            rejected: counters.rejected.load(Relaxed),
+        Ok(RunReport {
+            consumed: Some(ConsumedCounts {
+                messages: counters.messages.load(Relaxed),
+                records: counters.records.load(Relaxed),
+                duplicate_messages: counters.duplicate_messages.load(Relaxed),
+                duplicate_records: counters.duplicate_records.load(Relaxed),
+                rejected: counters.rejected.load(Relaxed),
+            }),
             outputs,
             elapsed_s: started.elapsed().as_secs_f64(),
+            ..RunReport::default()
         })
     }
 

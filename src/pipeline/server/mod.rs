@@ -28,30 +28,15 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::cluster::LeaseBook;
 use super::config::{PipelineConfig, SourceConfig};
-use super::device::DeviceSummary;
+use super::run_report::{ConnectionCounts, RunReport};
 use super::topology::{Durable, Publish, Topology};
 use crate::sink::jetstream::PublishCounters;
-use crate::sink::output::OutputSummary;
 use config::{MeterLinkConfig, Network};
 use connection::{handle_connection, ConnectionContext, ConnectionEnd, PendingGuard};
 use metrics::{serve_metrics, SinkObserver};
 use registry::{DropReason, Registry};
 use state::StateStore;
 use workers::{WorkerContext, WorkerPool};
-
-/// What a sink run did.
-#[derive(Debug)]
-pub struct SinkReport {
-    /// One entry per sampling session.
-    pub sessions: Vec<DeviceSummary>,
-    pub outputs: OutputSummary,
-    pub accepted: u64,
-    pub peak_streaming: u64,
-    /// Peers dropped, by reason (only reasons that occurred).
-    pub dropped: Vec<(&'static str, u64)>,
-    pub checkpoint: std::path::PathBuf,
-    pub elapsed_s: f64,
-}
 
 /// A sink whose sockets are bound, ready to run.
 pub struct StreamSink {
@@ -217,7 +202,7 @@ impl StreamSink {
     }
 
     /// Runs until `cancel` fires, then shuts down in order (module docs).
-    pub async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<SinkReport> {
+    pub async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<RunReport> {
         let metrics_stop = CancellationToken::new();
         let metrics_task = self.metrics_listener.take().map(|listener| {
             tokio::spawn(serve_metrics(
@@ -288,20 +273,23 @@ impl StreamSink {
             }
         }
         let server = &self.registry.server;
-        Ok(SinkReport {
-            sessions,
+        Ok(RunReport {
+            devices: sessions,
             outputs,
-            accepted: server.accepted.load(std::sync::atomic::Ordering::Relaxed),
-            peak_streaming: server
-                .peak_streaming
-                .load(std::sync::atomic::Ordering::Relaxed),
-            dropped: DropReason::ALL
-                .iter()
-                .map(|r| (r.label(), server.dropped(*r)))
-                .filter(|(_, n)| *n > 0)
-                .collect(),
-            checkpoint: self.state.path(),
+            connections: Some(ConnectionCounts {
+                accepted: server.accepted.load(std::sync::atomic::Ordering::Relaxed),
+                peak_streaming: server
+                    .peak_streaming
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                dropped: DropReason::ALL
+                    .iter()
+                    .map(|r| (r.label(), server.dropped(*r)))
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+            }),
+            checkpoint: Some(self.state.path()),
             elapsed_s: self.started.elapsed().as_secs_f64(),
+            ..RunReport::default()
         })
     }
 
