@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use crate::pipeline::batch::{expand_inputs, run_batch};
 use crate::pipeline::config::{parse_start, FilesConfig, PipelineConfig, SinkConfig, SourceConfig};
+use crate::pipeline::limits;
 use crate::source::capture::RawParams;
 use crate::wire::Measures;
 
@@ -68,6 +69,10 @@ pub fn batch_config(args: &BatchArgs) -> anyhow::Result<PipelineConfig> {
 }
 
 pub async fn run(args: BatchArgs) -> anyhow::Result<()> {
+    if let Some(rate) = args.rate {
+        // The range of the pipeline's `source.raw.rate`.
+        limits::RATE_HZ.check("--rate", rate.into())?;
+    }
     let config = batch_config(&args)?;
     let raw = RawParams {
         name: args.name.clone(),

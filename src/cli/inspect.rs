@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::dsp::pq::{PqConfig, PqEventCounts, PqOutput, PqStream};
 use crate::dsp::EngineConfig;
-use crate::pipeline::PipelineConfig;
+use crate::pipeline::{limits, PipelineConfig};
 use crate::wire::SampleBlock;
 
 #[derive(Debug, clap::Args)]
@@ -35,16 +35,18 @@ fn engine_config(args: &InspectArgs) -> anyhow::Result<EngineConfig> {
         Some(path) => PipelineConfig::load(path)?.dsp,
         None => EngineConfig::default(),
     };
+    // The flags take the ranges of the keys they override.
     if let Some(hz) = args.nominal_hz {
-        engine.nominal_frequency_hz = hz;
+        engine.nominal_frequency_hz = limits::NOMINAL_FREQUENCY.check("--nominal-hz", hz)?;
     }
     if let Some(volts) = args.udin {
-        engine.declared_voltage_v = Some(volts);
+        engine.declared_voltage_v = Some(limits::DECLARED_VOLTAGE.check("--udin", volts)?);
         if let Some(pq) = &mut engine.pq {
             pq.udin_v = None;
         }
     }
     engine.pq.get_or_insert_with(PqConfig::default);
+    limits::dsp(&engine).context("inspect settings")?;
     engine.validate().context("inspect settings")?;
     Ok(engine)
 }

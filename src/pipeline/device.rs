@@ -8,7 +8,9 @@ use std::sync::Arc;
 use crate::dsp::aggregate::{Aggregate, ClockAggregator, CycleAggregator};
 use crate::dsp::flicker::{FlickerOutput, FlickerValue};
 use crate::dsp::pq::{HalfCycleRms, PqEvent, PqEventCounts, PqTally};
-use crate::dsp::{DeviceEngine, EnergyCounters, EngineOutput, LatchWindow, WindowMetrics};
+use crate::dsp::{
+    DeviceEngine, EnergyCounters, EngineOutput, InvalidSamples, LatchWindow, WindowMetrics,
+};
 use crate::model::{HalfCycleRow, PinstRow, PqEventRow, RawBlock, Record};
 use crate::sink::packet::{name_uuid, CircuitReading, SensorInfo, SensorInterval};
 use crate::sink::parquet::{self, AggregateRow, EventRow, IntervalKind, LatchRow, WindowRow};
@@ -225,6 +227,7 @@ impl Downstream {
             EngineOutput::PqEvent(event) => self.pq_event(event),
             EngineOutput::HalfCycle(value) => self.half_cycle(value),
             EngineOutput::Flicker(value) => self.flicker(&value),
+            EngineOutput::InvalidSamples(run) => self.invalid_samples(&run),
             EngineOutput::TenSecondFrequency(_) | EngineOutput::Cycle(_) => {}
         }
     }
@@ -383,6 +386,27 @@ impl Downstream {
     fn event(&mut self, event: &SourceEvent) {
         self.summary.events += 1;
         let row = event_row(&self.device, event);
+        self.emit(Record::Event(row));
+    }
+
+    /// A run of invalid samples: counted, and an `events` row.
+    fn invalid_samples(&mut self, run: &InvalidSamples) {
+        self.summary.events += 1;
+        let row = EventRow::new(
+            self.device.clone(),
+            run.start_unix_ns,
+            parquet::EventKind::InvalidSamples,
+            format!(
+                "{} invalid values (non-finite {}, largest finite {:e}) in samples {}..={}, \
+                 channel mask {:#b}",
+                run.values,
+                run.non_finite,
+                run.largest,
+                run.first_sample,
+                run.last_sample,
+                run.channels
+            ),
+        );
         self.emit(Record::Event(row));
     }
 
