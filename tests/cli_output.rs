@@ -210,3 +210,131 @@ fn the_demo_ends_by_naming_the_report_command() {
     );
     assert!(dir.path().join("demo-out/parquet/windows").is_dir());
 }
+
+/// Runs `args`; asserts a clear refusal: exit 1 or 2, no panic or abort,
+/// stderr naming `name` and the range; returns stderr.
+fn refused(args: &[&str], dir: &Path, name: &str, range: &str) -> String {
+    let output = meterflow(args, dir);
+    let stderr = text(&output.stderr);
+    assert!(
+        matches!(output.status.code(), Some(1 | 2)),
+        "{args:?}: {:?}\n{stderr}",
+        output.status
+    );
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(name),
+        "{args:?} does not name {name}: {stderr}"
+    );
+    assert!(
+        stderr.contains(range),
+        "{args:?} does not give {range}: {stderr}"
+    );
+    stderr
+}
+
+/// `inspect --nominal-hz` and `--udin` take the ranges of their pipeline
+/// keys: absurd values are refused naming the flag, never a panic or an
+/// allocation abort; values inside the range still run.
+#[test]
+fn inspect_flags_take_their_keys_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/three_phase_8khz.mfcap");
+    let capture = capture.to_str().unwrap();
+    for hz in [
+        "1e20", "1e10", "1e-9", "0", "-0", "-50", "NaN", "inf", "4.9e-324",
+    ] {
+        let flag = format!("--nominal-hz={hz}");
+        refused(
+            &["inspect", capture, &flag],
+            dir.path(),
+            "--nominal-hz",
+            "1 ..= 1000 Hz",
+        );
+    }
+    for volts in ["1e308", "1e-300", "0", "-230", "NaN", "inf"] {
+        let flag = format!("--udin={volts}");
+        refused(
+            &["inspect", capture, &flag],
+            dir.path(),
+            "--udin",
+            "1 ..= 1e6 V",
+        );
+    }
+    let output = meterflow(
+        &["inspect", capture, "--nominal-hz", "50", "--udin", "230"],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+/// A rate is held to 1 ..= 1 000 000 Hz however it arrives: `batch
+/// --rate`, a WAV header, the pipeline's `source.raw.rate`.
+#[test]
+fn rates_are_range_checked_from_every_way_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("x.f32");
+    std::fs::write(&raw, vec![0u8; 24 * 100]).unwrap();
+    let raw = raw.to_str().unwrap();
+    for rate in ["4294967295", "2000000", "0"] {
+        let args = [
+            "batch",
+            raw,
+            "--rate",
+            rate,
+            "--measures",
+            "v,i,v,i,v,i",
+            "--start",
+            "1700000000",
+            "--name",
+            "f",
+            "--out",
+            "o",
+            "--quiet",
+        ];
+        refused(&args, dir.path(), "--rate", "1 ..= 1000000 Hz");
+    }
+    // A WAV header saying 2 MHz (6 float channels, 100 samples).
+    let mut wav = meterflow::source::wav::wav_header(6, 2_000_000, 100);
+    wav.extend(vec![0u8; 24 * 100]);
+    std::fs::write(dir.path().join("fast.wav"), wav).unwrap();
+    let args = [
+        "batch",
+        "fast.wav",
+        "--start",
+        "1700000000",
+        "--out",
+        "w",
+        "--quiet",
+    ];
+    refused(&args, dir.path(), "2000000 Hz", "1 ..= 1000000 Hz");
+    // The pipeline key, with the nominal frequency that made 4294967295 Hz
+    // an allocation of 51.5 GB.
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "[dsp]\nnominal_frequency_hz = 1.0\n[source]\nkind = \"files\"\npaths = [\"x.f32\"]\n\
+         [source.raw]\nrate = 4294967295\nmeasures = \"v,i,v,i,v,i\"\nstart = \"1700000000\"\nname = \"f\"\n",
+    )
+    .unwrap();
+    refused(
+        &["run", "p.toml"],
+        dir.path(),
+        "source.raw.rate",
+        "1 ..= 1000000 Hz",
+    );
+    // And the engine itself refuses what a library caller might hand it.
+    use meterflow::dsp::{DeviceEngine, EngineConfig};
+    use meterflow::wire::Measures;
+    let config = EngineConfig::default();
+    for rate in [0, 1_000_001, u32::MAX] {
+        assert!(DeviceEngine::new(&config, Measures::ThreePhase, rate, 0).is_err());
+        assert!(DeviceEngine::new(&config, Measures::PowerLatch, rate, 0).is_err());
+    }
+    for hz in [1e20, 1e10, 1e-9, 0.0, f64::NAN] {
+        let config = EngineConfig {
+            nominal_frequency_hz: hz,
+            ..EngineConfig::default()
+        };
+        assert!(DeviceEngine::new(&config, Measures::ThreePhase, 8000, 0).is_err());
+    }
+}

@@ -614,3 +614,187 @@ fn device_span_and_zone_select_what_is_shown() {
     assert!(page.contains("Europe/Vienna"));
     assert!(!page.contains("m0:") && !page.contains("m2:"));
 }
+
+/// Every `.parquet` file below `dir`, sorted.
+fn parquet_files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Rewrites `path` with parquet's own arrow writer and `compression`, as
+/// another tool (pyarrow writes Snappy by default) would leave it.
+fn rewrite_with(path: &Path, compression: parquet::basic::Compression) {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::properties::WriterProperties;
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    let props = WriterProperties::builder()
+        .set_compression(compression)
+        .build();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).unwrap();
+    for batch in &batches {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+    let written =
+        parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(out.clone())).unwrap();
+    use parquet::file::reader::FileReader;
+    let codec = written.metadata().row_group(0).column(0).compression();
+    // The footer keeps the codec, not its level.
+    assert_eq!(
+        std::mem::discriminant(&codec),
+        std::mem::discriminant(&compression),
+        "{}",
+        path.display()
+    );
+    std::fs::write(path, out).unwrap();
+}
+
+/// Files rewritten with Snappy, gzip, LZ4 (both framings) and zstd by the
+/// parquet crate read as the writer's own; a 0-byte, a truncated and a
+/// garbage `.parquet` are skipped with a warning naming them, and the
+/// numbers are those of the rows (every original row is still readable).
+#[test]
+fn other_codecs_are_read_and_damaged_files_skipped() {
+    use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
+    use meterflow::dsp::Aggregate;
+    use meterflow::sink::parquet::{AggregateRow, DeviceInfo, IntervalKind};
+    use meterflow::wire::Measures;
+    use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+    const NS: i64 = 1_000_000_000;
+    const START: i64 = 1_796_083_200 * NS; // 2026-12-01T00:00:00Z
+    let dir = tempfile::tempdir().unwrap();
+    let (root, mut writer) = dataset_writer(dir.path());
+    let stat = |v: f64| Stat {
+        value: v,
+        min: v,
+        max: v,
+    };
+    // Meter m: 18 ten-minute intervals (hourly files) at 100·(m+1) W, THD 1 + 0.1·k + m.
+    for m in 0..3u64 {
+        let device = DeviceInfo::new(format!("m{m}"), m, Measures::SinglePhase);
+        for k in 0..18i64 {
+            let p = 100.0 * (m + 1) as f64;
+            let thd = 1.0 + 0.1 * k as f64 + m as f64;
+            let aggregate = Aggregate {
+                start_unix_ns: START + k * 600 * NS,
+                end_unix_ns: START + (k + 1) * 600 * NS,
+                windows: 3000,
+                phases: [
+                    Some(PhaseAggregate {
+                        v_rms_v: stat(230.0),
+                        p_w: stat(p),
+                        thd_v_pct: Some(thd),
+                        thd_i_pct: Some(2.0 * thd),
+                        ..PhaseAggregate::default()
+                    }),
+                    None,
+                    None,
+                ],
+                p_total_w: stat(p),
+                energy_total: meterflow::dsp::EnergyFlow {
+                    import_wh: p * 600.0 / 3600.0,
+                    export_wh: 0.0,
+                },
+                ..Aggregate::default()
+            };
+            writer
+                .write_aggregate(AggregateRow {
+                    device: device.clone(),
+                    kind: IntervalKind::TenMinutes,
+                    aggregate,
+                })
+                .unwrap();
+        }
+        writer.finish_device(&device.name).unwrap();
+    }
+    writer.close().unwrap();
+    let files_of = |m: u32| parquet_files_below(&root.join(format!("aggregates/device=m{m}")));
+    let (m0, m1) = (files_of(0), files_of(1));
+    assert_eq!((m0.len(), m1.len()), (3, 3), "{m0:?} {m1:?}");
+    let codecs = [
+        (&m0[0], Compression::SNAPPY),
+        (&m0[1], Compression::GZIP(GzipLevel::default())),
+        (&m0[2], Compression::LZ4_RAW),
+        (&m1[0], Compression::LZ4),
+        (&m1[1], Compression::ZSTD(ZstdLevel::try_new(9).unwrap())),
+    ];
+    for (path, codec) in codecs {
+        rewrite_with(path, codec);
+    }
+    // Damage beside meter 2's files: empty, cut before its footer, not Parquet.
+    let m2 = files_of(2);
+    let day = m2[0].parent().unwrap();
+    let empty = day.join("part-empty.parquet");
+    std::fs::write(&empty, b"").unwrap();
+    let whole = std::fs::read(&m2[0]).unwrap();
+    let truncated = day.join("part-truncated.parquet");
+    std::fs::write(&truncated, &whole[..whole.len() / 2]).unwrap();
+    let garbage = day.join("part-garbage.parquet");
+    std::fs::write(&garbage, b"PAR1 this is not a parquet file at all PAR1").unwrap();
+    let report = |detail: usize| {
+        write_report(&ReportOptions {
+            dataset: root.clone(),
+            devices: Vec::new(),
+            from: None,
+            to: None,
+            zone: chrono_tz::UTC,
+            out: dir.path().join(format!("r{detail}.html")),
+            png_dir: None,
+            detail,
+        })
+        .unwrap_or_else(|e| panic!("report with damaged files: {e}"))
+    };
+    let damaged = [&empty, &garbage, &truncated];
+    for detail in [0, 10] {
+        let summary = report(detail);
+        let mut skipped = summary.skipped_files.clone();
+        skipped.sort();
+        let mut expected: Vec<PathBuf> = damaged.iter().map(|p| p.to_path_buf()).collect();
+        expected.sort();
+        assert_eq!(skipped, expected, "detail {detail}");
+        let html = std::fs::read_to_string(&summary.out).unwrap();
+        assert!(html.contains("id=\"skipped-files\""), "detail {detail}");
+        for path in damaged {
+            assert!(
+                html.contains(&path.display().to_string()),
+                "detail {detail}: page does not name {}",
+                path.display()
+            );
+        }
+        for m in 0..3u64 {
+            let stats = &summary.stats[&format!("m{m}")];
+            // 3 h at 100·(m+1) W, every interval read whatever its codec.
+            let energy = 300.0 * (m + 1) as f64;
+            assert!(
+                (stats.energy_import_wh.unwrap() - energy).abs() < 1e-6,
+                "detail {detail} m{m}: {stats:?}"
+            );
+            // The worst THD is the last interval's: 1 + 0.1·17 + m.
+            let worst = 2.7 + m as f64;
+            assert!(
+                (stats.worst_thd_v_pct.unwrap() - worst).abs() < 1e-9,
+                "detail {detail} m{m}: {stats:?}"
+            );
+            assert!((stats.completeness - 1.0).abs() < 1e-9, "{stats:?}");
+        }
+    }
+}

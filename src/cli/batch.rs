@@ -53,6 +53,10 @@ impl BatchArgs {
 }
 
 pub async fn run(args: BatchArgs) -> anyhow::Result<()> {
+    if let Some(rate) = args.rate {
+        // The range of the pipeline's `source.raw.rate`.
+        meterflow::pipeline::limits::RATE_HZ.check("--rate", rate.into())?;
+    }
     let config = args.request().config()?;
     let options = RunOptions {
         progress: !args.quiet && super::stderr_is_terminal(),

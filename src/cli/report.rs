@@ -73,6 +73,18 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         summary.charts,
         started.elapsed().as_secs_f64()
     );
+    if !summary.skipped_files.is_empty() {
+        println!(
+            "skipped {} damaged file(s) (named on the page): {}",
+            summary.skipped_files.len(),
+            summary
+                .skipped_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if !summary.pngs.is_empty() {
         if let Some(dir) = &options.png_dir {
             println!("png: {} charts in {}", summary.pngs.len(), dir.display());

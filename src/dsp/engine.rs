@@ -13,6 +13,7 @@ use super::frequency::{
 use super::latch::{check_block, LatchEngine};
 use super::metrics::{ChannelMap, WindowCalculator};
 use super::pq::{PqDetector, PqOutput};
+use super::sample_screen::{InvalidSamples, SampleScreen};
 use super::window::{WindowAssembler, WindowSpan};
 use super::zero_crossing::ZeroCrossingDetector;
 use super::EngineConfig;
@@ -30,8 +31,8 @@ pub enum EngineError {
     BadConfig(&'static str),
     #[error("invalid power-quality configuration: {0}")]
     BadPqConfig(String),
-    #[error("sampling rate must be at least 1 Hz")]
-    ZeroRate,
+    #[error("sampling rate {0} Hz is out of range (1 ..= 1000000 Hz)")]
+    RateOutOfRange(u32),
     #[error("block starts at sample {got}, before the expected {expected}")]
     OutOfOrder { expected: u64, got: u64 },
     #[error("block layout or rate differs from the device's")]
@@ -59,6 +60,9 @@ pub enum EngineOutput<'a> {
     /// Only with `[dsp.pq.flicker]`: `Pst`, `Plt` (and `Pinst` with
     /// `keep_pinst`) of one voltage channel.
     Flicker(FlickerValue),
+    /// A run of samples outside the channels' physical range (or NaN/inf),
+    /// once it has ended; the windows holding them are flagged.
+    InvalidSamples(InvalidSamples),
 }
 
 impl EngineOutput<'_> {
@@ -72,6 +76,7 @@ impl EngineOutput<'_> {
             EngineOutput::PqEvent(e) => OwnedOutput::PqEvent(*e),
             EngineOutput::HalfCycle(h) => OwnedOutput::HalfCycle(*h),
             EngineOutput::Flicker(f) => OwnedOutput::Flicker(f),
+            EngineOutput::InvalidSamples(run) => OwnedOutput::InvalidSamples(run),
         }
     }
 }
@@ -86,6 +91,7 @@ pub enum OwnedOutput {
     PqEvent(PqEvent),
     HalfCycle(HalfCycleRms),
     Flicker(FlickerValue),
+    InvalidSamples(InvalidSamples),
 }
 
 /// Engine for waveform layouts (`v,i,v,i,v,i`, `v,i`, `v,i_Lx`).
@@ -115,6 +121,8 @@ pub struct WaveformEngine {
     pq: Option<Box<PqDetector>>,
     /// With `[dsp.pq.flicker]`: (phase, channel, meter) per voltage channel.
     flicker: Vec<(u8, usize, FlickerMeter)>,
+    /// Keeps invalid samples out of every stage above.
+    screen: SampleScreen,
 }
 
 impl WaveformEngine {
@@ -128,8 +136,8 @@ impl WaveformEngine {
         if measures.is_latch() {
             return Err(EngineError::NotWaveform(measures));
         }
-        if rate == 0 {
-            return Err(EngineError::ZeroRate);
+        if !crate::wire::samples::rate_in_range(rate) {
+            return Err(EngineError::RateOutOfRange(rate));
         }
         let nominal = config.nominal_frequency_hz;
         let map = ChannelMap::of(measures);
@@ -186,7 +194,13 @@ impl WaveformEngine {
             energy: EnergyCounters::new(present),
             pq,
             flicker,
+            screen: SampleScreen::new(measures, rate, config.sample_limits()),
         })
+    }
+
+    /// Invalid sample values met so far (see [`SampleScreen`]).
+    pub fn invalid_sample_values(&self) -> u64 {
+        self.screen.total_values()
     }
 
     pub fn energy(&self) -> &EnergyCounters {
@@ -250,6 +264,7 @@ impl WaveformEngine {
                 for (_, _, meter) in &mut self.flicker {
                     meter.gap();
                 }
+                self.screen.end_run();
                 self.emit_spans(sink);
                 self.detector.reset();
                 for channel in &mut self.buffer {
@@ -261,27 +276,31 @@ impl WaveformEngine {
         }
         let end = block.first_index + block.len() as u64;
         self.next_index = Some(end);
+        // From here on every stage sees valid samples only.
+        let screened = self.screen.screen(block);
+        let channels: &[Vec<f32>] = if screened {
+            self.screen.clean()
+        } else {
+            &block.channels
+        };
         // Before the windows of this block: a `Pst` closes before the
         // 10-min aggregate it belongs to.
         if !self.flicker.is_empty() {
             let first_ns = self.clock.time_ns(block.first_index as f64);
             for (phase, channel, meter) in &mut self.flicker {
                 let phase = *phase;
-                meter.push(&block.channels[*channel], first_ns, &mut |output| {
+                meter.push(&channels[*channel], first_ns, &mut |output| {
                     sink(EngineOutput::Flicker(FlickerValue { phase, output }));
                 });
             }
         }
-        for (buffer, channel) in self.buffer.iter_mut().zip(&block.channels) {
+        for (buffer, channel) in self.buffer.iter_mut().zip(channels) {
             buffer.extend_from_slice(channel);
         }
         self.crossings.clear();
         if let Some(reference) = self.reference {
-            self.detector.process(
-                block.first_index,
-                &block.channels[reference],
-                &mut self.crossings,
-            );
+            self.detector
+                .process(block.first_index, &channels[reference], &mut self.crossings);
         }
         for &crossing in &self.crossings {
             self.assembler.advance_to(crossing, &mut self.spans);
@@ -296,10 +315,10 @@ impl WaveformEngine {
         let horizon = end as f64 - 2.0 - self.detector.delay_samples();
         if let Some(pq) = &mut self.pq {
             let mut slices: [&[f32]; 6] = [&[]; 6];
-            for (slot, channel) in slices.iter_mut().zip(&block.channels) {
+            for (slot, channel) in slices.iter_mut().zip(channels) {
                 *slot = channel;
             }
-            let channels = &slices[..block.channels.len().min(6)];
+            let channels = &slices[..channels.len().min(6)];
             pq.push(channels, &self.crossings, horizon, &mut pq_sink(sink));
         }
         self.assembler.advance_to(horizon, &mut self.spans);
@@ -322,6 +341,7 @@ impl WaveformEngine {
                     sink(EngineOutput::Flicker(FlickerValue { phase, output }));
                 });
             }
+            self.screen.end_run();
             self.emit_spans(sink);
             self.trim_buffer();
         }
@@ -354,6 +374,18 @@ impl WaveformEngine {
                     m.flags |= WindowFlags::PQ_EVENT;
                 }
             }
+            // Samples with weight in the window: centres in (start − ½, end + ½).
+            let first_touched = (span.start + 0.5).floor().max(0.0) as u64;
+            let last_touched = ((span.end + 0.5).ceil() - 1.0).max(0.0) as u64;
+            if self.screen.holds_invalid(first_touched, last_touched) {
+                // Computed from stand-in values: flagged, and no energy.
+                m.flags |= WindowFlags::INVALID_SAMPLES;
+                for phase in m.phases.iter_mut().flatten() {
+                    phase.energy_wh = 0.0;
+                }
+                m.energy_total_wh = 0.0;
+            }
+            self.screen.forget_before(last_touched);
             m.start_unix_ns = self.clock.time_ns(span.start);
             m.end_unix_ns = self.clock.time_ns(span.end);
             let first = span.start.ceil().max(0.0) as u64;
@@ -361,6 +393,11 @@ impl WaveformEngine {
             m.sample_count = (span.end.ceil().max(0.0) as u64).saturating_sub(first);
             self.energy.add_window(m);
             sink(EngineOutput::Window(m));
+        }
+        for mut run in self.screen.take_closed() {
+            run.start_unix_ns = self.clock.time_ns(run.first_sample as f64);
+            run.end_unix_ns = self.clock.time_ns(run.last_sample as f64);
+            sink(EngineOutput::InvalidSamples(run));
         }
     }
 

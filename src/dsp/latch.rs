@@ -34,8 +34,8 @@ impl LatchEngine {
         if !measures.is_latch() {
             return Err(EngineError::NotLatch(measures));
         }
-        if rate == 0 {
-            return Err(EngineError::ZeroRate);
+        if !crate::wire::samples::rate_in_range(rate) {
+            return Err(EngineError::RateOutOfRange(rate));
         }
         let channels = measures.channel_count();
         let mut present = [false; 3];

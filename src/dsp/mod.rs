@@ -19,6 +19,7 @@ pub mod harmonics;
 pub mod latch;
 pub mod metrics;
 pub mod pq;
+pub mod sample_screen;
 mod sums;
 pub mod window;
 pub mod zero_crossing;
@@ -29,9 +30,23 @@ pub use aggregate::{AggregateAccumulator, ClockAggregator, CycleAggregator};
 pub use engine::{DeviceEngine, EngineError, EngineOutput, OwnedOutput, WaveformEngine};
 pub use frequency::{CycleFrequency, TenSecondFrequency};
 pub use latch::LatchEngine;
+pub use sample_screen::{InvalidSamples, SampleLimits};
 
 /// Highest harmonic order the engine computes (IEC 61557-12).
 pub const MAX_HARMONIC_ORDER: u32 = 50;
+
+/// Nominal frequencies the engine accepts, Hz, both ends included: its
+/// crossing filter, windows and RVC buffers grow with rate / nominal.
+pub const NOMINAL_FREQUENCY_HZ: (f64, f64) = (1.0, 1000.0);
+/// Udin values the engine accepts, V, both ends included.
+pub const DECLARED_VOLTAGE_V: (f64, f64) = (1.0, 1_000_000.0);
+/// Sample limits (`max_sample_voltage_v`, `max_sample_current_a`) the
+/// engine accepts, in V or A, both ends included.
+pub const SAMPLE_LIMIT: (f64, f64) = (0.001, 1_000_000.0);
+
+fn within((min, max): (f64, f64), value: f64) -> bool {
+    (min..=max).contains(&value)
+}
 
 /// Settings shared by every device of a pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -55,10 +70,24 @@ pub struct EngineConfig {
     /// power-quality thresholds and the under/over deviation are percent of
     /// it. Absent: `[dsp.pq] udin_v` (its old name), else 230 V.
     pub declared_voltage_v: Option<f64>,
+    /// Largest magnitude of an instantaneous voltage sample, V. A sample
+    /// beyond it (or NaN, inf) is invalid: the engine uses the channel's
+    /// last valid value instead, flags the window that holds it, leaves
+    /// that window out of the energy registers and reports it as an
+    /// `invalid_samples` event. A 230/400 V meter's inputs stay far below.
+    pub max_sample_voltage_v: f64,
+    /// Largest magnitude of an instantaneous current sample, A (the wire's
+    /// mA already converted); beyond it a sample is invalid, as for voltage.
+    pub max_sample_current_a: f64,
     /// `[dsp.pq]`: half-cycle RMS and dip/swell/interruption/RVC detection,
     /// PQ-flagged windows; absent = off.
     pub pq: Option<pq::PqConfig>,
 }
+
+/// Default of `max_sample_voltage_v`, V.
+pub const DEFAULT_MAX_SAMPLE_VOLTAGE_V: f64 = 1000.0;
+/// Default of `max_sample_current_a`, A.
+pub const DEFAULT_MAX_SAMPLE_CURRENT_A: f64 = 1000.0;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -70,6 +99,8 @@ impl Default for EngineConfig {
             emit_cycle_frequency: false,
             min_reference_peak_v: 10.0,
             declared_voltage_v: None,
+            max_sample_voltage_v: DEFAULT_MAX_SAMPLE_VOLTAGE_V,
+            max_sample_current_a: DEFAULT_MAX_SAMPLE_CURRENT_A,
             pq: None,
         }
     }
@@ -98,21 +129,29 @@ impl EngineConfig {
 
     /// Refuses settings that make windows meaningless.
     pub fn validate(&self) -> Result<(), EngineError> {
-        let f = self.nominal_frequency_hz;
-        if !(f.is_finite() && f > 0.0) {
-            return Err(EngineError::BadConfig("nominal_frequency_hz must be > 0"));
+        if !within(NOMINAL_FREQUENCY_HZ, self.nominal_frequency_hz) {
+            return Err(EngineError::BadConfig(
+                "nominal_frequency_hz must be within 1 ..= 1000 Hz",
+            ));
         }
         if !(self.min_reference_peak_v.is_finite() && self.min_reference_peak_v >= 0.0) {
             return Err(EngineError::BadConfig("min_reference_peak_v must be >= 0"));
+        }
+        let limits = [self.max_sample_voltage_v, self.max_sample_current_a];
+        if !limits.iter().all(|&x| within(SAMPLE_LIMIT, x)) {
+            return Err(EngineError::BadConfig(
+                "max_sample_voltage_v and max_sample_current_a must be within 0.001 ..= 1e6",
+            ));
         }
         if let Some(pq) = &self.pq {
             // Names `dsp.pq.udin_v` when that is the bad one.
             pq.validate()
                 .map_err(|e| EngineError::BadPqConfig(e.to_string()))?;
         }
-        let udin = self.udin_v();
-        if !(udin.is_finite() && udin > 0.0) {
-            return Err(EngineError::BadConfig("declared_voltage_v must be > 0"));
+        if !within(DECLARED_VOLTAGE_V, self.udin_v()) {
+            return Err(EngineError::BadConfig(
+                "declared_voltage_v must be within 1 ..= 1e6 V",
+            ));
         }
         if let Some(pq) = &self.pq {
             if let (Some(old), Some(new)) = (pq.udin_v, self.declared_voltage_v) {
@@ -129,6 +168,14 @@ impl EngineConfig {
                 .map_err(|e| EngineError::BadPqConfig(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The physical range samples are screened against.
+    pub fn sample_limits(&self) -> SampleLimits {
+        SampleLimits {
+            voltage_v: self.max_sample_voltage_v,
+            current_a: self.max_sample_current_a,
+        }
     }
 
     /// Udin, V: `declared_voltage_v`, else `[dsp.pq] udin_v`, else 230 V.

@@ -97,6 +97,9 @@ pub enum EventRowKind {
     /// Results of this span were computed but lost (the sink was killed
     /// before they were durable): `time` is where the gap starts.
     LostResults,
+    /// Samples outside the meter's physical range, or NaN/inf: the windows
+    /// holding them are flagged and left out of the energy registers.
+    InvalidSamples,
 }
 
 /// One event of one device.
@@ -139,6 +142,7 @@ impl EventRowKind {
             EventRowKind::MeterWarning => "meter_warning",
             EventRowKind::MeterLog => "meter_log",
             EventRowKind::LostResults => "lost_results",
+            EventRowKind::InvalidSamples => "invalid_samples",
         }
     }
 }

@@ -128,6 +128,49 @@ impl Count {
     }
 }
 
+/// The values a float key of some unit may take (a frequency, a voltage),
+/// both ends included; NaN and infinities never.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    pub min: f64,
+    pub max: f64,
+    /// `Hz`, `V`, `A`.
+    pub unit: &'static str,
+}
+
+impl Level {
+    pub const fn new(min: f64, max: f64, unit: &'static str) -> Self {
+        Level { min, max, unit }
+    }
+
+    /// `value`, or an error naming `key` (a pipeline key or a CLI flag).
+    pub fn check(&self, key: &str, value: f64) -> anyhow::Result<f64> {
+        if value.is_nan() {
+            bail!("{key}: NaN is not a number of {} ({self})", self.unit);
+        }
+        if !(self.min..=self.max).contains(&value) {
+            bail!(
+                "{key}: {} {} is out of range ({self})",
+                number(value),
+                self.unit
+            );
+        }
+        Ok(value)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ..= {} {}",
+            number(self.min),
+            number(self.max),
+            self.unit
+        )
+    }
+}
+
 /// A float as people write it: `1e20` rather than twenty digits.
 fn number(value: f64) -> String {
     let magnitude = value.abs();
@@ -217,6 +260,32 @@ mod tests {
         assert_eq!(SPAN.duration_s(f64::NAN), Duration::from_millis(100));
         assert_eq!(SPAN.duration_s(1e20), Duration::from_secs(86_400));
         assert_eq!(SPAN.duration_s(-5.0), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn levels_refuse_nan_infinities_and_the_absurd() {
+        let hz = Level::new(1.0, 1000.0, "Hz");
+        assert_eq!(hz.check("--nominal-hz", 50.0).unwrap(), 50.0);
+        assert_eq!(
+            hz.check("--nominal-hz", 1e20).unwrap_err().to_string(),
+            "--nominal-hz: 1e20 Hz is out of range (1 ..= 1000 Hz)"
+        );
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            -0.0,
+            0.0,
+            1e-300,
+            1e-9,
+            1e10,
+            1e308,
+        ] {
+            let error = hz.check("k", bad).unwrap_err().to_string();
+            assert!(
+                error.starts_with("k: ") && error.contains("1 ..= 1000 Hz"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

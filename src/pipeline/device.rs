@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use crate::dsp::flicker::{FlickerOutput, FlickerValue};
 use crate::dsp::pq::{PqEventCounts, PqTally};
-use crate::dsp::{DeviceEngine, EngineOutput};
+use crate::dsp::{DeviceEngine, EngineOutput, InvalidSamples};
 use crate::model::identity::name_uuid;
 use crate::model::{
     Aggregate, AggregateRow, CircuitReading, DeviceInfo, EnergyCounters, HalfCycleRms,
@@ -228,6 +228,7 @@ impl Downstream {
             EngineOutput::PqEvent(event) => self.pq_event(event),
             EngineOutput::HalfCycle(value) => self.half_cycle(value),
             EngineOutput::Flicker(value) => self.flicker(&value),
+            EngineOutput::InvalidSamples(run) => self.invalid_samples(&run),
             EngineOutput::TenSecondFrequency(_) | EngineOutput::Cycle(_) => {}
         }
     }
@@ -386,6 +387,27 @@ impl Downstream {
     fn event(&mut self, event: &SourceEvent) {
         self.summary.events += 1;
         let row = event.to_row(&self.device);
+        self.emit(Record::Event(row));
+    }
+
+    /// A run of invalid samples: counted, and an `events` row.
+    fn invalid_samples(&mut self, run: &InvalidSamples) {
+        self.summary.events += 1;
+        let row = EventRow::new(
+            self.device.clone(),
+            run.start_unix_ns,
+            parquet::EventKind::InvalidSamples,
+            format!(
+                "{} invalid values (non-finite {}, largest finite {:e}) in samples {}..={}, \
+                 channel mask {:#b}",
+                run.values,
+                run.non_finite,
+                run.largest,
+                run.first_sample,
+                run.last_sample,
+                run.channels
+            ),
+        );
         self.emit(Record::Event(row));
     }
 

@@ -24,16 +24,19 @@ pub fn engine_config(
         Some(path) => PipelineConfig::load(path)?.dsp,
         None => EngineConfig::default(),
     };
+    // The flags take the ranges of the keys they override.
     if let Some(hz) = nominal_hz {
-        engine.nominal_frequency_hz = hz;
+        engine.nominal_frequency_hz = super::limits::NOMINAL_FREQUENCY.check("--nominal-hz", hz)?;
     }
     if let Some(volts) = udin_v {
-        engine.declared_voltage_v = Some(volts);
+        engine.declared_voltage_v =
+            Some(super::limits::DECLARED_VOLTAGE.check("--udin", volts)?);
         if let Some(pq) = &mut engine.pq {
             pq.udin_v = None;
         }
     }
     engine.pq.get_or_insert_with(PqConfig::default);
+    super::limits::dsp(&engine).context("inspect settings")?;
     engine.validate().context("inspect settings")?;
     Ok(engine)
 }

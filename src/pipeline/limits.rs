@@ -4,9 +4,9 @@
 
 use anyhow::bail;
 
-use super::bounds::{Count, Span, DAY, GIB, HOUR, KIB, MIB, TIB, YEAR};
+use super::bounds::{Count, Level, Span, DAY, GIB, HOUR, KIB, MIB, TIB, YEAR};
 use super::config::{PipelineConfig, SourceConfig};
-use crate::dsp::MAX_HARMONIC_ORDER;
+use crate::dsp::{EngineConfig, MAX_HARMONIC_ORDER};
 use crate::sink::packet::DeliveryConfig;
 use crate::sink::parquet::ParquetConfig;
 
@@ -44,7 +44,25 @@ pub const MEMORY_QUEUE: Count = Count::new(0, 1_000_000, "packets");
 pub const SENSORS_PER_PACKET: Count = Count::new(0, 100_000, "sensors");
 pub const ATTEMPTS: Count = Count::new(1, 1000, "attempts");
 pub const PORT: Count = Count::new(1, 65_535, "");
-pub const RATE_HZ: Count = Count::new(1, 1_000_000, "Hz");
+pub const RATE_HZ: Count = Count::new(
+    crate::wire::samples::RATE_HZ.0 as u64,
+    crate::wire::samples::RATE_HZ.1 as u64,
+    "Hz",
+);
+pub const NOMINAL_FREQUENCY: Level = Level::new(
+    crate::dsp::NOMINAL_FREQUENCY_HZ.0,
+    crate::dsp::NOMINAL_FREQUENCY_HZ.1,
+    "Hz",
+);
+pub const DECLARED_VOLTAGE: Level = Level::new(
+    crate::dsp::DECLARED_VOLTAGE_V.0,
+    crate::dsp::DECLARED_VOLTAGE_V.1,
+    "V",
+);
+pub const SAMPLE_VOLTAGE: Level =
+    Level::new(crate::dsp::SAMPLE_LIMIT.0, crate::dsp::SAMPLE_LIMIT.1, "V");
+pub const SAMPLE_CURRENT: Level =
+    Level::new(crate::dsp::SAMPLE_LIMIT.0, crate::dsp::SAMPLE_LIMIT.1, "A");
 pub const CYCLES: Count = Count::new(1, 1000, "cycles");
 pub const HARMONIC_ORDER: Count = Count::new(2, MAX_HARMONIC_ORDER as u64, "");
 
@@ -59,15 +77,7 @@ pub fn check(config: &PipelineConfig) -> anyhow::Result<()> {
         "service.forget_meters_after_s",
         config.service.forget_meters_after_s,
     )?;
-    let dsp = &config.dsp;
-    let f = dsp.nominal_frequency_hz;
-    if !(1.0..=1000.0).contains(&f) {
-        bail!("dsp.nominal_frequency_hz: {f} Hz is out of range (1 ..= 1000 Hz)");
-    }
-    if let Some(cycles) = dsp.cycles_per_window {
-        CYCLES.check("dsp.cycles_per_window", cycles.into())?;
-    }
-    HARMONIC_ORDER.check("dsp.max_harmonic_order", dsp.max_harmonic_order.into())?;
+    dsp(&config.dsp)?;
     source(&config.source)?;
     if let Some(parquet) = &config.sink.parquet {
         self::parquet(parquet)?;
@@ -78,6 +88,24 @@ pub fn check(config: &PipelineConfig) -> anyhow::Result<()> {
         }
         targets(&packets.targets)?;
     }
+    Ok(())
+}
+
+/// The `[dsp]` numbers; the CLI's engine flags go through the same ranges.
+pub fn dsp(dsp: &EngineConfig) -> anyhow::Result<()> {
+    NOMINAL_FREQUENCY.check("dsp.nominal_frequency_hz", dsp.nominal_frequency_hz)?;
+    if let Some(cycles) = dsp.cycles_per_window {
+        CYCLES.check("dsp.cycles_per_window", cycles.into())?;
+    }
+    HARMONIC_ORDER.check("dsp.max_harmonic_order", dsp.max_harmonic_order.into())?;
+    if let Some(volts) = dsp.declared_voltage_v {
+        DECLARED_VOLTAGE.check("dsp.declared_voltage_v", volts)?;
+    }
+    if let Some(volts) = dsp.pq.as_ref().and_then(|pq| pq.udin_v) {
+        DECLARED_VOLTAGE.check("dsp.pq.udin_v", volts)?;
+    }
+    SAMPLE_VOLTAGE.check("dsp.max_sample_voltage_v", dsp.max_sample_voltage_v)?;
+    SAMPLE_CURRENT.check("dsp.max_sample_current_a", dsp.max_sample_current_a)?;
     Ok(())
 }
 

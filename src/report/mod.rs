@@ -70,6 +70,8 @@ pub struct ReportOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportSummary {
     pub out: PathBuf,
+    /// Damaged files left out of the report (named on the page and in the log).
+    pub skipped_files: Vec<PathBuf>,
     pub bytes: u64,
     pub devices: usize,
     /// Devices drawn with all their charts.
@@ -167,6 +169,12 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
         from,
         to,
         zone,
+        skipped: dataset
+            .skipped
+            .list()
+            .into_iter()
+            .map(|(path, reason)| (path.display().to_string(), reason))
+            .collect(),
     };
     let html = page::page(&info, &overview, &sections);
     if let Some(parent) = options.out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -214,6 +222,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
     stats.extend(sections.iter().map(|s| (s.name.clone(), s.stats.clone())));
     Ok(ReportSummary {
         out: options.out.clone(),
+        skipped_files: info.skipped.iter().map(|(p, _)| PathBuf::from(p)).collect(),
         bytes: html.len() as u64,
         devices: devices.len(),
         detailed: sections.len(),

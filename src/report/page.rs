@@ -54,6 +54,8 @@ pub struct PageInfo {
     pub from: i64,
     pub to: i64,
     pub zone: Tz,
+    /// Files left out because they could not be read, with why.
+    pub skipped: Vec<(String, String)>,
 }
 
 /// A device's anchor: injective (the partition encoding, with `~` for `%`).
@@ -73,7 +75,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 4px;border-top:
 .meta{color:#555;font-size:13px;margin:2px 0 10px}table{border-collapse:collapse;font-size:12px;margin:8px 0}\
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f3f3}td.name,th.name{text-align:left}\
 .charts{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}svg{display:block}\
-.note{color:#666;font-size:12px}td.spark{padding:0 4px}";
+.note{color:#666;font-size:12px}td.spark{padding:0 4px}\
+.warning{border-left:4px solid #c60;background:#fff4e5;padding:4px 12px;margin:12px 0}";
 
 /// The whole page.
 pub fn page(info: &PageInfo, overview: &Overview, sections: &[DeviceSection]) -> String {
@@ -107,6 +110,7 @@ pub fn page(info: &PageInfo, overview: &Overview, sections: &[DeviceSection]) ->
         overview.rows.len().max(sections.len()),
         env!("CARGO_PKG_VERSION"),
     );
+    skipped_files(&mut html, &info.skipped);
     if overview.rows.len() > 1 {
         fleet_overview(&mut html, overview);
     }
@@ -115,6 +119,28 @@ pub fn page(info: &PageInfo, overview: &Overview, sections: &[DeviceSection]) ->
     }
     html.push_str("</body>\n</html>\n");
     html
+}
+
+/// The warning that names every file the report had to leave out.
+fn skipped_files(html: &mut String, skipped: &[(String, String)]) {
+    if skipped.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        html,
+        "<div class=\"warning\" id=\"skipped-files\"><p>{} damaged file(s) could not be read \
+         and are left out of this report:</p>\n<ul>",
+        skipped.len()
+    );
+    for (path, reason) in skipped {
+        let _ = writeln!(
+            html,
+            "<li><code>{}</code>: {}</li>",
+            escape(path),
+            escape(reason)
+        );
+    }
+    html.push_str("</ul></div>\n");
 }
 
 fn fleet_overview(html: &mut String, overview: &Overview) {

@@ -87,6 +87,25 @@ impl Frame {
         self.number(name).iter().any(|v| !v.is_nan())
     }
 
+    /// Drops every row from `rows` on and restores `maxima`: what a file
+    /// that failed half-way had added.
+    fn roll_back(&mut self, rows: usize, maxima: BTreeMap<String, f64>) {
+        self.time.truncate(rows);
+        for column in self.numbers.values_mut() {
+            column.truncate(rows);
+        }
+        for column in self.times.values_mut() {
+            column.truncate(rows);
+        }
+        for column in self.texts.values_mut() {
+            column.truncate(rows);
+        }
+        for column in self.lists.values_mut() {
+            column.truncate(rows);
+        }
+        self.maxima = maxima;
+    }
+
     fn sort_by_time(&mut self) {
         if self.time.windows(2).all(|w| w[0] <= w[1]) {
             return;
@@ -125,12 +144,42 @@ fn open_file(file: &PartFile) -> Result<File> {
     File::open(&file.path).map_err(|e| ReportError::io("open", &file.path, e))
 }
 
+/// Whether `error` says that a file's content is damaged (rather than that
+/// the file system failed): such a file is skipped, not the report.
+fn is_damage(error: &ReportError) -> bool {
+    matches!(
+        error,
+        ReportError::Parquet { .. } | ReportError::Arrow { .. }
+    )
+}
+
+/// [`decode_footer`], or `None` for a file that is, or turns out to be,
+/// damaged (0 bytes, truncated, not Parquet): it is noted in the dataset's
+/// skipped files and left out.
+fn footer<R: ChunkReader>(
+    file: &PartFile,
+    input: &R,
+    stats: &[&str],
+) -> Result<Option<ArrowReaderMetadata>> {
+    if file.skipped.contains(&file.path) {
+        return Ok(None);
+    }
+    match decode_footer(file, input, stats) {
+        Ok(metadata) => Ok(Some(metadata)),
+        Err(error) if is_damage(&error) => {
+            file.skipped.note(&file.path, &error);
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// `file`'s footer (read from `input`) with statistics only for the
 /// columns named in `stats`. A fleet has thousands of ~150-column footers;
 /// decoding (and keeping) every statistic of every one was most of a
 /// report's time and gigabytes of memory. The table's first schema says
 /// where those columns are; a file that has them elsewhere is decoded in full.
-fn footer<R: ChunkReader>(
+fn decode_footer<R: ChunkReader>(
     file: &PartFile,
     input: &R,
     stats: &[&str],
@@ -209,7 +258,9 @@ fn match_by_statistics(metadata: &ParquetMetaData, name: &str, value: &str) -> M
 pub fn count_rows(files: &[&PartFile]) -> Result<u64> {
     let mut rows = 0u64;
     for file in files {
-        let metadata = footer(file, &open_file(file)?, &[])?;
+        let Some(metadata) = footer(file, &open_file(file)?, &[])? else {
+            continue;
+        };
         rows += u64::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
     }
     Ok(rows)
@@ -221,7 +272,9 @@ pub fn time_bounds(files: &[&PartFile], start: &str, end: &str) -> Result<Option
     use parquet::file::statistics::Statistics;
     let mut bounds: Option<(i64, i64)> = None;
     for file in files {
-        let metadata = footer(file, &open_file(file)?, &[start, end])?;
+        let Some(metadata) = footer(file, &open_file(file)?, &[start, end])? else {
+            continue;
+        };
         let metadata = metadata.metadata();
         let schema = metadata.file_metadata().schema_descr();
         let (Some(s), Some(e)) = (column_index(schema, start), column_index(schema, end)) else {
@@ -261,7 +314,15 @@ pub fn read(files: &[&PartFile], query: &Query) -> Result<Frame> {
         frame.times.insert(name.clone(), Vec::new());
     }
     for file in files {
-        read_file(file, query, &mut frame)?;
+        let (rows, maxima) = (frame.len(), frame.maxima.clone());
+        match read_file(file, query, &mut frame) {
+            Ok(()) => {}
+            Err(error) if is_damage(&error) => {
+                file.skipped.note(&file.path, &error);
+                frame.roll_back(rows, maxima);
+            }
+            Err(error) => return Err(error),
+        }
     }
     frame.sort_by_time();
     Ok(frame)
@@ -308,6 +369,9 @@ fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
     let metadata = match &whole {
         Some(bytes) => footer(file, bytes, &stats)?,
         None => footer(file, &handle, &stats)?,
+    };
+    let Some(metadata) = metadata else {
+        return Ok(());
     };
     // A filter the statistics decide costs no column read (or no file).
     let mut query = std::borrow::Cow::Borrowed(query);
@@ -582,15 +646,18 @@ fn texts(path: &Path, name: &str, array: &ArrayRef) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The column names of the first file, in schema order (what a table shows).
+/// The column names of the first readable file, in schema order (what a
+/// table shows).
 pub fn column_names(files: &[&PartFile]) -> Result<Vec<String>> {
-    match files.first() {
-        Some(file) => Ok(footer(file, &open_file(file)?, &[])?
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect()),
-        None => Ok(Vec::new()),
+    for file in files {
+        if let Some(metadata) = footer(file, &open_file(file)?, &[])? {
+            return Ok(metadata
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect());
+        }
     }
+    Ok(Vec::new())
 }

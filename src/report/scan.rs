@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use parquet::schema::types::SchemaDescPtr;
 
@@ -26,6 +26,46 @@ pub struct PartFile {
     /// by the table's files: it says where the columns whose statistics a
     /// read needs are, so a footer decodes only those (see `read::open`).
     pub table_schema: Arc<OnceLock<SchemaDescPtr>>,
+    /// The dataset's list of files that could not be read, shared by all
+    /// its files: a damaged file is noted there and left out.
+    pub skipped: SkippedFiles,
+}
+
+/// Files left out of a report because they could not be read (a 0-byte,
+/// truncated or foreign `.parquet`), each with why; one list per dataset,
+/// filled while the report reads, from any thread.
+#[derive(Debug, Clone, Default)]
+pub struct SkippedFiles(Arc<Mutex<BTreeMap<PathBuf, String>>>);
+
+impl SkippedFiles {
+    /// Notes `path` as skipped (the first reason counts) and logs it once.
+    pub fn note(&self, path: &Path, reason: &dyn std::fmt::Display) {
+        let mut files = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !files.contains_key(path) {
+            tracing::warn!(file = %path.display(), "report skips a damaged file: {reason}");
+            files.insert(path.to_path_buf(), reason.to_string());
+        }
+    }
+
+    pub fn contains(&self, path: &Path) -> bool {
+        let files = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        files.contains_key(path)
+    }
+
+    /// Every file skipped so far, by path, with why.
+    pub fn list(&self) -> Vec<(PathBuf, String)> {
+        let files = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        files.iter().map(|(p, r)| (p.clone(), r.clone())).collect()
+    }
 }
 
 impl PartialEq for PartFile {
@@ -41,6 +81,8 @@ impl Eq for PartFile {}
 pub struct Dataset {
     pub root: PathBuf,
     pub tables: BTreeMap<String, Vec<PartFile>>,
+    /// Files of any table that could not be read.
+    pub skipped: SkippedFiles,
 }
 
 impl Dataset {
@@ -59,6 +101,7 @@ impl Dataset {
             });
         }
         let mut tables = BTreeMap::new();
+        let skipped = SkippedFiles::default();
         for entry in read_dir(&root)? {
             if !entry.is_dir() {
                 continue;
@@ -71,11 +114,19 @@ impl Dataset {
             }
             let mut files = Vec::new();
             let schema = Arc::default();
-            collect_files(&entry, None, None, &schema, &mut files)?;
+            let shared = Shared {
+                schema: &schema,
+                skipped: &skipped,
+            };
+            collect_files(&entry, None, None, &shared, &mut files)?;
             files.sort_by(|a, b| a.path.cmp(&b.path));
             tables.insert(table.to_string(), files);
         }
-        Ok(Dataset { root, tables })
+        Ok(Dataset {
+            root,
+            tables,
+            skipped,
+        })
     }
 
     pub fn has(&self, table: &str) -> bool {
@@ -130,13 +181,19 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// What every file of a table shares.
+struct Shared<'a> {
+    schema: &'a Arc<OnceLock<SchemaDescPtr>>,
+    skipped: &'a SkippedFiles,
+}
+
 /// Walks `dir`, picking up `device=` and `date=` on the way down; hidden
 /// (in-progress) files and anything not ending in `.parquet` are skipped.
 fn collect_files(
     dir: &Path,
     device: Option<&str>,
     date: Option<&str>,
-    schema: &Arc<OnceLock<SchemaDescPtr>>,
+    shared: &Shared,
     out: &mut Vec<PartFile>,
 ) -> Result<()> {
     for path in read_dir(dir)? {
@@ -153,13 +210,14 @@ fn collect_files(
             } else if let Some(value) = name.strip_prefix("date=") {
                 day = Some(value.to_string());
             }
-            collect_files(&path, dev.as_deref(), day.as_deref(), schema, out)?;
+            collect_files(&path, dev.as_deref(), day.as_deref(), shared, out)?;
         } else if name.ends_with(".parquet") {
             out.push(PartFile {
                 path: path.clone(),
                 device: device.map(str::to_string),
                 date: date.map(str::to_string),
-                table_schema: schema.clone(),
+                table_schema: shared.schema.clone(),
+                skipped: shared.skipped.clone(),
             });
         }
     }

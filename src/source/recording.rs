@@ -297,7 +297,7 @@ fn describe(path: &Path, probe: &Probe, raw: &RawParams) -> Result<Recording, Re
         .sample_rate
         .as_deref()
         .and_then(|r| r.trim().parse::<u32>().ok())
-        .filter(|&r| r > 0);
+        .filter(|&r| crate::wire::samples::rate_in_range(r));
     let rate = match (raw.rate, file_rate) {
         (Some(rate), _) | (None, Some(rate)) => rate,
         (None, None) => return Err(RecordingError::BadRate(stream.sample_rate.clone())),

@@ -17,7 +17,7 @@ pub enum WavError {
     MissingFormat,
     #[error("WAV has no data chunk")]
     MissingData,
-    #[error("WAV sample rate {0} Hz is not usable")]
+    #[error("WAV sample rate {0} Hz is out of range (1 ..= 1000000 Hz)")]
     BadRate(u32),
     #[error("WAV has {0} channels: no meter layout has that many (give --measures)")]
     UnknownLayout(u16),
@@ -95,7 +95,7 @@ pub fn parse_wav_header(reader: &mut impl Read) -> Result<WavHeader, WavError> {
                 if bits != 32 {
                     return Err(WavError::NotFloat32(bits));
                 }
-                if rate == 0 {
+                if !crate::wire::samples::rate_in_range(rate) {
                     return Err(WavError::BadRate(rate));
                 }
                 format = Some((channels, rate));

@@ -6,6 +6,16 @@
 
 use super::layout::{Measures, BYTES_PER_VALUE};
 
+/// Sampling rates a stream may have, Hz, both ends included, however the
+/// rate arrives (a meter's answer, a file header, a flag, a pipeline key):
+/// the engine's buffers grow with the rate, and no meter samples faster.
+pub const RATE_HZ: (u32, u32) = (1, 1_000_000);
+
+/// Whether `rate` is within [`RATE_HZ`].
+pub fn rate_in_range(rate: u32) -> bool {
+    (RATE_HZ.0..=RATE_HZ.1).contains(&rate)
+}
+
 /// Why a payload could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SampleError {

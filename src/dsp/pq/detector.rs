@@ -38,10 +38,20 @@ pub enum PqError {
     Config(#[from] PqConfigError),
     #[error("measures {0} has no voltage channel")]
     NoVoltage(Measures),
-    #[error("sampling rate must be at least 1 Hz")]
-    ZeroRate,
-    #[error("nominal frequency must be > 0 Hz")]
-    BadNominal,
+    #[error("sampling rate {0} Hz is out of range (1 ..= 1000000 Hz)")]
+    RateOutOfRange(u32),
+    #[error("nominal frequency {0} Hz is out of range (1 ..= 1000 Hz)")]
+    NominalOutOfRange(f64),
+}
+
+/// Refuses a nominal frequency the buffers sized by it cannot take.
+pub(crate) fn check_nominal(nominal_hz: f64) -> Result<(), PqError> {
+    let (min, max) = crate::dsp::NOMINAL_FREQUENCY_HZ;
+    if (min..=max).contains(&nominal_hz) {
+        Ok(())
+    } else {
+        Err(PqError::NominalOutOfRange(nominal_hz))
+    }
 }
 
 /// Everything that reacts to one `Urms(1/2)` value.
@@ -162,12 +172,10 @@ impl PqDetector {
         first_index: u64,
     ) -> Result<Self, PqError> {
         config.validate()?;
-        if rate == 0 {
-            return Err(PqError::ZeroRate);
+        if !crate::wire::samples::rate_in_range(rate) {
+            return Err(PqError::RateOutOfRange(rate));
         }
-        if !(nominal_hz.is_finite() && nominal_hz > 0.0) {
-            return Err(PqError::BadNominal);
-        }
+        check_nominal(nominal_hz)?;
         let voltage = ChannelMap::of(measures).voltage;
         if voltage.iter().all(Option::is_none) {
             return Err(PqError::NoVoltage(measures));
@@ -187,7 +195,7 @@ impl PqDetector {
                 dip: ThresholdDetector::dip(config),
                 swell: ThresholdDetector::swell(config),
                 interruption: ThresholdDetector::interruption(config),
-                rvc: RvcDetector::new(config, present, nominal_hz),
+                rvc: RvcDetector::new(config, present, nominal_hz)?,
                 first: true,
                 closed: VecDeque::with_capacity(MAX_REMEMBERED),
                 event: empty_event(),

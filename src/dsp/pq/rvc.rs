@@ -12,6 +12,7 @@
 //! before| from the start until the new steady state is established, ΔUss =
 //! mean of that window − mean before (on the channel where it is largest).
 
+use super::detector::{check_nominal, PqError};
 use super::half_cycle::CycleValue;
 use super::voltage_events::RawEvent;
 use super::PqConfig;
@@ -123,9 +124,12 @@ struct Spread {
 
 impl RvcDetector {
     /// `nominal_hz` sets the window: two values per cycle for 1 s.
-    pub fn new(config: &PqConfig, present: [bool; 3], nominal_hz: f64) -> Self {
+    /// Refuses a nominal frequency outside the engine's range: the
+    /// 1-s window holds 2 × nominal values.
+    pub fn new(config: &PqConfig, present: [bool; 3], nominal_hz: f64) -> Result<Self, PqError> {
+        check_nominal(nominal_hz)?;
         let window = ((2.0 * nominal_hz).round() as usize).max(2);
-        RvcDetector {
+        Ok(RvcDetector {
             window,
             threshold: config.volts(config.rvc_threshold_pct),
             band: config.volts(config.rvc_threshold_pct - config.rvc_hysteresis_pct),
@@ -138,7 +142,7 @@ impl RvcDetector {
             max: std::array::from_fn(|_| Extremes::new(window)),
             min: std::array::from_fn(|_| Extremes::new(window)),
             state: State::Unarmed,
-        }
+        })
     }
 
     /// The next value; `disturbed`: a dip or swell is in progress.
@@ -340,7 +344,7 @@ mod tests {
         // A wandering voltage with steps: every shortcut taken by
         // `is_steady` and `may_depart` must agree with the full sums.
         let config = PqConfig::default();
-        let mut rvc = RvcDetector::new(&config, [true, true, false], 50.0);
+        let mut rvc = RvcDetector::new(&config, [true, true, false], 50.0).unwrap();
         let mut state = 12345u64;
         let mut noise = || {
             state = state
@@ -396,7 +400,13 @@ mod tests {
 
     #[test]
     fn a_step_within_the_dip_threshold_is_one_rvc() {
-        let mut rvc = RvcDetector::new(&PqConfig::default(), [true, false, false], 50.0);
+        let mut rvc = RvcDetector::new(&PqConfig::default(), [true, false, false], 50.0).unwrap();
+        for absurd in [0.0, -50.0, 1e-9, 1e10, 1e20, f64::NAN, f64::INFINITY] {
+            assert!(
+                RvcDetector::new(&PqConfig::default(), [true, false, false], absurd).is_err(),
+                "{absurd}"
+            );
+        }
         let mut t = 0.0;
         assert!(feed(&mut rvc, &mut t, 230.0, 150).is_empty());
         // 230 → 220 V: 10 V > 3 % of 230 V.
