@@ -11,9 +11,8 @@ use std::process::Command;
 
 use common::parquet_read::Cell;
 use common::rows::{by_device, num, text, ts};
-use meterflow::dsp::{
-    DeviceEngine, EngineConfig, InvalidSamples, OwnedOutput, WindowFlags, WindowMetrics,
-};
+use meterflow::dsp::{DeviceEngine, EngineConfig, InvalidSamples, OwnedOutput};
+use meterflow::model::{WindowFlags, WindowMetrics};
 use meterflow::wire::{Measures, SampleBlock};
 use proptest::prelude::*;
 

@@ -140,7 +140,7 @@ fn load(doc: &Doc) -> anyhow::Result<PipelineConfig> {
             let _ = link.backoff();
         }
         SourceConfig::Telemetry(telemetry) => {
-            let _ = telemetry.flush_interval();
+            let _ = meterflow::pipeline::telemetry::flush_interval(telemetry);
         }
         _ => {}
     }

@@ -674,9 +674,8 @@ fn rewrite_with(path: &Path, compression: parquet::basic::Compression) {
 /// numbers are those of the rows (every original row is still readable).
 #[test]
 fn other_codecs_are_read_and_damaged_files_skipped() {
-    use meterflow::dsp::aggregate::{PhaseAggregate, Stat};
-    use meterflow::dsp::Aggregate;
-    use meterflow::sink::parquet::{AggregateRow, DeviceInfo, IntervalKind};
+    use meterflow::model::aggregate::{PhaseAggregate, Stat};
+    use meterflow::model::{Aggregate, AggregateRow, DeviceInfo, EnergyFlow, IntervalKind};
     use meterflow::wire::Measures;
     use parquet::basic::{Compression, GzipLevel, ZstdLevel};
     const NS: i64 = 1_000_000_000;
@@ -710,7 +709,7 @@ fn other_codecs_are_read_and_damaged_files_skipped() {
                     None,
                 ],
                 p_total_w: stat(p),
-                energy_total: meterflow::dsp::EnergyFlow {
+                energy_total: EnergyFlow {
                     import_wh: p * 600.0 / 3600.0,
                     export_wh: 0.0,
                 },

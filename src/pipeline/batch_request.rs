@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use crate::pipeline::batch::expand_inputs;
 use crate::pipeline::config::{
-    parse_start, FilesConfig, PipelineConfig, RawFileConfig, SinkConfig, SourceConfig,
+    FilesConfig, PipelineConfig, RawFileConfig, SinkConfig, SourceConfig,
 };
 use crate::source::capture::RawParams;
+use crate::source::start_time::parse_start;
 
 #[derive(Debug, Clone, Default)]
 pub struct BatchRequest {

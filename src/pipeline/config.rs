@@ -15,7 +15,8 @@ use crate::wire::layout::DEFAULT_RATE;
 use crate::wire::Measures;
 
 use super::server::config::{MeterLinkConfig, ServiceConfig};
-use super::telemetry::TelemetryConfig;
+use crate::source::start_time::parse_start;
+use crate::source::telemetry::config::TelemetryConfig;
 
 /// A whole pipeline.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -336,21 +337,6 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     Some(parts.join("."))
 }
 
-/// Parses a start time: RFC 3339, or Unix seconds with an optional fraction.
-pub fn parse_start(text: &str) -> anyhow::Result<i64> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<f64>() {
-        if (0.0..1e11).contains(&seconds) {
-            return Ok((seconds * 1e9).round() as i64);
-        }
-    }
-    let time = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
-        format!("start time {text:?} is neither RFC 3339 (2024-05-01T12:00:00Z) nor Unix seconds")
-    })?;
-    time.timestamp_nanos_opt()
-        .with_context(|| format!("start time {text:?} is out of range"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,18 +409,5 @@ mod tests {
         let text = "[source]\nkind = \"tape\"\n";
         let error = format!("{:#}", PipelineConfig::parse(text).unwrap_err());
         assert!(error.contains("tape"), "{error}");
-    }
-
-    #[test]
-    fn start_times() {
-        assert_eq!(
-            parse_start("1700000000.5").unwrap(),
-            1_700_000_000_500_000_000
-        );
-        assert_eq!(
-            parse_start("2023-11-14T22:13:20Z").unwrap(),
-            1_700_000_000_000_000_000
-        );
-        assert!(parse_start("yesterday").is_err());
     }
 }

@@ -393,10 +393,10 @@ impl Downstream {
     /// A run of invalid samples: counted, and an `events` row.
     fn invalid_samples(&mut self, run: &InvalidSamples) {
         self.summary.events += 1;
-        let row = EventRow::new(
+        let row = crate::model::EventRow::new(
             self.device.clone(),
             run.start_unix_ns,
-            parquet::EventKind::InvalidSamples,
+            crate::model::EventRowKind::InvalidSamples,
             format!(
                 "{} invalid values (non-finite {}, largest finite {:e}) in samples {}..={}, \
                  channel mask {:#b}",

@@ -29,8 +29,7 @@ pub fn engine_config(
         engine.nominal_frequency_hz = super::limits::NOMINAL_FREQUENCY.check("--nominal-hz", hz)?;
     }
     if let Some(volts) = udin_v {
-        engine.declared_voltage_v =
-            Some(super::limits::DECLARED_VOLTAGE.check("--udin", volts)?);
+        engine.declared_voltage_v = Some(super::limits::DECLARED_VOLTAGE.check("--udin", volts)?);
         if let Some(pq) = &mut engine.pq {
             pq.udin_v = None;
         }

@@ -130,7 +130,7 @@ fn parquet(cx: &OutputContext) -> anyhow::Result<OutputFactory> {
         nominal_frequency_hz: config.dsp.nominal_frequency_hz,
     };
     let low_rate_flush = match &config.source {
-        SourceConfig::Telemetry(telemetry) => telemetry.flush_interval(),
+        SourceConfig::Telemetry(telemetry) => super::telemetry::flush_interval(telemetry),
         _ => DEFAULT_LOW_RATE_FLUSH,
     };
     let log_id = cx.log_id.clone();

@@ -8,5 +8,6 @@ pub mod read_ahead;
 pub mod recording;
 pub mod recording_chain;
 pub mod recording_layout;
+pub mod start_time;
 pub mod telemetry;
 pub mod wav;

@@ -5,7 +5,9 @@
 //! and the stream goes on.
 
 pub mod airlink;
+pub mod config;
 pub mod http;
+pub mod inputs;
 pub mod lines;
 pub mod mppt;
 pub mod reading;
