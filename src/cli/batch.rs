@@ -62,12 +62,7 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<()> {
         progress: !args.quiet && super::stderr_is_terminal(),
         ..RunOptions::default()
     };
-    let report = super::execute(
-        config,
-        options,
-        "stopping: finishing the files being read, then flushing the outputs",
-    )
-    .await?;
+    let report = super::execute(config, options).await?;
     let failed = report.failed_files();
     if failed > 0 {
         anyhow::bail!("{failed} of {} files failed", report.files.len());

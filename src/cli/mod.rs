@@ -14,21 +14,24 @@ pub mod summary;
 pub mod writer;
 
 /// Runs `config` through the library's one entry point and prints what it
-/// did: what the source says at start, then the run report. `stopping` is
-/// what Ctrl-C or SIGTERM prints; the run then drains in order.
+/// did: what the source says at start, then the run report. Ctrl-C or
+/// SIGTERM stops a source that drains in order.
 pub async fn execute(
     config: meterflow::pipeline::PipelineConfig,
     options: meterflow::pipeline::sources::RunOptions,
-    stopping: &'static str,
 ) -> anyhow::Result<meterflow::pipeline::run_report::RunReport> {
     let source = meterflow::pipeline::sources::start(config.clone(), options).await?;
     for line in source.started() {
         println!("{line}");
     }
     let cancel = tokio_util::sync::CancellationToken::new();
-    let signal = cancel_on_signal(&cancel, stopping);
+    let signal = source
+        .stopping()
+        .map(|stopping| cancel_on_signal(&cancel, stopping));
     let report = source.run(cancel).await;
-    signal.abort();
+    if let Some(signal) = signal {
+        signal.abort();
+    }
     let report = report?;
     summary::print_report(&report, &config);
     Ok(report)

@@ -53,12 +53,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         progress: super::stderr_is_terminal(),
         ..RunOptions::default()
     };
-    let report = super::execute(
-        config.clone(),
-        options,
-        "stopping: closing the inputs, then flushing the outputs",
-    )
-    .await?;
+    let report = super::execute(config.clone(), options).await?;
     if let (Some(parquet), None) = (&config.sink.parquet, &report.connections) {
         println!(
             "see it: meterflow report {} --out report.html",

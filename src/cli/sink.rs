@@ -64,11 +64,6 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     ) {
         anyhow::bail!("meterflow sink needs a smartmeter_server or smartmeter_client source");
     }
-    super::execute(
-        config,
-        RunOptions::default(),
-        "stopping: asking every meter to stop, then flushing the outputs",
-    )
-    .await?;
+    super::execute(config, RunOptions::default()).await?;
     Ok(())
 }

@@ -63,11 +63,6 @@ pub async fn run(args: WriterArgs) -> anyhow::Result<()> {
         role: Role::Writer,
         ..RunOptions::default()
     };
-    super::execute(
-        config,
-        options,
-        "stopping: writing what was taken, then closing the outputs",
-    )
-    .await?;
+    super::execute(config, options).await?;
     Ok(())
 }

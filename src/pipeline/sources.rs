@@ -27,6 +27,11 @@ pub trait Source: Send {
     /// What the command says once the source runs (where it listens, what it continues).
     fn started(&self) -> Vec<String>;
 
+    /// What stopping it on a signal (Ctrl-C, SIGTERM) does, said as it
+    /// starts; `None`: a signal does not stop it in order (a batch cannot
+    /// stop part way through its files; Ctrl-C ends the process).
+    fn stopping(&self) -> Option<&'static str>;
+
     /// Runs until the input ends or `cancel` fires, then stops in order:
     /// sources, engine, outputs, state.
     fn run(
@@ -108,6 +113,10 @@ impl Source for Files {
         Vec::new()
     }
 
+    fn stopping(&self) -> Option<&'static str> {
+        None
+    }
+
     fn run(
         self: Box<Self>,
         _cancel: CancellationToken,
@@ -153,6 +162,10 @@ impl Source for VirtualMeters {
         )]
     }
 
+    fn stopping(&self) -> Option<&'static str> {
+        Some("stopping: asking every meter to stop, then flushing the outputs")
+    }
+
     fn run(
         self: Box<Self>,
         cancel: CancellationToken,
@@ -182,6 +195,10 @@ impl Source for StreamSink {
             ));
         }
         lines
+    }
+
+    fn stopping(&self) -> Option<&'static str> {
+        Some("stopping: asking every meter to stop, then flushing the outputs")
     }
 
     fn run(
@@ -226,6 +243,10 @@ impl Source for Telemetry {
         )]
     }
 
+    fn stopping(&self) -> Option<&'static str> {
+        Some("stopping: closing the inputs, then flushing the outputs")
+    }
+
     fn run(
         self: Box<Self>,
         cancel: CancellationToken,
@@ -252,6 +273,10 @@ fn jetstream(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
 impl Source for Writer {
     fn started(&self) -> Vec<String> {
         vec![self.describe()]
+    }
+
+    fn stopping(&self) -> Option<&'static str> {
+        Some("stopping: writing what was taken, then closing the outputs")
     }
 
     fn run(
