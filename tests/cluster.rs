@@ -227,15 +227,25 @@ request_timeout_s = 2.0
         path
     }
 
-    /// An ingest node; returns it and the port meters dial.
+    /// An ingest node; returns it and the port meters dial. A port found
+    /// free may be taken by a parallel test before the node binds it, so a
+    /// node that does not come up is started again on other ports.
     fn ingest(&self, node: &str) -> (Node, u16) {
-        let (port, metrics_port) = (free_port(), free_port());
-        let pipeline = self.pipeline(node, port, metrics_port);
-        let ingest = Node::start("sink", &pipeline, metrics_port);
-        wait_for(Duration::from_secs(30), "an ingest node's /healthz", || {
-            ingest.healthz().is_some()
-        });
-        (ingest, port)
+        let mut logs = String::new();
+        for _ in 0..3 {
+            let (port, metrics_port) = (free_port(), free_port());
+            let pipeline = self.pipeline(node, port, metrics_port);
+            let ingest = Node::start("sink", &pipeline, metrics_port);
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if ingest.healthz().is_some() {
+                    return (ingest, port);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            logs = ingest.logs();
+        }
+        panic!("an ingest node's /healthz never answered; its last log:\n{logs}");
     }
 
     fn writer(&self, node: &str) -> Node {
