@@ -89,10 +89,7 @@ async fn readings_table_reads_back() {
     let out = TempDir::new().unwrap();
     let report = run(out.path(), &all_testdata()).await;
     // 20 rtl_433 + 5 MPPT + 10 AirLink readings.
-    assert_eq!(
-        report.outputs.dataset.as_ref().unwrap().rows["readings"],
-        35
-    );
+    assert_eq!(report.output_total("parquet", "rows.readings"), 35);
     let dir = out.path().join("parquet/readings");
     assert!(dir
         .join("device=Revolt-NC5462_id545/date=2024-05-01/part-00000.parquet")
@@ -324,7 +321,10 @@ async fn readings_become_packets() {
     let out = TempDir::new().unwrap();
     let report = run(out.path(), &all_testdata()).await;
     let packets = packets(&out.path().join("packets"));
-    assert_eq!(report.outputs.packets_built, packets.len() as u64);
+    assert_eq!(
+        report.output_total("packets", "built"),
+        packets.len() as u64
+    );
     // key → (value, ms) per sensor; a sensor is in at most one object per packet.
     let mut sensors: BTreeMap<uuid::Uuid, BTreeMap<String, (serde_json::Value, i64)>> =
         BTreeMap::new();

@@ -188,7 +188,7 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<()> {
             .as_ref()
             .map_or(0, |connections| connections.peak_streaming),
         report.devices.iter().map(|s| s.windows).sum::<u64>(),
-        report.outputs.packets_built
+        report.output_total("packets", "built")
     );
     Ok(())
 }

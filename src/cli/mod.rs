@@ -33,7 +33,7 @@ pub async fn execute(
         signal.abort();
     }
     let report = report?;
-    summary::print_report(&report, &config);
+    summary::print_report(&report);
     Ok(report)
 }
 

@@ -1,6 +1,5 @@
 //! The summary tables printed at the end of a run.
 
-use meterflow::pipeline::config::PipelineConfig;
 use meterflow::pipeline::device::DeviceSummary;
 use meterflow::pipeline::run_report::RunReport;
 
@@ -59,7 +58,7 @@ fn print_devices(devices: &[DeviceSummary]) {
 }
 
 /// What a run did, whatever its source: the parts its report holds.
-pub fn print_report(report: &RunReport, config: &PipelineConfig) {
+pub fn print_report(report: &RunReport) {
     if !report.devices.is_empty() || report.adapters.is_empty() && report.consumed.is_none() {
         print_devices(&report.devices);
     }
@@ -75,7 +74,7 @@ pub fn print_report(report: &RunReport, config: &PipelineConfig) {
             );
         }
     }
-    print_outputs(report, config);
+    print_outputs(report);
     let seconds = report.elapsed_s.max(1e-9);
     if !report.files.is_empty() {
         println!(
@@ -132,56 +131,9 @@ pub fn print_report(report: &RunReport, config: &PipelineConfig) {
     }
 }
 
-/// Where the results went.
-fn print_outputs(report: &RunReport, config: &PipelineConfig) {
-    let outputs = &report.outputs;
-    if let (Some(dataset), Some(parquet)) = (&outputs.dataset, &config.sink.parquet) {
-        let rows: Vec<String> = dataset
-            .rows
-            .iter()
-            .map(|(table, rows)| format!("{table} {rows}"))
-            .collect();
-        println!(
-            "parquet: {} files under {} (rows: {})",
-            dataset.files.len(),
-            parquet.out.display(),
-            rows.join(", ")
-        );
-    }
-    if config.sink.packets.is_some() {
-        println!(
-            "packets: {} built, {} spooled",
-            outputs.packets_built, outputs.spooled
-        );
-        for target in &outputs.targets {
-            println!(
-                "  packets to {}: {target}",
-                target_place(&target.target, config)
-            );
-        }
-    }
-}
-
-/// Where a delivery target sends, as its pipeline section says.
-fn target_place(name: &str, config: &PipelineConfig) -> String {
-    let Some(packets) = &config.sink.packets else {
-        return name.to_string();
-    };
-    let targets = &packets.targets;
-    match name {
-        "ndjson" => targets.ndjson.as_ref().map_or_else(
-            || name.to_string(),
-            |n| format!("NDJSON files in {}", n.dir.display()),
-        ),
-        "http" => targets
-            .http
-            .as_ref()
-            .map_or_else(|| name.to_string(), |h| h.url.clone()),
-        "mqtt" => targets.mqtt.as_ref().map_or_else(
-            || name.to_string(),
-            |m| format!("mqtt://{}:{} {}", m.host, m.port, m.topic),
-        ),
-        "stdout" => "standard output".to_string(),
-        other => other.to_string(),
+/// Where the results went, as each output words it.
+fn print_outputs(report: &RunReport) {
+    for line in report.outputs.iter().flat_map(|output| &output.lines) {
+        println!("{line}");
     }
 }

@@ -13,6 +13,7 @@ pub mod intern;
 pub mod latch;
 pub mod latency;
 pub mod measurand;
+pub mod metric;
 pub mod mppt;
 pub mod partition;
 pub mod pq_event;

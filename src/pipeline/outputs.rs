@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::sink::jetstream::JetStreamOutput;
+use crate::sink::jetstream::{JetStreamOutput, PublishCounters};
 use crate::sink::output::Output;
-use crate::sink::packet::output::CollectorSlot;
 use crate::sink::packet::PacketOutput;
 use crate::sink::parquet::{DatasetInfo, ParquetOutput};
 
@@ -32,8 +31,6 @@ pub struct OutputContext {
     pub log_id: Option<String>,
     /// An ingest node of a cluster: it publishes, the writers write.
     pub publish: Option<Publish>,
-    /// Where the packet output's collector can be read (metrics).
-    pub packets: CollectorSlot,
 }
 
 /// One kind of output.
@@ -158,15 +155,9 @@ fn packets(cx: &OutputContext) -> anyhow::Result<OutputFactory> {
         + config.cluster.as_ref().map_or(Duration::ZERO, |cluster| {
             cluster.publish_interval() + CLUSTER_DELIVERY_ALLOWANCE
         });
-    let slot = CollectorSlot::clone(&cx.packets);
     Ok(Box::new(move || {
         let _entered = runtime.enter();
-        let output = PacketOutput::start(
-            &packets.build,
-            &packets.targets,
-            lag,
-            CollectorSlot::clone(&slot),
-        )?;
+        let output = PacketOutput::start(&packets.build, &packets.targets, lag)?;
         Ok(Box::new(output) as Box<dyn Output>)
     }))
 }
@@ -179,13 +170,18 @@ fn jetstream(cx: &OutputContext) -> anyhow::Result<OutputFactory> {
         .context("publishing to JetStream needs the record log")?;
     let runtime = tokio::runtime::Handle::try_current()
         .context("publishing to JetStream needs a tokio runtime")?;
+    // One set of counters for every build of the output: they outlive rebuilds.
+    let counters = std::sync::Arc::new(PublishCounters {
+        node: publish.node.clone(),
+        ..PublishCounters::default()
+    });
     Ok(Box::new(move || {
         let output = JetStreamOutput::open(
             &publish.cluster,
             &origin,
             &publish.node,
             runtime.clone(),
-            std::sync::Arc::clone(&publish.counters),
+            std::sync::Arc::clone(&counters),
         )?;
         Ok(Box::new(output) as Box<dyn Output>)
     }))

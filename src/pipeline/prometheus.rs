@@ -6,6 +6,7 @@
 use std::fmt::{Display, Write};
 
 use crate::model::latency::{LatencySnapshot, QUANTILES};
+use crate::model::metric::{Metric, MetricValue};
 
 /// The `Content-Type` of a `/metrics` answer.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -42,6 +43,49 @@ pub fn summary(out: &mut String, name: &str, help: &str, latency: &LatencySnapsh
     }
     sample(out, &format!("{name}_sum"), "", latency.sum_s);
     sample(out, &format!("{name}_count"), "", latency.count);
+}
+
+/// Components' metrics: one `# HELP`/`# TYPE` per name (samples of one
+/// name are gathered, in the order names first appear), then the samples.
+pub fn write_metrics(out: &mut String, metrics: &[Metric]) {
+    let mut names: Vec<&str> = Vec::new();
+    for metric in metrics {
+        if !names.contains(&metric.name) {
+            names.push(metric.name);
+        }
+    }
+    for name in names {
+        let mut samples = metrics.iter().filter(|m| m.name == name).peekable();
+        let Some(first) = samples.peek() else {
+            continue;
+        };
+        let kind = match first.value {
+            MetricValue::Counter(_) => "counter",
+            MetricValue::Gauge(_) => "gauge",
+            MetricValue::Summary(_) => "summary",
+        };
+        header(out, name, first.help, kind);
+        for metric in samples {
+            let labels: Vec<String> = metric.labels.iter().map(|(k, v)| label(k, v)).collect();
+            let labels = labels.join(",");
+            match &metric.value {
+                MetricValue::Counter(value) => sample(out, name, &labels, value),
+                MetricValue::Gauge(value) => sample(out, name, &labels, value),
+                MetricValue::Summary(latency) => {
+                    for (q, value) in QUANTILES.iter().zip(latency.quantiles_s) {
+                        let quantile = label("quantile", &q.to_string());
+                        let labels = match labels.as_str() {
+                            "" => quantile,
+                            other => format!("{other},{quantile}"),
+                        };
+                        sample(out, name, &labels, value);
+                    }
+                    sample(out, &format!("{name}_sum"), &labels, latency.sum_s);
+                    sample(out, &format!("{name}_count"), &labels, latency.count);
+                }
+            }
+        }
+    }
 }
 
 /// `key="value"`, the value escaped.
@@ -107,6 +151,22 @@ mod tests {
         // The reader gives back what the writer wrote: the quantile samples sum.
         assert!((metric_sum(&out, "lat") - 1.0).abs() < 1e-12);
         assert_eq!(metric_sum(&out, "lat_count"), 10.0);
+    }
+
+    #[test]
+    fn metrics_of_one_name_share_one_header_whatever_their_order() {
+        let metrics = [
+            Metric::counter("m_total", "things", 3).with("target", "a"),
+            Metric::gauge("g", "level", 0.5),
+            Metric::counter("m_total", "things", 4).with("target", "b\"q"),
+        ];
+        let mut out = String::new();
+        write_metrics(&mut out, &metrics);
+        assert_eq!(
+            out,
+            "# HELP m_total things\n# TYPE m_total counter\nm_total{target=\"a\"} 3\n\
+             m_total{target=\"b\\\"q\"} 4\n# HELP g level\n# TYPE g gauge\ng 0.5\n"
+        );
     }
 
     #[test]

@@ -60,7 +60,8 @@ pub struct RunReport {
     pub adapters: BTreeMap<&'static str, AdapterCounts>,
     pub connections: Option<ConnectionCounts>,
     pub consumed: Option<ConsumedCounts>,
-    pub outputs: OutputSummary,
+    /// What each output did, in the order they were built.
+    pub outputs: Vec<OutputSummary>,
     /// Inputs that failed (unreadable files, meters that did not finish, bind errors…).
     pub failures: Vec<String>,
     /// The meter state's readable copy, for a run that keeps one.
@@ -73,6 +74,15 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Total `key` of output `output` (0 when it did not report it).
+    pub fn output_total(&self, output: &str, key: &str) -> u64 {
+        self.outputs
+            .iter()
+            .filter(|summary| summary.output == output)
+            .map(|summary| summary.total(key))
+            .sum()
+    }
+
     /// Files that could not be read.
     pub fn failed_files(&self) -> usize {
         self.files.iter().filter(|f| f.result.is_err()).count()

@@ -2,32 +2,52 @@
 //! record-log order, asks it now and then to make them durable, and reads
 //! how far it got. Adding an output means implementing this, nothing else.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::model::latency::LatencySnapshot;
+use crate::model::metric::Metric;
 use crate::model::Record;
 
-use super::packet::TargetStats;
-use super::parquet::DatasetSummary;
-
-/// What a closed output did, for the run's summary.
-#[derive(Debug, Default)]
+/// What a closed output did, for the run's summary: lines worded by the
+/// output itself and named totals for programs that read the report.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OutputSummary {
-    pub dataset: Option<DatasetSummary>,
-    pub packets_built: u64,
-    pub targets: Vec<TargetStats>,
-    pub spooled: u64,
+    /// The output's [`Output::name`].
+    pub output: &'static str,
+    /// What the command prints, one line each.
+    pub lines: Vec<String>,
+    /// Totals by name (e.g. `rows.windows`, `built`).
+    pub totals: BTreeMap<String, u64>,
 }
 
 impl OutputSummary {
-    /// Folds another output's summary into this one.
-    pub fn merge(&mut self, other: OutputSummary) {
-        if other.dataset.is_some() {
-            self.dataset = other.dataset;
+    pub fn new(output: &'static str) -> Self {
+        OutputSummary {
+            output,
+            ..OutputSummary::default()
         }
-        self.packets_built += other.packets_built;
-        self.targets.extend(other.targets);
-        self.spooled += other.spooled;
     }
+
+    /// A total, 0 when the output did not report it.
+    pub fn total(&self, key: &str) -> u64 {
+        self.totals.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// What a running output measures about itself, read from other threads
+/// (`/metrics`, benchmarks) while the output works on its own.
+pub trait OutputMetrics: Send + Sync {
+    fn metrics(&self) -> Vec<Metric>;
+
+    /// From a record's input to its output, where the output measures it.
+    fn latency(&self) -> Option<LatencySnapshot> {
+        None
+    }
+
+    /// Forgets the latencies recorded so far (a benchmark's warm-up).
+    fn reset_latency(&self) {}
 }
 
 /// A sink of records.
@@ -58,6 +78,12 @@ pub trait Output: Send {
     /// Why the output is degraded while it still accepts records (a
     /// delivery target down, packets spooling); `None` when all is well.
     fn degraded(&self) -> Option<String> {
+        None
+    }
+
+    /// Its metrics while it runs; the runner drops its handle before
+    /// [`close`](Self::close).
+    fn metrics(&self) -> Option<Arc<dyn OutputMetrics>> {
         None
     }
 

@@ -14,15 +14,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::latency::LatencySnapshot;
-use crate::pipeline::prometheus::{counter, gauge, header, label, sample, summary, CONTENT_TYPE};
+use crate::pipeline::prometheus::{
+    counter, gauge, header, label, sample, summary, write_metrics, CONTENT_TYPE,
+};
 use crate::pipeline::record_log::RecordLog;
-use crate::pipeline::topology::{HealthBoard, RecordBus};
-use crate::sink::packet::output::CollectorSlot;
+use crate::pipeline::topology::{HealthBoard, OutputViews, RecordBus};
+use crate::sink::packet::PacketOutput;
 
 use super::registry::{DropReason, MeterCounters, Registry};
 use super::workers::{WorkerContext, WorkerPool};
 use crate::pipeline::cluster::LeaseBook;
-use crate::sink::jetstream::PublishCounters;
 
 /// Name, help, value and type of a per-meter metric.
 type PerMeterMetric = (
@@ -41,11 +42,11 @@ pub struct SinkObserver {
     pub(super) health: Arc<HealthBoard>,
     pub(super) bus: Weak<RecordBus>,
     pub(super) log: Option<Weak<RecordLog>>,
-    pub(super) packets: CollectorSlot,
+    pub(super) outputs: OutputViews,
     pub(super) started: Instant,
     pub(super) stopping: CancellationToken,
-    /// Cluster mode: the meter leases and what was published.
-    pub(super) cluster: Option<(Arc<LeaseBook>, Arc<PublishCounters>)>,
+    /// Cluster mode: the meter leases.
+    pub(super) leases: Option<Arc<LeaseBook>>,
 }
 
 impl SinkObserver {
@@ -56,17 +57,8 @@ impl SinkObserver {
             .unwrap_or_default()
     }
 
-    fn collector(&self) -> Option<Arc<crate::sink::packet::PacketCollector>> {
-        self.packets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     pub fn packet_latency(&self) -> LatencySnapshot {
-        self.collector()
-            .map(|p| p.latency.snapshot())
-            .unwrap_or_default()
+        self.outputs.latency(PacketOutput::NAME).unwrap_or_default()
     }
 
     /// Why the sink is unhealthy: failing outputs, a record log that cannot write.
@@ -90,9 +82,7 @@ impl SinkObserver {
         if let Some(context) = self.worker_context.upgrade() {
             context.window_latency.reset();
         }
-        if let Some(packets) = self.collector() {
-            packets.latency.reset();
-        }
+        self.outputs.reset_latencies();
     }
 
     /// Jobs waiting per worker.
@@ -240,74 +230,22 @@ impl SinkObserver {
             );
         }
         self.render_outputs(&mut out);
-        self.render_cluster(&mut out);
-        {
-            if let Some(packets) = self.collector() {
-                counter(
-                    &mut out,
-                    "meterflow_packets_built_total",
-                    "BetterFleet packets built",
-                    "",
-                    packets.built(),
-                );
-                gauge(
-                    &mut out,
-                    "meterflow_packets_spooled",
-                    "packets waiting in the spool for a target",
-                    "",
-                    packets.spooled(),
-                );
-                header(
-                    &mut out,
-                    "meterflow_packets_delivered_total",
-                    "packets a target accepted",
-                    "counter",
-                );
-                let targets = packets.targets();
-                for target in &targets {
-                    sample(
-                        &mut out,
-                        "meterflow_packets_delivered_total",
-                        &label("target", &target.target),
-                        target.delivered,
-                    );
-                }
-                header(
-                    &mut out,
-                    "meterflow_packets_overflowed_total",
-                    "packets dropped because a target's spool was at its byte cap",
-                    "counter",
-                );
-                for target in &targets {
-                    sample(
-                        &mut out,
-                        "meterflow_packets_overflowed_total",
-                        &label("target", &target.target),
-                        target.overflowed,
-                    );
-                }
-            }
-        }
+        self.render_leases(&mut out);
+        write_metrics(&mut out, &self.outputs.metrics());
         summary(
             &mut out,
             "meterflow_window_latency_seconds",
             "from a window's last chunk arriving to its rows handed to the sinks",
             &self.window_latency(),
         );
-        summary(
-            &mut out,
-            "meterflow_packet_latency_seconds",
-            "from an interval's last reading to its packet handed to delivery",
-            &self.packet_latency(),
-        );
         out
     }
 }
 
 impl SinkObserver {
-    /// Cluster mode: leases and the publisher.
-    fn render_cluster(&self, out: &mut String) {
-        let Some((leases, published)) = &self.cluster else {
+    /// Cluster mode: the meter leases.
+    fn render_leases(&self, out: &mut String) {
+        let Some(leases) = &self.leases else {
             return;
         };
         let node = label("node", leases.node());
@@ -346,42 +284,6 @@ impl SinkObserver {
             "lease operations NATS did not answer",
             &node,
             c.errors.load(Relaxed),
-        );
-        let p = published;
-        counter(
-            out,
-            "meterflow_cluster_published_messages_total",
-            "record messages JetStream acked",
-            &node,
-            p.messages.load(Relaxed),
-        );
-        counter(
-            out,
-            "meterflow_cluster_published_records_total",
-            "records in those messages",
-            &node,
-            p.records.load(Relaxed),
-        );
-        counter(
-            out,
-            "meterflow_cluster_published_bytes_total",
-            "bytes of those messages' bodies",
-            &node,
-            p.bytes.load(Relaxed),
-        );
-        counter(
-            out,
-            "meterflow_cluster_duplicate_messages_total",
-            "messages JetStream already had (republished after a failure)",
-            &node,
-            p.duplicates.load(Relaxed),
-        );
-        counter(
-            out,
-            "meterflow_cluster_failed_publishes_total",
-            "publish rounds that failed (retried from the record log)",
-            &node,
-            p.failed_flushes.load(Relaxed),
         );
     }
 
@@ -572,10 +474,10 @@ mod tests {
             health: Arc::default(),
             bus: Weak::new(),
             log: None,
-            packets: CollectorSlot::default(),
+            outputs: OutputViews::default(),
             started: Instant::now(),
             stopping: CancellationToken::new(),
-            cluster: None,
+            leases: None,
         };
         let text = observer.render();
         assert!(text.contains("# TYPE meterflow_meter_frames_total counter\n"));

@@ -30,7 +30,6 @@ use super::cluster::LeaseBook;
 use super::config::{PipelineConfig, SourceConfig};
 use super::run_report::{ConnectionCounts, RunReport};
 use super::topology::{Durable, Publish, Topology};
-use crate::sink::jetstream::PublishCounters;
 use config::{MeterLinkConfig, Network};
 use connection::{handle_connection, ConnectionContext, ConnectionEnd, PendingGuard};
 use metrics::{serve_metrics, SinkObserver};
@@ -52,9 +51,8 @@ pub struct StreamSink {
     forget_after: Duration,
     started: Instant,
     stopping: CancellationToken,
-    /// Cluster mode: the meter leases and the publisher's counters.
+    /// Cluster mode: the meter leases.
     leases: Option<Arc<LeaseBook>>,
-    published: Option<Arc<PublishCounters>>,
     publish_interval: Option<Duration>,
 }
 
@@ -115,10 +113,7 @@ impl StreamSink {
             .as_ref()
             .map(|c| c.node_name(&default_node_name(&link)))
             .unwrap_or_default();
-        let cluster = config
-            .cluster
-            .clone()
-            .map(|c| (c, Arc::new(PublishCounters::default())));
+        let cluster = config.cluster.clone();
         let leases = match &config.cluster {
             Some(_) if !durable => {
                 anyhow::bail!("cluster mode needs the record log (a service sink, not a demo run)")
@@ -132,10 +127,9 @@ impl StreamSink {
             durable.then(|| Durable {
                 log: config.record_log(),
                 state: Arc::clone(&state),
-                publish: cluster.as_ref().map(|(cluster, counters)| Publish {
+                publish: cluster.as_ref().map(|cluster| Publish {
                     cluster: cluster.clone(),
                     node: node.clone(),
-                    counters: Arc::clone(counters),
                 }),
                 crash_loses_results: true,
             }),
@@ -165,8 +159,7 @@ impl StreamSink {
             started: Instant::now(),
             stopping: CancellationToken::new(),
             leases,
-            publish_interval: cluster.as_ref().map(|(c, _)| c.publish_interval()),
-            published: cluster.map(|(_, counters)| counters),
+            publish_interval: cluster.as_ref().map(|c| c.publish_interval()),
         })
     }
 
@@ -194,10 +187,10 @@ impl StreamSink {
             health: self.topology.health(),
             bus: Arc::downgrade(&self.topology.bus()),
             log: self.topology.log().as_ref().map(Arc::downgrade),
-            packets: self.topology.packets(),
+            outputs: self.topology.outputs(),
             started: self.started,
             stopping: self.stopping.clone(),
-            cluster: self.leases.clone().zip(self.published.clone()),
+            leases: self.leases.clone(),
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod bus;
 pub mod codec;
 pub mod health;
+pub mod output_metrics;
 pub mod runner;
 
 use std::path::Path;
@@ -18,9 +19,8 @@ use std::time::Duration;
 use anyhow::Context;
 use crossbeam_channel::bounded;
 
-use crate::sink::jetstream::{ClusterConfig, PublishCounters};
+use crate::sink::jetstream::ClusterConfig;
 use crate::sink::output::OutputSummary;
-use crate::sink::packet::output::CollectorSlot;
 
 use super::config::PipelineConfig;
 use super::outputs::{self, BuiltOutput, OutputContext};
@@ -29,6 +29,7 @@ use super::server::state::StateStore;
 
 pub use bus::RecordBus;
 pub use health::{HealthBoard, OutputHealth};
+pub use output_metrics::OutputViews;
 use runner::OutputRunner;
 
 /// Records queued per output before, with a log, it reads from the log instead.
@@ -56,7 +57,6 @@ pub struct Durable {
 pub struct Publish {
     pub cluster: ClusterConfig,
     pub node: String,
-    pub counters: Arc<PublishCounters>,
 }
 
 /// A running topology.
@@ -68,7 +68,7 @@ pub struct Topology {
     health: Arc<HealthBoard>,
     state: Option<Arc<StateStore>>,
     snapshots: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
-    packets: CollectorSlot,
+    outputs: OutputViews,
 }
 
 impl Topology {
@@ -88,7 +88,6 @@ impl Topology {
             source: source.to_owned(),
             log_id: None,
             publish: durable.as_ref().and_then(|d| d.publish.clone()),
-            packets: CollectorSlot::default(),
         };
         if cx.publish.is_some() && durable.is_none() {
             anyhow::bail!("publishing to JetStream needs the record log");
@@ -103,7 +102,7 @@ impl Topology {
         };
         let raw = outputs::wants_raw(&cx);
         let built = outputs::build(&cx)?;
-        Self::with_outputs(built, log, state, health, raw, cx.packets)
+        Self::with_outputs(built, log, state, health, raw)
     }
 
     /// Starts a runner per output, the bus, the log's flusher and snapshots.
@@ -113,7 +112,6 @@ impl Topology {
         state: Option<Arc<StateStore>>,
         health: Arc<HealthBoard>,
         raw: bool,
-        slot: CollectorSlot,
     ) -> anyhow::Result<Self> {
         let mut senders = Vec::new();
         let mut runners = Vec::new();
@@ -142,6 +140,7 @@ impl Topology {
                 Arc::clone(&health),
             )?);
         }
+        let outputs = OutputViews::new(runners.iter().map(|r| (r.name, r.metrics())).collect());
         let bus = Arc::new(RecordBus::new(senders, log.clone(), state.clone(), raw));
         let flusher = match &log {
             Some(log) => Some(log.spawn_flusher()?),
@@ -159,13 +158,13 @@ impl Topology {
             health,
             state,
             snapshots,
-            packets: slot,
+            outputs,
         })
     }
 
-    /// The packet output's collector while it runs (for metrics).
-    pub fn packets(&self) -> CollectorSlot {
-        Arc::clone(&self.packets)
+    /// What the outputs measure while they run.
+    pub fn outputs(&self) -> OutputViews {
+        self.outputs.clone()
     }
 
     /// Where sources and the engine hand their records.
@@ -184,7 +183,7 @@ impl Topology {
     /// Drains every output and closes them, then the log. Blocking: the
     /// engine must have finished (no more records). Every output is closed
     /// even when one fails; the first error is returned.
-    pub fn close(self) -> anyhow::Result<OutputSummary> {
+    pub fn close(self) -> anyhow::Result<Vec<OutputSummary>> {
         let Topology {
             bus,
             runners,
@@ -193,14 +192,14 @@ impl Topology {
             health: _,
             state,
             snapshots,
-            packets: _,
+            outputs: _,
         } = self;
         bus.close();
-        let mut summary = OutputSummary::default();
+        let mut summaries = Vec::new();
         let mut first_error = None;
         for runner in runners {
             match runner.finish() {
-                Ok(done) => summary.merge(done),
+                Ok(done) => summaries.push(done),
                 Err(error) => {
                     tracing::error!("{error:#}");
                     first_error.get_or_insert(error);
@@ -221,7 +220,7 @@ impl Topology {
         }
         match first_error {
             Some(error) => Err(error),
-            None => Ok(summary),
+            None => Ok(summaries),
         }
     }
 }

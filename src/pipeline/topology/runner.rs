@@ -8,7 +8,7 @@
 //! commit protocol keeps the replay from writing anything twice. Without a
 //! log there is nothing to replay from: the first failure ends the output.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::model::Record;
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::record_log::RecordLog;
-use crate::sink::output::{Output, OutputSummary};
+use crate::sink::output::{Output, OutputMetrics, OutputSummary};
 
 use super::bus::Entry;
 use super::codec;
@@ -30,9 +30,13 @@ pub type OutputFactory = Box<dyn FnMut() -> anyhow::Result<Box<dyn Output>> + Se
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// The metrics of the output a runner holds now (none while it is down).
+pub type MetricsSlot = Arc<Mutex<Option<Arc<dyn OutputMetrics>>>>;
+
 /// A running output.
 pub struct OutputRunner {
     pub name: &'static str,
+    metrics: MetricsSlot,
     thread: JoinHandle<anyhow::Result<OutputSummary>>,
 }
 
@@ -51,8 +55,10 @@ impl OutputRunner {
             .and_then(|log| log.acked(name))
             .map_or(1, |acked| acked + 1);
         let retry_at = Instant::now();
+        let metrics = MetricsSlot::default();
         let runner = Runner {
             name,
+            metrics: Arc::clone(&metrics),
             interval: output
                 .as_ref()
                 .map_or(Duration::from_secs(1), |o| o.flush_interval()),
@@ -65,11 +71,21 @@ impl OutputRunner {
             retry_at,
             first_error: None,
         };
+        runner.show_metrics();
         let thread = std::thread::Builder::new()
             .name(format!("output-{name}"))
             .spawn(move || runner.run(entries))
             .with_context(|| format!("starting the {name} output thread"))?;
-        Ok(OutputRunner { name, thread })
+        Ok(OutputRunner {
+            name,
+            metrics,
+            thread,
+        })
+    }
+
+    /// Where the output's metrics can be read while it runs.
+    pub fn metrics(&self) -> MetricsSlot {
+        Arc::clone(&self.metrics)
     }
 
     /// Waits for the output to drain (its queue must be closed) and close.
@@ -82,6 +98,7 @@ impl OutputRunner {
 
 struct Runner {
     name: &'static str,
+    metrics: MetricsSlot,
     interval: Duration,
     output: Option<Box<dyn Output>>,
     factory: OutputFactory,
@@ -191,6 +208,7 @@ impl Runner {
             Ok(output) => {
                 self.interval = output.flush_interval();
                 self.output = Some(output);
+                self.show_metrics();
                 self.next = log.acked(self.name).map_or(1, |acked| acked + 1);
                 true
             }
@@ -252,12 +270,19 @@ impl Runner {
         }
     }
 
+    /// Publishes the metrics of the output it holds now.
+    fn show_metrics(&self) {
+        let metrics = self.output.as_ref().and_then(|output| output.metrics());
+        *self.metrics.lock().unwrap_or_else(|e| e.into_inner()) = metrics;
+    }
+
     /// Drops the output's state; it is rebuilt after the backoff.
     fn failed(&mut self, error: anyhow::Error) {
         self.health.fail(self.name, &error);
         if let Some(output) = self.output.take() {
             // What it held is in the log; closing it now may fail again.
             drop(output);
+            self.show_metrics();
         }
         if self.log.is_none() {
             self.first_error.get_or_insert(error);
@@ -295,6 +320,11 @@ impl Runner {
         let Some(output) = self.output.take() else {
             anyhow::bail!("the {} output was failing at shutdown; its records stay in the record log for the next run", self.name);
         };
+        // Closing may need the output to be the only holder of its parts.
+        self.metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let summary = output.close()?;
         if let Some(log) = &self.log {
             log.ack(self.name, self.next.saturating_sub(1))

@@ -14,8 +14,9 @@ use anyhow::Context;
 use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
 
+use crate::model::metric::Metric;
 use crate::model::Record;
-use crate::sink::output::{Output, OutputSummary};
+use crate::sink::output::{Output, OutputMetrics, OutputSummary};
 
 use super::batch::{RecordBatch, FORMAT, FORMAT_HEADER};
 use super::config::ClusterConfig;
@@ -26,6 +27,8 @@ use super::subjects;
 /// Counters of the publisher, for `/metrics` (they outlive rebuilds).
 #[derive(Debug, Default)]
 pub struct PublishCounters {
+    /// The publishing node (the metrics' `node` label).
+    pub node: String,
     pub messages: AtomicU64,
     pub records: AtomicU64,
     pub bytes: AtomicU64,
@@ -250,8 +253,55 @@ impl Output for JetStreamOutput {
         self.config.publish_interval()
     }
 
+    fn metrics(&self) -> Option<Arc<dyn OutputMetrics>> {
+        Some(Arc::clone(&self.counters) as Arc<dyn OutputMetrics>)
+    }
+
     fn close(mut self: Box<Self>) -> anyhow::Result<OutputSummary> {
         self.flush()?;
-        Ok(OutputSummary::default())
+        let mut summary = OutputSummary::new(Self::NAME);
+        let messages = self.counters.messages.load(Relaxed);
+        let records = self.counters.records.load(Relaxed);
+        summary.totals.insert("messages".into(), messages);
+        summary.totals.insert("records".into(), records);
+        Ok(summary)
+    }
+}
+
+impl OutputMetrics for PublishCounters {
+    fn metrics(&self) -> Vec<Metric> {
+        let counters: [(&'static str, &'static str, &AtomicU64); 5] = [
+            (
+                "meterflow_cluster_published_messages_total",
+                "record messages JetStream acked",
+                &self.messages,
+            ),
+            (
+                "meterflow_cluster_published_records_total",
+                "records in those messages",
+                &self.records,
+            ),
+            (
+                "meterflow_cluster_published_bytes_total",
+                "bytes of those messages' bodies",
+                &self.bytes,
+            ),
+            (
+                "meterflow_cluster_duplicate_messages_total",
+                "messages JetStream already had (republished after a failure)",
+                &self.duplicates,
+            ),
+            (
+                "meterflow_cluster_failed_publishes_total",
+                "publish rounds that failed (retried from the record log)",
+                &self.failed_flushes,
+            ),
+        ];
+        counters
+            .into_iter()
+            .map(|(name, help, value)| {
+                Metric::counter(name, help, value.load(Relaxed)).with("node", &self.node)
+            })
+            .collect()
     }
 }

@@ -148,6 +148,32 @@ pub struct DeliveryConfig {
     pub retry: RetryConfig,
 }
 
+impl DeliveryConfig {
+    /// Each target's name and where it sends, as a summary says it.
+    pub fn places(&self) -> Vec<(String, String)> {
+        let mut places = Vec::new();
+        if let Some(ndjson) = &self.ndjson {
+            places.push((
+                "ndjson".into(),
+                format!("NDJSON files in {}", ndjson.dir.display()),
+            ));
+        }
+        if let Some(http) = &self.http {
+            places.push(("http".into(), http.url.clone()));
+        }
+        if let Some(mqtt) = &self.mqtt {
+            places.push((
+                "mqtt".into(),
+                format!("mqtt://{}:{} {}", mqtt.host, mqtt.port, mqtt.topic),
+            ));
+        }
+        if self.stdout {
+            places.push(("stdout".into(), "standard output".into()));
+        }
+        places
+    }
+}
+
 /// What one target has done so far.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetStats {

@@ -3,11 +3,13 @@
 //! delivered or is in a target's spool, so a crash never loses a packet;
 //! one rebuilt after a restart carries the identity it had before.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::model::latency::LatencySnapshot;
+use crate::model::metric::Metric;
 use crate::model::Record;
-use crate::sink::output::{Output, OutputSummary};
+use crate::sink::output::{Output, OutputMetrics, OutputSummary};
 
 use super::build::PacketConfig;
 use super::collector::PacketCollector;
@@ -20,13 +22,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// spooled so that they can be acknowledged.
 const SETTLE_WAIT: Duration = Duration::from_secs(2);
 
-/// Where the running output's collector can be read (metrics), across rebuilds.
-pub type CollectorSlot = Arc<Mutex<Option<Arc<PacketCollector>>>>;
-
 /// The `packets` output.
 pub struct PacketOutput {
     collector: Arc<PacketCollector>,
-    slot: CollectorSlot,
+    /// Where each target sends, as the summary names it.
+    places: Vec<(String, String)>,
     runtime: tokio::runtime::Handle,
     /// An interval is built this long after it ended (wall clock).
     lag: Duration,
@@ -43,15 +43,13 @@ impl PacketOutput {
         build: &PacketConfig,
         targets: &DeliveryConfig,
         lag: Duration,
-        slot: CollectorSlot,
     ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| anyhow::anyhow!("packet delivery needs a tokio runtime"))?;
         let collector = Arc::new(PacketCollector::start(build, targets)?);
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&collector));
         Ok(PacketOutput {
             collector,
-            slot,
+            places: targets.places(),
             runtime,
             lag,
             last_seq: 0,
@@ -129,11 +127,10 @@ impl Output for PacketOutput {
     fn close(self: Box<Self>) -> anyhow::Result<OutputSummary> {
         let PacketOutput {
             collector,
-            slot,
+            places,
             runtime,
             ..
         } = *self;
-        slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         // A metrics scrape may hold the collector for a moment.
         let mut collector = collector;
         let collector = loop {
@@ -146,11 +143,76 @@ impl Output for PacketOutput {
             }
         };
         let (built, spooled, targets) = runtime.block_on(collector.close(DRAIN_TIMEOUT))?;
-        Ok(OutputSummary {
-            packets_built: built,
-            spooled,
-            targets,
-            ..OutputSummary::default()
-        })
+        let mut summary = OutputSummary::new(Self::NAME);
+        summary
+            .lines
+            .push(format!("packets: {built} built, {spooled} spooled"));
+        summary.totals.insert("built".into(), built);
+        summary.totals.insert("spooled".into(), spooled);
+        for target in &targets {
+            let place = places
+                .iter()
+                .find(|(name, _)| *name == target.target)
+                .map_or(target.target.as_str(), |(_, place)| place.as_str());
+            summary
+                .lines
+                .push(format!("  packets to {place}: {target}"));
+            summary
+                .totals
+                .insert(format!("delivered.{}", target.target), target.delivered);
+        }
+        Ok(summary)
+    }
+
+    fn metrics(&self) -> Option<Arc<dyn OutputMetrics>> {
+        Some(Arc::clone(&self.collector) as Arc<dyn OutputMetrics>)
+    }
+}
+
+impl OutputMetrics for PacketCollector {
+    fn metrics(&self) -> Vec<Metric> {
+        let mut metrics = vec![
+            Metric::counter(
+                "meterflow_packets_built_total",
+                "BetterFleet packets built",
+                self.built(),
+            ),
+            Metric::gauge(
+                "meterflow_packets_spooled",
+                "packets waiting in the spool for a target",
+                self.spooled() as f64,
+            ),
+        ];
+        let targets = self.targets();
+        metrics.extend(targets.iter().map(|target| {
+            Metric::counter(
+                "meterflow_packets_delivered_total",
+                "packets a target accepted",
+                target.delivered,
+            )
+            .with("target", &target.target)
+        }));
+        metrics.extend(targets.iter().map(|target| {
+            Metric::counter(
+                "meterflow_packets_overflowed_total",
+                "packets dropped because a target's spool was at its byte cap",
+                target.overflowed,
+            )
+            .with("target", &target.target)
+        }));
+        metrics.push(Metric::summary(
+            "meterflow_packet_latency_seconds",
+            "from an interval's last reading to its packet handed to delivery",
+            self.latency.snapshot(),
+        ));
+        metrics
+    }
+
+    fn latency(&self) -> Option<LatencySnapshot> {
+        Some(self.latency.snapshot())
+    }
+
+    fn reset_latency(&self) {
+        self.latency.reset();
     }
 }

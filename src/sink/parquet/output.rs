@@ -136,8 +136,12 @@ impl Output for ParquetOutput {
 
     fn close(self: Box<Self>) -> anyhow::Result<OutputSummary> {
         let ParquetOutput {
-            dataset, telemetry, ..
+            dataset,
+            telemetry,
+            config,
+            ..
         } = *self;
+        let out = config.out;
         let meters = dataset.close()?;
         let dataset = match telemetry {
             // A telemetry run lists its own tables, not empty meter ones.
@@ -145,9 +149,29 @@ impl Output for ParquetOutput {
             Some(tables) => merged(meters, tables.close()?),
             None => meters,
         };
-        Ok(OutputSummary {
-            dataset: Some(dataset),
-            ..OutputSummary::default()
-        })
+        Ok(summary_of(&dataset, &out))
     }
+}
+
+/// `parquet: N files under DIR (rows: table n, …)`, and the rows per table.
+fn summary_of(dataset: &DatasetSummary, out: &std::path::Path) -> OutputSummary {
+    let rows: Vec<String> = dataset
+        .rows
+        .iter()
+        .map(|(table, rows)| format!("{table} {rows}"))
+        .collect();
+    let mut summary = OutputSummary::new(ParquetOutput::NAME);
+    summary.lines.push(format!(
+        "parquet: {} files under {} (rows: {})",
+        dataset.files.len(),
+        out.display(),
+        rows.join(", ")
+    ));
+    summary
+        .totals
+        .insert("files".into(), dataset.files.len() as u64);
+    for (table, rows) in &dataset.rows {
+        summary.totals.insert(format!("rows.{table}"), *rows);
+    }
+    summary
 }
