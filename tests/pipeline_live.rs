@@ -2,8 +2,8 @@
 //! their streams go through the engine into Parquet and packets, as the
 //! README's main job does.
 
-use meterflow::pipeline::config::SourceConfig;
-use meterflow::pipeline::live::run_virtual_meters;
+use meterflow::pipeline::runner;
+use meterflow::pipeline::sources::RunOptions;
 use meterflow::pipeline::PipelineConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -40,10 +40,10 @@ dir = "{out}/spool"
 async fn virtual_meters_through_the_engine_into_parquet_and_packets() {
     let out = tempfile::tempdir().unwrap();
     let config = config(out.path());
-    let SourceConfig::VirtualMeters(meters) = &config.source else {
-        panic!("virtual meters expected");
-    };
-    let report = run_virtual_meters(&config, meters, CancellationToken::new())
+    let report = runner::start(config, RunOptions::default())
+        .await
+        .unwrap()
+        .run(CancellationToken::new())
         .await
         .unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);

@@ -467,8 +467,8 @@ async fn the_pinst_table_holds_the_table1_maximum() {
 /// still on when the meter stops is closed there and flagged, not lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_sink_closes_an_event_open_at_the_stop() {
-    use meterflow::pipeline::config::SourceConfig;
-    use meterflow::pipeline::live::run_virtual_meters;
+    use meterflow::pipeline::runner;
+    use meterflow::pipeline::sources::RunOptions;
     use meterflow::pipeline::PipelineConfig;
     use tokio_util::sync::CancellationToken;
 
@@ -506,10 +506,10 @@ dir = "{out}/spool"
         out = out.path().display()
     );
     let config = PipelineConfig::parse(&pipeline).unwrap_or_else(|e| panic!("{e:#}"));
-    let SourceConfig::VirtualMeters(meters) = &config.source else {
-        panic!("virtual meters expected");
-    };
-    let report = run_virtual_meters(&config, meters, CancellationToken::new())
+    let report = runner::start(config, RunOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .run(CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(report.failures.is_empty(), "{:?}", report.failures);

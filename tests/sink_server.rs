@@ -15,11 +15,11 @@ use common::parquet_read::{read_rows, Cell};
 use meterflow::meter::firmware::{MeterSettings, SessionLimit};
 use meterflow::meter::fleet::{run_fleet, start_fleet, FleetConfig, FleetMode};
 use meterflow::meter::pacing::Pacing;
-use meterflow::pipeline::batch::run_batch;
 use meterflow::pipeline::run_report::RunReport;
+use meterflow::pipeline::runner;
 use meterflow::pipeline::server::StreamSink;
+use meterflow::pipeline::sources::RunOptions;
 use meterflow::pipeline::PipelineConfig;
-use meterflow::source::capture::RawParams;
 use meterflow::wire::command::StreamType;
 use meterflow::wire::frame::put_info_line;
 use meterflow::wire::message::{InfoAnswer, SampleAnswer, StartTs};
@@ -61,22 +61,23 @@ metrics_listen = "127.0.0.1:0"
 struct RunningSink {
     addr: std::net::SocketAddr,
     metrics: std::net::SocketAddr,
-    observer: meterflow::pipeline::server::metrics::SinkObserver,
+    registry: std::sync::Arc<meterflow::pipeline::server::registry::Registry>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<RunReport>>,
 }
 
 async fn start_sink(config: PipelineConfig) -> RunningSink {
-    let sink = StreamSink::bind(config).await.unwrap();
+    let sink = StreamSink::bind(&config).await.unwrap();
     let addr = sink.local_addr().unwrap();
-    let metrics = sink.metrics_addr().unwrap();
-    let observer = sink.observer();
+    let registry = sink.registry();
+    let run = runner::start_source(config, Box::new(sink)).await.unwrap();
+    let metrics = run.metrics_addr().unwrap();
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(sink.run(cancel.clone()));
+    let task = tokio::spawn(run.run(cancel.clone()));
     RunningSink {
         addr,
         metrics,
-        observer,
+        registry,
         cancel,
         task,
     }
@@ -85,7 +86,7 @@ async fn start_sink(config: PipelineConfig) -> RunningSink {
 impl RunningSink {
     /// Waits until no meter streams any more (their tails are in), then stops.
     async fn stop_when_idle(self) -> RunReport {
-        let server = &self.observer.registry.server;
+        let server = &self.registry.server;
         for _ in 0..600 {
             if server.streaming.load(std::sync::atomic::Ordering::Relaxed) == 0 {
                 break;
@@ -224,7 +225,10 @@ async fn twenty_meters_of_mixed_rates_and_layouts_match_batch_mode() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(captures.len(), 20);
-    run_batch(&batch_config, &captures, &RawParams::default(), false)
+    runner::start(batch_config, RunOptions::default())
+        .await
+        .unwrap()
+        .run(CancellationToken::new())
         .await
         .unwrap();
 
@@ -624,11 +628,10 @@ metrics = false
         connect = connect.join(", "),
         out = out.display()
     );
-    let sink = StreamSink::bind(PipelineConfig::parse(&text).unwrap())
-        .await
-        .unwrap();
+    let config = PipelineConfig::parse(&text).unwrap();
+    let run = runner::start(config, RunOptions::default()).await.unwrap();
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(sink.run(cancel.clone()));
+    let task = tokio::spawn(run.run(cancel.clone()));
     tokio::time::sleep(Duration::from_secs(3)).await;
     cancel.cancel();
     let report = task.await.unwrap().unwrap();

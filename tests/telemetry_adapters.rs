@@ -22,7 +22,6 @@ use meterflow::pipeline::config::{PipelineConfig, SourceConfig};
 use meterflow::pipeline::telemetry::start_telemetry;
 use meterflow::sink::packet::{GatewayIdentity, PacketBuilder, PacketConfig};
 use meterflow::source::telemetry::airlink::{cbor, thingsboard};
-use meterflow::source::telemetry::config::TelemetryConfig;
 use meterflow::source::telemetry::mppt::parse_body;
 use meterflow::source::telemetry::rtl433;
 use meterflow::source::telemetry::time::{TimeContext, Zone};
@@ -390,18 +389,19 @@ fn mppt_status_test_vector() {
 
 /// A pipeline with only a telemetry source (no sinks) from TOML, with a
 /// state folder of its own (live inputs keep a record log there).
-fn telemetry_pipeline(source: &str) -> (PipelineConfig, TelemetryConfig) {
+fn telemetry_pipeline(source: &str) -> PipelineConfig {
     let state = tempfile::tempdir().unwrap().keep();
     let config = PipelineConfig::parse(&format!(
-        "[source]\nkind = \"telemetry\"\n{source}\n[service]\nstate_dir = {:?}\n",
+        "[source]\nkind = \"telemetry\"\n{source}\n[service]\nstate_dir = {:?}\nmetrics_listen = \"127.0.0.1:0\"\n",
         state
     ))
     .unwrap();
-    let telemetry = match &config.source {
-        SourceConfig::Telemetry(t) => t.clone(),
-        other => panic!("source is {other:?}"),
-    };
-    (config, telemetry)
+    assert!(
+        matches!(config.source, SourceConfig::Telemetry(_)),
+        "source is {:?}",
+        config.source
+    );
+    config
 }
 
 async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, serde_json::Value) {
@@ -420,10 +420,10 @@ async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, serde_js
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mppt_endpoint_answers_401_400_200() {
-    let (config, telemetry) = telemetry_pipeline(
+    let config = telemetry_pipeline(
         "[source.mppt]\nlisten = \"127.0.0.1:0\"\napi_keys = { \"key-1\" = \"S000\" }\n",
     );
-    let run = start_telemetry(&config, &telemetry, CancellationToken::new())
+    let run = start_telemetry(&config, CancellationToken::new())
         .await
         .unwrap();
     let address = run.mppt_address.unwrap();
@@ -475,10 +475,10 @@ async fn mppt_endpoint_answers_401_400_200() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn airlink_endpoint_answers_401_400_200() {
-    let (config, telemetry) = telemetry_pipeline(
+    let config = telemetry_pipeline(
         "[source.airlink]\nlisten = \"127.0.0.1:0\"\naccess_tokens = { \"tok\" = \"lamp-1\" }\n",
     );
-    let run = start_telemetry(&config, &telemetry, CancellationToken::new())
+    let run = start_telemetry(&config, CancellationToken::new())
         .await
         .unwrap();
     let base = format!("http://{}", run.airlink_address.unwrap());
@@ -734,7 +734,7 @@ async fn malformed_items_are_counted_and_the_stream_goes_on() {
     // testdata: the four facts lines, one line that is not JSON and one
     // without `model`; an MPPT body with bits 14–15 set; a Thingsboard line
     // with a bad `ts`.
-    let (config, telemetry) = telemetry_pipeline(&format!(
+    let config = telemetry_pipeline(&format!(
         "[[source.rtl433]]\nfile = {:?}\ntime_zone = \"UTC\"\n\
          [source.mppt]\nfiles = [{:?}, {:?}]\n\
          [source.airlink]\nfiles = [{{ path = {:?} }}, {{ path = {:?}, resource = \"batt\", device = \"x\" }}]\n",
@@ -744,7 +744,7 @@ async fn malformed_items_are_counted_and_the_stream_goes_on() {
         testdata("airlink_thingsboard.jsonl"),
         testdata("batt.cbor"),
     ));
-    let run = start_telemetry(&config, &telemetry, CancellationToken::new())
+    let run = start_telemetry(&config, CancellationToken::new())
         .await
         .unwrap();
     let report = run.finish().await.unwrap();
@@ -774,8 +774,8 @@ async fn rtl433_over_mqtt_from_a_real_broker() {
          [sink.parquet]\nout = {:?}\nfsync = false\n",
         out.path()
     );
-    let (config, telemetry) = telemetry_pipeline(&source);
-    let run = start_telemetry(&config, &telemetry, CancellationToken::new())
+    let config = telemetry_pipeline(&source);
+    let run = start_telemetry(&config, CancellationToken::new())
         .await
         .unwrap();
 

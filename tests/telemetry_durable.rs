@@ -50,9 +50,41 @@ fn post(address: &str, body: &str) -> u16 {
         .unwrap_or_else(|| panic!("no status in {answer:?}"))
 }
 
+/// `GET path`; the status code and the body.
+fn get(address: &str, path: &str) -> (u16, String) {
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string());
+    (status, body)
+}
+
+/// The value of an unlabelled sample `name` in a Prometheus text body.
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
 /// Starts `meterflow run pipeline` and reads the MPPT endpoint's address
-/// from its first line.
-fn start(pipeline: &Path, cwd: &Path) -> (Child, String) {
+/// from its first line, the metrics endpoint's from the next.
+fn start(pipeline: &Path, cwd: &Path) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_meterflow"))
         .args(["run", &pipeline.display().to_string()])
         .current_dir(cwd)
@@ -68,8 +100,14 @@ fn start(pipeline: &Path, cwd: &Path) -> (Child, String) {
         .and_then(|rest| rest.split([',', ')']).next())
         .unwrap_or_else(|| panic!("no MPPT endpoint in {first:?}"))
         .to_string();
+    let second = lines.next().expect("meterflow printed one line").unwrap();
+    let metrics = second
+        .strip_prefix("meterflow: metrics on http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics endpoint in {second:?}"))
+        .to_string();
     std::thread::spawn(move || lines.map_while(Result::ok).count());
-    (child, address)
+    (child, address, metrics)
 }
 
 fn wait_for_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
@@ -101,19 +139,36 @@ api_keys = {{ "{API_KEY}" = "S000" }}
 out = "ds/parquet"
 [service]
 state_dir = "ds/state"
+metrics_listen = "127.0.0.1:0"
 "#
         ),
     )
     .unwrap();
 
-    let (mut first, address) = start(&pipeline, cwd.path());
+    let (mut first, address, metrics_address) = start(&pipeline, cwd.path());
     for k in 0..DATASETS {
         assert_eq!(post(&address, &body(k)), 200, "dataset {k}");
     }
+    // A long-running telemetry pipeline shows itself as the sink does.
+    let (status, health) = get(&metrics_address, "/healthz");
+    assert_eq!(
+        (status, health.lines().next()),
+        (200, Some("ok")),
+        "{health}"
+    );
+    let (status, metrics) = get(&metrics_address, "/metrics");
+    assert_eq!(status, 200);
+    // Each dataset is at least its tel_mppt record and its readings: 2 records.
+    assert!(
+        metric(&metrics, "meterflow_records_total") >= 2.0 * DATASETS as f64,
+        "{metrics}"
+    );
+    assert!(metric(&metrics, "meterflow_record_log_bytes") > 0.0);
+    assert!(metrics.contains("meterflow_output_up{output=\"parquet\"} 1"));
     first.kill().unwrap();
     first.wait().unwrap();
 
-    let (mut second, _) = start(&pipeline, cwd.path());
+    let (mut second, _, _) = start(&pipeline, cwd.path());
     // Its signal handler is in place a moment after its first line.
     std::thread::sleep(Duration::from_millis(500));
     let status = Command::new("kill")

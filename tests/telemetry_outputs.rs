@@ -46,10 +46,8 @@ async fn run(out: &Path, source: &str) -> RunReport {
         out.join("spool"),
     );
     let config = PipelineConfig::parse(&text).unwrap();
-    let SourceConfig::Telemetry(telemetry) = &config.source else {
-        panic!("not a telemetry source");
-    };
-    let run = start_telemetry(&config, telemetry, CancellationToken::new())
+    assert!(matches!(config.source, SourceConfig::Telemetry(_)));
+    let run = start_telemetry(&config, CancellationToken::new())
         .await
         .unwrap();
     let report = run.finish().await.unwrap();

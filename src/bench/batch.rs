@@ -11,8 +11,9 @@ use anyhow::Context;
 use crate::meter::disturbance::Disturbance;
 use crate::meter::offline_capture::OfflineCapture;
 use crate::meter::signal::{Harmonic, SignalConfig};
-use crate::pipeline::batch::run_batch;
 use crate::pipeline::batch_request::BatchRequest;
+use crate::pipeline::runner;
+use crate::pipeline::sources::RunOptions;
 use crate::pipeline::PipelineConfig;
 use crate::wire::Measures;
 
@@ -60,13 +61,10 @@ pub async fn run(args: BatchBench) -> anyhow::Result<()> {
             ..BatchRequest::default()
         };
         let config = bench_config(&request, run)?;
-        let report = run_batch(
-            &config,
-            std::slice::from_ref(&capture),
-            &request.raw_params()?,
-            false,
-        )
-        .await?;
+        let report = runner::start(config, RunOptions::default())
+            .await?
+            .run(tokio_util::sync::CancellationToken::new())
+            .await?;
         if report.failed_files() > 0 {
             let reasons: Vec<String> = report
                 .files

@@ -20,8 +20,9 @@ use crate::pipeline::bounds::{Span, DAY};
 use crate::pipeline::cluster::local::terminate_child;
 use crate::pipeline::config::SourceConfig;
 use crate::pipeline::out_dir::direct_outputs;
+use crate::pipeline::runner;
 use crate::pipeline::server::config::{MeterLinkConfig, ServiceConfig};
-use crate::pipeline::server::metrics::SinkObserver;
+use crate::pipeline::server::registry::Registry;
 use crate::pipeline::server::StreamSink;
 use crate::pipeline::PipelineConfig;
 use crate::wire::Measures;
@@ -80,20 +81,23 @@ pub async fn run(args: SinkBench) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<()> {
-    let sink = StreamSink::bind(bench_config(args, dir)).await?;
+    let config = bench_config(args, dir);
+    let sink = StreamSink::bind(&config).await?;
     let addr = sink
         .local_addr()
         .context("the bench sink has no listen address")?;
-    let observer = sink.observer();
+    let registry = sink.registry();
+    let run = runner::start_source(config, Box::new(sink)).await?;
+    let observer = run.view();
     let cancel = CancellationToken::new();
-    let sink_task = tokio::spawn(sink.run(cancel.clone()));
+    let sink_task = tokio::spawn(run.run(cancel.clone()));
     println!(
         "sink on {addr}; starting {} virtual meters ({} at {} Hz, real-time pacing) in a child process",
         args.meters, args.measures, args.rate
     );
     let mut meters = spawn_meters(args, addr)?;
 
-    let server = &observer.registry.server;
+    let server = &registry.server;
     let connect_deadline = Instant::now() + BENCH_SPAN.duration_s(args.connect_timeout);
     while (server.streaming.load(Relaxed) as usize) < args.meters {
         if Instant::now() > connect_deadline {
@@ -115,21 +119,21 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<()> {
     let connected_after = observer.started().elapsed();
     // Let the ramp-up settle before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let lost_before = observer.registry.total(|m| &m.lost_chunks);
+    let lost_before = registry.total(|m| &m.lost_chunks);
     let dropped_before = server.dropped_total();
     observer.reset_latencies();
-    let start = reading(&observer);
+    let start = reading(&registry);
     let mut held_min = server.streaming.load(Relaxed);
     let end_at = start.at + BENCH_SPAN.duration_s(args.seconds);
     while Instant::now() < end_at {
         tokio::time::sleep(Duration::from_millis(250)).await;
         held_min = held_min.min(server.streaming.load(Relaxed));
     }
-    let end = reading(&observer);
+    let end = reading(&registry);
     let window = observer.window_latency();
     let packet = observer.packet_latency();
     let queue = observer.queue_depths();
-    let lost = observer.registry.total(|m| &m.lost_chunks) - lost_before;
+    let lost = registry.total(|m| &m.lost_chunks) - lost_before;
     let dropped = server.dropped_total() - dropped_before;
     let meters_rss = peak_rss_kib(Some(meters.id()));
     let meters_cpu = cpu_seconds(Some(meters.id()));
@@ -205,11 +209,11 @@ fn print_latency(what: &str, latency: &LatencySnapshot) {
     );
 }
 
-fn reading(observer: &SinkObserver) -> Reading {
+fn reading(registry: &Registry) -> Reading {
     Reading {
         at: Instant::now(),
-        samples: observer.registry.total(|m| &m.samples),
-        bytes: observer.registry.total(|m| &m.bytes),
+        samples: registry.total(|m| &m.samples),
+        bytes: registry.total(|m| &m.bytes),
         cpu_s: cpu_seconds(None).unwrap_or(0.0),
     }
 }

@@ -20,7 +20,7 @@ pub async fn execute(
     config: meterflow::pipeline::PipelineConfig,
     options: meterflow::pipeline::sources::RunOptions,
 ) -> anyhow::Result<meterflow::pipeline::run_report::RunReport> {
-    let source = meterflow::pipeline::sources::start(config.clone(), options).await?;
+    let source = meterflow::pipeline::runner::start(config, options).await?;
     for line in source.started() {
         println!("{line}");
     }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
@@ -20,10 +22,98 @@ use crate::source::read_ahead::{read_capture_ahead, read_slices_ahead};
 use crate::source::recording_chain::{plan_jobs, CaptureJob};
 use crate::wire::samples::SampleBlock;
 
-use super::config::PipelineConfig;
+use super::batch_request::raw_params;
+use super::config::{FilesConfig, PipelineConfig, SourceConfig};
 use super::device::{max_option, DeviceProcessor, DeviceSummary};
 use super::run_report::{FileOutcome, RunReport};
-use super::topology::{RecordBus, Topology};
+use super::sources::{Durability, Source, SourceContext, SourceEnd};
+use super::topology::RecordBus;
+
+/// Capture files, read in parallel: a batch.
+pub struct FilesSource {
+    config: PipelineConfig,
+    paths: Vec<PathBuf>,
+    raw: RawParams,
+    progress: bool,
+}
+
+impl FilesSource {
+    /// Finds the files of the pipeline's inputs (folders expanded).
+    pub async fn build(config: PipelineConfig, progress: bool) -> anyhow::Result<Box<dyn Source>> {
+        let SourceConfig::Files(FilesConfig { paths, raw }) = config.source.clone() else {
+            anyhow::bail!("not a files source");
+        };
+        let raw = raw_params(&raw)?;
+        let paths = expand_inputs(&paths, &raw)?;
+        if paths.is_empty() {
+            anyhow::bail!("no capture files found in the inputs");
+        }
+        Ok(Box::new(FilesSource {
+            config,
+            paths,
+            raw,
+            progress,
+        }))
+    }
+}
+
+/// Runs `files` (already expanded) through the pipeline's engine and
+/// outputs, whatever its `[source]` says: a batch through the one runner.
+/// Call inside a tokio runtime.
+pub async fn run_batch(
+    config: &PipelineConfig,
+    files: &[PathBuf],
+    raw: &RawParams,
+    progress: bool,
+) -> anyhow::Result<RunReport> {
+    let source = FilesSource {
+        config: config.clone(),
+        paths: files.to_vec(),
+        raw: raw.clone(),
+        progress,
+    };
+    super::runner::start_source(config.clone(), Box::new(source))
+        .await?
+        .run(tokio_util::sync::CancellationToken::new())
+        .await
+}
+
+impl Source for FilesSource {
+    fn origin(&self) -> String {
+        match self.paths.as_slice() {
+            [one] => one.display().to_string(),
+            paths => format!("{} capture files", paths.len()),
+        }
+    }
+
+    fn durability(&self) -> Durability {
+        Durability::Rereadable
+    }
+
+    fn started(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn stopping(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn run(self: Box<Self>, cx: SourceContext) -> BoxFuture<'static, anyhow::Result<SourceEnd>> {
+        async move {
+            let report = read_files(
+                &self.config,
+                &self.paths,
+                &self.raw,
+                self.progress,
+                &cx.records,
+            )
+            .await
+            .context("running the batch")?;
+            Ok(report.into())
+        }
+        .boxed()
+    }
+}
 
 /// The files named, with folders expanded (recursively, sorted). Inside
 /// folders only files recognisable by content are taken (meter streams, WAV,
@@ -138,20 +228,16 @@ impl CaptureVisitor for FileVisitor<'_> {
     }
 }
 
-/// Runs the batch; must be called inside a tokio runtime (packet delivery).
-pub async fn run_batch(
+/// Reads every file through the engine into `records`; must be called
+/// inside a tokio runtime.
+async fn read_files(
     config: &PipelineConfig,
     files: &[PathBuf],
     raw: &RawParams,
     show_progress: bool,
+    records: &Arc<RecordBus>,
 ) -> anyhow::Result<RunReport> {
     let started = Instant::now();
-    let source = match files {
-        [one] => one.display().to_string(),
-        _ => format!("{} capture files", files.len()),
-    };
-    let topology = Topology::start(config, &source, None)?;
-    let records = topology.bus();
     let file_size = |f: &Path| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
     let total: u64 = files.iter().map(|f| file_size(f)).sum();
     // Recording slices of one meter are one job, read in time order.
@@ -172,7 +258,6 @@ pub async fn run_batch(
     let done_files = AtomicU64::new(0);
 
     let outcomes: Vec<FileOutcome> = {
-        let records = &records;
         let progress = &progress;
         let values = &values;
         let done_files = &done_files;
@@ -239,15 +324,10 @@ pub async fn run_batch(
     };
     progress.finish_and_clear();
 
-    drop(records);
-    let outputs = tokio::task::spawn_blocking(move || topology.close())
-        .await
-        .context("output threads")??;
     let devices = merge_devices(&outcomes);
     Ok(RunReport {
         files: outcomes,
         devices,
-        outputs,
         elapsed_s: started.elapsed().as_secs_f64(),
         bytes: total,
         values: values.load(Ordering::Relaxed),

@@ -1,12 +1,15 @@
-//! Live sources through the pipeline: virtual meters dial into a loopback
-//! stream sink, which computes their windows on its workers and hands the
-//! records to the outputs. No hardware, no outside service.
+//! The virtual meters source: virtual meters dial into a loopback stream
+//! sink whose windows are computed on the runner's workers. No hardware,
+//! no outside service.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -20,41 +23,108 @@ use super::run_report::RunReport;
 use super::server::config::MeterLinkConfig;
 use super::server::registry::Registry;
 use super::server::StreamSink;
+use super::sources::{Durability, EngineSpec, Source, SourceContext, SourceEnd};
 
-/// Runs virtual meters through the pipeline until each has streamed its
-/// seconds (or `cancel` fires: then every meter is asked to stop and drained).
+/// Virtual meters dialing into an in-process stream sink on loopback.
 ///
-/// The meters dial into an in-process stream sink, so a demo run goes the
-/// way a deployment does: connection tasks only read, windows are computed
-/// on the sink's worker threads, records reach the outputs through the
-/// topology. Only the record log is left out (a demo, not a service).
-pub async fn run_virtual_meters(
-    config: &PipelineConfig,
-    meters: &VirtualMetersConfig,
-    cancel: CancellationToken,
-) -> anyhow::Result<RunReport> {
-    let started = Instant::now();
-    let samples = (super::limits::RUN_SECONDS
-        .duration_s(meters.seconds)
-        .as_secs_f64()
-        * f64::from(meters.rate))
-    .ceil() as u64;
-    let mut sink_config = config.clone();
-    sink_config.source = SourceConfig::SmartmeterServer(MeterLinkConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        rate: meters.rate,
-        measures: meters.measures,
-        stop_after_samples: Some(samples.max(1)),
-        ..MeterLinkConfig::default()
-    });
-    sink_config.service.metrics = false;
-    let sink = StreamSink::bind_with(sink_config, false).await?;
+/// A demo run thus goes the way a deployment does: connection tasks only
+/// read, windows are computed on the runner's worker threads, records reach
+/// the outputs through the topology. Only the record log is left out (a
+/// demo, not a service: its meters can stream again).
+pub struct VirtualMeters {
+    config: PipelineConfig,
+    meters: VirtualMetersConfig,
+    sink: StreamSink,
+}
+
+impl VirtualMeters {
+    /// Binds the in-process sink the meters dial into.
+    pub async fn build(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
+        let SourceConfig::VirtualMeters(meters) = config.source.clone() else {
+            anyhow::bail!("not a virtual_meters source");
+        };
+        let samples = (super::limits::RUN_SECONDS
+            .duration_s(meters.seconds)
+            .as_secs_f64()
+            * f64::from(meters.rate))
+        .ceil() as u64;
+        let mut sink_config = config.clone();
+        sink_config.source = SourceConfig::SmartmeterServer(MeterLinkConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            rate: meters.rate,
+            measures: meters.measures,
+            stop_after_samples: Some(samples.max(1)),
+            ..MeterLinkConfig::default()
+        });
+        let sink = StreamSink::bind(&sink_config).await?;
+        Ok(Box::new(VirtualMeters {
+            config,
+            meters,
+            sink,
+        }))
+    }
+}
+
+impl Source for VirtualMeters {
+    fn origin(&self) -> String {
+        match self.sink.local_addr() {
+            Some(address) => format!("stream server {address}"),
+            None => "virtual meters".to_string(),
+        }
+    }
+
+    fn durability(&self) -> Durability {
+        Durability::Rereadable
+    }
+
+    fn engine(&self) -> Option<EngineSpec> {
+        Some(self.sink.engine_spec())
+    }
+
+    fn started(&self) -> Vec<String> {
+        let meters = &self.meters;
+        vec![format!(
+            "meterflow: pipeline {:?}: {} virtual meters, {} s of {} at {} Hz each ({})",
+            self.config.name,
+            meters.meter.len(),
+            meters.seconds,
+            meters.measures,
+            meters.rate,
+            if meters.realtime {
+                "real time"
+            } else {
+                "as fast as possible"
+            }
+        )]
+    }
+
+    fn stopping(&self) -> Option<&'static str> {
+        Some("stopping: asking every meter to stop, then flushing the outputs")
+    }
+
+    fn run(self: Box<Self>, cx: SourceContext) -> BoxFuture<'static, anyhow::Result<SourceEnd>> {
+        let VirtualMeters { meters, sink, .. } = *self;
+        run_virtual_meters(meters, sink, cx).boxed()
+    }
+}
+
+/// Runs the meters until each has streamed its seconds (or `cx.cancel`
+/// fires: then every meter is asked to stop and drained).
+async fn run_virtual_meters(
+    meters: VirtualMetersConfig,
+    sink: StreamSink,
+    cx: SourceContext,
+) -> anyhow::Result<SourceEnd> {
     let server = sink
         .local_addr()
         .context("reading the stream server address")?;
-    let observer = sink.observer();
+    let registry = sink.registry();
+    let cancel = cx.cancel.clone();
     let sink_cancel = CancellationToken::new();
-    let sink_task = tokio::spawn(sink.run(sink_cancel.clone()));
+    let sink_task = tokio::spawn(sink.serve(SourceContext {
+        cancel: sink_cancel.clone(),
+        ..cx
+    }));
 
     let meters_cancel = CancellationToken::new();
     let mut meter_tasks = JoinSet::new();
@@ -100,7 +170,7 @@ pub async fn run_virtual_meters(
             _ = ticker.tick() => {}
             _ = cancel.cancelled() => break,
         }
-        if every_meter_finished(&observer.registry, &names) {
+        if every_meter_finished(&registry, &names) {
             break;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -112,31 +182,32 @@ pub async fn run_virtual_meters(
             break;
         }
     }
-    // Stops (and drains) meters still streaming, then the outputs.
+    // Stops (and drains) meters still streaming.
     sink_cancel.cancel();
-    let report = sink_task.await.context("the stream sink task")??;
+    sink_task.await.context("the stream sink task")??;
     meters_cancel.cancel();
     while meter_tasks.join_next().await.is_some() {}
-    let mut devices = report.devices;
+    let streamed = registry.meters();
     for name in &names {
-        if !devices.iter().any(|d| &d.device == name) {
+        let samples = streamed
+            .iter()
+            .find(|(known, _)| known == name)
+            .map_or(0, |(_, counters)| counters.samples.load(Relaxed));
+        if samples == 0 {
             failures.push(format!("{name}: no samples"));
         }
     }
-    devices.sort_by(|a, b| a.device.cmp(&b.device));
     // The in-process sink is the demo's transport, not a service: its
-    // connections and in-memory state are not the run's to report.
+    // connections are not the run's to report.
     Ok(RunReport {
-        devices,
         failures,
-        outputs: report.outputs,
-        elapsed_s: started.elapsed().as_secs_f64(),
         ..RunReport::default()
-    })
+    }
+    .into())
 }
 
 /// Whether every meter streamed one session and hung up.
-fn every_meter_finished(registry: &Registry, names: &[String]) -> bool {
+fn every_meter_finished(registry: &Arc<Registry>, names: &[String]) -> bool {
     let meters = registry.meters();
     names.iter().all(|name| {
         meters.iter().any(|(known, counters)| {

@@ -19,6 +19,7 @@ pub mod prometheus;
 pub mod record_log;
 pub mod reference;
 pub mod run_report;
+pub mod runner;
 pub mod server;
 pub mod sources;
 pub mod telemetry;

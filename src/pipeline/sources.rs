@@ -1,30 +1,50 @@
-//! The source registry and the one way every command runs a pipeline:
-//! [`start`] builds the source the pipeline's `[source] kind` names (or a
-//! writer node's JetStream consumer), the command prints what it
-//! [`Source::started`], and [`Source::run`] goes until the input ends or
-//! the run is cancelled, stops in order (sources, engine, outputs, state)
-//! and returns the one [`RunReport`]. Adding a source is a component and a
-//! line in [`SOURCES`].
+//! Sources as components: the [`Source`] trait every kind of input
+//! implements, the [`SourceContext`] the runner hands it, and the registry
+//! from the pipeline's `[source] kind` to the builder of its component.
+//! Adding a source is its module and one line in [`SOURCES`]; the runner
+//! (`pipeline::runner`) does the rest the same way for every kind.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
-use super::batch::{expand_inputs, run_batch};
-use super::batch_request::raw_params;
-use super::cluster::writer::Writer;
-use super::config::{FilesConfig, PipelineConfig, SourceConfig, VirtualMetersConfig};
-use super::live::run_virtual_meters;
-use super::run_report::RunReport;
-use super::server::StreamSink;
-use super::telemetry::{start_telemetry, TelemetryRun};
+use crate::model::metric::Metric;
 
-/// A running source of a pipeline, its engine and outputs.
+use super::config::PipelineConfig;
+use super::record_log::RecordLog;
+use super::run_report::RunReport;
+use super::server::state::StateStore;
+use super::server::workers::WorkerPool;
+use super::topology::{HealthBoard, Publish, RecordBus};
+
+/// An input of a pipeline, built from its config, run by the runner.
 pub trait Source: Send {
-    /// What the command says once the source runs (where it listens, what it continues).
+    /// Where its records come from (recorded in the dataset's file metadata).
+    fn origin(&self) -> String;
+
+    /// How the runner keeps the records it produces.
+    fn durability(&self) -> Durability;
+
+    /// Meter streams: the window workers the runner starts for it.
+    fn engine(&self) -> Option<EngineSpec> {
+        None
+    }
+
+    /// A cluster ingest node: its records go to JetStream, not to the
+    /// pipeline's own outputs.
+    fn publish(&self) -> Option<Publish> {
+        None
+    }
+
+    /// What it measures about itself, for `/metrics` and `/healthz`.
+    fn metrics(&self) -> Option<Arc<dyn SourceMetrics>> {
+        None
+    }
+
+    /// What the command says once it runs (where it listens, what it reads).
     fn started(&self) -> Vec<String>;
 
     /// What stopping it on a signal (Ctrl-C, SIGTERM) does, said as it
@@ -32,12 +52,93 @@ pub trait Source: Send {
     /// stop part way through its files; Ctrl-C ends the process).
     fn stopping(&self) -> Option<&'static str>;
 
-    /// Runs until the input ends or `cancel` fires, then stops in order:
-    /// sources, engine, outputs, state.
-    fn run(
-        self: Box<Self>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<RunReport>>;
+    /// Runs until its input ends or `cx.cancel` fires, then stops taking
+    /// input and returns once everything it took is handed on (to the
+    /// engine or the record bus). The runner drains the engine and the
+    /// outputs after it.
+    fn run(self: Box<Self>, cx: SourceContext) -> BoxFuture<'static, anyhow::Result<SourceEnd>>;
+}
+
+/// How the runner keeps a source's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Its input can be read again (capture files, a demo's virtual
+    /// meters): no record log, meter state in memory, no `/metrics`.
+    Rereadable,
+    /// Live input: every record is in the record log before an output may
+    /// lose it; an unclean stop loses what came after the log's end, and
+    /// that loss is recorded per meter.
+    Log,
+    /// Live input that its upstream delivers again after an unclean stop
+    /// (a writer's JetStream consumer): the record log, and nothing is lost.
+    LogRedelivered,
+}
+
+impl Durability {
+    pub fn has_log(self) -> bool {
+        self != Durability::Rereadable
+    }
+}
+
+/// The window workers a meter-stream source needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineSpec {
+    pub workers: usize,
+    /// Jobs queued per worker before a connection waits.
+    pub queue_depth: usize,
+    /// Samples taken per session at most (virtual meters that stop after theirs).
+    pub sample_limit: Option<u64>,
+}
+
+/// What a running source is given.
+#[derive(Clone)]
+pub struct SourceContext {
+    pub config: PipelineConfig,
+    /// Where records go: through the record log (when there is one) to every output.
+    pub records: Arc<RecordBus>,
+    /// Per-meter state (energy registers, positions), rebuilt from the log.
+    pub state: Arc<StateStore>,
+    /// The record log, for a source that acknowledges upstream only once
+    /// its records are durable.
+    pub log: Option<Arc<RecordLog>>,
+    /// Health of the outputs, and of a source that registers itself.
+    pub health: Arc<HealthBoard>,
+    /// The window workers, for a source whose [`Source::engine`] asked.
+    pub engine: Option<Arc<WorkerPool>>,
+    /// Fires when the run is asked to stop.
+    pub cancel: CancellationToken,
+}
+
+/// What a source's run leaves.
+pub struct SourceEnd {
+    /// What it took in; the runner adds the devices of its engine, the
+    /// outputs, the checkpoint and the time.
+    pub report: RunReport,
+    /// What to do once the outputs have everything (a cluster node gives
+    /// its meters' leases back only after their last records are published).
+    pub after_outputs: Option<BoxFuture<'static, ()>>,
+}
+
+impl From<RunReport> for SourceEnd {
+    fn from(report: RunReport) -> Self {
+        SourceEnd {
+            report,
+            after_outputs: None,
+        }
+    }
+}
+
+/// What a source measures about itself while it runs.
+pub trait SourceMetrics: Send + Sync {
+    fn metrics(&self) -> Vec<Metric>;
+
+    /// Why the source is unhealthy now (`/healthz` answers 503).
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// What it is doing, one line for `/healthz` (e.g. `meters streaming: 3`).
+    fn status(&self) -> String;
 }
 
 /// What a run is for.
@@ -63,18 +164,28 @@ type Builder =
 
 /// `[source] kind` → the builder of its component.
 const SOURCES: &[(&str, Builder)] = &[
-    ("files", |config, options| files(config, options).boxed()),
-    ("virtual_meters", |config, _| virtual_meters(config).boxed()),
-    ("smartmeter_server", |config, _| meter_link(config).boxed()),
-    ("smartmeter_client", |config, _| meter_link(config).boxed()),
-    ("telemetry", |config, _| telemetry(config).boxed()),
+    ("files", |config, options| {
+        super::batch::FilesSource::build(config, options.progress).boxed()
+    }),
+    ("virtual_meters", |config, _| {
+        super::live::VirtualMeters::build(config).boxed()
+    }),
+    ("smartmeter_server", |config, _| {
+        super::server::StreamSink::build(config).boxed()
+    }),
+    ("smartmeter_client", |config, _| {
+        super::server::StreamSink::build(config).boxed()
+    }),
+    ("telemetry", |config, _| {
+        super::telemetry::Telemetry::build(config).boxed()
+    }),
 ];
 
-/// Builds the source of `config` for `options.role`, its engine and outputs.
-/// Call inside a tokio runtime.
-pub async fn start(config: PipelineConfig, options: RunOptions) -> anyhow::Result<Box<dyn Source>> {
+/// Builds the source of `config` for `options.role` (a writer node's
+/// JetStream consumer, or the component of its `[source] kind`).
+pub async fn build(config: PipelineConfig, options: RunOptions) -> anyhow::Result<Box<dyn Source>> {
     if options.role == Role::Writer {
-        return jetstream(config);
+        return super::cluster::writer::Writer::build(config);
     }
     let kind = config.source.kind();
     let (_, build) = SOURCES
@@ -82,207 +193,4 @@ pub async fn start(config: PipelineConfig, options: RunOptions) -> anyhow::Resul
         .find(|(name, _)| *name == kind)
         .with_context(|| format!("no source component for kind {kind:?}"))?;
     build(config, options).await
-}
-
-/// Capture files, read in parallel: a batch.
-struct Files {
-    config: PipelineConfig,
-    paths: Vec<PathBuf>,
-    source: FilesConfig,
-    progress: bool,
-}
-
-async fn files(config: PipelineConfig, options: RunOptions) -> anyhow::Result<Box<dyn Source>> {
-    let SourceConfig::Files(source) = config.source.clone() else {
-        anyhow::bail!("not a files source");
-    };
-    let paths = expand_inputs(&source.paths, &raw_params(&source.raw)?)?;
-    if paths.is_empty() {
-        anyhow::bail!("no capture files found in the inputs");
-    }
-    Ok(Box::new(Files {
-        config,
-        paths,
-        source,
-        progress: options.progress,
-    }))
-}
-
-impl Source for Files {
-    fn started(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn stopping(&self) -> Option<&'static str> {
-        None
-    }
-
-    fn run(
-        self: Box<Self>,
-        _cancel: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<RunReport>> {
-        async move {
-            let raw = raw_params(&self.source.raw)?;
-            run_batch(&self.config, &self.paths, &raw, self.progress)
-                .await
-                .context("running the batch")
-        }
-        .boxed()
-    }
-}
-
-/// Virtual meters dialing into an in-process stream sink.
-struct VirtualMeters {
-    config: PipelineConfig,
-    meters: VirtualMetersConfig,
-}
-
-async fn virtual_meters(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
-    let SourceConfig::VirtualMeters(meters) = config.source.clone() else {
-        anyhow::bail!("not a virtual_meters source");
-    };
-    Ok(Box::new(VirtualMeters { config, meters }))
-}
-
-impl Source for VirtualMeters {
-    fn started(&self) -> Vec<String> {
-        let meters = &self.meters;
-        vec![format!(
-            "meterflow: pipeline {:?}: {} virtual meters, {} s of {} at {} Hz each ({})",
-            self.config.name,
-            meters.meter.len(),
-            meters.seconds,
-            meters.measures,
-            meters.rate,
-            if meters.realtime {
-                "real time"
-            } else {
-                "as fast as possible"
-            }
-        )]
-    }
-
-    fn stopping(&self) -> Option<&'static str> {
-        Some("stopping: asking every meter to stop, then flushing the outputs")
-    }
-
-    fn run(
-        self: Box<Self>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<RunReport>> {
-        async move { run_virtual_meters(&self.config, &self.meters, cancel).await }.boxed()
-    }
-}
-
-/// The stream sink: a meter server or client.
-async fn meter_link(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
-    Ok(Box::new(StreamSink::bind(config).await?))
-}
-
-impl Source for StreamSink {
-    fn started(&self) -> Vec<String> {
-        let mut lines = vec![match self.local_addr() {
-            Some(addr) => format!("meterflow sink: listening for meters on {addr}"),
-            None => "meterflow sink: connecting to the meters' command ports".to_string(),
-        }];
-        if let Some(addr) = self.metrics_addr() {
-            lines.push(format!("meterflow sink: metrics on http://{addr}/metrics"));
-        }
-        if self.restored_meters() > 0 {
-            lines.push(format!(
-                "meterflow sink: continuing the state of {} meters",
-                self.restored_meters()
-            ));
-        }
-        lines
-    }
-
-    fn stopping(&self) -> Option<&'static str> {
-        Some("stopping: asking every meter to stop, then flushing the outputs")
-    }
-
-    fn run(
-        self: Box<Self>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<RunReport>> {
-        StreamSink::run(*self, cancel).boxed()
-    }
-}
-
-/// Telemetry adapters.
-struct Telemetry {
-    config: PipelineConfig,
-    run: TelemetryRun,
-    rtl433_inputs: usize,
-}
-
-async fn telemetry(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
-    let SourceConfig::Telemetry(telemetry) = config.source.clone() else {
-        anyhow::bail!("not a telemetry source");
-    };
-    let run = start_telemetry(&config, &telemetry, CancellationToken::new()).await?;
-    Ok(Box::new(Telemetry {
-        config,
-        run,
-        rtl433_inputs: telemetry.rtl433.len(),
-    }))
-}
-
-impl Source for Telemetry {
-    fn started(&self) -> Vec<String> {
-        vec![format!(
-            "meterflow: pipeline {:?}: telemetry ({} rtl_433 input(s){}{})",
-            self.config.name,
-            self.rtl433_inputs,
-            self.run
-                .mppt_address
-                .map_or(String::new(), |a| format!(", MPPT endpoint http://{a}")),
-            self.run
-                .airlink_address
-                .map_or(String::new(), |a| format!(", AirLink endpoint http://{a}")),
-        )]
-    }
-
-    fn stopping(&self) -> Option<&'static str> {
-        Some("stopping: closing the inputs, then flushing the outputs")
-    }
-
-    fn run(
-        self: Box<Self>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<RunReport>> {
-        async move {
-            let stop = self.run.stopper();
-            let forward = tokio::spawn(async move {
-                cancel.cancelled().await;
-                stop.cancel();
-            });
-            let report = self.run.finish().await;
-            forward.abort();
-            report
-        }
-        .boxed()
-    }
-}
-
-/// A writer node's JetStream consumer.
-fn jetstream(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
-    Ok(Box::new(Writer::open(config)?))
-}
-
-impl Source for Writer {
-    fn started(&self) -> Vec<String> {
-        vec![self.describe()]
-    }
-
-    fn stopping(&self) -> Option<&'static str> {
-        Some("stopping: writing what was taken, then closing the outputs")
-    }
-
-    fn run(
-        self: Box<Self>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<RunReport>> {
-        Writer::run(*self, cancel).boxed()
-    }
 }

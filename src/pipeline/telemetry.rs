@@ -9,9 +9,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,10 +27,10 @@ use crate::source::telemetry::lines::AnyLineReader;
 use crate::source::telemetry::mppt::{self, server::MpptServer};
 use crate::source::telemetry::{http, rtl433, IngestCounts, Submission};
 
-use super::config::PipelineConfig;
+use super::config::{PipelineConfig, SourceConfig};
 use super::run_report::{AdapterCounts, RunReport};
-use super::server::state::StateStore;
-use super::topology::{Durable, RecordBus, Topology};
+use super::sources::{Durability, Source, SourceContext, SourceEnd};
+use super::topology::RecordBus;
 
 /// How often the low-rate tables' files are finished (range-checked).
 pub fn flush_interval(telemetry: &TelemetryConfig) -> Duration {
@@ -44,7 +47,102 @@ impl From<&IngestCounts> for AdapterCounts {
     }
 }
 
-/// A running telemetry pipeline.
+#[derive(Clone, Default)]
+struct Counts {
+    rtl433: Arc<IngestCounts>,
+    mppt: Arc<IngestCounts>,
+    airlink: Arc<IngestCounts>,
+}
+
+impl Counts {
+    fn snapshot(&self) -> BTreeMap<&'static str, AdapterCounts> {
+        BTreeMap::from([
+            (rtl433::SOURCE, AdapterCounts::from(&*self.rtl433)),
+            (mppt::SOURCE, AdapterCounts::from(&*self.mppt)),
+            (airlink::SOURCE, AdapterCounts::from(&*self.airlink)),
+        ])
+    }
+}
+
+/// The telemetry source: its endpoints are bound, its inputs start with the run.
+pub struct Telemetry {
+    config: PipelineConfig,
+    telemetry: TelemetryConfig,
+    mppt: Option<(TcpListener, SocketAddr)>,
+    airlink: Option<(TcpListener, SocketAddr)>,
+    counts: Counts,
+}
+
+impl Telemetry {
+    /// Binds the HTTP endpoints the pipeline names.
+    pub async fn bind(config: PipelineConfig) -> anyhow::Result<Self> {
+        let SourceConfig::Telemetry(telemetry) = config.source.clone() else {
+            anyhow::bail!("not a telemetry source");
+        };
+        let mppt = match telemetry.mppt.as_ref().and_then(|m| m.listen.as_ref()) {
+            Some(listen) => Some(http::bind(listen, "MPPT endpoint").await?),
+            None => None,
+        };
+        let airlink = match telemetry.airlink.as_ref().and_then(|a| a.listen.as_ref()) {
+            Some(listen) => Some(http::bind(listen, "AirLink endpoint").await?),
+            None => None,
+        };
+        Ok(Telemetry {
+            config,
+            telemetry,
+            mppt,
+            airlink,
+            counts: Counts::default(),
+        })
+    }
+
+    /// The registry's builder.
+    pub async fn build(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
+        Ok(Box::new(Self::bind(config).await?))
+    }
+}
+
+impl Source for Telemetry {
+    fn origin(&self) -> String {
+        "telemetry".to_string()
+    }
+
+    /// A pipeline that runs until stopped keeps what it took in the record
+    /// log (an endpoint answers 200 only then); one that reads files and
+    /// ends is a batch, and its files are still there to read again.
+    fn durability(&self) -> Durability {
+        match self.telemetry.has_live_inputs() {
+            true => Durability::Log,
+            false => Durability::Rereadable,
+        }
+    }
+
+    fn started(&self) -> Vec<String> {
+        vec![format!(
+            "meterflow: pipeline {:?}: telemetry ({} rtl_433 input(s){}{})",
+            self.config.name,
+            self.telemetry.rtl433.len(),
+            self.mppt.as_ref().map_or(String::new(), |(_, a)| format!(
+                ", MPPT endpoint http://{a}"
+            )),
+            self.airlink
+                .as_ref()
+                .map_or(String::new(), |(_, a)| format!(
+                    ", AirLink endpoint http://{a}"
+                )),
+        )]
+    }
+
+    fn stopping(&self) -> Option<&'static str> {
+        Some("stopping: closing the inputs, then flushing the outputs")
+    }
+
+    fn run(self: Box<Self>, cx: SourceContext) -> BoxFuture<'static, anyhow::Result<SourceEnd>> {
+        run_telemetry(*self, cx).boxed()
+    }
+}
+
+/// A telemetry pipeline running on its own task (tests, embedding).
 pub struct TelemetryRun {
     /// Where the MPPT endpoint listens (when configured).
     pub mppt_address: Option<SocketAddr>,
@@ -66,58 +164,44 @@ impl TelemetryRun {
         self.cancel.cancel();
     }
 
-    /// What [`stop`](Self::stop) cancels, to hand to whoever decides.
-    pub fn stopper(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
-
     /// Waits for the run to end (files read, `seconds` over, or `stop`).
     pub async fn finish(self) -> anyhow::Result<RunReport> {
         self.task.await.context("telemetry run task")?
     }
 }
 
-#[derive(Clone, Default)]
-struct Counts {
-    rtl433: Arc<IngestCounts>,
-    mppt: Arc<IngestCounts>,
-    airlink: Arc<IngestCounts>,
-}
-
-impl Counts {
-    fn snapshot(&self) -> BTreeMap<&'static str, AdapterCounts> {
-        BTreeMap::from([
-            (rtl433::SOURCE, AdapterCounts::from(&*self.rtl433)),
-            (mppt::SOURCE, AdapterCounts::from(&*self.mppt)),
-            (airlink::SOURCE, AdapterCounts::from(&*self.airlink)),
-        ])
-    }
-}
-
-/// Starts every configured input, the consumer and the packet flusher.
+/// Starts the telemetry pipeline of `config` through the runner, on its own task.
 pub async fn start_telemetry(
     config: &PipelineConfig,
-    telemetry: &TelemetryConfig,
     cancel: CancellationToken,
 ) -> anyhow::Result<TelemetryRun> {
-    let started = Instant::now();
-    // A pipeline that runs until stopped keeps what it took in the record
-    // log (an endpoint answers 200 only then); one that reads files and
-    // ends is a batch, and its files are still there to read again.
-    let durable = match telemetry.has_live_inputs() {
-        true => Some(Durable {
-            log: config.record_log(),
-            state: Arc::new(StateStore::open(&config.service.state_dir)?),
-            publish: None,
-            crash_loses_results: true,
-        }),
-        false => None,
-    };
-    let topology = Topology::start(config, "telemetry", durable)?;
-    let records = topology.bus();
-    let counts = Counts::default();
+    let source = Telemetry::bind(config.clone()).await?;
+    let mppt_address = source.mppt.as_ref().map(|(_, a)| *a);
+    let airlink_address = source.airlink.as_ref().map(|(_, a)| *a);
+    let counts = source.counts.clone();
+    let run = super::runner::start_source(config.clone(), Box::new(source)).await?;
+    let task = tokio::spawn(run.run(cancel.clone()));
+    Ok(TelemetryRun {
+        mppt_address,
+        airlink_address,
+        cancel,
+        counts,
+        task,
+    })
+}
+
+/// Starts every configured input and the consumer, runs until the inputs
+/// end (or, with live inputs, `seconds` pass or the run is cancelled).
+async fn run_telemetry(source: Telemetry, cx: SourceContext) -> anyhow::Result<SourceEnd> {
+    let Telemetry {
+        config,
+        telemetry,
+        mppt: mppt_endpoint,
+        airlink: airlink_endpoint,
+        counts,
+    } = source;
     let (tx, rx) = mpsc::channel::<Submission>(1024);
-    let live = cancel.child_token();
+    let live = cx.cancel.child_token();
     let mut inputs: JoinSet<anyhow::Result<()>> = JoinSet::new();
 
     for input in &telemetry.rtl433 {
@@ -141,11 +225,8 @@ pub async fn start_telemetry(
         });
     }
 
-    let mut mppt_address = None;
     if let Some(m) = &telemetry.mppt {
-        if let Some(listen) = &m.listen {
-            let (listener, address) = http::bind(listen, "MPPT endpoint").await?;
-            mppt_address = Some(address);
+        if let Some((listener, _)) = mppt_endpoint {
             let router = mppt::server::router(MpptServer {
                 api_keys: m.api_keys.clone(),
                 api_key_header: m.api_key_header.clone(),
@@ -164,11 +245,8 @@ pub async fn start_telemetry(
         });
     }
 
-    let mut airlink_address = None;
     if let Some(a) = &telemetry.airlink {
-        if let Some(listen) = &a.listen {
-            let (listener, address) = http::bind(listen, "AirLink endpoint").await?;
-            airlink_address = Some(address);
+        if let Some((listener, _)) = airlink_endpoint {
             let router = thingsboard::server::router(thingsboard::server::ThingsboardServer {
                 access_tokens: a.access_tokens.clone(),
                 batches: tx.clone(),
@@ -194,55 +272,40 @@ pub async fn start_telemetry(
 
     let consumer = tokio::spawn(consume(
         rx,
-        records,
+        Arc::clone(&cx.records),
         config.aggregation.packet_interval_ns(),
     ));
-    let has_live = telemetry.has_live_inputs();
-    let seconds = telemetry.seconds;
-    let run_cancel = cancel.clone();
-    let run_counts = counts.clone();
-    let task = tokio::spawn(async move {
-        let mut failures = Vec::new();
-        if has_live {
-            let limit = seconds
-                .map(|s| super::limits::RUN_SECONDS.duration_s(s))
-                .unwrap_or(Duration::MAX);
-            tokio::select! {
-                _ = run_cancel.cancelled() => {}
-                _ = tokio::time::sleep(limit) => {}
-            }
-            live.cancel();
+    let mut failures = Vec::new();
+    if telemetry.has_live_inputs() {
+        let limit = telemetry
+            .seconds
+            .map(|s| super::limits::RUN_SECONDS.duration_s(s))
+            .unwrap_or(Duration::MAX);
+        tokio::select! {
+            _ = cx.cancel.cancelled() => {}
+            _ = tokio::time::sleep(limit) => {}
         }
-        while let Some(done) = inputs.join_next().await {
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => failures.push(format!("{error:#}")),
-                Err(error) => failures.push(format!("input task: {error}")),
-            }
+        live.cancel();
+    }
+    drop(cx);
+    while let Some(done) = inputs.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => failures.push(format!("{error:#}")),
+            Err(error) => failures.push(format!("input task: {error}")),
         }
-        // Every sender is gone now: the consumer drains the queue and ends.
-        let consumed = consumer.await.context("telemetry consumer task");
-        if let Err(error) = consumed.and_then(|r| r) {
-            failures.push(format!("{error:#}"));
-        }
-        let outputs = tokio::task::spawn_blocking(move || topology.close())
-            .await
-            .context("output threads")??;
-        Ok(RunReport {
-            adapters: counts.snapshot(),
-            failures,
-            outputs,
-            elapsed_s: started.elapsed().as_secs_f64(),
-            ..RunReport::default()
-        })
-    });
-    Ok(TelemetryRun {
-        mppt_address,
-        airlink_address,
-        cancel,
-        counts: run_counts,
-        task,
-    })
+    }
+    // Every sender is gone now: the consumer drains the queue and ends.
+    let consumed = consumer.await.context("telemetry consumer task");
+    if let Err(error) = consumed.and_then(|r| r) {
+        failures.push(format!("{error:#}"));
+    }
+    Ok(RunReport {
+        adapters: counts.snapshot(),
+        failures,
+        ..RunReport::default()
+    }
+    .into())
 }
 
 /// Submissions taken from the queue at once: their records are made

@@ -12,21 +12,26 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer, AckKind};
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::latency::LatencyRecorder;
 use crate::model::{ConsumedMark, Record};
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::config::PipelineConfig;
+use crate::pipeline::record_log::RecordLog;
 use crate::pipeline::run_report::{ConsumedCounts, RunReport};
-use crate::pipeline::server::state::{SourcePositions, StateStore};
-use crate::pipeline::topology::{Durable, HealthBoard, RecordBus, Topology};
+use crate::pipeline::server::state::SourcePositions;
+use crate::pipeline::sources::{Durability, Source, SourceContext, SourceEnd, SourceMetrics};
+use crate::pipeline::topology::{HealthBoard, RecordBus};
 use crate::sink::jetstream::{connect, subjects, ClusterConfig, RecordBatch};
+
+use super::writer_metrics::WriterMetrics;
 
 /// Messages asked for per fetch.
 const FETCH_MESSAGES: usize = 512;
@@ -56,17 +61,22 @@ pub struct WriterCounters {
     pub window_age: LatencyRecorder,
 }
 
-/// A writer whose outputs are open.
+/// A writer node's JetStream consumer, ready to run.
 pub struct Writer {
     cluster: ClusterConfig,
     name: String,
-    topology: Topology,
+    counters: Arc<WriterCounters>,
+}
+
+/// What a running writer holds.
+struct Consuming {
+    cluster: ClusterConfig,
+    name: String,
     bus: Arc<RecordBus>,
+    log: Option<Arc<RecordLog>>,
     positions: SourcePositions,
     counters: Arc<WriterCounters>,
     health: Arc<HealthBoard>,
-    started: Instant,
-    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Writers sharing one pipeline file (and so one dataset and packet folder)
@@ -89,89 +99,97 @@ fn separate_writer_files(config: &mut PipelineConfig, name: &str) {
     }
 }
 
+/// The pipeline of a writer node: checked, with this writer's own files.
+pub fn node_config(mut config: PipelineConfig) -> anyhow::Result<PipelineConfig> {
+    config.validate()?;
+    let cluster = config
+        .cluster
+        .clone()
+        .context("meterflow writer needs a [cluster] section")?;
+    if config.sink.parquet.is_none() && config.sink.packets.is_none() {
+        anyhow::bail!("meterflow writer needs [sink.parquet] or [sink.packets] to write to");
+    }
+    separate_writer_files(&mut config, &writer_name(&cluster));
+    Ok(config)
+}
+
+fn writer_name(cluster: &ClusterConfig) -> String {
+    format!("writer{}", cluster.writer_index)
+}
+
 impl Writer {
-    /// Opens the record log and the outputs of `config` (its `[source]` is
-    /// not used). Call inside a tokio runtime.
-    pub fn open(mut config: PipelineConfig) -> anyhow::Result<Self> {
-        config.validate()?;
+    /// The consumer of a writer node's pipeline (see [`node_config`]; its
+    /// `[source]` is not used).
+    pub fn build(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
         let cluster = config
             .cluster
             .clone()
             .context("meterflow writer needs a [cluster] section")?;
-        if config.sink.parquet.is_none() && config.sink.packets.is_none() {
-            anyhow::bail!("meterflow writer needs [sink.parquet] or [sink.packets] to write to");
-        }
-        let name = format!("writer{}", cluster.writer_index);
-        separate_writer_files(&mut config, &name);
-        let state = Arc::new(StateStore::open(&config.service.state_dir)?);
-        let topology = Topology::start(
-            &config,
-            &format!("JetStream stream {}", cluster.stream),
-            Some(Durable {
-                log: config.record_log(),
-                state: Arc::clone(&state),
-                publish: None,
-                crash_loses_results: false,
-            }),
-        )?;
-        let positions = state.positions();
+        Ok(Box::new(Writer {
+            name: writer_name(&cluster),
+            cluster,
+            counters: Arc::new(WriterCounters::default()),
+        }))
+    }
+}
+
+impl Source for Writer {
+    fn origin(&self) -> String {
+        format!("JetStream stream {}", self.cluster.stream)
+    }
+
+    fn durability(&self) -> Durability {
+        Durability::LogRedelivered
+    }
+
+    fn metrics(&self) -> Option<Arc<dyn SourceMetrics>> {
+        Some(Arc::new(WriterMetrics {
+            name: self.name.clone(),
+            counters: Arc::clone(&self.counters),
+        }))
+    }
+
+    fn started(&self) -> Vec<String> {
+        vec![format!(
+            "meterflow writer: {} of {} on stream {}",
+            self.cluster.writer_index, self.cluster.writers, self.cluster.stream
+        )]
+    }
+
+    fn stopping(&self) -> Option<&'static str> {
+        Some("stopping: writing what was taken, then closing the outputs")
+    }
+
+    fn run(self: Box<Self>, cx: SourceContext) -> BoxFuture<'static, anyhow::Result<SourceEnd>> {
+        let Writer {
+            cluster,
+            name,
+            counters,
+        } = *self;
+        let positions = cx.state.positions();
         tracing::info!(
             writer = %name,
             partitions = ?cluster.writer_partitions(),
             after_stream_seq = positions.stream_seq,
             "writer open"
         );
-        Ok(Writer {
-            bus: topology.bus(),
-            health: topology.health(),
+        let consuming = Consuming {
             cluster,
             name,
-            topology,
+            bus: Arc::clone(&cx.records),
+            log: cx.log.clone(),
             positions,
-            counters: Arc::new(WriterCounters::default()),
-            started: Instant::now(),
-            metrics_listen: config
-                .service
-                .metrics
-                .then_some(config.service.metrics_listen),
-        })
-    }
-
-    /// Which writer of how many, on which stream.
-    pub fn describe(&self) -> String {
-        format!(
-            "meterflow writer: {} of {} on stream {}",
-            self.cluster.writer_index, self.cluster.writers, self.cluster.stream
-        )
-    }
-
-    pub fn counters(&self) -> Arc<WriterCounters> {
-        Arc::clone(&self.counters)
-    }
-
-    pub fn health(&self) -> Arc<HealthBoard> {
-        Arc::clone(&self.health)
-    }
-
-    /// Consumes until `cancel`, then closes the outputs.
-    pub async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<RunReport> {
-        self.health.register(SOURCE_NAME);
-        let metrics_stop = CancellationToken::new();
-        let metrics = match self.metrics_listen {
-            Some(address) => {
-                let listener = tokio::net::TcpListener::bind(address)
-                    .await
-                    .with_context(|| format!("serving metrics on {address}"))?;
-                Some(tokio::spawn(super::writer_metrics::serve(
-                    listener,
-                    self.name.clone(),
-                    Arc::clone(&self.counters),
-                    Arc::clone(&self.health),
-                    metrics_stop.clone(),
-                )))
-            }
-            None => None,
+            counters,
+            health: Arc::clone(&cx.health),
         };
+        consuming.run(cx.cancel).boxed()
+    }
+}
+
+impl Consuming {
+    /// Consumes until `cancel`; the runner then closes the outputs.
+    async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<SourceEnd> {
+        self.health.register(SOURCE_NAME);
         let client =
             connect::connect(&self.cluster, &format!("meterflow {}", self.name), true).await?;
         let js = connect::context(&self.cluster, client);
@@ -186,19 +204,7 @@ impl Writer {
                 }
             }
         }
-        let Writer {
-            topology,
-            counters,
-            started,
-            ..
-        } = self;
-        let outputs = tokio::task::spawn_blocking(move || topology.close())
-            .await
-            .context("output threads")??;
-        metrics_stop.cancel();
-        if let Some(task) = metrics {
-            let _ = task.await;
-        }
+        let counters = &self.counters;
         Ok(RunReport {
             consumed: Some(ConsumedCounts {
                 messages: counters.messages.load(Relaxed),
@@ -207,10 +213,9 @@ impl Writer {
                 duplicate_records: counters.duplicate_records.load(Relaxed),
                 rejected: counters.rejected.load(Relaxed),
             }),
-            outputs,
-            elapsed_s: started.elapsed().as_secs_f64(),
             ..RunReport::default()
-        })
+        }
+        .into())
     }
 
     /// Opens the consumer and takes messages until cancelled or NATS fails.
@@ -271,7 +276,7 @@ impl Writer {
             }
             if !taken.is_empty() {
                 // Durable in the writer's log before JetStream may forget them.
-                if let Some(log) = self.topology.log() {
+                if let Some(log) = &self.log {
                     tokio::task::block_in_place(|| log.flush())
                         .context("making the writer's record log durable")?;
                 }

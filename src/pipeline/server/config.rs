@@ -247,7 +247,7 @@ impl MeterLinkConfig {
 pub struct ServiceConfig {
     /// Where energy counters, per-meter state and the record log are kept (sink, writer, telemetry with live inputs).
     pub state_dir: PathBuf,
-    /// Serve `/metrics` and `/healthz`.
+    /// Serve `/metrics` and `/healthz` while a long-running pipeline runs (sink, writer, telemetry with live inputs).
     pub metrics: bool,
     pub metrics_listen: SocketAddr,
     /// Packets of an interval leave this long after it ended (late windows wait), s.

@@ -1,13 +1,12 @@
-//! The long-running stream sink: meters dial in on port 54322 (or the sink
-//! dials their command ports), each connection is read by its own task,
-//! windows are computed on a pool of worker threads, and their records go
-//! through the record log to the outputs (the topology), so results and
-//! per-meter state survive reconnects, restarts and kill -9.
+//! The meter stream source: meters dial in on port 54322 (or the sink dials
+//! their command ports), each connection is read by its own task and hands
+//! what it decodes to the runner's window workers, whose records go through
+//! the record log to the outputs, so results and per-meter state survive
+//! reconnects, restarts and kill -9.
 //!
 //! Shutdown (the cancel token: SIGINT/SIGTERM in the CLI) stops accepting,
-//! sends `stop` to every meter and drains its tail, lets the workers finish
-//! every device, then closes the topology (outputs drained and closed, a
-//! last state snapshot, the log closed).
+//! sends `stop` to every meter and drains its tail; the runner then lets the
+//! workers finish every device and closes the outputs and the log.
 
 pub mod config;
 pub mod connection;
@@ -18,9 +17,11 @@ pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -29,43 +30,31 @@ use super::backoff::Backoff;
 use super::cluster::LeaseBook;
 use super::config::{PipelineConfig, SourceConfig};
 use super::run_report::{ConnectionCounts, RunReport};
-use super::topology::{Durable, Publish, Topology};
+use super::sources::{Durability, EngineSpec, Source, SourceContext, SourceEnd, SourceMetrics};
+use super::topology::Publish;
 use config::{MeterLinkConfig, Network};
 use connection::{handle_connection, ConnectionContext, ConnectionEnd, PendingGuard};
-use metrics::{serve_metrics, SinkObserver};
+use metrics::SinkMetrics;
 use registry::{DropReason, Registry};
 use state::StateStore;
-use workers::{WorkerContext, WorkerPool};
 
-/// A sink whose sockets are bound, ready to run.
+/// A sink whose sockets are bound, ready to run: the meter server (or
+/// client) source.
 pub struct StreamSink {
     link: MeterLinkConfig,
     listener: Option<TcpListener>,
-    metrics_listener: Option<TcpListener>,
     networks: Vec<Network>,
     registry: Arc<Registry>,
-    state: Arc<StateStore>,
-    topology: Topology,
-    worker_context: Arc<WorkerContext>,
-    workers: Arc<WorkerPool>,
     forget_after: Duration,
-    started: Instant,
-    stopping: CancellationToken,
-    /// Cluster mode: the meter leases.
+    /// Cluster mode: where records are published, and the meter leases.
+    publish: Option<Publish>,
     leases: Option<Arc<LeaseBook>>,
-    publish_interval: Option<Duration>,
 }
 
 impl StreamSink {
-    /// Binds the stream server and metrics ports, restores the state and
-    /// starts the outputs and workers. Needs a tokio runtime.
-    pub async fn bind(config: PipelineConfig) -> anyhow::Result<Self> {
-        Self::bind_with(config, true).await
-    }
-
-    /// [`Self::bind`]; `durable: false` runs without the record log and
-    /// keeps the meter state in memory (a demo run, not a service).
-    pub async fn bind_with(config: PipelineConfig, durable: bool) -> anyhow::Result<Self> {
+    /// Binds the stream server port (a server source); in cluster mode
+    /// joins the fleet's meter leases. Needs a tokio runtime.
+    pub async fn bind(config: &PipelineConfig) -> anyhow::Result<Self> {
         config.validate()?;
         let (link, client) = match &config.source {
             SourceConfig::SmartmeterServer(link) => (link.clone(), false),
@@ -83,84 +72,33 @@ impl StreamSink {
                     .with_context(|| format!("listening for meters on {}", link.listen))?,
             )
         };
-        let service = &config.service;
-        let metrics_listener = if service.metrics {
-            Some(
-                TcpListener::bind(service.metrics_listen)
-                    .await
-                    .with_context(|| format!("serving metrics on {}", service.metrics_listen))?,
-            )
-        } else {
-            None
-        };
-        let state = Arc::new(if durable {
-            StateStore::open(&service.state_dir)?
-        } else {
-            StateStore::in_memory()
-        });
-        let source = match &listener {
-            Some(listener) => format!(
-                "stream server {}",
-                listener
-                    .local_addr()
-                    .context("reading the listen address")?
-            ),
-            None => format!("meter command ports {}", link.connect.join(", ")),
-        };
         // Cluster mode: records go to JetStream, meters are leased fleet-wide.
-        let node = config
-            .cluster
-            .as_ref()
-            .map(|c| c.node_name(&default_node_name(&link)))
-            .unwrap_or_default();
-        let cluster = config.cluster.clone();
-        let leases = match &config.cluster {
-            Some(_) if !durable => {
-                anyhow::bail!("cluster mode needs the record log (a service sink, not a demo run)")
-            }
-            Some(cluster) => Some(LeaseBook::start(cluster, &node).await?),
-            None => None,
-        };
-        let topology = Topology::start(
-            &config,
-            &source,
-            durable.then(|| Durable {
-                log: config.record_log(),
-                state: Arc::clone(&state),
-                publish: cluster.as_ref().map(|cluster| Publish {
+        let (publish, leases) = match &config.cluster {
+            Some(cluster) => {
+                let node = cluster.node_name(&default_node_name(&link));
+                let leases = LeaseBook::start(cluster, &node).await?;
+                let publish = Publish {
                     cluster: cluster.clone(),
-                    node: node.clone(),
-                }),
-                crash_loses_results: true,
-            }),
-        )?;
-        let worker_context = Arc::new(WorkerContext {
-            config: config.clone(),
-            records: topology.bus(),
-            state: Arc::clone(&state),
-            window_latency: Default::default(),
-        });
-        let workers = Arc::new(WorkerPool::start(
-            link.worker_count(),
-            link.queue_depth,
-            Arc::clone(&worker_context),
-        )?);
+                    node,
+                };
+                (Some(publish), Some(leases))
+            }
+            None => (None, None),
+        };
         Ok(StreamSink {
             networks: link.networks()?,
             link,
             listener,
-            metrics_listener,
             registry: Arc::new(Registry::default()),
-            state,
-            topology,
-            worker_context,
-            workers,
-            forget_after: service.forget_meters_after(),
-            started: Instant::now(),
-            stopping: CancellationToken::new(),
+            forget_after: config.service.forget_meters_after(),
+            publish,
             leases,
-            publish_interval: cluster.as_ref().map(|c| c.publish_interval()),
         })
+    }
+
+    /// The registry's builder.
+    pub async fn build(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
+        Ok(Box::new(Self::bind(&config).await?))
     }
 
     /// Where meters dial in (server sources).
@@ -168,45 +106,31 @@ impl StreamSink {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
+    /// Every meter's counters and the server's.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
     }
 
-    /// Meters whose state the checkpoint restored.
-    pub fn restored_meters(&self) -> usize {
-        self.state.len()
-    }
-
-    pub fn observer(&self) -> SinkObserver {
-        SinkObserver {
-            registry: Arc::clone(&self.registry),
-            workers: Arc::downgrade(&self.workers),
-            worker_context: Arc::downgrade(&self.worker_context),
-            health: self.topology.health(),
-            bus: Arc::downgrade(&self.topology.bus()),
-            log: self.topology.log().as_ref().map(Arc::downgrade),
-            outputs: self.topology.outputs(),
-            started: self.started,
-            stopping: self.stopping.clone(),
-            leases: self.leases.clone(),
+    /// The window workers this sink needs.
+    pub fn engine_spec(&self) -> EngineSpec {
+        EngineSpec {
+            workers: self.link.worker_count(),
+            queue_depth: self.link.queue_depth,
+            sample_limit: self.link.stop_after_samples,
         }
     }
 
-    /// Runs until `cancel` fires, then shuts down in order (module docs).
-    pub async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<RunReport> {
-        let metrics_stop = CancellationToken::new();
-        let metrics_task = self.metrics_listener.take().map(|listener| {
-            tokio::spawn(serve_metrics(
-                listener,
-                self.observer(),
-                metrics_stop.clone(),
-            ))
-        });
+    /// Takes meters until `cx.cancel` fires, then asks every meter to stop
+    /// and drains its tail; the runner then drains the engine.
+    pub async fn serve(mut self, cx: SourceContext) -> anyhow::Result<SourceEnd> {
+        let workers = cx
+            .engine
+            .clone()
+            .context("the stream sink runs without window workers")?;
+        let cancel = cx.cancel.clone();
         let forgetter = spawn_forgetter(
             Arc::clone(&self.registry),
-            Arc::clone(&self.state),
+            Arc::clone(&cx.state),
             self.forget_after,
         );
         let renewer_stop = CancellationToken::new();
@@ -217,58 +141,29 @@ impl StreamSink {
         let context = Arc::new(ConnectionContext {
             link: self.link.clone(),
             registry: Arc::clone(&self.registry),
-            workers: Arc::clone(&self.workers),
+            workers,
             leases: self.leases.clone(),
-            state: Arc::clone(&self.state),
+            state: Arc::clone(&cx.state),
             // The meter's last records must be published first.
-            lease_release_after: self
-                .publish_interval
-                .map_or(Duration::ZERO, |every| every * 3 + Duration::from_secs(1)),
+            lease_release_after: self.publish.as_ref().map_or(Duration::ZERO, |publish| {
+                publish.cluster.publish_interval() * 3 + Duration::from_secs(1)
+            }),
         });
+        drop(cx);
 
         let connections = match self.listener.take() {
             Some(listener) => self.accept(listener, &context, &cancel).await,
             None => self.dial(&context, &cancel).await,
         };
-        self.stopping.cancel();
         tracing::info!("stopping: meters asked to stop, draining their tails");
         let mut connections = connections;
         while connections.join_next().await.is_some() {}
         drop(context);
-
-        let workers = Arc::try_unwrap(self.workers)
-            .map_err(|_| anyhow::anyhow!("a connection still holds the window workers"))?;
-        let mut sessions = tokio::task::spawn_blocking(move || workers.finish())
-            .await
-            .context("window workers")?;
-        sessions.sort_by(|a, b| a.device.cmp(&b.device));
         forgetter.abort();
         let _ = forgetter.await;
-        drop(self.worker_context);
-        let topology = self.topology;
-        let outputs = tokio::task::spawn_blocking(move || topology.close())
-            .await
-            .context("output threads")??;
-        // Everything is published: the meters may move to another node now.
-        renewer_stop.cancel();
-        if let Some(renewer) = renewer {
-            let _ = renewer.await;
-        }
-        if let Some(leases) = &self.leases {
-            leases.release_all().await;
-        }
-        metrics_stop.cancel();
-        if let Some(task) = metrics_task {
-            match task.await {
-                Ok(Err(error)) => tracing::warn!(%error, "metrics endpoint"),
-                Err(error) => tracing::warn!(%error, "metrics endpoint task"),
-                Ok(Ok(())) => {}
-            }
-        }
+
         let server = &self.registry.server;
-        Ok(RunReport {
-            devices: sessions,
-            outputs,
+        let report = RunReport {
             connections: Some(ConnectionCounts {
                 accepted: server.accepted.load(std::sync::atomic::Ordering::Relaxed),
                 peak_streaming: server
@@ -280,9 +175,24 @@ impl StreamSink {
                     .filter(|(_, n)| *n > 0)
                     .collect(),
             }),
-            checkpoint: Some(self.state.path()),
-            elapsed_s: self.started.elapsed().as_secs_f64(),
             ..RunReport::default()
+        };
+        // Everything is published once the outputs are closed: only then
+        // may the meters move to another node.
+        let leases = self.leases.clone();
+        let after_outputs = async move {
+            renewer_stop.cancel();
+            if let Some(renewer) = renewer {
+                let _ = renewer.await;
+            }
+            if let Some(leases) = leases {
+                leases.release_all().await;
+            }
+        }
+        .boxed();
+        Ok(SourceEnd {
+            report,
+            after_outputs: Some(after_outputs),
         })
     }
 
@@ -433,4 +343,47 @@ fn spawn_forgetter(
             }
         }
     })
+}
+
+impl Source for StreamSink {
+    fn origin(&self) -> String {
+        match self.local_addr() {
+            Some(address) => format!("stream server {address}"),
+            None => format!("meter command ports {}", self.link.connect.join(", ")),
+        }
+    }
+
+    fn durability(&self) -> Durability {
+        Durability::Log
+    }
+
+    fn engine(&self) -> Option<EngineSpec> {
+        Some(self.engine_spec())
+    }
+
+    fn publish(&self) -> Option<Publish> {
+        self.publish.clone()
+    }
+
+    fn metrics(&self) -> Option<Arc<dyn SourceMetrics>> {
+        Some(Arc::new(SinkMetrics {
+            registry: Arc::clone(&self.registry),
+            leases: self.leases.clone(),
+        }))
+    }
+
+    fn started(&self) -> Vec<String> {
+        vec![match self.local_addr() {
+            Some(addr) => format!("meterflow sink: listening for meters on {addr}"),
+            None => "meterflow sink: connecting to the meters' command ports".to_string(),
+        }]
+    }
+
+    fn stopping(&self) -> Option<&'static str> {
+        Some("stopping: asking every meter to stop, then flushing the outputs")
+    }
+
+    fn run(self: Box<Self>, cx: SourceContext) -> BoxFuture<'static, anyhow::Result<SourceEnd>> {
+        self.serve(cx).boxed()
+    }
 }

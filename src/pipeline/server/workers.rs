@@ -50,6 +50,8 @@ pub struct WorkerContext {
     pub state: Arc<StateStore>,
     /// From the arrival of a window's last chunk to its rows being handed to the sinks.
     pub window_latency: LatencyRecorder,
+    /// Samples taken per session at most (the rest of a stream is dropped).
+    pub sample_limit: Option<u64>,
 }
 
 /// The running workers.
@@ -272,12 +274,7 @@ impl Worker {
             counters,
             resume_after_ns: None,
             skipped_samples: 0,
-            sample_limit: match &context.config.source {
-                crate::pipeline::config::SourceConfig::SmartmeterServer(link) => {
-                    link.stop_after_samples
-                }
-                _ => None,
-            },
+            sample_limit: context.sample_limit,
         };
         context.state.note_session(&device.name);
         if let (Some(saved), Some(processor)) = (saved, device.processor.as_mut()) {
