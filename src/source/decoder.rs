@@ -172,6 +172,9 @@ struct OpenSession {
     samples_per_chunk: u64,
     next_index: u64,
     pending_gap: u64,
+    /// Bytes skipped since the last frame, not yet placed: what they cost
+    /// is known when the next item shows whether packet numbers count it.
+    skipped: u64,
     totals: SessionTotals,
     /// False for a file that continues a session an earlier file began: it
     /// neither starts nor stops it.
@@ -188,6 +191,7 @@ impl OpenSession {
             samples_per_chunk: (chunk_bytes / bytes_per_sample).max(1) as u64,
             next_index: 0,
             pending_gap: 0,
+            skipped: 0,
             totals: SessionTotals::default(),
             announce_end: true,
         }
@@ -362,6 +366,10 @@ impl MeterDecoder {
     }
 
     fn frame(&mut self, frame: Frame) {
+        let counted = matches!(frame, Frame::Anomaly(Anomaly::Gap { .. }));
+        if !matches!(frame, Frame::Anomaly(Anomaly::Resync { .. })) {
+            self.settle_skipped(counted);
+        }
         match frame {
             Frame::Data { payload, .. } => self.chunk(payload),
             Frame::Anomaly(anomaly) => self.anomaly(&anomaly),
@@ -387,6 +395,11 @@ impl MeterDecoder {
             return;
         }
         let samples = (payload.len() / session.bytes_per_sample) as u64;
+        if samples == 0 {
+            // An empty frame (e.g. a length cut to 0): nothing to place.
+            session.totals.data_frames += 1;
+            return;
+        }
         let chunk = SampleChunk {
             payload,
             first_index: session.next_index,
@@ -407,6 +420,11 @@ impl MeterDecoder {
                         u64::from(lost_chunks) * session.samples_per_chunk
                     }
                     Anomaly::BadDataLength { .. } => session.samples_per_chunk,
+                    Anomaly::Resync { skipped } => {
+                        // Placed with the next item (see `settle_skipped`).
+                        session.skipped += skipped as u64;
+                        return;
+                    }
                     _ => 0,
                 };
                 session.lose(lost);
@@ -418,6 +436,32 @@ impl MeterDecoder {
             self.counters.bad_chunks += 1;
         }
         self.event_now(EventKind::from_anomaly(anomaly, lost));
+    }
+
+    /// Places bytes skipped in a session. When packet numbers then report
+    /// a gap, the gap counts that span (`counted`); otherwise the bytes
+    /// arrived in place of samples (e.g. after a `Data:` header whose length
+    /// was cut to 0): time follows the bytes received, so they are whole
+    /// samples lost. A damaged log line costs its length in samples too;
+    /// nothing in the bytes tells the two apart.
+    fn settle_skipped(&mut self, counted: bool) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let skipped = std::mem::take(&mut session.skipped);
+        if skipped == 0 {
+            return;
+        }
+        let lost = if counted {
+            0
+        } else {
+            skipped / session.bytes_per_sample as u64
+        };
+        session.lose(lost);
+        self.event_now(EventKind::Resync {
+            skipped_bytes: skipped,
+            lost_samples: lost,
+        });
     }
 
     fn info_line(&mut self, text: &str) {
@@ -504,6 +548,7 @@ impl MeterDecoder {
 
     /// Ends the open session, if any (true then).
     fn close_session(&mut self, end: SessionEnd, stop: Option<StopAnswer>) -> bool {
+        self.settle_skipped(false);
         let Some(session) = self.session.take() else {
             return false;
         };

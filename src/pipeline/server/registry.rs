@@ -99,8 +99,12 @@ impl MeterCounters {
         self.gaps.fetch_add(now.gaps - before.gaps, Relaxed);
         self.lost_chunks
             .fetch_add(now.lost_chunks - before.lost_chunks, Relaxed);
-        self.resyncs
-            .fetch_add(now.resyncs - before.resyncs, Relaxed);
+        // A corrupt packet number is a resync too (nothing was lost).
+        let resyncs = now.resyncs + now.sequence_glitches;
+        self.resyncs.fetch_add(
+            resyncs - (before.resyncs + before.sequence_glitches),
+            Relaxed,
+        );
         self.bad_lengths
             .fetch_add(now.bad_lengths - before.bad_lengths, Relaxed);
     }
