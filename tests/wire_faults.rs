@@ -346,3 +346,55 @@ fn batch_of_a_capture_with_corrupt_counters_gives_the_clean_windows() {
     assert!(got == want, "windows differ from the clean capture's");
 }
 
+/// Issue 22, item 15: a capture that ends before any session, inside its
+/// info line or in a line without an end, is an error naming the file and
+/// why (as an empty file is), not exit 0 with nothing written.
+#[test]
+fn a_capture_cut_before_any_session_is_an_error_that_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = clean_capture(dir.path());
+    let info_end = clean.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    let answer_end = info_end
+        + clean[info_end..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap();
+    let mut long_line = b"Info:".to_vec();
+    long_line.resize(2_000_000 + 5, b'a');
+    let cases: [(&str, Vec<u8>, String); 3] = [
+        (
+            "in_info.mfcap",
+            clean[..60].to_vec(),
+            "ends 60 bytes into a line or frame".into(),
+        ),
+        (
+            "in_answer.mfcap",
+            clean[..answer_end].to_vec(),
+            format!("ends {} bytes into a line or frame", answer_end - info_end),
+        ),
+        (
+            "endless.mfcap",
+            long_line,
+            "Info line longer than 65536 bytes".into(),
+        ),
+    ];
+    for (name, bytes, why) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let out = dir.path().join(format!("{name}-out"));
+        let output = Command::new(env!("CARGO_BIN_EXE_meterflow"))
+            .arg("batch")
+            .arg(&path)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}: the capture")) && stderr.contains(&why),
+            "{name}: {stderr}"
+        );
+        assert!(read_rows(&out.join("parquet/windows")).is_empty(), "{name}");
+    }
+}
