@@ -104,6 +104,10 @@ pub enum Decoded {
     ErrorAnswer(Box<ErrorAnswer>),
     /// A sampling session began; its `session_start` event follows.
     SessionStart(Box<SessionStarted>),
+    /// A sample answer that cannot start a session (e.g. rate 0, or `p,q`
+    /// at 8000 Hz, which the firmware never gives): the reason. Its chunks
+    /// are orphans; a `bad_message` event says so.
+    InvalidAnswer(String),
     Chunk(SampleChunk),
     /// Something that happened to the stream, for the `events` table.
     Event(SourceEvent),
@@ -315,6 +319,38 @@ impl MeterDecoder {
         self.info.as_ref()
     }
 
+    /// Re-anchors the open session at `start_unix_ns` (the caller found the
+    /// meter's `startTs` implausible) and records why in a `meter_warning`
+    /// event. Its `session_start` event, if not yet drained, moves too.
+    pub fn retime_session(&mut self, start_unix_ns: i64, why: String) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let old = session.start_unix_ns;
+        session.start_unix_ns = start_unix_ns;
+        if self.last_time_ns == old {
+            self.last_time_ns = start_unix_ns;
+        }
+        for item in &mut self.out {
+            if let Decoded::Event(event) = item {
+                if event.unix_ns == old && event.kind == EventKind::SessionStart {
+                    event.unix_ns = start_unix_ns;
+                }
+            }
+        }
+        self.note(why);
+    }
+
+    /// Records something the caller found about the session (e.g. a sample
+    /// answer other than asked for) as a `meter_warning` event, now.
+    pub fn note(&mut self, message: String) {
+        self.counters.meter_warnings += 1;
+        self.event_now(EventKind::MeterWarning {
+            message,
+            missed_samples: None,
+        });
+    }
+
     /// Samples in whole chunks so far (what a sample limit counts).
     pub fn samples(&self) -> u64 {
         let open = self.session.as_ref().map_or(0, |s| s.totals.samples);
@@ -474,6 +510,16 @@ impl MeterDecoder {
             }
             Ok(InfoMessage::SampleAnswer(answer)) => {
                 self.close_session(SessionEnd::Restarted, None);
+                if let Err(error) = answer.measures.validate_rate(answer.samplingrate) {
+                    // Its samples could be neither timed nor trusted.
+                    self.counters.bad_messages += 1;
+                    let reason = format!("sample answer not usable: {error}");
+                    self.event_now(EventKind::BadMessage {
+                        reason: reason.clone(),
+                    });
+                    self.out.push_back(Decoded::InvalidAnswer(reason));
+                    return;
+                }
                 if let Framing::Meter(codec) = &mut self.framing {
                     codec.set_bytes_per_sample(answer.bytes_per_sample());
                     codec.reset_sequence();
@@ -627,7 +673,7 @@ impl BlockFeed {
                 self.lost_samples += ended.totals.lost_samples;
                 self.block = None;
             }
-            Decoded::DeviceInfo(_) | Decoded::ErrorAnswer(_) => {}
+            Decoded::DeviceInfo(_) | Decoded::ErrorAnswer(_) | Decoded::InvalidAnswer(_) => {}
         }
     }
 
@@ -703,6 +749,7 @@ mod tests {
         match item {
             Decoded::DeviceInfo(info) => format!("info {}", info.name),
             Decoded::ErrorAnswer(answer) => format!("error {:?}", answer.msg),
+            Decoded::InvalidAnswer(reason) => format!("invalid answer {reason}"),
             Decoded::SessionStart(started) => format!(
                 "start {} {} {}",
                 started.description.device,

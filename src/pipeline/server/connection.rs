@@ -96,6 +96,19 @@ where
             &format_args!("meter {name}: {streaming} meters already streaming"),
         );
     }
+    // The name is taken only by a peer that answered `sample`: one that
+    // only says a meter's name and never streams cannot hold it (it is
+    // dropped as `handshake` when its answer does not come in time).
+    let settings = context.link.session_settings(&name);
+    let mut stream = match greeted.start(&settings, cancel).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            return drop_peer(
+                DropReason::Handshake,
+                &format_args!("meter {name}: {error}"),
+            )
+        }
+    };
     let Some(claim) = registry.claim(&name) else {
         return drop_peer(
             DropReason::Duplicate,
@@ -139,16 +152,6 @@ where
         revision,
         after: context.lease_release_after,
     });
-    let settings = context.link.session_settings(&name);
-    let mut stream = match greeted.start(&settings, cancel).await {
-        Ok(stream) => stream,
-        Err(error) => {
-            return drop_peer(
-                DropReason::Handshake,
-                &format_args!("meter {name}: {error}"),
-            )
-        }
-    };
     tracing::info!(
         meter = %name,
         %peer,
