@@ -1,5 +1,5 @@
 //! Hostile and odd peers against a real `meterflow sink` process on
-//! loopback (issue 22, items 6 and 14); the peers are this test's own
+//! loopback (issue 22, items 6, 14 and 17); the peers are this test's own
 //! sockets speaking the meter protocol.
 //!
 //! - A peer that only says a meter's name never holds it: the real meter,
@@ -8,6 +8,9 @@
 //!   (counted as `handshake`); another rate than asked, and a `startTs` of 0
 //!   or in 2100, are accepted with an `events` row saying so (the latter
 //!   timed by the sink's clock, so no 1970 or 2100 partition).
+//! - A burst of refused peers gives a few WARN lines and one summary, not
+//!   one line each; the counter has them all. So does a client source that
+//!   redials a dead address every 10 ms.
 
 mod common;
 
@@ -39,19 +42,28 @@ struct Sink {
 }
 
 impl Sink {
+    /// A sink whose meters dial in to `port`; `extra` adds source keys.
     fn start(dir: &Path, extra: &str) -> Sink {
-        let (port, metrics_port) = (free_port(), free_port());
+        let port = free_port();
+        let source = format!(
+            r#"kind = "smartmeter_server"
+listen = "127.0.0.1:{port}"
+info_timeout_s = 2.0
+{extra}"#
+        );
+        Sink::start_source(dir, port, &source)
+    }
+
+    fn start_source(dir: &Path, port: u16, source: &str) -> Sink {
+        let metrics_port = free_port();
         let pipeline = dir.join("sink.toml");
         std::fs::write(
             &pipeline,
             format!(
                 r#"
 [source]
-kind = "smartmeter_server"
-listen = "127.0.0.1:{port}"
 rate = {RATE}
-info_timeout_s = 2.0
-{extra}
+{source}
 [aggregation]
 packet_interval_s = 1.0
 [service]
@@ -405,4 +417,69 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     found
+}
+
+#[test]
+fn a_burst_of_refused_peers_logs_a_few_lines_not_one_each() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every name but "good*" is refused right after its info line.
+    let sink = Sink::start(dir.path(), "allow_names = [\"good*\"]");
+    const BURST: u64 = 300;
+    let started = Instant::now();
+    for k in 0..BURST {
+        let mut socket = introduce(sink.port, &format!("evil{k}"));
+        assert!(closed_by_sink(&mut socket));
+    }
+    let burst_s = started.elapsed().as_secs_f64();
+    wait_for(Duration::from_secs(30), "every refusal counted", || {
+        dropped(&sink.metrics(), "name_not_allowed") == BURST
+    });
+    let output = sink.terminate();
+    let log = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    let refused = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("peer dropped"))
+        .count();
+    let summaries = log
+        .lines()
+        .filter(|l| l.contains("more dropped peers were not logged"))
+        .count();
+    // Five lines per 10-s interval, and a summary opening each later one.
+    let intervals = (burst_s / 10.0).floor() as usize + 1;
+    assert!(
+        refused >= 5 && refused <= 5 * intervals,
+        "{refused} WARN lines for {BURST} refused peers in {burst_s:.1} s"
+    );
+    assert!(summaries < intervals, "{summaries} summaries");
+}
+
+#[test]
+fn a_client_source_redialing_fast_logs_a_few_lines_not_one_each() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nobody listens there: every dial is refused at once.
+    let dead = free_port();
+    let source = format!(
+        r#"kind = "smartmeter_client"
+connect = ["127.0.0.1:{dead}"]
+backoff_min_s = 0.01
+backoff_max_s = 0.01"#
+    );
+    let started = Instant::now();
+    let sink = Sink::start_source(dir.path(), 0, &source);
+    // Some hundred dials (the duration bounds the expected lines below).
+    std::thread::sleep(Duration::from_secs(2));
+    let output = sink.terminate();
+    let run_s = started.elapsed().as_secs_f64();
+    let log = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    let failed = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("cannot connect"))
+        .count();
+    let intervals = (run_s / 10.0).floor() as usize + 1;
+    assert!(
+        failed >= 1 && failed <= 5 * intervals,
+        "{failed} WARN lines for failed dials in {run_s:.1} s"
+    );
 }

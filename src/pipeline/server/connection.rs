@@ -62,8 +62,7 @@ where
 {
     let registry = &context.registry;
     let drop_peer = |reason: DropReason, detail: &dyn std::fmt::Display| {
-        registry.dropped(reason);
-        tracing::warn!(%peer, reason = reason.label(), "peer dropped: {detail}");
+        registry.refuse(peer, reason, detail);
         ConnectionEnd::Dropped(reason)
     };
 
