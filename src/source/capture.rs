@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::decoder::{BlockFeed, Decoded, MeterDecoder, SessionEnd};
-use super::event::SourceEvent;
+use super::event::{EventKind, SourceEvent};
 use super::recording::{read_recording, RecordingError, RecordingTools};
 use super::wav::{parse_wav_header, WavError};
 use crate::wire::message::{InfoAnswer, SampleAnswer, StopAnswer};
@@ -40,6 +40,13 @@ pub enum CaptureError {
     MissingRawParams { missing: String },
     #[error("no sampling session in the capture: no sample answer, so the layout is unknown")]
     NoSession,
+    #[error("the capture ends {bytes} bytes into a line or frame, before any sampling session")]
+    CutShort { bytes: u64 },
+    #[error(
+        "the capture has an Info line longer than {} bytes (no line end), and no sampling session",
+        crate::wire::frame::MAX_INFO_LINE
+    )]
+    InfoLineTooLong,
     #[error("{0}")]
     Recording(#[from] RecordingError),
 }
@@ -137,6 +144,8 @@ pub struct CaptureSummary {
     /// Data chunks seen before any sample answer (their layout is unknown).
     pub orphan_frames: u64,
     pub wire: WireStats,
+    /// Bytes of the line or frame the capture ended inside, if it did.
+    pub truncated_bytes: Option<u64>,
 }
 
 impl CaptureSummary {
@@ -288,6 +297,10 @@ impl CaptureSummary {
                 lost_samples: 0,
                 data_frames: 0,
             }),
+            Decoded::Event(SourceEvent {
+                kind: EventKind::Truncated { bytes },
+                ..
+            }) => self.truncated_bytes = Some(*bytes),
             Decoded::SessionEnd(ended) => {
                 if let Some(session) = self.sessions.last_mut() {
                     session.stop.clone_from(&ended.stop);
@@ -321,8 +334,15 @@ pub fn read_meter_stream(
         &mut summary,
         visitor,
     )?;
-    if summary.sessions.is_empty() && summary.orphan_frames > 0 {
-        return Err(CaptureError::NoSession);
+    if summary.sessions.is_empty() {
+        // Not a word and no rows would be worse: say why nothing was read.
+        return Err(if summary.wire.oversize_info > 0 {
+            CaptureError::InfoLineTooLong
+        } else if let Some(bytes) = summary.truncated_bytes {
+            CaptureError::CutShort { bytes }
+        } else {
+            CaptureError::NoSession
+        });
     }
     Ok(summary)
 }

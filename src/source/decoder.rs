@@ -104,6 +104,10 @@ pub enum Decoded {
     ErrorAnswer(Box<ErrorAnswer>),
     /// A sampling session began; its `session_start` event follows.
     SessionStart(Box<SessionStarted>),
+    /// A sample answer that cannot start a session (e.g. rate 0, or `p,q`
+    /// at 8000 Hz, which the firmware never gives): the reason. Its chunks
+    /// are orphans; a `bad_message` event says so.
+    InvalidAnswer(String),
     Chunk(SampleChunk),
     /// Something that happened to the stream, for the `events` table.
     Event(SourceEvent),
@@ -172,6 +176,9 @@ struct OpenSession {
     samples_per_chunk: u64,
     next_index: u64,
     pending_gap: u64,
+    /// Bytes skipped since the last frame, not yet placed: what they cost
+    /// is known when the next item shows whether packet numbers count it.
+    skipped: u64,
     totals: SessionTotals,
     /// False for a file that continues a session an earlier file began: it
     /// neither starts nor stops it.
@@ -188,6 +195,7 @@ impl OpenSession {
             samples_per_chunk: (chunk_bytes / bytes_per_sample).max(1) as u64,
             next_index: 0,
             pending_gap: 0,
+            skipped: 0,
             totals: SessionTotals::default(),
             announce_end: true,
         }
@@ -311,6 +319,38 @@ impl MeterDecoder {
         self.info.as_ref()
     }
 
+    /// Re-anchors the open session at `start_unix_ns` (the caller found the
+    /// meter's `startTs` implausible) and records why in a `meter_warning`
+    /// event. Its `session_start` event, if not yet drained, moves too.
+    pub fn retime_session(&mut self, start_unix_ns: i64, why: String) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let old = session.start_unix_ns;
+        session.start_unix_ns = start_unix_ns;
+        if self.last_time_ns == old {
+            self.last_time_ns = start_unix_ns;
+        }
+        for item in &mut self.out {
+            if let Decoded::Event(event) = item {
+                if event.unix_ns == old && event.kind == EventKind::SessionStart {
+                    event.unix_ns = start_unix_ns;
+                }
+            }
+        }
+        self.note(why);
+    }
+
+    /// Records something the caller found about the session (e.g. a sample
+    /// answer other than asked for) as a `meter_warning` event, now.
+    pub fn note(&mut self, message: String) {
+        self.counters.meter_warnings += 1;
+        self.event_now(EventKind::MeterWarning {
+            message,
+            missed_samples: None,
+        });
+    }
+
     /// Samples in whole chunks so far (what a sample limit counts).
     pub fn samples(&self) -> u64 {
         let open = self.session.as_ref().map_or(0, |s| s.totals.samples);
@@ -362,6 +402,10 @@ impl MeterDecoder {
     }
 
     fn frame(&mut self, frame: Frame) {
+        let counted = matches!(frame, Frame::Anomaly(Anomaly::Gap { .. }));
+        if !matches!(frame, Frame::Anomaly(Anomaly::Resync { .. })) {
+            self.settle_skipped(counted);
+        }
         match frame {
             Frame::Data { payload, .. } => self.chunk(payload),
             Frame::Anomaly(anomaly) => self.anomaly(&anomaly),
@@ -387,6 +431,11 @@ impl MeterDecoder {
             return;
         }
         let samples = (payload.len() / session.bytes_per_sample) as u64;
+        if samples == 0 {
+            // An empty frame (e.g. a length cut to 0): nothing to place.
+            session.totals.data_frames += 1;
+            return;
+        }
         let chunk = SampleChunk {
             payload,
             first_index: session.next_index,
@@ -407,6 +456,11 @@ impl MeterDecoder {
                         u64::from(lost_chunks) * session.samples_per_chunk
                     }
                     Anomaly::BadDataLength { .. } => session.samples_per_chunk,
+                    Anomaly::Resync { skipped } => {
+                        // Placed with the next item (see `settle_skipped`).
+                        session.skipped += skipped as u64;
+                        return;
+                    }
                     _ => 0,
                 };
                 session.lose(lost);
@@ -420,6 +474,32 @@ impl MeterDecoder {
         self.event_now(EventKind::from_anomaly(anomaly, lost));
     }
 
+    /// Places bytes skipped in a session. When packet numbers then report
+    /// a gap, the gap counts that span (`counted`); otherwise the bytes
+    /// arrived in place of samples (e.g. after a `Data:` header whose length
+    /// was cut to 0): time follows the bytes received, so they are whole
+    /// samples lost. A damaged log line costs its length in samples too;
+    /// nothing in the bytes tells the two apart.
+    fn settle_skipped(&mut self, counted: bool) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let skipped = std::mem::take(&mut session.skipped);
+        if skipped == 0 {
+            return;
+        }
+        let lost = if counted {
+            0
+        } else {
+            skipped / session.bytes_per_sample as u64
+        };
+        session.lose(lost);
+        self.event_now(EventKind::Resync {
+            skipped_bytes: skipped,
+            lost_samples: lost,
+        });
+    }
+
     fn info_line(&mut self, text: &str) {
         match InfoMessage::parse(text) {
             Ok(InfoMessage::DeviceInfo(info)) => {
@@ -430,6 +510,16 @@ impl MeterDecoder {
             }
             Ok(InfoMessage::SampleAnswer(answer)) => {
                 self.close_session(SessionEnd::Restarted, None);
+                if let Err(error) = answer.measures.validate_rate(answer.samplingrate) {
+                    // Its samples could be neither timed nor trusted.
+                    self.counters.bad_messages += 1;
+                    let reason = format!("sample answer not usable: {error}");
+                    self.event_now(EventKind::BadMessage {
+                        reason: reason.clone(),
+                    });
+                    self.out.push_back(Decoded::InvalidAnswer(reason));
+                    return;
+                }
                 if let Framing::Meter(codec) = &mut self.framing {
                     codec.set_bytes_per_sample(answer.bytes_per_sample());
                     codec.reset_sequence();
@@ -504,6 +594,7 @@ impl MeterDecoder {
 
     /// Ends the open session, if any (true then).
     fn close_session(&mut self, end: SessionEnd, stop: Option<StopAnswer>) -> bool {
+        self.settle_skipped(false);
         let Some(session) = self.session.take() else {
             return false;
         };
@@ -582,7 +673,7 @@ impl BlockFeed {
                 self.lost_samples += ended.totals.lost_samples;
                 self.block = None;
             }
-            Decoded::DeviceInfo(_) | Decoded::ErrorAnswer(_) => {}
+            Decoded::DeviceInfo(_) | Decoded::ErrorAnswer(_) | Decoded::InvalidAnswer(_) => {}
         }
     }
 
@@ -658,6 +749,7 @@ mod tests {
         match item {
             Decoded::DeviceInfo(info) => format!("info {}", info.name),
             Decoded::ErrorAnswer(answer) => format!("error {:?}", answer.msg),
+            Decoded::InvalidAnswer(reason) => format!("invalid answer {reason}"),
             Decoded::SessionStart(started) => format!(
                 "start {} {} {}",
                 started.description.device,

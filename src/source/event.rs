@@ -27,8 +27,16 @@ pub enum EventKind {
     },
     /// Chunks never arrived.
     Gap { lost_chunks: u64, lost_samples: u64 },
-    /// Garbage skipped on the wire.
-    Resync { skipped_bytes: u64 },
+    /// Garbage skipped on the wire; inside a session its bytes are taken
+    /// as the samples they displaced (`lost_samples`), so time stays with
+    /// the bytes received.
+    Resync {
+        skipped_bytes: u64,
+        lost_samples: u64,
+    },
+    /// A packet number off the sequence that the stream did not go on from:
+    /// a corrupt counter, nothing lost.
+    CounterGlitch { expected: u32, received: u32 },
     /// A chunk that was not whole samples; dropped.
     BadChunk { len: u64, lost_samples: u64 },
     /// An Info line that was too long or not text; dropped.
@@ -52,6 +60,7 @@ impl EventKind {
             EventKind::SessionStop { .. } => "session_stop",
             EventKind::Gap { .. } => "gap",
             EventKind::Resync { .. } => "resync",
+            EventKind::CounterGlitch { .. } => "counter_glitch",
             EventKind::BadChunk { .. } => "bad_chunk",
             EventKind::BadLine { .. } => "bad_line",
             EventKind::Truncated { .. } => "truncated",
@@ -71,9 +80,9 @@ impl EventKind {
     /// Samples this event cost, if any.
     pub fn lost_samples(&self) -> u64 {
         match self {
-            EventKind::Gap { lost_samples, .. } | EventKind::BadChunk { lost_samples, .. } => {
-                *lost_samples
-            }
+            EventKind::Gap { lost_samples, .. }
+            | EventKind::BadChunk { lost_samples, .. }
+            | EventKind::Resync { lost_samples, .. } => *lost_samples,
             EventKind::MeterWarning { missed_samples, .. } => missed_samples.unwrap_or(0),
             _ => 0,
         }
@@ -84,7 +93,11 @@ impl EventKind {
         match *anomaly {
             Anomaly::Resync { skipped } => EventKind::Resync {
                 skipped_bytes: skipped as u64,
+                lost_samples,
             },
+            Anomaly::SequenceGlitch { expected, received } => {
+                EventKind::CounterGlitch { expected, received }
+            }
             Anomaly::Gap { lost_chunks, .. } => EventKind::Gap {
                 lost_chunks: u64::from(lost_chunks),
                 lost_samples,
@@ -120,7 +133,18 @@ impl EventKind {
                 lost_chunks,
                 lost_samples,
             } => format!("{lost_chunks} chunks ({lost_samples} samples) lost"),
-            EventKind::Resync { skipped_bytes } => format!("{skipped_bytes} bytes skipped"),
+            EventKind::Resync {
+                skipped_bytes,
+                lost_samples: 0,
+            } => format!("{skipped_bytes} bytes skipped"),
+            EventKind::Resync {
+                skipped_bytes,
+                lost_samples,
+            } => format!("{skipped_bytes} bytes skipped ({lost_samples} samples lost)"),
+            EventKind::CounterGlitch { expected, received } => format!(
+                "packet number {received} where {expected} was due, and the stream went on \
+                 from {expected}: a corrupt counter, no samples lost"
+            ),
             EventKind::BadChunk { len, lost_samples } => {
                 format!("chunk of {len} bytes dropped ({lost_samples} samples)")
             }
@@ -139,9 +163,16 @@ impl SourceEvent {
                 lost_chunks,
                 lost_samples,
             } => (RowKind::Gap, Some(*lost_chunks), Some(*lost_samples), None),
-            EventKind::Resync { skipped_bytes } => {
-                (RowKind::Resync, None, None, Some(*skipped_bytes))
-            }
+            EventKind::Resync {
+                skipped_bytes,
+                lost_samples,
+            } => (
+                RowKind::Resync,
+                None,
+                (*lost_samples > 0).then_some(*lost_samples),
+                Some(*skipped_bytes),
+            ),
+            EventKind::CounterGlitch { .. } => (RowKind::Resync, None, None, None),
             EventKind::BadChunk { len, lost_samples } => (
                 RowKind::BadDataLength,
                 None,

@@ -79,6 +79,8 @@ pub enum SessionError {
     Closed(&'static str),
     #[error("meter {meter:?} refused sample: {answer}")]
     Refused { meter: String, answer: String },
+    #[error("meter {meter:?}: {reason}")]
+    InvalidAnswer { meter: String, reason: String },
     #[error("nothing received for {0:?} while streaming")]
     Idle(Duration),
 }
@@ -116,6 +118,23 @@ pub struct Greeted<S> {
     commands: Commands<S>,
     decoder: MeterDecoder,
     info: InfoAnswer,
+}
+
+/// A `startTs` before this year is an unset clock (0 is 1970).
+const EARLIEST_START_YEAR: i32 = 2000;
+/// How far a `startTs` may be ahead of the sink's clock (a timed start may
+/// lie a little ahead; beyond a day the meter's clock is wrong).
+const MAX_START_AHEAD_NS: i64 = 86_400 * 1_000_000_000;
+
+/// Whether a meter's `startTs` can be when it started, seen at `received_ns`
+/// by the sink. Old times pass (a replayed recording is old); only an unset
+/// or future clock does not.
+fn plausible_start(start_unix_ns: i64, received_ns: i64) -> bool {
+    let earliest = chrono::NaiveDate::from_ymd_opt(EARLIEST_START_YEAR, 1, 1)
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .and_then(|time| time.and_utc().timestamp_nanos_opt())
+        .unwrap_or(0);
+    start_unix_ns >= earliest && start_unix_ns <= received_ns.saturating_add(MAX_START_AHEAD_NS)
 }
 
 /// Reads the meter's info line. With `ask` the `info` command is sent
@@ -182,6 +201,10 @@ impl<S: AsyncRead + AsyncWrite> Greeted<S> {
                     meter: name.clone(),
                     answer: answer.msg.unwrap_or_else(|| "error without message".into()),
                 })),
+                Decoded::InvalidAnswer(reason) => Some(Err(SessionError::InvalidAnswer {
+                    meter: name.clone(),
+                    reason,
+                })),
                 _ => None,
             },
         )
@@ -196,6 +219,29 @@ impl<S: AsyncRead + AsyncWrite> Greeted<S> {
         // The meter that greeted us, whatever info lines came since.
         description.device = name;
         description.info = Some(self.info.clone());
+        // `v,i` is echoed as `v,i_L1`: the same channels are the same layout.
+        if answer.samplingrate != settings.rate
+            || answer.measures.channels() != settings.measures.channels()
+        {
+            // Samples are laid out and timed as answered; the row says so.
+            self.decoder.note(format!(
+                "sample answer: asked for {} at {} Hz, the meter answered {} at {} Hz; \
+                 samples are taken as answered",
+                settings.measures, settings.rate, answer.measures, answer.samplingrate
+            ));
+        }
+        let received_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        if !plausible_start(description.start_unix_ns, received_ns) {
+            let why = format!(
+                "sample answer: startTs {} is not a time this meter can have started \
+                 (before {EARLIEST_START_YEAR} or over a day ahead of the sink's clock); \
+                 samples are timed from the sink's clock at the answer",
+                answer.start_ts
+            );
+            tracing::warn!(meter = %description.device, start_ts = %answer.start_ts, "{why}");
+            description.start_unix_ns = received_ns;
+            self.decoder.retime_session(received_ns, why);
+        }
         tracing::info!(meter = %description.device, rate = answer.samplingrate, measures = %answer.measures, "sampling started");
         Ok(MeterStream {
             keepalive: tokio::time::interval_at(

@@ -7,6 +7,8 @@
 //! error, because a `FramedRead` ends the stream at its first error and one
 //! bad byte must not cost a meter its connection.
 
+use std::collections::VecDeque;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use memchr::memmem;
 use tokio_util::codec::{Decoder, Encoder};
@@ -38,14 +40,20 @@ pub enum Frame {
 pub enum Anomaly {
     /// Bytes that were neither a frame nor a line, skipped up to the next tag.
     Resync { skipped: usize },
-    /// Packet numbers jumped: `lost_chunks` chunks never arrived.
+    /// Packet numbers jumped and the next frame went on from the new
+    /// number: `lost_chunks` chunks never arrived.
     Gap {
         expected: u32,
         received: u32,
         lost_chunks: u32,
     },
-    /// A packet number lower than expected but not a restart at 0.
+    /// A packet number lower than expected, confirmed by the next frame,
+    /// but not a restart at 0.
     SequenceBackwards { expected: u32, received: u32 },
+    /// A packet number off the sequence that the next frame contradicted (it
+    /// went on from `expected`) or nothing confirmed: the counter was
+    /// corrupt, the chunk is the one that was due and nothing was lost.
+    SequenceGlitch { expected: u32, received: u32 },
     /// A chunk whose length is not a whole number of samples; its bytes were dropped.
     BadDataLength {
         seq: u32,
@@ -71,6 +79,7 @@ pub struct WireStats {
     pub gaps: u64,
     pub lost_chunks: u64,
     pub sequence_backwards: u64,
+    pub sequence_glitches: u64,
     pub bad_lengths: u64,
     pub oversize_info: u64,
     pub invalid_utf8: u64,
@@ -89,6 +98,7 @@ impl WireStats {
                 self.lost_chunks += u64::from(lost_chunks);
             }
             Anomaly::SequenceBackwards { .. } => self.sequence_backwards += 1,
+            Anomaly::SequenceGlitch { .. } => self.sequence_glitches += 1,
             Anomaly::BadDataLength { .. } => self.bad_lengths += 1,
             Anomaly::InfoTooLong { .. } => self.oversize_info += 1,
             Anomaly::InvalidUtf8 { .. } => self.invalid_utf8 += 1,
@@ -101,6 +111,7 @@ impl WireStats {
         self.resyncs
             + self.gaps
             + self.sequence_backwards
+            + self.sequence_glitches
             + self.bad_lengths
             + self.oversize_info
             + self.invalid_utf8
@@ -120,14 +131,30 @@ enum State {
     DiscardingInfo { dropped: usize },
 }
 
+/// A data frame whose packet number was not the one due, held until the
+/// next frame says whether the stream or only the counter jumped.
+#[derive(Debug)]
+struct Suspect {
+    expected: u32,
+    received: u32,
+    frame: Frame,
+}
+
 /// Decoder (and encoder, for the virtual meter) of the prefixed meter stream.
+///
+/// A packet number is believed only when the stream goes on from it: on TCP
+/// the bytes of every chunk sent arrive, so a jump that the next frame does
+/// not continue (e.g. 190, 4294967295, 191) is one corrupt counter, not
+/// billions of lost chunks. The jumped frame is therefore held until the next
+/// frame (or anything else) arrives; it costs one chunk of latency.
 #[derive(Debug)]
 pub struct MeterCodec {
     state: State,
     bytes_per_sample: Option<usize>,
     next_seq: Option<u32>,
+    suspect: Option<Suspect>,
     garbage: usize,
-    pending: Option<Frame>,
+    ready: VecDeque<Frame>,
     stats: WireStats,
 }
 
@@ -143,8 +170,9 @@ impl MeterCodec {
             state: State::Boundary,
             bytes_per_sample: None,
             next_seq: None,
+            suspect: None,
             garbage: 0,
-            pending: None,
+            ready: VecDeque::new(),
             stats: WireStats::default(),
         }
     }
@@ -154,9 +182,11 @@ impl MeterCodec {
         self.bytes_per_sample = (bytes_per_sample > 0).then_some(bytes_per_sample);
     }
 
-    /// A new `sample` session restarts packet numbers at 0.
+    /// A new `sample` session numbers its chunks from 0. A frame held for
+    /// its packet number is judged first (nothing confirmed it).
     pub fn reset_sequence(&mut self) {
-        self.next_seq = None;
+        self.settle_unconfirmed();
+        self.next_seq = Some(0);
     }
 
     pub fn stats(&self) -> &WireStats {
@@ -196,10 +226,12 @@ impl MeterCodec {
         next.is_some()
     }
 
-    fn decode_data(&mut self, src: &mut BytesMut) -> Option<Frame> {
+    /// Takes one `Data:` frame off `src` into the output (or holds it for
+    /// its packet number); false when more bytes are needed.
+    fn decode_data(&mut self, src: &mut BytesMut) -> bool {
         if src.len() < DATA_HEADER_LEN {
             src.reserve(DATA_HEADER_LEN - src.len());
-            return None;
+            return false;
         }
         let len = usize::from(u16::from_le_bytes([src[5], src[6]]));
         let seq = u32::from_le_bytes([src[7], src[8], src[9], src[10]]);
@@ -207,11 +239,10 @@ impl MeterCodec {
         if src.len() < total {
             // Room for the whole announced chunk now, so it lands without regrowth.
             src.reserve(total - src.len());
-            return None;
+            return false;
         }
         src.advance(DATA_HEADER_LEN);
         let payload = src.split_to(len).freeze();
-        let jump = self.advance_sequence(seq);
         let frame = match self.bytes_per_sample {
             Some(bytes_per_sample) if !len.is_multiple_of(bytes_per_sample) => {
                 self.anomaly(Anomaly::BadDataLength {
@@ -226,36 +257,87 @@ impl MeterCodec {
                 Frame::Data { seq, payload }
             }
         };
-        match jump {
-            Some(anomaly) => {
-                self.pending = Some(frame);
-                Some(self.anomaly(anomaly))
+        self.sequence(seq, frame);
+        true
+    }
+
+    /// Places a data frame by its packet number: settles a held frame with
+    /// it, then passes it on, or holds it if its own number jumped.
+    fn sequence(&mut self, seq: u32, frame: Frame) {
+        if let Some(suspect) = self.suspect.take() {
+            if seq == suspect.received.wrapping_add(1) {
+                // The stream went on from the jumped number: the jump was real.
+                self.next_seq = Some(seq);
+                if let Some(jump) = jump(suspect.expected, suspect.received) {
+                    let anomaly = self.anomaly(jump);
+                    self.ready.push_back(anomaly);
+                }
+                self.ready.push_back(suspect.frame);
+            } else {
+                self.suspect = Some(suspect);
+                self.settle_unconfirmed();
             }
-            None => Some(frame),
+        }
+        match self.next_seq {
+            Some(expected) if seq != expected => {
+                self.suspect = Some(Suspect {
+                    expected,
+                    received: seq,
+                    frame,
+                });
+            }
+            _ => {
+                self.next_seq = Some(seq.wrapping_add(1));
+                self.ready.push_back(frame);
+            }
         }
     }
 
-    /// Tracks packet numbers; returns the anomaly a jump means, if any.
-    fn advance_sequence(&mut self, seq: u32) -> Option<Anomaly> {
-        let expected = self.next_seq;
-        self.next_seq = Some(seq.wrapping_add(1));
-        let expected = expected?;
-        if seq == expected || seq == 0 {
-            // 0 is a new sampling session.
-            return None;
+    /// Nothing confirmed the held frame's jump: its counter was corrupt and
+    /// it is the chunk that was due.
+    fn settle_unconfirmed(&mut self) {
+        if let Some(Suspect {
+            expected,
+            received,
+            frame,
+        }) = self.suspect.take()
+        {
+            self.next_seq = Some(expected.wrapping_add(1));
+            let anomaly = self.anomaly(Anomaly::SequenceGlitch { expected, received });
+            self.ready.push_back(anomaly);
+            self.ready.push_back(frame);
         }
-        let ahead = seq.wrapping_sub(expected);
-        if ahead < u32::MAX / 2 {
-            Some(Anomaly::Gap {
-                expected,
-                received: seq,
-                lost_chunks: ahead,
-            })
-        } else {
-            Some(Anomaly::SequenceBackwards {
-                expected,
-                received: seq,
-            })
+    }
+
+    /// One step over `src`: items go to `ready`; false when more bytes are needed.
+    fn step(&mut self, src: &mut BytesMut) -> bool {
+        let item = match self.state {
+            State::InfoLine { scanned } => self.decode_info(src, scanned),
+            State::DiscardingInfo { dropped } => self.discard_info(src, dropped),
+            State::Boundary => {
+                if src.len() < TAG_LEN && (DATA_TAG.starts_with(src) || INFO_TAG.starts_with(src)) {
+                    return false;
+                }
+                if !self.seek_tag(src) {
+                    return false;
+                }
+                if let Some(resync) = self.flush_garbage() {
+                    Some(resync)
+                } else if src.starts_with(DATA_TAG) {
+                    return self.decode_data(src);
+                } else {
+                    self.decode_info(src, 0)
+                }
+            }
+        };
+        match item {
+            Some(frame) => {
+                // Not a data frame: it cannot confirm a held jump.
+                self.settle_unconfirmed();
+                self.ready.push_back(frame);
+                true
+            }
+            None => false,
         }
     }
 
@@ -314,6 +396,23 @@ impl MeterCodec {
     }
 }
 
+/// What a confirmed jump of the packet number from `expected` to `received`
+/// means: lost chunks, a step back, or nothing (a restart at 0).
+fn jump(expected: u32, received: u32) -> Option<Anomaly> {
+    let ahead = received.wrapping_sub(expected);
+    if received == 0 {
+        None
+    } else if ahead < u32::MAX / 2 {
+        Some(Anomaly::Gap {
+            expected,
+            received,
+            lost_chunks: ahead,
+        })
+    } else {
+        Some(Anomaly::SequenceBackwards { expected, received })
+    }
+}
+
 /// Length of the longest suffix of `buf` that is a proper prefix of a tag.
 fn partial_tag_suffix(buf: &[u8]) -> usize {
     (1..TAG_LEN)
@@ -332,32 +431,22 @@ impl Decoder for MeterCodec {
     type Error = std::io::Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
-        if let Some(frame) = self.pending.take() {
-            return Ok(Some(frame));
-        }
-        match self.state {
-            State::InfoLine { scanned } => return Ok(self.decode_info(src, scanned)),
-            State::DiscardingInfo { dropped } => return Ok(self.discard_info(src, dropped)),
-            State::Boundary => {}
-        }
-        if src.len() < TAG_LEN && (DATA_TAG.starts_with(src) || INFO_TAG.starts_with(src)) {
-            return Ok(None);
-        }
-        if !self.seek_tag(src) {
-            return Ok(None);
-        }
-        if let Some(resync) = self.flush_garbage() {
-            return Ok(Some(resync));
-        }
-        if src.starts_with(DATA_TAG) {
-            Ok(self.decode_data(src))
-        } else {
-            Ok(self.decode_info(src, 0))
+        loop {
+            if let Some(frame) = self.ready.pop_front() {
+                return Ok(Some(frame));
+            }
+            if !self.step(src) {
+                return Ok(None);
+            }
         }
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
         if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        self.settle_unconfirmed();
+        if let Some(frame) = self.ready.pop_front() {
             return Ok(Some(frame));
         }
         if let State::DiscardingInfo { dropped } = self.state {

@@ -62,8 +62,7 @@ where
 {
     let registry = &context.registry;
     let drop_peer = |reason: DropReason, detail: &dyn std::fmt::Display| {
-        registry.dropped(reason);
-        tracing::warn!(%peer, reason = reason.label(), "peer dropped: {detail}");
+        registry.refuse(peer, reason, detail);
         ConnectionEnd::Dropped(reason)
     };
 
@@ -96,6 +95,19 @@ where
             &format_args!("meter {name}: {streaming} meters already streaming"),
         );
     }
+    // The name is taken only by a peer that answered `sample`: one that
+    // only says a meter's name and never streams cannot hold it (it is
+    // dropped as `handshake` when its answer does not come in time).
+    let settings = context.link.session_settings(&name);
+    let mut stream = match greeted.start(&settings, cancel).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            return drop_peer(
+                DropReason::Handshake,
+                &format_args!("meter {name}: {error}"),
+            )
+        }
+    };
     let Some(claim) = registry.claim(&name) else {
         return drop_peer(
             DropReason::Duplicate,
@@ -139,16 +151,6 @@ where
         revision,
         after: context.lease_release_after,
     });
-    let settings = context.link.session_settings(&name);
-    let mut stream = match greeted.start(&settings, cancel).await {
-        Ok(stream) => stream,
-        Err(error) => {
-            return drop_peer(
-                DropReason::Handshake,
-                &format_args!("meter {name}: {error}"),
-            )
-        }
-    };
     tracing::info!(
         meter = %name,
         %peer,

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod metrics;
 pub mod registry;
 pub mod state;
+pub mod warn_limit;
 pub mod workers;
 
 use std::net::SocketAddr;
@@ -223,13 +224,22 @@ impl StreamSink {
                 .accepted
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if !self.networks.is_empty() && !self.networks.iter().any(|n| n.contains(peer.ip())) {
-                self.registry.dropped(DropReason::NetworkNotAllowed);
-                tracing::warn!(%peer, reason = DropReason::NetworkNotAllowed.label(), "peer dropped: not in allow_networks");
+                self.registry.refuse(
+                    peer,
+                    DropReason::NetworkNotAllowed,
+                    &"not in allow_networks",
+                );
                 continue;
             }
             let Some(pending) = PendingGuard::try_new(&self.registry, self.link.max_pending) else {
-                self.registry.dropped(DropReason::TooManyPending);
-                tracing::warn!(%peer, reason = DropReason::TooManyPending.label(), "peer dropped: {} connections wait for their info line", self.link.max_pending);
+                self.registry.refuse(
+                    peer,
+                    DropReason::TooManyPending,
+                    &format_args!(
+                        "{} connections wait for their info line",
+                        self.link.max_pending
+                    ),
+                );
                 continue;
             };
             let _ = socket.set_nodelay(true);
@@ -269,6 +279,8 @@ async fn keep_dialing(
 ) -> ConnectionEnd {
     let (min, max) = context.link.backoff();
     let mut backoff = Backoff::new(min, max);
+    // A short backoff to a dead address would log many lines a second.
+    let failures = warn_limit::WarnLimit::standard();
     let mut last = ConnectionEnd::Dropped(DropReason::Io);
     while !cancel.is_cancelled() {
         let connect =
@@ -296,8 +308,8 @@ async fn keep_dialing(
                     backoff.reset();
                 }
             }
-            Ok(Err(error)) => tracing::warn!(meter = %address, %error, "cannot connect"),
-            Err(_) => tracing::warn!(meter = %address, "connecting timed out"),
+            Ok(Err(error)) => dial_failed(&failures, &address, &error),
+            Err(_) => dial_failed(&failures, &address, &"connecting timed out"),
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff.next_delay()) => {}
@@ -305,6 +317,21 @@ async fn keep_dialing(
         }
     }
     last
+}
+
+/// Logs a failed dial, rate-limited per address.
+fn dial_failed(failures: &warn_limit::WarnLimit, address: &str, error: &dyn std::fmt::Display) {
+    match failures.check() {
+        warn_limit::WarnVerdict::Log { left_out } => {
+            if left_out > 0 {
+                tracing::warn!(meter = %address, left_out, "{left_out} more failed connects were not logged");
+            }
+            tracing::warn!(meter = %address, %error, "cannot connect");
+        }
+        warn_limit::WarnVerdict::Quiet => {
+            tracing::debug!(meter = %address, %error, "cannot connect");
+        }
+    }
 }
 
 /// A node's name when `cluster.node` is not set: host and listen port.

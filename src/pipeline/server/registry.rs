@@ -3,9 +3,11 @@
 //! peers dropped, by reason.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use super::warn_limit::{WarnLimit, WarnVerdict};
 use crate::wire::WireStats;
 
 /// Why a peer was dropped (a label in `/metrics`).
@@ -99,8 +101,12 @@ impl MeterCounters {
         self.gaps.fetch_add(now.gaps - before.gaps, Relaxed);
         self.lost_chunks
             .fetch_add(now.lost_chunks - before.lost_chunks, Relaxed);
-        self.resyncs
-            .fetch_add(now.resyncs - before.resyncs, Relaxed);
+        // A corrupt packet number is a resync too (nothing was lost).
+        let resyncs = now.resyncs + now.sequence_glitches;
+        self.resyncs.fetch_add(
+            resyncs - (before.resyncs + before.sequence_glitches),
+            Relaxed,
+        );
         self.bad_lengths
             .fetch_add(now.bad_lengths - before.bad_lengths, Relaxed);
     }
@@ -133,6 +139,8 @@ pub struct Registry {
     meters: Mutex<BTreeMap<String, Arc<MeterCounters>>>,
     next_connection: AtomicU64,
     pub server: ServerCounters,
+    /// Keeps a burst of refused peers from flooding the log.
+    refusals: WarnLimit,
 }
 
 /// A name held by one connection; released when dropped.
@@ -163,9 +171,26 @@ impl Claim {
 }
 
 impl Registry {
-    /// Counts and logs a dropped peer.
+    /// Counts a dropped peer.
     pub fn dropped(&self, reason: DropReason) {
         self.server.dropped[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a dropped peer and logs it, the first few of a burst only
+    /// (then one line with how many were left out; `/metrics` has them all).
+    pub fn refuse(&self, peer: SocketAddr, reason: DropReason, detail: &dyn std::fmt::Display) {
+        self.dropped(reason);
+        match self.refusals.check() {
+            WarnVerdict::Log { left_out } => {
+                if left_out > 0 {
+                    tracing::warn!(left_out, "{left_out} more dropped peers were not logged");
+                }
+                tracing::warn!(%peer, reason = reason.label(), "peer dropped: {detail}");
+            }
+            WarnVerdict::Quiet => {
+                tracing::debug!(%peer, reason = reason.label(), "peer dropped: {detail}");
+            }
+        }
     }
 
     /// Takes `name` for a new connection, unless another one streams under it.
