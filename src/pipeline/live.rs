@@ -187,13 +187,14 @@ async fn run_virtual_meters(
     sink_task.await.context("the stream sink task")??;
     meters_cancel.cancel();
     while meter_tasks.join_next().await.is_some() {}
+    // Received, not yet computed: the runner drains the engine after this.
     let streamed = registry.meters();
     for name in &names {
-        let samples = streamed
+        let bytes = streamed
             .iter()
             .find(|(known, _)| known == name)
-            .map_or(0, |(_, counters)| counters.samples.load(Relaxed));
-        if samples == 0 {
+            .map_or(0, |(_, counters)| counters.bytes.load(Relaxed));
+        if bytes == 0 {
             failures.push(format!("{name}: no samples"));
         }
     }
