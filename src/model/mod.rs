@@ -14,6 +14,7 @@ pub mod latch;
 pub mod latency;
 pub mod measurand;
 pub mod mppt;
+pub mod number;
 pub mod partition;
 pub mod pq_event;
 pub mod reading;
