@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pipeline_doc::{kinds_for, load, Doc};
+use common::pipeline_doc::{kinds, kinds_for, load, Doc};
 
 const DOC: &str = include_str!("../docs/pipeline.md");
 
@@ -84,17 +84,7 @@ fn documented_keys() -> Vec<DocumentedKey> {
             let Some((header, rest)) = tail.split_once('`') else {
                 continue;
             };
-            let kinds: Vec<String> = rest
-                .split_once("kind =")
-                .map(|(_, names)| {
-                    names
-                        .split('"')
-                        .skip(1)
-                        .step_by(2)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let kinds = kinds(rest);
             if kinds.is_empty() {
                 tables.push((header.to_string(), None));
             } else {
@@ -420,6 +410,17 @@ struct Flag {
     accepted: &'static [&'static str],
 }
 
+/// The hostile values that are finite and not negative: a signal level
+/// may take them (0 V is a dead line; the signal has no upper limit).
+const NON_NEGATIVE_FINITE: [&str; 6] = [
+    "0",
+    "-0",
+    "5e-324",
+    "1e300",
+    "1.7976931348623157e308",
+    "18446744073709551616",
+];
+
 const FLAGS: &[Flag] = &[
     Flag {
         command: &["batch"],
@@ -599,15 +600,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         command: &["simulate"],
         flag: "--voltage",
-        // 0 V is a dead line; the signal has no upper limit of its own.
-        takes: &[
-            "0",
-            "-0",
-            "5e-324",
-            "1e300",
-            "1.7976931348623157e308",
-            "18446744073709551616",
-        ],
+        takes: &NON_NEGATIVE_FINITE,
         accepted: &[],
     },
     Flag {
@@ -624,14 +617,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         command: &["simulate"],
         flag: "--current",
-        takes: &[
-            "0",
-            "-0",
-            "5e-324",
-            "1e300",
-            "1.7976931348623157e308",
-            "18446744073709551616",
-        ],
+        takes: &NON_NEGATIVE_FINITE,
         accepted: &[],
     },
     Flag {

@@ -169,3 +169,17 @@ pub fn kinds_for(header: &str, kind: Option<&str>) -> Vec<&'static str> {
         _ => vec!["files", "smartmeter_server"],
     }
 }
+
+/// The quoted names after `kind =` in a `docs/pipeline.md` heading:
+/// `kind = "a", "b"` → [a, b].
+pub fn kinds(rest: &str) -> Vec<String> {
+    let Some((_, names)) = rest.split_once("kind =") else {
+        return Vec::new();
+    };
+    names
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
