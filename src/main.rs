@@ -92,7 +92,7 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("meterflow: {error:#}");
+            eprintln!("meterflow: {}", cli::error_text(&error));
             std::process::ExitCode::FAILURE
         }
     }

@@ -338,3 +338,149 @@ fn rates_are_range_checked_from_every_way_in() {
         assert!(DeviceEngine::new(&config, Measures::ThreePhase, 8000, 0).is_err());
     }
 }
+
+/// A dataset of one capture, for the report's messages.
+fn small_dataset(dir: &Path) -> std::path::PathBuf {
+    let capture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/single_phase_4khz_60hz.mfcap");
+    let out = dir.join("run");
+    let output = meterflow(
+        &[
+            "batch",
+            capture.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ],
+        dir,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    out
+}
+
+/// `report` on a path that is not there says so (not "holds no dataset");
+/// on a file it says a dataset is a folder.
+#[test]
+fn report_on_a_missing_path_says_it_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = meterflow(&["report", "nowhere", "--out", "r.html"], dir.path());
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("meterflow: nowhere does not exist"),
+        "{stderr}"
+    );
+    std::fs::write(dir.path().join("file.parquet"), b"x").unwrap();
+    let output = meterflow(&["report", "file.parquet", "--out", "r.html"], dir.path());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with("meterflow: file.parquet is a file; a dataset is a folder"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("r.html").exists());
+}
+
+/// A `--png-dir` that cannot be made fails before the page is written, and
+/// the OS error is printed once, not once per level of the error.
+#[test]
+fn a_bad_png_dir_fails_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = small_dataset(dir.path());
+    std::fs::write(dir.path().join("blocker"), b"a file, not a folder").unwrap();
+    let output = meterflow(
+        &[
+            "report",
+            dataset.to_str().unwrap(),
+            "--out",
+            "r.html",
+            "--png-dir",
+            "blocker/png",
+        ],
+        dir.path(),
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("meterflow: cannot create folder blocker/png: "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("(os error").count(), 1, "{stderr}");
+    assert!(!dir.path().join("r.html").exists(), "the page was written");
+    // The same dataset with a usable folder: page and PNGs.
+    let output = meterflow(
+        &[
+            "report",
+            dataset.to_str().unwrap(),
+            "--out",
+            "r.html",
+            "--png-dir",
+            "png",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(dir.path().join("r.html").is_file());
+    let pngs = std::fs::read_dir(dir.path().join("png")).unwrap().count();
+    assert!(pngs > 0, "no PNGs written");
+}
+
+/// A bad key in `batch --pipeline FILE` names the file and the key, and
+/// prints the value as written.
+#[test]
+fn batch_pipeline_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "[dsp]\nnominal_frequency_hz = 1e300\n",
+    )
+    .unwrap();
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/three_phase_8khz.mfcap");
+    let output = meterflow(
+        &[
+            "batch",
+            capture.to_str().unwrap(),
+            "--out",
+            "out",
+            "--pipeline",
+            "p.toml",
+        ],
+        dir.path(),
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "meterflow: pipeline p.toml: dsp.nominal_frequency_hz: 1e300 Hz is out of range (1 ..= 1000 Hz)\n"
+        ),
+        "{stderr}"
+    );
+}
+
+/// `sink --pipeline` with a file that has no meter source says which
+/// source the sink needs, not what a batch's capture files need.
+#[test]
+fn sink_without_a_meter_source_names_the_source_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.toml"), "").unwrap();
+    std::fs::write(
+        dir.path().join("files.toml"),
+        "[source]\nkind = \"files\"\npaths = [\"x\"]\n",
+    )
+    .unwrap();
+    for (file, tail) in [
+        ("empty.toml", "this file has no [source]"),
+        ("files.toml", "not kind = \"files\""),
+    ] {
+        let output = meterflow(&["sink", "--pipeline", file], dir.path());
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "meterflow: pipeline {file}: meterflow sink needs a [source] with kind = \"smartmeter_server\" or \"smartmeter_client\""
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains(tail), "{stderr}");
+        assert!(!stderr.contains("capture"), "{stderr}");
+    }
+}

@@ -1,159 +1,14 @@
-//! Bad durations, sizes and counts in a pipeline file: each is refused with
-//! an error naming its key, and no value of any numeric key panics, neither
-//! while the file is checked nor when its durations are taken.
+//! Bad values in a pipeline file: each duration, size and count out of
+//! range, and each combination that would fail later or silently (meter
+//! names, opt-in tables without their flag, empty folders, unreachable
+//! `connect` entries), is refused at load with an error naming its key.
+
+mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use meterflow::pipeline::config::SourceConfig;
-use meterflow::pipeline::reference::{sections, TOP_LEVEL};
+use common::pipeline_doc::{load, Doc, KINDS};
 use meterflow::pipeline::PipelineConfig;
-
-/// A pipeline file as (TOML header, lines) so one key can be set anywhere.
-#[derive(Clone)]
-struct Doc(Vec<(String, Vec<String>)>);
-
-const SINKS: &[(&str, &[&str])] = &[
-    ("[dsp]", &[]),
-    ("[dsp.pq]", &[]),
-    ("[dsp.pq.flicker]", &[]),
-    ("[aggregation]", &[]),
-    ("[sink.parquet]", &["out = \"out/parquet\""]),
-    ("[sink.parquet.tables]", &[]),
-    ("[sink.packets.build]", &[]),
-    ("[sink.packets.targets]", &[]),
-    ("[sink.packets.targets.ndjson]", &["dir = \"out/packets\""]),
-    (
-        "[sink.packets.targets.http]",
-        &["url = \"http://127.0.0.1:9/\""],
-    ),
-    ("[sink.packets.targets.mqtt]", &["host = \"127.0.0.1\""]),
-    ("[sink.packets.targets.spool]", &["dir = \"out/spool\""]),
-    ("[sink.packets.targets.retry]", &[]),
-    ("[service]", &[]),
-    ("[record_log]", &[]),
-    ("[cluster]", &[]),
-];
-
-impl Doc {
-    /// A valid file of the source `kind` with every sink section present.
-    fn of(kind: &str) -> Doc {
-        let source: &[(&str, &[&str])] = match kind {
-            "files" => &[
-                ("[source]", &["kind = \"files\"", "paths = [\"testdata\"]"]),
-                ("[source.raw]", &[]),
-            ],
-            "virtual_meters" => &[
-                ("[source]", &["kind = \"virtual_meters\""]),
-                ("[[source.meter]]", &[]),
-                ("[source.meter.signal]", &[]),
-                (
-                    "[[source.meter.signal.voltage_harmonics]]",
-                    &["order = 5", "magnitude = 0.02"],
-                ),
-                (
-                    "[[source.meter.signal.current_harmonics]]",
-                    &["order = 3", "magnitude = 0.1"],
-                ),
-                ("[[source.meter.signal.load_steps]]", &["at_s = 1.0"]),
-                (
-                    "[[source.meter.signal.disturbances]]",
-                    &["at_s = 1.0", "duration_s = 0.1", "level_pct = 50.0"],
-                ),
-                (
-                    "[[source.meter.signal.voltage_modulations]]",
-                    &[
-                        "shape = \"rectangular\"",
-                        "frequency_hz = 8.8",
-                        "delta_v_pct = 1.0",
-                    ],
-                ),
-            ],
-            "smartmeter_server" => &[
-                ("[source]", &["kind = \"smartmeter_server\""]),
-                ("[source.meters.\"lab\"]", &[]),
-            ],
-            "smartmeter_client" => &[
-                (
-                    "[source]",
-                    &["kind = \"smartmeter_client\"", "connect = [\"10.0.0.5\"]"],
-                ),
-                ("[source.meters.\"lab\"]", &[]),
-            ],
-            "telemetry" => &[
-                ("[source]", &["kind = \"telemetry\""]),
-                ("[[source.rtl433]]", &[]),
-                ("[source.rtl433.mqtt]", &["host = \"127.0.0.1\""]),
-                ("[source.mppt]", &["files = [\"a.json\"]"]),
-                ("[source.airlink]", &[]),
-                ("[[source.airlink.files]]", &["path = \"a.jsonl\""]),
-            ],
-            other => panic!("no fixture for source kind {other}"),
-        };
-        let mut tables = vec![(TOP_LEVEL.to_string(), vec!["name = \"limits\"".to_string()])];
-        for (header, lines) in source.iter().chain(SINKS) {
-            tables.push((
-                header.to_string(),
-                lines.iter().map(|l| l.to_string()).collect(),
-            ));
-        }
-        Doc(tables)
-    }
-
-    /// The file with `key = value` in the table `header` (`<name>` is `lab`).
-    fn with(&self, header: &str, key: &str, value: &str) -> Doc {
-        let header = header.replace("\"<name>\"", "\"lab\"");
-        let mut doc = self.clone();
-        let Some((_, lines)) = doc.0.iter_mut().find(|(h, _)| *h == header) else {
-            panic!("the fixture has no table {header}");
-        };
-        let prefix = format!("{key} =");
-        lines.retain(|line| !line.starts_with(&prefix));
-        lines.push(format!("{key} = {value}"));
-        doc
-    }
-
-    fn text(&self) -> String {
-        let mut out = String::new();
-        for (header, lines) in &self.0 {
-            if header != TOP_LEVEL {
-                out.push_str(header);
-                out.push('\n');
-            }
-            for line in lines {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
-    }
-}
-
-/// Parses and checks `doc`, then takes every duration the runs take.
-fn load(doc: &Doc) -> anyhow::Result<PipelineConfig> {
-    let config = PipelineConfig::parse(&doc.text())?;
-    let _ = config.aggregation.packet_interval();
-    let _ = config.aggregation.packet_interval_ns();
-    let _ = config.service.packet_grace();
-    match &config.source {
-        SourceConfig::SmartmeterServer(link) | SourceConfig::SmartmeterClient(link) => {
-            let _ = link.session_settings("lab");
-            let _ = link.backoff();
-        }
-        SourceConfig::Telemetry(telemetry) => {
-            let _ = meterflow::pipeline::telemetry::flush_interval(telemetry);
-        }
-        _ => {}
-    }
-    Ok(config)
-}
-
-const KINDS: [&str; 5] = [
-    "files",
-    "virtual_meters",
-    "smartmeter_server",
-    "smartmeter_client",
-    "telemetry",
-];
 
 #[test]
 fn the_fixtures_are_valid() {
@@ -464,6 +319,68 @@ const BAD: &[(&str, &str, &str, &[&str], &str)] = &[
     (
         "files",
         "[sink.packets.targets.spool]",
+        "max_bytes",
+        &["0", "1023", "18446744073709551615"],
+        "sink.packets.targets.spool.max_bytes",
+    ),
+    (
+        "files",
+        "[dsp]",
+        "declared_voltage_v",
+        &["1e-300", "1e308", "0.0", "-230.0", "nan", "inf", "5e-324"],
+        "dsp.declared_voltage_v",
+    ),
+    (
+        "files",
+        "[dsp.pq]",
+        "udin_v",
+        &["1e-300", "1e308", "0.0", "-230.0", "nan", "inf", "5e-324"],
+        "dsp.pq.udin_v",
+    ),
+    (
+        "files",
+        "[service]",
+        "state_dir",
+        &["\"\""],
+        "service.state_dir",
+    ),
+    (
+        "files",
+        "[sink.parquet]",
+        "out",
+        &["\"\""],
+        "sink.parquet.out",
+    ),
+    (
+        "files",
+        "[sink.packets.targets.ndjson]",
+        "dir",
+        &["\"\""],
+        "sink.packets.targets.ndjson.dir",
+    ),
+    (
+        "files",
+        "[sink.packets.targets.spool]",
+        "dir",
+        &["\"\""],
+        "sink.packets.targets.spool.dir",
+    ),
+    (
+        "smartmeter_client",
+        "[source]",
+        "connect",
+        &[
+            "[\"::garbage::\"]",
+            "[\"10.0.0.5\", \"\"]",
+            "[\"meter.local:0\"]",
+            "[\"meter.local:99999\"]",
+            "[\"a b\"]",
+        ],
+        "source.connect",
+    ),
+    (
+        "files",
+        "[sink.packets.targets.spool]",
         "fsync_interval_ms",
         &["18446744073709551615"],
         "sink.packets.targets.spool.fsync_interval_ms",
@@ -524,58 +441,84 @@ fn the_error_reads_as_the_key_the_value_and_the_range() {
     );
 }
 
-/// Every numeric key of every section (from the config types), at values
-/// far outside any sensible range: refused or accepted, but never a panic,
-/// and a refusal names the key.
+/// `[[source.meter]]` names: a name no meter can stream under, or a second
+/// meter of the same name (named, or the default by position), is refused
+/// at load rather than failing after the handshake or dropping a meter.
 #[test]
-fn no_numeric_value_panics() {
-    const FLOATS: [&str; 8] = [
-        "nan", "inf", "-inf", "-1.0", "0.0", "1e20", "-1e300", "1e-300",
-    ];
-    const INTEGERS: [&str; 5] = ["-1", "0", "4294967296", "18446744073709551615", "1"];
-    let mut checked = 0;
-    let mut wrong = Vec::new();
-    for section in sections() {
-        let kinds: Vec<&str> = match (&section.kind, section.header.as_str()) {
-            (Some(kind), _) => vec![kind.as_str()],
-            (None, h) if h.starts_with("[source.meters") => vec!["smartmeter_server"],
-            (None, h) if h.starts_with("[source.raw") => vec!["files"],
-            (None, h) if h.starts_with("[[source.meter") || h.starts_with("[source.meter") => {
-                vec!["virtual_meters"]
-            }
-            (None, h) if h.starts_with("[source") || h.starts_with("[[source") => vec!["telemetry"],
-            (None, _) => vec!["files", "smartmeter_server"],
-        };
-        for key in &section.keys {
-            let values: &[&str] = match key.ty.as_str() {
-                "float" => &FLOATS,
-                "integer" => &INTEGERS,
-                _ => continue,
-            };
-            for kind in &kinds {
-                for value in values {
-                    checked += 1;
-                    let doc = Doc::of(kind).with(&section.header, &key.name, value);
-                    match catch_unwind(AssertUnwindSafe(|| load(&doc))) {
-                        Err(_) => wrong.push(format!(
-                            "{} {} = {value}: panicked",
-                            section.header, key.name
-                        )),
-                        Ok(Err(error)) => {
-                            let message = format!("{error:#}");
-                            if !message.contains(&key.name) {
-                                wrong.push(format!(
-                                    "{} {} = {value}: {message:?} does not name the key",
-                                    section.header, key.name
-                                ));
-                            }
-                        }
-                        Ok(Ok(_)) => {}
-                    }
-                }
+fn virtual_meter_names_are_checked_at_load() {
+    let meters = |names: &[&str]| {
+        let mut text = "[source]\nkind = \"virtual_meters\"\n".to_string();
+        for name in names {
+            text.push_str("[[source.meter]]\n");
+            // "" here: no name line (the default name by position).
+            if !name.is_empty() {
+                text.push_str(&format!("name = {name}\n"));
             }
         }
+        text
+    };
+    let refused = [
+        (&["\"\""][..], "source.meter[0].name = \"\""),
+        (&["\"a/b\""][..], "source.meter[0].name = \"a/b\""),
+        (&["\".hidden\""][..], "source.meter[0].name = \".hidden\""),
+        (
+            &["\"m\"", "\"m\""][..],
+            "source.meter[1].name = \"m\": an earlier",
+        ),
+        // The second meter's default name is smartmeter002.
+        (
+            &["\"smartmeter002\"", ""][..],
+            "source.meter[1].name = \"smartmeter002\": an earlier",
+        ),
+    ];
+    for (names, expected) in refused {
+        let text = meters(names);
+        let error = format!("{:#}", PipelineConfig::parse(&text).unwrap_err());
+        assert!(error.starts_with(expected), "{names:?}: {error}");
     }
-    assert!(checked > 300, "only {checked} cases");
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let config = PipelineConfig::parse(&meters(&["\"a.b-c_9\"", ""])).unwrap();
+    let meterflow::pipeline::config::SourceConfig::VirtualMeters(source) = config.source else {
+        panic!("not virtual meters");
+    };
+    assert_eq!(source.meter_names(), ["a.b-c_9", "smartmeter002"]);
+}
+
+/// An opt-in table without the engine flag that makes its rows would be
+/// empty without a word; it is refused naming the flag. With the flag the
+/// same table is accepted.
+#[test]
+fn opt_in_tables_need_their_flag() {
+    let cases = [
+        (
+            "harmonics",
+            "[dsp]\nkeep_harmonic_subgroups = true\n",
+            "[dsp] keep_harmonic_subgroups = true",
+        ),
+        (
+            "half_cycle",
+            "[dsp.pq]\nkeep_half_cycle = true\n",
+            "[dsp.pq] keep_half_cycle = true",
+        ),
+        (
+            "pinst",
+            "[dsp.pq.flicker]\nenabled = true\nkeep_pinst = true\n",
+            "[dsp.pq.flicker] enabled = true and keep_pinst = true",
+        ),
+    ];
+    for (table, flag, named) in cases {
+        let sink = format!(
+            "[source]\nkind = \"files\"\npaths = [\"a\"]\n[sink.parquet.tables]\n{table} = true\n"
+        );
+        let error = format!("{:#}", PipelineConfig::parse(&sink).unwrap_err());
+        assert!(
+            error.starts_with(&format!("sink.parquet.tables.{table} = true needs {named}")),
+            "{table}: {error}"
+        );
+        PipelineConfig::parse(&format!("{sink}{flag}"))
+            .unwrap_or_else(|e| panic!("{table} with {flag:?}: {e:#}"));
+    }
+    // Flicker on without keep_pinst still makes no Pinst rows.
+    let text = "[source]\nkind = \"files\"\npaths = [\"a\"]\n[sink.parquet.tables]\npinst = true\n\
+                [dsp.pq.flicker]\nenabled = true\n";
+    assert!(PipelineConfig::parse(text).is_err());
 }

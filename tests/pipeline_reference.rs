@@ -4,8 +4,11 @@
 //! the types' JSON schema (`meterflow::pipeline::reference`), so a new field
 //! fails this test until the doc has it.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::pipeline_doc::kinds;
 use meterflow::pipeline::reference::{sections, Section, TOP_LEVEL};
 
 const DOC: &str = include_str!("../docs/pipeline.md");
@@ -20,19 +23,6 @@ fn code_tables() -> Tables {
             let keys = keys.into_iter().map(|k| (k.name, k.default)).collect();
             ((header, kind), keys)
         })
-        .collect()
-}
-
-/// The quoted names after `kind =` in a heading: `kind = "a", "b"` → [a, b].
-fn kinds(rest: &str) -> Vec<String> {
-    let Some((_, names)) = rest.split_once("kind =") else {
-        return Vec::new();
-    };
-    names
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
         .collect()
 }
 

@@ -8,6 +8,7 @@ use anyhow::Context;
 use meterflow::bench::batch::BatchBench;
 use meterflow::bench::cluster::ClusterBench;
 use meterflow::bench::sink::SinkBench;
+use meterflow::pipeline::limits;
 use meterflow::wire::Measures;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -95,7 +96,24 @@ fn program() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("finding the meterflow executable")
 }
 
+/// `--rate` as the pipeline's `source.raw.rate` takes it, and one the
+/// channels can be sampled at.
+fn check_rate(rate: u32, measures: Measures) -> anyhow::Result<()> {
+    limits::RATE_HZ.check("--rate", rate.into())?;
+    measures.validate_rate(rate).context("--rate")
+}
+
+/// The flags the sink and cluster benches share.
+fn check_fleet(meters: usize, seconds: f64, connect_timeout: f64) -> anyhow::Result<()> {
+    limits::METERS.check_usize("--meters", meters)?;
+    limits::RUN_SECONDS.check_s("--seconds", seconds)?;
+    limits::CONNECT_TIMEOUT.check_s("--connect-timeout", connect_timeout)?;
+    Ok(())
+}
+
 pub async fn batch(args: BenchArgs) -> anyhow::Result<()> {
+    limits::BENCH_MINUTES.check("--minutes", args.minutes)?;
+    check_rate(args.rate, Measures::ThreePhase)?;
     meterflow::bench::batch::run(BatchBench {
         minutes: args.minutes,
         rate: args.rate,
@@ -105,6 +123,9 @@ pub async fn batch(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
+    check_fleet(args.meters, args.seconds, args.connect_timeout)?;
+    check_rate(args.rate, args.measures)?;
+    limits::WORKERS.check_usize("--workers", args.workers)?;
     meterflow::bench::sink::run(SinkBench {
         program: program()?,
         meters: args.meters,
@@ -120,6 +141,12 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
 }
 
 pub async fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
+    check_fleet(args.meters, args.seconds, args.connect_timeout)?;
+    check_rate(args.rate, args.measures)?;
+    limits::NODES.check_usize("--ingest", args.ingest)?;
+    limits::NODES.check_usize("--writers", args.writers)?;
+    limits::FILE_SPAN.check_whole_s("--file-span-s", args.file_span_s.into())?;
+    limits::PARTITIONS.check("--partitions", args.partitions.into())?;
     meterflow::bench::cluster::run(ClusterBench {
         program: program()?,
         ingest: args.ingest,

@@ -30,6 +30,8 @@ pub struct ClusterArgs {
 }
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
+    meterflow::pipeline::limits::NODES.check_usize("--ingest", args.ingest)?;
+    meterflow::pipeline::limits::NODES.check_usize("--writers", args.writers)?;
     let (pipeline, config) = match &args.pipeline {
         Some(path) => (path.clone(), PipelineConfig::load(path)?),
         None => {

@@ -60,7 +60,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             }
             Err(error) => {
                 failed += 1;
-                eprintln!("{}: {error:#}", path.display());
+                eprintln!("{}: {}", path.display(), super::error_text(&error));
             }
         }
     }

@@ -37,6 +37,24 @@ pub async fn execute(
     Ok(report)
 }
 
+/// `error` and its causes as one line, `a: b: c`. Many errors already end
+/// with their cause's text (`cannot open x: No such file … (os error 2)`),
+/// so a cause the line already ends with is not printed again.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Whether stderr takes colour and a progress bar: a terminal, and no
 /// `NO_COLOR` (https://no-color.org: set and not empty). Logs piped into a
 /// file or a collector stay plain text.

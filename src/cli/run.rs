@@ -34,6 +34,8 @@ pub fn load(args: &RunArgs) -> anyhow::Result<PipelineConfig> {
     };
     if let SourceConfig::VirtualMeters(meters) = &mut config.source {
         if let Some(seconds) = args.seconds {
+            // The range of the pipeline's `source.seconds`.
+            meterflow::pipeline::limits::RUN_SECONDS.check_s("--seconds", seconds)?;
             meters.seconds = seconds;
         }
         if args.fast {

@@ -3,9 +3,8 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use meterflow::meter::command_port::COMMAND_PORT;
@@ -14,6 +13,8 @@ use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode};
 use meterflow::meter::pacing::{Pacing, FIRMWARE_BUFFER_SIZE};
 use meterflow::meter::raw_port::RAW_PORT;
 use meterflow::meter::signal::SignalConfig;
+use meterflow::model::number::compact_number;
+use meterflow::pipeline::limits;
 use meterflow::wire::layout::{Measures, DEFAULT_RATE};
 
 /// How the virtual meters meet the sink.
@@ -101,46 +102,52 @@ pub struct SimulateArgs {
     pub raw_measures: Measures,
 }
 
-fn seconds(what: &str, secs: f64) -> anyhow::Result<Duration> {
-    if !secs.is_finite() || secs < 0.0 {
-        bail!("--{what} must be a non-negative number of seconds, got {secs}");
-    }
-    Duration::try_from_secs_f64(secs).with_context(|| format!("--{what} {secs} is too large"))
-}
-
 /// The fleet the arguments describe.
 pub fn fleet_config(args: &SimulateArgs) -> anyhow::Result<FleetConfig> {
     let mut signal = match &args.signal {
-        Some(path) => SignalConfig::load(path)?,
+        Some(path) => {
+            let signal = SignalConfig::load(path)?;
+            signal
+                .validate()
+                .with_context(|| format!("signal file {}", path.display()))?;
+            signal
+        }
         None => SignalConfig::default(),
     };
-    if let Some(v) = args.voltage {
-        signal.voltage_rms_v = v;
-    }
-    if let Some(f) = args.frequency {
-        signal.frequency_hz = f;
-    }
-    if let Some(i) = args.current {
-        signal.current_rms_a = i;
-    }
-    if let Some(a) = args.angle {
-        signal.current_angle_deg = a;
+    type Set = fn(&mut SignalConfig, f64);
+    let overrides: [(&str, Option<f64>, Set); 4] = [
+        ("--voltage", args.voltage, |s, v| s.voltage_rms_v = v),
+        ("--frequency", args.frequency, |s, v| s.frequency_hz = v),
+        ("--current", args.current, |s, v| s.current_rms_a = v),
+        ("--angle", args.angle, |s, v| s.current_angle_deg = v),
+    ];
+    for (flag, value, set) in overrides {
+        if let Some(value) = value {
+            set(&mut signal, value);
+            signal
+                .validate()
+                .with_context(|| format!("{flag} {}", compact_number(value)))?;
+        }
     }
     if let Some(seed) = args.seed {
         signal.seed = seed;
     }
-    signal.validate().context("invalid signal configuration")?;
     args.raw_measures
         .validate_rate(args.raw_rate)
         .context("invalid --raw-rate for --raw-measures")?;
-    if args.meters == 0 {
-        bail!("--meters must be at least 1");
-    }
+    limits::METERS.check_usize("--meters", args.meters)?;
+    limits::METER_NUMBER.check_usize("--first-number", args.first_number)?;
+    limits::METER_NUMBER.check_usize(
+        "--first-number + --meters",
+        args.first_number + args.meters - 1,
+    )?;
+    limits::METER_BUFFER_BYTES.check_usize("--buffer-size", args.buffer_size)?;
 
     let mode = match args.mode {
         SimulateMode::DialIn => FleetMode::DialIn {
             server: args.server.clone(),
-            reconnect: seconds("reconnect-secs", args.reconnect_secs)?,
+            reconnect: limits::RECONNECT_BACKOFF
+                .check_s("--reconnect-secs", args.reconnect_secs)?,
         },
         SimulateMode::CommandPort => FleetMode::CommandPort {
             bind: args.bind,
@@ -152,7 +159,9 @@ pub fn fleet_config(args: &SimulateArgs) -> anyhow::Result<FleetConfig> {
         },
     };
     let limit = match (args.duration, args.samples) {
-        (Some(secs), _) => Some(SessionLimit::Duration(seconds("duration", secs)?)),
+        (Some(secs), _) => Some(SessionLimit::Duration(
+            limits::RUN_SECONDS.check_s("--duration", secs)?,
+        )),
         (None, Some(n)) => Some(SessionLimit::Samples(n)),
         (None, None) => None,
     };
@@ -209,6 +218,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::time::Duration;
 
     #[derive(Parser)]
     struct Cli {

@@ -37,7 +37,11 @@ pub struct SinkArgs {
 
 pub fn load(args: &SinkArgs) -> anyhow::Result<PipelineConfig> {
     let mut config = match &args.pipeline {
-        Some(path) => PipelineConfig::load(path)?,
+        Some(path) => {
+            let config = PipelineConfig::load_unvalidated(path)?;
+            check_source(&config.source).with_context(|| format!("pipeline {}", path.display()))?;
+            config
+        }
         None => PipelineConfig::parse(SINK_PIPELINE).context("the built-in sink pipeline")?,
     };
     if let (Some(listen), SourceConfig::SmartmeterServer(link)) = (args.listen, &mut config.source)
@@ -52,18 +56,33 @@ pub fn load(args: &SinkArgs) -> anyhow::Result<PipelineConfig> {
         args.out.as_deref(),
         args.state_dir.as_ref(),
     );
-    config.validate()?;
+    let validated = config.validate();
+    match &args.pipeline {
+        Some(path) => validated.with_context(|| format!("pipeline {}", path.display()))?,
+        None => validated.context("the built-in sink pipeline")?,
+    }
     Ok(config)
+}
+
+/// The sink runs meter sources only; any other (or none, which a file for
+/// batches leaves out) is named before its own checks talk about it.
+fn check_source(source: &SourceConfig) -> anyhow::Result<()> {
+    match source {
+        SourceConfig::SmartmeterServer(_) | SourceConfig::SmartmeterClient(_) => Ok(()),
+        SourceConfig::Files(files) if files.paths.is_empty() => anyhow::bail!(
+            "meterflow sink needs a [source] with kind = \"smartmeter_server\" or \
+             \"smartmeter_client\"; this file has no [source]"
+        ),
+        other => anyhow::bail!(
+            "meterflow sink needs a [source] with kind = \"smartmeter_server\" or \
+             \"smartmeter_client\", not kind = {:?} (run it with meterflow run)",
+            other.kind()
+        ),
+    }
 }
 
 pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     let config = load(&args)?;
-    if !matches!(
-        config.source,
-        SourceConfig::SmartmeterServer(_) | SourceConfig::SmartmeterClient(_)
-    ) {
-        anyhow::bail!("meterflow sink needs a smartmeter_server or smartmeter_client source");
-    }
     super::execute(config, RunOptions::default()).await?;
     Ok(())
 }

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use meterflow::pipeline::sources::{Role, RunOptions};
 use meterflow::pipeline::PipelineConfig;
 
@@ -53,7 +55,13 @@ pub fn load(args: &WriterArgs) -> anyhow::Result<PipelineConfig> {
         args.out.as_deref(),
         args.state_dir.as_ref(),
     );
-    config.validate()?;
+    let validated = config
+        .validate()
+        .with_context(|| format!("pipeline {}", args.pipeline.display()));
+    match (args.index, args.of) {
+        (None, None) => validated?,
+        _ => validated.context("with --index/--of")?,
+    }
     Ok(config)
 }
 

@@ -142,7 +142,7 @@ impl Default for SignalConfig {
 pub enum SignalError {
     #[error("sampling rate must be at least 1 Hz")]
     ZeroRate,
-    #[error("{field} must be finite and {requirement}, got {value}")]
+    #[error("{field} must be finite and {requirement}, got {}", crate::model::number::compact_number(*.value))]
     BadValue {
         field: &'static str,
         requirement: &'static str,
@@ -242,6 +242,7 @@ impl SignalConfig {
         check("frequency_hz", self.frequency_hz, "> 0", |v| v > 0.0)?;
         finite("frequency_drift_hz_per_s", self.frequency_drift_hz_per_s)?;
         finite("frequency_wander_hz", self.frequency_wander_hz)?;
+        finite("frequency_wander_period_s", self.frequency_wander_period_s)?;
         if self.frequency_wander_hz != 0.0 {
             check(
                 "frequency_wander_period_s",

@@ -15,6 +15,7 @@ pub mod latency;
 pub mod measurand;
 pub mod metric;
 pub mod mppt;
+pub mod number;
 pub mod partition;
 pub mod pq_event;
 pub mod reading;

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use crate::pipeline::batch::expand_inputs;
 use crate::pipeline::config::{
     FilesConfig, PipelineConfig, RawFileConfig, SinkConfig, SourceConfig,
@@ -49,7 +51,12 @@ impl BatchRequest {
             raw: self.raw.clone(),
         });
         super::out_dir::direct_outputs(&mut config, &self.out);
-        config.validate()?;
+        match &self.pipeline {
+            Some(path) => config
+                .validate()
+                .with_context(|| format!("pipeline {}", path.display()))?,
+            None => config.validate()?,
+        }
         Ok(config)
     }
 

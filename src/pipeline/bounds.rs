@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 
+use crate::model::number::compact_number as number;
+
 pub const MINUTE: f64 = 60.0;
 pub const HOUR: f64 = 3600.0;
 pub const DAY: f64 = 86_400.0;
@@ -168,16 +170,6 @@ impl fmt::Display for Level {
             number(self.max),
             self.unit
         )
-    }
-}
-
-/// A float as people write it: `1e20` rather than twenty digits.
-fn number(value: f64) -> String {
-    let magnitude = value.abs();
-    if value.is_finite() && magnitude != 0.0 && !(1e-3..1e6).contains(&magnitude) {
-        format!("{value:e}")
-    } else {
-        format!("{value}")
     }
 }
 

@@ -15,6 +15,8 @@ use crate::wire::layout::DEFAULT_RATE;
 use crate::wire::Measures;
 
 use super::server::config::{MeterLinkConfig, ServiceConfig};
+use super::server::registry::{valid_meter_name, METER_NAME_RULE};
+use crate::meter::fleet::meter_name;
 use crate::source::start_time::parse_start;
 use crate::source::telemetry::config::TelemetryConfig;
 
@@ -256,6 +258,7 @@ impl PipelineConfig {
                     anyhow::bail!("source.meter is empty: add at least one [[source.meter]]");
                 }
                 meters.measures.validate_rate(meters.rate)?;
+                meters.check_names()?;
                 for (k, meter) in meters.meter.iter().enumerate() {
                     meter
                         .signal
@@ -269,6 +272,90 @@ impl PipelineConfig {
         }
         if let Some(parquet) = &self.sink.parquet {
             parquet.validate()?;
+        }
+        self.check_opt_in_tables()?;
+        self.check_folders()?;
+        Ok(())
+    }
+
+    /// An opt-in table whose rows the engine is not asked to make would
+    /// stay empty without a word; the flag that makes them is named instead.
+    fn check_opt_in_tables(&self) -> anyhow::Result<()> {
+        let Some(parquet) = &self.sink.parquet else {
+            return Ok(());
+        };
+        let tables = &parquet.tables;
+        let pq = self.dsp.pq.as_ref();
+        if tables.harmonics && !self.dsp.keep_harmonic_subgroups {
+            anyhow::bail!(
+                "sink.parquet.tables.harmonics = true needs [dsp] keep_harmonic_subgroups = true \
+                 (without it the harmonics table gets no rows)"
+            );
+        }
+        if tables.half_cycle && !pq.is_some_and(|pq| pq.keep_half_cycle) {
+            anyhow::bail!(
+                "sink.parquet.tables.half_cycle = true needs [dsp.pq] keep_half_cycle = true \
+                 (without it the half_cycle table gets no rows)"
+            );
+        }
+        if tables.pinst && !pq.is_some_and(|pq| pq.flicker.enabled && pq.flicker.keep_pinst) {
+            anyhow::bail!(
+                "sink.parquet.tables.pinst = true needs [dsp.pq.flicker] enabled = true and \
+                 keep_pinst = true (without them the pinst table gets no rows)"
+            );
+        }
+        Ok(())
+    }
+
+    /// An empty folder key would put files into the current folder.
+    fn check_folders(&self) -> anyhow::Result<()> {
+        let mut folders = vec![("service.state_dir", &self.service.state_dir)];
+        if let Some(parquet) = &self.sink.parquet {
+            folders.push(("sink.parquet.out", &parquet.out));
+        }
+        if let Some(targets) = self.sink.packets.as_ref().map(|p| &p.targets) {
+            if let Some(ndjson) = &targets.ndjson {
+                folders.push(("sink.packets.targets.ndjson.dir", &ndjson.dir));
+            }
+            folders.push(("sink.packets.targets.spool.dir", &targets.spool.dir));
+        }
+        match folders.iter().find(|(_, dir)| dir.as_os_str().is_empty()) {
+            Some((key, _)) => anyhow::bail!("{key} is empty: name a folder"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl VirtualMetersConfig {
+    /// Each meter's name: its own, else `smartmeter001`, `smartmeter002`, …
+    /// by position.
+    pub fn meter_names(&self) -> Vec<String> {
+        self.meter
+            .iter()
+            .enumerate()
+            .map(|(k, meter)| {
+                meter
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| meter_name("smartmeter", k + 1))
+            })
+            .collect()
+    }
+
+    /// Names are identities (folders, metric labels, the stream server's
+    /// one session per name): each must be usable and no two alike.
+    fn check_names(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, name) in self.meter_names().into_iter().enumerate() {
+            if !valid_meter_name(&name) {
+                anyhow::bail!("source.meter[{k}].name = {name:?}: {METER_NAME_RULE}");
+            }
+            if !seen.insert(name.clone()) {
+                anyhow::bail!(
+                    "source.meter[{k}].name = {name:?}: an earlier [[source.meter]] has this name \
+                     (unnamed meters are smartmeter001, smartmeter002, … by position)"
+                );
+            }
         }
         Ok(())
     }

@@ -20,8 +20,15 @@ pub fn engine_config(
     nominal_hz: Option<f64>,
     udin_v: Option<f64>,
 ) -> anyhow::Result<EngineConfig> {
+    // Only `[dsp]` counts here, so a file for batches (no `[source]`) serves.
     let mut engine = match pipeline {
-        Some(path) => PipelineConfig::load(path)?.dsp,
+        Some(path) => {
+            let engine = PipelineConfig::load_unvalidated(path)?.dsp;
+            super::limits::dsp(&engine)
+                .and_then(|()| Ok(engine.validate()?))
+                .with_context(|| format!("pipeline {}", path.display()))?;
+            engine
+        }
         None => EngineConfig::default(),
     };
     // The flags take the ranges of the keys they override.

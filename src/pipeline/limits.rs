@@ -39,6 +39,8 @@ pub const RAW_ROWS: Count = Count::new(1, 1 << 26, "rows");
 pub const WRITER_QUEUE: Count = Count::new(1, 1 << 20, "messages");
 pub const FILE_BYTES: Count = Count::new(KIB, TIB, "bytes");
 pub const SEGMENT_BYTES: Count = Count::new(KIB, 16 * GIB, "bytes");
+/// 0 would drop every packet of a target that is down even for a moment.
+pub const SPOOL_BYTES: Count = Count::new(KIB, 1024 * TIB, "bytes");
 pub const MQTT_PACKET_BYTES: Count = Count::new(KIB, 128 * MIB, "bytes");
 pub const MEMORY_QUEUE: Count = Count::new(0, 1_000_000, "packets");
 pub const SENSORS_PER_PACKET: Count = Count::new(0, 100_000, "sensors");
@@ -63,6 +65,21 @@ pub const SAMPLE_VOLTAGE: Level =
     Level::new(crate::dsp::SAMPLE_LIMIT.0, crate::dsp::SAMPLE_LIMIT.1, "V");
 pub const SAMPLE_CURRENT: Level =
     Level::new(crate::dsp::SAMPLE_LIMIT.0, crate::dsp::SAMPLE_LIMIT.1, "A");
+/// Command-line only: `bench batch --minutes`.
+pub const BENCH_MINUTES: Level = Level::new(0.001, 24.0 * 60.0, "min");
+/// Command-line only: virtual meters of `simulate` and the benches.
+pub const METERS: Count = Count::new(1, 100_000, "meters");
+/// Command-line only: the first meter number of `simulate`; names are
+/// the prefix and the number, so numbers stay well inside `usize`.
+pub const METER_NUMBER: Count = Count::new(0, 999_999_999, "");
+/// Command-line only: ingest or writer nodes of `cluster` and `bench cluster`.
+pub const NODES: Count = Count::new(1, 64, "nodes");
+/// Command-line only: how long the benches wait for every meter to dial in.
+pub const CONNECT_TIMEOUT: Span = Span::new(0.1, DAY);
+/// Command-line only: `simulate --buffer-size` (the firmware's is 3.6 MB).
+pub const METER_BUFFER_BYTES: Count = Count::new(KIB, GIB, "bytes");
+/// Command-line only: partitions of `bench cluster` (`cluster.partitions`).
+pub const PARTITIONS: Count = Count::new(1, 1024, "partitions");
 pub const CYCLES: Count = Count::new(1, 1000, "cycles");
 pub const HARMONIC_ORDER: Count = Count::new(2, MAX_HARMONIC_ORDER as u64, "");
 
@@ -207,6 +224,7 @@ fn targets(targets: &DeliveryConfig) -> anyhow::Result<()> {
         &format!("{T}.spool.segment_max_bytes"),
         spool.segment_max_bytes,
     )?;
+    SPOOL_BYTES.check(&format!("{T}.spool.max_bytes"), spool.max_bytes)?;
     FSYNC_INTERVAL.check_ms(
         &format!("{T}.spool.fsync_interval_ms"),
         spool.fsync_interval_ms,

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::meter::dial_in::{run_dial_in, DialInConfig};
 use crate::meter::firmware::{MeterSettings, VirtualMeter};
-use crate::meter::fleet::meter_name;
 use crate::meter::pacing::Pacing;
 
 use super::config::{PipelineConfig, SourceConfig, VirtualMetersConfig};
@@ -129,11 +128,7 @@ async fn run_virtual_meters(
     let meters_cancel = CancellationToken::new();
     let mut meter_tasks = JoinSet::new();
     let mut names = Vec::new();
-    for (k, meter) in meters.meter.iter().enumerate() {
-        let name = meter
-            .name
-            .clone()
-            .unwrap_or_else(|| meter_name("smartmeter", k + 1));
+    for (meter, name) in meters.meter.iter().zip(meters.meter_names()) {
         let settings = MeterSettings {
             signal: meter.signal.clone(),
             pacing: if meters.realtime {

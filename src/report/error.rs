@@ -29,6 +29,12 @@ pub enum ReportError {
         #[source]
         source: arrow::error::ArrowError,
     },
+    /// The dataset path names nothing.
+    #[error("{} does not exist (name a Parquet root such as out/parquet, or the run folder holding it)", path.display())]
+    Missing { path: PathBuf },
+    /// The dataset path is a file, not a folder.
+    #[error("{} is a file; a dataset is a folder (a Parquet root such as out/parquet, or the run folder holding it)", path.display())]
+    NotAFolder { path: PathBuf },
     /// The folder holds no table the report can plot.
     #[error("{} holds no meterflow dataset (no windows, latch or aggregates table)", path.display())]
     NotADataset { path: PathBuf },

@@ -105,6 +105,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
         clock = now;
     };
     let dataset = Dataset::open(&options.dataset)?;
+    prepare_folders(options)?;
     let devices = select_devices(&dataset, &options.devices, &options.dataset)?;
     lap("scan");
     let (from, to, extents) = span(&dataset, &devices, options.from, options.to)?;
@@ -177,9 +178,6 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
             .collect(),
     };
     let html = page::page(&info, &overview, &sections);
-    if let Some(parent) = options.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| ReportError::io("create folder", parent, e))?;
-    }
     std::fs::write(&options.out, html.as_bytes())
         .map_err(|e| ReportError::io("write", &options.out, e))?;
     lap("page");
@@ -483,8 +481,23 @@ fn section(
 
 /// Every chart of the page as PNG: the fleet's, then each section's
 /// (sparklines are cells of a table, not figures).
+/// Creates the page's folder and the PNG folder and makes sure a file can
+/// be written into the latter, so a bad `--png-dir` fails before the page
+/// is written rather than after.
+fn prepare_folders(options: &ReportOptions) -> Result<()> {
+    if let Some(parent) = options.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| ReportError::io("create folder", parent, e))?;
+    }
+    if let Some(dir) = &options.png_dir {
+        std::fs::create_dir_all(dir).map_err(|e| ReportError::io("create folder", dir, e))?;
+        let probe = dir.join(format!(".meterflow-write-check-{}", std::process::id()));
+        std::fs::write(&probe, b"").map_err(|e| ReportError::io("write into", dir, e))?;
+        std::fs::remove_file(&probe).map_err(|e| ReportError::io("remove", &probe, e))?;
+    }
+    Ok(())
+}
+
 fn write_pngs(overview: &Overview, sections: &[DeviceSection], dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| ReportError::io("create folder", dir, e))?;
     let writer = png::PngWriter::new(2.0);
     let mut jobs: Vec<(String, &Chart)> = overview
         .charts

@@ -88,6 +88,20 @@ pub struct Dataset {
 impl Dataset {
     /// Scans `path`: a dataset root, or a run's output folder holding `parquet/`.
     pub fn open(path: &Path) -> Result<Self> {
+        match std::fs::metadata(path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ReportError::Missing {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(error) => return Err(ReportError::io("open", path, error)),
+            Ok(meta) if !meta.is_dir() => {
+                return Err(ReportError::NotAFolder {
+                    path: path.to_path_buf(),
+                })
+            }
+            Ok(_) => {}
+        }
         let nested = path.join("parquet");
         let has_table = |root: &Path| SERIES_TABLES.iter().any(|t| root.join(t).is_dir());
         let root = if !has_table(path) && has_table(&nested) {

@@ -53,7 +53,7 @@ impl Default for PqConfig {
 
 /// A `[dsp.pq]` value that makes detection meaningless.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("dsp.pq.{key} = {value}: must be {rule}")]
+#[error("dsp.pq.{key} = {}: must be {rule}", crate::model::number::compact_number(*.value))]
 pub struct PqConfigError {
     pub key: &'static str,
     pub value: f64,

@@ -61,7 +61,8 @@ impl RecordLogConfig {
         {
             anyhow::bail!(
                 "record_log.flush_interval_s must be between {MIN_FLUSH_INTERVAL_S} and \
-                 {MAX_FLUSH_INTERVAL_S} s, got {interval}"
+                 {MAX_FLUSH_INTERVAL_S} s, got {}",
+                crate::model::number::compact_number(interval)
             );
         }
         if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {

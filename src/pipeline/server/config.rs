@@ -151,6 +151,12 @@ impl MeterLinkConfig {
             .validate_rate(self.rate)
             .context("source.rate/measures")?;
         for (name, meter) in &self.meters {
+            if !super::registry::valid_meter_name(name) {
+                bail!(
+                    "source.meters.{name:?}: no meter can stream under this name ({})",
+                    super::registry::METER_NAME_RULE
+                );
+            }
             let measures = meter.measures.unwrap_or(self.measures);
             let rate = meter.rate.unwrap_or(self.rate);
             measures
@@ -166,6 +172,11 @@ impl MeterLinkConfig {
             }
             (false, false) => bail!("source.connect belongs to smartmeter_client sources"),
             _ => {}
+        }
+        for (entry, address) in self.connect.iter().zip(self.connect_addresses()) {
+            check_host_port(&address).with_context(|| {
+                format!("source.connect: {entry:?} is not host[:port] (a name, an IPv4 or [IPv6] address)")
+            })?;
         }
         Ok(())
     }
@@ -227,7 +238,10 @@ impl MeterLinkConfig {
         self.connect
             .iter()
             .map(|address| {
-                if address.parse::<SocketAddr>().is_ok()
+                if let Ok(ip) = address.parse::<IpAddr>() {
+                    // A bare IPv6 address takes brackets before its port.
+                    SocketAddr::new(ip, COMMAND_PORT).to_string()
+                } else if address.parse::<SocketAddr>().is_ok()
                     || address.rsplit_once(':').is_some_and(|(host, port)| {
                         !host.contains(':') && port.parse::<u16>().is_ok()
                     })
@@ -239,6 +253,37 @@ impl MeterLinkConfig {
             })
             .collect()
     }
+}
+
+/// `host:port` as [`MeterLinkConfig::connect_addresses`] writes it: a
+/// socket address, or a DNS name (RFC 1123 labels) and a port other than 0.
+fn check_host_port(address: &str) -> anyhow::Result<()> {
+    if let Ok(socket) = address.parse::<SocketAddr>() {
+        if socket.port() == 0 {
+            bail!("port 0 cannot be connected to");
+        }
+        return Ok(());
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        bail!("no port");
+    };
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => bail!("port {port:?} is not 1 ..= 65535"),
+        Ok(_) => {}
+    }
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.len() > 253 || !host.split('.').all(label_ok) {
+        bail!("{host:?} is neither an IP address nor a host name");
+    }
+    Ok(())
 }
 
 /// How the long-running service keeps state and shows itself.
@@ -339,12 +384,56 @@ mod tests {
                 "10.0.0.5".into(),
                 "meter.local:6000".into(),
                 "[::1]:7000".into(),
+                "fe80::1".into(),
             ],
             ..MeterLinkConfig::default()
         };
         assert_eq!(
             config.connect_addresses(),
-            ["10.0.0.5:54321", "meter.local:6000", "[::1]:7000"]
+            [
+                "10.0.0.5:54321",
+                "meter.local:6000",
+                "[::1]:7000",
+                "[fe80::1]:54321"
+            ]
         );
+        assert!(config.validate(true).is_ok());
+    }
+
+    #[test]
+    fn connect_entries_that_cannot_be_dialled_are_refused() {
+        for bad in [
+            "::garbage::",
+            "",
+            "meter.local:0",
+            "meter.local:70000",
+            "a b",
+            "-meter",
+            "[::1]:0",
+            "meter..local",
+        ] {
+            let config = MeterLinkConfig {
+                connect: vec!["10.0.0.5".into(), bad.into()],
+                ..MeterLinkConfig::default()
+            };
+            let error = format!("{:#}", config.validate(true).unwrap_err());
+            assert!(
+                error.starts_with(&format!("source.connect: {bad:?} is not host[:port]")),
+                "{bad:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn per_meter_tables_must_name_a_possible_meter() {
+        for bad in ["", "a/b", ".hidden", "x y"] {
+            let mut config = MeterLinkConfig::default();
+            config.meters.insert(bad.into(), MeterOverride::default());
+            let error = config.validate(false).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("source.meters.{bad:?}: ")),
+                "{error}"
+            );
+        }
     }
 }

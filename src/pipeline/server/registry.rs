@@ -264,6 +264,10 @@ impl Registry {
     }
 }
 
+/// What [`valid_meter_name`] takes, for error messages.
+pub const METER_NAME_RULE: &str =
+    "a meter name is 1 to 64 of A-Z a-z 0-9 . _ - and does not start with a dot";
+
 /// Whether a meter name can be used as an identity (it names files and
 /// metric labels): 1–64 of `A-Z a-z 0-9 . _ -`, not starting with a dot.
 pub fn valid_meter_name(name: &str) -> bool {

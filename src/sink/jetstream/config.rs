@@ -219,7 +219,10 @@ impl ClusterConfig {
 
 fn in_range(key: &str, value: f64, (min, max): (f64, f64)) -> anyhow::Result<()> {
     if !(value.is_finite() && (min..=max).contains(&value)) {
-        anyhow::bail!("cluster.{key} {value}: expected {min} to {max}");
+        anyhow::bail!(
+            "cluster.{key} {}: expected {min} to {max}",
+            crate::model::number::compact_number(value)
+        );
     }
     Ok(())
 }

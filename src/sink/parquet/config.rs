@@ -120,30 +120,30 @@ impl ParquetConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(ParquetSinkError::Config(what.to_string()));
         if self.out.as_os_str().is_empty() {
-            return bad("out must name a folder");
+            return bad("sink.parquet.out is empty: name a folder");
         }
         if self.max_file_span_s == 0 {
-            return bad("max_file_span_s must be at least 1");
+            return bad("sink.parquet.max_file_span_s must be at least 1");
         }
         if !(self.late_rows_grace_s.is_finite()
             && (0.0..=86_400.0).contains(&self.late_rows_grace_s))
         {
-            return bad("late_rows_grace_s must be between 0 and 86400 s");
+            return bad("sink.parquet.late_rows_grace_s must be between 0 and 86400 s");
         }
         if self.max_file_bytes == 0 {
-            return bad("max_file_bytes must be at least 1");
+            return bad("sink.parquet.max_file_bytes must be at least 1");
         }
         if self.row_group_rows == 0 || self.raw_row_group_rows == 0 {
-            return bad("row_group_rows and raw_row_group_rows must be at least 1");
+            return bad("sink.parquet.row_group_rows and raw_row_group_rows must be at least 1");
         }
         if self.batch_rows == 0 {
-            return bad("batch_rows must be at least 1");
+            return bad("sink.parquet.batch_rows must be at least 1");
         }
         if parquet::basic::ZstdLevel::try_new(self.zstd_level).is_err() {
-            return bad("zstd_level must be within 1..=22");
+            return bad("sink.parquet.zstd_level must be within 1..=22");
         }
         if self.queue_capacity == 0 {
-            return bad("queue_capacity must be at least 1");
+            return bad("sink.parquet.queue_capacity must be at least 1");
         }
         Ok(())
     }
