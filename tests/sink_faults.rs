@@ -440,3 +440,66 @@ fn a_full_disk_under_the_record_log_holds_the_meters_back_and_loses_nothing() {
         );
     }
 }
+
+/// The sink log of run `n`.
+fn run_log(dir: &Path, n: u32) -> String {
+    std::fs::read_to_string(dir.join(format!("sink-{n}.log"))).unwrap_or_default()
+}
+
+#[test]
+fn a_damaged_checkpoint_copy_is_ignored_and_the_registers_continue_from_the_log() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("parquet");
+    let (port, metrics_port) = (free_port(), free_port());
+    let pipeline = pipeline(dir.path(), &out, port, metrics_port);
+    let checkpoint = dir.path().join("state").join("checkpoint.json");
+
+    let mut sink = start_sink(&pipeline, 1);
+    let (cancel, meters) = start_meters(&runtime, port, metrics_port, 2, "copy");
+    std::thread::sleep(Duration::from_secs(4));
+    sigterm_and_wait(&mut sink);
+    let written = std::fs::read(&checkpoint).unwrap();
+    assert!(written.len() > 20, "{written:?}");
+    // Run 2 finds it empty, run 3 cut in the middle.
+    let damage: [&[u8]; 2] = [b"", &written[..written.len() / 2]];
+    for (run, bytes) in (2..).zip(damage) {
+        std::fs::write(&checkpoint, bytes).unwrap();
+        let mut sink = start_sink(&pipeline, run);
+        wait_for(
+            Duration::from_secs(30),
+            "the sink with a damaged checkpoint to serve /healthz",
+            || http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200),
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        sigterm_and_wait(&mut sink);
+        let log = run_log(dir.path(), run);
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("checkpoint.json") && l.contains("WARN"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "run {run}:\n{log}");
+        assert!(warnings[0].contains("ignored"), "{}", warnings[0]);
+    }
+    cancel.cancel();
+    let _ = runtime.block_on(meters);
+
+    let windows = by_device(&out.join("windows"), "window_start");
+    assert_eq!(windows.len(), 2, "{:?}", windows.keys());
+    let events = by_device(&out.join("events"), "time");
+    for (device, rows) in &windows {
+        // Two clean restarts: two spans without windows, nothing lost.
+        let gaps = check_windows(device, rows);
+        assert_eq!(gaps.len(), 2, "{device}: {gaps:?}");
+        for &(_, to) in &gaps {
+            check_energy_continues(device, rows, to);
+        }
+        assert!(
+            events[device]
+                .iter()
+                .all(|e| text(e, "kind") != "lost_results"),
+            "{device}: {:?}",
+            events[device]
+        );
+    }
+}

@@ -6,7 +6,8 @@
 //! snapshot carries it, and a restart rebuilds it from the snapshot plus
 //! the log's tail, so the registers continue from exactly the last durable
 //! window. `checkpoint.json` is a readable copy written with each snapshot
-//! (and read only when there is no record log yet, e.g. after an upgrade).
+//! (and read only when there is no record log yet, e.g. after an upgrade);
+//! a damaged copy is ignored with a warning, never a reason not to start.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,23 +88,33 @@ pub struct StateStore {
 
 impl StateStore {
     /// Opens the state folder (created if missing) and reads its checkpoint.
+    /// A checkpoint that does not parse (empty, cut short, garbage) is
+    /// ignored with one warning: the record log rebuilds the state, and the
+    /// next snapshot rewrites the copy.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the state folder {}", dir.display()))?;
         let path = dir.join(CHECKPOINT_FILE);
         let meters = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("reading the checkpoint {}", path.display()))?;
-                if checkpoint.version != FORMAT_VERSION {
+            Ok(bytes) => match serde_json::from_slice::<Checkpoint>(&bytes) {
+                Ok(checkpoint) if checkpoint.version != FORMAT_VERSION => {
                     anyhow::bail!(
                         "checkpoint {} has format version {}, this meterflow reads {FORMAT_VERSION}",
                         path.display(),
                         checkpoint.version
                     );
                 }
-                checkpoint.meters
-            }
+                Ok(checkpoint) => checkpoint.meters,
+                Err(error) => {
+                    tracing::warn!(
+                        "the readable state copy {} is damaged ({} bytes: {error}) and was ignored; \
+                         the meter state comes from the record log",
+                        path.display(),
+                        bytes.len()
+                    );
+                    BTreeMap::new()
+                }
+            },
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(error) => {
                 return Err(error).with_context(|| format!("reading {}", path.display()));
@@ -458,10 +469,30 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_checkpoint_is_an_error_not_a_fresh_start() {
+    fn a_damaged_checkpoint_is_ignored_and_rewritten_by_the_next_save() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CHECKPOINT_FILE), b"{\"version\":1,\"mete").unwrap();
+        let path = dir.path().join(CHECKPOINT_FILE);
+        for damaged in [&b""[..], b"{\"version\":1,\"mete", b"\x00\xffgarbage"] {
+            std::fs::write(&path, damaged).unwrap();
+            let store = StateStore::open(dir.path()).unwrap();
+            assert!(store.is_empty(), "{damaged:?}");
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        store.apply(&window("m1", 1_000_000_000, 4.25));
+        assert!(store.save().unwrap());
+        let reopened = StateStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.get("m1"), store.get("m1"));
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_format_version_is_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CHECKPOINT_FILE),
+            br#"{"version":99,"written_unix_ns":0,"meters":{}}"#,
+        )
+        .unwrap();
         let error = format!("{:#}", StateStore::open(dir.path()).unwrap_err());
-        assert!(error.contains("checkpoint"), "{error}");
+        assert!(error.contains("format version 99"), "{error}");
     }
 }
