@@ -706,3 +706,26 @@ fn a_full_disk_while_starting_a_segment_leaves_no_stray_file() {
         assert_eq!(body, bodies[seq as usize - 1]);
     }
 }
+
+#[test]
+fn no_ack_or_snapshot_passes_the_durable_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(config(dir.path(), 1 << 20), &["out"]);
+    for i in 0..10 {
+        log.append(&payload(i, 50)).unwrap();
+    }
+    assert_eq!(log.flush().unwrap(), 10);
+    for i in 10..15 {
+        log.append(&payload(i, 50)).unwrap();
+    }
+    assert_eq!(log.durable_seq(), 10);
+    // Entries 11-15 are only in memory: an ack of 15 counts up to 10.
+    assert!(log.ack("out", 15).unwrap());
+    assert_eq!(log.acked("out"), Some(10));
+    assert!(log.ack("out", 16).is_err(), "16 was never handed out");
+    // A snapshot covering 15 makes 15 durable first.
+    assert!(log.write_snapshot(15, b"state@15").unwrap());
+    assert_eq!(log.durable_seq(), 15);
+    assert!(log.ack("out", 15).unwrap());
+    assert_eq!(log.acked("out"), Some(15));
+}

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,10 +25,10 @@ use tokio_util::sync::CancellationToken;
 /// A sink pipeline file: files rotate every 2 s so that commits happen while
 /// meters stream; the record log fsyncs every 0.2 s.
 fn pipeline(dir: &Path, out: &Path, port: u16, metrics_port: u16) -> PathBuf {
-    pipeline_with(dir, out, port, metrics_port, "")
+    pipeline_with(dir, out, port, metrics_port, "flush_interval_s = 0.2")
 }
 
-/// [`pipeline`] with more `[record_log]` keys.
+/// [`pipeline`] with these `[record_log]` keys.
 fn pipeline_with(
     dir: &Path,
     out: &Path,
@@ -59,7 +60,6 @@ state_dir = "{state}/state"
 metrics_listen = "127.0.0.1:{metrics_port}"
 packet_grace_s = 0.5
 [record_log]
-flush_interval_s = 0.2
 {record_log}
 "#,
             parquet = out.display(),
@@ -178,11 +178,20 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
     sink.0.kill().unwrap();
     let killed_at = Instant::now();
     sink.0.wait().unwrap();
+    // No output acknowledged a record the log had not made durable.
+    let log_dir = dir.path().join("state").join("record-log");
+    let last_on_disk = last_entry_seq(&log_dir).unwrap_or(0);
+    let acks = acked_seqs(&log_dir);
+    assert!(
+        acks.values().all(|&acked| acked <= last_on_disk),
+        "acks {acks:?} past the last entry on disk, {last_on_disk}"
+    );
     std::thread::sleep(Duration::from_secs(1));
     let mut sink = start_sink(&pipeline, 2);
     let restarted_after = killed_at.elapsed();
-    // The meters reconnect (every 200 ms) and stream a few more seconds.
-    std::thread::sleep(Duration::from_secs(5));
+    // The meters reconnect (every 200 ms) and stream a few more seconds;
+    // every output has what it needs, so /healthz never answers 503.
+    let health = healthz_while(metrics_port, Duration::from_secs(5));
     let metrics = http_get(metrics_port, "/metrics")
         .map(|(_, body)| body)
         .unwrap_or_default();
@@ -194,6 +203,12 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
         logs(dir.path()).contains("did not stop cleanly"),
         "{}",
         logs(dir.path())
+    );
+    let restarted = run_log(dir.path(), 2);
+    assert!(!restarted.contains("no longer holds"), "{restarted}");
+    assert!(
+        !health.is_empty() && health.iter().all(|&code| code == 200),
+        "/healthz after the restart: {health:?}\n{restarted}"
     );
     assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
     let windows = by_device(&out.join("windows"), "window_start");
@@ -377,7 +392,7 @@ fn a_full_disk_under_the_record_log_holds_the_meters_back_and_loses_nothing() {
         &out,
         port,
         metrics_port,
-        "max_buffer_bytes = 65536",
+        "flush_interval_s = 0.2\nmax_buffer_bytes = 65536",
     );
     let mut sink = start_sink(&pipeline, 1);
     let (cancel, meters) = start_meters(&runtime, port, metrics_port, 2, "held");
@@ -446,6 +461,69 @@ fn run_log(dir: &Path, n: u32) -> String {
     std::fs::read_to_string(dir.join(format!("sink-{n}.log"))).unwrap_or_default()
 }
 
+/// The acked seq of every output, from `acks/<output>.ack` (a 20-byte stamp
+/// whose bytes 8..16 are the seq, little-endian).
+fn acked_seqs(log_dir: &Path) -> BTreeMap<String, u64> {
+    std::fs::read_dir(log_dir.join("acks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ack"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            let output = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (output, u64::from_le_bytes(bytes[8..16].try_into().unwrap()))
+        })
+        .collect()
+}
+
+/// First seqs of the segment files, oldest first.
+fn segments(log_dir: &Path) -> Vec<u64> {
+    let mut firsts: Vec<u64> = std::fs::read_dir(log_dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".wal").and_then(|n| n.parse().ok())
+        })
+        .collect();
+    firsts.sort_unstable();
+    firsts
+}
+
+/// The seq of the last whole entry on disk, from the documented format: a
+/// segment is a 20-byte header, then entries of a 16-byte header (payload
+/// length u32, CRC u32, seq u64, little-endian) and the payload.
+fn last_entry_seq(log_dir: &Path) -> Option<u64> {
+    segments(log_dir).into_iter().rev().find_map(|first| {
+        let bytes = std::fs::read(log_dir.join(format!("{first:020}.wal"))).unwrap();
+        let mut at = 20;
+        let mut last = None;
+        while at + 16 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            if at + 16 + len > bytes.len() {
+                break;
+            }
+            last = Some(u64::from_le_bytes(
+                bytes[at + 8..at + 16].try_into().unwrap(),
+            ));
+            at += 16 + len;
+        }
+        last
+    })
+}
+
+/// Polls `/healthz` while streaming for `span`; returns the statuses seen.
+fn healthz_while(metrics_port: u16, span: Duration) -> Vec<u16> {
+    let until = Instant::now() + span;
+    let mut seen = Vec::new();
+    while Instant::now() < until {
+        if let Some((code, _)) = http_get(metrics_port, "/healthz") {
+            seen.push(code);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    seen
+}
+
 #[test]
 fn a_damaged_checkpoint_copy_is_ignored_and_the_registers_continue_from_the_log() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -500,6 +578,60 @@ fn a_damaged_checkpoint_copy_is_ignored_and_the_registers_continue_from_the_log(
                 .all(|e| text(e, "kind") != "lost_results"),
             "{device}: {:?}",
             events[device]
+        );
+    }
+}
+
+#[test]
+fn after_kill_9_no_output_waits_for_records_the_log_never_made_durable() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("parquet");
+    let (port, metrics_port) = (free_port(), free_port());
+    // The default fsync interval (0.5 s), longer than the packet output's
+    // flush interval (0.25 s).
+    let pipeline = pipeline_with(dir.path(), &out, port, metrics_port, "");
+    let log_dir = dir.path().join("state").join("record-log");
+    let mut sink = start_sink(&pipeline, 1);
+    let (cancel, meters) = start_meters(&runtime, port, metrics_port, 3, "durable");
+    std::thread::sleep(Duration::from_secs(4));
+    for run in 2..=4 {
+        sink.0.kill().unwrap();
+        sink.0.wait().unwrap();
+        let last_on_disk = last_entry_seq(&log_dir).unwrap_or(0);
+        let acks = acked_seqs(&log_dir);
+        assert!(
+            acks.values().all(|&acked| acked <= last_on_disk),
+            "run {}: acks {acks:?} past the last entry on disk, {last_on_disk}",
+            run - 1
+        );
+        sink = start_sink(&pipeline, run);
+        let health = healthz_while(metrics_port, Duration::from_secs(4));
+        let log = run_log(dir.path(), run);
+        assert!(!log.contains("no longer holds"), "run {run}:\n{log}");
+        assert!(
+            !health.is_empty() && health.iter().all(|&code| code == 200),
+            "run {run}: /healthz {health:?}\n{log}"
+        );
+    }
+    sigterm_and_wait(&mut sink);
+    cancel.cancel();
+    let _ = runtime.block_on(meters);
+    // Each run's tail is recorded once per meter; no window twice.
+    let windows = by_device(&out.join("windows"), "window_start");
+    assert_eq!(windows.len(), 3, "{:?}", windows.keys());
+    let events = by_device(&out.join("events"), "time");
+    for (device, rows) in &windows {
+        let gaps = check_windows(device, rows);
+        let lost: Vec<i64> = events[device]
+            .iter()
+            .filter(|e| text(e, "kind") == "lost_results")
+            .map(|e| ts(e, "time"))
+            .collect();
+        let starts: Vec<i64> = gaps.iter().map(|&(from, _)| from).collect();
+        assert_eq!(
+            lost, starts,
+            "{device}: lost rows vs windows missing at {gaps:?}"
         );
     }
 }

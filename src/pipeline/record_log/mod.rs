@@ -325,8 +325,11 @@ impl RecordLog {
     /// deletes segments that are now covered. Persisted before it returns
     /// (a few fsyncs: ack in batches, not per entry). A seq at or below the
     /// current ack is ignored (`Ok(false)`); a seq never handed out is an error.
+    /// An ack past `durable_seq` is clamped to it: an acked entry the log
+    /// lost in a crash would otherwise leave a hole no one can replay.
     pub fn ack(&self, consumer: &str, seq: u64) -> anyhow::Result<bool> {
         self.check_seq(seq, "ack")?;
+        let seq = seq.min(self.durable_seq());
         let moved = {
             let mut acks = lock(&self.acks);
             let moved = acks.ack(consumer, seq)?;
@@ -348,9 +351,14 @@ impl RecordLog {
 
     /// Stores the state blob covering every entry up to `seq`, atomically,
     /// then deletes segments that are now covered. An older `seq` than the
-    /// stored one is ignored (`Ok(false)`).
+    /// stored one is ignored (`Ok(false)`). The entries up to `seq` are made
+    /// durable first: a snapshot past the log's end would leave a hole.
     pub fn write_snapshot(&self, seq: u64, bytes: &[u8]) -> anyhow::Result<bool> {
         self.check_seq(seq, "snapshot")?;
+        if self.durable_seq() < seq {
+            self.flush()
+                .context("making the record log durable up to the snapshot")?;
+        }
         {
             let _writing = lock(&self.snapshot_write);
             if seq < self.snapshot_seq.load(Relaxed) {
