@@ -511,6 +511,21 @@ fn last_entry_seq(log_dir: &Path) -> Option<u64> {
     })
 }
 
+/// The end of a `lost_results` row's span, from its message
+/// ("no results from <from> to <to> (...)"), in ns.
+fn lost_until(row: &Row) -> i64 {
+    let message = text(row, "message");
+    let to = message
+        .split(" to ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no end in {message:?}"));
+    chrono::DateTime::parse_from_rfc3339(to)
+        .unwrap_or_else(|e| panic!("{to:?} in {message:?}: {e}"))
+        .timestamp_nanos_opt()
+        .unwrap()
+}
+
 /// Polls `/healthz` while streaming for `span`; returns the statuses seen.
 fn healthz_while(metrics_port: u16, span: Duration) -> Vec<u16> {
     let until = Instant::now() + span;
@@ -522,6 +537,150 @@ fn healthz_while(metrics_port: u16, span: Duration) -> Vec<u16> {
         std::thread::sleep(Duration::from_millis(100));
     }
     seen
+}
+
+/// How a test damages a segment of the record log.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    Delete,
+    /// One flipped payload bit in each entry: the header stays valid.
+    Corrupt,
+}
+
+fn damage(path: &Path, how: Damage) {
+    match how {
+        Damage::Delete => std::fs::remove_file(path).unwrap(),
+        Damage::Corrupt => {
+            let mut bytes = std::fs::read(path).unwrap();
+            // The first entry's payload starts after the 20-byte segment
+            // header and its 16-byte entry header.
+            bytes[20 + 16 + 1] ^= 0x10;
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+}
+
+#[test]
+fn segments_removed_from_the_record_log_after_kill_9_are_recorded_per_meter() {
+    hole_in_the_record_log_after_kill_9(Damage::Delete);
+}
+
+#[test]
+fn segments_corrupted_in_the_record_log_after_kill_9_are_recorded_per_meter() {
+    hole_in_the_record_log_after_kill_9(Damage::Corrupt);
+}
+
+/// kill -9, then the middle third of the log past the dataset's ack is
+/// damaged; the restart must record every span that cost, per meter.
+fn hole_in_the_record_log_after_kill_9(how: Damage) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("parquet");
+    let (port, metrics_port) = (free_port(), free_port());
+    // Segments of about one record; files that stay open for the whole run,
+    // so the dataset acknowledges nothing before the kill.
+    let pipeline = pipeline_with(
+        dir.path(),
+        &out,
+        port,
+        metrics_port,
+        "flush_interval_s = 0.2\nsegment_bytes = 1024",
+    );
+    let toml = std::fs::read_to_string(&pipeline).unwrap();
+    std::fs::write(
+        &pipeline,
+        toml.replace("max_file_span_s = 2\n", "max_file_span_s = 3600\n"),
+    )
+    .unwrap();
+    let log_dir = dir.path().join("state").join("record-log");
+
+    let mut sink = start_sink(&pipeline, 1);
+    let (cancel, meters) = start_meters(&runtime, port, metrics_port, 3, "hole");
+    std::thread::sleep(Duration::from_secs(6));
+    sink.0.kill().unwrap();
+    sink.0.wait().unwrap();
+
+    // Damage the middle third of the segments the dataset has not
+    // acknowledged (their windows are in no visible file): the hole has
+    // results of every meter on both sides. Segments hold about one entry.
+    let acks = acked_seqs(&log_dir);
+    let parquet_ack = acks.get("parquet").copied().unwrap_or(0);
+    let unacked: Vec<u64> = segments(&log_dir)
+        .into_iter()
+        .filter(|&first| first > parquet_ack)
+        .collect();
+    assert!(
+        unacked.len() >= 30,
+        "too few segments past the dataset's ack ({acks:?}) to cut a hole: {unacked:?}"
+    );
+    let (start, end) = (unacked.len() / 3, 2 * unacked.len() / 3);
+    for first in &unacked[start..end] {
+        damage(&log_dir.join(format!("{first:020}.wal")), how);
+    }
+    let hole = (unacked[start], unacked[end] - 1);
+
+    let mut sink = start_sink(&pipeline, 2);
+    wait_for(
+        Duration::from_secs(30),
+        "the restarted sink's /healthz",
+        || http_get(metrics_port, "/healthz").is_some(),
+    );
+    // The meters reconnect (every 200 ms) and stream a few more seconds.
+    let health = healthz_while(metrics_port, Duration::from_secs(5));
+    let metrics = http_get(metrics_port, "/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    sigterm_and_wait(&mut sink);
+    cancel.cancel();
+    let _ = runtime.block_on(meters);
+
+    let log = run_log(dir.path(), 2);
+    assert!(
+        log.contains(&format!("records {} to {} are lost", hole.0, hole.1)),
+        "{how:?}: the hole {hole:?} is logged:\n{log}"
+    );
+    assert!(!log.contains("no longer holds"), "{log}");
+    assert!(
+        health.iter().all(|&code| code == 200),
+        "/healthz after the restart: {health:?}\n{log}"
+    );
+    let windows = by_device(&out.join("windows"), "window_start");
+    assert_eq!(windows.len(), 3, "{:?}", windows.keys());
+    let events = by_device(&out.join("events"), "time");
+    let mut recorded = 0;
+    for (device, rows) in &windows {
+        // Every span without windows is one lost_results row from its
+        // start to its end: the tail the kill cut off, and the hole where
+        // it held windows of this meter.
+        let gaps = check_windows(device, rows);
+        let lost: Vec<&Row> = events[device]
+            .iter()
+            .filter(|e| text(e, "kind") == "lost_results")
+            .collect();
+        let spans: Vec<(i64, i64)> = lost
+            .iter()
+            .map(|e| (ts(e, "time"), lost_until(e)))
+            .collect();
+        assert_eq!(
+            gaps.len(),
+            2,
+            "{device}: windows missing at {gaps:?}, lost rows {spans:?}"
+        );
+        for (&(from, to), &(lost_from, lost_to)) in gaps.iter().zip(&spans) {
+            assert_eq!(lost_from, from, "{device}: {gaps:?} vs {spans:?}");
+            // The message gives the end to the millisecond.
+            assert!(
+                (lost_to - to).abs() < 1_000_000,
+                "{device}: {gaps:?} vs {spans:?}"
+            );
+        }
+        recorded += spans.len();
+    }
+    assert_eq!(
+        metric(&metrics, "meterflow_lost_result_spans_total"),
+        recorded as f64,
+        "{metrics}"
+    );
 }
 
 #[test]

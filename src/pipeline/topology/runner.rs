@@ -167,6 +167,13 @@ impl Runner {
             let record = codec::decode(seq, &bytes)?;
             self.accept(seq, &record)?;
         }
+        // A range the log lost (damage found at open) never comes back.
+        while self.next <= through {
+            match log.lost_through(self.next) {
+                Some(end) => self.next = end + 1,
+                None => break,
+            }
+        }
         if self.next <= through {
             anyhow::bail!(
                 "the record log no longer holds records {} to {through}",
