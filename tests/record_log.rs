@@ -334,7 +334,9 @@ fn corruption_in_an_older_segment_skips_only_the_rest_of_that_segment() {
     assert_eq!(recovery.torn_bytes, 0);
     assert_eq!(recovery.entries, 9);
     assert_eq!(recovery.next_seq, 13);
-    assert_eq!(recovery.problems.len(), 1);
+    // The corrupt entry, and the entries 6-8 it cost.
+    assert_eq!(recovery.lost, vec![(6, 8)]);
+    assert_eq!(recovery.problems.len(), 2, "{:?}", recovery.problems);
     let seqs: Vec<u64> = read_all(&log, 0).into_iter().map(|(seq, _)| seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5, 9, 10, 11, 12]);
     for (seq, body) in read_all(&log, 0) {
@@ -705,4 +707,185 @@ fn a_full_disk_while_starting_a_segment_leaves_no_stray_file() {
     for (seq, body) in read {
         assert_eq!(body, bodies[seq as usize - 1]);
     }
+}
+
+/// Twenty entries of 200 bytes in segments of four (1, 5, 9, 13, 17), with
+/// `acks` acknowledged and an optional snapshot; the log is closed.
+fn five_segments(dir: &Path, consumers: &[&str], acks: &[(&str, u64)], snapshot: Option<u64>) {
+    let (log, _) = open(config(dir, 1024), consumers);
+    for i in 0..20 {
+        log.append(&payload(i, 200)).unwrap();
+    }
+    log.flush().unwrap();
+    for &(consumer, seq) in acks {
+        log.ack(consumer, seq).unwrap();
+    }
+    if let Some(seq) = snapshot {
+        log.write_snapshot(seq, b"state").unwrap();
+    }
+    log.close().unwrap();
+}
+
+fn seqs(log: &RecordLog) -> Vec<u64> {
+    read_all(log, 0).into_iter().map(|(seq, _)| seq).collect()
+}
+
+#[test]
+fn a_deleted_middle_segment_is_reported_lost_and_the_rest_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    five_segments(dir.path(), &["out"], &[("out", 2)], None);
+    assert_eq!(segment_names(dir.path()), vec![1, 5, 9, 13, 17]);
+    fs::remove_file(segment_path(dir.path(), 9)).unwrap();
+
+    let (log, recovery) = open(config(dir.path(), 1024), &["out"]);
+    assert_eq!(recovery.lost, vec![(9, 12)]);
+    assert!(
+        recovery
+            .problems
+            .iter()
+            .any(|p| p.contains("records 9 to 12 are lost")),
+        "{:?}",
+        recovery.problems
+    );
+    assert_eq!(recovery.next_seq, 21);
+    assert_eq!(recovery.entries, 16);
+    let expected: Vec<u64> = (1..=8).chain(13..=20).collect();
+    assert_eq!(seqs(&log), expected);
+    for (seq, body) in read_all(&log, 0) {
+        assert_eq!(body, payload(seq - 1, 200), "seq {seq}");
+    }
+    // A reader waiting for any of 9-12 goes on after 12.
+    assert_eq!(log.lost_through(8), None);
+    assert_eq!(log.lost_through(9), Some(12));
+    assert_eq!(log.lost_through(12), Some(12));
+    assert_eq!(log.lost_through(13), None);
+    assert_eq!(log.append(b"next").unwrap(), 21);
+}
+
+#[test]
+fn damaged_segments_side_by_side_are_one_lost_run() {
+    let dir = tempfile::tempdir().unwrap();
+    five_segments(dir.path(), &["out"], &[], None);
+    // A flipped payload bit in the first entry of segments 5 and 9 (after
+    // the 20-byte header and the 16-byte entry header): both headers stay
+    // valid, no entry of either can be trusted.
+    for first in [5, 9] {
+        let path = segment_path(dir.path(), first);
+        let mut data = fs::read(&path).unwrap();
+        data[(HEADER + ENTRY) as usize + 3] ^= 0x01;
+        fs::write(&path, &data).unwrap();
+    }
+    let (log, recovery) = open(config(dir.path(), 1024), &["out"]);
+    assert_eq!(recovery.lost, vec![(5, 12)]);
+    assert_eq!(recovery.corrupt_bytes, 2 * 4 * (ENTRY + 200));
+    let expected: Vec<u64> = (1..=4).chain(13..=20).collect();
+    assert_eq!(seqs(&log), expected);
+}
+
+#[test]
+fn a_deleted_oldest_segment_loses_only_what_an_output_or_the_snapshot_still_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Bound min(ack 10, snapshot 10) = 10: segments 1 and 5 (seqs 1-8) went
+    // in due course, segment 9 (9-12) holds 11 and 12 still needed.
+    five_segments(dir.path(), &["out"], &[("out", 10)], Some(10));
+    assert_eq!(segment_names(dir.path()), vec![9, 13, 17]);
+    let (_, recovery) = open(config(dir.path(), 1024), &["out"]);
+    assert_eq!(
+        recovery.lost,
+        Vec::<(u64, u64)>::new(),
+        "deleted in due course"
+    );
+    fs::remove_file(segment_path(dir.path(), 9)).unwrap();
+
+    let (log, recovery) = open(config(dir.path(), 1024), &["out"]);
+    assert_eq!(recovery.lost, vec![(11, 12)]);
+    assert_eq!(seqs(&log), (13..=20).collect::<Vec<u64>>());
+    drop(log);
+
+    // A consumer added later (no ack yet) starts from what is there: the
+    // seqs before the oldest segment are not a loss to it.
+    let (_, recovery) = open(config(dir.path(), 1024), &["out", "new"]);
+    assert_eq!(recovery.lost, vec![(11, 12)]);
+}
+
+#[test]
+fn acked_entries_cut_off_the_tail_are_reported_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    five_segments(dir.path(), &["a", "b"], &[("a", 20), ("b", 5)], None);
+    // Cut entries 19 and 20 off segment 17 (20 + 4 * 216 bytes).
+    let path = segment_path(dir.path(), 17);
+    let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(HEADER + 2 * (ENTRY + 200) + 7).unwrap();
+    drop(file);
+
+    let (log, recovery) = open(config(dir.path(), 1024), &["a", "b"]);
+    assert_eq!(recovery.torn_bytes, 7);
+    // Output a acknowledged 20: seqs up to 20 were handed out.
+    assert_eq!(recovery.next_seq, 21);
+    assert_eq!(recovery.lost, vec![(19, 20)]);
+    assert_eq!(log.lost_through(19), Some(20));
+    assert_eq!(read_all(&log, 5).len(), 13);
+}
+
+#[test]
+fn a_stray_file_with_a_segment_name_costs_no_valid_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(config(dir.path(), 1 << 20), &["out"]);
+    for i in 0..40 {
+        log.append(&payload(i, 100)).unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    // Inside segment 1's range, and past its end: neither is a segment.
+    let inside = b"not a segment, but named like one".repeat(3);
+    let past = vec![0x5au8; 300];
+    fs::write(segment_path(dir.path(), 20), &inside).unwrap();
+    fs::write(segment_path(dir.path(), 99), &past).unwrap();
+
+    let (log, recovery) = open(config(dir.path(), 1 << 20), &["out"]);
+    assert_eq!(recovery.entries, 40);
+    assert_eq!(recovery.next_seq, 41);
+    assert_eq!(recovery.lost, Vec::<(u64, u64)>::new());
+    assert_eq!(recovery.torn_bytes, 0);
+    assert_eq!(recovery.corrupt_bytes, (inside.len() + past.len()) as u64);
+    assert_eq!(recovery.problems.len(), 2, "{:?}", recovery.problems);
+    let read = read_all(&log, 0);
+    assert_eq!(read.len(), 40);
+    for (seq, body) in read {
+        assert_eq!(body, payload(seq - 1, 100));
+    }
+    // Set aside under another name, kept as they were.
+    assert_eq!(segment_names(dir.path()), vec![1]);
+    let aside = |first: u64| dir.path().join(format!("{first:020}.wal.unreadable"));
+    assert_eq!(fs::read(aside(20)).unwrap(), inside);
+    assert_eq!(fs::read(aside(99)).unwrap(), past);
+    assert_eq!(log.append(b"next").unwrap(), 41);
+    log.close().unwrap();
+    drop(log);
+    let (log, recovery) = open(config(dir.path(), 1 << 20), &["out"]);
+    assert!(recovery.problems.is_empty(), "{:?}", recovery.problems);
+    assert_eq!(seqs(&log), (1..=41).collect::<Vec<u64>>());
+}
+
+#[test]
+fn no_ack_or_snapshot_passes_the_durable_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(config(dir.path(), 1 << 20), &["out"]);
+    for i in 0..10 {
+        log.append(&payload(i, 50)).unwrap();
+    }
+    assert_eq!(log.flush().unwrap(), 10);
+    for i in 10..15 {
+        log.append(&payload(i, 50)).unwrap();
+    }
+    assert_eq!(log.durable_seq(), 10);
+    // Entries 11-15 are only in memory: an ack of 15 counts up to 10.
+    assert!(log.ack("out", 15).unwrap());
+    assert_eq!(log.acked("out"), Some(10));
+    assert!(log.ack("out", 16).is_err(), "16 was never handed out");
+    // A snapshot covering 15 makes 15 durable first.
+    assert!(log.write_snapshot(15, b"state@15").unwrap());
+    assert_eq!(log.durable_seq(), 15);
+    assert!(log.ack("out", 15).unwrap());
+    assert_eq!(log.acked("out"), Some(15));
 }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,10 +25,10 @@ use tokio_util::sync::CancellationToken;
 /// A sink pipeline file: files rotate every 2 s so that commits happen while
 /// meters stream; the record log fsyncs every 0.2 s.
 fn pipeline(dir: &Path, out: &Path, port: u16, metrics_port: u16) -> PathBuf {
-    pipeline_with(dir, out, port, metrics_port, "")
+    pipeline_with(dir, out, port, metrics_port, "flush_interval_s = 0.2")
 }
 
-/// [`pipeline`] with more `[record_log]` keys.
+/// [`pipeline`] with these `[record_log]` keys.
 fn pipeline_with(
     dir: &Path,
     out: &Path,
@@ -59,7 +60,6 @@ state_dir = "{state}/state"
 metrics_listen = "127.0.0.1:{metrics_port}"
 packet_grace_s = 0.5
 [record_log]
-flush_interval_s = 0.2
 {record_log}
 "#,
             parquet = out.display(),
@@ -178,11 +178,20 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
     sink.0.kill().unwrap();
     let killed_at = Instant::now();
     sink.0.wait().unwrap();
+    // No output acknowledged a record the log had not made durable.
+    let log_dir = dir.path().join("state").join("record-log");
+    let last_on_disk = last_entry_seq(&log_dir).unwrap_or(0);
+    let acks = acked_seqs(&log_dir);
+    assert!(
+        acks.values().all(|&acked| acked <= last_on_disk),
+        "acks {acks:?} past the last entry on disk, {last_on_disk}"
+    );
     std::thread::sleep(Duration::from_secs(1));
     let mut sink = start_sink(&pipeline, 2);
     let restarted_after = killed_at.elapsed();
-    // The meters reconnect (every 200 ms) and stream a few more seconds.
-    std::thread::sleep(Duration::from_secs(5));
+    // The meters reconnect (every 200 ms) and stream a few more seconds;
+    // every output has what it needs, so /healthz never answers 503.
+    let health = healthz_while(metrics_port, Duration::from_secs(5));
     let metrics = http_get(metrics_port, "/metrics")
         .map(|(_, body)| body)
         .unwrap_or_default();
@@ -194,6 +203,12 @@ fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it()
         logs(dir.path()).contains("did not stop cleanly"),
         "{}",
         logs(dir.path())
+    );
+    let restarted = run_log(dir.path(), 2);
+    assert!(!restarted.contains("no longer holds"), "{restarted}");
+    assert!(
+        !health.is_empty() && health.iter().all(|&code| code == 200),
+        "/healthz after the restart: {health:?}\n{restarted}"
     );
     assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
     let windows = by_device(&out.join("windows"), "window_start");
@@ -377,7 +392,7 @@ fn a_full_disk_under_the_record_log_holds_the_meters_back_and_loses_nothing() {
         &out,
         port,
         metrics_port,
-        "max_buffer_bytes = 65536",
+        "flush_interval_s = 0.2\nmax_buffer_bytes = 65536",
     );
     let mut sink = start_sink(&pipeline, 1);
     let (cancel, meters) = start_meters(&runtime, port, metrics_port, 2, "held");
@@ -437,6 +452,345 @@ fn a_full_disk_under_the_record_log_holds_the_meters_back_and_loses_nothing() {
         assert!(
             rows.iter().all(|e| text(e, "kind") != "gap"),
             "{device}: {rows:?}"
+        );
+    }
+}
+
+/// The sink log of run `n`.
+fn run_log(dir: &Path, n: u32) -> String {
+    std::fs::read_to_string(dir.join(format!("sink-{n}.log"))).unwrap_or_default()
+}
+
+/// The acked seq of every output, from `acks/<output>.ack` (a 20-byte stamp
+/// whose bytes 8..16 are the seq, little-endian).
+fn acked_seqs(log_dir: &Path) -> BTreeMap<String, u64> {
+    std::fs::read_dir(log_dir.join("acks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ack"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            let output = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (output, u64::from_le_bytes(bytes[8..16].try_into().unwrap()))
+        })
+        .collect()
+}
+
+/// First seqs of the segment files, oldest first.
+fn segments(log_dir: &Path) -> Vec<u64> {
+    let mut firsts: Vec<u64> = std::fs::read_dir(log_dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".wal").and_then(|n| n.parse().ok())
+        })
+        .collect();
+    firsts.sort_unstable();
+    firsts
+}
+
+/// The seq of the last whole entry on disk, from the documented format: a
+/// segment is a 20-byte header, then entries of a 16-byte header (payload
+/// length u32, CRC u32, seq u64, little-endian) and the payload.
+fn last_entry_seq(log_dir: &Path) -> Option<u64> {
+    segments(log_dir).into_iter().rev().find_map(|first| {
+        let bytes = std::fs::read(log_dir.join(format!("{first:020}.wal"))).unwrap();
+        let mut at = 20;
+        let mut last = None;
+        while at + 16 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            if at + 16 + len > bytes.len() {
+                break;
+            }
+            last = Some(u64::from_le_bytes(
+                bytes[at + 8..at + 16].try_into().unwrap(),
+            ));
+            at += 16 + len;
+        }
+        last
+    })
+}
+
+/// The end of a `lost_results` row's span, from its message
+/// ("no results from <from> to <to> (...)"), in ns.
+fn lost_until(row: &Row) -> i64 {
+    let message = text(row, "message");
+    let to = message
+        .split(" to ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no end in {message:?}"));
+    chrono::DateTime::parse_from_rfc3339(to)
+        .unwrap_or_else(|e| panic!("{to:?} in {message:?}: {e}"))
+        .timestamp_nanos_opt()
+        .unwrap()
+}
+
+/// Polls `/healthz` while streaming for `span`; returns the statuses seen.
+fn healthz_while(metrics_port: u16, span: Duration) -> Vec<u16> {
+    let until = Instant::now() + span;
+    let mut seen = Vec::new();
+    while Instant::now() < until {
+        if let Some((code, _)) = http_get(metrics_port, "/healthz") {
+            seen.push(code);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    seen
+}
+
+/// How a test damages a segment of the record log.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    Delete,
+    /// One flipped payload bit in each entry: the header stays valid.
+    Corrupt,
+}
+
+fn damage(path: &Path, how: Damage) {
+    match how {
+        Damage::Delete => std::fs::remove_file(path).unwrap(),
+        Damage::Corrupt => {
+            let mut bytes = std::fs::read(path).unwrap();
+            // The first entry's payload starts after the 20-byte segment
+            // header and its 16-byte entry header.
+            bytes[20 + 16 + 1] ^= 0x10;
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+}
+
+#[test]
+fn segments_removed_from_the_record_log_after_kill_9_are_recorded_per_meter() {
+    hole_in_the_record_log_after_kill_9(Damage::Delete);
+}
+
+#[test]
+fn segments_corrupted_in_the_record_log_after_kill_9_are_recorded_per_meter() {
+    hole_in_the_record_log_after_kill_9(Damage::Corrupt);
+}
+
+/// kill -9, then the middle third of the log past the dataset's ack is
+/// damaged; the restart must record every span that cost, per meter.
+fn hole_in_the_record_log_after_kill_9(how: Damage) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("parquet");
+    let (port, metrics_port) = (free_port(), free_port());
+    // Segments of about one record; files that stay open for the whole run,
+    // so the dataset acknowledges nothing before the kill.
+    let pipeline = pipeline_with(
+        dir.path(),
+        &out,
+        port,
+        metrics_port,
+        "flush_interval_s = 0.2\nsegment_bytes = 1024",
+    );
+    let toml = std::fs::read_to_string(&pipeline).unwrap();
+    std::fs::write(
+        &pipeline,
+        toml.replace("max_file_span_s = 2\n", "max_file_span_s = 3600\n"),
+    )
+    .unwrap();
+    let log_dir = dir.path().join("state").join("record-log");
+
+    let mut sink = start_sink(&pipeline, 1);
+    let (cancel, meters) = start_meters(&runtime, port, metrics_port, 3, "hole");
+    std::thread::sleep(Duration::from_secs(6));
+    sink.0.kill().unwrap();
+    sink.0.wait().unwrap();
+
+    // Damage the middle third of the segments the dataset has not
+    // acknowledged (their windows are in no visible file): the hole has
+    // results of every meter on both sides. Segments hold about one entry.
+    let acks = acked_seqs(&log_dir);
+    let parquet_ack = acks.get("parquet").copied().unwrap_or(0);
+    let unacked: Vec<u64> = segments(&log_dir)
+        .into_iter()
+        .filter(|&first| first > parquet_ack)
+        .collect();
+    assert!(
+        unacked.len() >= 30,
+        "too few segments past the dataset's ack ({acks:?}) to cut a hole: {unacked:?}"
+    );
+    let (start, end) = (unacked.len() / 3, 2 * unacked.len() / 3);
+    for first in &unacked[start..end] {
+        damage(&log_dir.join(format!("{first:020}.wal")), how);
+    }
+    let hole = (unacked[start], unacked[end] - 1);
+
+    let mut sink = start_sink(&pipeline, 2);
+    wait_for(
+        Duration::from_secs(30),
+        "the restarted sink's /healthz",
+        || http_get(metrics_port, "/healthz").is_some(),
+    );
+    // The meters reconnect (every 200 ms) and stream a few more seconds.
+    let health = healthz_while(metrics_port, Duration::from_secs(5));
+    let metrics = http_get(metrics_port, "/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    sigterm_and_wait(&mut sink);
+    cancel.cancel();
+    let _ = runtime.block_on(meters);
+
+    let log = run_log(dir.path(), 2);
+    assert!(
+        log.contains(&format!("records {} to {} are lost", hole.0, hole.1)),
+        "{how:?}: the hole {hole:?} is logged:\n{log}"
+    );
+    assert!(!log.contains("no longer holds"), "{log}");
+    assert!(
+        health.iter().all(|&code| code == 200),
+        "/healthz after the restart: {health:?}\n{log}"
+    );
+    let windows = by_device(&out.join("windows"), "window_start");
+    assert_eq!(windows.len(), 3, "{:?}", windows.keys());
+    let events = by_device(&out.join("events"), "time");
+    let mut recorded = 0;
+    for (device, rows) in &windows {
+        // Every span without windows is one lost_results row from its
+        // start to its end: the tail the kill cut off, and the hole where
+        // it held windows of this meter.
+        let gaps = check_windows(device, rows);
+        let lost: Vec<&Row> = events[device]
+            .iter()
+            .filter(|e| text(e, "kind") == "lost_results")
+            .collect();
+        let spans: Vec<(i64, i64)> = lost
+            .iter()
+            .map(|e| (ts(e, "time"), lost_until(e)))
+            .collect();
+        assert_eq!(
+            gaps.len(),
+            2,
+            "{device}: windows missing at {gaps:?}, lost rows {spans:?}"
+        );
+        for (&(from, to), &(lost_from, lost_to)) in gaps.iter().zip(&spans) {
+            assert_eq!(lost_from, from, "{device}: {gaps:?} vs {spans:?}");
+            // The message gives the end to the millisecond.
+            assert!(
+                (lost_to - to).abs() < 1_000_000,
+                "{device}: {gaps:?} vs {spans:?}"
+            );
+        }
+        recorded += spans.len();
+    }
+    assert_eq!(
+        metric(&metrics, "meterflow_lost_result_spans_total"),
+        recorded as f64,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_damaged_checkpoint_copy_is_ignored_and_the_registers_continue_from_the_log() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("parquet");
+    let (port, metrics_port) = (free_port(), free_port());
+    let pipeline = pipeline(dir.path(), &out, port, metrics_port);
+    let checkpoint = dir.path().join("state").join("checkpoint.json");
+
+    let mut sink = start_sink(&pipeline, 1);
+    let (cancel, meters) = start_meters(&runtime, port, metrics_port, 2, "copy");
+    std::thread::sleep(Duration::from_secs(4));
+    sigterm_and_wait(&mut sink);
+    let written = std::fs::read(&checkpoint).unwrap();
+    assert!(written.len() > 20, "{written:?}");
+    // Run 2 finds it empty, run 3 cut in the middle.
+    let damage: [&[u8]; 2] = [b"", &written[..written.len() / 2]];
+    for (run, bytes) in (2..).zip(damage) {
+        std::fs::write(&checkpoint, bytes).unwrap();
+        let mut sink = start_sink(&pipeline, run);
+        wait_for(
+            Duration::from_secs(30),
+            "the sink with a damaged checkpoint to serve /healthz",
+            || http_get(metrics_port, "/healthz").is_some_and(|(code, _)| code == 200),
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        sigterm_and_wait(&mut sink);
+        let log = run_log(dir.path(), run);
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("checkpoint.json") && l.contains("WARN"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "run {run}:\n{log}");
+        assert!(warnings[0].contains("ignored"), "{}", warnings[0]);
+    }
+    cancel.cancel();
+    let _ = runtime.block_on(meters);
+
+    let windows = by_device(&out.join("windows"), "window_start");
+    assert_eq!(windows.len(), 2, "{:?}", windows.keys());
+    let events = by_device(&out.join("events"), "time");
+    for (device, rows) in &windows {
+        // Two clean restarts: two spans without windows, nothing lost.
+        let gaps = check_windows(device, rows);
+        assert_eq!(gaps.len(), 2, "{device}: {gaps:?}");
+        for &(_, to) in &gaps {
+            check_energy_continues(device, rows, to);
+        }
+        assert!(
+            events[device]
+                .iter()
+                .all(|e| text(e, "kind") != "lost_results"),
+            "{device}: {:?}",
+            events[device]
+        );
+    }
+}
+
+#[test]
+fn after_kill_9_no_output_waits_for_records_the_log_never_made_durable() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("parquet");
+    let (port, metrics_port) = (free_port(), free_port());
+    // The default fsync interval (0.5 s), longer than the packet output's
+    // flush interval (0.25 s).
+    let pipeline = pipeline_with(dir.path(), &out, port, metrics_port, "");
+    let log_dir = dir.path().join("state").join("record-log");
+    let mut sink = start_sink(&pipeline, 1);
+    let (cancel, meters) = start_meters(&runtime, port, metrics_port, 3, "durable");
+    std::thread::sleep(Duration::from_secs(4));
+    for run in 2..=4 {
+        sink.0.kill().unwrap();
+        sink.0.wait().unwrap();
+        let last_on_disk = last_entry_seq(&log_dir).unwrap_or(0);
+        let acks = acked_seqs(&log_dir);
+        assert!(
+            acks.values().all(|&acked| acked <= last_on_disk),
+            "run {}: acks {acks:?} past the last entry on disk, {last_on_disk}",
+            run - 1
+        );
+        sink = start_sink(&pipeline, run);
+        let health = healthz_while(metrics_port, Duration::from_secs(4));
+        let log = run_log(dir.path(), run);
+        assert!(!log.contains("no longer holds"), "run {run}:\n{log}");
+        assert!(
+            !health.is_empty() && health.iter().all(|&code| code == 200),
+            "run {run}: /healthz {health:?}\n{log}"
+        );
+    }
+    sigterm_and_wait(&mut sink);
+    cancel.cancel();
+    let _ = runtime.block_on(meters);
+    // Each run's tail is recorded once per meter; no window twice.
+    let windows = by_device(&out.join("windows"), "window_start");
+    assert_eq!(windows.len(), 3, "{:?}", windows.keys());
+    let events = by_device(&out.join("events"), "time");
+    for (device, rows) in &windows {
+        let gaps = check_windows(device, rows);
+        let lost: Vec<i64> = events[device]
+            .iter()
+            .filter(|e| text(e, "kind") == "lost_results")
+            .map(|e| ts(e, "time"))
+            .collect();
+        let starts: Vec<i64> = gaps.iter().map(|&(from, _)| from).collect();
+        assert_eq!(
+            lost, starts,
+            "{device}: lost rows vs windows missing at {gaps:?}"
         );
     }
 }

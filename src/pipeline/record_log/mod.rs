@@ -86,6 +86,10 @@ pub struct Recovery {
     /// Bytes skipped inside older segments, in unreadable ack files or an
     /// unreadable snapshot.
     pub corrupt_bytes: u64,
+    /// Seq ranges (inclusive) that were handed out and are still needed
+    /// (past the lowest ack or the snapshot) but that no segment holds any
+    /// more: a segment deleted or damaged by hand, a corrupt older entry.
+    pub lost: Vec<(u64, u64)>,
     /// One line per problem found (already logged as warnings).
     pub problems: Vec<String>,
 }
@@ -107,6 +111,8 @@ pub struct RecordLog {
     /// Entries up to this seq may be deleted: min of acks and snapshot.
     delete_bound: AtomicU64,
     durable_seq: AtomicU64,
+    /// `Recovery::lost`: seqs no reader will ever get.
+    lost: Vec<(u64, u64)>,
     disk_bytes: AtomicU64,
     counters: Counters,
     health: Health,
@@ -153,6 +159,13 @@ impl RecordLog {
             corrupt_bytes += bytes;
         }
         problems.extend(scan.problems.iter().cloned());
+        let lost = lost_ranges(&scan, next_seq, &acks, snapshot.as_ref().map(|s| s.seq));
+        for &(from, to) in &lost {
+            problems.push(format!(
+                "records {from} to {to} are lost: no segment holds them, although an output or \
+                 the state snapshot still needs them"
+            ));
+        }
         for problem in &problems {
             tracing::warn!("record log {}: {problem}", dir.display());
         }
@@ -195,6 +208,7 @@ impl RecordLog {
             snapshot,
             torn_bytes: scan.torn_bytes,
             corrupt_bytes,
+            lost: lost.clone(),
             problems,
         };
         let segments = Segments::new(dir.clone(), scan.segments);
@@ -214,6 +228,7 @@ impl RecordLog {
             snapshot_seq: AtomicU64::new(snapshot_seq),
             delete_bound: AtomicU64::new(0),
             durable_seq: AtomicU64::new(next_seq - 1),
+            lost,
             disk_bytes: AtomicU64::new(disk_bytes),
             counters: Counters::default(),
             health: Health::default(),
@@ -325,8 +340,11 @@ impl RecordLog {
     /// deletes segments that are now covered. Persisted before it returns
     /// (a few fsyncs: ack in batches, not per entry). A seq at or below the
     /// current ack is ignored (`Ok(false)`); a seq never handed out is an error.
+    /// An ack past `durable_seq` is clamped to it: an acked entry the log
+    /// lost in a crash would otherwise leave a hole no one can replay.
     pub fn ack(&self, consumer: &str, seq: u64) -> anyhow::Result<bool> {
         self.check_seq(seq, "ack")?;
+        let seq = seq.min(self.durable_seq());
         let moved = {
             let mut acks = lock(&self.acks);
             let moved = acks.ack(consumer, seq)?;
@@ -348,9 +366,14 @@ impl RecordLog {
 
     /// Stores the state blob covering every entry up to `seq`, atomically,
     /// then deletes segments that are now covered. An older `seq` than the
-    /// stored one is ignored (`Ok(false)`).
+    /// stored one is ignored (`Ok(false)`). The entries up to `seq` are made
+    /// durable first: a snapshot past the log's end would leave a hole.
     pub fn write_snapshot(&self, seq: u64, bytes: &[u8]) -> anyhow::Result<bool> {
         self.check_seq(seq, "snapshot")?;
+        if self.durable_seq() < seq {
+            self.flush()
+                .context("making the record log durable up to the snapshot")?;
+        }
         {
             let _writing = lock(&self.snapshot_write);
             if seq < self.snapshot_seq.load(Relaxed) {
@@ -363,6 +386,15 @@ impl RecordLog {
         }
         self.try_collect()?;
         Ok(true)
+    }
+
+    /// The last seq of the lost range (`Recovery::lost`) that holds `seq`:
+    /// a reader waiting for `seq` can go on after it.
+    pub fn lost_through(&self, seq: u64) -> Option<u64> {
+        self.lost
+            .iter()
+            .find(|&&(from, to)| (from..=to).contains(&seq))
+            .map(|&(_, to)| to)
     }
 
     /// Durable entries after `after_seq`, oldest first (see `Replay`).
@@ -493,6 +525,53 @@ impl Drop for RecordLog {
             }
         }
     }
+}
+
+/// The seq ranges handed out (below `next_seq`) and not yet passed by every
+/// output and the snapshot (the delete bound), that no segment holds. Before
+/// the oldest segment only an ack on disk or the snapshot tells a lost range
+/// from segments deleted in due course (an output added since starts at 0).
+fn lost_ranges(
+    scan: &recovery::Scan,
+    next_seq: u64,
+    acks: &Acks,
+    snapshot_seq: Option<u64>,
+) -> Vec<(u64, u64)> {
+    let passed = acks
+        .known()
+        .iter()
+        .map(|&(_, acked)| acked)
+        .filter(|&acked| acked > 0)
+        .chain(snapshot_seq)
+        .min();
+    let mut ranges = Vec::new();
+    let oldest = scan.segments.first().map_or(next_seq, |s| s.first_seq);
+    if let Some(passed) = passed.filter(|&passed| passed + 1 < oldest) {
+        ranges.push((passed + 1, oldest - 1));
+    }
+    ranges.extend(scan.holes());
+    if let Some(newest) = scan.segments.last() {
+        let end = newest
+            .last_seq
+            .unwrap_or(newest.first_seq.saturating_sub(1));
+        if end + 1 < next_seq {
+            ranges.push((end + 1, next_seq - 1));
+        }
+    }
+    let bound = acks.min_known().map_or(snapshot_seq.unwrap_or(0), |acked| {
+        acked.min(snapshot_seq.unwrap_or(0))
+    });
+    let mut lost: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (from, to) in ranges {
+        let from = from.max(bound + 1);
+        match lost.last_mut() {
+            _ if from > to => {}
+            // Damaged segments side by side are one run of lost records.
+            Some(last) if last.1 + 1 == from => last.1 = to,
+            _ => lost.push((from, to)),
+        }
+    }
+    lost
 }
 
 /// Removes temporary files a crash left in the middle of a replacement.

@@ -6,7 +6,8 @@
 //! snapshot carries it, and a restart rebuilds it from the snapshot plus
 //! the log's tail, so the registers continue from exactly the last durable
 //! window. `checkpoint.json` is a readable copy written with each snapshot
-//! (and read only when there is no record log yet, e.g. after an upgrade).
+//! (and read only when there is no record log yet, e.g. after an upgrade);
+//! a damaged copy is ignored with a warning, never a reason not to start.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,23 +88,33 @@ pub struct StateStore {
 
 impl StateStore {
     /// Opens the state folder (created if missing) and reads its checkpoint.
+    /// A checkpoint that does not parse (empty, cut short, garbage) is
+    /// ignored with one warning: the record log rebuilds the state, and the
+    /// next snapshot rewrites the copy.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the state folder {}", dir.display()))?;
         let path = dir.join(CHECKPOINT_FILE);
         let meters = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("reading the checkpoint {}", path.display()))?;
-                if checkpoint.version != FORMAT_VERSION {
+            Ok(bytes) => match serde_json::from_slice::<Checkpoint>(&bytes) {
+                Ok(checkpoint) if checkpoint.version != FORMAT_VERSION => {
                     anyhow::bail!(
                         "checkpoint {} has format version {}, this meterflow reads {FORMAT_VERSION}",
                         path.display(),
                         checkpoint.version
                     );
                 }
-                checkpoint.meters
-            }
+                Ok(checkpoint) => checkpoint.meters,
+                Err(error) => {
+                    tracing::warn!(
+                        "the readable state copy {} is damaged ({} bytes: {error}) and was ignored; \
+                         the meter state comes from the record log",
+                        path.display(),
+                        bytes.len()
+                    );
+                    BTreeMap::new()
+                }
+            },
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(error) => {
                 return Err(error).with_context(|| format!("reading {}", path.display()));
@@ -208,16 +219,6 @@ impl StateStore {
     pub fn apply(&self, record: &crate::model::Record) {
         use crate::model::Record;
         let (name, end_ns, energy) = match record {
-            Record::Window(row) => (
-                &row.device.name,
-                row.metrics.end_unix_ns,
-                row.energy.as_ref(),
-            ),
-            Record::Latch(row) => (
-                &row.device.name,
-                row.window.end_unix_ns,
-                row.energy.as_ref(),
-            ),
             Record::Consumed(mark) => {
                 let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
                 positions.stream_seq = positions.stream_seq.max(mark.stream_seq);
@@ -232,7 +233,10 @@ impl StateStore {
                 self.generation.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            _ => return,
+            _ => match result_span(record) {
+                Some(span) => (&span.device.name, span.end_ns, span.energy),
+                None => return,
+            },
         };
         let mut meters = self.lock();
         let state = match meters.get_mut(name.as_ref()) {
@@ -258,16 +262,22 @@ impl StateStore {
     /// coverage were lost, up to whatever it sends next.
     pub fn mark_crashed(&self) {
         let meters = self.lock();
-        let mut lost = self.lost_since.lock().unwrap_or_else(|e| e.into_inner());
         for (name, state) in meters.iter() {
             if let Some(covered) = state.covered_until_ns {
-                lost.insert(
-                    name.clone(),
-                    (
-                        covered,
-                        "the sink stopped before they were durable".to_string(),
-                    ),
-                );
+                self.mark_lost(name, covered, "the sink stopped before they were durable");
+            }
+        }
+    }
+
+    /// Notes that `meter`'s results after `since_ns` were lost; its next
+    /// window records the span. Of two losses the earlier start is kept.
+    pub fn mark_lost(&self, meter: &str, since_ns: i64, why: &str) {
+        let mut lost = self.lost_since.lock().unwrap_or_else(|e| e.into_inner());
+        match lost.get_mut(meter) {
+            Some((since, _)) if *since <= since_ns => {}
+            Some(known) => *known = (since_ns, why.to_string()),
+            None => {
+                lost.insert(meter.to_string(), (since_ns, why.to_string()));
             }
         }
     }
@@ -318,31 +328,13 @@ impl StateStore {
     /// The `lost_results` event to record before `record`, when it is the
     /// first window of a meter whose results were lost in a crash.
     pub fn loss_before(&self, record: &crate::model::Record) -> Option<crate::model::EventRow> {
-        use crate::model::{EventRow, EventRowKind, Record};
-        let (device, start_ns) = match record {
-            Record::Window(row) => (&row.device, row.metrics.start_unix_ns),
-            Record::Latch(row) => (&row.device, row.window.start_unix_ns),
-            _ => return None,
-        };
+        let span = result_span(record)?;
         let mut lost = self.lost_since.lock().unwrap_or_else(|e| e.into_inner());
         if lost.is_empty() {
             return None;
         }
-        let (since, why) = lost.remove(device.name.as_ref())?;
-        let seconds = (start_ns - since) as f64 / 1e9;
-        (seconds > 0.0).then(|| EventRow {
-            device: device.clone(),
-            time_unix_ns: since,
-            kind: EventRowKind::LostResults,
-            lost_chunks: None,
-            lost_samples: None,
-            bytes: None,
-            message: format!(
-                "lost_results: no results from {} to {} ({seconds:.3} s): {why}",
-                format_ns(since),
-                format_ns(start_ns)
-            ),
-        })
+        let (since, why) = lost.remove(span.device.name.as_ref())?;
+        lost_results_row(span.device, since, span.start_ns, &why)
     }
 
     /// Forgets meters not seen for `max_idle` (their state, their coverage).
@@ -371,6 +363,59 @@ impl StateStore {
 }
 
 use crate::sink::atomic_file::write_atomically;
+
+/// The meter time a result record covers, and the registers after it.
+pub struct ResultSpan<'a> {
+    pub device: &'a crate::model::DeviceInfo,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub energy: Option<&'a EnergyCounters>,
+}
+
+/// The span of a window or latch record; `None` for other kinds.
+pub fn result_span(record: &crate::model::Record) -> Option<ResultSpan<'_>> {
+    use crate::model::Record;
+    match record {
+        Record::Window(row) => Some(ResultSpan {
+            device: &row.device,
+            start_ns: row.metrics.start_unix_ns,
+            end_ns: row.metrics.end_unix_ns,
+            energy: row.energy.as_ref(),
+        }),
+        Record::Latch(row) => Some(ResultSpan {
+            device: &row.device,
+            start_ns: row.window.start_unix_ns,
+            end_ns: row.window.end_unix_ns,
+            energy: row.energy.as_ref(),
+        }),
+        _ => None,
+    }
+}
+
+/// The `lost_results` row for `device` from `since_ns` to `until_ns`
+/// (`None` when that span is empty).
+pub fn lost_results_row(
+    device: &crate::model::DeviceInfo,
+    since_ns: i64,
+    until_ns: i64,
+    why: &str,
+) -> Option<crate::model::EventRow> {
+    use crate::model::{EventRow, EventRowKind};
+    let seconds = (until_ns - since_ns) as f64 / 1e9;
+    (seconds > 0.0).then(|| EventRow {
+        device: device.clone(),
+        time_unix_ns: since_ns,
+        kind: EventRowKind::LostResults,
+        lost_chunks: None,
+        lost_samples: None,
+        bytes: None,
+        message: format!(
+            "lost_results: no results from {} to {} ({seconds:.3} s): {why}",
+            format_ns(since_ns),
+            format_ns(until_ns)
+        ),
+    })
+}
 
 fn format_ns(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns)
@@ -458,10 +503,47 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_checkpoint_is_an_error_not_a_fresh_start() {
+    fn a_damaged_checkpoint_is_ignored_and_rewritten_by_the_next_save() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CHECKPOINT_FILE), b"{\"version\":1,\"mete").unwrap();
+        let path = dir.path().join(CHECKPOINT_FILE);
+        for damaged in [&b""[..], b"{\"version\":1,\"mete", b"\x00\xffgarbage"] {
+            std::fs::write(&path, damaged).unwrap();
+            let store = StateStore::open(dir.path()).unwrap();
+            assert!(store.is_empty(), "{damaged:?}");
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        store.apply(&window("m1", 1_000_000_000, 4.25));
+        assert!(store.save().unwrap());
+        let reopened = StateStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.get("m1"), store.get("m1"));
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_format_version_is_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CHECKPOINT_FILE),
+            br#"{"version":99,"written_unix_ns":0,"meters":{}}"#,
+        )
+        .unwrap();
         let error = format!("{:#}", StateStore::open(dir.path()).unwrap_err());
-        assert!(error.contains("checkpoint"), "{error}");
+        assert!(error.contains("format version 99"), "{error}");
+    }
+
+    #[test]
+    fn of_two_losses_of_a_meter_the_earlier_start_is_recorded() {
+        let store = StateStore::in_memory();
+        store.mark_lost("m1", 3_000_000_000, "later");
+        store.mark_lost("m1", 2_000_000_000, "a hole in the record log");
+        store.mark_lost("m1", 2_500_000_000, "between");
+        let lost = store
+            .loss_before(&window("m1", 4_000_000_000, 1.0))
+            .unwrap();
+        assert_eq!(lost.time_unix_ns, 2_000_000_000);
+        assert!(
+            lost.message.contains("(2.000 s): a hole"),
+            "{}",
+            lost.message
+        );
     }
 }

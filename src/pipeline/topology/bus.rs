@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::model::Record;
+use crate::model::{EventRow, Record};
 use crate::pipeline::record_log::{AppendError, RecordLog};
 use crate::pipeline::server::state::StateStore;
 
@@ -86,11 +86,16 @@ impl RecordBus {
     pub fn emit(&self, record: Record) -> anyhow::Result<u64> {
         let loss = self.state.as_ref().and_then(|s| s.loss_before(&record));
         if let Some(loss) = loss {
-            self.counters.lost_result_spans.fetch_add(1, Relaxed);
-            tracing::warn!(meter = %loss.device.name, "{}", loss.message);
-            self.emit_one(Record::Event(loss))?;
+            self.record_loss(loss)?;
         }
         self.emit_one(record)
+    }
+
+    /// Hands on a `lost_results` row: counted, logged, written.
+    pub fn record_loss(&self, loss: EventRow) -> anyhow::Result<u64> {
+        self.counters.lost_result_spans.fetch_add(1, Relaxed);
+        tracing::warn!(meter = %loss.device.name, "{}", loss.message);
+        self.emit_one(Record::Event(loss))
     }
 
     fn emit_one(&self, record: Record) -> anyhow::Result<u64> {

@@ -9,6 +9,7 @@
 pub mod bus;
 pub mod codec;
 pub mod health;
+mod lost_spans;
 pub mod output_metrics;
 pub mod runner;
 
@@ -92,17 +93,22 @@ impl Topology {
         if cx.publish.is_some() && durable.is_none() {
             anyhow::bail!("publishing to JetStream needs the record log");
         }
-        let (log, state) = match durable {
+        let (log, state, lost) = match durable {
             Some(durable) => {
-                let (log, state, id) = open_log(&outputs::wanted(&cx), durable)?;
-                cx.log_id = Some(id);
-                (Some(log), Some(state))
+                let opened = open_log(&outputs::wanted(&cx), durable)?;
+                cx.log_id = Some(opened.id);
+                (Some(opened.log), Some(opened.state), opened.lost)
             }
-            None => (None, None),
+            None => (None, None, Vec::new()),
         };
         let raw = outputs::wants_raw(&cx);
         let built = outputs::build(&cx)?;
-        Self::with_outputs(built, log, state, health, raw)
+        let topology = Self::with_outputs(built, log, state, health, raw)?;
+        for row in lost {
+            // A refusal is logged and counted by the bus.
+            let _ = topology.bus.record_loss(row);
+        }
+        Ok(topology)
     }
 
     /// Starts a runner per output, the bus, the log's flusher and snapshots.
@@ -229,13 +235,19 @@ fn state_dir_of(log: &RecordLog) -> std::path::PathBuf {
     log.config().dir.clone()
 }
 
+/// The record log as `open_log` found it.
+struct OpenedLog {
+    log: Arc<RecordLog>,
+    state: Arc<StateStore>,
+    id: String,
+    /// A `lost_results` row per meter for what damage inside the log lost.
+    lost: Vec<crate::model::EventRow>,
+}
+
 /// Opens the log for these consumers, rebuilds the meter state from its
 /// snapshot and tail, and notes a crash of the last run (its results after
-/// the log's end are lost).
-fn open_log(
-    consumers: &[&str],
-    durable: Durable,
-) -> anyhow::Result<(Arc<RecordLog>, Arc<StateStore>, String)> {
+/// the log's end are lost) and what damage inside the log lost.
+fn open_log(consumers: &[&str], durable: Durable) -> anyhow::Result<OpenedLog> {
     let (log, recovery) = RecordLog::open(durable.log.clone(), consumers)?;
     let dir = &durable.log.dir;
     let log_id = log_id(dir)?;
@@ -255,6 +267,18 @@ fn open_log(
             Err(error) => tracing::warn!("{error:#}"),
         }
     }
+    let lost = if recovery.lost.is_empty() {
+        Vec::new()
+    } else {
+        let passed = recovery
+            .acked
+            .iter()
+            .map(|&(_, acked)| acked)
+            .chain(recovery.snapshot.as_ref().map(|s| s.seq))
+            .min()
+            .unwrap_or(0);
+        lost_spans::lost_result_rows(&log, &recovery.lost, passed, &state)?
+    };
     let marker = dir.join(RUNNING_MARKER);
     let crashed = marker.exists();
     if crashed && !durable.crash_loses_results {
@@ -273,9 +297,15 @@ fn open_log(
         entries = recovery.entries,
         replayed_into_state = replayed,
         torn_bytes = recovery.torn_bytes,
+        lost_ranges = recovery.lost.len(),
         "record log open"
     );
-    Ok((Arc::new(log), state, log_id))
+    Ok(OpenedLog {
+        log: Arc::new(log),
+        state,
+        id: log_id,
+        lost,
+    })
 }
 
 /// The log's identity, made once: another log's seqs mean nothing to a dataset.

@@ -184,6 +184,13 @@ impl Runner {
             let record = codec::decode(seq, &bytes)?;
             self.accept(seq, &record)?;
         }
+        // A range the log lost (damage found at open) never comes back.
+        while self.next <= through {
+            match log.lost_through(self.next) {
+                Some(end) => self.next = end + 1,
+                None => break,
+            }
+        }
         if self.next <= through {
             anyhow::bail!(
                 "the record log no longer holds records {} to {through}",
@@ -231,6 +238,10 @@ impl Runner {
                 self.catch_up(last)?;
             }
         }
+        if !self.log_durable_through_next() {
+            // The log reports its own failure; the output waits for it.
+            return Ok(());
+        }
         let Some(output) = self.output.as_mut() else {
             return Ok(());
         };
@@ -254,6 +265,10 @@ impl Runner {
             }
         }
         let durable = output.flush()?.min(self.next.saturating_sub(1));
+        let durable = self
+            .log
+            .as_ref()
+            .map_or(durable, |log| durable.min(log.durable_seq()));
         let degraded = output.degraded();
         if let Some(log) = &self.log {
             log.ack(self.name, durable)
@@ -262,6 +277,17 @@ impl Runner {
         self.health.ok(self.name, durable, degraded);
         self.backoff.reset();
         Ok(())
+    }
+
+    /// Makes the log durable through every record the output took, so that
+    /// nothing the output publishes next is missing from the log after a
+    /// crash. False when the log cannot write.
+    fn log_durable_through_next(&self) -> bool {
+        let Some(log) = &self.log else {
+            return true;
+        };
+        let taken = self.next.saturating_sub(1);
+        log.durable_seq() >= taken || log.flush().is_ok_and(|durable| durable >= taken)
     }
 
     fn settle(&mut self, result: anyhow::Result<()>) {
@@ -320,6 +346,15 @@ impl Runner {
         let Some(output) = self.output.take() else {
             anyhow::bail!("the {} output was failing at shutdown; its records stay in the record log for the next run", self.name);
         };
+        if !self.log_durable_through_next() {
+            drop(output);
+            anyhow::bail!(
+                "the record log could not make records up to {} durable, so the {} output was not closed \
+                 (it publishes nothing the log lacks); its records are replayed from the log at the next run",
+                self.next.saturating_sub(1),
+                self.name
+            );
+        }
         // Closing may need the output to be the only holder of its parts.
         self.metrics
             .lock()
