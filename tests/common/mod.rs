@@ -5,3 +5,4 @@ pub mod nats;
 pub mod ndjson;
 pub mod parquet_read;
 pub mod rows;
+pub mod three_phase;
