@@ -93,19 +93,14 @@ pub fn print_report(report: &RunReport, config: &PipelineConfig) {
         }
     }
     if let Some(connections) = &report.connections {
-        let dropped: Vec<String> = connections
-            .dropped
-            .iter()
-            .map(|(reason, n)| format!("{reason} {n}"))
-            .collect();
         println!(
             "{} connections accepted, {} meters at most at once, dropped peers: {}",
             connections.accepted,
             connections.peak_streaming,
-            if dropped.is_empty() {
+            if connections.dropped.is_empty() {
                 "none".to_string()
             } else {
-                dropped.join(", ")
+                counts(connections.dropped.iter().map(|(reason, n)| (reason, n)))
             }
         );
     }
@@ -132,21 +127,30 @@ pub fn print_report(report: &RunReport, config: &PipelineConfig) {
     }
 }
 
+/// `name count` pairs, comma-separated.
+fn counts<K: std::fmt::Display, V: std::fmt::Display>(
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> String {
+    let pairs: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k} {v}")).collect();
+    pairs.join(", ")
+}
+
 /// Where the results went.
 fn print_outputs(report: &RunReport, config: &PipelineConfig) {
     let outputs = &report.outputs;
     if let (Some(dataset), Some(parquet)) = (&outputs.dataset, &config.sink.parquet) {
-        let rows: Vec<String> = dataset
-            .rows
-            .iter()
-            .map(|(table, rows)| format!("{table} {rows}"))
-            .collect();
         println!(
             "parquet: {} files under {} (rows: {})",
             dataset.files.len(),
             parquet.out.display(),
-            rows.join(", ")
+            counts(&dataset.rows)
         );
+        if !dataset.already_held.is_empty() {
+            println!(
+                "parquet: rows the dataset already held, not written again: {}",
+                counts(&dataset.already_held)
+            );
+        }
     }
     if config.sink.packets.is_some() {
         println!(

@@ -1,0 +1,150 @@
+//! Rows a dataset already holds from earlier runs, so that a batch run into
+//! an existing dataset adds only what is new and the result equals one run:
+//! a row whose identity (device, time, and the table's kind column where
+//! rows of one time differ by kind) is in a finished file of its partition
+//! is skipped. A partition's identities are read once, the first time the
+//! run writes to it, before the run's own files exist there.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, StringArray, TimestampNanosecondArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use super::partition::{parse_seq, partition_dir};
+use crate::model::partition::utc_day;
+
+/// The columns that tell one row of a table from another of the same device.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowIdentity {
+    /// The row's time (the table's partitioning time).
+    pub time_column: &'static str,
+    /// A text column that tells apart rows of one time (event kind,
+    /// aggregation interval), if the table has one.
+    pub kind_column: Option<&'static str>,
+}
+
+/// Per (device, day): the identities held, time → kinds at that time.
+type Held = HashMap<i64, Vec<Box<str>>>;
+
+/// The identities of one table's rows already in the dataset.
+pub(crate) struct HeldRows {
+    out: PathBuf,
+    table: &'static str,
+    identity: RowIdentity,
+    partitions: HashMap<(String, i64), Held>,
+    skipped: u64,
+}
+
+impl HeldRows {
+    pub(crate) fn new(out: &Path, table: &'static str, identity: RowIdentity) -> Self {
+        HeldRows {
+            out: out.to_path_buf(),
+            table,
+            identity,
+            partitions: HashMap::new(),
+            skipped: 0,
+        }
+    }
+
+    /// Whether the dataset held a row of `device` at `time_ns` (of `kind`)
+    /// before this run; counts it as skipped when it did.
+    pub(crate) fn holds(&mut self, device: &str, time_ns: i64, kind: Option<&str>) -> bool {
+        let day = utc_day(time_ns);
+        let key = (device.to_string(), day);
+        if !self.partitions.contains_key(&key) {
+            let dir = partition_dir(&self.out, self.table, device, day);
+            let held = read_partition(&dir, self.identity);
+            self.partitions.insert(key.clone(), held);
+        }
+        let held = self
+            .partitions
+            .get(&key)
+            .and_then(|held| held.get(&time_ns))
+            .is_some_and(|kinds| match kind {
+                Some(kind) => kinds.iter().any(|k| &**k == kind),
+                None => true,
+            });
+        self.skipped += u64::from(held);
+        held
+    }
+
+    /// Rows skipped so far because the dataset held them.
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// The identities in every finished part file of `dir`. A file that cannot
+/// be read is reported and holds nothing (its rows cannot be known).
+fn read_partition(dir: &Path, identity: RowIdentity) -> Held {
+    let mut held = Held::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return held;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let finished = name
+            .to_str()
+            .is_some_and(|n| !n.starts_with('.') && parse_seq(n).is_some());
+        if !finished {
+            continue;
+        }
+        let path = entry.path();
+        if let Err(error) = read_file(&path, identity, &mut held) {
+            tracing::warn!(
+                file = %path.display(),
+                "cannot read the rows this dataset already holds ({error}); a re-run may write them again"
+            );
+        }
+    }
+    held
+}
+
+fn read_file(path: &Path, identity: RowIdentity, held: &mut Held) -> anyhow::Result<()> {
+    let file = File::open(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let schema = builder.parquet_schema();
+    let index_of = |name: &str| {
+        schema
+            .columns()
+            .iter()
+            .position(|c| c.path().string() == name)
+            .ok_or_else(|| anyhow::anyhow!("no column `{name}`"))
+    };
+    let mut columns = vec![index_of(identity.time_column)?];
+    if let Some(kind) = identity.kind_column {
+        columns.push(index_of(kind)?);
+    }
+    let mask = ProjectionMask::leaves(schema, columns);
+    let reader = builder.with_projection(mask).build()?;
+    for batch in reader {
+        let batch = batch?;
+        let times = batch
+            .column_by_name(identity.time_column)
+            .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+            .ok_or_else(|| anyhow::anyhow!("`{}` is not a ns timestamp", identity.time_column))?;
+        let kinds = match identity.kind_column {
+            Some(name) => Some(
+                batch
+                    .column_by_name(name)
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                    .ok_or_else(|| anyhow::anyhow!("`{name}` is not text"))?,
+            ),
+            None => None,
+        };
+        for row in 0..batch.num_rows() {
+            if times.is_null(row) {
+                continue;
+            }
+            let kind = kinds.map_or("", |k| k.value(row));
+            let at = held.entry(times.value(row)).or_default();
+            if !at.iter().any(|k| &**k == kind) {
+                at.push(kind.into());
+            }
+        }
+    }
+    Ok(())
+}
