@@ -196,9 +196,19 @@ fn a_second_batch_into_the_dataset_skips_what_it_holds_and_adds_what_is_new() {
     let rows_once = check_covers(&out, START_S, FILE_S);
     let events_once = events(&out);
 
-    // Again: nothing new, and the run says what it skipped.
+    // Again: nothing new, and the run says what it skipped. A damaged
+    // file beside the good ones costs only itself (a warning).
+    let partition = std::fs::read_dir(out.join("parquet/windows/device=dup"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(partition.join("part-00090.parquet"), b"not parquet").unwrap();
     let output = batch(&[&first], START_S, &out);
     assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("part-00090.parquet"));
+    std::fs::remove_file(partition.join("part-00090.parquet")).unwrap();
     assert_eq!(spans(&windows(&out)), spans(&rows_once));
     assert_eq!(events(&out), events_once);
     let said = stdout(&output);
