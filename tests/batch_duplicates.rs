@@ -10,8 +10,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::parquet_read::{read_rows, Cell};
 use common::rows::{by_device, check_windows, num, text, ts, Row};
 use common::three_phase::{clean_channels, wire_f32le, MEASURES, P_TOTAL_W, RATE};
+use meterflow::model::DeviceInfo;
+use meterflow::sink::parquet::{DatasetInfo, DatasetWriter, ParquetConfig, TableSelection};
+use meterflow::wire::{Measures, SampleBlock};
 
 /// The start of the first file, s since the epoch.
 const START_S: i64 = 1_700_000_000;
@@ -242,4 +246,66 @@ fn a_second_batch_into_the_dataset_skips_what_it_holds_and_adds_what_is_new() {
     // And a third run of the first file still changes nothing.
     assert!(batch(&[&first], START_S, &out).status.success());
     assert_eq!(windows(&out).len(), rows.len());
+}
+
+/// The raw archive of a re-run: a block whose samples the archive already
+/// holds is skipped, so every sample is there once. Blocks of 800 samples
+/// straddle the row groups of 3000, as they do in a real run.
+#[test]
+fn a_second_run_adds_only_new_samples_to_the_raw_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ParquetConfig {
+        tables: TableSelection {
+            windows: false,
+            latch: false,
+            aggregates: false,
+            harmonics: false,
+            events: false,
+            raw: true,
+            ..TableSelection::default()
+        },
+        raw_row_group_rows: 3000,
+        fsync: false,
+        ..ParquetConfig::new(dir.path())
+    };
+    let device = DeviceInfo::new(DEVICE, 1, Measures::ThreePhase);
+    let channels = clean_channels(2.0);
+    let samples = channels[0].len();
+    let blocks: Vec<SampleBlock> = (0..samples)
+        .step_by(800)
+        .map(|at| SampleBlock {
+            channels: channels.iter().map(|c| c[at..at + 800].to_vec()).collect(),
+            first_index: at as u64,
+            ..SampleBlock::new(Measures::ThreePhase, RATE, START_S * 1_000_000_000)
+        })
+        .collect();
+    let run = |blocks: &[SampleBlock]| {
+        let mut dataset = DatasetWriter::create(&config, &DatasetInfo::default())
+            .unwrap()
+            .skipping_held_rows();
+        for block in blocks {
+            dataset.write_raw(&device, block).unwrap();
+        }
+        dataset.close().unwrap()
+    };
+    // The first second, then both seconds, then both again.
+    let first = run(&blocks[..10]);
+    assert_eq!(first.rows["raw"], 8000);
+    let second = run(&blocks);
+    assert_eq!(
+        (second.rows["raw"], second.already_held["raw"]),
+        (8000, 8000)
+    );
+    let third = run(&blocks);
+    assert_eq!((third.rows["raw"], third.already_held["raw"]), (0, 16_000));
+
+    let mut indices: Vec<u64> = read_rows(&dir.path().join("raw"))
+        .iter()
+        .map(|row| match row["sample_index"] {
+            Cell::U64(n) => n,
+            ref other => panic!("sample_index is {other:?}"),
+        })
+        .collect();
+    indices.sort_unstable();
+    assert_eq!(indices, (0..samples as u64).collect::<Vec<_>>());
 }

@@ -17,7 +17,7 @@ use super::error::{ParquetSinkError, Result};
 use super::events;
 use super::half_cycle;
 use super::harmonics::{self, HarmonicRow};
-use super::held_rows::{HeldRows, RowIdentity};
+use super::held_rows::{HeldRows, HeldSpans, RowIdentity};
 use super::latch;
 use super::pinst;
 use super::pq_events;
@@ -306,6 +306,8 @@ struct RawTable {
     rows: u64,
     /// Per device: lowest and highest record seq in its buffer.
     buffer_seqs: HashMap<Arc<str>, (u64, u64)>,
+    /// What the archive held before this run (None: not checked).
+    held: Option<HeldSpans>,
 }
 
 impl RawTable {
@@ -315,6 +317,20 @@ impl RawTable {
         }
         if seq > 0 && seq <= self.writer.committed_seq(&device.name, block.start_unix_ns) {
             return Ok(());
+        }
+        if let Some(held) = &mut self.held {
+            let first_ns = block.time_of(block.first_index);
+            let last_ns = block.time_of(block.first_index + block.len() as u64 - 1);
+            let period_ns = 1_000_000_000 / i64::from(block.rate.max(1)) + 1;
+            if held.holds(
+                &device.name,
+                first_ns,
+                last_ns,
+                period_ns,
+                block.len() as u64,
+            ) {
+                return Ok(());
+            }
         }
         let stale = self
             .buffers
@@ -484,6 +500,7 @@ impl DatasetWriter {
                 latest_ns: i64::MIN,
                 rows: 0,
                 buffer_seqs: HashMap::new(),
+                held: None,
             }
         });
         Ok(DatasetWriter {
@@ -599,8 +616,9 @@ impl DatasetWriter {
     }
 
     /// Rows the dataset already holds (same device, time and kind, in a
-    /// finished file from an earlier run) are skipped, so a batch run into
-    /// an existing dataset adds only what is new. Not for a dataset fed
+    /// finished file from an earlier run; for the raw archive, a block whose
+    /// samples all lie in its row groups' spans) are skipped, so a batch run
+    /// into an existing dataset adds only what is new. Not for a dataset fed
     /// from the record log: its commits already keep replays out.
     pub fn skipping_held_rows(mut self) -> Self {
         let out = self.out.clone();
@@ -631,6 +649,9 @@ impl DatasetWriter {
         }
         if let Some(t) = &mut self.pinst {
             t.skip_held_rows(&out, identity("time", None));
+        }
+        if let Some(t) = &mut self.raw {
+            t.held = Some(HeldSpans::new(&out, raw::TABLE, "time"));
         }
         self
     }
@@ -907,7 +928,11 @@ impl DatasetWriter {
             add(&t.writer, t.rows, t.already_held());
         }
         if let Some(t) = &self.raw {
-            add(&t.writer, t.rows, 0);
+            add(
+                &t.writer,
+                t.rows,
+                t.held.as_ref().map_or(0, HeldSpans::skipped),
+            );
         }
         summary
     }

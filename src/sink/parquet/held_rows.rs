@@ -148,3 +148,119 @@ fn read_file(path: &Path, identity: RowIdentity, held: &mut Held) -> anyhow::Res
     }
     Ok(())
 }
+
+/// The time spans of the row groups in the raw archive's finished files,
+/// from their statistics: a partition's sample times would not fit in
+/// memory (8 kHz is 691 M a day), its row groups' spans do.
+pub(crate) struct HeldSpans {
+    out: PathBuf,
+    table: &'static str,
+    time_column: &'static str,
+    /// Per (device, day): spans `[first, last]` in ns, sorted by start.
+    partitions: HashMap<(String, i64), Vec<(i64, i64)>>,
+    skipped: u64,
+}
+
+impl HeldSpans {
+    pub(crate) fn new(out: &Path, table: &'static str, time_column: &'static str) -> Self {
+        HeldSpans {
+            out: out.to_path_buf(),
+            table,
+            time_column,
+            partitions: HashMap::new(),
+            skipped: 0,
+        }
+    }
+
+    /// Whether every time in `[first_ns, last_ns]` lies in spans held before
+    /// this run that follow on within `period_ns` (one sample); counts the
+    /// `rows` as skipped when it does.
+    pub(crate) fn holds(
+        &mut self,
+        device: &str,
+        first_ns: i64,
+        last_ns: i64,
+        period_ns: i64,
+        rows: u64,
+    ) -> bool {
+        let day = utc_day(first_ns);
+        let key = (device.to_string(), day);
+        if !self.partitions.contains_key(&key) {
+            let dir = partition_dir(&self.out, self.table, device, day);
+            let spans = read_spans(&dir, self.time_column);
+            self.partitions.insert(key.clone(), spans);
+        }
+        let Some(spans) = self.partitions.get(&key) else {
+            return false;
+        };
+        let mut reached: Option<i64> = None;
+        for &(start, end) in spans {
+            reached = match reached {
+                None if start <= first_ns && first_ns <= end => Some(end),
+                Some(until) if start <= until.saturating_add(period_ns) => Some(until.max(end)),
+                other => other,
+            };
+            if reached.is_some_and(|until| until >= last_ns) {
+                self.skipped += rows;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Rows skipped so far because the dataset held them.
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// The row groups' time spans in every finished part file of `dir`, sorted.
+fn read_spans(dir: &Path, time_column: &str) -> Vec<(i64, i64)> {
+    let mut spans = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return spans;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let finished = name
+            .to_str()
+            .is_some_and(|n| !n.starts_with('.') && parse_seq(n).is_some());
+        if !finished {
+            continue;
+        }
+        let path = entry.path();
+        if let Err(error) = file_spans(&path, time_column, &mut spans) {
+            tracing::warn!(
+                file = %path.display(),
+                "cannot read the samples this dataset already holds ({error}); a re-run may write them again"
+            );
+        }
+    }
+    spans.sort_unstable();
+    spans
+}
+
+fn file_spans(path: &Path, time_column: &str, spans: &mut Vec<(i64, i64)>) -> anyhow::Result<()> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::statistics::Statistics;
+    let reader = SerializedFileReader::new(File::open(path)?)?;
+    let metadata = reader.metadata();
+    let column = metadata
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == time_column)
+        .ok_or_else(|| anyhow::anyhow!("no column `{time_column}`"))?;
+    for group in metadata.row_groups() {
+        match group.column(column).statistics() {
+            Some(Statistics::Int64(values)) => {
+                if let (Some(&min), Some(&max)) = (values.min_opt(), values.max_opt()) {
+                    spans.push((min, max));
+                }
+            }
+            _ => anyhow::bail!("no time statistics in a row group"),
+        }
+    }
+    Ok(())
+}
