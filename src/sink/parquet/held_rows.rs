@@ -81,26 +81,37 @@ impl HeldRows {
 /// be read is reported and holds nothing (its rows cannot be known).
 fn read_partition(dir: &Path, identity: RowIdentity) -> Held {
     let mut held = Held::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return held;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let finished = name
-            .to_str()
-            .is_some_and(|n| !n.starts_with('.') && parse_seq(n).is_some());
-        if !finished {
-            continue;
-        }
-        let path = entry.path();
+    for path in finished_parts(dir) {
         if let Err(error) = read_file(&path, identity, &mut held) {
-            tracing::warn!(
-                file = %path.display(),
-                "cannot read the rows this dataset already holds ({error}); a re-run may write them again"
-            );
+            note_unreadable(&path, &error);
         }
     }
     held
+}
+
+/// The finished part files of `dir` (none for a missing folder).
+fn finished_parts(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| !n.starts_with('.') && parse_seq(n).is_some())
+        })
+        .map(|entry| entry.path())
+        .collect()
+}
+
+/// A file whose rows cannot be known holds none: said once, and the run goes on.
+fn note_unreadable(path: &Path, error: &anyhow::Error) {
+    tracing::warn!(
+        file = %path.display(),
+        "cannot read the rows this dataset already holds ({error}); a re-run may write them again"
+    );
 }
 
 fn read_file(path: &Path, identity: RowIdentity, held: &mut Held) -> anyhow::Result<()> {
@@ -217,23 +228,9 @@ impl HeldSpans {
 /// The row groups' time spans in every finished part file of `dir`, sorted.
 fn read_spans(dir: &Path, time_column: &str) -> Vec<(i64, i64)> {
     let mut spans = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return spans;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let finished = name
-            .to_str()
-            .is_some_and(|n| !n.starts_with('.') && parse_seq(n).is_some());
-        if !finished {
-            continue;
-        }
-        let path = entry.path();
+    for path in finished_parts(dir) {
         if let Err(error) = file_spans(&path, time_column, &mut spans) {
-            tracing::warn!(
-                file = %path.display(),
-                "cannot read the samples this dataset already holds ({error}); a re-run may write them again"
-            );
+            note_unreadable(&path, &error);
         }
     }
     spans.sort_unstable();
