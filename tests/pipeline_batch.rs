@@ -164,3 +164,60 @@ async fn an_unwritable_output_folder_is_a_clear_error() {
     let text = format!("{error:#}");
     assert!(text.contains("not_a_folder"), "{text}");
 }
+
+/// The issue's repro (issue 22, item 2): a capture and its copy in another
+/// folder, and the capture named twice. One run's windows and energy, not
+/// two: the copy is refused naming both files, the second naming ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_given_twice_is_one_run() {
+    let capture = testdata().join("three_phase_8khz.mfcap");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for folder in [&a, &b] {
+        std::fs::create_dir_all(folder).unwrap();
+        std::fs::copy(&capture, folder.join("c.mfcap")).unwrap();
+    }
+    let run = |inputs: Vec<PathBuf>| async move {
+        let out = tempfile::tempdir().unwrap();
+        let args = args(inputs, out.path());
+        let config = args.config().unwrap();
+        let files = expand_inputs(&args.inputs, &RawParams::default()).unwrap();
+        let report = run_batch(&config, &files, &RawParams::default(), false)
+            .await
+            .unwrap();
+        (files, report, out)
+    };
+    let (_, once, _once_out) = run(vec![capture.clone()]).await;
+    let windows_once = once.output_total("parquet", "rows.windows");
+    let energy_once = once.devices[0].energy_imported_wh;
+    // The capture's analytic power over its duration (tolerance as for P in
+    // the test above: the windows' accuracy plus the capture's noise).
+    let truth: Truth = serde_json::from_str(
+        &std::fs::read_to_string(testdata().join("three_phase_8khz.json")).unwrap(),
+    )
+    .unwrap();
+    let expected = truth.signal.truth_at(0.5);
+    let hours = once.devices[0].duration_s / 3600.0;
+    assert!(
+        (energy_once - expected.p_total_w * hours).abs() <= 5e-4 * expected.s_total_va * hours,
+        "{energy_once} Wh"
+    );
+
+    let (files, twice, _) = run(vec![capture.clone(), capture.clone()]).await;
+    assert_eq!(files, vec![capture.clone()]);
+    assert_eq!(twice.failed_files(), 0);
+    assert_eq!(twice.output_total("parquet", "rows.windows"), windows_once);
+    assert_eq!(twice.devices[0].energy_imported_wh, energy_once);
+
+    let (files, copies, _) = run(vec![dir.path().to_path_buf()]).await;
+    assert_eq!(files.len(), 2);
+    assert_eq!(copies.failed_files(), 1);
+    let refused = copies.files.iter().find(|f| f.result.is_err()).unwrap();
+    let reason = refused.result.as_ref().unwrap_err();
+    let other = files.iter().find(|f| **f != refused.path).unwrap();
+    assert!(reason.contains(&other.display().to_string()), "{reason}");
+    assert!(reason.contains("three_phase_8khz-001"), "{reason}");
+    assert_eq!(copies.output_total("parquet", "rows.windows"), windows_once);
+    assert_eq!(copies.devices.len(), 1);
+    assert_eq!(copies.devices[0].energy_imported_wh, energy_once);
+}

@@ -92,19 +92,14 @@ pub fn print_report(report: &RunReport) {
         }
     }
     if let Some(connections) = &report.connections {
-        let dropped: Vec<String> = connections
-            .dropped
-            .iter()
-            .map(|(reason, n)| format!("{reason} {n}"))
-            .collect();
         println!(
             "{} connections accepted, {} meters at most at once, dropped peers: {}",
             connections.accepted,
             connections.peak_streaming,
-            if dropped.is_empty() {
+            if connections.dropped.is_empty() {
                 "none".to_string()
             } else {
-                dropped.join(", ")
+                counts(connections.dropped.iter().map(|(reason, n)| (reason, n)))
             }
         );
     }
@@ -129,6 +124,14 @@ pub fn print_report(report: &RunReport) {
     for failure in &report.failures {
         eprintln!("failed: {failure}");
     }
+}
+
+/// `name count` pairs, comma-separated.
+fn counts<K: std::fmt::Display, V: std::fmt::Display>(
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> String {
+    let pairs: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k} {v}")).collect();
+    pairs.join(", ")
 }
 
 /// Where the results went, as each output words it.

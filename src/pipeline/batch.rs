@@ -2,7 +2,7 @@
 //! outputs, files in parallel. One bad file is reported with its reason and
 //! the others still finish.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use crate::wire::samples::SampleBlock;
 use super::batch_request::raw_params;
 use super::config::{FilesConfig, PipelineConfig, SourceConfig};
 use super::device::{max_option, DeviceProcessor, DeviceSummary};
+use super::input_claims::{InputClaims, Overlap};
 use super::run_report::{FileOutcome, RunReport};
 use super::sources::{Durability, Source, SourceContext, SourceEnd};
 use super::topology::RecordBus;
@@ -118,7 +119,9 @@ impl Source for FilesSource {
 /// The files named, with folders expanded (recursively, sorted). Inside
 /// folders only files recognisable by content are taken (meter streams, WAV,
 /// Matroska recordings),
-/// plus bare f32le files when their parameters are given.
+/// plus bare f32le files when their parameters are given. A file named
+/// twice (the same path again, or a folder and a file inside it) is taken
+/// once, where it was first named: its rows would otherwise be written twice.
 pub fn expand_inputs(inputs: &[PathBuf], raw: &RawParams) -> anyhow::Result<Vec<PathBuf>> {
     let raw_complete = raw.rate.is_some()
         && raw.measures.is_some()
@@ -145,6 +148,15 @@ pub fn expand_inputs(inputs: &[PathBuf], raw: &RawParams) -> anyhow::Result<Vec<
             files.push(input.clone());
         }
     }
+    let mut seen = HashSet::new();
+    files.retain(|path| {
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let first = seen.insert(file);
+        if !first {
+            tracing::warn!(file = %path.display(), "named more than once; read once");
+        }
+        first
+    });
     Ok(files)
 }
 
@@ -178,10 +190,66 @@ struct FileVisitor<'a> {
     error: Option<String>,
     /// Energy of the device's previous session in this file, continued.
     carried: Option<(String, crate::model::EnergyCounters)>,
+    /// Which input delivered which device's samples, over every job.
+    claims: &'a InputClaims,
+    /// This job's number, and every job's name for messages.
+    job: usize,
+    job_names: &'a [String],
+    /// The device of the session being read.
+    device: Option<String>,
+    /// A session whose processor waits for its first block, with its events.
+    pending: Option<(SessionDescription, Vec<SourceEvent>)>,
+    /// Another input already gave this job's samples: the rest is not read.
+    refused: bool,
 }
 
 impl FileVisitor<'_> {
+    /// Stops using this job's samples: another input delivered some of them.
+    fn refuse(&mut self, device: &str, overlap: &Overlap) {
+        // A session refused before its first block leaves no row at all.
+        self.pending = None;
+        self.end_session();
+        self.refused = true;
+        let at = chrono::DateTime::from_timestamp_nanos(overlap.at_ns).to_rfc3339();
+        let other = self
+            .job_names
+            .get(overlap.other_input)
+            .map_or("another input", String::as_str);
+        self.error.get_or_insert_with(|| {
+            format!(
+                "holds samples of device {device} from {at} on that {other} already gave; \
+                 the two overlap, so this file's samples from there were not used"
+            )
+        });
+    }
+
+    /// Starts the processor of the pending session and hands it the
+    /// session's events so far.
+    fn start_pending(&mut self) {
+        let Some((session, events)) = self.pending.take() else {
+            return;
+        };
+        match DeviceProcessor::new(&session, self.config, Arc::clone(self.records)) {
+            Ok(mut processor) => {
+                if let Some((device, energy)) = self.carried.take() {
+                    if device == session.device {
+                        processor.restore_energy(energy);
+                    }
+                }
+                for event in &events {
+                    processor.event(event);
+                }
+                self.current = Some(processor);
+            }
+            Err(error) => {
+                self.error.get_or_insert_with(|| format!("{error:#}"));
+            }
+        }
+    }
+
     fn end_session(&mut self) {
+        // A session without samples still has its events written.
+        self.start_pending();
         if let Some(processor) = self.current.take() {
             let energy = processor.energy().clone();
             let summary = processor.finish();
@@ -192,21 +260,15 @@ impl FileVisitor<'_> {
 }
 
 impl CaptureVisitor for FileVisitor<'_> {
+    /// The processor starts with the session's first block, once no other
+    /// input has given that block's time (see [`InputClaims`]).
     fn session_start(&mut self, session: &SessionDescription) {
         self.end_session();
-        match DeviceProcessor::new(session, self.config, Arc::clone(self.records)) {
-            Ok(mut processor) => {
-                if let Some((device, energy)) = self.carried.take() {
-                    if device == session.device {
-                        processor.restore_energy(energy);
-                    }
-                }
-                self.current = Some(processor);
-            }
-            Err(error) => {
-                self.error.get_or_insert_with(|| format!("{error:#}"));
-            }
+        if self.refused {
+            return;
         }
+        self.device = Some(session.device.clone());
+        self.pending = Some((session.clone(), Vec::new()));
     }
 
     fn block(&mut self, block: &SampleBlock) {
@@ -216,13 +278,30 @@ impl CaptureVisitor for FileVisitor<'_> {
             Ordering::Relaxed,
         );
         self.progress.inc(bytes);
+        if self.refused || block.is_empty() {
+            return;
+        }
+        if let Some(device) = self.device.clone() {
+            let start_ns = block.time_of(block.first_index);
+            let end_ns = block.time_of(block.first_index + block.len() as u64);
+            if let Err(overlap) = self.claims.claim(&device, self.job, start_ns, end_ns) {
+                self.refuse(&device, &overlap);
+                return;
+            }
+        }
+        self.start_pending();
         if let Some(processor) = self.current.as_mut() {
             processor.block(block);
         }
     }
 
     fn event(&mut self, event: SourceEvent) {
-        if let Some(processor) = self.current.as_mut() {
+        if self.refused {
+            return;
+        }
+        if let Some((_, events)) = self.pending.as_mut() {
+            events.push(event);
+        } else if let Some(processor) = self.current.as_mut() {
             processor.event(&event);
         }
     }
@@ -256,15 +335,19 @@ async fn read_files(
     );
     let values = AtomicU64::new(0);
     let done_files = AtomicU64::new(0);
+    let claims = InputClaims::default();
+    let job_names: Vec<String> = jobs.iter().map(job_name).collect();
 
     let outcomes: Vec<FileOutcome> = {
         let progress = &progress;
         let values = &values;
         let done_files = &done_files;
+        let (claims, job_names) = (&claims, job_names.as_slice());
         let file_count = files.len();
         tokio::task::block_in_place(|| {
             jobs.par_iter()
-                .flat_map_iter(|job| {
+                .enumerate()
+                .flat_map_iter(|(job_number, job)| {
                     let mut visitor = FileVisitor {
                         config,
                         records,
@@ -274,6 +357,12 @@ async fn read_files(
                         finished: Vec::new(),
                         error: None,
                         carried: None,
+                        claims,
+                        job: job_number,
+                        job_names,
+                        device: None,
+                        pending: None,
+                        refused: false,
                     };
                     let reads: Vec<Result<(), String>> = match job {
                         CaptureJob::File(path) => {
@@ -333,6 +422,15 @@ async fn read_files(
         values: values.load(Ordering::Relaxed),
         ..RunReport::default()
     })
+}
+
+/// A job as messages name it: its file, or its first and last slices.
+fn job_name(job: &CaptureJob) -> String {
+    match job.paths().as_slice() {
+        [] => "an empty job".to_string(),
+        [one] => one.display().to_string(),
+        [first, .., last] => format!("{} .. {}", first.display(), last.display()),
+    }
 }
 
 /// One row per device over all files.

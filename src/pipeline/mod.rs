@@ -10,6 +10,7 @@ pub mod bounds;
 pub mod cluster;
 pub mod config;
 pub mod device;
+pub mod input_claims;
 pub mod inspect;
 pub mod limits;
 pub mod live;

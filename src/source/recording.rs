@@ -120,11 +120,14 @@ pub enum RecordingError {
         expected: u64,
     },
     #[error(
-        "starts {seconds:.6} s ({samples} samples) before the previous slice of {device} ends: \
-         overlapping slices, this one is skipped"
+        "starts {seconds:.6} s ({samples} samples) before the previous slice of {device}, {}, ends: \
+         overlapping slices, this one is skipped",
+        previous.display()
     )]
     Overlap {
         device: String,
+        /// The slice it overlaps.
+        previous: PathBuf,
         samples: u64,
         seconds: f64,
     },

@@ -163,12 +163,15 @@ pub fn read_slices(
     };
     let mut next_index = 0u64;
     let mut results = Vec::with_capacity(slices.len());
+    // The last slice read, which an overlapping one is named against.
+    let mut previous = first.path.as_path();
     for slice in slices {
         let expected_ns = sample_time(session.start_unix_ns, rate, next_index);
         let offset = (slice.session.start_unix_ns - expected_ns) as f64 * f64::from(rate) / 1e9;
         if offset <= -1.0 {
             results.push(Err(RecordingError::Overlap {
                 device: session.device.clone(),
+                previous: previous.to_path_buf(),
                 samples: (-offset).round() as u64,
                 seconds: -offset / f64::from(rate),
             }
@@ -197,6 +200,7 @@ pub fn read_slices(
             &mut visitor,
         ));
         next_index = visitor.end_index.unwrap_or(next_index);
+        previous = slice.path.as_path();
     }
     visitor.inner.event(SourceEvent {
         unix_ns: sample_time(session.start_unix_ns, rate, next_index),

@@ -6,3 +6,4 @@ pub mod ndjson;
 pub mod parquet_read;
 pub mod pipeline_doc;
 pub mod rows;
+pub mod three_phase;

@@ -17,6 +17,7 @@ use super::error::{ParquetSinkError, Result};
 use super::events;
 use super::half_cycle;
 use super::harmonics::{self, HarmonicRow};
+use super::held_rows::{HeldRows, HeldSpans, RowIdentity};
 use super::latch;
 use super::pinst;
 use super::pq_events;
@@ -44,6 +45,9 @@ pub struct DatasetSummary {
     pub files: Vec<PathBuf>,
     /// Rows written per table.
     pub rows: BTreeMap<&'static str, u64>,
+    /// Rows not written per table because the dataset already held them
+    /// (a batch run into an existing dataset; only tables that skipped any).
+    pub already_held: BTreeMap<&'static str, u64>,
 }
 
 /// One metric table: its columns, its files, and rows waiting to be encoded.
@@ -66,6 +70,10 @@ pub(crate) struct Table<R> {
     rows: u64,
     /// How long after its span ended a file stays open for late rows, ns.
     grace_ns: i64,
+    /// What the dataset held before this run (None: not checked).
+    held: Option<HeldRows>,
+    /// The text that tells apart rows of one time (see [`RowIdentity`]).
+    kind_of: Option<fn(&R) -> &str>,
 }
 
 impl<R: PartitionRow> Table<R> {
@@ -86,7 +94,25 @@ impl<R: PartitionRow> Table<R> {
             latest_ns: i64::MIN,
             rows: 0,
             grace_ns: LATE_ROWS_GRACE_NS,
+            held: None,
+            kind_of: None,
         }
+    }
+
+    /// Rows that tell apart by `kind_of` (stored in `identity.kind_column`).
+    pub(crate) fn with_kind(mut self, kind_of: fn(&R) -> &str) -> Self {
+        self.kind_of = Some(kind_of);
+        self
+    }
+
+    /// From now on rows the dataset under `out` already holds are skipped.
+    pub(crate) fn skip_held_rows(&mut self, out: &std::path::Path, identity: RowIdentity) {
+        self.held = Some(HeldRows::new(out, self.writer.table(), identity));
+    }
+
+    /// Rows skipped because the dataset already held them.
+    pub(crate) fn already_held(&self) -> u64 {
+        self.held.as_ref().map_or(0, HeldRows::skipped)
     }
 
     /// Files stay open this long after their span ended (data time).
@@ -191,6 +217,10 @@ impl<R: PartitionRow> Table<R> {
         let writer = &self.writer;
         let time_of = self.time_of;
         rows.retain(|(r, seq)| *seq == 0 || *seq > writer.committed_seq(name, time_of(r)));
+        if let Some(held) = &mut self.held {
+            let kind_of = self.kind_of;
+            rows.retain(|(r, _)| !held.holds(name, time_of(r), kind_of.map(|kind| kind(r))));
+        }
         if rows.is_empty() {
             return Ok(());
         }
@@ -276,6 +306,8 @@ struct RawTable {
     rows: u64,
     /// Per device: lowest and highest record seq in its buffer.
     buffer_seqs: HashMap<Arc<str>, (u64, u64)>,
+    /// What the archive held before this run (None: not checked).
+    held: Option<HeldSpans>,
 }
 
 impl RawTable {
@@ -285,6 +317,20 @@ impl RawTable {
         }
         if seq > 0 && seq <= self.writer.committed_seq(&device.name, block.start_unix_ns) {
             return Ok(());
+        }
+        if let Some(held) = &mut self.held {
+            let first_ns = block.time_of(block.first_index);
+            let last_ns = block.time_of(block.first_index + block.len() as u64 - 1);
+            let period_ns = 1_000_000_000 / i64::from(block.rate.max(1)) + 1;
+            if held.holds(
+                &device.name,
+                first_ns,
+                last_ns,
+                period_ns,
+                block.len() as u64,
+            ) {
+                return Ok(());
+            }
         }
         let stale = self
             .buffers
@@ -454,6 +500,7 @@ impl DatasetWriter {
                 latest_ns: i64::MIN,
                 rows: 0,
                 buffer_seqs: HashMap::new(),
+                held: None,
             }
         });
         Ok(DatasetWriter {
@@ -485,6 +532,7 @@ impl DatasetWriter {
                     |r: &AggregateRow| r.aggregate.start_unix_ns,
                     config.row_group_rows,
                 )
+                .with_kind(|r: &AggregateRow| r.kind.as_str())
                 .with_grace_ns(config.late_rows_grace_ns())
             }),
             harmonics: tables.harmonics.then(|| {
@@ -503,6 +551,7 @@ impl DatasetWriter {
                     |r: &EventRow| r.time_unix_ns,
                     config.row_group_rows,
                 )
+                .with_kind(|r: &EventRow| r.kind.as_str())
                 .with_grace_ns(config.late_rows_grace_ns())
             }),
             pq_events: tables.pq_events.then(|| {
@@ -512,6 +561,7 @@ impl DatasetWriter {
                     |r: &PqEventRow| r.event.start_unix_ns,
                     config.row_group_rows,
                 )
+                .with_kind(|r: &PqEventRow| r.event.kind.name())
                 .with_grace_ns(config.late_rows_grace_ns())
             }),
             half_cycle: tables.half_cycle.then(|| {
@@ -563,6 +613,47 @@ impl DatasetWriter {
         });
         self.commit_log = Some(log_id.to_string());
         Ok((self, recovery))
+    }
+
+    /// Rows the dataset already holds (same device, time and kind, in a
+    /// finished file from an earlier run; for the raw archive, a block whose
+    /// samples all lie in its row groups' spans) are skipped, so a batch run
+    /// into an existing dataset adds only what is new. Not for a dataset fed
+    /// from the record log: its commits already keep replays out.
+    pub fn skipping_held_rows(mut self) -> Self {
+        let out = self.out.clone();
+        let identity = |time_column, kind_column| RowIdentity {
+            time_column,
+            kind_column,
+        };
+        if let Some(t) = &mut self.windows {
+            t.skip_held_rows(&out, identity("window_start", None));
+        }
+        if let Some(t) = &mut self.latch {
+            t.skip_held_rows(&out, identity("window_start", None));
+        }
+        if let Some(t) = &mut self.aggregates {
+            t.skip_held_rows(&out, identity("interval_start", Some("interval")));
+        }
+        if let Some(t) = &mut self.harmonics {
+            t.skip_held_rows(&out, identity("window_start", None));
+        }
+        if let Some(t) = &mut self.events {
+            t.skip_held_rows(&out, identity("time", Some("kind")));
+        }
+        if let Some(t) = &mut self.pq_events {
+            t.skip_held_rows(&out, identity("start", Some("kind")));
+        }
+        if let Some(t) = &mut self.half_cycle {
+            t.skip_held_rows(&out, identity("start", None));
+        }
+        if let Some(t) = &mut self.pinst {
+            t.skip_held_rows(&out, identity("time", None));
+        }
+        if let Some(t) = &mut self.raw {
+            t.held = Some(HeldSpans::new(&out, raw::TABLE, "time"));
+        }
+        self
     }
 
     /// The rows written next come from record log entry `seq`.
@@ -805,36 +896,43 @@ impl DatasetWriter {
     /// Finished files and row counts so far.
     pub fn summary(&self) -> DatasetSummary {
         let mut summary = DatasetSummary::default();
-        let mut add = |writer: &PartitionedWriter, rows: u64| {
+        let mut add = |writer: &PartitionedWriter, rows: u64, held: u64| {
             summary.files.extend_from_slice(writer.finished_files());
             summary.rows.insert(writer.table(), rows);
+            if held > 0 {
+                summary.already_held.insert(writer.table(), held);
+            }
         };
         if let Some(t) = &self.windows {
-            add(&t.writer, t.rows);
+            add(&t.writer, t.rows, t.already_held());
         }
         if let Some(t) = &self.latch {
-            add(&t.writer, t.rows);
+            add(&t.writer, t.rows, t.already_held());
         }
         if let Some(t) = &self.aggregates {
-            add(&t.writer, t.rows);
+            add(&t.writer, t.rows, t.already_held());
         }
         if let Some(t) = &self.harmonics {
-            add(&t.writer, t.rows);
+            add(&t.writer, t.rows, t.already_held());
         }
         if let Some(t) = &self.events {
-            add(&t.writer, t.rows);
+            add(&t.writer, t.rows, t.already_held());
         }
         if let Some(t) = &self.pq_events {
-            add(&t.writer, t.rows);
+            add(&t.writer, t.rows, t.already_held());
         }
         if let Some(t) = &self.half_cycle {
-            add(&t.writer, t.rows);
+            add(&t.writer, t.rows, t.already_held());
         }
         if let Some(t) = &self.pinst {
-            add(&t.writer, t.rows);
+            add(&t.writer, t.rows, t.already_held());
         }
         if let Some(t) = &self.raw {
-            add(&t.writer, t.rows);
+            add(
+                &t.writer,
+                t.rows,
+                t.held.as_ref().map_or(0, HeldSpans::skipped),
+            );
         }
         summary
     }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod half_cycle;
 pub mod harmonics;
+mod held_rows;
 pub mod latch;
 pub mod output;
 pub mod partition;

@@ -29,7 +29,8 @@ impl ParquetOutput {
     pub const NAME: &'static str = "parquet";
 
     /// A dataset fed from record log `log_id` (commits on), or, with `None`,
-    /// one whose files appear as soon as they are finished (a batch run).
+    /// one whose files appear as soon as they are finished and that skips
+    /// the rows it already holds (a batch run).
     /// `low_rate_flush`: how often telemetry files are finished.
     pub fn open(
         config: &ParquetConfig,
@@ -40,7 +41,8 @@ impl ParquetOutput {
         let dataset = DatasetWriter::create(config, info)?;
         let (dataset, recovery) = match log_id {
             Some(id) => dataset.with_commits(id)?,
-            None => (dataset, CommitRecovery::default()),
+            // A batch run: rows an earlier run wrote are not written again.
+            None => (dataset.skipping_held_rows(), CommitRecovery::default()),
         };
         if recovery.rolled_forward > 0 || recovery.removed_temps > 0 {
             tracing::info!(
@@ -77,6 +79,7 @@ impl ParquetOutput {
 fn merged(mut meters: DatasetSummary, telemetry: DatasetSummary) -> DatasetSummary {
     meters.files.extend(telemetry.files);
     meters.rows.extend(telemetry.rows);
+    meters.already_held.extend(telemetry.already_held);
     meters
 }
 
@@ -153,25 +156,39 @@ impl Output for ParquetOutput {
     }
 }
 
-/// `parquet: N files under DIR (rows: table n, …)`, and the rows per table.
+/// `parquet: N files under DIR (rows: table n, …)`, the rows a re-run found
+/// already held, and the rows per table.
 fn summary_of(dataset: &DatasetSummary, out: &std::path::Path) -> OutputSummary {
-    let rows: Vec<String> = dataset
-        .rows
-        .iter()
-        .map(|(table, rows)| format!("{table} {rows}"))
-        .collect();
+    let counts = |rows: &std::collections::BTreeMap<&'static str, u64>| {
+        let rows: Vec<String> = rows
+            .iter()
+            .map(|(table, rows)| format!("{table} {rows}"))
+            .collect();
+        rows.join(", ")
+    };
     let mut summary = OutputSummary::new(ParquetOutput::NAME);
     summary.lines.push(format!(
         "parquet: {} files under {} (rows: {})",
         dataset.files.len(),
         out.display(),
-        rows.join(", ")
+        counts(&dataset.rows)
     ));
+    if !dataset.already_held.is_empty() {
+        summary.lines.push(format!(
+            "parquet: rows the dataset already held, not written again: {}",
+            counts(&dataset.already_held)
+        ));
+    }
     summary
         .totals
         .insert("files".into(), dataset.files.len() as u64);
     for (table, rows) in &dataset.rows {
         summary.totals.insert(format!("rows.{table}"), *rows);
+    }
+    for (table, rows) in &dataset.already_held {
+        summary
+            .totals
+            .insert(format!("already_held.{table}"), *rows);
     }
     summary
 }
