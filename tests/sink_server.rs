@@ -214,12 +214,11 @@ async fn twenty_meters_of_mixed_rates_and_layouts_match_batch_mode() {
 
     // The same bytes through batch mode.
     let mut batch_config = sink_config(&dir.path().join("batch"), "", &dir.path().join("unused"));
-    batch_config.source = meterflow::pipeline::config::SourceConfig::Files(
-        meterflow::pipeline::config::FilesConfig {
+    batch_config.source =
+        meterflow::pipeline::config::SourceConfig::Files(meterflow::pipeline::batch::FilesConfig {
             paths: vec![dir.path().join("captures")],
             raw: Default::default(),
-        },
-    );
+        });
     let captures: Vec<PathBuf> = std::fs::read_dir(dir.path().join("captures"))
         .unwrap()
         .map(|e| e.unwrap().path())

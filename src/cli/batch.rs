@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use meterflow::pipeline::batch::RawFileConfig;
 use meterflow::pipeline::batch_request::BatchRequest;
-use meterflow::pipeline::config::RawFileConfig;
 use meterflow::pipeline::sources::RunOptions;
 use meterflow::wire::Measures;
 

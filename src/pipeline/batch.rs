@@ -13,6 +13,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
+use serde::Deserialize;
 
 use crate::source::capture::{
     detect_kind, CaptureKind, CaptureVisitor, RawParams, SessionDescription,
@@ -21,9 +22,10 @@ use crate::source::event::SourceEvent;
 use crate::source::read_ahead::{read_capture_ahead, read_slices_ahead};
 use crate::source::recording_chain::{plan_jobs, CaptureJob};
 use crate::wire::samples::SampleBlock;
+use crate::wire::Measures;
 
 use super::batch_request::raw_params;
-use super::config::{FilesConfig, PipelineConfig, SourceConfig};
+use super::config::{PipelineConfig, SourceConfig};
 use super::device::{max_option, DeviceProcessor, DeviceSummary};
 use super::input_claims::{InputClaims, Overlap};
 use super::run_report::{FileOutcome, RunReport};
@@ -473,4 +475,25 @@ fn merge_devices(outcomes: &[FileOutcome]) -> Vec<DeviceSummary> {
         }
     }
     devices.into_values().collect()
+}
+
+/// Capture files and folders.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Capture files or folders (folders are searched for captures).
+    pub paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub raw: RawFileConfig,
+}
+
+/// What bare f32le files need (their content does not say).
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileConfig {
+    pub name: Option<String>,
+    pub measures: Option<Measures>,
+    pub rate: Option<u32>,
+    /// Time of the first sample: RFC 3339 (`2024-05-01T12:00:00Z`) or Unix seconds.
+    pub start: Option<String>,
 }

@@ -7,10 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::pipeline::batch::expand_inputs;
-use crate::pipeline::config::{
-    FilesConfig, PipelineConfig, RawFileConfig, SinkConfig, SourceConfig,
-};
+use crate::pipeline::batch::{expand_inputs, FilesConfig, RawFileConfig};
+use crate::pipeline::config::{PipelineConfig, SinkConfig, SourceConfig};
 use crate::source::capture::RawParams;
 use crate::source::start_time::parse_start;
 

@@ -2,21 +2,18 @@
 //! engine computes, and where results go. Unknown keys and bad values are
 //! refused with the file, the line and what was expected.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use serde::Deserialize;
 
 use crate::dsp::EngineConfig;
-use crate::meter::signal::SignalConfig;
 use crate::sink::packet::{DeliveryConfig, PacketConfig};
 use crate::sink::parquet::ParquetConfig;
-use crate::wire::layout::DEFAULT_RATE;
-use crate::wire::Measures;
 
+use super::batch::{FilesConfig, RawFileConfig};
+use super::live::VirtualMetersConfig;
 use super::server::config::{MeterLinkConfig, ServiceConfig};
-use super::server::registry::{valid_meter_name, METER_NAME_RULE};
-use crate::meter::fleet::meter_name;
 use crate::source::start_time::parse_start;
 use crate::source::telemetry::config::TelemetryConfig;
 
@@ -85,62 +82,6 @@ impl SourceConfig {
             SourceConfig::Telemetry(_) => "telemetry",
         }
     }
-}
-
-/// Capture files and folders.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FilesConfig {
-    /// Capture files or folders (folders are searched for captures).
-    pub paths: Vec<PathBuf>,
-    #[serde(default)]
-    pub raw: RawFileConfig,
-}
-
-/// What bare f32le files need (their content does not say).
-#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawFileConfig {
-    pub name: Option<String>,
-    pub measures: Option<Measures>,
-    pub rate: Option<u32>,
-    /// Time of the first sample: RFC 3339 (`2024-05-01T12:00:00Z`) or Unix seconds.
-    pub start: Option<String>,
-}
-
-/// A few virtual meters with their own loads.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct VirtualMetersConfig {
-    /// Seconds of samples taken from each meter before `stop`.
-    pub seconds: f64,
-    pub rate: u32,
-    pub measures: Measures,
-    /// Real-time pacing like a real meter; false streams as fast as possible.
-    pub realtime: bool,
-    /// One entry per meter.
-    pub meter: Vec<VirtualMeterConfig>,
-}
-
-impl Default for VirtualMetersConfig {
-    fn default() -> Self {
-        VirtualMetersConfig {
-            seconds: 20.0,
-            rate: DEFAULT_RATE,
-            measures: Measures::ThreePhase,
-            realtime: true,
-            meter: vec![VirtualMeterConfig::default()],
-        }
-    }
-}
-
-/// One virtual meter.
-#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct VirtualMeterConfig {
-    /// Meter name (its identity); default `smartmeter001`, `smartmeter002`, …
-    pub name: Option<String>,
-    pub signal: SignalConfig,
 }
 
 /// Intervals besides the fixed 150/180-cycle and 10-minute ones.
@@ -323,41 +264,6 @@ impl PipelineConfig {
             Some((key, _)) => anyhow::bail!("{key} is empty: name a folder"),
             None => Ok(()),
         }
-    }
-}
-
-impl VirtualMetersConfig {
-    /// Each meter's name: its own, else `smartmeter001`, `smartmeter002`, …
-    /// by position.
-    pub fn meter_names(&self) -> Vec<String> {
-        self.meter
-            .iter()
-            .enumerate()
-            .map(|(k, meter)| {
-                meter
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| meter_name("smartmeter", k + 1))
-            })
-            .collect()
-    }
-
-    /// Names are identities (folders, metric labels, the stream server's
-    /// one session per name): each must be usable and no two alike.
-    fn check_names(&self) -> anyhow::Result<()> {
-        let mut seen = std::collections::BTreeSet::new();
-        for (k, name) in self.meter_names().into_iter().enumerate() {
-            if !valid_meter_name(&name) {
-                anyhow::bail!("source.meter[{k}].name = {name:?}: {METER_NAME_RULE}");
-            }
-            if !seen.insert(name.clone()) {
-                anyhow::bail!(
-                    "source.meter[{k}].name = {name:?}: an earlier [[source.meter]] has this name \
-                     (unnamed meters are smartmeter001, smartmeter002, … by position)"
-                );
-            }
-        }
-        Ok(())
     }
 }
 

@@ -10,17 +10,22 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::meter::dial_in::{run_dial_in, DialInConfig};
 use crate::meter::firmware::{MeterSettings, VirtualMeter};
+use crate::meter::fleet::meter_name;
 use crate::meter::pacing::Pacing;
+use crate::meter::signal::SignalConfig;
+use crate::wire::layout::DEFAULT_RATE;
+use crate::wire::Measures;
 
-use super::config::{PipelineConfig, SourceConfig, VirtualMetersConfig};
+use super::config::{PipelineConfig, SourceConfig};
 use super::run_report::RunReport;
 use super::server::config::MeterLinkConfig;
-use super::server::registry::Registry;
+use super::server::registry::{valid_meter_name, Registry, METER_NAME_RULE};
 use super::server::StreamSink;
 use super::sources::{Durability, EngineSpec, Source, SourceContext, SourceEnd};
 
@@ -212,4 +217,74 @@ fn every_meter_finished(registry: &Arc<Registry>, names: &[String]) -> bool {
                 && counters.connected.load(Relaxed) == 0
         })
     })
+}
+
+/// A few virtual meters with their own loads.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct VirtualMetersConfig {
+    /// Seconds of samples taken from each meter before `stop`.
+    pub seconds: f64,
+    pub rate: u32,
+    pub measures: Measures,
+    /// Real-time pacing like a real meter; false streams as fast as possible.
+    pub realtime: bool,
+    /// One entry per meter.
+    pub meter: Vec<VirtualMeterConfig>,
+}
+
+impl Default for VirtualMetersConfig {
+    fn default() -> Self {
+        VirtualMetersConfig {
+            seconds: 20.0,
+            rate: DEFAULT_RATE,
+            measures: Measures::ThreePhase,
+            realtime: true,
+            meter: vec![VirtualMeterConfig::default()],
+        }
+    }
+}
+
+/// One virtual meter.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct VirtualMeterConfig {
+    /// Meter name (its identity); default `smartmeter001`, `smartmeter002`, …
+    pub name: Option<String>,
+    pub signal: SignalConfig,
+}
+
+impl VirtualMetersConfig {
+    /// Each meter's name: its own, else `smartmeter001`, `smartmeter002`, …
+    /// by position.
+    pub fn meter_names(&self) -> Vec<String> {
+        self.meter
+            .iter()
+            .enumerate()
+            .map(|(k, meter)| {
+                meter
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| meter_name("smartmeter", k + 1))
+            })
+            .collect()
+    }
+
+    /// Names are identities (folders, metric labels, the stream server's
+    /// one session per name): each must be usable and no two alike.
+    pub(super) fn check_names(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, name) in self.meter_names().into_iter().enumerate() {
+            if !valid_meter_name(&name) {
+                anyhow::bail!("source.meter[{k}].name = {name:?}: {METER_NAME_RULE}");
+            }
+            if !seen.insert(name.clone()) {
+                anyhow::bail!(
+                    "source.meter[{k}].name = {name:?}: an earlier [[source.meter]] has this name \
+                     (unnamed meters are smartmeter001, smartmeter002, … by position)"
+                );
+            }
+        }
+        Ok(())
+    }
 }
