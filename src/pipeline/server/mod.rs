@@ -134,6 +134,7 @@ impl StreamSink {
             Arc::clone(&cx.state),
             self.forget_after,
         );
+        let summaries = spawn_refusal_summaries(Arc::clone(&self.registry));
         let renewer_stop = CancellationToken::new();
         let renewer = self
             .leases
@@ -162,6 +163,8 @@ impl StreamSink {
         drop(context);
         forgetter.abort();
         let _ = forgetter.await;
+        summaries.abort();
+        let _ = summaries.await;
 
         let server = &self.registry.server;
         let report = RunReport {
@@ -368,6 +371,21 @@ fn spawn_forgetter(
                     "forgot meters gone longer than service.forget_meters_after_s"
                 );
             }
+        }
+    })
+}
+
+/// How often a stopped burst of refused peers is summarised in the log.
+const REFUSAL_SUMMARY_EVERY: Duration = Duration::from_secs(5);
+
+/// Summarises refused peers the log left out once their burst is over.
+fn spawn_refusal_summaries(registry: Arc<Registry>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(REFUSAL_SUMMARY_EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            registry.summarise_refusals();
         }
     })
 }

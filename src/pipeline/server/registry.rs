@@ -193,6 +193,14 @@ impl Registry {
         }
     }
 
+    /// Says how many refused peers were not logged once their burst is over
+    /// (called periodically: a burst that stops has no next refusal to say it).
+    pub fn summarise_refusals(&self) {
+        if let Some(left_out) = self.refusals.overdue() {
+            tracing::warn!(left_out, "{left_out} more dropped peers were not logged");
+        }
+    }
+
     /// Takes `name` for a new connection, unless another one streams under it.
     pub fn claim(self: &Arc<Self>, name: &str) -> Option<Claim> {
         let connection = self.next_connection.fetch_add(1, Relaxed);

@@ -1,7 +1,8 @@
 //! Rate limit for a warning that can repeat without end (a burst of refused
 //! peers, a meter that cannot be reached with a short backoff): the first
 //! few of each interval are logged, the rest only counted, and the next one
-//! logged after the interval says how many were left out. Counters in
+//! logged after the interval says how many were left out (or, when the
+//! burst has stopped, a periodic [`WarnLimit::overdue`] does). Counters in
 //! `/metrics` keep the full count either way.
 
 use std::sync::Mutex;
@@ -58,6 +59,20 @@ impl WarnLimit {
         self.check_at(Instant::now())
     }
 
+    /// Occurrences left out of an interval that is over, taken (so a burst
+    /// that stopped is still summarised once); `None` when there are none.
+    pub fn overdue(&self) -> Option<u64> {
+        self.overdue_at(Instant::now())
+    }
+
+    pub fn overdue_at(&self, now: Instant) -> Option<u64> {
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let over = window
+            .start
+            .is_some_and(|start| now.saturating_duration_since(start) >= self.every);
+        (over && window.left_out > 0).then(|| std::mem::take(&mut window.left_out))
+    }
+
     /// The verdict for an occurrence at `now` (not before earlier calls' `now`).
     pub fn check_at(&self, now: Instant) -> WarnVerdict {
         let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,6 +121,22 @@ mod tests {
             WarnVerdict::Log { left_out: 598 }
         );
         assert_eq!(limit.check_at(at(10_001)), WarnVerdict::Log { left_out: 0 });
+    }
+
+    #[test]
+    fn a_burst_that_stops_is_summarised_once_after_its_interval() {
+        let limit = WarnLimit::new(2, Duration::from_secs(10));
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        for k in 0..50 {
+            limit.check_at(at(k));
+        }
+        // Inside the interval nothing is due; after it, the 48 once.
+        assert_eq!(limit.overdue_at(at(9_000)), None);
+        assert_eq!(limit.overdue_at(at(10_000)), Some(48));
+        assert_eq!(limit.overdue_at(at(20_000)), None);
+        // The next occurrence has nothing left to report.
+        assert_eq!(limit.check_at(at(20_001)), WarnVerdict::Log { left_out: 0 });
     }
 
     #[test]
