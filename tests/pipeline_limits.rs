@@ -522,3 +522,37 @@ fn opt_in_tables_need_their_flag() {
                 [dsp.pq.flicker]\nenabled = true\n";
     assert!(PipelineConfig::parse(text).is_err());
 }
+
+/// A writer node reads records from the cluster, not its `[source]`: a
+/// writer-only file without one is a valid writer pipeline, while a
+/// bad output key is still refused by name.
+#[test]
+fn a_writer_pipeline_needs_no_source() {
+    let text = "name = \"writer-only\"\n\
+                [sink.parquet]\nout = \"out/parquet\"\n\
+                [service]\nstate_dir = \"out/state\"\n\
+                [cluster]\nurl = \"nats://127.0.0.1:4222\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("writer.toml");
+    let load = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        PipelineConfig::load_unvalidated(&path).unwrap()
+    };
+    let config = load(text);
+    let error = config.validate().unwrap_err();
+    assert!(format!("{error:#}").contains("source.paths"), "{error:#}");
+    config.validate_writer().unwrap();
+    let node = meterflow::pipeline::cluster::writer::node_config(config).unwrap();
+    // The writer keeps its own state beside the others'.
+    assert_eq!(
+        node.service.state_dir,
+        std::path::Path::new("out/state/writer0")
+    );
+
+    let bad = text.replace("out = \"out/parquet\"", "out = \"\"");
+    let error = load(&bad).validate_writer().unwrap_err();
+    assert!(
+        format!("{error:#}").contains("sink.parquet.out"),
+        "{error:#}"
+    );
+}

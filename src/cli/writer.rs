@@ -34,7 +34,8 @@ pub struct WriterArgs {
 }
 
 pub fn load(args: &WriterArgs) -> anyhow::Result<PipelineConfig> {
-    let mut config = PipelineConfig::load(&args.pipeline)?;
+    // Checked below as a writer's: its `[source]` is not read.
+    let mut config = PipelineConfig::load_unvalidated(&args.pipeline)?;
     let Some(cluster) = config.cluster.as_mut() else {
         anyhow::bail!(
             "pipeline {}: meterflow writer needs a [cluster] section",
@@ -56,7 +57,7 @@ pub fn load(args: &WriterArgs) -> anyhow::Result<PipelineConfig> {
         args.state_dir.as_ref(),
     );
     let validated = config
-        .validate()
+        .validate_writer()
         .with_context(|| format!("pipeline {}", args.pipeline.display()));
     match (args.index, args.of) {
         (None, None) => validated?,

@@ -177,12 +177,29 @@ impl PipelineConfig {
 
     /// Checks what serde cannot: ranges and combinations.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.validate_engine()?;
+        self.validate_source()?;
+        self.validate_outputs()
+    }
+
+    /// A writer node's checks: everything but `[source]`, which a writer
+    /// does not read (its records come from the cluster).
+    pub fn validate_writer(&self) -> anyhow::Result<()> {
+        self.validate_engine()?;
+        self.validate_outputs()
+    }
+
+    fn validate_engine(&self) -> anyhow::Result<()> {
         super::limits::check(self)?;
         self.dsp.validate()?;
         self.record_log.validate()?;
         if let Some(cluster) = &self.cluster {
             cluster.validate()?;
         }
+        Ok(())
+    }
+
+    fn validate_source(&self) -> anyhow::Result<()> {
         match &self.source {
             SourceConfig::Files(FilesConfig { paths, raw }) => {
                 if paths.is_empty() {
@@ -211,6 +228,10 @@ impl PipelineConfig {
             SourceConfig::SmartmeterClient(link) => link.validate(true)?,
             SourceConfig::Telemetry(telemetry) => telemetry.validate()?,
         }
+        Ok(())
+    }
+
+    fn validate_outputs(&self) -> anyhow::Result<()> {
         if let Some(parquet) = &self.sink.parquet {
             parquet.validate()?;
         }

@@ -101,7 +101,7 @@ fn separate_writer_files(config: &mut PipelineConfig, name: &str) {
 
 /// The pipeline of a writer node: checked, with this writer's own files.
 pub fn node_config(mut config: PipelineConfig) -> anyhow::Result<PipelineConfig> {
-    config.validate()?;
+    config.validate_writer()?;
     let cluster = config
         .cluster
         .clone()
