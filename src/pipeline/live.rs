@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -208,7 +207,7 @@ async fn run_virtual_meters(
 }
 
 /// Whether every meter streamed one session and hung up.
-fn every_meter_finished(registry: &Arc<Registry>, names: &[String]) -> bool {
+fn every_meter_finished(registry: &Registry, names: &[String]) -> bool {
     let meters = registry.meters();
     names.iter().all(|name| {
         meters.iter().any(|(known, counters)| {

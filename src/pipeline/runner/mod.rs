@@ -137,11 +137,6 @@ impl Run {
             .and_then(|listener| listener.local_addr().ok())
     }
 
-    /// Meters whose state the record log restored.
-    pub fn restored_meters(&self) -> usize {
-        self.state.len()
-    }
-
     /// A view of the running pipeline that does not keep its parts alive.
     pub fn view(&self) -> RunView {
         RunView {
