@@ -416,6 +416,99 @@ fn an_ingest_node_killed_hands_its_meters_to_another_with_energy_continuing() {
     assert!(check_packets_cover_intervals(&layout.packets(), &layout.dataset()) >= 15);
 }
 
+/// A window record of `meter` ending at `end_ns` whose registers hold
+/// `measured_s` seconds.
+fn window_record(meter: &str, end_ns: i64, measured_s: f64) -> meterflow::model::Record {
+    use meterflow::model::{DeviceInfo, EnergyCounters, Record, WindowMetrics, WindowRow};
+    let mut energy = EnergyCounters::new([true, true, true]);
+    energy.measured_s = measured_s;
+    Record::Window(WindowRow {
+        device: DeviceInfo::new(meter, 7, meterflow::wire::Measures::ThreePhase),
+        metrics: WindowMetrics {
+            start_unix_ns: end_ns - 200_000_000,
+            end_unix_ns: end_ns,
+            ..Default::default()
+        },
+        energy: Some(energy),
+    })
+}
+
+/// A node killed between JetStream's ack of its records and the state
+/// bucket's write leaves the bucket one publish behind: the next node takes
+/// the registers of the meter's last published window, and whose it was.
+#[test]
+fn a_meter_taken_over_carries_on_from_its_last_published_window_when_the_state_lags() {
+    use meterflow::pipeline::cluster::LeaseBook;
+    use meterflow::sink::jetstream::batch::{FORMAT, FORMAT_HEADER, NODE_HEADER};
+    use meterflow::sink::jetstream::{
+        connect, subjects, ClusterConfig, MeterRegisters, RecordBatch,
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(scratch.path());
+    let config = ClusterConfig {
+        url: nats.url(),
+        lease_ttl_s: 2.0,
+        ..Default::default()
+    };
+    let t0 = 1_800_000_000_000_000_000_i64;
+    runtime.block_on(async {
+        let client = connect::connect(&config, "test", false).await.unwrap();
+        let js = connect::context(&config, client);
+        connect::records_stream(&config, &js).await.unwrap();
+        let state = connect::state_bucket(&config, &js).await.unwrap();
+        // "lagging": the bucket at t0, the stream's last window at t0 + 0.4 s.
+        // "bucket_only": no message in the stream.
+        for meter in ["lagging", "bucket_only"] {
+            let stored = MeterRegisters::after(&window_record(meter, t0, 10.0), "node-a").unwrap();
+            state
+                .put(
+                    subjects::meter_token(meter),
+                    stored.encode().unwrap().into(),
+                )
+                .await
+                .unwrap();
+        }
+        let records = vec![
+            window_record("lagging", t0 + 200_000_000, 10.2),
+            window_record("lagging", t0 + 400_000_000, 10.4),
+        ];
+        let body = RecordBatch {
+            format: FORMAT,
+            origin: "log-a".to_string(),
+            seqs: vec![1, 2],
+            records,
+        }
+        .encode()
+        .unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(FORMAT_HEADER, FORMAT.to_string().as_str());
+        headers.insert(NODE_HEADER, "node-a");
+        let subject = subjects::record_subject(
+            &config.subject_prefix,
+            config.partitions,
+            "lagging",
+            "window",
+        );
+        js.publish_with_headers(subject, headers, body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+
+        let book = LeaseBook::start(&config, "node-b").await.unwrap();
+        let lagging = book.acquire("lagging").await.unwrap().unwrap();
+        assert_eq!(lagging.node, "node-a");
+        assert_eq!(lagging.covered_until_ns, t0 + 400_000_000);
+        assert_eq!(lagging.energy.measured_s, 10.4);
+        let bucket_only = book.acquire("bucket_only").await.unwrap().unwrap();
+        assert_eq!(bucket_only.covered_until_ns, t0);
+        assert_eq!(bucket_only.energy.measured_s, 10.0);
+        assert!(book.acquire("new_meter").await.unwrap().is_none());
+    });
+}
+
 #[test]
 fn a_writer_killed_and_restarted_writes_every_record_once_and_foreign_messages_are_refused() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind};
+use async_nats::jetstream::stream;
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-use crate::sink::jetstream::{connect, subjects, ClusterConfig, MeterRegisters};
+use crate::sink::jetstream::{connect, registers, subjects, ClusterConfig, MeterRegisters};
 
 /// Lease requests a node keeps in flight at once.
 const IN_FLIGHT: usize = 64;
@@ -40,12 +41,19 @@ pub enum LeaseError {
     Unreachable(anyhow::Error),
 }
 
+/// The lease and state buckets and the records stream.
+struct Stores {
+    leases: kv::Store,
+    state: kv::Store,
+    records: stream::Stream,
+}
+
 /// The leases this node holds.
 pub struct LeaseBook {
     node: String,
     config: ClusterConfig,
     client: async_nats::Client,
-    stores: OnceCell<(kv::Store, kv::Store)>,
+    stores: OnceCell<Stores>,
     /// Meter → revision of its lease.
     held: Mutex<HashMap<String, u64>>,
     renew_failing: AtomicBool,
@@ -76,13 +84,15 @@ impl LeaseBook {
         self.lock().len()
     }
 
-    async fn stores(&self) -> anyhow::Result<&(kv::Store, kv::Store)> {
+    async fn stores(&self) -> anyhow::Result<&Stores> {
         self.stores
             .get_or_try_init(|| async {
                 let js = connect::context(&self.config, self.client.clone());
-                let leases = connect::lease_bucket(&self.config, &js).await?;
-                let state = connect::state_bucket(&self.config, &js).await?;
-                anyhow::Ok((leases, state))
+                anyhow::Ok(Stores {
+                    leases: connect::lease_bucket(&self.config, &js).await?,
+                    state: connect::state_bucket(&self.config, &js).await?,
+                    records: connect::records_stream(&self.config, &js).await?,
+                })
             })
             .await
     }
@@ -100,11 +110,15 @@ impl LeaseBook {
     }
 
     /// Takes `meter`'s lease (or confirms it is already this node's) and
-    /// returns the registers its records left in the state bucket.
+    /// returns the registers its published records left.
     pub async fn acquire(&self, meter: &str) -> Result<Option<MeterRegisters>, LeaseError> {
         let result = self
             .timed("taking a lease", async {
-                let (leases, state) = self.stores().await?;
+                let Stores {
+                    leases,
+                    state,
+                    records,
+                } = self.stores().await?;
                 let key = subjects::meter_token(meter);
                 let revision = match leases.create(&key, self.node.clone().into()).await {
                     Ok(revision) => revision,
@@ -127,10 +141,12 @@ impl LeaseBook {
                     }
                     Err(error) => return Err(error.into()),
                 };
-                let registers = match state.get(key.clone()).await? {
+                let stored = match state.get(key.clone()).await? {
                     Some(bytes) => Some(MeterRegisters::decode(&bytes)?),
                     None => None,
                 };
+                let registers =
+                    registers::last_published(&self.config, records, meter, stored).await?;
                 Ok(Ok((key, revision, registers)))
             })
             .await;
@@ -182,7 +198,7 @@ impl LeaseBook {
         }
         let result = self
             .timed("releasing a lease", async {
-                let (leases, _) = self.stores().await?;
+                let leases = &self.stores().await?.leases;
                 leases
                     .delete_expect_revision(subjects::meter_token(meter), Some(revision))
                     .await?;
@@ -264,7 +280,7 @@ impl LeaseBook {
     /// The new revision, or `None` when another node holds the lease now.
     async fn renew(&self, meter: &str, revision: u64) -> anyhow::Result<Option<u64>> {
         self.timed("renewing a lease", async {
-            let (leases, _) = self.stores().await?;
+            let leases = &self.stores().await?.leases;
             let key = subjects::meter_token(meter);
             if let Ok(revision) = leases
                 .update(&key, self.node.clone().into(), revision)

@@ -22,6 +22,9 @@ pub const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
 const ZSTD_LEVEL: i32 = 3;
 /// Header naming the format, so a foreign message is told apart cheaply.
 pub const FORMAT_HEADER: &str = "Meterflow-Format";
+/// Header naming the node that published, so a meter's next node can say
+/// whose results it carries on from.
+pub const NODE_HEADER: &str = "Meterflow-Node";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordBatch {

@@ -18,7 +18,7 @@ use crate::model::metric::Metric;
 use crate::model::Record;
 use crate::sink::output::{Output, OutputMetrics, OutputSummary};
 
-use super::batch::{RecordBatch, FORMAT, FORMAT_HEADER};
+use super::batch::{RecordBatch, FORMAT, FORMAT_HEADER, NODE_HEADER};
 use super::config::ClusterConfig;
 use super::connect;
 use super::registers::MeterRegisters;
@@ -150,6 +150,7 @@ impl JetStreamOutput {
     async fn publish(
         js: &jetstream::Context,
         state: &kv::Store,
+        node: &str,
         messages: Vec<Message>,
         registers: Vec<(String, Vec<u8>)>,
         counters: &PublishCounters,
@@ -160,6 +161,7 @@ impl JetStreamOutput {
             let mut headers = HeaderMap::new();
             headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
             headers.insert(FORMAT_HEADER, FORMAT.to_string().as_str());
+            headers.insert(NODE_HEADER, node);
             let bytes = body.len() as u64;
             let ack = js
                 .publish_with_headers(subject.clone(), headers, body.into())
@@ -237,6 +239,7 @@ impl Output for JetStreamOutput {
         let result = self.runtime.block_on(Self::publish(
             &self.js,
             &self.state,
+            &self.node,
             messages,
             registers,
             &self.counters,
