@@ -18,7 +18,7 @@ use parquet::arrow::ProjectionMask;
 
 use super::nats::NatsServer;
 use super::proc_stats::{cpu_seconds, peak_rss_kib};
-use super::sink::stop_child;
+use super::sink::{stop_child, SinkBench};
 use crate::pipeline::bounds::{Span, DAY};
 use crate::pipeline::cluster::local::{plan_nodes, write_pipeline, LocalCluster, Restart, Role};
 use crate::pipeline::cluster::writer::unix_now_ns;
@@ -52,14 +52,77 @@ pub struct ClusterBench {
     pub nats: Option<String>,
     /// Work folder (default: a temporary one, removed afterwards).
     pub dir: Option<PathBuf>,
+    /// Runs `bench sink` on the same meters and outputs first, and prints
+    /// the cluster's CPU per meter against the single node's.
+    pub compare: bool,
+}
+
+/// What the cluster cost while measured, cores (CPU seconds per second).
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterFigures {
+    pub meters: f64,
+    pub ingest_cores: f64,
+    pub writer_cores: f64,
+    /// The NATS server's, when the bench started it.
+    pub nats_cores: Option<f64>,
+}
+
+impl ClusterFigures {
+    pub fn total_cores(&self) -> f64 {
+        self.ingest_cores + self.writer_cores + self.nats_cores.unwrap_or(0.0)
+    }
 }
 
 /// What `--seconds` and `--connect-timeout` may be.
 const BENCH_SPAN: Span = Span::new(0.1, DAY);
 /// What the writers' files may wait for late rows (`late_rows_grace_s`).
 const LATE_ROWS_GRACE_S: f64 = 1.0;
+/// Longest wait for the Parquet files of the measured span, s: at a longer
+/// file span the bench reports the files that finished.
+const MAX_PARQUET_WAIT_S: f64 = 120.0;
 
-pub async fn run(args: ClusterBench) -> anyhow::Result<()> {
+pub async fn run(args: ClusterBench) -> anyhow::Result<ClusterFigures> {
+    let single = if args.compare {
+        println!("single node first: `bench sink` on the same meters and outputs");
+        Some(
+            super::sink::run(SinkBench {
+                program: args.program.clone(),
+                meters: args.meters,
+                rate: args.rate,
+                measures: args.measures,
+                seconds: args.seconds,
+                connect_timeout: args.connect_timeout,
+                workers: 0,
+                parquet: true,
+                file_span_s: Some(args.file_span_s),
+                rss_every_s: None,
+                dir: args.dir.as_ref().map(|d| d.join("single")),
+            })
+            .await
+            .context("the single-node run of --compare")?,
+        )
+    } else {
+        None
+    };
+    if single.is_some() {
+        println!();
+        println!("cluster next");
+    }
+    let cluster = run_cluster(&args).await?;
+    if let Some(single) = single {
+        let per_1000 = |cores: f64, meters: f64| 1000.0 * cores / meters.max(1.0);
+        let single_cores = per_1000(single.cores, single.meters);
+        let cluster_cores = per_1000(cluster.total_cores(), cluster.meters);
+        println!();
+        println!(
+            "compare              single node {single_cores:.2}, cluster {cluster_cores:.2} cores per 1000 meters: the cluster costs {:.2}x",
+            cluster_cores / single_cores
+        );
+    }
+    Ok(cluster)
+}
+
+async fn run_cluster(args: &ClusterBench) -> anyhow::Result<ClusterFigures> {
     anyhow::ensure!(args.meters > 0, "--meters must be at least 1");
     anyhow::ensure!(args.ingest > 0, "--ingest must be at least 1");
     anyhow::ensure!(args.writers > 0, "--writers must be at least 1");
@@ -74,7 +137,7 @@ pub async fn run(args: ClusterBench) -> anyhow::Result<()> {
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let outcome = measure(&args, &dir).await;
+    let outcome = measure(args, &dir).await;
     if temp {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -112,7 +175,7 @@ impl Nats {
     }
 }
 
-async fn measure(args: &ClusterBench, dir: &Path) -> anyhow::Result<()> {
+async fn measure(args: &ClusterBench, dir: &Path) -> anyhow::Result<ClusterFigures> {
     let mut nats = match &args.nats {
         Some(url) => Nats {
             url: url.clone(),
@@ -134,7 +197,11 @@ async fn measure(args: &ClusterBench, dir: &Path) -> anyhow::Result<()> {
     outcome
 }
 
-async fn measure_with(args: &ClusterBench, dir: &Path, nats: &Nats) -> anyhow::Result<()> {
+async fn measure_with(
+    args: &ClusterBench,
+    dir: &Path,
+    nats: &Nats,
+) -> anyhow::Result<ClusterFigures> {
     let ports = free_port_run(2 * args.ingest + args.writers)?;
     let text = bench_pipeline(args, dir, &nats.url(), ports);
     let pipeline = dir.join("bench-cluster.toml");
@@ -162,8 +229,9 @@ async fn measure_with(args: &ClusterBench, dir: &Path, nats: &Nats) -> anyhow::R
     let outcome = measure_running(args, dir, &mut cluster, &mut meters, nats).await;
     stop_child(&mut meters);
     let stopped = cluster.stop(Duration::from_secs(60)).await;
-    outcome?;
-    stopped
+    let figures = outcome?;
+    stopped?;
+    Ok(figures)
 }
 
 async fn measure_running(
@@ -172,7 +240,7 @@ async fn measure_running(
     cluster: &mut LocalCluster,
     meters: &mut Child,
     nats: &Nats,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ClusterFigures> {
     let started = Instant::now();
     let connect_deadline = started + BENCH_SPAN.duration_s(args.connect_timeout);
     loop {
@@ -223,26 +291,6 @@ async fn measure_running(
             / 1024.0
     };
     let (ingest_rss, writer_rss) = (rss(Role::Ingest), rss(Role::Writer));
-    // The files holding the measured windows finish one span (plus the
-    // grace) of data time later: the meters keep streaming until then.
-    let finish = f64::from(args.file_span_s) + LATE_ROWS_GRACE_S + 3.0;
-    println!(
-        "measured {:.0} s; waiting {finish:.0} s for the last Parquet files of that span",
-        args.seconds
-    );
-    tokio::time::sleep(Duration::from_secs_f64(finish)).await;
-    let parquet = parquet_latency(
-        &dir.join("parquet").join("windows"),
-        start_unix_ns,
-        end_unix_ns,
-    )?;
-    let meters_cpu = cpu_seconds(Some(meters.id()));
-    let dataset_bytes: u64 = parquet_files(&dir.join("parquet"))?
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    let streamed_s = started.elapsed().as_secs_f64() - connected_after;
 
     let elapsed = end.at.duration_since(start.at).as_secs_f64();
     let n = args.meters as f64;
@@ -263,50 +311,79 @@ async fn measure_running(
         records_s / n
     );
     print_quantiles("window → writer", &writer_age);
-    print_quantiles("window → Parquet", &parquet);
     println!(
         "bytes per meter      {:.0} B/s meter → ingest (samples), {:.0} B/s ingest → JetStream (records, zstd): {:.1} MB per meter per day",
         meter_b_s / n,
         wire_b_s / n,
         wire_b_s / n * 86_400.0 / 1e6
     );
+    let figures = ClusterFigures {
+        meters: n,
+        ingest_cores: per_s(start.ingest_cpu_s, end.ingest_cpu_s),
+        writer_cores: per_s(start.writer_cpu_s, end.writer_cpu_s),
+        nats_cores: nats.pid().map(|_| per_s(start.nats_cpu_s, end.nats_cpu_s)),
+    };
+    print_role_cpu("ingest CPU", figures.ingest_cores, n, Some(ingest_rss));
+    print_role_cpu("writer CPU", figures.writer_cores, n, Some(writer_rss));
+    if let Some(cores) = figures.nats_cores {
+        print_role_cpu("nats-server CPU", cores, n, None);
+    }
     println!(
-        "Parquet dataset      {:.1} MB after {streamed_s:.0} s of {} meters: about {:.1} MB per meter per day",
+        "cluster CPU          {:.2} cores per 1000 meters in all",
+        1000.0 * figures.total_cores() / n
+    );
+
+    // The files holding the measured windows finish one span (plus the
+    // grace) of data time later; at a long span the bench does not wait
+    // for them and reports the files that did finish.
+    let finish = f64::from(args.file_span_s) + LATE_ROWS_GRACE_S + 3.0;
+    if finish <= MAX_PARQUET_WAIT_S {
+        println!("waiting {finish:.0} s for the Parquet files of the measured span");
+        tokio::time::sleep(Duration::from_secs_f64(finish)).await;
+    }
+    let parquet = parquet_latency(
+        &dir.join("parquet").join("windows"),
+        start_unix_ns,
+        end_unix_ns,
+    )?;
+    if parquet.count > 0 {
+        print_quantiles("window → Parquet", &parquet);
+    } else {
+        println!(
+            "window → Parquet     no file of the measured span finished yet (file span {} s)",
+            args.file_span_s
+        );
+    }
+    let meters_cpu = cpu_seconds(Some(meters.id()));
+    let dataset_bytes: u64 = parquet_files(&dir.join("parquet"))?
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let streamed_s = started.elapsed().as_secs_f64() - connected_after;
+    println!(
+        "Parquet dataset      {:.1} MB finished after {streamed_s:.0} s of {} meters: about {:.1} MB per meter per day",
         dataset_bytes as f64 / 1e6,
         args.meters,
         dataset_bytes as f64 / n / streamed_s * 86_400.0 / 1e6
     );
-    let role_cpu = |what: &str, a: f64, b: f64, rss_mb: Option<f64>| {
-        let cores = (b - a) / elapsed;
-        let rss = rss_mb.map_or(String::new(), |mb| format!(", peak RSS {mb:.0} MB in all"));
-        println!(
-            "{what:<20} {:.1} % of one core in all, {:.3} % per meter ({:.2} cores per 1000 meters){rss}",
-            100.0 * cores,
-            100.0 * cores / n,
-            1000.0 * cores / n
-        );
-    };
-    role_cpu(
-        "ingest CPU",
-        start.ingest_cpu_s,
-        end.ingest_cpu_s,
-        Some(ingest_rss),
-    );
-    role_cpu(
-        "writer CPU",
-        start.writer_cpu_s,
-        end.writer_cpu_s,
-        Some(writer_rss),
-    );
-    if nats.pid().is_some() {
-        role_cpu("nats-server CPU", start.nats_cpu_s, end.nats_cpu_s, None);
-    }
     if let Some(cpu) = meters_cpu {
         println!(
             "load generator       CPU {cpu:.1} s in all (the virtual meters, not counted above)"
         );
     }
-    Ok(())
+    Ok(figures)
+}
+
+/// One role's CPU: in all, per meter, per 1000 meters.
+fn print_role_cpu(what: &str, cores: f64, meters: f64, rss_mb: Option<f64>) {
+    let rss = rss_mb.map_or(String::new(), |mb| format!(", peak RSS {mb:.0} MB in all"));
+    println!(
+        "{what:<20} {:.1} % of one core in all, {:.3} % per meter ({:.2} cores per 1000 meters){rss}",
+        100.0 * cores,
+        100.0 * cores / meters,
+        1000.0 * cores / meters
+    );
 }
 
 async fn reading(cluster: &LocalCluster, nats: &Nats) -> Reading {
@@ -584,6 +661,7 @@ mod tests {
             partitions: 8,
             nats: None,
             dir: None,
+            compare: false,
         };
         let text = bench_pipeline(&args, Path::new("/tmp/b"), "nats://127.0.0.1:4999", 40000);
         let config = PipelineConfig::parse(&text).unwrap();

@@ -1,10 +1,17 @@
-//! What a process costs, read from Linux's `/proc`: peak resident memory
-//! and CPU seconds, of this process or of a child the bench started.
+//! What a process costs, read from Linux's `/proc`: resident memory (now
+//! and at its peak) and CPU seconds, of this process or of a child the
+//! bench started.
 
 /// Peak resident set (VmHWM) of this process or `pid`, KiB.
 pub fn peak_rss_kib(pid: Option<u32>) -> Option<u64> {
     let status = std::fs::read_to_string(proc_file(pid, "status")).ok()?;
-    vm_hwm_kib(&status)
+    status_kib(&status, "VmHWM:")
+}
+
+/// Resident set now (VmRSS) of this process or `pid`, KiB.
+pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(proc_file(pid, "status")).ok()?;
+    status_kib(&status, "VmRSS:")
 }
 
 /// User + system CPU seconds of this process or `pid`.
@@ -23,11 +30,11 @@ fn proc_file(pid: Option<u32>, name: &str) -> String {
     }
 }
 
-/// The `VmHWM:` line of a `/proc/<pid>/status` text, KiB.
-fn vm_hwm_kib(status: &str) -> Option<u64> {
+/// A `key` line (e.g. `VmHWM:`) of a `/proc/<pid>/status` text, KiB.
+fn status_kib(status: &str, key: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -50,8 +57,9 @@ mod tests {
     fn the_peak_resident_set_is_read_off_vm_hwm() {
         let status =
             "Name:\tmeterflow\nVmPeak:\t  900000 kB\nVmHWM:\t  123456 kB\nVmRSS:\t  100000 kB\n";
-        assert_eq!(vm_hwm_kib(status), Some(123_456));
-        assert_eq!(vm_hwm_kib("Name:\tx\nVmRSS:\t 5 kB\n"), None);
+        assert_eq!(status_kib(status, "VmHWM:"), Some(123_456));
+        assert_eq!(status_kib(status, "VmRSS:"), Some(100_000));
+        assert_eq!(status_kib("Name:\tx\nVmRSS:\t 5 kB\n", "VmHWM:"), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::proc_stats::{cpu_seconds, peak_rss_kib};
+use super::proc_stats::{cpu_seconds, peak_rss_kib, rss_kib};
 use crate::model::latency::LatencySnapshot;
 use crate::pipeline::bounds::{Span, DAY};
 use crate::pipeline::cluster::local::terminate_child;
@@ -46,8 +46,22 @@ pub struct SinkBench {
     pub workers: usize,
     /// Whether the Parquet dataset is written (without: packets only).
     pub parquet: bool,
+    /// Data time a Parquet file covers (`sink.parquet.max_file_span_s`);
+    /// `None`: the pipeline default.
+    pub file_span_s: Option<u32>,
+    /// Prints the sink's resident memory this often while measuring (a soak).
+    pub rss_every_s: Option<f64>,
     /// Work folder for the outputs (default: a temporary one, removed afterwards).
     pub dir: Option<PathBuf>,
+}
+
+/// What the sink cost while measured.
+#[derive(Debug, Clone, Copy)]
+pub struct SinkFigures {
+    /// Meters streaming all through the measured span (the fewest held).
+    pub meters: f64,
+    /// CPU seconds per second of the sink process.
+    pub cores: f64,
 }
 
 /// Counters at one moment.
@@ -62,7 +76,7 @@ struct Reading {
 /// What `--seconds` and `--connect-timeout` may be.
 const BENCH_SPAN: Span = Span::new(0.1, DAY);
 
-pub async fn run(args: SinkBench) -> anyhow::Result<()> {
+pub async fn run(args: SinkBench) -> anyhow::Result<SinkFigures> {
     anyhow::ensure!(args.meters > 0, "--meters must be at least 1");
     args.measures.validate_rate(args.rate)?;
     BENCH_SPAN.check_s("--connect-timeout", args.connect_timeout)?;
@@ -80,7 +94,7 @@ pub async fn run(args: SinkBench) -> anyhow::Result<()> {
     outcome
 }
 
-async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<()> {
+async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
     let config = bench_config(args, dir);
     let sink = StreamSink::bind(&config).await?;
     let addr = sink
@@ -125,9 +139,20 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<()> {
     let start = reading(&registry);
     let mut held_min = server.streaming.load(Relaxed);
     let end_at = start.at + BENCH_SPAN.duration_s(args.seconds);
+    let rss_every = args.rss_every_s.map(|s| BENCH_SPAN.duration_s(s));
+    let mut next_rss = rss_every.map(|every| start.at + every);
+    if rss_every.is_some() {
+        print_rss(start.at, start.at);
+    }
     while Instant::now() < end_at {
         tokio::time::sleep(Duration::from_millis(250)).await;
         held_min = held_min.min(server.streaming.load(Relaxed));
+        if let (Some(at), Some(every)) = (next_rss, rss_every) {
+            if Instant::now() >= at {
+                print_rss(start.at, Instant::now());
+                next_rss = Some(at + every);
+            }
+        }
     }
     let end = reading(&registry);
     let window = observer.window_latency();
@@ -194,7 +219,19 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<()> {
         report.devices.iter().map(|s| s.windows).sum::<u64>(),
         report.output_total("packets", "built")
     );
-    Ok(())
+    Ok(SinkFigures {
+        meters: held_min as f64,
+        cores: (end.cpu_s - start.cpu_s) / elapsed,
+    })
+}
+
+/// One line of a soak: the sink's resident memory now.
+fn print_rss(start: Instant, now: Instant) {
+    println!(
+        "rss                  {:>6.0} s: {:.0} MB",
+        now.duration_since(start).as_secs_f64(),
+        rss_kib(None).unwrap_or(0) as f64 / 1024.0
+    );
 }
 
 fn print_latency(what: &str, latency: &LatencySnapshot) {
@@ -248,6 +285,9 @@ fn bench_config(args: &SinkBench, dir: &Path) -> PipelineConfig {
         config.sink.parquet = None;
     }
     if let Some(parquet) = &mut config.sink.parquet {
+        if let Some(span) = args.file_span_s {
+            parquet.max_file_span_s = u64::from(span);
+        }
         parquet.fsync = false;
         // As in pipelines/sink.toml: rows wait per device for a row group.
         parquet.row_group_rows = 512;

