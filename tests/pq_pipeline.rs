@@ -19,9 +19,9 @@ use meterflow::meter::disturbance::{self, Disturbance};
 use meterflow::meter::modulation::{ModulationShape, VoltageModulation};
 use meterflow::meter::offline_capture::OfflineCapture;
 use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::model::run_report::RunReport;
 use meterflow::pipeline::batch::run_batch;
 use meterflow::pipeline::batch_request::BatchRequest;
-use meterflow::pipeline::run_report::RunReport;
 use meterflow::source::capture::RawParams;
 use meterflow::wire::Measures;
 

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::parquet_read::{read_rows, Cell};
+use meterflow::model::run_report::RunReport;
 use meterflow::pipeline::batch::{expand_inputs, run_batch};
 use meterflow::pipeline::batch_request::BatchRequest;
-use meterflow::pipeline::run_report::RunReport;
 use meterflow::source::capture::{read_capture, CaptureKind, RawParams, SessionDescription};
 use meterflow::source::event::SourceEvent;
 use meterflow::source::recording::RecordingTools;

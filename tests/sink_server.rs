@@ -15,7 +15,7 @@ use common::parquet_read::{read_rows, Cell};
 use meterflow::meter::firmware::{MeterSettings, SessionLimit};
 use meterflow::meter::fleet::{run_fleet, start_fleet, FleetConfig, FleetMode};
 use meterflow::meter::pacing::Pacing;
-use meterflow::pipeline::run_report::RunReport;
+use meterflow::model::run_report::RunReport;
 use meterflow::pipeline::runner;
 use meterflow::pipeline::server::StreamSink;
 use meterflow::pipeline::sources::RunOptions;

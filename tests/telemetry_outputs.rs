@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use common::parquet_read::{column_names, parquet_files, read_file, read_rows, Cell};
 use meterflow::model::identity::name_uuid;
+use meterflow::model::run_report::RunReport;
 use meterflow::pipeline::config::{PipelineConfig, SourceConfig};
-use meterflow::pipeline::run_report::RunReport;
 use meterflow::pipeline::telemetry::start_telemetry;
 use meterflow::sink::packet::Packet;
 use meterflow::sink::parquet::is_portable_type;

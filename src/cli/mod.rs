@@ -19,7 +19,7 @@ pub mod writer;
 pub async fn execute(
     config: meterflow::pipeline::PipelineConfig,
     options: meterflow::pipeline::sources::RunOptions,
-) -> anyhow::Result<meterflow::pipeline::run_report::RunReport> {
+) -> anyhow::Result<meterflow::model::run_report::RunReport> {
     let source = meterflow::pipeline::runner::start(config, options).await?;
     for line in source.started() {
         println!("{line}");

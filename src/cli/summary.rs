@@ -1,7 +1,7 @@
 //! The summary tables printed at the end of a run.
 
-use meterflow::pipeline::device::DeviceSummary;
-use meterflow::pipeline::run_report::RunReport;
+use meterflow::model::run_report::DeviceSummary;
+use meterflow::model::run_report::RunReport;
 
 fn opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))

@@ -17,10 +17,12 @@ pub mod metric;
 pub mod mppt;
 pub mod number;
 pub mod partition;
+pub mod pq_counts;
 pub mod pq_event;
 pub mod reading;
 pub mod record;
 pub mod rows;
+pub mod run_report;
 pub mod sensor;
 pub mod window;
 

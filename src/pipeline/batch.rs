@@ -26,11 +26,12 @@ use crate::wire::Measures;
 
 use super::batch_request::raw_params;
 use super::config::{PipelineConfig, SourceConfig};
-use super::device::{max_option, DeviceProcessor, DeviceSummary};
+use super::device::{max_option, DeviceProcessor};
 use super::input_claims::{InputClaims, Overlap};
-use super::run_report::{FileOutcome, RunReport};
 use super::sources::{Durability, Source, SourceContext, SourceEnd};
 use super::topology::RecordBus;
+use crate::model::run_report::DeviceSummary;
+use crate::model::run_report::{FileOutcome, RunReport};
 
 /// Capture files, read in parallel: a batch.
 pub struct FilesSource {

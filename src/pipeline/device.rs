@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use crate::dsp::flicker::{FlickerOutput, FlickerValue};
-use crate::dsp::pq::{PqEventCounts, PqTally};
+use crate::dsp::pq::PqTally;
 use crate::dsp::{DeviceEngine, EngineOutput, InvalidSamples};
 use crate::model::identity::name_uuid;
+use crate::model::run_report::DeviceSummary;
 use crate::model::{
     Aggregate, AggregateRow, CircuitReading, DeviceInfo, EnergyCounters, HalfCycleRms,
     HalfCycleRow, IntervalKind, LatchRow, LatchWindow, PinstRow, PqEvent, PqEventRow, RawBlock,
@@ -21,31 +22,6 @@ use crate::wire::samples::SampleBlock;
 
 use super::config::PipelineConfig;
 use super::topology::RecordBus;
-
-/// What a device did, for the summary table.
-#[derive(Debug, Clone, Default)]
-pub struct DeviceSummary {
-    pub device: String,
-    pub measures: String,
-    pub rate: u32,
-    pub samples: u64,
-    pub lost_samples: u64,
-    /// Data time covered by windows, s.
-    pub duration_s: f64,
-    pub windows: u64,
-    pub flagged_windows: u64,
-    pub energy_imported_wh: f64,
-    pub energy_exported_wh: f64,
-    /// Time-weighted mean of P_total, W.
-    pub mean_p_w: Option<f64>,
-    pub max_thd_v_pct: Option<f64>,
-    pub max_thd_i_pct: Option<f64>,
-    pub events: u64,
-    /// Dips, swells, interruptions and RVCs (with `[dsp.pq]`).
-    pub pq_events: PqEventCounts,
-    /// Output failures (a full disk, a closed sink); the first is kept.
-    pub output_error: Option<String>,
-}
 
 /// Everything after the engine: aggregation and the rows and readings it feeds.
 struct Downstream {

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::dsp::pq::{PqConfig, PqEventCounts, PqOutput, PqStream};
+use crate::dsp::pq::{PqConfig, PqOutput, PqStream};
 use crate::dsp::EngineConfig;
+use crate::model::pq_counts::PqEventCounts;
 use crate::pipeline::PipelineConfig;
 use crate::source::capture::{replay_file, CaptureSummary, RawParams};
 use crate::source::recording::{is_recording, open_recording, Recording};

@@ -22,11 +22,11 @@ use crate::wire::layout::DEFAULT_RATE;
 use crate::wire::Measures;
 
 use super::config::{PipelineConfig, SourceConfig};
-use super::run_report::RunReport;
 use super::server::config::MeterLinkConfig;
 use super::server::registry::{valid_meter_name, Registry, METER_NAME_RULE};
 use super::server::StreamSink;
 use super::sources::{Durability, EngineSpec, Source, SourceContext, SourceEnd};
+use crate::model::run_report::RunReport;
 
 /// Virtual meters dialing into an in-process stream sink on loopback.
 ///

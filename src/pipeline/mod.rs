@@ -19,7 +19,6 @@ pub mod outputs;
 pub mod prometheus;
 pub mod record_log;
 pub mod reference;
-pub mod run_report;
 pub mod runner;
 pub mod server;
 pub mod sources;

@@ -15,10 +15,10 @@ use crate::model::metric::Metric;
 
 use super::config::PipelineConfig;
 use super::record_log::RecordLog;
-use super::run_report::RunReport;
 use super::server::state::StateStore;
 use super::server::workers::WorkerPool;
 use super::topology::{HealthBoard, Publish, RecordBus};
+use crate::model::run_report::RunReport;
 
 /// An input of a pipeline, built from its config, run by the runner.
 pub trait Source: Send {

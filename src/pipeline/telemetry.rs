@@ -28,9 +28,9 @@ use crate::source::telemetry::mppt::{self, server::MpptServer};
 use crate::source::telemetry::{http, rtl433, IngestCounts, Submission};
 
 use super::config::{PipelineConfig, SourceConfig};
-use super::run_report::{AdapterCounts, RunReport};
 use super::sources::{Durability, Source, SourceContext, SourceEnd};
 use super::topology::RecordBus;
+use crate::model::run_report::{AdapterCounts, RunReport};
 
 /// How often the low-rate tables' files are finished (range-checked).
 pub fn flush_interval(telemetry: &TelemetryConfig) -> Duration {

@@ -2,39 +2,13 @@
 //! record-log order, asks it now and then to make them durable, and reads
 //! how far it got. Adding an output means implementing this, nothing else.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::latency::LatencySnapshot;
 use crate::model::metric::Metric;
+use crate::model::run_report::OutputSummary;
 use crate::model::Record;
-
-/// What a closed output did, for the run's summary: lines worded by the
-/// output itself and named totals for programs that read the report.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct OutputSummary {
-    /// The output's [`Output::name`].
-    pub output: &'static str,
-    /// What the command prints, one line each.
-    pub lines: Vec<String>,
-    /// Totals by name (e.g. `rows.windows`, `built`).
-    pub totals: BTreeMap<String, u64>,
-}
-
-impl OutputSummary {
-    pub fn new(output: &'static str) -> Self {
-        OutputSummary {
-            output,
-            ..OutputSummary::default()
-        }
-    }
-
-    /// A total, 0 when the output did not report it.
-    pub fn total(&self, key: &str) -> u64 {
-        self.totals.get(key).copied().unwrap_or(0)
-    }
-}
 
 /// What a running output measures about itself, read from other threads
 /// (`/metrics`, benchmarks) while the output works on its own.

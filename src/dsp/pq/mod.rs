@@ -7,7 +7,6 @@
 //! is configured, [`PqStream`] runs it on its own.
 
 mod config;
-mod counts;
 mod cycle_clock;
 mod detector;
 pub mod flagging;
@@ -18,7 +17,6 @@ mod tally;
 mod voltage_events;
 
 pub use config::{PqConfig, PqConfigError, DEFAULT_UDIN_V};
-pub use counts::PqEventCounts;
 pub use detector::{PqDetector, PqError, PqOutput};
 pub use stream::PqStream;
 pub use tally::{PqTally, PST_KEY};

@@ -4,11 +4,11 @@
 
 use serde_json::Value;
 
-use super::counts::PqEventCounts;
 use crate::dsp::flicker::{FlickerBook, FlickerOutput, FlickerValue};
 use crate::dsp::EngineConfig;
 use crate::model::aggregate::Aggregate;
 use crate::model::flicker::FlickerFlags;
+use crate::model::pq_counts::PqEventCounts;
 use crate::model::pq_event::PqEvent;
 
 /// Passthrough key of the worst phase's latest `Pst` (title-cased: `Pst`).

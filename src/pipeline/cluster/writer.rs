@@ -21,11 +21,11 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::latency::LatencyRecorder;
+use crate::model::run_report::{ConsumedCounts, RunReport};
 use crate::model::{ConsumedMark, Record};
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::record_log::RecordLog;
-use crate::pipeline::run_report::{ConsumedCounts, RunReport};
 use crate::pipeline::server::state::SourcePositions;
 use crate::pipeline::sources::{Durability, Source, SourceContext, SourceEnd, SourceMetrics};
 use crate::pipeline::topology::{HealthBoard, RecordBus};

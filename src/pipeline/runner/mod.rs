@@ -19,11 +19,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::config::PipelineConfig;
-use super::run_report::RunReport;
 use super::server::state::StateStore;
 use super::server::workers::{WorkerContext, WorkerPool};
 use super::sources::{self, Role, RunOptions, Source, SourceContext, SourceEnd, SourceMetrics};
 use super::topology::{Durable, Topology};
+use crate::model::run_report::RunReport;
 
 pub use view::RunView;
 

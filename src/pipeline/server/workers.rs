@@ -12,8 +12,9 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 
 use crate::model::latency::LatencyRecorder;
+use crate::model::run_report::DeviceSummary;
 use crate::pipeline::config::PipelineConfig;
-use crate::pipeline::device::{DeviceProcessor, DeviceSummary};
+use crate::pipeline::device::DeviceProcessor;
 use crate::pipeline::topology::RecordBus;
 use crate::source::capture::{CaptureVisitor, SessionDescription};
 use crate::source::decoder::{BlockFeed, Decoded};

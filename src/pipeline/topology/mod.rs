@@ -20,8 +20,8 @@ use std::time::Duration;
 use anyhow::Context;
 use crossbeam_channel::bounded;
 
+use crate::model::run_report::OutputSummary;
 use crate::sink::jetstream::ClusterConfig;
-use crate::sink::output::OutputSummary;
 
 use super::config::PipelineConfig;
 use super::outputs::{self, BuiltOutput, OutputContext};

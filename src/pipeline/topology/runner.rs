@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::model::run_report::OutputSummary;
 use crate::model::Record;
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::record_log::RecordLog;
-use crate::sink::output::{Output, OutputMetrics, OutputSummary};
+use crate::sink::output::{Output, OutputMetrics};
 
 use super::bus::Entry;
 use super::codec;

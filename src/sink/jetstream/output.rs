@@ -15,8 +15,9 @@ use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
 
 use crate::model::metric::Metric;
+use crate::model::run_report::OutputSummary;
 use crate::model::Record;
-use crate::sink::output::{Output, OutputMetrics, OutputSummary};
+use crate::sink::output::{Output, OutputMetrics};
 
 use super::batch::{RecordBatch, FORMAT, FORMAT_HEADER, NODE_HEADER};
 use super::config::ClusterConfig;

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::model::latency::LatencySnapshot;
 use crate::model::metric::Metric;
+use crate::model::run_report::OutputSummary;
 use crate::model::Record;
-use crate::sink::output::{Output, OutputMetrics, OutputSummary};
+use crate::sink::output::{Output, OutputMetrics};
 
 use super::build::PacketConfig;
 use super::collector::PacketCollector;

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use crate::model::run_report::OutputSummary;
 use crate::model::Record;
-use crate::sink::output::{Output, OutputSummary};
+use crate::sink::output::Output;
 
 use super::commit::CommitRecovery;
 use super::config::{DatasetInfo, ParquetConfig};

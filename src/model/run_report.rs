@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::sink::output::OutputSummary;
-
-use super::device::DeviceSummary;
+use super::pq_counts::PqEventCounts;
 
 /// How one capture file went (batch runs).
 #[derive(Debug)]
@@ -86,5 +84,56 @@ impl RunReport {
     /// Files that could not be read.
     pub fn failed_files(&self) -> usize {
         self.files.iter().filter(|f| f.result.is_err()).count()
+    }
+}
+
+/// What a device did, for the summary table.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceSummary {
+    pub device: String,
+    pub measures: String,
+    pub rate: u32,
+    pub samples: u64,
+    pub lost_samples: u64,
+    /// Data time covered by windows, s.
+    pub duration_s: f64,
+    pub windows: u64,
+    pub flagged_windows: u64,
+    pub energy_imported_wh: f64,
+    pub energy_exported_wh: f64,
+    /// Time-weighted mean of P_total, W.
+    pub mean_p_w: Option<f64>,
+    pub max_thd_v_pct: Option<f64>,
+    pub max_thd_i_pct: Option<f64>,
+    pub events: u64,
+    /// Dips, swells, interruptions and RVCs (with `[dsp.pq]`).
+    pub pq_events: PqEventCounts,
+    /// Output failures (a full disk, a closed sink); the first is kept.
+    pub output_error: Option<String>,
+}
+
+/// What a closed output did, for the run's summary: lines worded by the
+/// output itself and named totals for programs that read the report.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OutputSummary {
+    /// The output's [`Output::name`].
+    pub output: &'static str,
+    /// What the command prints, one line each.
+    pub lines: Vec<String>,
+    /// Totals by name (e.g. `rows.windows`, `built`).
+    pub totals: BTreeMap<String, u64>,
+}
+
+impl OutputSummary {
+    pub fn new(output: &'static str) -> Self {
+        OutputSummary {
+            output,
+            ..OutputSummary::default()
+        }
+    }
+
+    /// A total, 0 when the output did not report it.
+    pub fn total(&self, key: &str) -> u64 {
+        self.totals.get(key).copied().unwrap_or(0)
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::pq_event::{PqEvent, PqEventKind};
+use super::pq_event::{PqEvent, PqEventKind};
 
 /// How many events of each kind an interval holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
