@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use meterflow::pipeline::record_log::{AppendError, RecordLog, RecordLogConfig, Snapshot};
+use meterflow::pipeline::record_log::{
+    AppendError, LogCompression, RecordLog, RecordLogConfig, Snapshot,
+};
 
 const HEADER: u64 = 20;
 const ENTRY: u64 = 16;
@@ -25,6 +27,9 @@ fn config(dir: &Path, segment_bytes: u64) -> RecordLogConfig {
         segment_bytes,
         max_bytes: 1 << 30,
         max_buffer_bytes: 1 << 20,
+        // The byte offsets these tests work out are those of plain entries;
+        // tests/record_log_frames.rs covers segments of zstd frames.
+        compression: LogCompression::None,
     }
 }
 
@@ -408,6 +413,7 @@ fn full_is_returned_and_counted_at_the_caps() {
         segment_bytes: 4096,
         max_bytes: 16384,
         max_buffer_bytes: 8192,
+        compression: LogCompression::None,
     };
     let (log, _) = open(cfg, &[]);
     let body = payload(1, 1000);
@@ -496,6 +502,7 @@ fn a_full_disk_loses_nothing_and_the_log_recovers_when_space_returns() {
         segment_bytes: 16 << 10,
         max_bytes: 1 << 20,
         max_buffer_bytes: 128 << 10,
+        compression: LogCompression::None,
     };
     let (log, _) = open(cfg.clone(), &["out"]);
     let mut expected = Vec::new();
@@ -577,6 +584,8 @@ fn kill9_child() {
     };
     let mut cfg = config(Path::new(&dir), 64 << 10);
     cfg.flush_interval_s = 0.005;
+    // The shipped setting: entries in zstd frames.
+    cfg.compression = LogCompression::Zstd;
     let (log, _) = open(cfg, &[]);
     let log = Arc::new(log);
     let _flusher = log.spawn_flusher().unwrap();

@@ -495,19 +495,34 @@ fn segments(log_dir: &Path) -> Vec<u64> {
 fn last_entry_seq(log_dir: &Path) -> Option<u64> {
     segments(log_dir).into_iter().rev().find_map(|first| {
         let bytes = std::fs::read(log_dir.join(format!("{first:020}.wal"))).unwrap();
-        let mut at = 20;
+        // `MFRZ`: the entries are in zstd frames (raw length u32, then zstd).
+        let framed = bytes.starts_with(b"MFRZ");
         let mut last = None;
-        while at + 16 <= bytes.len() {
-            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-            if at + 16 + len > bytes.len() {
-                break;
+        for (_, payload) in stored_entries(&bytes[20..]) {
+            last = if framed {
+                let raw = u32::from_le_bytes(payload[..4].try_into().unwrap()) as usize;
+                let entries = zstd::bulk::decompress(&payload[4..], raw).unwrap();
+                stored_entries(&entries).last().map(|(seq, _)| seq)
+            } else {
+                stored_entries(payload).next().map(|(seq, _)| seq)
             }
-            last = Some(u64::from_le_bytes(
-                bytes[at + 8..at + 16].try_into().unwrap(),
-            ));
-            at += 16 + len;
+            .or(last);
         }
         last
+    })
+}
+
+/// The `(seq, payload)` of each whole entry of `bytes` (len u32, crc u32,
+/// seq u64, payload), up to the first cut short.
+fn stored_entries(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let header = bytes.get(at..at + 16)?;
+        let len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+        let seq = u64::from_le_bytes(header[8..16].try_into().unwrap());
+        let payload = bytes.get(at + 16..at + 16 + len)?;
+        at += 16 + len;
+        Some((seq, payload))
     })
 }
 

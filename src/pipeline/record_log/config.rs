@@ -29,6 +29,19 @@ pub struct RecordLogConfig {
     pub max_bytes: u64,
     /// Cap on appended but not yet durable bytes (what a failing disk may hold back).
     pub max_buffer_bytes: u64,
+    /// How new segments store entries: `zstd` compresses each flush's
+    /// entries together (records repeat their field names and most of
+    /// their values), `none` writes them as they are.
+    pub compression: LogCompression,
+}
+
+/// How a segment stores its entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogCompression {
+    #[default]
+    Zstd,
+    None,
 }
 
 impl Default for RecordLogConfig {
@@ -39,6 +52,7 @@ impl Default for RecordLogConfig {
             segment_bytes: 64 << 20,
             max_bytes: 4 << 30,
             max_buffer_bytes: 64 << 20,
+            compression: LogCompression::Zstd,
         }
     }
 }

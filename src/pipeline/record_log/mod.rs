@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use anyhow::Context;
 
-pub use config::RecordLogConfig;
+pub use config::{LogCompression, RecordLogConfig};
 pub use flusher::Flusher;
 pub use replay::Replay;
 pub use snapshot::Snapshot;
@@ -221,7 +221,12 @@ impl RecordLog {
                 next_seq,
                 ..Buffer::default()
             }),
-            writer: Mutex::new(Writer::new(dir, config.segment_bytes, active)),
+            writer: Mutex::new(Writer::new(
+                dir,
+                config.segment_bytes,
+                config.compression,
+                active,
+            )),
             segments: Mutex::new(segments),
             acks: Mutex::new(acks),
             snapshot_write: Mutex::new(()),

@@ -11,8 +11,14 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 
+use super::config::LogCompression;
+
+type Compressor = zstd::bulk::Compressor<'static>;
 use super::lock;
-use super::segment::{encode_stamp, entry_at, file_name, sync_dir, HEADER_LEN, SEGMENT_MAGIC};
+use super::segment::{
+    encode_frame, encode_stamp, entry_at, file_name, frame_compressor, frame_end, is_framed,
+    sync_dir, FRAMED_SEGMENT_MAGIC, HEADER_LEN, SEGMENT_MAGIC,
+};
 use super::segments::{SegmentInfo, Segments};
 
 /// Appended entries not yet taken by a flush, and the append-side counters.
@@ -40,17 +46,21 @@ pub struct ActiveSegment {
     /// Durable length: everything before it is fsynced.
     len: u64,
     has_entries: bool,
+    /// It holds frames (written in its own kind until it is full).
+    framed: bool,
 }
 
 impl ActiveSegment {
     /// Continues a segment a previous run left, valid up to `len`.
     pub fn reopen(path: &Path, first_seq: u64, len: u64, has_entries: bool) -> io::Result<Self> {
+        let framed = is_framed(path, first_seq)?;
         let file = OpenOptions::new().write(true).open(path)?;
         Ok(ActiveSegment {
             file,
             first_seq,
             len,
             has_entries,
+            framed,
         })
     }
 }
@@ -67,10 +77,13 @@ pub struct Progress {
 }
 
 /// The flush side; one at a time, behind the log's writer lock.
-#[derive(Debug)]
 pub struct Writer {
     dir: PathBuf,
     segment_bytes: u64,
+    /// New segments hold frames.
+    frame_new_segments: bool,
+    /// Made when the first frame is written.
+    compressor: Option<Compressor>,
     active: Option<ActiveSegment>,
     /// Entries taken from the buffer and not yet durable, oldest first.
     pending: Vec<u8>,
@@ -80,11 +93,28 @@ pub struct Writer {
     pub collected_bound: u64,
 }
 
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("dir", &self.dir)
+            .field("active", &self.active)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Writer {
-    pub fn new(dir: PathBuf, segment_bytes: u64, active: Option<ActiveSegment>) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        segment_bytes: u64,
+        compression: LogCompression,
+        active: Option<ActiveSegment>,
+    ) -> Self {
         Writer {
             dir,
             segment_bytes,
+            frame_new_segments: compression == LogCompression::Zstd,
+            compressor: None,
             active,
             pending: Vec::new(),
             rolled: true,
@@ -122,20 +152,19 @@ impl Writer {
         }
     }
 
-    /// Writes and fsyncs pending entries segment by segment. On failure the
-    /// entries already fsynced count as durable and the rest stay pending.
+    /// Writes and fsyncs pending entries segment by segment (as frames in a
+    /// segment of frames). On failure the entries already fsynced count as
+    /// durable and the rest stay pending.
     pub fn write_pending(&mut self, segments: &Mutex<Segments>) -> (Progress, anyhow::Result<()>) {
         let mut progress = Progress::default();
         let mut done = 0;
+        let mut frames = Vec::new();
         let result = loop {
             if done == self.pending.len() {
                 break Ok(());
             }
-            let (first_len, first_seq) = entry_at(&self.pending, done);
-            let full = self.active.as_ref().is_none_or(|active| {
-                active.has_entries && active.len + first_len as u64 > self.segment_bytes
-            });
-            if full {
+            let (_, first_seq) = entry_at(&self.pending, done);
+            if self.active.is_none() {
                 match self.roll(first_seq, segments) {
                     Ok(header) => progress.disk_bytes += header,
                     Err(error) => break Err(error),
@@ -144,17 +173,73 @@ impl Writer {
             let Some(active) = self.active.as_mut() else {
                 break Err(anyhow::anyhow!("record log: no segment to write to"));
             };
+            // What of the pending entries fits this segment, as it stores them.
+            let room = self.segment_bytes.saturating_sub(active.len);
             let mut end = done;
             let mut last_seq = first_seq;
+            frames.clear();
             while end < self.pending.len() {
-                let (len, seq) = entry_at(&self.pending, end);
-                if end > done && active.len + (end + len - done) as u64 > self.segment_bytes {
+                let (next, seq, stored) = if active.framed {
+                    let (next, seq) = frame_end(&self.pending, end);
+                    let before = frames.len();
+                    let (_, first) = entry_at(&self.pending, end);
+                    if self.compressor.is_none() {
+                        match frame_compressor() {
+                            Ok(compressor) => self.compressor = Some(compressor),
+                            Err(error) => {
+                                return (
+                                    progress,
+                                    Err(anyhow::Error::new(error).context("starting zstd")),
+                                )
+                            }
+                        }
+                    }
+                    let encoded = match self.compressor.as_mut() {
+                        Some(compressor) => {
+                            encode_frame(&mut frames, first, &self.pending[end..next], compressor)
+                        }
+                        None => Err(io::Error::other("no zstd compressor")),
+                    };
+                    if let Err(error) = encoded {
+                        frames.truncate(before);
+                        return (
+                            progress,
+                            Err(anyhow::Error::new(error).context("compressing record log entries")),
+                        );
+                    }
+                    (next, seq, frames.len() - before)
+                } else {
+                    let (len, seq) = entry_at(&self.pending, end);
+                    (end + len, seq, len)
+                };
+                let taken = if active.framed {
+                    frames.len() - stored
+                } else {
+                    end - done
+                };
+                let fits = (taken + stored) as u64 <= room;
+                if !fits && (active.has_entries || end > done) {
+                    if active.framed {
+                        frames.truncate(taken);
+                    }
                     break;
                 }
-                end += len;
+                end = next;
                 last_seq = seq;
             }
-            let chunk = &self.pending[done..end];
+            if end == done {
+                // Full: the next entries start a new segment.
+                match self.roll(first_seq, segments) {
+                    Ok(header) => progress.disk_bytes += header,
+                    Err(error) => break Err(error),
+                }
+                continue;
+            }
+            let chunk = if active.framed {
+                &frames[..]
+            } else {
+                &self.pending[done..end]
+            };
             let written = active
                 .file
                 .write_all_at(chunk, active.len)
@@ -189,6 +274,12 @@ impl Writer {
     fn roll(&mut self, first_seq: u64, segments: &Mutex<Segments>) -> anyhow::Result<u64> {
         self.active = None;
         let path = self.dir.join(file_name(first_seq));
+        let framed = self.frame_new_segments;
+        let magic = if framed {
+            FRAMED_SEGMENT_MAGIC
+        } else {
+            SEGMENT_MAGIC
+        };
         if lock(segments).contains(first_seq) {
             anyhow::bail!(
                 "record log segment {} exists already; seq {first_seq} was handed out twice",
@@ -201,7 +292,7 @@ impl Writer {
             .truncate(true)
             .open(&path)
             .and_then(|mut file| {
-                file.write_all(&encode_stamp(SEGMENT_MAGIC, first_seq))?;
+                file.write_all(&encode_stamp(magic, first_seq))?;
                 file.sync_all()?;
                 sync_dir(&self.dir)?;
                 Ok(file)
@@ -227,6 +318,7 @@ impl Writer {
             first_seq,
             len: HEADER_LEN,
             has_entries: false,
+            framed,
         });
         self.rolled = true;
         Ok(HEADER_LEN)
