@@ -250,7 +250,7 @@ async fn the_report_of_the_testdata_opens_in_chromium() {
     }
     assert!(dom.stdout.contains("Fleet overview"));
     assert!(
-        dom.stdout.contains("residual_v") && dom.stdout.contains("161"),
+        dom.stdout.contains("residual_<wbr>v") && dom.stdout.contains("161.0"),
         "PQ table by column name"
     );
 

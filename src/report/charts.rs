@@ -21,6 +21,12 @@ use super::timeaxis::{axis_description, format_time, ticks};
 pub const WIDTH: u32 = 600;
 pub const HEIGHT: u32 = 240;
 const STRIP_HEIGHT: u32 = 150;
+/// A strip chart's left margin, row labels and legend margin, px; the plot
+/// area is what is left of `WIDTH`.
+const STRIP_MARGIN: u32 = 8;
+const STRIP_LABELS_PX: u32 = 96;
+const STRIP_LEGEND_PX: u32 = 130;
+const STRIP_PLOT_PX: u32 = WIDTH - STRIP_MARGIN - STRIP_LABELS_PX - STRIP_LEGEND_PX;
 /// Pixel columns of the plot area: what series are reduced to.
 pub const PLOT_COLUMNS: usize = (WIDTH - 90) as usize;
 
@@ -80,13 +86,18 @@ pub struct Chart {
     pub svg: String,
     pub width: u32,
     pub height: u32,
+    /// The value axis of a time chart or sparkline, bottom to top.
+    pub y_range: Option<(f64, f64)>,
 }
 
-/// One line of a time chart: reduced segments (split at gaps).
+/// One line of a time chart: reduced segments (split at gaps), and the
+/// values of flagged rows, drawn apart and left out of the axis range.
 #[derive(Debug, Clone)]
 pub struct Line {
     pub label: String,
     pub segments: Vec<Vec<Bucket>>,
+    /// Flagged rows per pixel column (see `report::flagged`).
+    pub apart: Vec<Bucket>,
 }
 
 /// The time axis shared by a device's charts.
@@ -136,6 +147,7 @@ fn svg_chart(
         svg: name_svg(&compact_svg(&svg, FONT), id, title),
         width,
         height,
+        y_range: None,
     })
 }
 
@@ -188,26 +200,76 @@ fn time_ticks(axis: &TimeAxis, max: usize) -> (Vec<f64>, &'static str) {
     )
 }
 
-/// Value range of every bucket of `lines`, padded; `None` when there is none.
-fn value_range(lines: &[Line]) -> Option<(f64, f64)> {
+/// The smallest value axis, as a share of the largest magnitude on it: a
+/// steady 10 A spans at least 9.95–10.05 A, so noise in the fifth digit
+/// stays a flat line instead of filling the chart.
+const MIN_RELATIVE_SPAN: f64 = 0.01;
+
+/// Lowest and highest value of `buckets`; `None` when there is none.
+fn extremes<'a>(buckets: impl Iterator<Item = &'a Bucket>) -> Option<(f64, f64)> {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for bucket in lines.iter().flat_map(|l| l.segments.iter().flatten()) {
+    for bucket in buckets {
         lo = lo.min(bucket.lo.min(bucket.mean));
         hi = hi.max(bucket.hi.max(bucket.mean));
     }
-    if !(lo.is_finite() && hi.is_finite()) {
-        return None;
-    }
-    let pad = if hi > lo {
-        (hi - lo) * 0.06
-    } else {
-        (hi.abs() * 0.01).max(1e-3)
-    };
-    Some((lo - pad, hi + pad))
+    (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
 }
 
+/// The value axis of `lines`: from the values on the lines (flagged values
+/// drawn apart only when nothing else is there), padded, and at least
+/// [`MIN_RELATIVE_SPAN`] of the largest magnitude wide; `None` without values.
+fn value_range(lines: &[Line]) -> Option<(f64, f64)> {
+    let (lo, hi) = extremes(lines.iter().flat_map(|l| l.segments.iter().flatten()))
+        .or_else(|| extremes(lines.iter().flat_map(|l| l.apart.iter())))?;
+    let pad = (hi - lo) * 0.06;
+    let (lo, hi) = (lo - pad, hi + pad);
+    let least = (MIN_RELATIVE_SPAN * lo.abs().max(hi.abs())).max(2e-3);
+    if hi - lo >= least {
+        return Some((lo, hi));
+    }
+    let middle = (lo + hi) / 2.0;
+    Some((middle - least / 2.0, middle + least / 2.0))
+}
+
+/// The flagged rows of `lines` as spans of pixel columns `[start, end)`, s
+/// on `axis`: neighbouring columns joined, each at least
+/// [`APART_MIN_COLUMNS`] wide so one flagged window shows.
+fn apart_spans(lines: &[Line], axis: &TimeAxis) -> Vec<(f64, f64)> {
+    let column_s = axis.span_s() / PLOT_COLUMNS as f64;
+    let least_s = column_s * APART_MIN_COLUMNS;
+    let mut columns: Vec<i64> = lines
+        .iter()
+        .flat_map(|l| l.apart.iter())
+        .map(|b| (axis.x(b.t_ns) / column_s).floor() as i64)
+        .collect();
+    columns.sort_unstable();
+    columns.dedup();
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    for c in columns {
+        match spans.last_mut() {
+            Some(last) if last.1 == c => last.1 = c + 1,
+            _ => spans.push((c, c + 1)),
+        }
+    }
+    spans
+        .into_iter()
+        .map(|(a, b)| {
+            let start = (a as f64 * column_s).clamp(0.0, (axis.span_s() - least_s).max(0.0));
+            let end = (b as f64 * column_s).min(axis.span_s());
+            (start, end.max(start + least_s))
+        })
+        .collect()
+}
+
+/// The narrowest shade behind flagged rows, pixel columns.
+const APART_MIN_COLUMNS: f64 = 4.0;
+
+/// The shade behind flagged rows and its legend colour.
+const APART_SHADE: RGBColor = RGBColor(255, 127, 14);
+
 /// A time chart: per line its mean, and a translucent band from each pixel
-/// column's minimum to its maximum.
+/// column's minimum to its maximum. Flagged rows are a shaded column with
+/// a hollow mark per line where the value is inside the axis.
 pub fn time_chart(
     id: &str,
     title: &str,
@@ -222,7 +284,8 @@ pub fn time_chart(
     let zone = axis.zone;
     let from = axis.from;
     let y_decimals = decimals(y1 - y0);
-    let chart = svg_chart(id, title, WIDTH, HEIGHT, |root| {
+    let apart = apart_spans(lines, axis);
+    let mut chart = svg_chart(id, title, WIDTH, HEIGHT, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 16))
             .margin(8)
@@ -245,8 +308,25 @@ pub fn time_chart(
             .axis_desc_style((FONT, 12))
             .draw()
             .map_err(|e| e.to_string())?;
+        if !apart.is_empty() {
+            chart
+                .draw_series(apart.iter().map(|&(a, b)| {
+                    Rectangle::new([(a, y0), (b, y1)], APART_SHADE.mix(0.25).filled())
+                }))
+                .map_err(|e| e.to_string())?
+                .label("flagged (not on the axis)")
+                .legend(|(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 14, y + 4)], APART_SHADE.mix(0.4).filled())
+                });
+        }
         for (k, line) in lines.iter().enumerate() {
             let color = PALETTE[k % PALETTE.len()];
+            let marks = line
+                .apart
+                .iter()
+                .filter(|b| (y0..=y1).contains(&b.mean))
+                .map(|b| Circle::new((axis.x(b.t_ns), b.mean), 3, color.stroke_width(1)));
+            chart.draw_series(marks).map_err(|e| e.to_string())?;
             for segment in &line.segments {
                 if segment.iter().any(|b| b.hi > b.lo) && segment.len() > 1 {
                     let band: Vec<(f64, f64)> = segment
@@ -289,6 +369,7 @@ pub fn time_chart(
             .draw()
             .map_err(|e| e.to_string())
     })?;
+    chart.y_range = Some((y0, y1));
     Ok(Some(chart))
 }
 
@@ -304,7 +385,7 @@ pub fn sparkline(id: &str, title: &str, axis: &TimeAxis, line: &Line) -> Result<
         return Ok(None);
     };
     let color = PALETTE[0];
-    let chart = svg_chart(id, title, SPARK_WIDTH, SPARK_HEIGHT, |root| {
+    let mut chart = svg_chart(id, title, SPARK_WIDTH, SPARK_HEIGHT, |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(2)
             .build_cartesian_2d(0f64..axis.span_s(), y0..y1)
@@ -334,6 +415,7 @@ pub fn sparkline(id: &str, title: &str, axis: &TimeAxis, line: &Line) -> Result<
         }
         Ok(())
     })?;
+    chart.y_range = Some((y0, y1));
     Ok(Some(chart))
 }
 
@@ -428,11 +510,17 @@ pub struct Span {
 pub struct StripRow {
     pub label: String,
     pub spans: Vec<Span>,
+    /// The narrowest a span is drawn, px: 1 for coverage (a wider one would
+    /// hide short gaps), [`EVENT_MIN_PX`] for events (a 10 ms RVC is visible).
+    pub min_px: u32,
 }
+
+/// The narrowest an event is drawn on a strip, px.
+pub const EVENT_MIN_PX: u32 = 4;
 
 /// Rows of coloured spans over time (data coverage, flagged windows,
 /// stream events; or power-quality events by kind). `classes` names the
-/// colours; spans narrower than a pixel are widened to one.
+/// colours; spans narrower than their row's `min_px` are widened to it.
 pub fn strip_chart(
     id: &str,
     title: &str,
@@ -447,15 +535,15 @@ pub fn strip_chart(
     let height = STRIP_HEIGHT
         .max(70 + 26 * n as u32)
         .max(50 + 16 * classes.len() as u32);
-    let pixel_s = axis.span_s() / PLOT_COLUMNS as f64;
+    let pixel_s = axis.span_s() / f64::from(STRIP_PLOT_PX);
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     svg_chart(id, title, WIDTH, height, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 16))
-            .margin(8)
-            .margin_right(130)
+            .margin(STRIP_MARGIN)
+            .margin_right(STRIP_LEGEND_PX)
             .x_label_area_size(36)
-            .y_label_area_size(96)
+            .y_label_area_size(STRIP_LABELS_PX)
             .build_cartesian_2d(
                 ticked(0f64..axis.span_s(), key_points),
                 ticked(0f64..n as f64, (0..n).map(|i| i as f64 + 0.5).collect()),
@@ -478,10 +566,17 @@ pub fn strip_chart(
             .draw()
             .map_err(|e| e.to_string())?;
         for (r, row) in rows.iter().enumerate() {
+            let least_s = pixel_s * f64::from(row.min_px.max(1));
             let rects = row.spans.iter().filter_map(|span| {
                 let color = classes.get(span.class)?.1;
-                let x0 = axis.x(span.start_ns).max(0.0);
-                let x1 = axis.x(span.end_ns).min(axis.span_s()).max(x0 + pixel_s);
+                let x1 = axis.x(span.end_ns).min(axis.span_s());
+                // At the axis' end a short span grows to the left.
+                let x0 = axis
+                    .x(span.start_ns)
+                    .min(x1)
+                    .min(axis.span_s() - least_s)
+                    .max(0.0);
+                let x1 = x1.max(x0 + least_s);
                 let y = r as f64;
                 Some(Rectangle::new(
                     [(x0, y + 0.15), (x1, y + 0.85)],
@@ -522,6 +617,7 @@ mod tests {
         let line = Line {
             label: "V L1".into(),
             segments: vec![vec![bucket(0, 230.0), bucket(30_000_000_000, 231.0)]],
+            apart: Vec::new(),
         };
         let chart = time_chart("voltage", "Voltage <RMS>", "V", &axis, &[line])
             .unwrap()
@@ -533,5 +629,40 @@ mod tests {
         assert!(time_chart("empty", "Empty", "V", &axis, &[])
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn flagged_values_do_not_set_the_axis_and_steady_values_get_a_span() {
+        let at = |t: i64, v: f64| Bucket {
+            t_ns: t,
+            mean: v,
+            lo: v,
+            hi: v,
+        };
+        // THD 2..5 % on the line, a partial window's 100 % apart.
+        let thd = Line {
+            label: "THD".into(),
+            segments: vec![vec![at(1, 2.0), at(2, 5.0)]],
+            apart: vec![at(0, 100.0)],
+        };
+        // Padded by 6 % of the 3 % range on each side.
+        let (lo, hi) = value_range(std::slice::from_ref(&thd)).unwrap();
+        assert!((lo - (2.0 - 0.18)).abs() < 1e-12 && (hi - (5.0 + 0.18)).abs() < 1e-12);
+        // Only flagged values: they make the axis rather than no chart.
+        let only = Line {
+            segments: Vec::new(),
+            ..thd
+        };
+        let (lo, hi) = value_range(&[only]).unwrap();
+        assert!(lo < 100.0 && hi > 100.0);
+        // 10 A ± 0.1 mA: 1 % of 10 A wide, centred.
+        let steady = Line {
+            label: "I".into(),
+            segments: vec![vec![at(1, 9.9999), at(2, 10.0001)]],
+            apart: Vec::new(),
+        };
+        let (lo, hi) = value_range(&[steady]).unwrap();
+        assert!((hi - lo - 0.1).abs() < 1e-3, "{lo}..{hi}");
+        assert!(((lo + hi) / 2.0 - 10.0).abs() < 1e-9);
     }
 }

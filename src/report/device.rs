@@ -102,6 +102,12 @@ impl Expr {
         }
     }
 
+    /// Whether each value sums every row before it: such a line keeps
+    /// every row (a flagged window's energy still counts).
+    pub fn is_cumulative(&self) -> bool {
+        matches!(self, Expr::RunningSum(_) | Expr::RunningSplit { .. })
+    }
+
     /// Values (and extremes) of every row of `frame`.
     pub fn eval(&self, frame: &Frame) -> (Vec<f64>, Option<Vec<f64>>, Option<Vec<f64>>) {
         match self {
@@ -307,7 +313,7 @@ pub fn chart_specs(source: Source) -> Vec<ChartSpec> {
 fn quality_columns(source: Source) -> Vec<String> {
     match source {
         Source::Aggregates(_) => vec!["windows".into(), "flagged_windows".into()],
-        _ => vec!["flagged".into()],
+        _ => vec!["flagged".into(), "flags".into()],
     }
 }
 
@@ -331,6 +337,9 @@ pub struct DeviceData {
 #[derive(Debug, Clone, Default)]
 pub struct PqEvents {
     pub columns: Vec<String>,
+    /// Which of `columns` hold the start and end times.
+    pub start_column: Option<String>,
+    pub end_column: Option<String>,
     pub start_ns: Vec<i64>,
     pub end_ns: Vec<i64>,
     pub kind: Vec<String>,
@@ -562,6 +571,8 @@ fn load_pq_events(dataset: &Dataset, device: &str, from: i64, to: i64) -> Result
         .collect();
     Ok(PqEvents {
         columns,
+        start_column: Some(start),
+        end_column: end,
         start_ns: frame.time.clone(),
         end_ns,
         kind,

@@ -83,6 +83,7 @@ pub fn total(lines: &[&Line], from: i64, to: i64, columns: usize) -> Option<Line
     Some(Line {
         label: format!("P, sum of {} meters", lines.len()),
         segments: envelope(rows, from, to, columns, gap_ns),
+        apart: Vec::new(),
     })
 }
 
@@ -123,10 +124,12 @@ mod tests {
         let one = Line {
             label: "P".into(),
             segments: vec![vec![bucket(0, 100.0), bucket(10, 200.0)]],
+            apart: Vec::new(),
         };
         let two = Line {
             label: "P".into(),
             segments: vec![vec![bucket(1, 50.0), bucket(11, 25.0)]],
+            apart: Vec::new(),
         };
         // Two columns of 10 ns: {0, 1} and {10, 11}.
         let sum = total(&[&one, &two], 0, 20, 2).unwrap();

@@ -5,20 +5,23 @@
 //!
 //! Files: `scan` finds tables and partitions, `read` reads columns by name,
 //! `device` picks the table that fits the chart width and loads a device,
-//! `reduce` folds rows into per-pixel min/max envelopes, `stats` and
-//! `quality` and `spectrum` derive what is shown, `fleet` picks the devices
-//! drawn in full and sums the fleet, `charts` draws with plotters (SVG),
-//! `compact` strips what plotters repeats, `page` assembles the HTML, `png`
-//! rasterises charts.
+//! `reduce` folds rows into per-pixel min/max envelopes, `flagged` says
+//! which rows are drawn apart, `stats` and `quality` and `spectrum` derive
+//! what is shown, `fleet` picks the devices drawn in full and sums the
+//! fleet, `charts` draws with plotters (SVG), `compact` strips what plotters
+//! repeats, `pq_table` lays out the power-quality events, `page` assembles
+//! the HTML, `png` rasterises charts.
 
 pub mod charts;
 pub mod compact;
 pub mod device;
 pub mod error;
+pub mod flagged;
 pub mod fleet;
 pub mod page;
 pub mod pages;
 pub mod png;
+pub mod pq_table;
 pub mod quality;
 pub mod read;
 pub mod reduce;
@@ -88,6 +91,8 @@ pub struct ReportSummary {
     pub stats: BTreeMap<String, stats::DeviceStats>,
     /// Chart titles per device, in page order.
     pub titles: BTreeMap<String, Vec<String>>,
+    /// The value axis (bottom, top) of each time chart, per device and chart id.
+    pub y_ranges: BTreeMap<String, BTreeMap<String, (f64, f64)>>,
     /// Titles of the fleet's own charts.
     pub fleet_titles: Vec<String>,
     /// Seconds spent per phase (`scan`, `span`, `overview`, `devices`,
@@ -211,6 +216,17 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
             .or_default()
             .extend(s.charts.iter().map(|c| c.title.clone()));
     }
+    let y_ranges = sections
+        .iter()
+        .map(|s| {
+            let ranges = s
+                .charts
+                .iter()
+                .filter_map(|c| c.y_range.map(|r| (c.id.clone(), r)))
+                .collect();
+            (s.name.clone(), ranges)
+        })
+        .collect();
     let mut stats: BTreeMap<String, stats::DeviceStats> = overview
         .rows
         .iter()
@@ -232,6 +248,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary> {
         pngs,
         stats,
         titles,
+        y_ranges,
         fleet_titles: overview.charts.iter().map(|c| c.title.clone()).collect(),
         phases,
     })
@@ -260,7 +277,8 @@ fn summarise(dataset: &Dataset, name: &str, axis: &TimeAxis) -> Result<Summary> 
         .iter()
         .find(|c| c.id == "power")
         .and_then(|c| c.series.iter().find(|s| s.label == "P"));
-    let line = |columns: usize| p.and_then(|p| series_line(&data, p, axis, columns));
+    let apart = flagged::rows_apart(&data);
+    let line = |columns: usize| p.and_then(|p| series_line(&data, p, axis, columns, &apart));
     let spark = line(SPARK_WIDTH as usize);
     let sparkline = match &spark {
         Some(spark) => sparkline(
@@ -383,12 +401,14 @@ fn span(
     Ok((from, to, extents))
 }
 
-/// One series reduced to `columns` pixel columns of `axis`; `None` without values.
+/// One series reduced to `columns` pixel columns of `axis`, the rows in
+/// `apart` (see [`flagged`]) folded separately; `None` without values.
 fn series_line(
     data: &DeviceData,
     series: &device::SeriesSpec,
     axis: &TimeAxis,
     columns: usize,
+    apart: &[bool],
 ) -> Option<Line> {
     let frame = &data.frame;
     // Three missing rows in a row make a gap; a single row has the whole span.
@@ -402,23 +422,39 @@ fn series_line(
     if !value.iter().any(|v| v.is_finite()) {
         return None;
     }
-    let rows = Rows {
-        time: &frame.time,
-        value: &value,
-        lo: lo.as_deref(),
-        hi: hi.as_deref(),
+    let no_rows_apart = vec![false; value.len()];
+    let apart = if series.expr.is_cumulative() {
+        &no_rows_apart
+    } else {
+        apart
+    };
+    let (on_line, set_apart) = flagged::split(&value, apart);
+    let rows = |value: &[f64]| {
+        let rows = Rows {
+            time: &frame.time,
+            value,
+            lo: lo.as_deref(),
+            hi: hi.as_deref(),
+        };
+        envelope(rows, axis.from, axis.to, columns, gap_ns)
     };
     Some(Line {
         label: series.label.clone(),
-        segments: envelope(rows, axis.from, axis.to, columns, gap_ns),
+        segments: rows(&on_line),
+        apart: rows(&set_apart).into_iter().flatten().collect(),
     })
 }
 
 /// The lines of one chart, reduced to the plot width.
-fn lines(data: &DeviceData, spec: &device::ChartSpec, axis: &TimeAxis) -> Vec<Line> {
+fn lines(
+    data: &DeviceData,
+    spec: &device::ChartSpec,
+    axis: &TimeAxis,
+    apart: &[bool],
+) -> Vec<Line> {
     spec.series
         .iter()
-        .filter_map(|s| series_line(data, s, axis, PLOT_COLUMNS))
+        .filter_map(|s| series_line(data, s, axis, PLOT_COLUMNS, apart))
         .collect()
 }
 
@@ -432,6 +468,7 @@ fn section(
     let (from, to) = (axis.from, axis.to);
     let data = device::load(dataset, name, (from, to), PLOT_COLUMNS, Depth::Full)?;
     let mut charts = Vec::new();
+    let apart = flagged::rows_apart(&data);
     for spec in chart_specs(data.source) {
         let title = format!("{name}: {}", spec.title);
         if let Some(chart) = time_chart(
@@ -439,7 +476,7 @@ fn section(
             &title,
             spec.unit,
             &axis,
-            &lines(&data, &spec, &axis),
+            &lines(&data, &spec, &axis, &apart),
         )? {
             charts.push(chart);
         }

@@ -76,7 +76,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 4px;border-top:
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f3f3}td.name,th.name{text-align:left}\
 .charts{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}svg{display:block}\
 .note{color:#666;font-size:12px}td.spark{padding:0 4px}\
-.warning{border-left:4px solid #c60;background:#fff4e5;padding:4px 12px;margin:12px 0}";
+.warning{border-left:4px solid #c60;background:#fff4e5;padding:4px 12px;margin:12px 0}\
+table.pq{max-width:100%}table.pq td{white-space:nowrap}table.pq td:last-child{white-space:normal}";
 
 /// The whole page.
 pub fn page(info: &PageInfo, overview: &Overview, sections: &[DeviceSection]) -> String {
@@ -247,23 +248,20 @@ fn pq_table(html: &mut String, pq: &PqEvents, zone: Tz) {
         html.push_str("<p class=\"note\">No power-quality events in the span.</p>\n");
         return;
     }
-    let _ = write!(
-        html,
-        "<table class=\"pq\">\n<tr><th class=\"name\">start ({})</th>",
-        zone.name()
-    );
-    for column in &pq.columns {
-        let _ = write!(html, "<th>{}</th>", escape(column));
+    let table = super::pq_table::pq_table(pq, zone, PQ_TABLE_ROWS);
+    html.push_str("<table class=\"pq\">\n<tr>");
+    for (k, header) in table.headers.iter().enumerate() {
+        // Long column names may break after their underscores.
+        let header = escape(header).replace('_', "_<wbr>");
+        let class = if k == 0 { " class=\"name\"" } else { "" };
+        let _ = write!(html, "<th{class}>{header}</th>");
     }
     html.push_str("</tr>\n");
-    for (row, &start) in pq.rows.iter().zip(&pq.start_ns).take(PQ_TABLE_ROWS) {
-        let _ = write!(
-            html,
-            "<tr><td class=\"name\">{}</td>",
-            format_time(start, zone, "%Y-%m-%d %H:%M:%S%.3f")
-        );
-        for cell in row {
-            let _ = write!(html, "<td>{}</td>", escape(cell));
+    for row in &table.rows {
+        html.push_str("<tr>");
+        for (k, cell) in row.iter().enumerate() {
+            let class = if k == 0 { " class=\"name\"" } else { "" };
+            let _ = write!(html, "<td{class}>{}</td>", escape(cell));
         }
         html.push_str("</tr>\n");
     }

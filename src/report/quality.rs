@@ -3,7 +3,7 @@
 
 use plotters::style::RGBColor;
 
-use super::charts::{Span, StripRow, PLOT_COLUMNS};
+use super::charts::{Span, StripRow, EVENT_MIN_PX, PLOT_COLUMNS};
 use super::device::{DeviceData, PqEvents, Source};
 
 /// Legend of the quality strip.
@@ -92,14 +92,17 @@ pub fn quality_rows(data: &DeviceData, from: i64, to: i64) -> Vec<StripRow> {
         StripRow {
             label: "data".into(),
             spans: merged(rows(), pixel, 0),
+            min_px: 1,
         },
         StripRow {
             label: "flagged".into(),
             spans: merged(flagged_rows, pixel, 1),
+            min_px: 1,
         },
         StripRow {
             label: "events".into(),
             spans: event_marks(&data.events.time, &classes, from, to),
+            min_px: EVENT_MIN_PX,
         },
     ]
 }
@@ -130,6 +133,7 @@ pub fn pq_rows(events: &PqEvents) -> (Vec<StripRow>, Vec<(String, RGBColor)>) {
                     class: k,
                 })
                 .collect(),
+            min_px: EVENT_MIN_PX,
         })
         .collect();
     let legend = kinds
