@@ -23,6 +23,7 @@ pub mod record;
 pub mod rows;
 pub mod sensor;
 pub mod window;
+pub mod wiring;
 
 pub use aggregate::{Aggregate, PhaseAggregate, Stat};
 pub use device::DeviceInfo;
@@ -42,3 +43,4 @@ pub use sensor::{
     CircuitReading, IntervalReadings, KeyedValue, SensorInfo, SensorInterval, SensorReadings,
 };
 pub use window::{PhaseMetrics, Unbalance, WindowFlags, WindowMetrics};
+pub use wiring::{WiringReason, WiringStatus};
