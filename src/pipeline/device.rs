@@ -8,12 +8,13 @@ use std::sync::Arc;
 use crate::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use crate::dsp::flicker::{FlickerOutput, FlickerValue};
 use crate::dsp::pq::{PqEventCounts, PqTally};
+use crate::dsp::wiring::WiringCheck;
 use crate::dsp::{DeviceEngine, EngineOutput, InvalidSamples};
 use crate::model::identity::name_uuid;
 use crate::model::{
     Aggregate, AggregateRow, CircuitReading, DeviceInfo, EnergyCounters, HalfCycleRms,
     HalfCycleRow, IntervalKind, LatchRow, LatchWindow, PinstRow, PqEvent, PqEventRow, RawBlock,
-    Record, SensorInfo, SensorInterval, WindowMetrics, WindowRow,
+    Record, SensorInfo, SensorInterval, WindowMetrics, WindowRow, WiringStatus,
 };
 use crate::source::capture::SessionDescription;
 use crate::source::event::SourceEvent;
@@ -43,6 +44,8 @@ pub struct DeviceSummary {
     pub events: u64,
     /// Dips, swells, interruptions and RVCs (with `[dsp.pq]`).
     pub pq_events: PqEventCounts,
+    /// The wiring checks' last finding (waveform layouts, after ~3 s of clean windows).
+    pub wiring: Option<WiringStatus>,
     /// Output failures (a full disk, a closed sink); the first is kept.
     pub output_error: Option<String>,
 }
@@ -67,6 +70,7 @@ struct Downstream {
     p_time: (f64, f64),
     /// Latch windows of the packet interval in progress.
     latch_interval: LatchInterval,
+    wiring: WiringCheck,
     /// Registers when this processor took over (restored ones count as before).
     energy_at_start: (f64, f64),
     /// End of the last window handed on, ns (what a checkpoint resumes after).
@@ -120,6 +124,7 @@ impl DeviceProcessor {
                 energy_at_start: (0.0, 0.0),
                 covered_until_ns: None,
                 latch_interval: LatchInterval::new(config.aggregation.packet_interval_ns()),
+                wiring: WiringCheck::new(),
                 summary: DeviceSummary {
                     device: session.device.clone(),
                     measures: session.measures.to_string(),
@@ -198,6 +203,7 @@ impl DeviceProcessor {
         let (pt, t) = downstream.p_time;
         summary.mean_p_w = (t > 0.0).then(|| pt / t);
         summary.pq_events = downstream.pq.totals();
+        summary.wiring = downstream.wiring.status().cloned();
         (
             downstream.summary.clone(),
             counters.clone(),
@@ -254,6 +260,7 @@ impl Downstream {
             summary.max_thd_i_pct = max_option(summary.max_thd_i_pct, phase.thd_i_pct);
         }
 
+        self.check_wiring(window);
         if let Some(done) = self.cycles.push(window) {
             self.write_aggregate(IntervalKind::Cycles150, done);
         }
@@ -387,6 +394,27 @@ impl Downstream {
     fn event(&mut self, event: &SourceEvent) {
         self.summary.events += 1;
         let row = event.to_row(&self.device);
+        self.emit(Record::Event(row));
+    }
+
+    /// A changed wiring finding: counted, logged, and an `events` row.
+    fn check_wiring(&mut self, window: &WindowMetrics) {
+        let Some(status) = self.wiring.push(window) else {
+            return;
+        };
+        let message = status.to_string();
+        if status.reason.is_fault() {
+            tracing::warn!(device = %self.device.name, "wiring: {message}");
+        } else {
+            tracing::info!(device = %self.device.name, "wiring: {message}");
+        }
+        self.summary.events += 1;
+        let row = crate::model::EventRow::new(
+            self.device.clone(),
+            window.end_unix_ns,
+            crate::model::EventRowKind::Wiring,
+            message,
+        );
         self.emit(Record::Event(row));
     }
 
