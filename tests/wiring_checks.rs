@@ -211,3 +211,31 @@ async fn a_clean_meter_and_an_all_phase_exporter_are_not_flagged() {
         assert_eq!(status.confidence, 1.0, "{name}: {status}");
     }
 }
+
+/// The demo fleet (`meterflow run`) shows what the checks are for: its
+/// `miswired` meter (L2 clamp on backwards) is named in the summary, its
+/// other meters (a PV exporter among them) are not.
+#[test]
+fn the_demo_names_its_miswired_meter_and_only_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meterflow"))
+        .args(["run", "--fast", "--seconds", "6", "--out", "demo-out"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let wiring: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(": wiring: "))
+        .collect();
+    assert_eq!(wiring.len(), 5, "{stdout}");
+    for line in wiring {
+        if line.trim_start().starts_with("miswired:") {
+            assert!(line.contains(": wiring: reversed_clamp L2 ("), "{line}");
+        } else {
+            assert!(line.contains(": wiring: ok ("), "{line}");
+        }
+    }
+}
