@@ -239,3 +239,34 @@ fn the_demo_names_its_miswired_meter_and_only_it() {
         }
     }
 }
+
+/// `meterflow inspect` prints each waveform session's wiring status: a
+/// capture of a meter with its L2 and L3 swapped reads negative sequence.
+#[test]
+fn inspect_prints_the_wiring_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let wiring = WiringConfig {
+        swapped_phase_order: true,
+        ..WiringConfig::default()
+    };
+    let mut capture = OfflineCapture::new("swapped", signal(wiring), Measures::ThreePhase, RATE);
+    // 2 s: shorter than one regular assessment, long enough for the one at the end.
+    capture.samples = 2 * u64::from(RATE);
+    let file = dir.path().join("swapped.mfcap");
+    capture.write(&file).unwrap_or_else(|e| panic!("{e:#}"));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meterflow"))
+        .arg("inspect")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("wiring: ")).collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert!(
+        lines[0]
+            .trim_start()
+            .starts_with("wiring: negative_sequence ("),
+        "{stdout}"
+    );
+}

@@ -33,6 +33,9 @@ const ALIGNMENT_DEG: f64 = 30.0;
 const MIN_POWER_FRACTION: f64 = 0.10;
 /// Clean windows averaged per assessment (15 basic windows ≈ 3 s).
 pub const WINDOWS_PER_CHECK: u32 = 15;
+/// A stream that ends before its first assessment still gets one from this
+/// many windows (≈ 1 s), so a short capture has a status.
+pub const MIN_WINDOWS_AT_END: u32 = 5;
 
 /// Mean fundamental phasors (RMS, angle against a common reference) of the
 /// meter phases L1, L2, L3; `None` where the layout has no such input.
@@ -353,6 +356,20 @@ impl WiringCheck {
         if self.windows < WINDOWS_PER_CHECK {
             return None;
         }
+        self.assess_block()
+    }
+
+    /// At the end of the stream: assesses the windows since the last
+    /// assessment when there was none yet and they are at least
+    /// [`MIN_WINDOWS_AT_END`]. Returns the status when the finding changed.
+    pub fn finish(&mut self) -> Option<&WiringStatus> {
+        if self.status.is_some() || self.windows < MIN_WINDOWS_AT_END {
+            return None;
+        }
+        self.assess_block()
+    }
+
+    fn assess_block(&mut self) -> Option<&WiringStatus> {
         let n = f64::from(self.windows);
         let mean = Phasors {
             voltage: self.sums.voltage.map(|v| v.map(|v| v / n)),
@@ -377,6 +394,75 @@ impl WiringCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::PhaseMetrics;
+
+    /// A clean window holding `phasors` (every phase present).
+    fn window_of(phasors: &Phasors) -> WindowMetrics {
+        let phase = |k: usize| {
+            let (v, i) = (phasors.voltage[k]?, phasors.current[k]?);
+            Some(PhaseMetrics {
+                v1_rms_v: v.norm(),
+                v1_angle_deg: v.arg().to_degrees(),
+                i1_rms_a: i.norm(),
+                i1_angle_deg: i.arg().to_degrees(),
+                ..PhaseMetrics::default()
+            })
+        };
+        WindowMetrics {
+            phases: [phase(0), phase(1), phase(2)],
+            harmonic_orders: 40,
+            ..WindowMetrics::default()
+        }
+    }
+
+    #[test]
+    fn the_check_reports_changes_of_finding_only() {
+        let clean = window_of(&balanced(10.0, 10.0));
+        let mut reversed = balanced(10.0, 10.0);
+        reversed.current[0] = reversed.current[0].map(|i| -i);
+        let reversed = window_of(&reversed);
+        let mut check = WiringCheck::new();
+        // A clean first assessment is no change worth an event.
+        for _ in 0..WINDOWS_PER_CHECK {
+            assert!(check.push(&clean).is_none());
+        }
+        assert_eq!(check.status().map(|s| s.reason), Some(WiringReason::Ok));
+        // The fault, once per change, at the end of its block.
+        let mut changes = Vec::new();
+        for _ in 0..3 * WINDOWS_PER_CHECK {
+            if let Some(s) = check.push(&reversed) {
+                changes.push((s.reason, s.phase));
+            }
+        }
+        assert_eq!(changes, [(WiringReason::ReversedClamp, Some(0))]);
+        // Flagged windows (a gap) do not count; a PQ event's flag does not hide one.
+        let mut gap = clean.clone();
+        gap.flags = WindowFlags::GAP;
+        let mut dip = clean.clone();
+        dip.flags = WindowFlags::PQ_EVENT;
+        for _ in 0..WINDOWS_PER_CHECK {
+            assert!(check.push(&gap).is_none());
+        }
+        assert_eq!(
+            check.status().map(|s| s.reason),
+            Some(WiringReason::ReversedClamp)
+        );
+        let back: Vec<_> = (0..WINDOWS_PER_CHECK)
+            .filter_map(|_| check.push(&dip).map(|s| s.reason))
+            .collect();
+        assert_eq!(back, [WiringReason::Ok]);
+        // A short stream still gets a status at its end.
+        let mut short = WiringCheck::new();
+        for _ in 0..MIN_WINDOWS_AT_END - 1 {
+            short.push(&reversed);
+        }
+        assert!(short.finish().is_none());
+        short.push(&reversed);
+        assert_eq!(
+            short.finish().map(|s| s.reason),
+            Some(WiringReason::ReversedClamp)
+        );
+    }
 
     /// Phasor of `rms` at `deg` degrees.
     fn p(rms: f64, deg: f64) -> Complex<f64> {

@@ -191,6 +191,7 @@ impl DeviceProcessor {
     pub fn finish_with_registers(mut self) -> (DeviceSummary, EnergyCounters, Option<i64>) {
         let downstream = &mut self.downstream;
         self.engine.finish(&mut |output| downstream.output(output));
+        downstream.wiring_at_end();
         downstream.flush_intervals();
         let finished = Record::DeviceFinished(downstream.device.name.clone());
         downstream.emit(finished);
@@ -397,11 +398,23 @@ impl Downstream {
         self.emit(Record::Event(row));
     }
 
-    /// A changed wiring finding: counted, logged, and an `events` row.
     fn check_wiring(&mut self, window: &WindowMetrics) {
-        let Some(status) = self.wiring.push(window) else {
-            return;
-        };
+        if let Some(status) = self.wiring.push(window) {
+            let status = status.clone();
+            self.wiring_changed(&status, window.end_unix_ns);
+        }
+    }
+
+    /// A stream too short for a regular assessment still gets one.
+    fn wiring_at_end(&mut self) {
+        if let (Some(status), Some(end)) = (self.wiring.finish(), self.covered_until_ns) {
+            let status = status.clone();
+            self.wiring_changed(&status, end);
+        }
+    }
+
+    /// A changed wiring finding: counted, logged, and an `events` row.
+    fn wiring_changed(&mut self, status: &WiringStatus, time_unix_ns: i64) {
         let message = status.to_string();
         if status.reason.is_fault() {
             tracing::warn!(device = %self.device.name, "wiring: {message}");
@@ -411,7 +424,7 @@ impl Downstream {
         self.summary.events += 1;
         let row = crate::model::EventRow::new(
             self.device.clone(),
-            window.end_unix_ns,
+            time_unix_ns,
             crate::model::EventRowKind::Wiring,
             message,
         );
