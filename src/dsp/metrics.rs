@@ -432,17 +432,17 @@ impl WindowCalculator {
     /// Angle of the window's reference phasor, rad: the first voltage (L1,
     /// L2, L3 order) with at least a tenth of the largest fundamental, so a
     /// disconnected L1 tap does not make its noise the reference.
+    /// Allocation-free: it runs for every window.
     fn reference_angle(&self) -> f64 {
-        let volts: Vec<Complex<f64>> = self
-            .map
-            .voltage
-            .iter()
-            .flatten()
-            .map(|&c| self.spectra[c].fundamental)
-            .collect();
-        let largest = volts.iter().map(|v| v.norm()).fold(0.0, f64::max);
-        volts
-            .iter()
+        let volts = || {
+            self.map
+                .voltage
+                .iter()
+                .flatten()
+                .map(|&c| self.spectra[c].fundamental)
+        };
+        let largest = volts().map(|v| v.norm()).fold(0.0, f64::max);
+        volts()
             .find(|v| largest > 0.0 && v.norm() >= 0.1 * largest)
             .map_or(0.0, |v| v.arg())
     }

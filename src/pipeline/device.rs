@@ -151,6 +151,12 @@ impl DeviceProcessor {
         self.downstream.summary.windows
     }
 
+    /// The wiring checks' latest finding (for a live view); `None` before
+    /// the first assessment or for latch layouts.
+    pub fn wiring_status(&self) -> Option<&WiringStatus> {
+        self.downstream.wiring.status()
+    }
+
     /// Meter time up to which windows have been handed on, ns since the epoch.
     pub fn covered_until_ns(&self) -> Option<i64> {
         self.downstream.covered_until_ns
