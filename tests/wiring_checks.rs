@@ -47,15 +47,31 @@ fn signal(wiring: WiringConfig) -> SignalConfig {
 /// Batches one virtual meter's capture; returns the report and the
 /// `wiring` rows of `events` as (seconds since the start, message).
 async fn batch(dir: &Path, name: &str, signal: SignalConfig) -> (RunReport, Vec<(f64, String)>) {
+    batch_with(dir, name, signal, None).await
+}
+
+/// [`batch`] with a pipeline file's text (no `[source]`).
+async fn batch_with(
+    dir: &Path,
+    name: &str,
+    signal: SignalConfig,
+    pipeline: Option<&str>,
+) -> (RunReport, Vec<(f64, String)>) {
     let mut capture = OfflineCapture::new(name, signal, Measures::ThreePhase, RATE);
     capture.start_unix_ms = START_MS;
     capture.samples = CAPTURE_S * u64::from(RATE);
     let file = dir.join(format!("{name}.mfcap"));
     capture.write(&file).unwrap_or_else(|e| panic!("{e:#}"));
     let out = dir.join(format!("out-{name}"));
+    let pipeline = pipeline.map(|text| {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    });
     let args = BatchRequest {
         inputs: vec![file.clone()],
         out: out.clone(),
+        pipeline,
         ..BatchRequest::default()
     };
     let config = args.config().unwrap_or_else(|e| panic!("{e:#}"));
@@ -167,6 +183,35 @@ async fn each_wiring_fault_is_found_with_its_reason_and_phase() {
             "{name}: {message}"
         );
     }
+}
+
+/// With power quality on, a phase without voltage is a dip to 0 % for the
+/// whole stream: every window carries the PQ flag, and the check still
+/// finds the missing voltage (it looks past that flag, not past gaps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_voltage_is_found_with_power_quality_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let wiring = WiringConfig {
+        missing_voltages: vec![2],
+        ..WiringConfig::default()
+    };
+    let (report, rows) = batch_with(dir.path(), "pqon", signal(wiring), Some("[dsp.pq]\n")).await;
+    assert!(
+        report.devices[0].pq_events.dips >= 1,
+        "{:?}",
+        report.devices[0]
+    );
+    let status = report.devices[0]
+        .wiring
+        .as_ref()
+        .unwrap_or_else(|| panic!("no status"));
+    assert_eq!(
+        (status.reason, status.phase),
+        (WiringReason::MissingVoltage, Some(1)),
+        "{status}"
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].0 <= FOUND_WITHIN_S, "{rows:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
