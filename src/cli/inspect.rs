@@ -117,6 +117,9 @@ fn print_capture(path: &Path, capture: &CaptureInspection, settings: &str) {
             Some(Err(reason)) => println!("    PQ events: not measured ({reason})"),
             None => println!("    PQ events: no samples"),
         }
+        if let Some(Some(wiring)) = capture.wiring.get(k) {
+            println!("    wiring: {wiring}");
+        }
     }
     let wire = &summary.wire;
     println!(

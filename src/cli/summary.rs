@@ -51,6 +51,9 @@ fn print_devices(devices: &[DeviceSummary]) {
                 d.device, pq.dips, pq.swells, pq.interruptions, pq.rapid_voltage_changes
             );
         }
+        if let Some(wiring) = &d.wiring {
+            println!("  {}: wiring: {wiring}", d.device);
+        }
         if let Some(error) = &d.output_error {
             eprintln!("  {}: output error: {error}", d.device);
         }

@@ -357,6 +357,7 @@ impl WindowCalculator {
         let weight = sums.weight;
         out.duration_s = weight / self.rate;
         let count_energy = !out.flags.contains(WindowFlags::INVALID_SAMPLES);
+        let reference = self.reference_angle();
         for (k, v, i) in self.map.pairs() {
             let [vv, ii, vi] = sums.phases[k];
             let v_rms = (vv / weight).max(0.0).sqrt();
@@ -385,6 +386,8 @@ impl WindowCalculator {
                 v1_rms_v: v1,
                 i1_rms_a: i1,
                 angle_deg: normalize_deg(theta.to_degrees()),
+                v1_angle_deg: normalize_deg((fv.arg() - reference).to_degrees()),
+                i1_angle_deg: normalize_deg((fi.arg() - reference).to_degrees()),
                 q1_var: v1 * i1 * theta.sin(),
                 pf: (s > 0.0).then(|| p / s),
                 dpf: has_fundamental.then(|| theta.cos()),
@@ -422,6 +425,26 @@ impl WindowCalculator {
             dst.clear();
             dst.extend_from_slice(&src.interharmonics);
         }
+    }
+}
+
+impl WindowCalculator {
+    /// Angle of the window's reference phasor, rad: the first voltage (L1,
+    /// L2, L3 order) with at least a tenth of the largest fundamental, so a
+    /// disconnected L1 tap does not make its noise the reference.
+    /// Allocation-free: it runs for every window.
+    fn reference_angle(&self) -> f64 {
+        let volts = || {
+            self.map
+                .voltage
+                .iter()
+                .flatten()
+                .map(|&c| self.spectra[c].fundamental)
+        };
+        let largest = volts().map(|v| v.norm()).fold(0.0, f64::max);
+        volts()
+            .find(|v| largest > 0.0 && v.norm() >= 0.1 * largest)
+            .map_or(0.0, |v| v.arg())
     }
 }
 

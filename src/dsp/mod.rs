@@ -22,6 +22,7 @@ pub mod pq;
 pub mod sample_screen;
 mod sums;
 pub mod window;
+pub mod wiring;
 pub mod zero_crossing;
 
 use serde::{Deserialize, Serialize};

@@ -12,3 +12,4 @@ pub mod pacing;
 pub mod raw_port;
 pub mod signal;
 pub mod synthetic;
+pub mod wiring;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::disturbance::{self, Disturbance};
 use super::modulation::{check_modulations, Modulator, VoltageModulation};
+use super::wiring::{ChannelSource, WiringConfig};
 use crate::wire::layout::{Measures, Phase, Quantity, MAX_WAVEFORM_RATE};
 
 /// Highest harmonic order accepted (IEC 61557-12 goes to 50; leave headroom
@@ -110,6 +111,11 @@ pub struct SignalConfig {
     /// RMS modulations of the voltage (flicker), see [`VoltageModulation`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub voltage_modulations: Vec<VoltageModulation>,
+    /// Installation mistakes: what the meter's inputs are really connected to
+    /// (the grid above is what the conductors carry; the truth is what the
+    /// meter then measures).
+    #[serde(skip_serializing_if = "WiringConfig::is_correct")]
+    pub wiring: WiringConfig,
 }
 
 impl Default for SignalConfig {
@@ -133,6 +139,7 @@ impl Default for SignalConfig {
             disturbances: Vec::new(),
             seed: 0,
             voltage_modulations: Vec::new(),
+            wiring: WiringConfig::default(),
         }
     }
 }
@@ -152,6 +159,8 @@ pub enum SignalError {
     BadHarmonicOrder { signal: &'static str, order: u32 },
     #[error("{signal} harmonic order {order} is listed twice")]
     DuplicateHarmonic { signal: &'static str, order: u32 },
+    #[error("wiring: {reason}")]
+    BadWiring { reason: &'static str },
     #[error("disturbance {index}: {reason}")]
     BadDisturbance { index: usize, reason: &'static str },
 }
@@ -272,6 +281,7 @@ impl SignalConfig {
                 finite("load step current_angle_deg", a)?;
             }
         }
+        self.wiring.validate()?;
         disturbance::validate(&self.disturbances)
     }
 
@@ -340,7 +350,8 @@ impl SignalConfig {
     }
 
     fn truth_with(&self, t_s: f64, load: LoadState) -> Truth {
-        let phases = [0, 1, 2].map(|k| self.phase_truth(k, load));
+        let sources = self.wiring.sources();
+        let phases = sources.map(|source| self.phase_truth(source, load));
         let p_total_w: f64 = phases.iter().map(|p| p.p_w).sum();
         let s_total_va: f64 = phases.iter().map(|p| p.s_va).sum();
         Truth {
@@ -354,20 +365,36 @@ impl SignalConfig {
         }
     }
 
-    fn phase_truth(&self, k: usize, load: LoadState) -> PhaseTruth {
-        let v1 = self.voltage_rms_v * self.voltage_imbalance[k] * load.voltage_scale[k];
-        let i1 = load.current_rms_a * self.current_imbalance[k];
+    /// What one meter phase measures when its inputs are on `source`: the
+    /// voltage of grid phase a at α_a, the current of grid phase b at α_b − θ
+    /// (negated when reversed), so order h is displaced by h·(α_a − α_b + θ)
+    /// (+ 180° reversed) plus the harmonics' own phases.
+    fn phase_truth(&self, source: ChannelSource, load: LoadState) -> PhaseTruth {
+        let v1 = source.voltage.map_or(0.0, |a| {
+            self.voltage_rms_v * self.voltage_imbalance[a] * load.voltage_scale[a]
+        });
+        let i1 = source
+            .current
+            .map_or(0.0, |b| load.current_rms_a * self.current_imbalance[b]);
         let sum_sq = |list: &[Harmonic]| list.iter().map(|h| h.magnitude * h.magnitude).sum();
         let v_h2: f64 = sum_sq(&self.voltage_harmonics);
         let i_h2: f64 = sum_sq(&self.current_harmonics);
-        let theta = load.angle_deg;
+        // A missing input has no angle of its own: the other one's stands.
+        let offset = match (source.voltage, source.current) {
+            (Some(a), Some(b)) => self.phase_angles_deg[a] - self.phase_angles_deg[b],
+            _ => 0.0,
+        };
+        let reversal = if source.reversed { 180.0 } else { 0.0 };
+        let theta = load.angle_deg + offset + reversal;
         let (mut p, mut q) = (v1 * i1 * cos_deg(theta), v1 * i1 * sin_deg(theta));
         let q1 = q;
         // Only orders present in both signals carry power.
         for vh in &self.voltage_harmonics {
             if let Some(ih) = self.current_harmonics.iter().find(|c| c.order == vh.order) {
                 let vi = v1 * vh.magnitude * i1 * ih.magnitude;
-                let delta = f64::from(vh.order) * theta + vh.phase_deg - ih.phase_deg;
+                let delta =
+                    f64::from(vh.order) * (load.angle_deg + offset) + reversal + vh.phase_deg
+                        - ih.phase_deg;
                 p += vi * cos_deg(delta);
                 q += vi * sin_deg(delta);
             }
@@ -827,6 +854,7 @@ fn build_segment(
 ) -> Segment {
     let channels = measures.channels();
     let truth = config.truth_with(0.0, load);
+    let sources = config.wiring.sources();
     let mut coeffs = Vec::new();
     let mut latch = Vec::new();
     let mut sigma = Vec::with_capacity(channels.len());
@@ -836,19 +864,26 @@ fn build_segment(
     for ch in channels {
         let k = ch.phase.index();
         let pt = &truth.phases[k];
-        let alpha = config.phase_angles_deg[k];
+        let source = sources[k];
+        let alpha_of = |phase: Option<usize>| config.phase_angles_deg[phase.unwrap_or(k)];
+        let sign = if source.reversed { -1.0 } else { 1.0 };
         // Waveform amplitude (peak, wire units), harmonic list, angle shift.
         let wave = match ch.quantity {
             Quantity::Voltage => {
                 sigma.push(sv);
-                Some((SQRT_2 * pt.v1_rms_v, &config.voltage_harmonics, alpha))
+                Some((
+                    SQRT_2 * pt.v1_rms_v,
+                    &config.voltage_harmonics,
+                    alpha_of(source.voltage),
+                ))
             }
             Quantity::Current => {
                 sigma.push(si * MA_PER_A);
+                // A reversed clamp negates the whole waveform.
                 Some((
-                    SQRT_2 * pt.i1_rms_a * MA_PER_A,
+                    sign * SQRT_2 * pt.i1_rms_a * MA_PER_A,
                     &config.current_harmonics,
-                    alpha - load.angle_deg,
+                    alpha_of(source.current) - load.angle_deg,
                 ))
             }
             Quantity::ActivePower | Quantity::ReactivePower => {
@@ -1038,6 +1073,29 @@ mod tests {
         ((a - b) / b).abs()
     }
 
+    /// One second of three-phase samples: each phase's mean v·i and RMS
+    /// against the truth at t = 0, P within 1e-4 of S, RMS within 1e-5.
+    fn assert_samples_carry_truth(config: &SignalConfig, what: &str) {
+        let data = generate(config, Measures::ThreePhase, RATE, RATE as usize);
+        let truth = config.truth_at(0.0);
+        for (k, t) in truth.phases.iter().enumerate() {
+            let v = column(&data, 6, 2 * k);
+            let i = column(&data, 6, 2 * k + 1);
+            let p = v.iter().zip(&i).map(|(v, i)| v * i / 1000.0).sum::<f64>() / v.len() as f64;
+            let what = format!("{what} L{}", k + 1);
+            assert!(
+                (p - t.p_w).abs() <= 1e-4 * t.s_va,
+                "{what}: {p} vs {}",
+                t.p_w
+            );
+            assert!((rms(&v) - t.v_rms_v).abs() <= 1e-5 * t.v_rms_v, "{what}");
+            assert!(
+                (rms(&i) / 1000.0 - t.i_rms_a).abs() <= 1e-5 * t.i_rms_a,
+                "{what}"
+            );
+        }
+    }
+
     /// Everything switched on: harmonics, drift, wander, noise, steps.
     fn busy_config() -> SignalConfig {
         SignalConfig {
@@ -1182,20 +1240,97 @@ mod tests {
                 current_angle_deg: angle,
                 ..config.clone()
             };
-            let data = generate(&config, Measures::ThreePhase, RATE, RATE as usize);
+            assert_samples_carry_truth(&config, &format!("angle {angle}"));
             let truth = config.truth_at(0.0);
-            for k in 0..3 {
-                let v = column(&data, 6, 2 * k);
-                let i = column(&data, 6, 2 * k + 1);
-                let p = v.iter().zip(&i).map(|(v, i)| v * i / 1000.0).sum::<f64>() / v.len() as f64;
-                let t = &truth.phases[k];
-                assert!(rel(p, t.p_w) < 1e-4, "angle {angle} L{k}: {p} vs {}", t.p_w);
-                assert!(rel(rms(&v), t.v_rms_v) < 1e-5);
-                assert!(rel(rms(&i) / 1000.0, t.i_rms_a) < 1e-5);
-            }
             if angle > 90.0 {
                 assert!(truth.p_total_w < 0.0);
             }
+        }
+    }
+
+    #[test]
+    fn wiring_faults_have_hand_worked_truth_and_samples_agree() {
+        use super::super::wiring::WiringConfig;
+        let faulty = |wiring: WiringConfig| SignalConfig {
+            current_angle_deg: 20.0,
+            wiring,
+            ..SignalConfig::default()
+        };
+        let vi = 230.0 * 10.0;
+        // (config, per meter phase: (V1, I1, angle), hand-worked).
+        let cases = [
+            (
+                faulty(WiringConfig {
+                    reversed_clamps: vec![2],
+                    ..WiringConfig::default()
+                }),
+                [
+                    (230.0, 10.0, 20.0),
+                    (230.0, 10.0, -160.0),
+                    (230.0, 10.0, 20.0),
+                ],
+            ),
+            (
+                // Meter L3's clamp on grid L1: V3 at +120°, I1 at −20°.
+                faulty(WiringConfig {
+                    clamp_phases: vec![1, 2, 1],
+                    ..WiringConfig::default()
+                }),
+                [
+                    (230.0, 10.0, 20.0),
+                    (230.0, 10.0, 20.0),
+                    (230.0, 10.0, 140.0),
+                ],
+            ),
+            (
+                faulty(WiringConfig {
+                    swapped_phase_order: true,
+                    ..WiringConfig::default()
+                }),
+                [(230.0, 10.0, 20.0); 3],
+            ),
+            (
+                faulty(WiringConfig {
+                    missing_voltages: vec![3],
+                    empty_clamps: vec![1],
+                    ..WiringConfig::default()
+                }),
+                [(230.0, 0.0, 20.0), (230.0, 10.0, 20.0), (0.0, 10.0, 20.0)],
+            ),
+        ];
+        for (config, expected) in &cases {
+            let truth = config.truth_at(0.0);
+            for (k, &(v1, i1, angle)) in expected.iter().enumerate() {
+                let t = &truth.phases[k];
+                let what = format!("{:?} L{}", config.wiring, k + 1);
+                assert!((t.v1_rms_v - v1).abs() < 1e-12, "{what}");
+                assert!((t.i1_rms_a - i1).abs() < 1e-12, "{what}");
+                assert!(
+                    (t.angle_deg - angle).abs() < 1e-9,
+                    "{what}: {}",
+                    t.angle_deg
+                );
+                let p = v1 * i1 * angle.to_radians().cos();
+                assert!((t.p_w - p).abs() < 1e-9 * vi, "{what}: {} vs {p}", t.p_w);
+            }
+        }
+        // Swapped order: meter L2 shows grid L3's voltage, at +120°.
+        let swapped = &cases[2].0;
+        let data = generate(swapped, Measures::ThreePhase, RATE, 1);
+        let expected_l2 = SQRT_2 * 230.0 * 120f64.to_radians().sin();
+        assert!(
+            (f64::from(data[2]) - expected_l2).abs() < 1e-3,
+            "{}",
+            data[2]
+        );
+        // With harmonics the samples still carry the truth's P and RMS.
+        for (config, _) in &cases {
+            let config = SignalConfig {
+                voltage_harmonics: harmonics(&[(3, 0.05, 30.0), (5, 0.04, 0.0)]),
+                current_harmonics: harmonics(&[(3, 0.4, -60.0), (5, 0.2, 45.0)]),
+                ..config.clone()
+            };
+            assert_samples_carry_truth(&config, &format!("{:?}", config.wiring));
         }
     }
 

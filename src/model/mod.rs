@@ -25,6 +25,7 @@ pub mod rows;
 pub mod run_report;
 pub mod sensor;
 pub mod window;
+pub mod wiring;
 
 pub use aggregate::{Aggregate, PhaseAggregate, Stat};
 pub use device::DeviceInfo;
@@ -44,3 +45,4 @@ pub use sensor::{
     CircuitReading, IntervalReadings, KeyedValue, SensorInfo, SensorInterval, SensorReadings,
 };
 pub use window::{PhaseMetrics, Unbalance, WindowFlags, WindowMetrics};
+pub use wiring::{WiringReason, WiringStatus};

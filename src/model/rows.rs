@@ -100,6 +100,9 @@ pub enum EventRowKind {
     /// Samples outside the meter's physical range, or NaN/inf: the windows
     /// holding them are flagged and left out of the energy registers.
     InvalidSamples,
+    /// The wiring checks' finding changed (a fault found, or gone): the
+    /// message holds the reason, phase and confidence.
+    Wiring,
 }
 
 /// One event of one device.
@@ -143,6 +146,7 @@ impl EventRowKind {
             EventRowKind::MeterLog => "meter_log",
             EventRowKind::LostResults => "lost_results",
             EventRowKind::InvalidSamples => "invalid_samples",
+            EventRowKind::Wiring => "wiring",
         }
     }
 }

@@ -108,6 +108,8 @@ pub struct DeviceSummary {
     pub events: u64,
     /// Dips, swells, interruptions and RVCs (with `[dsp.pq]`).
     pub pq_events: PqEventCounts,
+    /// The wiring checks' last finding (waveform layouts, after ~3 s of clean windows).
+    pub wiring: Option<super::wiring::WiringStatus>,
     /// Output failures (a full disk, a closed sink); the first is kept.
     pub output_error: Option<String>,
 }

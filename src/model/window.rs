@@ -47,6 +47,14 @@ pub struct PhaseMetrics {
     pub i1_rms_a: f64,
     /// θ_v1 − θ_i1 in (−180, 180], degrees; positive when the current lags.
     pub angle_deg: f64,
+    /// Angle of the voltage fundamental against the window's reference (the
+    /// first phase with a voltage), in (−180, 180], degrees: L2 sits near
+    /// −120° in positive sequence. For wiring checks.
+    #[serde(default)]
+    pub v1_angle_deg: f64,
+    /// Angle of the current fundamental against the same reference, degrees.
+    #[serde(default)]
+    pub i1_angle_deg: f64,
     /// Fundamental reactive power V1·I1·sin θ, var; positive when the current lags.
     pub q1_var: f64,
     /// P / S, signed with P; `None` when S = 0.

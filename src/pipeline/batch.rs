@@ -471,6 +471,10 @@ fn merge_devices(outcomes: &[FileOutcome]) -> Vec<DeviceSummary> {
         merged.max_thd_i_pct = max_option(merged.max_thd_i_pct, summary.max_thd_i_pct);
         merged.events += summary.events;
         merged.pq_events.add_counts(&summary.pq_events);
+        // A fault found in any file stands; otherwise the latest finding.
+        if !merged.wiring.as_ref().is_some_and(|w| w.reason.is_fault()) {
+            merged.wiring = summary.wiring.clone().or(merged.wiring.take());
+        }
         if merged.output_error.is_none() {
             merged.output_error.clone_from(&summary.output_error);
         }

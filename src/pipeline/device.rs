@@ -8,13 +8,14 @@ use std::sync::Arc;
 use crate::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use crate::dsp::flicker::{FlickerOutput, FlickerValue};
 use crate::dsp::pq::PqTally;
+use crate::dsp::wiring::WiringCheck;
 use crate::dsp::{DeviceEngine, EngineOutput, InvalidSamples};
 use crate::model::identity::name_uuid;
 use crate::model::run_report::DeviceSummary;
 use crate::model::{
     Aggregate, AggregateRow, CircuitReading, DeviceInfo, EnergyCounters, HalfCycleRms,
     HalfCycleRow, IntervalKind, LatchRow, LatchWindow, PinstRow, PqEvent, PqEventRow, RawBlock,
-    Record, SensorInfo, SensorInterval, WindowMetrics, WindowRow,
+    Record, SensorInfo, SensorInterval, WindowMetrics, WindowRow, WiringStatus,
 };
 use crate::source::capture::SessionDescription;
 use crate::source::event::SourceEvent;
@@ -43,6 +44,7 @@ struct Downstream {
     p_time: (f64, f64),
     /// Latch windows of the packet interval in progress.
     latch_interval: LatchInterval,
+    wiring: WiringCheck,
     /// Registers when this processor took over (restored ones count as before).
     energy_at_start: (f64, f64),
     /// End of the last window handed on, ns (what a checkpoint resumes after).
@@ -96,6 +98,7 @@ impl DeviceProcessor {
                 energy_at_start: (0.0, 0.0),
                 covered_until_ns: None,
                 latch_interval: LatchInterval::new(config.aggregation.packet_interval_ns()),
+                wiring: WiringCheck::new(),
                 summary: DeviceSummary {
                     device: session.device.clone(),
                     measures: session.measures.to_string(),
@@ -120,6 +123,12 @@ impl DeviceProcessor {
     /// Windows (cycle or latch) handed on so far.
     pub fn windows(&self) -> u64 {
         self.downstream.summary.windows
+    }
+
+    /// The wiring checks' latest finding (for a live view); `None` before
+    /// the first assessment or for latch layouts.
+    pub fn wiring_status(&self) -> Option<&WiringStatus> {
+        self.downstream.wiring.status()
     }
 
     /// Meter time up to which windows have been handed on, ns since the epoch.
@@ -162,6 +171,7 @@ impl DeviceProcessor {
     pub fn finish_with_registers(mut self) -> (DeviceSummary, EnergyCounters, Option<i64>) {
         let downstream = &mut self.downstream;
         self.engine.finish(&mut |output| downstream.output(output));
+        downstream.wiring_at_end();
         downstream.flush_intervals();
         let finished = Record::DeviceFinished(downstream.device.name.clone());
         downstream.emit(finished);
@@ -174,6 +184,7 @@ impl DeviceProcessor {
         let (pt, t) = downstream.p_time;
         summary.mean_p_w = (t > 0.0).then(|| pt / t);
         summary.pq_events = downstream.pq.totals();
+        summary.wiring = downstream.wiring.status().cloned();
         (
             downstream.summary.clone(),
             counters.clone(),
@@ -230,6 +241,7 @@ impl Downstream {
             summary.max_thd_i_pct = max_option(summary.max_thd_i_pct, phase.thd_i_pct);
         }
 
+        self.check_wiring(window);
         if let Some(done) = self.cycles.push(window) {
             self.write_aggregate(IntervalKind::Cycles150, done);
         }
@@ -363,6 +375,39 @@ impl Downstream {
     fn event(&mut self, event: &SourceEvent) {
         self.summary.events += 1;
         let row = event.to_row(&self.device);
+        self.emit(Record::Event(row));
+    }
+
+    fn check_wiring(&mut self, window: &WindowMetrics) {
+        if let Some(status) = self.wiring.push(window) {
+            let status = status.clone();
+            self.wiring_changed(&status, window.end_unix_ns);
+        }
+    }
+
+    /// A stream too short for a regular assessment still gets one.
+    fn wiring_at_end(&mut self) {
+        if let (Some(status), Some(end)) = (self.wiring.finish(), self.covered_until_ns) {
+            let status = status.clone();
+            self.wiring_changed(&status, end);
+        }
+    }
+
+    /// A changed wiring finding: counted, logged, and an `events` row.
+    fn wiring_changed(&mut self, status: &WiringStatus, time_unix_ns: i64) {
+        let message = status.to_string();
+        if status.reason.is_fault() {
+            tracing::warn!(device = %self.device.name, "wiring: {message}");
+        } else {
+            tracing::info!(device = %self.device.name, "wiring: {message}");
+        }
+        self.summary.events += 1;
+        let row = crate::model::EventRow::new(
+            self.device.clone(),
+            time_unix_ns,
+            crate::model::EventRowKind::Wiring,
+            message,
+        );
         self.emit(Record::Event(row));
     }
 

@@ -1,14 +1,17 @@
 //! What a capture file holds, read without writing anything: its sessions,
 //! frames and wire anomalies, and for waveform sessions the power-quality
-//! events the engine would find (behind `meterflow inspect`).
+//! events the engine would find and its wiring status (behind `meterflow
+//! inspect`).
 
 use std::path::Path;
 
 use anyhow::Context;
 
 use crate::dsp::pq::{PqConfig, PqOutput, PqStream};
-use crate::dsp::EngineConfig;
+use crate::dsp::wiring::WiringCheck;
+use crate::dsp::{EngineConfig, EngineOutput, WaveformEngine};
 use crate::model::pq_counts::PqEventCounts;
+use crate::model::WiringStatus;
 use crate::pipeline::PipelineConfig;
 use crate::source::capture::{replay_file, CaptureSummary, RawParams};
 use crate::source::recording::{is_recording, open_recording, Recording};
@@ -63,6 +66,9 @@ pub struct CaptureInspection {
     /// Per session of `summary.sessions`, in order: PQ event counts, why
     /// they could not be measured, or `None` for a session without samples.
     pub pq_events: Vec<Option<Result<PqEventCounts, String>>>,
+    /// Per session, in order: the wiring checks' last finding (`None`: no
+    /// waveform, or too short for one).
+    pub wiring: Vec<Option<WiringStatus>>,
 }
 
 /// Reads `path` (a meter byte stream or a recording) and counts the PQ
@@ -77,7 +83,7 @@ pub fn inspect(path: &Path, engine: &EngineConfig) -> anyhow::Result<Inspection>
     let summary = replay_file(path, |block| pq.push(block))
         .with_context(|| format!("reading {}", path.display()))?;
     let mut counted = pq.finish().into_iter().peekable();
-    let pq_events = summary
+    let (pq_events, wiring) = summary
         .sessions
         .iter()
         .map(|session| {
@@ -87,12 +93,16 @@ pub fn inspect(path: &Path, engine: &EngineConfig) -> anyhow::Result<Inspection>
                 description.rate,
                 description.start_unix_ns,
             );
-            counted.next_if(|(k, _)| *k == key).map(|(_, r)| r)
+            match counted.next_if(|(k, _, _)| *k == key) {
+                Some((_, counts, wiring)) => (Some(counts), wiring),
+                None => (None, None),
+            }
         })
-        .collect();
+        .unzip();
     Ok(Inspection::Capture(CaptureInspection {
         summary,
         pq_events,
+        wiring,
     }))
 }
 
@@ -102,8 +112,14 @@ pub fn inspect(path: &Path, engine: &EngineConfig) -> anyhow::Result<Inspection>
 struct SessionEvents<'a> {
     engine: &'a EngineConfig,
     current: Option<OpenSession>,
-    done: Vec<(SessionKey, Result<PqEventCounts, String>)>,
+    done: Vec<SessionResult>,
 }
+
+type SessionResult = (
+    SessionKey,
+    Result<PqEventCounts, String>,
+    Option<WiringStatus>,
+);
 
 type SessionKey = (Measures, u32, i64);
 
@@ -113,6 +129,58 @@ struct OpenSession {
     /// Why not, when the layout has no waveform voltage to measure.
     stream: Result<PqStream, String>,
     counts: PqEventCounts,
+    wiring: Option<SessionWiring>,
+}
+
+/// The windows of a session (without PQ: that runs beside it) and the
+/// wiring checks on them.
+struct SessionWiring {
+    engine: WaveformEngine,
+    check: WiringCheck,
+}
+
+impl SessionWiring {
+    /// `None` for a layout or rate the engine does not take (latch layouts).
+    fn new(engine: &EngineConfig, block: &SampleBlock) -> Option<Self> {
+        let windows_only = EngineConfig {
+            pq: None,
+            ..engine.clone()
+        };
+        let engine = WaveformEngine::new(
+            &windows_only,
+            block.measures,
+            block.rate,
+            block.start_unix_ns,
+        )
+        .ok()?;
+        Some(SessionWiring {
+            engine,
+            check: WiringCheck::new(),
+        })
+    }
+
+    /// False when the engine refused the block (the session then has no status).
+    fn push(&mut self, block: &SampleBlock) -> bool {
+        let check = &mut self.check;
+        self.engine
+            .push_block(block, &mut |output| {
+                if let EngineOutput::Window(window) = output {
+                    check.push(window);
+                }
+            })
+            .is_ok()
+    }
+
+    fn finish(mut self) -> Option<WiringStatus> {
+        let check = &mut self.check;
+        self.engine.finish(&mut |output| {
+            if let EngineOutput::Window(window) = output {
+                check.push(window);
+            }
+        });
+        self.check.finish();
+        self.check.status().cloned()
+    }
 }
 
 impl<'a> SessionEvents<'a> {
@@ -152,8 +220,12 @@ impl<'a> SessionEvents<'a> {
                 next_index: 0,
                 stream,
                 counts: PqEventCounts::default(),
+                wiring: SessionWiring::new(engine, block),
             }
         });
+        if session.wiring.as_mut().is_some_and(|w| !w.push(block)) {
+            session.wiring = None;
+        }
         session.next_index = block.first_index + block.len() as u64;
         if let Ok(stream) = &mut session.stream {
             let pushed = stream.push_block(block, &mut count_into(&mut session.counts));
@@ -171,11 +243,12 @@ impl<'a> SessionEvents<'a> {
                 stream.finish(&mut count_into(counts));
                 *counts
             });
-            self.done.push((key, result));
+            let wiring = session.wiring.and_then(SessionWiring::finish);
+            self.done.push((key, result, wiring));
         }
     }
 
-    fn finish(mut self) -> Vec<(SessionKey, Result<PqEventCounts, String>)> {
+    fn finish(mut self) -> Vec<SessionResult> {
         self.close();
         self.done
     }
