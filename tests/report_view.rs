@@ -472,7 +472,31 @@ async fn the_demo_and_a_pq_capture_read_as_a_user_sees_them() {
             ((lo + hi) / 2.0 - i_rms).abs() <= 0.0025 * i_rms,
             "{name}: current axis {lo}..{hi} for {i_rms} A"
         );
+        // The fleet table's wiring column: the reversed clamp the config
+        // wired in, and no finding for the meters wired right.
+        let wiring = summary.stats[&name].wiring.as_deref();
+        match meter.signal.wiring.reversed_clamps.as_slice() {
+            [phase] => {
+                let finding = format!("reversed_clamp L{phase} (confidence");
+                assert!(
+                    wiring.is_some_and(|w| w.starts_with(&finding)),
+                    "{name}: wiring {wiring:?}"
+                );
+            }
+            _ => assert!(
+                wiring.is_none_or(|w| w.starts_with("ok")),
+                "{name}: wiring {wiring:?}"
+            ),
+        }
     }
+    let page = std::fs::read_to_string(&html).unwrap();
+    let faults = page.matches("class=\"name wiring-fault\"").count();
+    let miswired = meters
+        .meter
+        .iter()
+        .filter(|m| !m.signal.wiring.reversed_clamps.is_empty())
+        .count();
+    assert_eq!(faults, miswired, "wiring faults marked in the fleet table");
     let measured = measure(&html);
     assert!(measured.document <= measured.viewport, "{measured:?}");
     screenshot(&html, "demo", 4400);

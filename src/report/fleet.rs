@@ -103,6 +103,7 @@ mod tests {
             flagged: None,
             gaps,
             pq_events: None,
+            wiring: None,
         }
     }
 

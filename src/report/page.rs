@@ -75,7 +75,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 4px;border-top:
 .meta{color:#555;font-size:13px;margin:2px 0 10px}table{border-collapse:collapse;font-size:12px;margin:8px 0}\
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f3f3}td.name,th.name{text-align:left}\
 .charts{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}svg{display:block}\
-.note{color:#666;font-size:12px}td.spark{padding:0 4px}\
+.note{color:#666;font-size:12px}td.spark{padding:0 4px}td.wiring-fault{background:#fde2e1;color:#a00;font-weight:bold}\
 .warning{border-left:4px solid #c60;background:#fff4e5;padding:4px 12px;margin:12px 0}\
 table.pq{max-width:100%}table.pq td{white-space:nowrap}table.pq td:last-child{white-space:normal}";
 
@@ -166,7 +166,8 @@ fn fleet_overview(html: &mut String, overview: &Overview) {
         html,
         "<table class=\"fleet\">\n<tr><th class=\"name\">device</th>{}\
          <th>import kWh</th><th>export kWh</th><th>mean P W</th><th>peak P W</th><th>worst THD-V %</th>\
-         <th>worst THD-I %</th><th>data %</th><th>flagged %</th><th>gaps</th><th>PQ events</th></tr>\n",
+         <th>worst THD-I %</th><th>data %</th><th>flagged %</th><th>gaps</th><th>PQ events</th>\
+         <th class=\"name\">wiring</th></tr>\n",
         if sparklines { "<th>P over the span</th>" } else { "" }
     );
     for s in &overview.rows {
@@ -193,7 +194,7 @@ fn fleet_overview(html: &mut String, overview: &Overview) {
         let _ = writeln!(
             html,
             "{name}{spark}<td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>",
             opt(st.energy_import_wh, 1e-3, 3),
             opt(st.energy_export_wh, 1e-3, 3),
             opt(st.mean_p_w, 1.0, 1),
@@ -205,9 +206,26 @@ fn fleet_overview(html: &mut String, overview: &Overview) {
             st.gaps,
             st.pq_events
                 .map_or_else(|| "–".to_string(), |n| n.to_string()),
+            wiring_cell(st.wiring.as_deref()),
         );
     }
     html.push_str("</table>\n");
+}
+
+/// The fleet table's wiring cell: the finding (reason and phase) with the
+/// whole message as its tooltip; a fault is marked for the eye.
+fn wiring_cell(message: Option<&str>) -> String {
+    let Some(message) = message else {
+        return "<td class=\"name\">–</td>".to_string();
+    };
+    let finding = message.split(" (confidence").next().unwrap_or(message);
+    let healthy = matches!(finding, "ok" | "unchecked");
+    format!(
+        "<td class=\"{}\" title=\"{}\">{}</td>",
+        if healthy { "name" } else { "name wiring-fault" },
+        escape(message),
+        escape(finding)
+    )
 }
 
 fn device_section(html: &mut String, s: &DeviceSection, zone: Tz) {

@@ -19,6 +19,21 @@ pub struct DeviceStats {
     /// `events` rows of kind `gap`.
     pub gaps: usize,
     pub pq_events: Option<usize>,
+    /// The last `wiring` events row's message (`reversed_clamp L2
+    /// (confidence 1.00): …`); `None` when the checks found nothing to say.
+    pub wiring: Option<String>,
+}
+
+/// The last `wiring` row of a device's `events` rows.
+fn last_wiring(events: &super::read::Frame) -> Option<String> {
+    let kinds = events.text("kind");
+    let messages = events.text("message");
+    kinds
+        .iter()
+        .zip(messages)
+        .filter(|(kind, _)| *kind == "wiring")
+        .last()
+        .map(|(_, message)| message.clone())
 }
 
 fn finite_max(values: impl Iterator<Item = f64>) -> Option<f64> {
@@ -124,6 +139,7 @@ pub fn device_stats(data: &DeviceData, from: i64, to: i64) -> DeviceStats {
             .filter(|k| *k == "gap")
             .count(),
         pq_events: data.pq_events.as_ref().map(|p| p.start_ns.len()),
+        wiring: last_wiring(&data.events),
     }
 }
 
