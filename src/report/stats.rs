@@ -31,8 +31,7 @@ fn last_wiring(events: &super::read::Frame) -> Option<String> {
     kinds
         .iter()
         .zip(messages)
-        .filter(|(kind, _)| *kind == "wiring")
-        .last()
+        .rfind(|(kind, _)| *kind == "wiring")
         .map(|(_, message)| message.clone())
 }
 
