@@ -151,6 +151,7 @@ impl Run {
             source: self.source_metrics.clone(),
             started: self.started,
             stopping: self.stopping.clone(),
+            live: self.topology.live(),
         }
     }
 
