@@ -1,6 +1,8 @@
 //! The live view of a running sink: virtual meters of known signals dial
-//! in, and what `/metrics` shows of each meter's last window matches the
-//! analytic truth of its signal.
+//! in, and what `/metrics` and the JSON API show of each meter's last
+//! window matches the analytic truth of its signal; the waveform endpoint
+//! returns the very samples the meter sent; the event stream delivers
+//! fleet updates.
 
 mod common;
 
@@ -10,11 +12,13 @@ use std::time::Duration;
 
 use meterflow::meter::firmware::MeterSettings;
 use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode, RunningFleet};
-use meterflow::meter::signal::{Harmonic, SignalConfig};
+use meterflow::meter::signal::{Harmonic, SignalConfig, SignalGenerator};
 use meterflow::pipeline::run_report::RunReport;
 use meterflow::pipeline::runner;
 use meterflow::pipeline::server::StreamSink;
 use meterflow::pipeline::PipelineConfig;
+use meterflow::wire::Measures;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 const RATE: u32 = 4000;
@@ -319,4 +323,246 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
             assert!(frozen.contains_key(&key), "{key}");
         }
     }
+}
+
+async fn get_json(http: std::net::SocketAddr, path: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("http://{http}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn number(value: &Value, what: &str) -> f64 {
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {value}"))
+}
+
+/// Checks a meter's line of the API against its signal's truth (the
+/// tolerances of [`check_meter`]).
+fn check_api_meter(m: &Value, current_a: f64, angle_deg: f64) {
+    let t = truth(current_a, angle_deg);
+    let name = m["name"].as_str().unwrap_or_default();
+    assert_eq!(m["layout"], "v,i,v,i,v,i", "{name}");
+    assert_eq!(m["connected"], true, "{name}");
+    assert_eq!(m["last_window_flags"], serde_json::json!([]), "{name}");
+    for (k, phase) in m["phases"].as_array().unwrap().iter().enumerate() {
+        let v = |key: &str| number(&phase[key], &format!("{name} L{} {key}", k + 1));
+        let what = |key: &str| format!("{name} L{} {key}", k + 1);
+        close(v("v_rms_v"), t.v_rms, 1e-3, &what("V"));
+        close(v("i_rms_a"), t.i_rms, 1e-3, &what("I"));
+        close(v("p_w"), t.p_w, 1e-3, &what("P"));
+        close(v("q_var"), t.q1_var, 2e-3, &what("Q1"));
+        close(v("s_va"), t.s_va, 1e-3, &what("S"));
+        assert!(
+            (v("angle_deg") - angle_deg).abs() < 0.1,
+            "{}",
+            what("angle")
+        );
+        assert!(
+            (v("thd_v_pct") - 100.0 * THD_V).abs() < 0.05,
+            "{}",
+            what("THD-V")
+        );
+        assert!(
+            (v("thd_i_pct") - 100.0 * THD_I).abs() < 0.05,
+            "{}",
+            what("THD-I")
+        );
+    }
+    close(
+        number(&m["p_total_w"], "P"),
+        3.0 * t.p_w,
+        1e-3,
+        &format!("{name} P"),
+    );
+    close(
+        number(&m["pf_total"], "PF"),
+        t.p_w / t.s_va,
+        1e-3,
+        &format!("{name} PF"),
+    );
+    assert!(
+        (number(&m["frequency_hz"], "f") - 50.0).abs() < 0.01,
+        "{name} f"
+    );
+    assert!(number(&m["quality"]["windows"], "windows") >= 5.0, "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_shows_the_fleet_a_meter_its_last_cycles_and_streams_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = start_sink(sink_config(dir.path())).await;
+    let meters = CancellationToken::new();
+    let load_signal = signal(10.0, 20.0);
+    let load = fleet(sink.addr, "load", load_signal.clone(), &meters).await;
+    let export = fleet(sink.addr, "pv", signal(5.0, 150.0), &meters).await;
+    let windows = |m: &BTreeMap<String, f64>, meter: &str| {
+        m.get(&format!(
+            "meterflow_meter_windows_total{{meter=\"{meter}\"}}"
+        ))
+        .copied()
+        .unwrap_or(0.0)
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        metrics_when(sink.http, |m| {
+            windows(m, "load001") >= 5.0 && windows(m, "pv001") >= 5.0
+        }),
+    )
+    .await
+    .expect("both meters' windows within 60 s");
+
+    // The fleet: both meters, each as its signal says.
+    let (status, fleet_now) = get_json(sink.http, "/api/meters").await;
+    assert_eq!(status, 200, "{fleet_now}");
+    let listed = fleet_now["meters"].as_array().unwrap();
+    let names: Vec<&str> = listed.iter().filter_map(|m| m["name"].as_str()).collect();
+    assert_eq!(names, ["load001", "pv001"]);
+    check_api_meter(&listed[0], 10.0, 20.0);
+    check_api_meter(&listed[1], 5.0, 150.0);
+    assert!(number(&listed[0]["energy"]["import_wh"], "import") > 0.0);
+    assert_eq!(number(&listed[0]["energy"]["export_wh"], "export"), 0.0);
+    assert!(number(&listed[1]["energy"]["export_wh"], "export") > 0.0);
+    assert_eq!(number(&listed[1]["energy"]["import_wh"], "import"), 0.0);
+    assert_eq!(fleet_now["node"], Value::Null, "not a cluster node");
+
+    // One meter in full: the last window, the trend at one point a second.
+    let (status, detail) = get_json(sink.http, "/api/meters/load001").await;
+    assert_eq!(status, 200, "{detail}");
+    check_api_meter(&detail, 10.0, 20.0);
+    let window = &detail["last_window"];
+    assert_eq!(
+        number(&window["end_unix_ns"], "end"),
+        number(&detail["last_window_end_unix_ns"], "end")
+    );
+    let trend = detail["trend"].as_array().unwrap();
+    assert!(!trend.is_empty());
+    let seconds: Vec<i64> = trend
+        .iter()
+        .filter_map(|p| p["t_unix_s"].as_i64())
+        .collect();
+    assert!(
+        seconds.windows(2).all(|w| w[0] < w[1]),
+        "one point a second: {seconds:?}"
+    );
+    let last = &trend[trend.len() - 1];
+    close(
+        number(&last["p_total_w"], "trend P"),
+        3.0 * truth(10.0, 20.0).p_w,
+        1e-3,
+        "trend P",
+    );
+
+    // The last cycles, sample-exact: the very samples the meter generated
+    // for those indices, in SI units; and their RMS over the whole cycles
+    // held is the signal's.
+    let (status, wave) = get_json(sink.http, "/api/meters/load001/waveform").await;
+    assert_eq!(status, 200, "{wave}");
+    assert_eq!(number(&wave["rate_hz"], "rate"), f64::from(RATE));
+    let first = wave["first_index"].as_u64().unwrap();
+    let channels = wave["channels"].as_array().unwrap();
+    let names: Vec<&str> = channels.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["v_l1", "i_l1", "v_l2", "i_l2", "v_l3", "i_l3"]);
+    let held: Vec<Vec<f32>> = channels
+        .iter()
+        .map(|c| {
+            c["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    let n = held[0].len();
+    assert_eq!(n, (f64::from(RATE) * 0.1) as usize, "0.1 s of samples");
+    let mut generator = SignalGenerator::new(load_signal, Measures::ThreePhase, RATE).unwrap();
+    generator.seek(first);
+    let mut sent = vec![0f32; n * 6];
+    generator.fill(&mut sent);
+    for (c, (channel, layout)) in held.iter().zip(Measures::ThreePhase.channels()).enumerate() {
+        let expected: Vec<f32> = (0..n)
+            .map(|k| sent[k * 6 + c] / layout.si_divisor())
+            .collect();
+        assert_eq!(channel, &expected, "{} samples {first}..", layout.name);
+        let rms = (channel.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / n as f64).sqrt();
+        let t = truth(10.0, 20.0);
+        let expected_rms = if c % 2 == 0 { t.v_rms } else { t.i_rms };
+        close(rms, expected_rms, 1e-3, &format!("{} RMS", layout.name));
+    }
+    let start_ns = wave["start_unix_ns"].as_i64().unwrap();
+    let first_ns = wave["first_unix_ns"].as_i64().unwrap();
+    assert_eq!(
+        first_ns - start_ns,
+        (i128::from(first) * 1_000_000_000 / i128::from(RATE)) as i64
+    );
+
+    // Unknown meters are a 404 naming the meter.
+    let (status, body) = get_json(sink.http, "/api/meters/nobody").await;
+    assert_eq!(status, 404);
+    assert!(
+        body.as_str().unwrap_or_default().contains("nobody"),
+        "{body}"
+    );
+    let (status, _) = get_json(sink.http, "/api/meters/nobody/waveform").await;
+    assert_eq!(status, 404);
+
+    // The stream: `fleet` events, each newer than the last, whose windows grow.
+    let mut response = reqwest::get(format!("http://{}/api/stream", sink.http))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut text = String::new();
+    let mut events: Vec<Value> = Vec::new();
+    while events.len() < 3 {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk())
+            .await
+            .expect("an event within 30 s")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            if block.lines().any(|l| l == "event: fleet") {
+                let data: String = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .collect();
+                events.push(serde_json::from_str(&data).unwrap());
+            }
+        }
+    }
+    let times: Vec<i64> = events
+        .iter()
+        .map(|e| e["time_unix_ns"].as_i64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    let load_windows = |e: &Value| number(&e["meters"][0]["quality"]["windows"], "windows");
+    assert!(
+        load_windows(&events[2]) > load_windows(&events[0]),
+        "updates"
+    );
+    drop(response);
+
+    meters.cancel();
+    load.wait().await;
+    export.wait().await;
+    sink.cancel.cancel();
+    // A stream still open does not hold the sink's shutdown.
+    let mut open = reqwest::get(format!("http://{}/api/stream", sink.http))
+        .await
+        .unwrap();
+    let _ = open.chunk().await;
+    tokio::time::timeout(Duration::from_secs(60), sink.task)
+        .await
+        .expect("the sink stops within 60 s with a stream open")
+        .unwrap()
+        .unwrap();
 }

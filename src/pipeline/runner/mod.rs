@@ -1,8 +1,8 @@
 //! The one runner of every mode (`run`, `batch`, `sink`, telemetry, cluster
 //! ingest and writer nodes): it builds the source from the registry, the
 //! record log and meter state its durability asks for, the window workers
-//! its engine needs and the outputs (the [`Topology`]); serves `/metrics`
-//! and `/healthz` for every long-running pipeline; and stops in one order:
+//! its engine needs and the outputs (the [`Topology`]); serves `/metrics`,
+//! `/healthz` and the live view (`/api`) for every long-running pipeline; and stops in one order:
 //! the source stops taking input → the engine drains → the outputs catch
 //! up and close → the state is snapshotted and the log closed. Every
 //! command prints from the one [`RunReport`] it returns.

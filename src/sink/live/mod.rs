@@ -2,6 +2,7 @@
 //! `/metrics`, the JSON API and the page at `/`. One more output of the
 //! runner; it keeps nothing durable, so it acknowledges every record at once.
 
+pub mod api;
 pub mod board;
 mod gauges;
 pub mod meter;
