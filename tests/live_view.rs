@@ -144,35 +144,33 @@ async fn get(http: std::net::SocketAddr, path: &str) -> String {
         .unwrap()
 }
 
-/// Samples of `/metrics` by their name and labels as written (`name{labels}`).
+/// Samples of `/metrics` by their name and labels as written
+/// (`name{labels}`); each must appear once, and each name's type once.
 fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (key, value) = line.rsplit_once(' ')?;
-            Some((key.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    let mut samples = BTreeMap::new();
+    let mut types = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if let Some(typed) = line.strip_prefix("# TYPE ") {
+            let name = typed.split(' ').next().unwrap_or_default();
+            assert!(types.insert(name.to_string()), "{name} typed twice");
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.rsplit_once(' ').unwrap();
+        let value = value.parse().unwrap_or(f64::NAN);
+        assert!(
+            samples.insert(key.to_string(), value).is_none(),
+            "{key} twice"
+        );
+    }
+    samples
 }
 
 fn value(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
     *samples
         .get(key)
         .unwrap_or_else(|| panic!("no {key} in /metrics"))
-}
-
-/// Polls `/metrics` until `ready` holds (the test's own timeout bounds it).
-async fn metrics_when(
-    http: std::net::SocketAddr,
-    ready: impl Fn(&BTreeMap<String, f64>) -> bool,
-) -> BTreeMap<String, f64> {
-    loop {
-        let now = samples(&get(http, "/metrics").await);
-        if ready(&now) {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn close(actual: f64, expected: f64, relative: f64, what: &str) {
@@ -238,7 +236,6 @@ fn check_meter(metrics: &BTreeMap<String, f64>, meter: &str, current_a: f64, ang
         &format!("{meter} PF"),
     );
     assert!((v("frequency_hertz") - 50.0).abs() < 0.01, "{meter} f");
-    assert_eq!(v("connected"), 1.0, "{meter} connected");
     // Meter time runs on the wall clock: the last window ended before now
     // (allowing for the two clocks being read apart).
     let age = v("last_window_age_seconds");
@@ -254,21 +251,12 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
     let export = fleet(sink.addr, "pv", signal(5.0, 150.0), &meters).await;
 
     // Five windows in, each meter's last window is a steady one.
-    let windows = |m: &BTreeMap<String, f64>, meter: &str| {
-        m.get(&format!(
-            "meterflow_meter_windows_total{{meter=\"{meter}\"}}"
-        ))
-        .copied()
-        .unwrap_or(0.0)
-    };
-    let metrics = tokio::time::timeout(
-        Duration::from_secs(60),
-        metrics_when(sink.http, |m| {
-            windows(m, "load001") >= 5.0 && windows(m, "pv001") >= 5.0
-        }),
-    )
-    .await
-    .expect("both meters' windows within 60 s");
+    wait_for_meters(sink.http, |m| {
+        m["quality"]["windows"].as_u64() >= Some(5)
+            && m["last_window_flags"] == serde_json::json!([])
+    })
+    .await;
+    let metrics = samples(&get(sink.http, "/metrics").await);
     check_meter(&metrics, "load001", 10.0, 20.0);
     check_meter(&metrics, "pv001", 5.0, 150.0);
     assert_eq!(value(&metrics, "meterflow_live_meters"), 2.0);
@@ -277,15 +265,8 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
     meters.cancel();
     load.wait().await;
     export.wait().await;
-    let gone = |m: &BTreeMap<String, f64>, meter: &str| {
-        m.get(&format!("meterflow_meter_connected{{meter=\"{meter}\"}}")) == Some(&0.0)
-    };
-    let frozen = tokio::time::timeout(
-        Duration::from_secs(60),
-        metrics_when(sink.http, |m| gone(m, "load001") && gone(m, "pv001")),
-    )
-    .await
-    .expect("both meters gone within 60 s");
+    wait_for_meters(sink.http, |m| m["connected"] == false).await;
+    let frozen = samples(&get(sink.http, "/metrics").await);
     sink.cancel.cancel();
     let report = sink.task.await.unwrap().unwrap();
 
@@ -323,6 +304,24 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
             assert!(frozen.contains_key(&key), "{key}");
         }
     }
+}
+
+/// Polls `/api/meters` until both meters are listed and `ready` holds for
+/// each (the test's timeout of 60 s bounds it).
+async fn wait_for_meters(http: std::net::SocketAddr, ready: impl Fn(&Value) -> bool) {
+    let poll = async {
+        loop {
+            let (_, fleet) = get_json(http, "/api/meters").await;
+            let meters = fleet["meters"].as_array().cloned().unwrap_or_default();
+            if meters.len() == 2 && meters.iter().all(&ready) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), poll)
+        .await
+        .expect("the meters within 60 s");
 }
 
 async fn get_json(http: std::net::SocketAddr, path: &str) -> (u16, Value) {
@@ -400,21 +399,11 @@ async fn the_api_shows_the_fleet_a_meter_its_last_cycles_and_streams_updates() {
     let load_signal = signal(10.0, 20.0);
     let load = fleet(sink.addr, "load", load_signal.clone(), &meters).await;
     let export = fleet(sink.addr, "pv", signal(5.0, 150.0), &meters).await;
-    let windows = |m: &BTreeMap<String, f64>, meter: &str| {
-        m.get(&format!(
-            "meterflow_meter_windows_total{{meter=\"{meter}\"}}"
-        ))
-        .copied()
-        .unwrap_or(0.0)
-    };
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        metrics_when(sink.http, |m| {
-            windows(m, "load001") >= 5.0 && windows(m, "pv001") >= 5.0
-        }),
-    )
-    .await
-    .expect("both meters' windows within 60 s");
+    wait_for_meters(sink.http, |m| {
+        m["quality"]["windows"].as_u64() >= Some(5)
+            && m["last_window_flags"] == serde_json::json!([])
+    })
+    .await;
 
     // The fleet: both meters, each as its signal says.
     let (status, fleet_now) = get_json(sink.http, "/api/meters").await;

@@ -1,6 +1,8 @@
 //! The live view on `/metrics`: the last window of every meter as gauges in
 //! base units (volts, amperes, watts, ratios), its energy registers as
-//! counters in joules, and how old its last window is.
+//! counters in joules, and how old its last window is. Transport counters
+//! (`meterflow_meter_connected`, `..._windows_total` …) are the source's:
+//! a name here must never repeat one of them.
 
 use crate::model::metric::Metric;
 use crate::model::{EnergyFlow, PhaseMetrics};
@@ -121,20 +123,9 @@ fn energy(out: &mut Vec<Metric>, meter: &MeterLive) {
 
 /// The metrics of one meter.
 pub fn meter_metrics(out: &mut Vec<Metric>, meter: &MeterLive, now_unix_ns: i64) {
-    out.push(gauge(
-        "meterflow_meter_connected",
-        "1 while the meter streams, 0 once its stream ended",
-        meter,
-        f64::from(u8::from(meter.connected)),
-    ));
     energy(out, meter);
     let quality = &meter.quality;
     for (name, help, value) in [
-        (
-            "meterflow_meter_windows_total",
-            "windows the meter's stream made",
-            quality.windows,
-        ),
         (
             "meterflow_meter_flagged_windows_total",
             "windows flagged (gap, resync, invalid samples, PQ event …)",
