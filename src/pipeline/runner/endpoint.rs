@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::Stream;
@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::prometheus::CONTENT_TYPE;
+use crate::sink::live::PAGE_HTML;
 
 use super::view::RunView;
 
@@ -46,6 +47,13 @@ async fn healthz(State(endpoint): State<Endpoint>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, body)
+}
+
+async fn page(State(endpoint): State<Endpoint>) -> Response {
+    match endpoint.view.live() {
+        Some(_) => Html(PAGE_HTML).into_response(),
+        None => no_live_view(),
+    }
 }
 
 fn no_live_view() -> Response {
@@ -126,6 +134,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
     };
     let app = Router::new()
+        .route("/", get(page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/api/meters", get(meters))

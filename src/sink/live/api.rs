@@ -80,7 +80,7 @@ pub struct MeterDetail {
     /// The last window as the engine computed it.
     pub last_window: Option<WindowMetrics>,
     pub energy_registers: Option<EnergyCounters>,
-    /// The last 10 minutes, one point a second (the last window of each second).
+    /// The last 10 minutes, one point a second (the last unflagged window of each second).
     pub trend: Vec<TrendPoint>,
     pub events: Vec<EventNow>,
     pub pq_events: Vec<PqEvent>,

@@ -23,7 +23,9 @@ pub const WAVEFORM_SECONDS: f64 = 0.1;
 
 const NS_PER_S: i64 = 1_000_000_000;
 
-/// One second of the trend ring: the last window that ended in that second.
+/// One second of the trend ring: the last unflagged window that ended in
+/// that second (a flagged one, the partial first window say, would set the
+/// charts' axes with values that are not the meter's).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TrendPoint {
     /// The second, s since the epoch (meter time).
@@ -163,10 +165,12 @@ impl MeterLive {
         if row.metrics.flags.contains(WindowFlags::INVALID_SAMPLES) {
             self.quality.invalid_samples += 1;
         }
-        let point = TrendPoint::of(row);
-        match self.trend.back_mut() {
-            Some(last) if last.t_unix_s == point.t_unix_s => *last = point,
-            _ => push_bounded(&mut self.trend, point, RING_POINTS),
+        if row.metrics.flags.is_clean() {
+            let point = TrendPoint::of(row);
+            match self.trend.back_mut() {
+                Some(last) if last.t_unix_s == point.t_unix_s => *last = point,
+                _ => push_bounded(&mut self.trend, point, RING_POINTS),
+            }
         }
         if let Some(energy) = &row.energy {
             self.energy = Some(energy.clone());
@@ -271,5 +275,11 @@ mod tests {
         let last = meter.trend.back().copied();
         assert_eq!(last.map(|p| (p.t_unix_s, p.p_total_w)), Some((699, 3499.0)));
         assert_eq!(meter.trend.front().map(|p| p.t_unix_s), Some(100));
+        // A flagged window is no point of the trend.
+        row.metrics.end_unix_ns = 700 * NS_PER_S + 1;
+        row.metrics.flags = WindowFlags::TRUNCATED;
+        meter.window(&row);
+        assert_eq!(meter.trend.back().map(|p| p.t_unix_s), Some(699));
+        assert_eq!(meter.quality.flagged_windows, 1);
     }
 }

@@ -15,6 +15,10 @@ use crate::sink::output::{Output, OutputMetrics, OutputSummary};
 
 pub use board::{LiveBoard, FORGET_AFTER};
 
+/// The page at `/`: one self-contained file (no CDN, no network beyond its
+/// own `/api`), so it works from a laptop on a plant LAN.
+pub const PAGE_HTML: &str = include_str!("page.html");
+
 /// Feeds the board from the record log.
 pub struct LiveOutput {
     board: Arc<LiveBoard>,
