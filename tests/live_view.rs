@@ -265,7 +265,10 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
     meters.cancel();
     load.wait().await;
     export.wait().await;
-    wait_for_meters(sink.http, |m| m["connected"] == false).await;
+    wait_for_meters(sink.http, |m| {
+        m["connected"] == false && m["stream_ended"] == true
+    })
+    .await;
     let frozen = samples(&get(sink.http, "/metrics").await);
     sink.cancel.cancel();
     let report = sink.task.await.unwrap().unwrap();
@@ -554,4 +557,77 @@ async fn the_api_shows_the_fleet_a_meter_its_last_cycles_and_streams_updates() {
         .expect("the sink stops within 60 s with a stream open")
         .unwrap()
         .unwrap();
+}
+
+/// `GET path` with an optional bearer token: the status.
+async fn status_of(http: std::net::SocketAddr, path: &str, token: Option<&str>) -> u16 {
+    let client = reqwest::Client::new();
+    let mut request = client.get(format!("http://{http}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_guards_the_page_the_api_and_metrics_but_not_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-Token_42\n").unwrap();
+    let mut config = sink_config(dir.path());
+    config.service.http_token_file = Some(token_file.clone());
+    let sink = start_sink(config).await;
+    let token = "s3cret-Token_42";
+    for path in [
+        "/",
+        "/metrics",
+        "/api/meters",
+        "/api/stream",
+        "/api/meters/x",
+    ] {
+        assert_eq!(
+            status_of(sink.http, path, None).await,
+            401,
+            "{path} without"
+        );
+        assert_eq!(
+            status_of(sink.http, path, Some("s3cret-Token_43")).await,
+            401,
+            "{path} wrong"
+        );
+    }
+    for path in ["/", "/metrics", "/api/meters"] {
+        assert_eq!(
+            status_of(sink.http, path, Some(token)).await,
+            200,
+            "{path} with"
+        );
+    }
+    // The page as a browser opens it, with the token in the query.
+    assert_eq!(
+        status_of(sink.http, &format!("/?token={token}"), None).await,
+        200
+    );
+    assert_eq!(
+        status_of(sink.http, &format!("/api/meters?token={token}"), None).await,
+        401
+    );
+    assert_eq!(status_of(sink.http, "/healthz", None).await, 200);
+    sink.cancel.cancel();
+    sink.task.await.unwrap().unwrap();
+
+    // A token file that says nothing stops the start, naming key and file.
+    std::fs::write(&token_file, " \n").unwrap();
+    let mut config = sink_config(dir.path());
+    config.service.http_token_file = Some(token_file.clone());
+    let server = StreamSink::bind(&config).await.unwrap();
+    let error = match runner::start_source(config, Box::new(server)).await {
+        Ok(_) => panic!("an empty token file is refused"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains("service.http_token_file")
+            && error.contains(&token_file.display().to_string()),
+        "{error}"
+    );
 }

@@ -1,13 +1,15 @@
 //! The HTTP side of a running pipeline on `service.metrics_listen`
 //! (loopback by default): `/metrics` (Prometheus text format 0.0.4) and
 //! `/healthz`, and when the run keeps a live view, the page at `/` and its
-//! read-only JSON API under `/api`.
+//! read-only JSON API under `/api`. With `service.http_token_file`, every
+//! route but `/healthz` (a liveness probe) asks for the token.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
@@ -30,6 +32,56 @@ const STREAM_EVERY: Duration = Duration::from_secs(1);
 struct Endpoint {
     view: RunView,
     shutdown: CancellationToken,
+    access: Access,
+}
+
+/// Who may read the routes.
+#[derive(Clone, Default)]
+pub struct Access {
+    /// The bearer token every route but `/healthz` requires; `None`: open.
+    pub token: Option<String>,
+}
+
+/// Equal strings, in a time that does not depend on where they differ.
+fn same_token(given: &str, token: &str) -> bool {
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
+}
+
+/// Lets a request through with the token as `Authorization: Bearer`, or
+/// for the page itself as `/?token=` (a browser cannot add the header to
+/// a link; the page then sends it with every request of its own).
+async fn require_token(State(endpoint): State<Endpoint>, request: Request, next: Next) -> Response {
+    let Some(token) = endpoint.access.token.as_deref() else {
+        return next.run(request).await;
+    };
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|given| same_token(given.trim(), token));
+    let page_query = request.uri().path() == "/"
+        && request.uri().query().is_some_and(|query| {
+            query
+                .split('&')
+                .filter_map(|pair| pair.strip_prefix("token="))
+                .any(|given| same_token(given, token))
+        });
+    if bearer || page_query {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "this endpoint needs the token of service.http_token_file (Authorization: Bearer <token>)\n",
+        )
+            .into_response()
+    }
 }
 
 async fn metrics(State(endpoint): State<Endpoint>) -> impl IntoResponse {
@@ -127,20 +179,28 @@ fn fleet_events(endpoint: Endpoint) -> impl Stream<Item = Result<Event, Infallib
 pub async fn serve(
     listener: TcpListener,
     view: RunView,
+    access: Access,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let endpoint = Endpoint {
         view,
         shutdown: shutdown.clone(),
+        access,
     };
-    let app = Router::new()
+    let guarded = Router::new()
         .route("/", get(page))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
         .route("/api/meters", get(meters))
         .route("/api/meters/{name}", get(meter))
         .route("/api/meters/{name}/waveform", get(waveform))
         .route("/api/stream", get(stream))
+        .route_layer(middleware::from_fn_with_state(
+            endpoint.clone(),
+            require_token,
+        ));
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .merge(guarded)
         .with_state(endpoint);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -34,6 +34,8 @@ pub struct MeterNow {
     pub layout: &'static str,
     pub connected: bool,
     pub connected_since_unix_ns: i64,
+    /// Its stream ended and its last windows are in.
+    pub stream_ended: bool,
     /// End of the last window, when there was one.
     pub last_window_end_unix_ns: Option<i64>,
     /// Seconds from the end of the last window to when this was answered.
@@ -133,6 +135,7 @@ fn meter_now(meter: &MeterLive, now_unix_ns: i64) -> MeterNow {
         layout: meter.device.measures.as_str(),
         connected: meter.connected,
         connected_since_unix_ns: meter.connected_since_unix_ns,
+        stream_ended: meter.stream_ended,
         last_window_end_unix_ns: window.map(|w| w.end_unix_ns),
         last_window_age_s: window.map(|w| (now_unix_ns - w.end_unix_ns) as f64 / 1e9),
         last_window_flags: window.map(flag_names).unwrap_or_default(),

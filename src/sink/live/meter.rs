@@ -125,10 +125,13 @@ pub struct DataQuality {
 #[derive(Debug, Clone)]
 pub struct MeterLive {
     pub device: DeviceInfo,
-    /// Connected now (records since its stream last ended or disconnected).
+    /// Connected now: not since a `disconnect` event or the end of its stream.
     pub connected: bool,
-    /// When the view first heard of it since it last connected, ns since the epoch.
+    /// Its last `connect` event, or when the view first heard of it since
+    /// its stream last ended, ns since the epoch.
     pub connected_since_unix_ns: i64,
+    /// Its stream ended and every window of it is in (until it streams again).
+    pub stream_ended: bool,
     pub last_window: Option<WindowRow>,
     pub energy: Option<EnergyCounters>,
     pub trend: VecDeque<TrendPoint>,
@@ -146,6 +149,7 @@ impl MeterLive {
             device,
             connected: true,
             connected_since_unix_ns: now_unix_ns,
+            stream_ended: false,
             last_window: None,
             energy: None,
             trend: VecDeque::with_capacity(RING_POINTS),
@@ -180,7 +184,10 @@ impl MeterLive {
 
     pub fn event(&mut self, row: &EventRow) {
         match row.kind {
-            EventRowKind::Connect => self.connected_since_unix_ns = row.time_unix_ns,
+            EventRowKind::Connect => {
+                self.connected = true;
+                self.connected_since_unix_ns = row.time_unix_ns;
+            }
             EventRowKind::Disconnect => self.connected = false,
             EventRowKind::Gap => {
                 self.quality.gaps += 1;
@@ -197,9 +204,11 @@ impl MeterLive {
         push_bounded(&mut self.pq_events, row.clone(), RECENT_EVENTS);
     }
 
-    /// The view hears of the meter: one that had gone is connected again.
+    /// The view hears of the meter: one whose stream had ended streams
+    /// again (a disconnected one only finishes its last windows).
     pub fn seen(&mut self, now: Instant, now_unix_ns: i64) {
-        if !self.connected {
+        if self.stream_ended {
+            self.stream_ended = false;
             self.connected = true;
             self.connected_since_unix_ns = now_unix_ns;
         }
@@ -213,6 +222,7 @@ impl MeterLive {
     /// The stream ended: the meter is gone until it connects again.
     pub fn finished(&mut self) {
         self.connected = false;
+        self.stream_ended = true;
     }
 }
 
@@ -251,6 +261,33 @@ mod tests {
         // Samples lost: what came before is no longer contiguous with what follows.
         wave.push(&block(20, 5, 20..23));
         assert_eq!((wave.len(), wave.first_index()), (3, 20));
+    }
+
+    #[test]
+    fn a_disconnected_meter_finishes_its_windows_and_a_new_stream_reconnects_it() {
+        let device = DeviceInfo::new("m", 1, Measures::SinglePhase);
+        let mut meter = MeterLive::new(device.clone(), Instant::now(), 5);
+        let event = |kind, time_unix_ns| EventRow {
+            device: device.clone(),
+            time_unix_ns,
+            kind,
+            lost_chunks: None,
+            lost_samples: None,
+            bytes: None,
+            message: String::new(),
+        };
+        meter.event(&event(EventRowKind::Connect, 10));
+        assert_eq!((meter.connected, meter.connected_since_unix_ns), (true, 10));
+        meter.event(&event(EventRowKind::Disconnect, 20));
+        // The tail's windows arrive after the disconnect: still gone.
+        meter.seen(Instant::now(), 30);
+        assert!(!meter.connected && !meter.stream_ended);
+        meter.finished();
+        assert!(!meter.connected && meter.stream_ended);
+        // Records of a new stream (a source without connect events).
+        meter.seen(Instant::now(), 40);
+        assert!(meter.connected && !meter.stream_ended);
+        assert_eq!(meter.connected_since_unix_ns, 40);
     }
 
     #[test]
