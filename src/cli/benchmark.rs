@@ -50,6 +50,11 @@ pub struct SinkBenchArgs {
     /// Work folder for the outputs (default: a temporary one, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Serve the live view and keep it busy as an open page and Prometheus
+    /// would: the event stream read, `/metrics` and one meter's detail and
+    /// waveform fetched every second.
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -136,6 +141,7 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
         workers: args.workers,
         parquet: !args.no_parquet,
         dir: args.dir,
+        live: args.live,
     })
     .await
 }
