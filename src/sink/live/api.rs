@@ -51,6 +51,9 @@ pub struct MeterNow {
     pub phases: [Option<PhaseNow>; 3],
     pub energy: Option<EnergyFlow>,
     pub last_pq_event: Option<PqEvent>,
+    /// The wiring checks' last status (the reason of the last `wiring`
+    /// events row); `null` until they report one.
+    pub wiring: Option<String>,
     /// PQ events that started in the hour before now (of the recent ones kept).
     pub pq_events_last_hour: usize,
     pub quality: DataQuality,
@@ -161,6 +164,7 @@ fn meter_now(meter: &MeterLive, now_unix_ns: i64) -> MeterNow {
         }),
         energy: meter.energy.as_ref().map(|e| e.total),
         last_pq_event: meter.pq_events.back().map(|row| row.event),
+        wiring: meter.wiring.clone(),
         pq_events_last_hour: meter
             .pq_events
             .iter()

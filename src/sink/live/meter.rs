@@ -22,6 +22,8 @@ pub const RECENT_EVENTS: usize = 32;
 pub const WAVEFORM_SECONDS: f64 = 0.1;
 
 const NS_PER_S: i64 = 1_000_000_000;
+/// The `kind` of the events rows the wiring checks write.
+const WIRING_EVENT: &str = "wiring";
 
 /// One second of the trend ring: the last unflagged window that ended in
 /// that second (a flagged one, the partial first window say, would set the
@@ -139,6 +141,8 @@ pub struct MeterLive {
     pub pq_events: VecDeque<PqEventRow>,
     pub waveform: WaveformBuffer,
     pub quality: DataQuality,
+    /// The reason of its last `wiring` events row (the wiring checks' status).
+    pub wiring: Option<String>,
     /// When the view last heard of the meter (forgetting is by this).
     pub last_seen: Instant,
 }
@@ -157,6 +161,7 @@ impl MeterLive {
             pq_events: VecDeque::with_capacity(RECENT_EVENTS),
             waveform: WaveformBuffer::default(),
             quality: DataQuality::default(),
+            wiring: None,
             last_seen: now,
         }
     }
@@ -194,6 +199,9 @@ impl MeterLive {
                 self.quality.lost_samples += row.lost_samples.unwrap_or(0);
             }
             EventRowKind::Resync => self.quality.resyncs += 1,
+            // The wiring checks' status changes arrive as `wiring` rows; by
+            // name, so the view needs no change when that kind lands.
+            kind if kind.as_str() == WIRING_EVENT => self.wiring = Some(row.message.clone()),
             _ => {}
         }
         push_bounded(&mut self.events, row.clone(), RECENT_EVENTS);
