@@ -123,6 +123,15 @@ impl Node {
             .sum()
     }
 
+    /// What the node's live view says: its node name and how many meters it shows.
+    fn live_meters(&self) -> (String, usize) {
+        let (status, body) = http_get(self.metrics_port, "/api/meters").unwrap_or_default();
+        assert_eq!(status, 200, "{body}");
+        let fleet: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let node = fleet["node"].as_str().unwrap_or_default().to_string();
+        (node, fleet["meters"].as_array().map_or(0, Vec::len))
+    }
+
     fn healthz(&self) -> Option<(u16, String)> {
         http_get(self.metrics_port, "/healthz")
     }
@@ -368,6 +377,8 @@ fn an_ingest_node_killed_hands_its_meters_to_another_with_energy_continuing() {
     wait_for(Duration::from_secs(30), "windows in the writer", || {
         writer.metric("meterflow_writer_records_total") >= 60.0
     });
+    // Node a's live view shows the meters it holds, and says it is node a.
+    assert_eq!(a.live_meters(), ("ingest-a".to_string(), 3));
 
     // The same meter dialing node b while it streams to node a is refused.
     let twin = start_meters(&runtime, &[port_b], 1, "move");

@@ -96,6 +96,7 @@ pub async fn run(args: ClusterBench) -> anyhow::Result<ClusterFigures> {
                 parquet: true,
                 file_span_s: Some(args.file_span_s),
                 rss_every_s: None,
+                live: false,
                 dir: args.dir.as_ref().map(|d| d.join("single")),
             })
             .await

@@ -53,6 +53,8 @@ pub struct SinkBench {
     pub rss_every_s: Option<f64>,
     /// Work folder for the outputs (default: a temporary one, removed afterwards).
     pub dir: Option<PathBuf>,
+    /// Serve the live view, read by a page and a scraper (see [`view_live`]).
+    pub live: bool,
 }
 
 /// What the sink cost while measured.
@@ -103,6 +105,7 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
     let registry = sink.registry();
     let run = runner::start_source(config, Box::new(sink)).await?;
     let observer = run.view();
+    let http = run.metrics_addr();
     let cancel = CancellationToken::new();
     let sink_task = tokio::spawn(run.run(cancel.clone()));
     println!(
@@ -136,6 +139,7 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
     let lost_before = registry.total(|m| &m.lost_chunks);
     let dropped_before = server.dropped_total();
     observer.reset_latencies();
+    let viewer = http.map(|http| tokio::spawn(view_live(http, cancel.clone())));
     let start = reading(&registry);
     let mut held_min = server.streaming.load(Relaxed);
     let end_at = start.at + BENCH_SPAN.duration_s(args.seconds);
@@ -164,6 +168,10 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
     let meters_cpu = cpu_seconds(Some(meters.id()));
 
     cancel.cancel();
+    let viewed = match viewer {
+        Some(task) => Some(task.await.context("live view reader")?),
+        None => None,
+    };
     let stop_started = Instant::now();
     let report = sink_task.await.context("sink task")??;
     let stop_s = stop_started.elapsed().as_secs_f64();
@@ -186,6 +194,12 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
         args.rate,
         (end.bytes - start.bytes) as f64 / elapsed / 1e6
     );
+    if let Some(viewed) = viewed {
+        println!(
+            "live view            {} SSE bytes, {} requests, {} failed (read in this process)",
+            viewed.stream_bytes, viewed.requests, viewed.failures
+        );
+    }
     println!("lost chunks          {lost}");
     println!("dropped peers        {dropped}");
     print_latency("window latency", &window);
@@ -234,6 +248,66 @@ fn print_rss(start: Instant, now: Instant) {
     );
 }
 
+/// What the live view's reader got.
+#[derive(Debug, Default)]
+struct Viewed {
+    stream_bytes: u64,
+    requests: u64,
+    failures: u64,
+}
+
+/// Reads the live view as an open page and a Prometheus scraper do until
+/// `cancel`: the event stream, and every second `/metrics`, the fleet's
+/// first meter and its waveform.
+async fn view_live(http: std::net::SocketAddr, cancel: CancellationToken) -> Viewed {
+    let client = reqwest::Client::new();
+    let mut viewed = Viewed::default();
+    let stream = client.get(format!("http://{http}/api/stream")).send().await;
+    let mut stream = match stream {
+        Ok(response) => Some(response),
+        Err(_) => {
+            viewed.failures += 1;
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut meter: Option<String> = None;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return viewed,
+            chunk = async { stream.as_mut()?.chunk().await.ok()? } , if stream.is_some() => {
+                match chunk {
+                    Some(bytes) => viewed.stream_bytes += bytes.len() as u64,
+                    None => stream = None,
+                }
+            }
+            _ = tick.tick() => {
+                let mut paths = vec!["/metrics".to_string(), "/api/meters".to_string()];
+                if let Some(name) = &meter {
+                    paths.push(format!("/api/meters/{name}"));
+                    paths.push(format!("/api/meters/{name}/waveform"));
+                }
+                for path in paths {
+                    viewed.requests += 1;
+                    let body = match client.get(format!("http://{http}{path}")).send().await {
+                        Ok(response) if response.status().is_success() => response.text().await.ok(),
+                        _ => None,
+                    };
+                    let Some(body) = body else {
+                        viewed.failures += 1;
+                        continue;
+                    };
+                    if path == "/api/meters" && meter.is_none() {
+                        meter = serde_json::from_str::<serde_json::Value>(&body)
+                            .ok()
+                            .and_then(|fleet| fleet["meters"][0]["name"].as_str().map(str::to_owned));
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn print_latency(what: &str, latency: &LatencySnapshot) {
     let [p50, _, p99, p999] = latency.quantiles_s;
     println!(
@@ -273,7 +347,8 @@ fn bench_config(args: &SinkBench, dir: &Path) -> PipelineConfig {
         sink: Default::default(),
         service: ServiceConfig {
             state_dir: dir.join("state"),
-            metrics: false,
+            metrics: args.live,
+            metrics_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             ..ServiceConfig::default()
         },
         record_log: Default::default(),

@@ -58,6 +58,11 @@ pub struct SinkBenchArgs {
     /// Work folder for the outputs (default: a temporary one, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Serve the live view and keep it busy as an open page and Prometheus
+    /// would: the event stream read, `/metrics` and one meter's detail and
+    /// waveform fetched every second.
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -156,6 +161,7 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
         file_span_s: args.file_span_s,
         rss_every_s: args.rss_every_s,
         dir: args.dir,
+        live: args.live,
     })
     .await?;
     Ok(())

@@ -142,6 +142,7 @@ impl DeviceProcessor {
         if block.gap_before > 0 {
             downstream.summary.lost_samples += block.gap_before;
         }
+        downstream.records.tap_samples(&downstream.device, block);
         if downstream.records.wants_raw() {
             let raw = Record::Raw(RawBlock {
                 device: downstream.device.clone(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::sink::jetstream::{JetStreamOutput, PublishCounters};
+use crate::sink::live::{LiveBoard, LiveOutput};
 use crate::sink::output::Output;
 use crate::sink::packet::PacketOutput;
 use crate::sink::parquet::{DatasetInfo, ParquetOutput};
@@ -31,6 +32,8 @@ pub struct OutputContext {
     pub log_id: Option<String>,
     /// An ingest node of a cluster: it publishes, the writers write.
     pub publish: Option<Publish>,
+    /// The live view's board, when the run serves one (`/`, `/api`).
+    pub live: Option<std::sync::Arc<LiveBoard>>,
 }
 
 /// One kind of output.
@@ -72,6 +75,14 @@ const OUTPUTS: &[OutputKind] = &[
         wanted: |cx| cx.publish.is_some(),
         wants_raw: |cx| cx.publish.as_ref().is_some_and(|p| p.cluster.raw_archive),
         build: jetstream,
+    },
+    OutputKind {
+        name: LiveOutput::NAME,
+        retry_first: false,
+        wanted: |cx| cx.live.is_some(),
+        // Its samples come through the engine's tap, not the record log.
+        wants_raw: |_| false,
+        build: live,
     },
 ];
 
@@ -159,6 +170,14 @@ fn packets(cx: &OutputContext) -> anyhow::Result<OutputFactory> {
         let _entered = runtime.enter();
         let output = PacketOutput::start(&packets.build, &packets.targets, lag)?;
         Ok(Box::new(output) as Box<dyn Output>)
+    }))
+}
+
+fn live(cx: &OutputContext) -> anyhow::Result<OutputFactory> {
+    let board = cx.live.clone().context("the run serves no live view")?;
+    // One board for every build of the output: what the view knows outlives rebuilds.
+    Ok(Box::new(move || {
+        Ok(Box::new(LiveOutput::new(std::sync::Arc::clone(&board))) as Box<dyn Output>)
     }))
 }
 

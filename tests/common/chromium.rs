@@ -24,6 +24,11 @@ pub struct Output {
 
 /// Runs Chromium headless on `page` with `extra` flags; stdout and stderr.
 pub fn run(page: &Path, extra: &[&str]) -> Output {
+    run_url(&format!("file://{}", page.display()), extra)
+}
+
+/// Runs Chromium headless on `url` with `extra` flags; stdout and stderr.
+pub fn run_url(url: &str, extra: &[&str]) -> Output {
     let profile = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let (stdout_path, stderr_path) = (out.path().join("stdout"), out.path().join("stderr"));
@@ -42,7 +47,7 @@ pub fn run(page: &Path, extra: &[&str]) -> Output {
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
-        .arg(format!("file://{}", page.display()))
+        .arg(url)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(&stderr_path).unwrap())

@@ -1,8 +1,8 @@
 //! The one runner of every mode (`run`, `batch`, `sink`, telemetry, cluster
 //! ingest and writer nodes): it builds the source from the registry, the
 //! record log and meter state its durability asks for, the window workers
-//! its engine needs and the outputs (the [`Topology`]); serves `/metrics`
-//! and `/healthz` for every long-running pipeline; and stops in one order:
+//! its engine needs and the outputs (the [`Topology`]); serves `/metrics`,
+//! `/healthz` and the live view (`/api`) for every long-running pipeline; and stops in one order:
 //! the source stops taking input → the engine drains → the outputs catch
 //! up and close → the state is snapshotted and the log closed. Every
 //! command prints from the one [`RunReport`] it returns.
@@ -35,6 +35,8 @@ pub struct Run {
     state: Arc<StateStore>,
     engine: Option<(Arc<WorkerPool>, Arc<WorkerContext>)>,
     metrics_listener: Option<TcpListener>,
+    /// The token `/`, `/api` and `/metrics` require (`service.http_token_file`).
+    http_token: Option<String>,
     source_metrics: Option<Arc<dyn SourceMetrics>>,
     durable: bool,
     stopping: CancellationToken,
@@ -65,6 +67,10 @@ pub async fn start_source(config: PipelineConfig, source: Box<dyn Source>) -> an
         )
     } else {
         None
+    };
+    let http_token = match metrics_listener {
+        Some(_) => service.http_token()?,
+        None => None,
     };
     let state = Arc::new(if durable {
         StateStore::open(&service.state_dir)?
@@ -103,6 +109,7 @@ pub async fn start_source(config: PipelineConfig, source: Box<dyn Source>) -> an
         state,
         engine,
         metrics_listener,
+        http_token,
         durable,
         stopping: CancellationToken::new(),
         started: Instant::now(),
@@ -151,6 +158,7 @@ impl Run {
             source: self.source_metrics.clone(),
             started: self.started,
             stopping: self.stopping.clone(),
+            live: self.topology.live(),
         }
     }
 
@@ -159,9 +167,17 @@ impl Run {
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<RunReport> {
         let view = self.view();
         let endpoint_stop = CancellationToken::new();
-        let endpoint = self
-            .metrics_listener
-            .map(|listener| tokio::spawn(endpoint::serve(listener, view, endpoint_stop.clone())));
+        let endpoint = self.metrics_listener.map(|listener| {
+            let access = endpoint::Access {
+                token: self.http_token.clone(),
+            };
+            tokio::spawn(endpoint::serve(
+                listener,
+                view,
+                access,
+                endpoint_stop.clone(),
+            ))
+        });
         let stopping = self.stopping.clone();
         let forward = {
             let cancel = cancel.clone();

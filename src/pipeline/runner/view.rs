@@ -14,6 +14,7 @@ use crate::pipeline::record_log::RecordLog;
 use crate::pipeline::server::workers::{WorkerContext, WorkerPool};
 use crate::pipeline::sources::SourceMetrics;
 use crate::pipeline::topology::{HealthBoard, OutputViews, RecordBus};
+use crate::sink::live::LiveBoard;
 use crate::sink::packet::PacketOutput;
 
 /// A view of a running pipeline that does not keep its parts alive.
@@ -27,6 +28,8 @@ pub struct RunView {
     pub(super) source: Option<Arc<dyn SourceMetrics>>,
     pub(super) started: Instant,
     pub(super) stopping: CancellationToken,
+    /// The live view's board (`/`, `/api`), when the run serves one.
+    pub(super) live: Option<Arc<LiveBoard>>,
 }
 
 /// How `/healthz` answers.
@@ -42,6 +45,11 @@ impl RunView {
     /// When the run started.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// The live view's board, when the run serves one.
+    pub fn live(&self) -> Option<&LiveBoard> {
+        self.live.as_deref()
     }
 
     /// From the arrival of a window's last chunk to its rows handed to the outputs.

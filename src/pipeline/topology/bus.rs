@@ -15,9 +15,11 @@ use std::time::Duration;
 use anyhow::Context;
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::model::{EventRow, Record};
+use crate::model::{DeviceInfo, EventRow, Record};
 use crate::pipeline::record_log::{AppendError, RecordLog};
 use crate::pipeline::server::state::StateStore;
+use crate::sink::live::LiveBoard;
+use crate::wire::SampleBlock;
 
 use super::codec;
 
@@ -51,6 +53,8 @@ pub struct RecordBus {
     log: Option<Arc<RecordLog>>,
     state: Option<Arc<StateStore>>,
     raw: bool,
+    /// The live view's board: the engine hands it each block's last cycles.
+    live: Option<Arc<LiveBoard>>,
     closed: AtomicBool,
     /// Whether the last append found the log full (for one log line per change).
     log_full: AtomicBool,
@@ -63,6 +67,7 @@ impl RecordBus {
         log: Option<Arc<RecordLog>>,
         state: Option<Arc<StateStore>>,
         raw: bool,
+        live: Option<Arc<LiveBoard>>,
     ) -> Self {
         let last_seq = log.as_ref().map_or(0, |log| log.last_seq());
         RecordBus {
@@ -70,6 +75,7 @@ impl RecordBus {
             log,
             state,
             raw,
+            live,
             closed: AtomicBool::new(false),
             log_full: AtomicBool::new(false),
             counters: BusCounters::default(),
@@ -79,6 +85,14 @@ impl RecordBus {
     /// Whether raw sample blocks are wanted (the raw archive is on).
     pub fn wants_raw(&self) -> bool {
         self.raw
+    }
+
+    /// Shows a device's newest samples on the live view, when there is one
+    /// (past the record log: the waveform is for looking at, not keeping).
+    pub fn tap_samples(&self, device: &DeviceInfo, block: &SampleBlock) {
+        if let Some(live) = &self.live {
+            live.samples(device, block);
+        }
     }
 
     /// Hands a record to every output. Blocks while the log is full. An

@@ -22,6 +22,7 @@ use crossbeam_channel::bounded;
 
 use crate::model::run_report::OutputSummary;
 use crate::sink::jetstream::ClusterConfig;
+use crate::sink::live::{LiveBoard, FORGET_AFTER};
 
 use super::config::PipelineConfig;
 use super::outputs::{self, BuiltOutput, OutputContext};
@@ -70,6 +71,7 @@ pub struct Topology {
     state: Option<Arc<StateStore>>,
     snapshots: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
     outputs: OutputViews,
+    live: Option<Arc<LiveBoard>>,
 }
 
 impl Topology {
@@ -84,11 +86,18 @@ impl Topology {
         durable: Option<Durable>,
     ) -> anyhow::Result<Self> {
         let health = Arc::new(HealthBoard::default());
+        let publish = durable.as_ref().and_then(|d| d.publish.clone());
+        // A long-running pipeline serves the live view next to `/metrics`.
+        let live = (durable.is_some() && config.service.metrics).then(|| {
+            let node = publish.as_ref().map(|p| p.node.clone());
+            Arc::new(LiveBoard::new(node, FORGET_AFTER))
+        });
         let mut cx = OutputContext {
             config: config.clone(),
             source: source.to_owned(),
             log_id: None,
-            publish: durable.as_ref().and_then(|d| d.publish.clone()),
+            publish,
+            live,
         };
         if cx.publish.is_some() && durable.is_none() {
             anyhow::bail!("publishing to JetStream needs the record log");
@@ -103,7 +112,7 @@ impl Topology {
         };
         let raw = outputs::wants_raw(&cx);
         let built = outputs::build(&cx)?;
-        let topology = Self::with_outputs(built, log, state, health, raw)?;
+        let topology = Self::with_outputs(built, log, state, health, raw, cx.live)?;
         for row in lost {
             // A refusal is logged and counted by the bus.
             let _ = topology.bus.record_loss(row);
@@ -118,6 +127,7 @@ impl Topology {
         state: Option<Arc<StateStore>>,
         health: Arc<HealthBoard>,
         raw: bool,
+        live: Option<Arc<LiveBoard>>,
     ) -> anyhow::Result<Self> {
         let mut senders = Vec::new();
         let mut runners = Vec::new();
@@ -147,7 +157,13 @@ impl Topology {
             )?);
         }
         let outputs = OutputViews::new(runners.iter().map(|r| (r.name, r.metrics())).collect());
-        let bus = Arc::new(RecordBus::new(senders, log.clone(), state.clone(), raw));
+        let bus = Arc::new(RecordBus::new(
+            senders,
+            log.clone(),
+            state.clone(),
+            raw,
+            live.clone(),
+        ));
         let flusher = match &log {
             Some(log) => Some(log.spawn_flusher()?),
             None => None,
@@ -165,7 +181,13 @@ impl Topology {
             state,
             snapshots,
             outputs,
+            live,
         })
+    }
+
+    /// The live view's board, when the run serves one.
+    pub fn live(&self) -> Option<Arc<LiveBoard>> {
+        self.live.clone()
     }
 
     /// What the outputs measure while they run.
@@ -199,6 +221,7 @@ impl Topology {
             state,
             snapshots,
             outputs: _,
+            live: _,
         } = self;
         bus.close();
         let mut summaries = Vec::new();

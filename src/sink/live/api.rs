@@ -1,0 +1,244 @@
+//! The JSON the live view answers with: the fleet (one line per meter), one
+//! meter in full, one meter's last cycles. SI units throughout; times are
+//! ns since the epoch.
+
+use serde::Serialize;
+
+use crate::model::{EnergyCounters, EnergyFlow, EventRowKind, PqEvent, WindowMetrics};
+
+use super::board::{unix_now_ns, LiveBoard};
+use super::meter::{DataQuality, MeterLive, TrendPoint};
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// One phase of a meter now.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PhaseNow {
+    pub v_rms_v: f64,
+    pub i_rms_a: f64,
+    pub p_w: f64,
+    pub q_var: f64,
+    pub s_va: f64,
+    pub pf: Option<f64>,
+    /// θ_v1 − θ_i1, degrees; positive when the current lags.
+    pub angle_deg: f64,
+    pub thd_v_pct: Option<f64>,
+    pub thd_i_pct: Option<f64>,
+}
+
+/// A meter in the fleet list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeterNow {
+    pub name: String,
+    /// Channel layout, e.g. `v,i,v,i,v,i`.
+    pub layout: &'static str,
+    pub connected: bool,
+    pub connected_since_unix_ns: i64,
+    /// Its stream ended and its last windows are in.
+    pub stream_ended: bool,
+    /// End of the last window, when there was one.
+    pub last_window_end_unix_ns: Option<i64>,
+    /// Seconds from the end of the last window to when this was answered.
+    pub last_window_age_s: Option<f64>,
+    /// Flags of the last window (`gap`, `resync` …), empty when clean.
+    pub last_window_flags: Vec<&'static str>,
+    pub p_total_w: Option<f64>,
+    pub q_total_var: Option<f64>,
+    pub s_total_va: Option<f64>,
+    pub pf_total: Option<f64>,
+    pub frequency_hz: Option<f64>,
+    /// L1, L2, L3; `null` for phases the meter does not carry.
+    pub phases: [Option<PhaseNow>; 3],
+    pub energy: Option<EnergyFlow>,
+    pub last_pq_event: Option<PqEvent>,
+    /// The wiring checks' last status (the reason of the last `wiring`
+    /// events row); `null` until they report one.
+    pub wiring: Option<String>,
+    /// PQ events that started in the hour before now (of the recent ones kept).
+    pub pq_events_last_hour: usize,
+    pub quality: DataQuality,
+}
+
+/// Every meter, and which node answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fleet {
+    pub node: Option<String>,
+    pub time_unix_ns: i64,
+    pub meters: Vec<MeterNow>,
+}
+
+/// One event of a meter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventNow {
+    pub time_unix_ns: i64,
+    pub kind: EventRowKind,
+    pub lost_samples: Option<u64>,
+    pub message: String,
+}
+
+/// One meter in full.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeterDetail {
+    pub node: Option<String>,
+    #[serde(flatten)]
+    pub now: MeterNow,
+    /// The last window as the engine computed it.
+    pub last_window: Option<WindowMetrics>,
+    pub energy_registers: Option<EnergyCounters>,
+    /// The last 10 minutes, one point a second (the last unflagged window of each second).
+    pub trend: Vec<TrendPoint>,
+    pub events: Vec<EventNow>,
+    pub pq_events: Vec<PqEvent>,
+}
+
+/// One channel's last samples.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelSamples {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub samples: Vec<f32>,
+}
+
+/// A meter's last cycles, sample-exact: sample k of every channel is at
+/// `start_unix_ns + (first_index + k) / rate_hz`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Waveform {
+    pub node: Option<String>,
+    pub name: String,
+    pub rate_hz: u32,
+    /// The stream's `startTs`, ns since the epoch.
+    pub start_unix_ns: i64,
+    /// Index since `startTs` of the first sample below.
+    pub first_index: u64,
+    /// Time of the first sample below.
+    pub first_unix_ns: i64,
+    pub channels: Vec<ChannelSamples>,
+}
+
+fn flag_names(window: &WindowMetrics) -> Vec<&'static str> {
+    use crate::model::WindowFlags as F;
+    [
+        (F::GAP, "gap"),
+        (F::NO_ZERO_CROSSING, "no_zero_crossing"),
+        (F::RESYNC, "resync"),
+        (F::INVALID_SAMPLES, "invalid_samples"),
+        (F::TRUNCATED, "truncated"),
+        (F::PQ_EVENT, "pq_event"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| window.flags.contains(*flag))
+    .map(|(_, name)| name)
+    .collect()
+}
+
+fn meter_now(meter: &MeterLive, now_unix_ns: i64) -> MeterNow {
+    let window = meter.last_window.as_ref().map(|row| &row.metrics);
+    MeterNow {
+        name: meter.device.name.to_string(),
+        layout: meter.device.measures.as_str(),
+        connected: meter.connected,
+        connected_since_unix_ns: meter.connected_since_unix_ns,
+        stream_ended: meter.stream_ended,
+        last_window_end_unix_ns: window.map(|w| w.end_unix_ns),
+        last_window_age_s: window.map(|w| (now_unix_ns - w.end_unix_ns) as f64 / 1e9),
+        last_window_flags: window.map(flag_names).unwrap_or_default(),
+        p_total_w: window.map(|w| w.p_total_w),
+        q_total_var: window.map(|w| w.q1_total_var),
+        s_total_va: window.map(|w| w.s_total_va),
+        pf_total: window.and_then(|w| w.pf_total),
+        frequency_hz: window.and_then(|w| w.frequency_hz),
+        phases: window.map_or([None; 3], |w| {
+            w.phases.map(|p| {
+                p.map(|p| PhaseNow {
+                    v_rms_v: p.v_rms_v,
+                    i_rms_a: p.i_rms_a,
+                    p_w: p.p_w,
+                    q_var: p.q1_var,
+                    s_va: p.s_va,
+                    pf: p.pf,
+                    angle_deg: p.angle_deg,
+                    thd_v_pct: p.thd_v_pct,
+                    thd_i_pct: p.thd_i_pct,
+                })
+            })
+        }),
+        energy: meter.energy.as_ref().map(|e| e.total),
+        last_pq_event: meter.pq_events.back().map(|row| row.event),
+        wiring: meter.wiring.clone(),
+        pq_events_last_hour: meter
+            .pq_events
+            .iter()
+            .filter(|row| now_unix_ns - row.event.start_unix_ns <= HOUR_NS)
+            .count(),
+        quality: meter.quality,
+    }
+}
+
+impl LiveBoard {
+    /// Every meter now, by name.
+    pub fn fleet(&self) -> Fleet {
+        let now = unix_now_ns();
+        Fleet {
+            node: self.node.clone(),
+            time_unix_ns: now,
+            meters: self.meters().values().map(|m| meter_now(m, now)).collect(),
+        }
+    }
+
+    /// Meter `name` in full; `None` when the view does not know it.
+    pub fn meter_detail(&self, name: &str) -> Option<MeterDetail> {
+        let now = unix_now_ns();
+        let meters = self.meters();
+        let meter = meters.get(name)?;
+        Some(MeterDetail {
+            node: self.node.clone(),
+            now: meter_now(meter, now),
+            last_window: meter.last_window.as_ref().map(|row| row.metrics.clone()),
+            energy_registers: meter.energy.clone(),
+            trend: meter.trend.iter().copied().collect(),
+            events: meter
+                .events
+                .iter()
+                .map(|row| EventNow {
+                    time_unix_ns: row.time_unix_ns,
+                    kind: row.kind,
+                    lost_samples: row.lost_samples,
+                    message: row.message.clone(),
+                })
+                .collect(),
+            pq_events: meter.pq_events.iter().map(|row| row.event).collect(),
+        })
+    }
+
+    /// Meter `name`'s last cycles; `None` when the view does not know it.
+    pub fn waveform(&self, name: &str) -> Option<Waveform> {
+        let meters = self.meters();
+        let meter = meters.get(name)?;
+        let wave = &meter.waveform;
+        let first_index = wave.first_index();
+        let offset_ns = if wave.rate == 0 {
+            0
+        } else {
+            (i128::from(first_index) * 1_000_000_000 / i128::from(wave.rate)) as i64
+        };
+        let layout = meter.device.measures.channels();
+        Some(Waveform {
+            node: self.node.clone(),
+            name: name.to_owned(),
+            rate_hz: wave.rate,
+            start_unix_ns: wave.start_unix_ns,
+            first_index,
+            first_unix_ns: wave.start_unix_ns.saturating_add(offset_ns),
+            channels: wave
+                .channels
+                .iter()
+                .zip(layout)
+                .map(|(samples, channel)| ChannelSamples {
+                    name: channel.name,
+                    unit: channel.si_unit,
+                    samples: samples.iter().copied().collect(),
+                })
+                .collect(),
+        })
+    }
+}
