@@ -394,6 +394,63 @@ fn check_api_meter(m: &Value, current_a: f64, angle_deg: f64) {
     assert!(number(&m["quality"]["windows"], "windows") >= 5.0, "{name}");
 }
 
+/// A meter whose L2 clamp faces the wrong way, beside one wired right: the
+/// API and `/metrics` carry the wiring checks' finding for the one, and no
+/// fault for the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reversed_clamp_shows_in_the_api_and_as_a_wiring_fault_gauge() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = start_sink(sink_config(dir.path())).await;
+    let meters = CancellationToken::new();
+    let mut reversed = signal(10.0, 20.0);
+    reversed.wiring.reversed_clamps = vec![2];
+    let miswired = fleet(sink.addr, "miswired", reversed, &meters).await;
+    let clean = fleet(sink.addr, "clean", signal(10.0, 20.0), &meters).await;
+
+    // The checks conclude after about 3 s of windows; the clean meter has
+    // streamed as long by then.
+    wait_for_meters(sink.http, |m| {
+        m["name"] == "clean001" || m["wiring"].as_str().is_some()
+    })
+    .await;
+    let (_, fleet_now) = get_json(sink.http, "/api/meters").await;
+    let by_name = |name: &str| {
+        fleet_now["meters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {fleet_now}"))
+    };
+    let wiring = by_name("miswired001")["wiring"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        wiring.starts_with("reversed_clamp L2 (confidence"),
+        "{wiring}"
+    );
+    let metrics = samples(&get(sink.http, "/metrics").await);
+    assert_eq!(
+        value(
+            &metrics,
+            "meterflow_meter_wiring_fault{meter=\"miswired001\",finding=\"reversed_clamp L2\"}"
+        ),
+        1.0
+    );
+    let clean_faults: Vec<(&String, &f64)> = metrics
+        .iter()
+        .filter(|(k, v)| k.contains("wiring_fault{meter=\"clean001\"") && **v != 0.0)
+        .collect();
+    assert!(clean_faults.is_empty(), "{clean_faults:?}");
+    meters.cancel();
+    miswired.wait().await;
+    clean.wait().await;
+    sink.cancel.cancel();
+    sink.task.await.unwrap().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_shows_the_fleet_a_meter_its_last_cycles_and_streams_updates() {
     let dir = tempfile::tempdir().unwrap();
