@@ -54,6 +54,11 @@ pub struct AggregateRow {
 pub struct PqEventRow {
     pub device: DeviceInfo,
     pub event: PqEvent,
+    /// The Udin its percentages are of, V.
+    pub udin_v: f64,
+    /// Whether that Udin was inferred from the meter's first second rather
+    /// than given (`[dsp] declared_voltage_v`).
+    pub udin_inferred: bool,
 }
 
 /// One `Urms(1/2)` value of one device, for the opt-in `half_cycle` table.
@@ -100,6 +105,9 @@ pub enum EventRowKind {
     /// Samples outside the meter's physical range, or NaN/inf: the windows
     /// holding them are flagged and left out of the energy registers.
     InvalidSamples,
+    /// The meter's Udin or nominal frequency was inferred from its first
+    /// second, or could not be (then power quality is off for it).
+    Nominal,
 }
 
 /// One event of one device.
@@ -143,6 +151,7 @@ impl EventRowKind {
             EventRowKind::MeterLog => "meter_log",
             EventRowKind::LostResults => "lost_results",
             EventRowKind::InvalidSamples => "invalid_samples",
+            EventRowKind::Nominal => "nominal",
         }
     }
 }
