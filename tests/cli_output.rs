@@ -332,7 +332,7 @@ fn rates_are_range_checked_from_every_way_in() {
     }
     for hz in [1e20, 1e10, 1e-9, 0.0, f64::NAN] {
         let config = EngineConfig {
-            nominal_frequency_hz: hz,
+            nominal_frequency_hz: Some(hz),
             ..EngineConfig::default()
         };
         assert!(DeviceEngine::new(&config, Measures::ThreePhase, 8000, 0).is_err());

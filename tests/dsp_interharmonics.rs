@@ -56,7 +56,7 @@ fn block(case: &Case, seconds: f64) -> SampleBlock {
 
 fn clean_windows(case: &Case, keep: bool) -> Vec<WindowMetrics> {
     let config = EngineConfig {
-        nominal_frequency_hz: case.nominal_hz,
+        nominal_frequency_hz: Some(case.nominal_hz),
         keep_harmonic_subgroups: keep,
         ..EngineConfig::default()
     };

@@ -67,7 +67,11 @@ fn run(name: &str) -> (Engine, SignalConfig) {
             .unwrap();
     let mut engine = Engine {
         config: if (truth.signal.frequency_hz - 60.0).abs() < 5.0 {
-            EngineConfig::nominal_60hz()
+            // A 120 V grid: with Udin left at 230 V every window would be a PQ-flagged dip.
+            EngineConfig {
+                declared_voltage_v: Some(truth.signal.voltage_rms_v),
+                ..EngineConfig::nominal_60hz()
+            }
         } else {
             EngineConfig::default()
         },

@@ -47,7 +47,7 @@ fn pq_config() -> PqConfig {
 
 fn engine_config(nominal_hz: f64) -> EngineConfig {
     EngineConfig {
-        nominal_frequency_hz: nominal_hz,
+        nominal_frequency_hz: Some(nominal_hz),
         ..EngineConfig::default()
     }
 }
@@ -613,7 +613,11 @@ fn with_pq_the_engine_keeps_its_windows_through_gaps_and_the_stream_end() {
             .flat_map(|p| split_block(p, &mut std::iter::repeat(chunk)))
             .collect()
     };
-    let plain = windows(&engine_run(&gappy(400), &EngineConfig::default()));
+    let without_pq = EngineConfig {
+        pq: None,
+        ..EngineConfig::default()
+    };
+    let plain = windows(&engine_run(&gappy(400), &without_pq));
     let reference = engine_run(&gappy(400), &with_pq);
     let flagged = windows(&reference);
     assert_eq!(flagged.len(), plain.len());

@@ -366,6 +366,8 @@ metrics_listen = "127.0.0.1:{metrics_port}"
     let chunk_end = |seq: u32| (u64::from(seq) + 1) * CHUNK_SAMPLES;
     let want = vec![
         ("connect".to_string(), START_NS, None, None, None),
+        // No Udin or frequency in the pipeline: inferred from the first second.
+        ("nominal".to_string(), START_NS, None, None, None),
         // Stamped where the lost samples end and the next chunk begins.
         (
             "gap".to_string(),
@@ -398,9 +400,14 @@ metrics_listen = "127.0.0.1:{metrics_port}"
         ("disconnect".to_string(), at(SAMPLES), None, None, None),
     ];
     assert_eq!(seen, want);
-    assert!(text(&sink_events[4], "message").contains("unknown command"));
     assert_eq!(
-        text(&sink_events[5], "message"),
+        text(&sink_events[1], "message"),
+        "Udin 230 V inferred (median RMS 230.0 V over the first 1.0 s, nearest standard \
+         nominal within ±10 %); nominal frequency 50 Hz inferred"
+    );
+    assert!(text(&sink_events[5], "message").contains("unknown command"));
+    assert_eq!(
+        text(&sink_events[6], "message"),
         "session_stop: stream ended without a stop answer"
     );
 

@@ -52,7 +52,7 @@ pub async fn run(args: BatchBench) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let raw_f32_bytes = samples * Measures::ThreePhase.bytes_per_sample() as u64;
-    for run in [Run::Plain, Run::PowerQuality, Run::RawArchive] {
+    for run in [Run::Plain, Run::Defaults, Run::RawArchive] {
         let out = dir.join(run.folder());
         let _ = std::fs::remove_dir_all(&out);
         let request = BatchRequest {
@@ -84,7 +84,7 @@ pub async fn run(args: BatchBench) -> anyhow::Result<()> {
         );
         match run {
             Run::Plain => {}
-            Run::PowerQuality => {
+            Run::Defaults => {
                 let pq = report
                     .devices
                     .iter()
@@ -111,9 +111,13 @@ pub async fn run(args: BatchBench) -> anyhow::Result<()> {
 /// The three batch runs over the same capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Run {
+    /// `[dsp.pq] enabled = false`, Udin 230 V and 50 Hz given: what a batch
+    /// without a pipeline file did before power quality was on by default.
     Plain,
-    /// `[dsp.pq]` with the flickermeter on every voltage channel.
-    PowerQuality,
+    /// No pipeline file: PQ events and the flickermeter on every voltage
+    /// channel, Udin and frequency inferred from the first second.
+    Defaults,
+    /// As `Plain`, with the raw archive.
     RawArchive,
 }
 
@@ -121,7 +125,7 @@ impl Run {
     fn folder(self) -> &'static str {
         match self {
             Run::Plain => "out",
-            Run::PowerQuality => "out-pq",
+            Run::Defaults => "out-pq",
             Run::RawArchive => "out-archive",
         }
     }
@@ -129,7 +133,7 @@ impl Run {
     fn label(self) -> &'static str {
         match self {
             Run::Plain => "PQ off, raw archive off",
-            Run::PowerQuality => "PQ on (events + flicker)",
+            Run::Defaults => "defaults: PQ on (events + flicker), Udin and Hz inferred",
             Run::RawArchive => "PQ off, raw archive on",
         }
     }
@@ -150,13 +154,10 @@ fn bench_config(request: &BatchRequest, run: Run) -> anyhow::Result<PipelineConf
         parquet.tables.raw = run == Run::RawArchive;
         parquet.fsync = false;
     }
-    if run == Run::PowerQuality {
-        config
-            .dsp
-            .pq
-            .get_or_insert_with(Default::default)
-            .flicker
-            .enabled = true;
+    if run != Run::Defaults {
+        config.dsp.pq = None;
+        config.dsp.declared_voltage_v = Some(230.0);
+        config.dsp.nominal_frequency_hz = Some(50.0);
     }
     config.validate()?;
     Ok(config)

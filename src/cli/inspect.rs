@@ -26,11 +26,7 @@ pub struct InspectArgs {
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let engine = engine_config(args.pipeline.as_deref(), args.nominal_hz, args.udin)?;
-    let settings = format!(
-        "Udin {} V, {} Hz",
-        engine.udin_v(),
-        engine.nominal_frequency_hz
-    );
+    let settings = format!("Udin {} V, {} Hz", engine.udin_v(), engine.nominal_hz());
     let mut failed = 0;
     for path in &args.files {
         match inspect(path, &engine) {

@@ -261,6 +261,11 @@ impl ClockAggregator {
         self
     }
 
+    /// Udin from here on (a meter's inferred one); `None`: no deviation.
+    pub fn set_declared_voltage(&mut self, udin_v: Option<f64>) {
+        self.acc.declared_voltage_v = udin_v.and_then(usable_udin);
+    }
+
     /// Adds a window; returns the previous interval when this one starts a new one.
     pub fn push(&mut self, w: &WindowMetrics) -> Option<Aggregate> {
         let slot = w.start_unix_ns.div_euclid(self.interval_ns);
@@ -303,6 +308,11 @@ impl CycleAggregator {
     pub fn with_declared_voltage(mut self, udin_v: f64) -> Self {
         self.acc.declared_voltage_v = usable_udin(udin_v);
         self
+    }
+
+    /// Udin from here on (a meter's inferred one); `None`: no deviation.
+    pub fn set_declared_voltage(&mut self, udin_v: Option<f64>) {
+        self.acc.declared_voltage_v = udin_v.and_then(usable_udin);
     }
 
     /// Adds a window; returns an aggregate when 15 windows are in, or when

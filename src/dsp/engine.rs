@@ -10,8 +10,10 @@ use super::flicker::{FlickerMeter, FlickerValue};
 use super::frequency::{
     CycleFrequency, CycleTracker, SampleClock, TenSecondFrequency, TenSecondTracker,
 };
+use super::inferring::InferringEngine;
 use super::latch::{check_block, LatchEngine};
 use super::metrics::{ChannelMap, WindowCalculator};
+use super::nominal::NominalInference;
 use super::pq::{PqDetector, PqOutput};
 use super::sample_screen::{InvalidSamples, SampleScreen};
 use super::window::{WindowAssembler, WindowSpan};
@@ -63,6 +65,12 @@ pub enum EngineOutput<'a> {
     /// A run of samples outside the channels' physical range (or NaN/inf),
     /// once it has ended; the windows holding them are flagged.
     InvalidSamples(InvalidSamples),
+    /// Only from an inferring engine, before anything else: what its first
+    /// second said and the configuration the engine runs with.
+    Nominal {
+        inference: &'a NominalInference,
+        config: &'a EngineConfig,
+    },
 }
 
 impl EngineOutput<'_> {
@@ -77,6 +85,10 @@ impl EngineOutput<'_> {
             EngineOutput::HalfCycle(h) => OwnedOutput::HalfCycle(*h),
             EngineOutput::Flicker(f) => OwnedOutput::Flicker(f),
             EngineOutput::InvalidSamples(run) => OwnedOutput::InvalidSamples(run),
+            EngineOutput::Nominal { inference, config } => OwnedOutput::Nominal {
+                inference: *inference,
+                config: Box::new(config.clone()),
+            },
         }
     }
 }
@@ -92,6 +104,10 @@ pub enum OwnedOutput {
     HalfCycle(HalfCycleRms),
     Flicker(FlickerValue),
     InvalidSamples(InvalidSamples),
+    Nominal {
+        inference: NominalInference,
+        config: Box<EngineConfig>,
+    },
 }
 
 /// Engine for waveform layouts (`v,i,v,i,v,i`, `v,i`, `v,i_Lx`).
@@ -139,7 +155,7 @@ impl WaveformEngine {
         if !crate::wire::samples::rate_in_range(rate) {
             return Err(EngineError::RateOutOfRange(rate));
         }
-        let nominal = config.nominal_frequency_hz;
+        let nominal = config.nominal_hz();
         let map = ChannelMap::of(measures);
         let clock = SampleClock {
             start_unix_ns,
@@ -156,7 +172,9 @@ impl WaveformEngine {
         };
         let mut flicker = Vec::new();
         if let Some(settings) = pq_config.as_ref().map(|pq| &pq.flicker) {
-            if settings.enabled {
+            // Below its rate a flickermeter cannot weight 8.8 Hz: such a
+            // stream runs without one (its `pst` stay empty), not refused.
+            if settings.enabled && rate >= super::flicker::MIN_RATE_HZ {
                 let meter_config = settings.config(rate, nominal, config.udin_v());
                 for (phase, channel) in map.voltage.iter().enumerate() {
                     let Some(channel) = *channel else { continue };
@@ -431,6 +449,8 @@ fn pq_sink<'s>(sink: &'s mut dyn FnMut(EngineOutput<'_>)) -> impl FnMut(PqOutput
 pub enum DeviceEngine {
     Waveform(Box<WaveformEngine>),
     Latch(Box<LatchEngine>),
+    /// A waveform meter's first second, until its Udin and frequency are known.
+    Inferring(Box<InferringEngine>),
 }
 
 impl DeviceEngine {
@@ -457,6 +477,26 @@ impl DeviceEngine {
         }
     }
 
+    /// [`new`](Self::new), except that a waveform meter whose Udin or
+    /// nominal frequency `config` does not give gets them inferred from its
+    /// first second (see [`InferringEngine`]); a pipeline's meters use this.
+    pub fn inferring(
+        config: &EngineConfig,
+        measures: Measures,
+        rate: u32,
+        start_unix_ns: i64,
+    ) -> Result<Self, EngineError> {
+        if measures.is_latch() || !config.infers_nominal() {
+            return Self::new(config, measures, rate, start_unix_ns);
+        }
+        Ok(DeviceEngine::Inferring(Box::new(InferringEngine::new(
+            config,
+            measures,
+            rate,
+            start_unix_ns,
+        )?)))
+    }
+
     /// An engine for the stream `block` belongs to.
     pub fn for_block(config: &EngineConfig, block: &SampleBlock) -> Result<Self, EngineError> {
         Self::new(config, block.measures, block.rate, block.start_unix_ns)
@@ -472,15 +512,39 @@ impl DeviceEngine {
             DeviceEngine::Latch(engine) => {
                 engine.push_block(block, &mut |w: &LatchWindow| sink(EngineOutput::Latch(w)))
             }
+            DeviceEngine::Inferring(pending) => {
+                if pending.hold(block)? {
+                    self.start_inferred(sink)?;
+                }
+                Ok(())
+            }
         }
     }
 
+    /// An inferring engine becomes a waveform engine (from what it holds).
+    fn start_inferred(
+        &mut self,
+        sink: &mut dyn FnMut(EngineOutput<'_>),
+    ) -> Result<(), EngineError> {
+        let DeviceEngine::Inferring(pending) = self else {
+            return Ok(());
+        };
+        let (engine, refused) = pending.start(sink)?;
+        *self = DeviceEngine::Waveform(engine);
+        refused.map_or(Ok(()), Err)
+    }
+
     pub fn finish(&mut self, sink: &mut dyn FnMut(EngineOutput<'_>)) {
+        if let Err(error) = self.start_inferred(sink) {
+            // The stream ends here: nothing is left to refuse.
+            tracing::warn!("engine refused a held block: {error}");
+        }
         match self {
             DeviceEngine::Waveform(engine) => engine.finish(sink),
             DeviceEngine::Latch(engine) => {
                 engine.finish(&mut |w: &LatchWindow| sink(EngineOutput::Latch(w)))
             }
+            DeviceEngine::Inferring(_) => {}
         }
     }
 
@@ -488,6 +552,7 @@ impl DeviceEngine {
         match self {
             DeviceEngine::Waveform(engine) => engine.energy(),
             DeviceEngine::Latch(engine) => engine.energy(),
+            DeviceEngine::Inferring(pending) => pending.energy(),
         }
     }
 
@@ -495,6 +560,7 @@ impl DeviceEngine {
         match self {
             DeviceEngine::Waveform(engine) => engine.restore_energy(counters),
             DeviceEngine::Latch(engine) => engine.restore_energy(counters),
+            DeviceEngine::Inferring(pending) => pending.restore_energy(counters),
         }
     }
 

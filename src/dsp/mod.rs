@@ -7,8 +7,10 @@
 //! [`WindowMetrics`](crate::model::WindowMetrics) and keeps energy counters;
 //! [`aggregate`] folds windows into intervals. What it produces are `model`
 //! types, so outputs read them without knowing the engine.
-//! With `[dsp.pq]` the engine also runs [`pq`]: half-cycle RMS, dips,
-//! swells, interruptions and RVCs, and flags windows that overlap them.
+//! Unless `[dsp.pq] enabled = false` the engine also runs [`pq`]: half-cycle
+//! RMS, dips, swells, interruptions and RVCs, and flags windows that overlap
+//! them. A meter whose Udin or nominal frequency is not given gets them
+//! inferred from its first second ([`nominal`], [`inferring`]).
 
 pub mod aggregate;
 mod complex_ops;
@@ -16,8 +18,10 @@ pub mod engine;
 pub mod flicker;
 pub mod frequency;
 pub mod harmonics;
+pub mod inferring;
 pub mod latch;
 pub mod metrics;
+pub mod nominal;
 pub mod pq;
 pub mod sample_screen;
 mod sums;
@@ -53,8 +57,9 @@ fn within((min, max): (f64, f64), value: f64) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
-    /// Nominal grid frequency, Hz: 50 or 60.
-    pub nominal_frequency_hz: f64,
+    /// Nominal grid frequency, Hz: 50 or 60. Absent: inferred per meter
+    /// (50 or 60 Hz) from its first second.
+    pub nominal_frequency_hz: Option<f64>,
     /// Cycles per basic window; `None` = 10 at 50 Hz, 12 at 60 Hz (~200 ms).
     pub cycles_per_window: Option<u32>,
     /// Highest harmonic order in THD, 2..=[`MAX_HARMONIC_ORDER`] (IEC 61000-4-7: 40).
@@ -69,7 +74,8 @@ pub struct EngineConfig {
     pub min_reference_peak_v: f64,
     /// Udin: the declared phase-to-neutral supply voltage, V (IEC 61000-4-30);
     /// power-quality thresholds and the under/over deviation are percent of
-    /// it. Absent: `[dsp.pq] udin_v` (its old name), else 230 V.
+    /// it. Absent: `[dsp.pq] udin_v` (its old name), else inferred per meter
+    /// from its first second as the nearest standard nominal within ±10 %.
     pub declared_voltage_v: Option<f64>,
     /// Largest magnitude of an instantaneous voltage sample, V. A sample
     /// beyond it (or NaN, inf) is invalid: the engine uses the channel's
@@ -81,19 +87,21 @@ pub struct EngineConfig {
     /// mA already converted); beyond it a sample is invalid, as for voltage.
     pub max_sample_current_a: f64,
     /// `[dsp.pq]`: half-cycle RMS and dip/swell/interruption/RVC detection,
-    /// PQ-flagged windows; absent = off.
+    /// PQ-flagged windows; on unless `enabled = false` (`None`: off).
     pub pq: Option<pq::PqConfig>,
 }
 
 /// Default of `max_sample_voltage_v`, V.
 pub const DEFAULT_MAX_SAMPLE_VOLTAGE_V: f64 = 1000.0;
+/// The nominal frequency where none is given or inferred, Hz.
+pub const DEFAULT_NOMINAL_FREQUENCY_HZ: f64 = 50.0;
 /// Default of `max_sample_current_a`, A.
 pub const DEFAULT_MAX_SAMPLE_CURRENT_A: f64 = 1000.0;
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            nominal_frequency_hz: 50.0,
+            nominal_frequency_hz: None,
             cycles_per_window: None,
             max_harmonic_order: 40,
             keep_harmonic_subgroups: false,
@@ -102,7 +110,7 @@ impl Default for EngineConfig {
             declared_voltage_v: None,
             max_sample_voltage_v: DEFAULT_MAX_SAMPLE_VOLTAGE_V,
             max_sample_current_a: DEFAULT_MAX_SAMPLE_CURRENT_A,
-            pq: None,
+            pq: Some(pq::PqConfig::default()),
         }
     }
 }
@@ -111,7 +119,7 @@ impl EngineConfig {
     /// Preset for 60 Hz grids (12-cycle windows).
     pub fn nominal_60hz() -> Self {
         EngineConfig {
-            nominal_frequency_hz: 60.0,
+            nominal_frequency_hz: Some(60.0),
             ..EngineConfig::default()
         }
     }
@@ -119,7 +127,7 @@ impl EngineConfig {
     /// Cycles per basic window: explicit, or 200 ms worth of nominal cycles.
     pub fn window_cycles(&self) -> u32 {
         self.cycles_per_window
-            .unwrap_or_else(|| (self.nominal_frequency_hz / 5.0).round().max(1.0) as u32)
+            .unwrap_or_else(|| (self.nominal_hz() / 5.0).round().max(1.0) as u32)
             .max(1)
     }
 
@@ -130,7 +138,7 @@ impl EngineConfig {
 
     /// Refuses settings that make windows meaningless.
     pub fn validate(&self) -> Result<(), EngineError> {
-        if !within(NOMINAL_FREQUENCY_HZ, self.nominal_frequency_hz) {
+        if !within(NOMINAL_FREQUENCY_HZ, self.nominal_hz()) {
             return Err(EngineError::BadConfig(
                 "nominal_frequency_hz must be within 1 ..= 1000 Hz",
             ));
@@ -179,18 +187,53 @@ impl EngineConfig {
         }
     }
 
-    /// Udin, V: `declared_voltage_v`, else `[dsp.pq] udin_v`, else 230 V.
-    pub fn udin_v(&self) -> f64 {
-        self.declared_voltage_v
-            .or(self.pq.as_ref().and_then(|pq| pq.udin_v))
-            .unwrap_or(pq::DEFAULT_UDIN_V)
+    /// The nominal frequency, Hz: given, else 50 Hz (what an engine built
+    /// without inference uses).
+    pub fn nominal_hz(&self) -> f64 {
+        self.nominal_frequency_hz
+            .unwrap_or(DEFAULT_NOMINAL_FREQUENCY_HZ)
     }
 
-    /// `[dsp.pq]` with its Udin resolved, as the detector uses it.
+    /// Udin as given: `declared_voltage_v`, else `[dsp.pq] udin_v`.
+    pub fn declared_udin_v(&self) -> Option<f64> {
+        self.declared_voltage_v
+            .or(self.pq.as_ref().and_then(|pq| pq.udin_v))
+    }
+
+    /// Udin, V: given, else 230 V (what an engine built without inference uses).
+    pub fn udin_v(&self) -> f64 {
+        self.declared_udin_v().unwrap_or(pq::DEFAULT_UDIN_V)
+    }
+
+    /// Whether a pipeline's meters infer Udin or the nominal frequency.
+    pub fn infers_nominal(&self) -> bool {
+        self.declared_udin_v().is_none() || self.nominal_frequency_hz.is_none()
+    }
+
+    /// This configuration with what `inference` found filled in. Without a
+    /// Udin or a frequency (neither given nor inferred) power quality is off:
+    /// its thresholds would be percent of a guess.
+    pub fn with_inferred(&self, inference: &nominal::NominalInference) -> EngineConfig {
+        let frequency = self.nominal_frequency_hz.or(inference.frequency_hz);
+        let udin = self.declared_udin_v().or(inference.udin_v);
+        let mut config = self.clone();
+        config.nominal_frequency_hz = Some(frequency.unwrap_or(DEFAULT_NOMINAL_FREQUENCY_HZ));
+        config.declared_voltage_v = udin;
+        if udin.is_none() || frequency.is_none() {
+            config.pq = None;
+        }
+        config
+    }
+
+    /// `[dsp.pq]` with its Udin resolved, as the detector uses it; `None`
+    /// when power quality is off.
     pub fn pq_config(&self) -> Option<pq::PqConfig> {
-        self.pq.as_ref().map(|pq| pq::PqConfig {
-            udin_v: Some(self.udin_v()),
-            ..pq.clone()
-        })
+        self.pq
+            .as_ref()
+            .filter(|pq| pq.enabled)
+            .map(|pq| pq::PqConfig {
+                udin_v: Some(self.udin_v()),
+                ..pq.clone()
+            })
     }
 }

@@ -11,13 +11,7 @@ use rustfft::num_complex::Complex;
 
 use crate::model::{WindowFlags, WindowMetrics, WiringReason, WiringStatus};
 
-/// Standard phase-to-neutral (and single-phase) nominal voltages, V.
-pub const STANDARD_NOMINAL_V: [f64; 12] = [
-    100.0, 110.0, 115.0, 120.0, 127.0, 200.0, 208.0, 220.0, 230.0, 240.0, 277.0, 347.0,
-];
-
-/// Farther than this from every standard nominal, relative: off nominal.
-const NOMINAL_TOLERANCE: f64 = 0.10;
+use super::nominal::{NOMINAL_TOLERANCE, STANDARD_NOMINALS_V};
 /// Below this, V, no phase has a voltage: nothing can be checked.
 const MIN_VOLTAGE_V: f64 = 10.0;
 /// A voltage below this fraction of the largest is missing.
@@ -141,7 +135,7 @@ fn missing_voltage(volts: &[(usize, Complex<f64>)], v_max: f64) -> Option<Wiring
 
 /// The standard nominal nearest to `v`, and the relative distance to it.
 pub fn nearest_nominal(v: f64) -> (f64, f64) {
-    STANDARD_NOMINAL_V
+    STANDARD_NOMINALS_V
         .iter()
         .map(|&n| (n, (v / n - 1.0).abs()))
         .fold(

@@ -54,6 +54,11 @@ pub struct AggregateRow {
 pub struct PqEventRow {
     pub device: DeviceInfo,
     pub event: PqEvent,
+    /// The Udin its percentages are of, V.
+    pub udin_v: f64,
+    /// Whether that Udin was inferred from the meter's first second rather
+    /// than given (`[dsp] declared_voltage_v`).
+    pub udin_inferred: bool,
 }
 
 /// One `Urms(1/2)` value of one device, for the opt-in `half_cycle` table.
@@ -103,6 +108,9 @@ pub enum EventRowKind {
     /// The wiring checks' finding changed (a fault found, or gone): the
     /// message holds the reason, phase and confidence.
     Wiring,
+    /// The meter's Udin or nominal frequency was inferred from its first
+    /// second, or could not be (then power quality is off for it).
+    Nominal,
 }
 
 /// One event of one device.
@@ -147,6 +155,7 @@ impl EventRowKind {
             EventRowKind::LostResults => "lost_results",
             EventRowKind::InvalidSamples => "invalid_samples",
             EventRowKind::Wiring => "wiring",
+            EventRowKind::Nominal => "nominal",
         }
     }
 }

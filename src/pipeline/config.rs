@@ -247,7 +247,8 @@ impl PipelineConfig {
             return Ok(());
         };
         let tables = &parquet.tables;
-        let pq = self.dsp.pq.as_ref();
+        let pq = self.dsp.pq_config();
+        let pq = pq.as_ref();
         if tables.harmonics && !self.dsp.keep_harmonic_subgroups {
             anyhow::bail!(
                 "sink.parquet.tables.harmonics = true needs [dsp] keep_harmonic_subgroups = true \
@@ -367,7 +368,7 @@ mod tests {
         let path = dir.path().join("batch.toml");
         std::fs::write(&path, text).unwrap();
         let config = PipelineConfig::load_unvalidated(&path).unwrap();
-        assert_eq!(config.dsp.nominal_frequency_hz, 60.0);
+        assert_eq!(config.dsp.nominal_frequency_hz, Some(60.0));
     }
 
     #[test]

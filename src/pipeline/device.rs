@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::dsp::aggregate::{ClockAggregator, CycleAggregator};
 use crate::dsp::flicker::{FlickerOutput, FlickerValue};
+use crate::dsp::nominal::NominalInference;
 use crate::dsp::pq::PqTally;
 use crate::dsp::wiring::WiringCheck;
-use crate::dsp::{DeviceEngine, EngineOutput, InvalidSamples};
+use crate::dsp::{DeviceEngine, EngineConfig, EngineOutput, InvalidSamples};
 use crate::model::identity::name_uuid;
 use crate::model::run_report::DeviceSummary;
 use crate::model::{
@@ -36,6 +37,8 @@ struct Downstream {
     two_hours: Option<ClockAggregator>,
     /// PQ event counts and flicker values for aggregates and packets.
     pq: PqTally,
+    /// The Udin of the `pq_events` rows, V, and whether it was inferred.
+    udin: (f64, bool),
     /// Energy registers as of the last window handed on (mirrors the engine's).
     energy: EnergyCounters,
     /// Σ and count of line-to-line means in the packet interval in progress.
@@ -64,7 +67,7 @@ impl DeviceProcessor {
         config: &PipelineConfig,
         records: Arc<RecordBus>,
     ) -> anyhow::Result<Self> {
-        let engine = DeviceEngine::new(
+        let engine = DeviceEngine::inferring(
             &config.dsp,
             session.measures,
             session.rate,
@@ -92,6 +95,7 @@ impl DeviceProcessor {
                 two_hours: PqTally::flicker_enabled(&config.dsp)
                     .then(|| ClockAggregator::two_hours().with_declared_voltage(udin)),
                 pq: PqTally::new(&config.dsp),
+                udin: (udin, false),
                 energy,
                 line_voltage: (0.0, 0),
                 p_time: (0.0, 0.0),
@@ -217,6 +221,7 @@ impl Downstream {
             EngineOutput::HalfCycle(value) => self.half_cycle(value),
             EngineOutput::Flicker(value) => self.flicker(&value),
             EngineOutput::InvalidSamples(run) => self.invalid_samples(&run),
+            EngineOutput::Nominal { inference, config } => self.nominal(inference, config),
             EngineOutput::TenSecondFrequency(_) | EngineOutput::Cycle(_) => {}
         }
     }
@@ -433,12 +438,36 @@ impl Downstream {
         self.emit(Record::Event(row));
     }
 
+    /// The meter's inferred Udin and frequency (before any window): the
+    /// aggregates and PQ rows use them, and an `events` row says what they
+    /// are or why there are none.
+    fn nominal(&mut self, inference: &NominalInference, config: &EngineConfig) {
+        let udin = config.declared_udin_v();
+        self.cycles.set_declared_voltage(udin);
+        self.ten_minutes.set_declared_voltage(udin);
+        self.packet.set_declared_voltage(udin);
+        self.two_hours = PqTally::flicker_enabled(config)
+            .then(|| ClockAggregator::two_hours().with_declared_voltage(config.udin_v()));
+        self.pq = PqTally::new(config);
+        self.udin = (config.udin_v(), inference.infer_udin);
+        self.summary.events += 1;
+        let row = crate::model::EventRow::new(
+            self.device.clone(),
+            inference.start_unix_ns,
+            crate::model::EventRowKind::Nominal,
+            inference.message(),
+        );
+        self.emit(Record::Event(row));
+    }
+
     /// A dip, swell, interruption or RVC: counted, and a `pq_events` row.
     fn pq_event(&mut self, event: &PqEvent) {
         self.pq.event(event);
         let row = PqEventRow {
             device: self.device.clone(),
             event: *event,
+            udin_v: self.udin.0,
+            udin_inferred: self.udin.1,
         };
         self.emit(Record::PqEvent(row));
     }

@@ -37,7 +37,8 @@ pub fn engine_config(
     };
     // The flags take the ranges of the keys they override.
     if let Some(hz) = nominal_hz {
-        engine.nominal_frequency_hz = super::limits::NOMINAL_FREQUENCY.check("--nominal-hz", hz)?;
+        engine.nominal_frequency_hz =
+            Some(super::limits::NOMINAL_FREQUENCY.check("--nominal-hz", hz)?);
     }
     if let Some(volts) = udin_v {
         engine.declared_voltage_v = Some(super::limits::DECLARED_VOLTAGE.check("--udin", volts)?);
@@ -45,7 +46,8 @@ pub fn engine_config(
             pq.udin_v = None;
         }
     }
-    engine.pq.get_or_insert_with(PqConfig::default);
+    // Counting events is what inspect is for, whatever the pipeline says.
+    engine.pq.get_or_insert_with(PqConfig::default).enabled = true;
     super::limits::dsp(&engine).context("inspect settings")?;
     engine.validate().context("inspect settings")?;
     Ok(engine)

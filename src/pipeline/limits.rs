@@ -110,7 +110,9 @@ pub fn check(config: &PipelineConfig) -> anyhow::Result<()> {
 
 /// The `[dsp]` numbers; the CLI's engine flags go through the same ranges.
 pub fn dsp(dsp: &EngineConfig) -> anyhow::Result<()> {
-    NOMINAL_FREQUENCY.check("dsp.nominal_frequency_hz", dsp.nominal_frequency_hz)?;
+    if let Some(hz) = dsp.nominal_frequency_hz {
+        NOMINAL_FREQUENCY.check("dsp.nominal_frequency_hz", hz)?;
+    }
     if let Some(cycles) = dsp.cycles_per_window {
         CYCLES.check("dsp.cycles_per_window", cycles.into())?;
     }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use book::FlickerBook;
 pub use classifier::{Classifier, CLASSES};
-pub use meter::FlickerMeter;
+pub use meter::{FlickerMeter, MIN_RATE_HZ};
 pub use output::{FlickerOutput, FlickerValue, SeverityValue};
 
 /// Reference lamp of the weighting filter.
@@ -85,7 +85,8 @@ pub enum FlickerError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FlickerSettings {
-    /// Run a flickermeter on every voltage channel.
+    /// Run a flickermeter on every voltage channel (with `[dsp.pq]` on) of
+    /// streams sampled at 400 Hz or more.
     pub enabled: bool,
     pub lamp: Lamp,
     /// Also emit `Pinst` (100 per second per channel; the opt-in `pinst` table).
@@ -97,7 +98,7 @@ pub struct FlickerSettings {
 impl Default for FlickerSettings {
     fn default() -> Self {
         FlickerSettings {
-            enabled: false,
+            enabled: true,
             lamp: Lamp::V230,
             keep_pinst: false,
             settling_s: DEFAULT_SETTLING_S,

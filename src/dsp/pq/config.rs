@@ -13,6 +13,8 @@ pub const DEFAULT_UDIN_V: f64 = 230.0;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PqConfig {
+    /// Run power quality (events, flicker); on by default.
+    pub enabled: bool,
     /// Old name of `[dsp] declared_voltage_v` (Udin), still accepted; when
     /// both are given they must agree.
     pub udin_v: Option<f64>,
@@ -38,6 +40,7 @@ pub struct PqConfig {
 impl Default for PqConfig {
     fn default() -> Self {
         PqConfig {
+            enabled: true,
             udin_v: None,
             dip_threshold_pct: 90.0,
             swell_threshold_pct: 110.0,

@@ -32,7 +32,7 @@ impl PqStream {
         rate: u32,
         start_unix_ns: i64,
     ) -> Result<Self, PqError> {
-        let nominal = engine.nominal_frequency_hz;
+        let nominal = engine.nominal_hz();
         let config = PqConfig {
             udin_v: config.udin_v.or(engine.declared_voltage_v),
             ..config.clone()

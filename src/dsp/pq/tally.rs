@@ -29,14 +29,14 @@ pub struct PqTally {
 impl PqTally {
     pub fn new(config: &EngineConfig) -> Self {
         PqTally {
-            enabled: config.pq.is_some(),
+            enabled: config.pq_config().is_some(),
             ..PqTally::default()
         }
     }
 
     /// Whether `[dsp.pq.flicker]` is on (a 2-h aggregate is then worth keeping).
     pub fn flicker_enabled(config: &EngineConfig) -> bool {
-        config.pq.as_ref().is_some_and(|pq| pq.flicker.enabled)
+        config.pq_config().is_some_and(|pq| pq.flicker.enabled)
     }
 
     pub fn event(&mut self, event: &PqEvent) {
@@ -138,8 +138,11 @@ mod tests {
         assert_eq!(second[0].1, Value::from(0));
         assert_eq!(second[4], ("pst".to_string(), Value::from(0.4)));
         assert_eq!(tally.totals().dips, 2);
-        // Without `[dsp.pq]` packets stay as they were.
-        let mut off = PqTally::new(&EngineConfig::default());
+        // With power quality off packets stay as they were.
+        let mut off = PqTally::new(&EngineConfig {
+            pq: None,
+            ..EngineConfig::default()
+        });
         off.event(&dip());
         assert!(off.take_passthrough().is_empty());
     }

@@ -172,8 +172,9 @@ pub struct DatasetInfo {
     pub pipeline: String,
     /// H of the THD values (IEC 61000-4-7 default 40).
     pub thd_max_order: u32,
-    /// Nominal grid frequency of the windows, Hz.
-    pub nominal_frequency_hz: f64,
+    /// Nominal grid frequency of the windows, Hz; `None`: inferred per
+    /// meter (its `events` row of kind `nominal` says which).
+    pub nominal_frequency_hz: Option<f64>,
 }
 
 impl Default for DatasetInfo {
@@ -182,7 +183,7 @@ impl Default for DatasetInfo {
             source: String::new(),
             pipeline: String::new(),
             thd_max_order: 40,
-            nominal_frequency_hz: 50.0,
+            nominal_frequency_hz: Some(50.0),
         }
     }
 }

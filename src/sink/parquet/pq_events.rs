@@ -1,7 +1,8 @@
 //! The `pq_events` table: one row per dip, swell, interruption or rapid
 //! voltage change (IEC 61000-4-30 §5.4, §5.11), written when it ends, with
-//! its residual or maximum voltage, the ΔU of an RVC, the phases involved
-//! and why its times may be less certain (flags).
+//! its residual or maximum voltage, the ΔU of an RVC, the Udin they are
+//! percent of (and whether it was inferred), the phases involved and why
+//! its times may be less certain (flags).
 
 use arrow::datatypes::SchemaRef;
 
@@ -66,6 +67,11 @@ pub(crate) fn spec() -> TableSpec<PqEventRow> {
         ColumnSpec::optional(
             "delta_u_ss_pct_udin",
             f64_col(|r: &PqEventRow| r.event.delta_u_ss_pct_udin),
+        ),
+        ColumnSpec::required("udin_v", f64_col(|r: &PqEventRow| Some(r.udin_v))),
+        ColumnSpec::required(
+            "udin_inferred",
+            bool_col(|r: &PqEventRow| Some(r.udin_inferred)),
         ),
         ColumnSpec::required(
             "phases",

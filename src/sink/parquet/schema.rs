@@ -92,7 +92,8 @@ pub fn file_metadata(
         ));
         kv.push(KeyValue::new(
             keys::NOMINAL_FREQUENCY_HZ.into(),
-            info.nominal_frequency_hz.to_string(),
+            info.nominal_frequency_hz
+                .map_or_else(|| "inferred per meter".to_string(), |hz| hz.to_string()),
         ));
     }
     kv.extend(
