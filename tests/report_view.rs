@@ -317,6 +317,9 @@ fn flagged_dataset(dir: &Path) -> (PathBuf, Vec<PqEvent>) {
             .write_pq_event(PqEventRow {
                 device: device.clone(),
                 event: *e,
+                // The percentages above are of 230 V (161 V is 70 %).
+                udin_v: 230.0,
+                udin_inferred: false,
             })
             .unwrap();
     }
