@@ -495,6 +495,18 @@ const FLAGS: &[Flag] = &[
         accepted: &[],
     },
     Flag {
+        command: &["bench", "sink"],
+        flag: "--file-span-s",
+        takes: &[],
+        accepted: &[],
+    },
+    Flag {
+        command: &["bench", "sink"],
+        flag: "--rss-every-s",
+        takes: &[],
+        accepted: &[],
+    },
+    Flag {
         command: &["bench", "cluster"],
         flag: "--ingest",
         takes: &[],
