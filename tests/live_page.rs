@@ -220,6 +220,11 @@ async fn chromium_shows_the_fleet_and_a_meters_phasors() {
         dom.contains("id=\"count-connected\">5<"),
         "connected at the top"
     );
+    // Five meters wired right: none counted as a wiring suspect.
+    assert!(
+        dom.contains("id=\"count-wiring\">0<"),
+        "wiring suspects at the top"
+    );
 
     // The meter view: six phasors, voltages 120° apart in positive
     // sequence, each current ANGLE_DEG behind its voltage (angles
