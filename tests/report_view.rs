@@ -434,7 +434,7 @@ async fn the_demo_and_a_pq_capture_read_as_a_user_sees_them() {
     // true RMS and at least 1 % of it wide.
     let demo = dir.path().join("demo");
     let run = Command::new(env!("CARGO_BIN_EXE_meterflow"))
-        .args(["run", "--fast", "--seconds", "3", "--out"])
+        .args(["run", "--fast", "--seconds", "3.5", "--out"])
         .arg(&demo)
         .output()
         .unwrap();

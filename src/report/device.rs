@@ -458,12 +458,15 @@ pub fn load(
         source = Source::Aggregates("3s");
         frame = read_source(dataset, device, source, from, to, depth)?;
     }
+    // A stream's closing rows (the wiring status of a short capture, its
+    // disconnect) are stamped at its end, which is the span's end.
+    let events_to = to.saturating_add(1);
     let events = read(
-        &dataset.files("events", device, from, to),
+        &dataset.files("events", device, from, events_to),
         &Query {
             time: "time".into(),
             from,
-            to,
+            to: events_to,
             texts: vec!["kind".into(), "message".into()],
             numbers: vec!["lost_samples".into()],
             ..Query::default()
