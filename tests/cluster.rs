@@ -335,7 +335,11 @@ fn drain(
                     last = taken;
                     stable_since = Instant::now();
                 }
-                pending == 0.0 && stable_since.elapsed() > Duration::from_secs(2)
+                // Healthy: its consumer is connected and fetching (right
+                // after an outage it is still reconnecting, and its pending
+                // count is from before).
+                let healthy = writer.healthz().is_some_and(|(code, _)| code == 200);
+                healthy && pending == 0.0 && stable_since.elapsed() > Duration::from_secs(2)
             },
         );
         writer.sigterm_and_wait();
