@@ -13,14 +13,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::batch::batch_file;
 use common::parquet_read::{read_rows, Cell};
 use common::rows::{num, text, ts, Row};
 use meterflow::meter::disturbance::{self, Disturbance};
 use meterflow::meter::offline_capture::OfflineCapture;
 use meterflow::meter::signal::SignalConfig;
-use meterflow::pipeline::batch::run_batch;
-use meterflow::pipeline::batch_request::BatchRequest;
-use meterflow::source::capture::RawParams;
 use meterflow::wire::Measures;
 
 /// 2026-01-01 00:00:00 UTC, the captures' `startTs`.
@@ -61,23 +59,8 @@ async fn batch(dir: &Path, signal: SignalConfig, seconds: u64, pipeline: Option<
     capture.samples = seconds * u64::from(RATE);
     let file = dir.join("meter.mfcap");
     capture.write(&file).unwrap_or_else(|e| panic!("{e:#}"));
-    let pipeline = pipeline.map(|text| {
-        let path = dir.join("pipeline.toml");
-        std::fs::write(&path, text).unwrap();
-        path
-    });
     let out = dir.join("out");
-    let args = BatchRequest {
-        inputs: vec![file.clone()],
-        out: out.clone(),
-        pipeline,
-        ..BatchRequest::default()
-    };
-    let config = args.config().unwrap_or_else(|e| panic!("{e:#}"));
-    let report = run_batch(&config, &[file], &RawParams::default(), false)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(report.failed_files(), 0, "{:?}", report.files);
+    batch_file(&file, &out, pipeline).await;
     out.join("parquet")
 }
 

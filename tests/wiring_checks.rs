@@ -13,6 +13,7 @@ mod common;
 
 use std::path::Path;
 
+use common::batch::batch_file;
 use common::parquet_read::read_rows;
 use common::rows::{text, ts};
 use meterflow::meter::offline_capture::OfflineCapture;
@@ -20,9 +21,6 @@ use meterflow::meter::signal::SignalConfig;
 use meterflow::meter::wiring::WiringConfig;
 use meterflow::model::run_report::RunReport;
 use meterflow::model::WiringReason;
-use meterflow::pipeline::batch::run_batch;
-use meterflow::pipeline::batch_request::BatchRequest;
-use meterflow::source::capture::RawParams;
 use meterflow::wire::Measures;
 
 /// 2026-01-01 00:00:00 UTC, the captures' `startTs`.
@@ -63,22 +61,7 @@ async fn batch_with(
     let file = dir.join(format!("{name}.mfcap"));
     capture.write(&file).unwrap_or_else(|e| panic!("{e:#}"));
     let out = dir.join(format!("out-{name}"));
-    let pipeline = pipeline.map(|text| {
-        let path = dir.join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        path
-    });
-    let args = BatchRequest {
-        inputs: vec![file.clone()],
-        out: out.clone(),
-        pipeline,
-        ..BatchRequest::default()
-    };
-    let config = args.config().unwrap_or_else(|e| panic!("{e:#}"));
-    let report = run_batch(&config, &[file], &RawParams::default(), false)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(report.failed_files(), 0, "{:?}", report.files);
+    let report = batch_file(&file, &out, pipeline).await;
     let events_dir = out.join("parquet").join("events");
     let rows = if events_dir.exists() {
         read_rows(&events_dir)

@@ -70,6 +70,14 @@ impl WiringStatus {
     }
 }
 
+/// The finding a `wiring` events row's message names (`reversed_clamp L2`
+/// of `reversed_clamp L2 (confidence 1.00): …`), and whether it is a fault.
+pub fn finding_of(message: &str) -> (&str, bool) {
+    let finding = message.split(" (confidence").next().unwrap_or(message);
+    let fault = finding != WiringReason::Ok.as_str() && finding != WiringReason::Unchecked.as_str();
+    (finding, fault)
+}
+
 impl fmt::Display for WiringStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.reason.as_str())?;
@@ -77,5 +85,31 @@ impl fmt::Display for WiringStatus {
             write!(f, " L{}", u16::from(phase) + 1)?;
         }
         write!(f, " (confidence {:.2}): {}", self.confidence, self.detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(reason: WiringReason, phase: Option<u8>) -> String {
+        WiringStatus {
+            reason,
+            phase,
+            confidence: 0.75,
+            detail: "measured: a (b) c".to_string(),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn the_finding_is_read_back_from_the_message_a_status_writes() {
+        let reversed = message(WiringReason::ReversedClamp, Some(1));
+        assert_eq!(finding_of(&reversed), ("reversed_clamp L2", true));
+        let whole = message(WiringReason::VoltageOffNominal, None);
+        assert_eq!(finding_of(&whole), ("voltage_off_nominal", true));
+        assert_eq!(finding_of(&message(WiringReason::Ok, None)), ("ok", false));
+        let unchecked = message(WiringReason::Unchecked, None);
+        assert_eq!(finding_of(&unchecked), ("unchecked", false));
     }
 }

@@ -218,11 +218,10 @@ fn wiring_cell(message: Option<&str>) -> String {
     let Some(message) = message else {
         return "<td class=\"name\">–</td>".to_string();
     };
-    let finding = message.split(" (confidence").next().unwrap_or(message);
-    let healthy = matches!(finding, "ok" | "unchecked");
+    let (finding, fault) = crate::model::wiring::finding_of(message);
     format!(
         "<td class=\"{}\" title=\"{}\">{}</td>",
-        if healthy { "name" } else { "name wiring-fault" },
+        if fault { "name wiring-fault" } else { "name" },
         escape(message),
         escape(finding)
     )

@@ -1,3 +1,4 @@
+pub mod batch;
 pub mod chromium;
 pub mod http;
 pub mod mosquitto;

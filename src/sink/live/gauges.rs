@@ -145,15 +145,13 @@ pub fn meter_metrics(out: &mut Vec<Metric>, meter: &MeterLive, now_unix_ns: i64)
         out.push(counter(name, help, meter, value));
     }
     if let Some(message) = &meter.wiring {
-        // `reversed_clamp L2 (confidence 1.00): …` → `reversed_clamp L2`.
-        let finding = message.split(" (confidence").next().unwrap_or(message);
-        let healthy = matches!(finding, "ok" | "unchecked");
+        let (finding, fault) = crate::model::wiring::finding_of(message);
         out.push(
             gauge(
                 "meterflow_meter_wiring_fault",
                 "1 while the wiring checks' last finding is a fault (label finding: reason and phase); absent until they find something",
                 meter,
-                if healthy { 0.0 } else { 1.0 },
+                if fault { 1.0 } else { 0.0 },
             )
             .with("finding", finding.to_string()),
         );
