@@ -9,6 +9,7 @@ pub mod bench;
 pub mod dsp;
 pub mod meter;
 pub mod model;
+pub mod nats;
 pub mod pipeline;
 pub mod report;
 pub mod sink;

@@ -453,11 +453,11 @@ fn window_record(meter: &str, end_ns: i64, measured_s: f64) -> meterflow::model:
 /// the registers of the meter's last published window, and whose it was.
 #[test]
 fn a_meter_taken_over_carries_on_from_its_last_published_window_when_the_state_lags() {
-    use meterflow::pipeline::cluster::LeaseBook;
-    use meterflow::sink::jetstream::batch::{FORMAT, FORMAT_HEADER, NODE_HEADER};
-    use meterflow::sink::jetstream::{
-        connect, subjects, ClusterConfig, MeterRegisters, RecordBatch,
-    };
+    use meterflow::model::meter_registers::MeterRegisters;
+    use meterflow::nats::batch::{RecordBatch, FORMAT, FORMAT_HEADER, NODE_HEADER};
+    use meterflow::nats::config::ClusterConfig;
+    use meterflow::nats::{connect, subjects};
+    use meterflow::pipeline::cluster::lease::LeaseBook;
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let scratch = tempfile::tempdir().unwrap();
@@ -543,7 +543,7 @@ fn a_writer_killed_and_restarted_writes_every_record_once_and_foreign_messages_a
     runtime.block_on(async move {
         let client = async_nats::connect(url).await.unwrap();
         let js = async_nats::jetstream::new(client);
-        let foreign = meterflow::sink::jetstream::RecordBatch {
+        let foreign = meterflow::nats::batch::RecordBatch {
             format: 99,
             origin: "elsewhere".to_string(),
             seqs: vec![1],

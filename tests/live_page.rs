@@ -14,7 +14,6 @@ use meterflow::meter::firmware::MeterSettings;
 use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode};
 use meterflow::meter::signal::SignalConfig;
 use meterflow::pipeline::runner;
-use meterflow::pipeline::server::StreamSink;
 use meterflow::pipeline::PipelineConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -108,7 +107,9 @@ fn screenshot(url: &str, name: &str, (width, height): (u32, u32)) -> PathBuf {
 async fn chromium_shows_the_fleet_and_a_meters_phasors() {
     let dir = tempfile::tempdir().unwrap();
     let config = sink_config(dir.path());
-    let sink = StreamSink::bind(&config).await.unwrap();
+    let sink = meterflow::pipeline::sources::bind_meter_stream(&config)
+        .await
+        .unwrap();
     let addr = sink.local_addr().unwrap();
     let run = runner::start_source(config, Box::new(sink)).await.unwrap();
     let http = run.metrics_addr().unwrap();

@@ -15,7 +15,6 @@ use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode, RunningFleet}
 use meterflow::meter::signal::{Harmonic, SignalConfig, SignalGenerator};
 use meterflow::model::run_report::RunReport;
 use meterflow::pipeline::runner;
-use meterflow::pipeline::server::StreamSink;
 use meterflow::pipeline::PipelineConfig;
 use meterflow::wire::Measures;
 use serde_json::Value;
@@ -99,7 +98,9 @@ struct Sink {
 }
 
 async fn start_sink(config: PipelineConfig) -> Sink {
-    let sink = StreamSink::bind(&config).await.unwrap();
+    let sink = meterflow::pipeline::sources::bind_meter_stream(&config)
+        .await
+        .unwrap();
     let addr = sink.local_addr().unwrap();
     let run = runner::start_source(config, Box::new(sink)).await.unwrap();
     let http = run.metrics_addr().unwrap();
@@ -677,7 +678,9 @@ async fn a_token_file_guards_the_page_the_api_and_metrics_but_not_healthz() {
     std::fs::write(&token_file, " \n").unwrap();
     let mut config = sink_config(dir.path());
     config.service.http_token_file = Some(token_file.clone());
-    let server = StreamSink::bind(&config).await.unwrap();
+    let server = meterflow::pipeline::sources::bind_meter_stream(&config)
+        .await
+        .unwrap();
     let error = match runner::start_source(config, Box::new(server)).await {
         Ok(_) => panic!("an empty token file is refused"),
         Err(error) => format!("{error:#}"),

@@ -16,14 +16,20 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     // `model` and `wire` are the vocabulary every stage may use (the CLI
     // parses layouts with `wire`'s types).
-    ("bench", &["pipeline", "meter", "model", "wire"]),
+    // The sink bench builds the meter stream source itself to read its
+    // per-meter counters while it runs.
+    ("bench", &["pipeline", "source", "meter", "model", "wire"]),
     (
         "pipeline",
-        &["source", "dsp", "sink", "model", "wire", "meter"],
+        &["source", "dsp", "sink", "nats", "model", "wire", "meter"],
     ),
     ("report", &["model", "wire"]),
-    ("source", &["model", "wire"]),
-    ("sink", &["model", "wire"]),
+    // Cluster mode's transport (settings, subjects, record batches,
+    // connections): the writer's consumer reads what the ingest node's
+    // output publishes.
+    ("source", &["nats", "model", "wire"]),
+    ("sink", &["nats", "model", "wire"]),
+    ("nats", &["model", "wire"]),
     ("dsp", &["model", "wire"]),
     ("meter", &["model", "wire"]),
     ("model", &["wire"]),

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use common::ndjson::packets;
 use meterflow::meter::signal::SignalConfig;
-use meterflow::pipeline::batch::{expand_inputs, run_batch};
+use meterflow::pipeline::batch::run_batch;
 use meterflow::pipeline::batch_request::BatchRequest;
 use meterflow::source::capture::RawParams;
+use meterflow::source::files::expand_inputs;
 use serde::Deserialize;
 
 fn testdata() -> PathBuf {

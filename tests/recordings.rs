@@ -13,10 +13,11 @@ use std::process::{Command, Stdio};
 
 use common::parquet_read::{read_rows, Cell};
 use meterflow::model::run_report::RunReport;
-use meterflow::pipeline::batch::{expand_inputs, run_batch};
+use meterflow::pipeline::batch::run_batch;
 use meterflow::pipeline::batch_request::BatchRequest;
 use meterflow::source::capture::{read_capture, CaptureKind, RawParams, SessionDescription};
 use meterflow::source::event::SourceEvent;
+use meterflow::source::files::expand_inputs;
 use meterflow::source::recording::RecordingTools;
 use meterflow::wire::samples::SampleBlock;
 

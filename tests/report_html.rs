@@ -13,10 +13,11 @@ use arrow::array::{Float64Array, Int32Array, RecordBatch, StringArray, Timestamp
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use common::chromium;
 use meterflow::meter::signal::SignalConfig;
-use meterflow::pipeline::batch::{expand_inputs, run_batch};
+use meterflow::pipeline::batch::run_batch;
 use meterflow::pipeline::batch_request::BatchRequest;
 use meterflow::report::{write_report, ReportOptions};
 use meterflow::source::capture::RawParams;
+use meterflow::source::files::expand_inputs;
 use parquet::arrow::ArrowWriter;
 
 const EIGHT_KHZ: &str = "three_phase_8khz-001";

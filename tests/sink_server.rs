@@ -17,7 +17,6 @@ use meterflow::meter::fleet::{run_fleet, start_fleet, FleetConfig, FleetMode};
 use meterflow::meter::pacing::Pacing;
 use meterflow::model::run_report::RunReport;
 use meterflow::pipeline::runner;
-use meterflow::pipeline::server::StreamSink;
 use meterflow::pipeline::sources::RunOptions;
 use meterflow::pipeline::PipelineConfig;
 use meterflow::wire::command::StreamType;
@@ -61,13 +60,15 @@ metrics_listen = "127.0.0.1:0"
 struct RunningSink {
     addr: std::net::SocketAddr,
     metrics: std::net::SocketAddr,
-    registry: std::sync::Arc<meterflow::pipeline::server::registry::Registry>,
+    registry: std::sync::Arc<meterflow::source::meter_server::registry::Registry>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<RunReport>>,
 }
 
 async fn start_sink(config: PipelineConfig) -> RunningSink {
-    let sink = StreamSink::bind(&config).await.unwrap();
+    let sink = meterflow::pipeline::sources::bind_meter_stream(&config)
+        .await
+        .unwrap();
     let addr = sink.local_addr().unwrap();
     let registry = sink.registry();
     let run = runner::start_source(config, Box::new(sink)).await.unwrap();
@@ -215,7 +216,7 @@ async fn twenty_meters_of_mixed_rates_and_layouts_match_batch_mode() {
     // The same bytes through batch mode.
     let mut batch_config = sink_config(&dir.path().join("batch"), "", &dir.path().join("unused"));
     batch_config.source =
-        meterflow::pipeline::config::SourceConfig::Files(meterflow::pipeline::batch::FilesConfig {
+        meterflow::pipeline::config::SourceConfig::Files(meterflow::source::files::FilesConfig {
             paths: vec![dir.path().join("captures")],
             raw: Default::default(),
         });

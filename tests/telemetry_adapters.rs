@@ -170,7 +170,7 @@ fn rtl433_facts_lines_give_expected_packets() {
         .iter()
         .flat_map(|l| rtl433::parse_line(l, &ctx()).unwrap())
         .collect();
-    let groups = meterflow::pipeline::telemetry::sensor_readings(&readings, 5_000_000_000);
+    let groups = meterflow::source::telemetry::component::sensor_readings(&readings, 5_000_000_000);
     // All four lines fall in the 5 s interval ending at T0 + 5 s.
     assert_eq!(groups.len(), 4);
     assert!(groups

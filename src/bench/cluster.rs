@@ -19,9 +19,9 @@ use parquet::arrow::ProjectionMask;
 use super::nats::NatsServer;
 use super::proc_stats::{cpu_seconds, peak_rss_kib};
 use super::sink::{stop_child, SinkBench};
-use crate::pipeline::bounds::{Span, DAY};
+use crate::model::bounds::{Span, DAY};
+use crate::model::clock::unix_now_ns;
 use crate::pipeline::cluster::local::{plan_nodes, write_pipeline, LocalCluster, Restart, Role};
-use crate::pipeline::cluster::writer::unix_now_ns;
 use crate::pipeline::PipelineConfig;
 use crate::wire::Measures;
 

@@ -15,16 +15,16 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::proc_stats::{cpu_seconds, peak_rss_kib, rss_kib};
+use crate::model::bounds::{Span, DAY};
 use crate::model::latency::LatencySnapshot;
-use crate::pipeline::bounds::{Span, DAY};
 use crate::pipeline::cluster::local::terminate_child;
 use crate::pipeline::config::SourceConfig;
 use crate::pipeline::out_dir::direct_outputs;
 use crate::pipeline::runner;
-use crate::pipeline::server::config::{MeterLinkConfig, ServiceConfig};
-use crate::pipeline::server::registry::Registry;
-use crate::pipeline::server::StreamSink;
+use crate::pipeline::service::ServiceConfig;
 use crate::pipeline::PipelineConfig;
+use crate::source::meter_server::config::MeterLinkConfig;
+use crate::source::meter_server::registry::Registry;
 use crate::wire::Measures;
 
 /// The load and where the outputs go.
@@ -98,7 +98,7 @@ pub async fn run(args: SinkBench) -> anyhow::Result<SinkFigures> {
 
 async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
     let config = bench_config(args, dir);
-    let sink = StreamSink::bind(&config).await?;
+    let sink = crate::pipeline::sources::bind_meter_stream(&config).await?;
     let addr = sink
         .local_addr()
         .context("the bench sink has no listen address")?;
@@ -323,7 +323,7 @@ fn print_latency(what: &str, latency: &LatencySnapshot) {
 fn reading(registry: &Registry) -> Reading {
     Reading {
         at: Instant::now(),
-        samples: registry.total(|m| &m.samples),
+        samples: registry.total(|m| &m.engine.samples),
         bytes: registry.total(|m| &m.bytes),
         cpu_s: cpu_seconds(None).unwrap_or(0.0),
     }

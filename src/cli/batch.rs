@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use meterflow::pipeline::batch::RawFileConfig;
 use meterflow::pipeline::batch_request::BatchRequest;
 use meterflow::pipeline::sources::RunOptions;
 use meterflow::wire::Measures;
@@ -42,13 +41,14 @@ impl BatchArgs {
             inputs: self.inputs.clone(),
             out: self.out.clone(),
             pipeline: self.pipeline.clone(),
-            raw: RawFileConfig {
-                name: self.name.clone(),
-                measures: self.measures,
-                rate: self.rate,
-                start: self.start.clone(),
-            },
+            ..BatchRequest::default()
         }
+        .with_raw(
+            self.name.clone(),
+            self.measures,
+            self.rate,
+            self.start.clone(),
+        )
     }
 }
 

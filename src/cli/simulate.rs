@@ -146,8 +146,7 @@ pub fn fleet_config(args: &SimulateArgs) -> anyhow::Result<FleetConfig> {
     let mode = match args.mode {
         SimulateMode::DialIn => FleetMode::DialIn {
             server: args.server.clone(),
-            reconnect: limits::RECONNECT_BACKOFF
-                .check_s("--reconnect-secs", args.reconnect_secs)?,
+            reconnect: limits::METER_RECONNECT.check_s("--reconnect-secs", args.reconnect_secs)?,
         },
         SimulateMode::CommandPort => FleetMode::CommandPort {
             bind: args.bind,

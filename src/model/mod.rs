@@ -4,6 +4,9 @@
 //! module, not on each other.
 
 pub mod aggregate;
+pub mod backoff;
+pub mod bounds;
+pub mod clock;
 pub mod device;
 pub mod energy;
 mod flag_set;
@@ -13,6 +16,7 @@ pub mod intern;
 pub mod latch;
 pub mod latency;
 pub mod measurand;
+pub mod meter_registers;
 pub mod metric;
 pub mod mppt;
 pub mod number;
@@ -24,6 +28,7 @@ pub mod record;
 pub mod rows;
 pub mod run_report;
 pub mod sensor;
+pub mod stream_positions;
 pub mod window;
 pub mod wiring;
 

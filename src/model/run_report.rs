@@ -139,3 +139,44 @@ impl OutputSummary {
         self.totals.get(key).copied().unwrap_or(0)
     }
 }
+
+impl DeviceSummary {
+    /// Adds another session of the same device (another file of a batch):
+    /// counts and energy add up, means are weighted by duration, maxima
+    /// stay maxima, a wiring fault found in any session stands.
+    pub fn add_session(&mut self, summary: &DeviceSummary) {
+        let weight_before = self.duration_s;
+        self.samples += summary.samples;
+        self.lost_samples += summary.lost_samples;
+        self.duration_s += summary.duration_s;
+        self.windows += summary.windows;
+        self.flagged_windows += summary.flagged_windows;
+        self.energy_imported_wh += summary.energy_imported_wh;
+        self.energy_exported_wh += summary.energy_exported_wh;
+        self.mean_p_w = match (self.mean_p_w, summary.mean_p_w) {
+            (Some(a), Some(b)) if self.duration_s > 0.0 => {
+                Some((a * weight_before + b * summary.duration_s) / self.duration_s)
+            }
+            (a, b) => a.or(b),
+        };
+        self.max_thd_v_pct = max_option(self.max_thd_v_pct, summary.max_thd_v_pct);
+        self.max_thd_i_pct = max_option(self.max_thd_i_pct, summary.max_thd_i_pct);
+        self.events += summary.events;
+        self.pq_events.add_counts(&summary.pq_events);
+        if !self.wiring.as_ref().is_some_and(|w| w.reason.is_fault()) {
+            self.wiring = summary.wiring.clone().or(self.wiring.take());
+        }
+        if self.output_error.is_none() {
+            self.output_error.clone_from(&summary.output_error);
+        }
+    }
+}
+
+/// The larger of two optional values; either alone when the other is missing.
+pub fn max_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}

@@ -7,10 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::pipeline::batch::{expand_inputs, FilesConfig, RawFileConfig};
 use crate::pipeline::config::{PipelineConfig, SinkConfig, SourceConfig};
 use crate::source::capture::RawParams;
-use crate::source::start_time::parse_start;
+use crate::source::files::{expand_inputs, FilesConfig, RawFileConfig};
 
 #[derive(Debug, Clone, Default)]
 pub struct BatchRequest {
@@ -58,24 +57,31 @@ impl BatchRequest {
         Ok(config)
     }
 
+    /// Bare f32le and WAV files: the device name, layout, rate and start
+    /// time (RFC 3339 or Unix seconds) their content does not say.
+    pub fn with_raw(
+        mut self,
+        name: Option<String>,
+        measures: Option<crate::wire::Measures>,
+        rate: Option<u32>,
+        start: Option<String>,
+    ) -> Self {
+        self.raw = RawFileConfig {
+            name,
+            measures,
+            rate,
+            start,
+        };
+        self
+    }
+
     /// What the capture readers are told about bare f32le and WAV files.
     pub fn raw_params(&self) -> anyhow::Result<RawParams> {
-        raw_params(&self.raw)
+        self.raw.params()
     }
 
     /// The capture files the inputs name (folders searched).
     pub fn files(&self) -> anyhow::Result<Vec<PathBuf>> {
         expand_inputs(&self.inputs, &self.raw_params()?)
     }
-}
-
-/// A files source's `raw` settings as the capture readers take them.
-pub fn raw_params(raw: &RawFileConfig) -> anyhow::Result<RawParams> {
-    Ok(RawParams {
-        name: raw.name.clone(),
-        measures: raw.measures,
-        rate: raw.rate,
-        start_unix_ns: raw.start.as_deref().map(parse_start).transpose()?,
-        ..RawParams::default()
-    })
 }

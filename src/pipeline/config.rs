@@ -11,9 +11,10 @@ use crate::dsp::EngineConfig;
 use crate::sink::packet::{DeliveryConfig, PacketConfig};
 use crate::sink::parquet::ParquetConfig;
 
-use super::batch::{FilesConfig, RawFileConfig};
 use super::live::VirtualMetersConfig;
-use super::server::config::{MeterLinkConfig, ServiceConfig};
+use super::service::ServiceConfig;
+use crate::source::files::{FilesConfig, RawFileConfig};
+use crate::source::meter_server::config::MeterLinkConfig;
 use crate::source::start_time::parse_start;
 use crate::source::telemetry::config::TelemetryConfig;
 
@@ -41,7 +42,7 @@ pub struct PipelineConfig {
     pub record_log: super::record_log::RecordLogConfig,
     /// Cluster mode: the NATS JetStream that ingest and writer nodes share.
     #[serde(default)]
-    pub cluster: Option<crate::sink::jetstream::ClusterConfig>,
+    pub cluster: Option<crate::nats::config::ClusterConfig>,
 }
 
 fn files_from_the_command_line() -> SourceConfig {

@@ -12,7 +12,7 @@ use crate::dsp::pq::PqTally;
 use crate::dsp::wiring::WiringCheck;
 use crate::dsp::{DeviceEngine, EngineConfig, EngineOutput, InvalidSamples};
 use crate::model::identity::name_uuid;
-use crate::model::run_report::DeviceSummary;
+use crate::model::run_report::{max_option, DeviceSummary};
 use crate::model::{
     Aggregate, AggregateRow, CircuitReading, DeviceInfo, EnergyCounters, HalfCycleRms,
     HalfCycleRow, IntervalKind, LatchRow, LatchWindow, PinstRow, PqEvent, PqEventRow, RawBlock,
@@ -23,13 +23,13 @@ use crate::source::event::SourceEvent;
 use crate::wire::samples::SampleBlock;
 
 use super::config::PipelineConfig;
-use super::topology::RecordBus;
+use crate::source::component::{DeviceEngines, DeviceLane, RecordSink};
 
 /// Everything after the engine: aggregation and the rows and readings it feeds.
 struct Downstream {
     device: DeviceInfo,
     sensor: SensorInfo,
-    records: Arc<RecordBus>,
+    records: Arc<dyn RecordSink>,
     cycles: CycleAggregator,
     ten_minutes: ClockAggregator,
     packet: ClockAggregator,
@@ -65,7 +65,7 @@ impl DeviceProcessor {
     pub fn new(
         session: &SessionDescription,
         config: &PipelineConfig,
-        records: Arc<RecordBus>,
+        records: Arc<dyn RecordSink>,
     ) -> anyhow::Result<Self> {
         let engine = DeviceEngine::inferring(
             &config.dsp,
@@ -588,10 +588,37 @@ pub fn circuit_reading(
     }
 }
 
-pub(crate) fn max_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, None) => a,
-        (None, b) => b,
+impl DeviceLane for DeviceProcessor {
+    fn block(&mut self, block: &SampleBlock) {
+        DeviceProcessor::block(self, block)
+    }
+
+    fn event(&mut self, event: &SourceEvent) {
+        DeviceProcessor::event(self, event)
+    }
+
+    fn restore_energy(&mut self, energy: EnergyCounters) {
+        DeviceProcessor::restore_energy(self, energy)
+    }
+
+    fn energy(&self) -> &EnergyCounters {
+        DeviceProcessor::energy(self)
+    }
+
+    fn finish(self: Box<Self>) -> DeviceSummary {
+        DeviceProcessor::finish(*self)
+    }
+}
+
+/// Device processors of a run's config whose records go to its bus.
+pub struct DeviceFactory {
+    pub config: PipelineConfig,
+    pub records: Arc<dyn RecordSink>,
+}
+
+impl DeviceEngines for DeviceFactory {
+    fn open(&self, session: &SessionDescription) -> anyhow::Result<Box<dyn DeviceLane>> {
+        let processor = DeviceProcessor::new(session, &self.config, Arc::clone(&self.records))?;
+        Ok(Box::new(processor))
     }
 }

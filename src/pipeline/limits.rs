@@ -4,11 +4,14 @@
 
 use anyhow::bail;
 
-use super::bounds::{Count, Level, Span, DAY, GIB, HOUR, KIB, MIB, TIB, YEAR};
 use super::config::{PipelineConfig, SourceConfig};
 use crate::dsp::{EngineConfig, MAX_HARMONIC_ORDER};
+use crate::model::bounds::{Count, Level, Span, DAY, GIB, HOUR, KIB, MIB, TIB, YEAR};
 use crate::sink::packet::DeliveryConfig;
 use crate::sink::parquet::ParquetConfig;
+use crate::source::meter_server::config::{
+    IDLE_TIMEOUT, INFO_TIMEOUT, KEEPALIVE, RECONNECT_BACKOFF,
+};
 
 pub const PACKET_INTERVAL: Span = Span::new(0.1, DAY);
 pub const PACKET_GRACE: Span = Span::new(0.0, HOUR);
@@ -16,10 +19,6 @@ pub const PACKET_GRACE: Span = Span::new(0.0, HOUR);
 pub const METER_IDLE: Span = Span::new(1.0, 10.0 * YEAR);
 /// How long virtual meters stream, or telemetry's live inputs run.
 pub const RUN_SECONDS: Span = Span::new(0.001, YEAR);
-pub const INFO_TIMEOUT: Span = Span::new(0.1, HOUR);
-pub const IDLE_TIMEOUT: Span = Span::new(0.1, DAY);
-pub const KEEPALIVE: Span = Span::new(0.1, HOUR);
-pub const RECONNECT_BACKOFF: Span = Span::new(0.01, DAY);
 pub const FLUSH_INTERVAL: Span = Span::new(0.01, DAY);
 /// Parquet files are cut at date partitions anyway.
 pub const FILE_SPAN: Span = Span::new(1.0, DAY);
@@ -76,6 +75,8 @@ pub const METER_NUMBER: Count = Count::new(0, 999_999_999, "");
 pub const NODES: Count = Count::new(1, 64, "nodes");
 /// Command-line only: how long the benches wait for every meter to dial in.
 pub const CONNECT_TIMEOUT: Span = Span::new(0.1, DAY);
+/// Command-line only: `simulate --reconnect-secs`, a virtual meter's wait before it dials again.
+pub const METER_RECONNECT: Span = Span::new(0.01, DAY);
 /// Command-line only: `simulate --buffer-size` (the firmware's is 3.6 MB).
 pub const METER_BUFFER_BYTES: Count = Count::new(KIB, GIB, "bytes");
 /// Command-line only: partitions of `bench cluster` (`cluster.partitions`).

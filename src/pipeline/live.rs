@@ -22,11 +22,11 @@ use crate::wire::layout::DEFAULT_RATE;
 use crate::wire::Measures;
 
 use super::config::{PipelineConfig, SourceConfig};
-use super::server::config::MeterLinkConfig;
-use super::server::registry::{valid_meter_name, Registry, METER_NAME_RULE};
-use super::server::StreamSink;
-use super::sources::{Durability, EngineSpec, Source, SourceContext, SourceEnd};
 use crate::model::run_report::RunReport;
+use crate::source::component::{Durability, EngineSpec, Source, SourceContext, SourceEnd};
+use crate::source::meter_server::config::MeterLinkConfig;
+use crate::source::meter_server::registry::{valid_meter_name, Registry, METER_NAME_RULE};
+use crate::source::meter_server::StreamSink;
 
 /// Virtual meters dialing into an in-process stream sink on loopback.
 ///
@@ -59,7 +59,7 @@ impl VirtualMeters {
             stop_after_samples: Some(samples.max(1)),
             ..MeterLinkConfig::default()
         });
-        let sink = StreamSink::bind(&sink_config).await?;
+        let sink = super::sources::bind_meter_stream(&sink_config).await?;
         Ok(Box::new(VirtualMeters {
             config,
             meters,

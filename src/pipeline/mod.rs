@@ -3,14 +3,11 @@
 //! files, live from meters, telemetry adapters, and the long-running
 //! stream sink).
 
-pub mod backoff;
 pub mod batch;
 pub mod batch_request;
-pub mod bounds;
 pub mod cluster;
 pub mod config;
 pub mod device;
-pub mod input_claims;
 pub mod inspect;
 pub mod limits;
 pub mod live;
@@ -20,9 +17,11 @@ pub mod prometheus;
 pub mod record_log;
 pub mod reference;
 pub mod runner;
-pub mod server;
+pub mod service;
 pub mod sources;
+pub mod state;
 pub mod telemetry;
 pub mod topology;
+pub mod workers;
 
 pub use config::PipelineConfig;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::sink::jetstream::{JetStreamOutput, PublishCounters};
+use crate::sink::jetstream::output::{JetStreamOutput, PublishCounters};
 use crate::sink::live::{LiveBoard, LiveOutput};
 use crate::sink::output::Output;
 use crate::sink::packet::PacketOutput;

@@ -1,145 +1,21 @@
-//! Sources as components: the [`Source`] trait every kind of input
-//! implements, the [`SourceContext`] the runner hands it, and the registry
-//! from the pipeline's `[source] kind` to the builder of its component.
-//! Adding a source is its module and one line in [`SOURCES`]; the runner
+//! The registry of sources: a pipeline's `[source] kind` → the builder of
+//! its component (`source::component::Source`). Adding a source is its
+//! module under `source/` and one line in [`SOURCES`]; the runner
 //! (`pipeline::runner`) does the rest the same way for every kind.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use tokio_util::sync::CancellationToken;
 
-use crate::model::metric::Metric;
-
-use super::config::PipelineConfig;
-use super::record_log::RecordLog;
-use super::server::state::StateStore;
-use super::server::workers::WorkerPool;
-use super::topology::{HealthBoard, Publish, RecordBus};
-use crate::model::run_report::RunReport;
-
-/// An input of a pipeline, built from its config, run by the runner.
-pub trait Source: Send {
-    /// Where its records come from (recorded in the dataset's file metadata).
-    fn origin(&self) -> String;
-
-    /// How the runner keeps the records it produces.
-    fn durability(&self) -> Durability;
-
-    /// Meter streams: the window workers the runner starts for it.
-    fn engine(&self) -> Option<EngineSpec> {
-        None
-    }
-
-    /// A cluster ingest node: its records go to JetStream, not to the
-    /// pipeline's own outputs.
-    fn publish(&self) -> Option<Publish> {
-        None
-    }
-
-    /// What it measures about itself, for `/metrics` and `/healthz`.
-    fn metrics(&self) -> Option<Arc<dyn SourceMetrics>> {
-        None
-    }
-
-    /// What the command says once it runs (where it listens, what it reads).
-    fn started(&self) -> Vec<String>;
-
-    /// What stopping it on a signal (Ctrl-C, SIGTERM) does, said as it
-    /// starts; `None`: a signal does not stop it in order (a batch cannot
-    /// stop part way through its files; Ctrl-C ends the process).
-    fn stopping(&self) -> Option<&'static str>;
-
-    /// Runs until its input ends or `cx.cancel` fires, then stops taking
-    /// input and returns once everything it took is handed on (to the
-    /// engine or the record bus). The runner drains the engine and the
-    /// outputs after it.
-    fn run(self: Box<Self>, cx: SourceContext) -> BoxFuture<'static, anyhow::Result<SourceEnd>>;
-}
-
-/// How the runner keeps a source's records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Its input can be read again (capture files, a demo's virtual
-    /// meters): no record log, meter state in memory, no `/metrics`.
-    Rereadable,
-    /// Live input: every record is in the record log before an output may
-    /// lose it; an unclean stop loses what came after the log's end, and
-    /// that loss is recorded per meter.
-    Log,
-    /// Live input that its upstream delivers again after an unclean stop
-    /// (a writer's JetStream consumer): the record log, and nothing is lost.
-    LogRedelivered,
-}
-
-impl Durability {
-    pub fn has_log(self) -> bool {
-        self != Durability::Rereadable
-    }
-}
-
-/// The window workers a meter-stream source needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EngineSpec {
-    pub workers: usize,
-    /// Jobs queued per worker before a connection waits.
-    pub queue_depth: usize,
-    /// Samples taken per session at most (virtual meters that stop after theirs).
-    pub sample_limit: Option<u64>,
-}
-
-/// What a running source is given.
-#[derive(Clone)]
-pub struct SourceContext {
-    pub config: PipelineConfig,
-    /// Where records go: through the record log (when there is one) to every output.
-    pub records: Arc<RecordBus>,
-    /// Per-meter state (energy registers, positions), rebuilt from the log.
-    pub state: Arc<StateStore>,
-    /// The record log, for a source that acknowledges upstream only once
-    /// its records are durable.
-    pub log: Option<Arc<RecordLog>>,
-    /// Health of the outputs, and of a source that registers itself.
-    pub health: Arc<HealthBoard>,
-    /// The window workers, for a source whose [`Source::engine`] asked.
-    pub engine: Option<Arc<WorkerPool>>,
-    /// Fires when the run is asked to stop.
-    pub cancel: CancellationToken,
-}
-
-/// What a source's run leaves.
-pub struct SourceEnd {
-    /// What it took in; the runner adds the devices of its engine, the
-    /// outputs, the checkpoint and the time.
-    pub report: RunReport,
-    /// What to do once the outputs have everything (a cluster node gives
-    /// its meters' leases back only after their last records are published).
-    pub after_outputs: Option<BoxFuture<'static, ()>>,
-}
-
-impl From<RunReport> for SourceEnd {
-    fn from(report: RunReport) -> Self {
-        SourceEnd {
-            report,
-            after_outputs: None,
-        }
-    }
-}
-
-/// What a source measures about itself while it runs.
-pub trait SourceMetrics: Send + Sync {
-    fn metrics(&self) -> Vec<Metric>;
-
-    /// Why the source is unhealthy now (`/healthz` answers 503).
-    fn problems(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    /// What it is doing, one line for `/healthz` (e.g. `meters streaming: 3`).
-    fn status(&self) -> String;
-}
+use super::cluster::lease::LeaseBook;
+use super::config::{PipelineConfig, SourceConfig};
+use super::topology::Publish;
+use crate::source::component::Source;
+use crate::source::meter_server::config::MeterLinkConfig;
+use crate::source::meter_server::leases::ClusterLeases;
+use crate::source::meter_server::{LinkRole, StreamSink};
 
 /// What a run is for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -165,19 +41,19 @@ type Builder =
 /// `[source] kind` → the builder of its component.
 const SOURCES: &[(&str, Builder)] = &[
     ("files", |config, options| {
-        super::batch::FilesSource::build(config, options.progress).boxed()
+        super::batch::build(config, options.progress).boxed()
     }),
     ("virtual_meters", |config, _| {
         super::live::VirtualMeters::build(config).boxed()
     }),
     ("smartmeter_server", |config, _| {
-        super::server::StreamSink::build(config).boxed()
+        meter_stream_source(config).boxed()
     }),
     ("smartmeter_client", |config, _| {
-        super::server::StreamSink::build(config).boxed()
+        meter_stream_source(config).boxed()
     }),
     ("telemetry", |config, _| {
-        super::telemetry::Telemetry::build(config).boxed()
+        super::telemetry::build(config).boxed()
     }),
 ];
 
@@ -185,7 +61,7 @@ const SOURCES: &[(&str, Builder)] = &[
 /// JetStream consumer, or the component of its `[source] kind`).
 pub async fn build(config: PipelineConfig, options: RunOptions) -> anyhow::Result<Box<dyn Source>> {
     if options.role == Role::Writer {
-        return super::cluster::writer::Writer::build(config);
+        return super::cluster::writer::build(config);
     }
     let kind = config.source.kind();
     let (_, build) = SOURCES
@@ -193,4 +69,61 @@ pub async fn build(config: PipelineConfig, options: RunOptions) -> anyhow::Resul
         .find(|(name, _)| *name == kind)
         .with_context(|| format!("no source component for kind {kind:?}"))?;
     build(config, options).await
+}
+
+async fn meter_stream_source(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
+    Ok(Box::new(bind_meter_stream(&config).await?))
+}
+
+/// The meter stream source of a `smartmeter_server` or `smartmeter_client`
+/// pipeline, its port bound; in cluster mode it joins the fleet's meter
+/// leases. Needs a tokio runtime.
+pub async fn bind_meter_stream(config: &PipelineConfig) -> anyhow::Result<StreamSink> {
+    config.validate()?;
+    let (link, role) = meter_link(config)
+        .context("the stream sink needs a smartmeter_server or smartmeter_client source")?;
+    let cluster = match ingest_publish(config) {
+        Some(publish) => Some(ClusterLeases {
+            leases: LeaseBook::start(&publish.cluster, &publish.node).await?,
+            // The meter's last records must be published first.
+            release_after: publish.cluster.publish_interval() * 3 + Duration::from_secs(1),
+        }),
+        None => None,
+    };
+    StreamSink::bind(
+        link.clone(),
+        role,
+        config.service.forget_meters_after(),
+        cluster,
+    )
+    .await
+}
+
+fn meter_link(config: &PipelineConfig) -> Option<(&MeterLinkConfig, LinkRole)> {
+    match &config.source {
+        SourceConfig::SmartmeterServer(link) => Some((link, LinkRole::Server)),
+        SourceConfig::SmartmeterClient(link) => Some((link, LinkRole::Client)),
+        _ => None,
+    }
+}
+
+/// Where an ingest node publishes: a meter stream pipeline with a
+/// `[cluster]` section.
+pub fn ingest_publish(config: &PipelineConfig) -> Option<Publish> {
+    let cluster = config.cluster.as_ref()?;
+    let (link, _) = meter_link(config)?;
+    Some(Publish {
+        node: cluster.node_name(&default_node_name(link)),
+        cluster: cluster.clone(),
+    })
+}
+
+/// A node's name when `cluster.node` is not set: host and listen port.
+fn default_node_name(link: &MeterLinkConfig) -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    match link.listen.port() {
+        // Ports picked by the OS (tests) say nothing: tell processes apart.
+        0 => format!("{host}-pid{}", std::process::id()),
+        port => format!("{host}-{port}"),
+    }
 }

@@ -1,8 +1,13 @@
 //! Where data comes from: meter connections, capture files, and other telemetry.
 
 pub mod capture;
+pub mod component;
 pub mod decoder;
 pub mod event;
+pub mod files;
+pub mod input_claims;
+pub mod jetstream;
+pub mod meter_server;
 pub mod meter_session;
 pub mod read_ahead;
 pub mod recording;

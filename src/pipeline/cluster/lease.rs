@@ -11,11 +11,16 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind};
 use async_nats::jetstream::stream;
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-use crate::sink::jetstream::{connect, registers, subjects, ClusterConfig, MeterRegisters};
+use crate::model::meter_registers::MeterRegisters;
+use crate::model::metric::Metric;
+use crate::nats::config::ClusterConfig;
+use crate::nats::{connect, registers, subjects};
+use crate::source::meter_server::leases::{LeaseError, MeterLeases};
 
 /// Lease requests a node keeps in flight at once.
 const IN_FLIGHT: usize = 64;
@@ -30,15 +35,6 @@ pub struct LeaseCounters {
     pub lost: AtomicU64,
     /// Lease operations that failed (NATS unreachable, timeouts).
     pub errors: AtomicU64,
-}
-
-/// Why a meter could not be taken.
-#[derive(Debug, thiserror::Error)]
-pub enum LeaseError {
-    #[error("node {0} holds the lease of this meter")]
-    Held(String),
-    #[error("the lease store is unreachable: {0:#}")]
-    Unreachable(anyhow::Error),
 }
 
 /// The lease and state buckets and the records stream.
@@ -309,5 +305,70 @@ impl LeaseBook {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl MeterLeases for LeaseBook {
+    fn node(&self) -> &str {
+        LeaseBook::node(self)
+    }
+
+    fn acquire<'a>(
+        &'a self,
+        meter: &'a str,
+    ) -> BoxFuture<'a, Result<Option<MeterRegisters>, LeaseError>> {
+        LeaseBook::acquire(self, meter).boxed()
+    }
+
+    fn revision(&self, meter: &str) -> Option<u64> {
+        LeaseBook::revision(self, meter)
+    }
+
+    fn release<'a>(&'a self, meter: &'a str, revision: u64) -> BoxFuture<'a, ()> {
+        LeaseBook::release(self, meter, revision).boxed()
+    }
+
+    fn release_all(&self) -> BoxFuture<'_, ()> {
+        LeaseBook::release_all(self).boxed()
+    }
+
+    fn spawn_renewer(self: Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        LeaseBook::spawn_renewer(&self, stop)
+    }
+
+    /// The leases this node holds, takes, is refused and loses.
+    fn metrics(&self) -> Vec<Metric> {
+        let c = &self.counters;
+        let node = self.node().to_string();
+        vec![
+            Metric::gauge(
+                "meterflow_cluster_leases_held",
+                "meter leases this node holds",
+                self.held() as f64,
+            ),
+            Metric::counter(
+                "meterflow_cluster_leases_acquired_total",
+                "meter leases taken",
+                c.acquired.load(Relaxed),
+            ),
+            Metric::counter(
+                "meterflow_cluster_leases_refused_total",
+                "meters refused: another node holds their lease",
+                c.refused.load(Relaxed),
+            ),
+            Metric::counter(
+                "meterflow_cluster_leases_lost_total",
+                "leases found taken by another node on renewal",
+                c.lost.load(Relaxed),
+            ),
+            Metric::counter(
+                "meterflow_cluster_lease_errors_total",
+                "lease operations NATS did not answer",
+                c.errors.load(Relaxed),
+            ),
+        ]
+        .into_iter()
+        .map(|metric| metric.with("node", node.clone()))
+        .collect()
     }
 }

@@ -4,6 +4,3 @@
 pub mod lease;
 pub mod local;
 pub mod writer;
-pub mod writer_metrics;
-
-pub use lease::{LeaseBook, LeaseError};

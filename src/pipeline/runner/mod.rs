@@ -19,11 +19,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::config::PipelineConfig;
-use super::server::state::StateStore;
-use super::server::workers::{WorkerContext, WorkerPool};
-use super::sources::{self, Role, RunOptions, Source, SourceContext, SourceEnd, SourceMetrics};
-use super::topology::{Durable, Topology};
+use super::device::DeviceFactory;
+use super::sources::{self, Role, RunOptions};
+use super::state::StateStore;
+use super::topology::{Durable, Publish, Topology};
+use super::workers::{WorkerContext, WorkerPool};
 use crate::model::run_report::RunReport;
+use crate::source::component::{
+    Durability, Source, SourceContext, SourceEnd, SourceMetrics, WindowEngine,
+};
 
 pub use view::RunView;
 
@@ -51,11 +55,25 @@ pub async fn start(config: PipelineConfig, options: RunOptions) -> anyhow::Resul
         Role::Pipeline => config,
     };
     let source = sources::build(config.clone(), options).await?;
-    start_source(config, source).await
+    let publish = match options.role {
+        Role::Writer => None,
+        Role::Pipeline => sources::ingest_publish(&config),
+    };
+    start_with(config, source, publish).await
 }
 
 /// Builds the run of a source its caller built (tests, benchmarks).
 pub async fn start_source(config: PipelineConfig, source: Box<dyn Source>) -> anyhow::Result<Run> {
+    let publish = sources::ingest_publish(&config);
+    start_with(config, source, publish).await
+}
+
+/// `publish`: a cluster ingest node's records go to JetStream.
+async fn start_with(
+    config: PipelineConfig,
+    source: Box<dyn Source>,
+    publish: Option<Publish>,
+) -> anyhow::Result<Run> {
     let durability = source.durability();
     let durable = durability.has_log();
     let service = &config.service;
@@ -83,8 +101,8 @@ pub async fn start_source(config: PipelineConfig, source: Box<dyn Source>) -> an
         durable.then(|| Durable {
             log: config.record_log(),
             state: Arc::clone(&state),
-            publish: source.publish(),
-            crash_loses_results: durability == sources::Durability::Log,
+            publish,
+            crash_loses_results: durability == Durability::Log,
         }),
     )?;
     let engine = match source.engine() {
@@ -187,12 +205,17 @@ impl Run {
             })
         };
         let cx = SourceContext {
-            config: self.config.clone(),
             records: self.topology.bus(),
-            state: Arc::clone(&self.state),
-            log: self.topology.log(),
+            meters: Arc::clone(&self.state) as _,
             health: self.topology.health(),
-            engine: self.engine.as_ref().map(|(pool, _)| Arc::clone(pool)),
+            engine: self
+                .engine
+                .as_ref()
+                .map(|(pool, _)| Arc::clone(pool) as Arc<dyn WindowEngine>),
+            devices: Arc::new(DeviceFactory {
+                config: self.config.clone(),
+                records: self.topology.bus(),
+            }),
             cancel,
         };
         let ended = self.source.run(cx).await;

@@ -11,11 +11,11 @@ use tokio_util::sync::CancellationToken;
 use crate::model::latency::LatencySnapshot;
 use crate::pipeline::prometheus::{counter, gauge, header, label, sample, summary, write_metrics};
 use crate::pipeline::record_log::RecordLog;
-use crate::pipeline::server::workers::{WorkerContext, WorkerPool};
-use crate::pipeline::sources::SourceMetrics;
 use crate::pipeline::topology::{HealthBoard, OutputViews, RecordBus};
+use crate::pipeline::workers::{WorkerContext, WorkerPool};
 use crate::sink::live::LiveBoard;
 use crate::sink::packet::PacketOutput;
+use crate::source::component::SourceMetrics;
 
 /// A view of a running pipeline that does not keep its parts alive.
 #[derive(Clone)]

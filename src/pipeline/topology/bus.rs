@@ -17,11 +17,12 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::model::{DeviceInfo, EventRow, Record};
 use crate::pipeline::record_log::{AppendError, RecordLog};
-use crate::pipeline::server::state::StateStore;
+use crate::pipeline::state::StateStore;
 use crate::sink::live::LiveBoard;
 use crate::wire::SampleBlock;
 
 use super::codec;
+use crate::source::component::RecordSink;
 
 /// A record on its way to one output.
 pub type Entry = (u64, Arc<Record>);
@@ -216,5 +217,27 @@ impl RecordBus {
             .unwrap_or_else(|e| e.into_inner())
             .senders
             .clear();
+    }
+}
+
+impl RecordSink for RecordBus {
+    fn emit(&self, record: Record) -> anyhow::Result<u64> {
+        RecordBus::emit(self, record)
+    }
+
+    fn make_durable(&self, seq: u64) -> anyhow::Result<()> {
+        RecordBus::make_durable(self, seq)
+    }
+
+    fn last_seq(&self) -> u64 {
+        RecordBus::last_seq(self)
+    }
+
+    fn wants_raw(&self) -> bool {
+        RecordBus::wants_raw(self)
+    }
+
+    fn tap_samples(&self, device: &DeviceInfo, block: &SampleBlock) {
+        RecordBus::tap_samples(self, device, block)
     }
 }

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::source::component::SourceHealth;
+
 /// One output's health.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutputHealth {
@@ -76,5 +78,19 @@ impl HealthBoard {
             .into_iter()
             .filter_map(|(name, h)| h.failing.map(|reason| format!("output {name}: {reason}")))
             .collect()
+    }
+}
+
+impl SourceHealth for HealthBoard {
+    fn register(&self, name: &'static str) {
+        HealthBoard::register(self, name)
+    }
+
+    fn fail(&self, name: &'static str, error: &anyhow::Error) {
+        HealthBoard::fail(self, name, error)
+    }
+
+    fn ok(&self, name: &'static str, position: u64, degraded: Option<String>) {
+        HealthBoard::ok(self, name, position, degraded)
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::model::EventRow;
 use crate::pipeline::record_log::RecordLog;
-use crate::pipeline::server::state::{lost_results_row, result_span, StateStore};
+use crate::pipeline::state::{lost_results_row, result_span, StateStore};
 
 use super::codec;
 

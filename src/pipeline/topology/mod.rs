@@ -21,13 +21,13 @@ use anyhow::Context;
 use crossbeam_channel::bounded;
 
 use crate::model::run_report::OutputSummary;
-use crate::sink::jetstream::ClusterConfig;
+use crate::nats::config::ClusterConfig;
 use crate::sink::live::{LiveBoard, FORGET_AFTER};
 
 use super::config::PipelineConfig;
 use super::outputs::{self, BuiltOutput, OutputContext};
 use super::record_log::{Flusher, RecordLog, RecordLogConfig};
-use super::server::state::StateStore;
+use super::state::StateStore;
 
 pub use bus::RecordBus;
 pub use health::{HealthBoard, OutputHealth};

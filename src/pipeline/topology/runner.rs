@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::model::backoff::Backoff;
 use crate::model::run_report::OutputSummary;
 use crate::model::Record;
-use crate::pipeline::backoff::Backoff;
 use crate::pipeline::record_log::RecordLog;
 use crate::sink::output::{Output, OutputMetrics};
 

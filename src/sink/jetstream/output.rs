@@ -19,11 +19,10 @@ use crate::model::run_report::OutputSummary;
 use crate::model::Record;
 use crate::sink::output::{Output, OutputMetrics};
 
-use super::batch::{RecordBatch, FORMAT, FORMAT_HEADER, NODE_HEADER};
-use super::config::ClusterConfig;
-use super::connect;
-use super::registers::MeterRegisters;
-use super::subjects;
+use crate::model::meter_registers::MeterRegisters;
+use crate::nats::batch::{RecordBatch, FORMAT, FORMAT_HEADER, NODE_HEADER};
+use crate::nats::config::ClusterConfig;
+use crate::nats::{connect, subjects};
 
 /// Counters of the publisher, for `/metrics` (they outlive rebuilds).
 #[derive(Debug, Default)]

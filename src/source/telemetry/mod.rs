@@ -5,6 +5,7 @@
 //! and the stream goes on.
 
 pub mod airlink;
+pub mod component;
 pub mod config;
 pub mod http;
 pub mod inputs;

@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::model::metric::Metric;
-use crate::pipeline::cluster::LeaseBook;
-use crate::pipeline::sources::SourceMetrics;
+use crate::source::component::SourceMetrics;
+
+use super::leases::MeterLeases;
 
 use super::registry::{DropReason, MeterCounters, Registry};
 
@@ -19,7 +20,7 @@ type PerMeterMetric = (&'static str, &'static str, fn(&MeterCounters) -> u64, bo
 pub struct SinkMetrics {
     pub registry: Arc<Registry>,
     /// Cluster mode: the meter leases.
-    pub leases: Option<Arc<LeaseBook>>,
+    pub leases: Option<Arc<dyn MeterLeases>>,
 }
 
 const PER_METER: [PerMeterMetric; 11] = [
@@ -50,7 +51,7 @@ const PER_METER: [PerMeterMetric; 11] = [
     (
         "meterflow_meter_samples_total",
         "samples into the engine",
-        |m| m.samples.load(Relaxed),
+        |m| m.engine.samples.load(Relaxed),
         true,
     ),
     (
@@ -86,7 +87,7 @@ const PER_METER: [PerMeterMetric; 11] = [
     (
         "meterflow_meter_windows_total",
         "windows computed",
-        |m| m.windows.load(Relaxed),
+        |m| m.engine.windows.load(Relaxed),
         true,
     ),
 ];
@@ -131,7 +132,7 @@ impl SourceMetrics for SinkMetrics {
             }
         }
         if let Some(leases) = &self.leases {
-            metrics.extend(lease_metrics(leases));
+            metrics.extend(leases.metrics());
         }
         metrics
     }
@@ -142,68 +143,56 @@ impl SourceMetrics for SinkMetrics {
     }
 }
 
-/// Cluster mode: the leases this node holds, takes, is refused and loses.
-fn lease_metrics(leases: &LeaseBook) -> Vec<Metric> {
-    let c = &leases.counters;
-    let node = leases.node().to_string();
-    vec![
-        Metric::gauge(
-            "meterflow_cluster_leases_held",
-            "meter leases this node holds",
-            leases.held() as f64,
-        ),
-        Metric::counter(
-            "meterflow_cluster_leases_acquired_total",
-            "meter leases taken",
-            c.acquired.load(Relaxed),
-        ),
-        Metric::counter(
-            "meterflow_cluster_leases_refused_total",
-            "meters refused: another node holds their lease",
-            c.refused.load(Relaxed),
-        ),
-        Metric::counter(
-            "meterflow_cluster_leases_lost_total",
-            "leases found taken by another node on renewal",
-            c.lost.load(Relaxed),
-        ),
-        Metric::counter(
-            "meterflow_cluster_lease_errors_total",
-            "lease operations NATS did not answer",
-            c.errors.load(Relaxed),
-        ),
-    ]
-    .into_iter()
-    .map(|metric| metric.with("node", node.clone()))
-    .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::prometheus::write_metrics;
+    use crate::model::metric::MetricValue;
+
+    fn value(metrics: &[Metric], name: &str, label: Option<(&str, &str)>) -> Option<MetricValue> {
+        metrics
+            .iter()
+            .find(|m| {
+                m.name == name
+                    && label.is_none_or(|(k, v)| {
+                        m.labels.iter().any(|(key, val)| *key == k && val == v)
+                    })
+            })
+            .map(|m| m.value.clone())
+    }
 
     #[test]
-    fn the_text_format_has_help_type_and_samples() {
+    fn per_meter_counters_and_drops_are_metrics() {
         let registry = Arc::new(Registry::default());
         let claim = registry.claim("smartmeter001").unwrap();
         claim.counters.frames.fetch_add(7, Relaxed);
+        claim.counters.engine.samples.fetch_add(8000, Relaxed);
         registry.dropped(DropReason::NoInfoLine);
         let sink = SinkMetrics {
             registry: Arc::clone(&registry),
             leases: None,
         };
-        let mut text = String::new();
-        write_metrics(&mut text, &sink.metrics());
-        assert!(text.contains("# TYPE meterflow_meter_frames_total counter\n"));
-        assert!(text.contains("meterflow_meter_frames_total{meter=\"smartmeter001\"} 7\n"));
-        assert!(text.contains("meterflow_peers_dropped_total{reason=\"no_info_line\"} 1\n"));
-        assert!(text.contains("meterflow_connections_streaming 1\n"));
+        let metrics = sink.metrics();
+        let meter = Some(("meter", "smartmeter001"));
+        assert_eq!(
+            value(&metrics, "meterflow_meter_frames_total", meter),
+            Some(MetricValue::Counter(7))
+        );
+        assert_eq!(
+            value(&metrics, "meterflow_meter_samples_total", meter),
+            Some(MetricValue::Counter(8000))
+        );
+        assert_eq!(
+            value(
+                &metrics,
+                "meterflow_peers_dropped_total",
+                Some(("reason", "no_info_line"))
+            ),
+            Some(MetricValue::Counter(1))
+        );
+        assert_eq!(
+            value(&metrics, "meterflow_connections_streaming", None),
+            Some(MetricValue::Gauge(1.0))
+        );
         assert_eq!(sink.status(), "meters streaming: 1");
-        // Every sample line is `name{labels} value` with a number for value.
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let value = line.rsplit(' ').next().unwrap();
-            assert!(value.parse::<f64>().is_ok(), "{line}");
-        }
     }
 }

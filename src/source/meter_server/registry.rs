@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use super::warn_limit::{WarnLimit, WarnVerdict};
+use crate::source::component::EngineCounters;
 use crate::wire::WireStats;
 
 /// Why a peer was dropped (a label in `/metrics`).
@@ -80,13 +81,13 @@ pub struct MeterCounters {
     pub connections: AtomicU64,
     pub frames: AtomicU64,
     pub bytes: AtomicU64,
-    pub samples: AtomicU64,
+    /// Samples into the engine and windows out, counted by the engine.
+    pub engine: Arc<EngineCounters>,
     pub gaps: AtomicU64,
     pub lost_chunks: AtomicU64,
     pub resyncs: AtomicU64,
     pub bad_lengths: AtomicU64,
     pub meter_warnings: AtomicU64,
-    pub windows: AtomicU64,
     /// When the last connection of this meter ended, s since the epoch.
     pub last_seen_unix_s: AtomicU64,
 }

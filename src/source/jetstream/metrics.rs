@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::model::metric::Metric;
-use crate::pipeline::sources::SourceMetrics;
+use crate::source::component::SourceMetrics;
 
-use super::writer::WriterCounters;
+use super::WriterCounters;
 
 /// A writer's counters, labelled with its name.
 pub struct WriterMetrics {

@@ -15,10 +15,9 @@ use crate::source::decoder::{SessionEnd, StreamCounters};
 use crate::source::meter_session::{greet, SessionError};
 
 use super::config::MeterLinkConfig;
+use super::leases::{ClusterLeases, LeaseError, MeterLeases};
 use super::registry::{valid_meter_name, DropReason, Registry};
-use super::state::StateStore;
-use super::workers::{Job, WorkerPool};
-use crate::pipeline::cluster::{LeaseBook, LeaseError};
+use crate::source::component::{Job, MeterStates, WindowEngine};
 
 /// Items handed to a worker at once, at most: bounds what one connection
 /// holds in flight (≤ 64 chunks of ≤ 64 KiB) beside its read buffer.
@@ -28,12 +27,10 @@ const MAX_BATCH: usize = 64;
 pub struct ConnectionContext {
     pub link: MeterLinkConfig,
     pub registry: Arc<Registry>,
-    pub workers: Arc<WorkerPool>,
+    pub workers: Arc<dyn WindowEngine>,
     /// Cluster mode: meters are leased fleet-wide.
-    pub leases: Option<Arc<LeaseBook>>,
-    pub state: Arc<StateStore>,
-    /// How long after a disconnect the lease is given up.
-    pub lease_release_after: std::time::Duration,
+    pub cluster: Option<ClusterLeases>,
+    pub meters: Arc<dyn MeterStates>,
 }
 
 /// How a connection ended.
@@ -114,11 +111,11 @@ where
             &format_args!("meter {name} already streams on another connection; that one keeps it"),
         );
     };
-    let lease = match &context.leases {
-        Some(leases) => match leases.acquire(&name).await {
+    let lease = match &context.cluster {
+        Some(ClusterLeases { leases, .. }) => match leases.acquire(&name).await {
             Ok(registers) => {
                 if let Some(registers) = registers {
-                    context.state.adopt(
+                    context.meters.adopt(
                         &name,
                         registers.energy,
                         registers.covered_until_ns,
@@ -149,7 +146,10 @@ where
         leases,
         meter: name.clone(),
         revision,
-        after: context.lease_release_after,
+        after: context
+            .cluster
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |c| c.release_after),
     });
     tracing::info!(
         meter = %name,
@@ -168,7 +168,7 @@ where
     let start = Job::Start {
         connection,
         description: Box::new(stream.description().clone()),
-        counters: Arc::clone(&counters),
+        counters: Arc::clone(&counters.engine),
     };
     if worker.send(start).await.is_err() {
         tracing::error!(meter = %name, "the window workers are gone; closing");
@@ -273,7 +273,7 @@ fn add_counters(
 /// records had time to be published (so the registers in the cluster are
 /// final when another node takes the meter).
 struct ReleaseLease {
-    leases: Arc<LeaseBook>,
+    leases: Arc<dyn MeterLeases>,
     meter: String,
     revision: u64,
     after: std::time::Duration,

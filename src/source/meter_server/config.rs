@@ -1,21 +1,24 @@
-//! Pipeline-file sections of the stream sink: how meters reach it (the
+//! The `[source]` of the meter stream sink: how meters reach it (the
 //! `smartmeter_server` and `smartmeter_client` sources), what each is asked
-//! to sample, the limits against bad peers, and the `[service]` section
-//! (state folder, metrics endpoint).
+//! to sample, the limits against bad peers, and the ranges of its timings.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::pipeline::limits;
+use crate::model::bounds::{Span, DAY, HOUR};
 use crate::source::meter_session::SessionSettings;
 use crate::source::meter_session::STREAM_SERVER_PORT;
 use crate::wire::layout::DEFAULT_RATE;
 use crate::wire::Measures;
+
+pub const INFO_TIMEOUT: Span = Span::new(0.1, HOUR);
+pub const IDLE_TIMEOUT: Span = Span::new(0.1, DAY);
+pub const KEEPALIVE: Span = Span::new(0.1, HOUR);
+pub const RECONNECT_BACKOFF: Span = Span::new(0.01, DAY);
 
 /// The port a meter takes commands on (the sink connects out to it).
 pub const COMMAND_PORT: u16 = 54321;
@@ -207,22 +210,22 @@ impl MeterLinkConfig {
             rate: meter.and_then(|m| m.rate).unwrap_or(self.rate),
             measures: meter.and_then(|m| m.measures).unwrap_or(self.measures),
             handshake_timeout: self.info_timeout(),
-            keepalive: limits::KEEPALIVE.duration_s(self.keepalive_s),
-            idle_timeout: Some(limits::IDLE_TIMEOUT.duration_s(self.idle_timeout_s)),
+            keepalive: KEEPALIVE.duration_s(self.keepalive_s),
+            idle_timeout: Some(IDLE_TIMEOUT.duration_s(self.idle_timeout_s)),
             stop_after_samples: self.stop_after_samples,
             ..SessionSettings::default()
         }
     }
 
     pub fn info_timeout(&self) -> Duration {
-        limits::INFO_TIMEOUT.duration_s(self.info_timeout_s)
+        INFO_TIMEOUT.duration_s(self.info_timeout_s)
     }
 
     /// `smartmeter_client`'s first and longest wait before reconnecting.
     pub fn backoff(&self) -> (Duration, Duration) {
         (
-            limits::RECONNECT_BACKOFF.duration_s(self.backoff_min_s),
-            limits::RECONNECT_BACKOFF.duration_s(self.backoff_max_s),
+            RECONNECT_BACKOFF.duration_s(self.backoff_min_s),
+            RECONNECT_BACKOFF.duration_s(self.backoff_max_s),
         )
     }
 
@@ -284,70 +287,6 @@ fn check_host_port(address: &str) -> anyhow::Result<()> {
         bail!("{host:?} is neither an IP address nor a host name");
     }
     Ok(())
-}
-
-/// How the long-running service keeps state and shows itself.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServiceConfig {
-    /// Where energy counters, per-meter state and the record log are kept (sink, writer, telemetry with live inputs).
-    pub state_dir: PathBuf,
-    /// Serve `/metrics`, `/healthz` and the live view (`/`, `/api`) while a long-running pipeline runs (sink, writer, telemetry with live inputs).
-    pub metrics: bool,
-    pub metrics_listen: SocketAddr,
-    /// A file holding a token that `/`, `/api` and `/metrics` then require (`Authorization: Bearer <token>`; the page also as `/?token=<token>`); `/healthz` stays open.
-    pub http_token_file: Option<PathBuf>,
-    /// Packets of an interval leave this long after it ended (late windows wait), s.
-    pub packet_grace_s: f64,
-    /// A meter gone this long leaves the registry, `/metrics` and the state, s.
-    pub forget_meters_after_s: f64,
-}
-
-impl Default for ServiceConfig {
-    fn default() -> Self {
-        ServiceConfig {
-            state_dir: PathBuf::from("state"),
-            metrics: true,
-            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9102)),
-            http_token_file: None,
-            packet_grace_s: 1.0,
-            forget_meters_after_s: 7.0 * 86_400.0,
-        }
-    }
-}
-
-impl ServiceConfig {
-    /// How long a meter may be gone before the sink forgets it.
-    pub fn forget_meters_after(&self) -> Duration {
-        limits::METER_IDLE.duration_s(self.forget_meters_after_s)
-    }
-
-    /// The token `service.http_token_file` holds (surrounding whitespace
-    /// trimmed), when it is set; an unreadable or empty file is an error
-    /// naming the key and the file.
-    pub fn http_token(&self) -> anyhow::Result<Option<String>> {
-        let Some(path) = &self.http_token_file else {
-            return Ok(None);
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("service.http_token_file: reading {}", path.display()))?;
-        let token = text.trim();
-        if token.is_empty() {
-            bail!("service.http_token_file: {} is empty", path.display());
-        }
-        if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            bail!(
-                "service.http_token_file: the token in {} has spaces or characters an HTTP header cannot carry",
-                path.display()
-            );
-        }
-        Ok(Some(token.to_owned()))
-    }
-
-    /// How long packets of an interval wait for late windows.
-    pub fn packet_grace(&self) -> Duration {
-        limits::PACKET_GRACE.duration_s(self.packet_grace_s)
-    }
 }
 
 #[cfg(test)]

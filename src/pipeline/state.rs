@@ -35,30 +35,11 @@ pub struct MeterState {
     pub sessions: u64,
 }
 
-/// How far a writer node has read the cluster's stream: the last message
-/// taken, and per (publishing log, subject) the highest seq taken.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SourcePositions {
-    pub stream_seq: u64,
-    pub taken: BTreeMap<String, BTreeMap<String, u64>>,
-}
-
-impl SourcePositions {
-    /// The highest seq of `origin` on `subject` already taken.
-    pub fn taken(&self, origin: &str, subject: &str) -> u64 {
-        self.taken
-            .get(origin)
-            .and_then(|s| s.get(subject))
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
 /// A snapshot in the record log.
 #[derive(Debug, Serialize, Deserialize)]
 struct Snapshot {
     meters: BTreeMap<String, MeterState>,
-    positions: SourcePositions,
+    positions: StreamPositions,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -76,7 +57,7 @@ pub struct StateStore {
     /// dead cluster node), with why; their next window records the span as
     /// a `lost_results` event.
     lost_since: Mutex<BTreeMap<String, (i64, String)>>,
-    positions: Mutex<SourcePositions>,
+    positions: Mutex<StreamPositions>,
     dir: PathBuf,
     meters: Mutex<BTreeMap<String, MeterState>>,
     /// Bumped on every change, so an unchanged state is not rewritten.
@@ -122,7 +103,7 @@ impl StateStore {
         };
         Ok(StateStore {
             lost_since: Mutex::new(BTreeMap::new()),
-            positions: Mutex::new(SourcePositions::default()),
+            positions: Mutex::new(StreamPositions::default()),
             dir: dir.to_path_buf(),
             meters: Mutex::new(meters),
             generation: AtomicU64::new(0),
@@ -134,7 +115,7 @@ impl StateStore {
     pub fn in_memory() -> Self {
         StateStore {
             lost_since: Mutex::new(BTreeMap::new()),
-            positions: Mutex::new(SourcePositions::default()),
+            positions: Mutex::new(StreamPositions::default()),
             dir: PathBuf::new(),
             meters: Mutex::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
@@ -193,7 +174,7 @@ impl StateStore {
             Err(_) => Snapshot {
                 meters: ciborium::from_reader(bytes)
                     .map_err(|e| anyhow::anyhow!("decoding the meter state snapshot: {e}"))?,
-                positions: SourcePositions::default(),
+                positions: StreamPositions::default(),
             },
         };
         *self.lock() = snapshot.meters;
@@ -283,7 +264,7 @@ impl StateStore {
     }
 
     /// How far a writer has read the cluster's stream.
-    pub fn positions(&self) -> SourcePositions {
+    pub fn positions(&self) -> StreamPositions {
         self.positions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -362,7 +343,9 @@ impl StateStore {
     }
 }
 
+use crate::model::stream_positions::StreamPositions;
 use crate::sink::atomic_file::write_atomically;
+use crate::source::component::MeterStates;
 
 /// The meter time a result record covers, and the registers after it.
 pub struct ResultSpan<'a> {
@@ -421,6 +404,27 @@ fn format_ns(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns)
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
+}
+
+impl MeterStates for StateStore {
+    fn adopt(
+        &self,
+        meter: &str,
+        energy: EnergyCounters,
+        covered_until_ns: i64,
+        from_node: &str,
+        this_node: &str,
+    ) {
+        StateStore::adopt(self, meter, energy, covered_until_ns, from_node, this_node)
+    }
+
+    fn evict_idle(&self, now_ns: i64, max_idle_ns: i64) -> Vec<String> {
+        StateStore::evict_idle(self, now_ns, max_idle_ns)
+    }
+
+    fn positions(&self) -> StreamPositions {
+        StateStore::positions(self)
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! The meter stream source: meters dial in on port 54322 (or the sink dials
-//! their command ports), each connection is read by its own task and hands
-//! what it decodes to the runner's window workers, whose records go through
-//! the record log to the outputs, so results and per-meter state survive
-//! reconnects, restarts and kill -9.
+//! The meter stream source (`smartmeter_server`, `smartmeter_client`):
+//! meters dial in on port 54322 (or the sink dials their command ports),
+//! each connection is read by its own task and hands what it decodes to the
+//! runner's window workers, whose records go through the record log to the
+//! outputs, so results and per-meter state survive reconnects, restarts
+//! and kill -9.
 //!
 //! Shutdown (the cancel token: SIGINT/SIGTERM in the CLI) stops accepting,
 //! sends `stop` to every meter and drains its tail; the runner then lets the
@@ -10,11 +11,10 @@
 
 pub mod config;
 pub mod connection;
+pub mod leases;
 pub mod metrics;
 pub mod registry;
-pub mod state;
 pub mod warn_limit;
-pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,17 +27,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
-use super::cluster::LeaseBook;
-use super::config::{PipelineConfig, SourceConfig};
-use super::sources::{Durability, EngineSpec, Source, SourceContext, SourceEnd, SourceMetrics};
-use super::topology::Publish;
+use crate::model::backoff::Backoff;
 use crate::model::run_report::{ConnectionCounts, RunReport};
+use crate::source::component::{
+    Durability, EngineSpec, MeterStates, Source, SourceContext, SourceEnd, SourceMetrics,
+};
 use config::{MeterLinkConfig, Network};
 use connection::{handle_connection, ConnectionContext, ConnectionEnd, PendingGuard};
+use leases::ClusterLeases;
 use metrics::SinkMetrics;
 use registry::{DropReason, Registry};
-use state::StateStore;
 
 /// A sink whose sockets are bound, ready to run: the meter server (or
 /// client) source.
@@ -47,59 +46,45 @@ pub struct StreamSink {
     networks: Vec<Network>,
     registry: Arc<Registry>,
     forget_after: Duration,
-    /// Cluster mode: where records are published, and the meter leases.
-    publish: Option<Publish>,
-    leases: Option<Arc<LeaseBook>>,
+    /// Cluster mode: the meter leases of this ingest node.
+    cluster: Option<ClusterLeases>,
+}
+
+/// Which way meters reach the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRole {
+    /// Meters dial in (`smartmeter_server`).
+    Server,
+    /// The sink dials the meters' command ports (`smartmeter_client`).
+    Client,
 }
 
 impl StreamSink {
-    /// Binds the stream server port (a server source); in cluster mode
-    /// joins the fleet's meter leases. Needs a tokio runtime.
-    pub async fn bind(config: &PipelineConfig) -> anyhow::Result<Self> {
-        config.validate()?;
-        let (link, client) = match &config.source {
-            SourceConfig::SmartmeterServer(link) => (link.clone(), false),
-            SourceConfig::SmartmeterClient(link) => (link.clone(), true),
-            _ => anyhow::bail!(
-                "the stream sink needs a smartmeter_server or smartmeter_client source"
-            ),
-        };
-        let listener = if client {
-            None
-        } else {
-            Some(
+    /// Binds the stream server port (a server source). `forget_after`: how
+    /// long a meter may be gone before it leaves the registry and the
+    /// state. Needs a tokio runtime.
+    pub async fn bind(
+        link: MeterLinkConfig,
+        role: LinkRole,
+        forget_after: Duration,
+        cluster: Option<ClusterLeases>,
+    ) -> anyhow::Result<Self> {
+        let listener = match role {
+            LinkRole::Client => None,
+            LinkRole::Server => Some(
                 TcpListener::bind(link.listen)
                     .await
                     .with_context(|| format!("listening for meters on {}", link.listen))?,
-            )
-        };
-        // Cluster mode: records go to JetStream, meters are leased fleet-wide.
-        let (publish, leases) = match &config.cluster {
-            Some(cluster) => {
-                let node = cluster.node_name(&default_node_name(&link));
-                let leases = LeaseBook::start(cluster, &node).await?;
-                let publish = Publish {
-                    cluster: cluster.clone(),
-                    node,
-                };
-                (Some(publish), Some(leases))
-            }
-            None => (None, None),
+            ),
         };
         Ok(StreamSink {
             networks: link.networks()?,
             link,
             listener,
             registry: Arc::new(Registry::default()),
-            forget_after: config.service.forget_meters_after(),
-            publish,
-            leases,
+            forget_after,
+            cluster,
         })
-    }
-
-    /// The registry's builder.
-    pub async fn build(config: PipelineConfig) -> anyhow::Result<Box<dyn Source>> {
-        Ok(Box::new(Self::bind(&config).await?))
     }
 
     /// Where meters dial in (server sources).
@@ -131,25 +116,21 @@ impl StreamSink {
         let cancel = cx.cancel.clone();
         let forgetter = spawn_forgetter(
             Arc::clone(&self.registry),
-            Arc::clone(&cx.state),
+            Arc::clone(&cx.meters),
             self.forget_after,
         );
         let summaries = spawn_refusal_summaries(Arc::clone(&self.registry));
         let renewer_stop = CancellationToken::new();
         let renewer = self
-            .leases
+            .cluster
             .as_ref()
-            .map(|leases| leases.spawn_renewer(renewer_stop.clone()));
+            .map(|cluster| Arc::clone(&cluster.leases).spawn_renewer(renewer_stop.clone()));
         let context = Arc::new(ConnectionContext {
             link: self.link.clone(),
             registry: Arc::clone(&self.registry),
             workers,
-            leases: self.leases.clone(),
-            state: Arc::clone(&cx.state),
-            // The meter's last records must be published first.
-            lease_release_after: self.publish.as_ref().map_or(Duration::ZERO, |publish| {
-                publish.cluster.publish_interval() * 3 + Duration::from_secs(1)
-            }),
+            cluster: self.cluster.clone(),
+            meters: Arc::clone(&cx.meters),
         });
         drop(cx);
 
@@ -183,7 +164,7 @@ impl StreamSink {
         };
         // Everything is published once the outputs are closed: only then
         // may the meters move to another node.
-        let leases = self.leases.clone();
+        let leases = self.cluster.as_ref().map(|c| Arc::clone(&c.leases));
         let after_outputs = async move {
             renewer_stop.cancel();
             if let Some(renewer) = renewer {
@@ -337,21 +318,11 @@ fn dial_failed(failures: &warn_limit::WarnLimit, address: &str, error: &dyn std:
     }
 }
 
-/// A node's name when `cluster.node` is not set: host and listen port.
-fn default_node_name(link: &MeterLinkConfig) -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    match link.listen.port() {
-        // Ports picked by the OS (tests) say nothing: tell processes apart.
-        0 => format!("{host}-pid{}", std::process::id()),
-        port => format!("{host}-{port}"),
-    }
-}
-
 /// Forgets meters gone longer than `after`: their counters leave the
 /// registry and `/metrics`, their state leaves the next snapshot.
 fn spawn_forgetter(
     registry: Arc<Registry>,
-    state: Arc<StateStore>,
+    meters: Arc<dyn MeterStates>,
     after: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -363,7 +334,7 @@ fn spawn_forgetter(
             let forgotten = registry.forget_idle(after.as_secs());
             let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
             let max_idle_ns = i64::try_from(after.as_nanos()).unwrap_or(i64::MAX);
-            let evicted = state.evict_idle(now_ns, max_idle_ns);
+            let evicted = meters.evict_idle(now_ns, max_idle_ns);
             if !forgotten.is_empty() || !evicted.is_empty() {
                 tracing::info!(
                     meters = forgotten.len().max(evicted.len()),
@@ -406,14 +377,10 @@ impl Source for StreamSink {
         Some(self.engine_spec())
     }
 
-    fn publish(&self) -> Option<Publish> {
-        self.publish.clone()
-    }
-
     fn metrics(&self) -> Option<Arc<dyn SourceMetrics>> {
         Some(Arc::new(SinkMetrics {
             registry: Arc::clone(&self.registry),
-            leases: self.leases.clone(),
+            leases: self.cluster.as_ref().map(|c| Arc::clone(&c.leases)),
         }))
     }
 

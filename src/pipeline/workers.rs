@@ -15,38 +15,20 @@ use crate::model::latency::LatencyRecorder;
 use crate::model::run_report::DeviceSummary;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::device::DeviceProcessor;
-use crate::pipeline::topology::RecordBus;
 use crate::source::capture::{CaptureVisitor, SessionDescription};
+use crate::source::component::RecordSink;
 use crate::source::decoder::{BlockFeed, Decoded};
 use crate::source::event::SourceEvent;
 use crate::wire::samples::{sample_time, SampleBlock};
 
-use super::registry::MeterCounters;
 use super::state::StateStore;
-
-/// What a connection hands to its worker.
-pub enum Job {
-    /// A meter started sampling on connection `connection`.
-    Start {
-        connection: u64,
-        description: Box<SessionDescription>,
-        counters: Arc<MeterCounters>,
-    },
-    /// Items that arrived together; `arrived` is when the last was read.
-    Items {
-        connection: u64,
-        items: Vec<Decoded>,
-        arrived: Instant,
-    },
-    /// The connection is over: finish the device, save its state.
-    End { connection: u64 },
-}
+use crate::source::component::{EngineCounters, EngineLane, Job, WindowEngine};
 
 /// What the workers share.
 pub struct WorkerContext {
     pub config: PipelineConfig,
     /// Where the devices' records go (through the record log).
-    pub records: Arc<RecordBus>,
+    pub records: Arc<dyn RecordSink>,
     /// Per-meter state, derived from the records the log holds.
     pub state: Arc<StateStore>,
     /// From the arrival of a window's last chunk to its rows being handed to the sinks.
@@ -59,7 +41,7 @@ pub struct WorkerContext {
 pub struct WorkerPool {
     senders: Vec<mpsc::Sender<Job>>,
     /// Bytes per second of the streams each worker holds.
-    loads: Vec<std::sync::atomic::AtomicU64>,
+    loads: Arc<[std::sync::atomic::AtomicU64]>,
     threads: Vec<std::thread::JoinHandle<Vec<DeviceSummary>>>,
     capacity: usize,
 }
@@ -90,25 +72,6 @@ impl WorkerPool {
         })
     }
 
-    /// The queue of the worker with the least load (in bytes per second of
-    /// the streams it holds), for a connection of `load`; the lease gives
-    /// the load back when the connection ends.
-    pub fn assign(self: &Arc<Self>, load: u64) -> WorkerLease {
-        let index = self
-            .loads
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, l)| l.load(Relaxed))
-            .map_or(0, |(k, _)| k);
-        self.loads[index].fetch_add(load, Relaxed);
-        WorkerLease {
-            sender: self.senders[index].clone(),
-            pool: Arc::clone(self),
-            index,
-            load,
-        }
-    }
-
     /// Jobs waiting in each worker's queue.
     pub fn queue_depths(&self) -> Vec<usize> {
         self.senders
@@ -134,17 +97,38 @@ impl WorkerPool {
     }
 }
 
-/// A connection's worker: its queue, and its share of the worker's load.
-pub struct WorkerLease {
-    pub sender: mpsc::Sender<Job>,
-    pool: Arc<WorkerPool>,
+impl WindowEngine for WorkerPool {
+    /// The queue of the worker with the least load (in bytes per second of
+    /// the streams it holds); the lane gives the load back when dropped.
+    fn assign(&self, load: u64) -> EngineLane {
+        let index = self
+            .loads
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| l.load(Relaxed))
+            .map_or(0, |(k, _)| k);
+        self.loads[index].fetch_add(load, Relaxed);
+        EngineLane {
+            sender: self.senders[index].clone(),
+            held: Box::new(LoadShare {
+                loads: Arc::clone(&self.loads),
+                index,
+                load,
+            }),
+        }
+    }
+}
+
+/// A session's share of its worker's load, given back when it ends.
+struct LoadShare {
+    loads: Arc<[std::sync::atomic::AtomicU64]>,
     index: usize,
     load: u64,
 }
 
-impl Drop for WorkerLease {
+impl Drop for LoadShare {
     fn drop(&mut self) {
-        self.pool.loads[self.index].fetch_sub(self.load, Relaxed);
+        self.loads[self.index].fetch_sub(self.load, Relaxed);
     }
 }
 
@@ -158,7 +142,7 @@ struct Session {
 struct Device {
     processor: Option<DeviceProcessor>,
     name: String,
-    counters: Arc<MeterCounters>,
+    counters: Arc<EngineCounters>,
     /// Blocks before this meter time were already covered by an earlier run.
     resume_after_ns: Option<i64>,
     skipped_samples: u64,
@@ -255,7 +239,7 @@ impl Worker {
         &mut self,
         connection: u64,
         description: SessionDescription,
-        counters: Arc<MeterCounters>,
+        counters: Arc<EngineCounters>,
     ) {
         let context = &self.context;
         let name = description.device.clone();
