@@ -23,13 +23,13 @@ use crate::source::event::SourceEvent;
 use crate::wire::samples::SampleBlock;
 
 use super::config::PipelineConfig;
-use crate::source::component::{DeviceEngines, DeviceLane, RecordSink};
+use crate::source::component::{DeviceEngines, DeviceLane, RecordHandle};
 
 /// Everything after the engine: aggregation and the rows and readings it feeds.
 struct Downstream {
     device: DeviceInfo,
     sensor: SensorInfo,
-    records: Arc<dyn RecordSink>,
+    records: Arc<dyn RecordHandle>,
     cycles: CycleAggregator,
     ten_minutes: ClockAggregator,
     packet: ClockAggregator,
@@ -65,7 +65,7 @@ impl DeviceProcessor {
     pub fn new(
         session: &SessionDescription,
         config: &PipelineConfig,
-        records: Arc<dyn RecordSink>,
+        records: Arc<dyn RecordHandle>,
     ) -> anyhow::Result<Self> {
         let engine = DeviceEngine::inferring(
             &config.dsp,
@@ -613,7 +613,7 @@ impl DeviceLane for DeviceProcessor {
 /// Device processors of a run's config whose records go to its bus.
 pub struct DeviceFactory {
     pub config: PipelineConfig,
-    pub records: Arc<dyn RecordSink>,
+    pub records: Arc<dyn RecordHandle>,
 }
 
 impl DeviceEngines for DeviceFactory {

@@ -16,7 +16,7 @@ use crate::model::run_report::DeviceSummary;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::device::DeviceProcessor;
 use crate::source::capture::{CaptureVisitor, SessionDescription};
-use crate::source::component::RecordSink;
+use crate::source::component::RecordHandle;
 use crate::source::decoder::{BlockFeed, Decoded};
 use crate::source::event::SourceEvent;
 use crate::wire::samples::{sample_time, SampleBlock};
@@ -28,7 +28,7 @@ use crate::source::component::{EngineCounters, EngineLane, Job, WindowEngine};
 pub struct WorkerContext {
     pub config: PipelineConfig,
     /// Where the devices' records go (through the record log).
-    pub records: Arc<dyn RecordSink>,
+    pub records: Arc<dyn RecordHandle>,
     /// Per-meter state, derived from the records the log holds.
     pub state: Arc<StateStore>,
     /// From the arrival of a window's last chunk to its rows being handed to the sinks.

@@ -91,7 +91,7 @@ pub struct EngineSpec {
 #[derive(Clone)]
 pub struct SourceContext {
     /// Where records go: through the record log (when there is one) to every output.
-    pub records: Arc<dyn RecordSink>,
+    pub records: Arc<dyn RecordHandle>,
     /// Per-meter state (energy registers, stream positions), rebuilt from the log.
     pub meters: Arc<dyn MeterStates>,
     /// Health of a source that registers itself beside the outputs.
@@ -138,7 +138,7 @@ pub trait SourceMetrics: Send + Sync {
 }
 
 /// Where a source hands its records (the runner's record bus).
-pub trait RecordSink: Send + Sync {
+pub trait RecordHandle: Send + Sync {
     /// Hands a record to every output, through the record log when there
     /// is one; blocks while the log is full. Returns the record's seq.
     fn emit(&self, record: Record) -> anyhow::Result<u64>;

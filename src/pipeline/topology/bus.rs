@@ -22,7 +22,7 @@ use crate::sink::live::LiveBoard;
 use crate::wire::SampleBlock;
 
 use super::codec;
-use crate::source::component::RecordSink;
+use crate::source::component::RecordHandle;
 
 /// A record on its way to one output.
 pub type Entry = (u64, Arc<Record>);
@@ -220,7 +220,7 @@ impl RecordBus {
     }
 }
 
-impl RecordSink for RecordBus {
+impl RecordHandle for RecordBus {
     fn emit(&self, record: Record) -> anyhow::Result<u64> {
         RecordBus::emit(self, record)
     }

@@ -29,7 +29,7 @@ use crate::nats::batch::RecordBatch;
 use crate::nats::config::ClusterConfig;
 use crate::nats::{connect, subjects};
 use crate::source::component::{Durability, Source, SourceContext, SourceEnd, SourceMetrics};
-use crate::source::component::{RecordSink, SourceHealth};
+use crate::source::component::{RecordHandle, SourceHealth};
 
 pub mod metrics;
 
@@ -74,7 +74,7 @@ pub struct Writer {
 struct Consuming {
     cluster: ClusterConfig,
     name: String,
-    bus: Arc<dyn RecordSink>,
+    bus: Arc<dyn RecordHandle>,
     positions: StreamPositions,
     counters: Arc<WriterCounters>,
     health: Arc<dyn SourceHealth>,

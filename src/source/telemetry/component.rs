@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::model::run_report::{AdapterCounts, RunReport};
 use crate::model::{IntervalReadings, KeyedValue, Reading, Record, SensorReadings, TelemetryBatch};
-use crate::source::component::{Durability, RecordSink, Source, SourceContext, SourceEnd};
+use crate::source::component::{Durability, RecordHandle, Source, SourceContext, SourceEnd};
 
 use super::airlink::{self, thingsboard};
 use super::config::TelemetryConfig;
@@ -278,7 +278,7 @@ const CONSUME_AT_ONCE: usize = 64;
 /// record log and flushed (or handed to the outputs, without a log).
 async fn consume(
     mut rx: mpsc::Receiver<Submission>,
-    records: Arc<dyn RecordSink>,
+    records: Arc<dyn RecordHandle>,
     packet_interval_ns: i64,
 ) -> anyhow::Result<()> {
     let mut taken = Vec::with_capacity(CONSUME_AT_ONCE);
