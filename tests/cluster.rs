@@ -381,8 +381,10 @@ fn an_ingest_node_killed_hands_its_meters_to_another_with_energy_continuing() {
     wait_for(Duration::from_secs(30), "windows in the writer", || {
         writer.metric("meterflow_writer_records_total") >= 60.0
     });
-    // Node a's live view shows the meters it holds, and says it is node a.
+    // Node a's live view shows the meters it holds, and says it is node a;
+    // the writer's shows the meters it writes, and says which writer it is.
     assert_eq!(a.live_meters(), ("ingest-a".to_string(), 3));
+    assert_eq!(writer.live_meters(), ("writer0".to_string(), 3));
 
     // The same meter dialing node b while it streams to node a is refused.
     let twin = start_meters(&runtime, &[port_b], 1, "move");

@@ -28,6 +28,7 @@ use crate::model::run_report::RunReport;
 use crate::source::component::{
     Durability, Source, SourceContext, SourceEnd, SourceMetrics, WindowEngine,
 };
+use crate::source::jetstream::writer_name;
 
 pub use view::RunView;
 
@@ -55,24 +56,31 @@ pub async fn start(config: PipelineConfig, options: RunOptions) -> anyhow::Resul
         Role::Pipeline => config,
     };
     let source = sources::build(config.clone(), options).await?;
-    let publish = match options.role {
-        Role::Writer => None,
-        Role::Pipeline => sources::ingest_publish(&config),
+    let (publish, node) = match options.role {
+        Role::Writer => (None, config.cluster.as_ref().map(writer_name)),
+        Role::Pipeline => {
+            let publish = sources::ingest_publish(&config);
+            let node = publish.as_ref().map(|p| p.node.clone());
+            (publish, node)
+        }
     };
-    start_with(config, source, publish).await
+    start_with(config, source, publish, node).await
 }
 
 /// Builds the run of a source its caller built (tests, benchmarks).
 pub async fn start_source(config: PipelineConfig, source: Box<dyn Source>) -> anyhow::Result<Run> {
     let publish = sources::ingest_publish(&config);
-    start_with(config, source, publish).await
+    let node = publish.as_ref().map(|p| p.node.clone());
+    start_with(config, source, publish, node).await
 }
 
-/// `publish`: a cluster ingest node's records go to JetStream.
+/// `publish`: a cluster ingest node's records go to JetStream; `node`:
+/// which node of a cluster this is.
 async fn start_with(
     config: PipelineConfig,
     source: Box<dyn Source>,
     publish: Option<Publish>,
+    node: Option<String>,
 ) -> anyhow::Result<Run> {
     let durability = source.durability();
     let durable = durability.has_log();
@@ -102,6 +110,7 @@ async fn start_with(
             log: config.record_log(),
             state: Arc::clone(&state),
             publish,
+            node,
             crash_loses_results: durability == Durability::Log,
         }),
     )?;

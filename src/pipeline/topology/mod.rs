@@ -49,6 +49,9 @@ pub struct Durable {
     /// An ingest node of a cluster: its one output publishes to JetStream
     /// (the writers run the dataset and packets).
     pub publish: Option<Publish>,
+    /// Which node of a cluster this is (an ingest or a writer node), for
+    /// the live view to say.
+    pub node: Option<String>,
     /// Whether an unclean stop loses results (a writer loses none:
     /// JetStream redelivers what its log did not take).
     pub crash_loses_results: bool,
@@ -89,7 +92,7 @@ impl Topology {
         let publish = durable.as_ref().and_then(|d| d.publish.clone());
         // A long-running pipeline serves the live view next to `/metrics`.
         let live = (durable.is_some() && config.service.metrics).then(|| {
-            let node = publish.as_ref().map(|p| p.node.clone());
+            let node = durable.as_ref().and_then(|d| d.node.clone());
             Arc::new(LiveBoard::new(node, FORGET_AFTER))
         });
         let mut cx = OutputContext {
