@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::model::{EnergyCounters, EnergyFlow, EventRowKind, PqEvent, WindowMetrics};
 
-use super::board::{unix_now_ns, LiveBoard};
+use super::board::{lock, unix_now_ns, LiveBoard};
 use super::meter::{DataQuality, MeterLive, TrendPoint};
 
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -131,7 +131,8 @@ fn flag_names(window: &WindowMetrics) -> Vec<&'static str> {
     .collect()
 }
 
-fn meter_now(meter: &MeterLive, now_unix_ns: i64) -> MeterNow {
+/// A meter's line of the fleet, copied from it (under its lock: numbers and a name).
+pub(super) fn meter_now(meter: &MeterLive, now_unix_ns: i64) -> MeterNow {
     let window = meter.last_window.as_ref().map(|row| &row.metrics);
     MeterNow {
         name: meter.device.name.to_string(),
@@ -181,18 +182,22 @@ impl LiveBoard {
         Fleet {
             node: self.node.clone(),
             time_unix_ns: now,
-            meters: self.meters().values().map(|m| meter_now(m, now)).collect(),
+            meters: self
+                .cells()
+                .iter()
+                .map(|cell| meter_now(&lock(cell), now))
+                .collect(),
         }
     }
 
     /// Meter `name` in full; `None` when the view does not know it.
     pub fn meter_detail(&self, name: &str) -> Option<MeterDetail> {
         let now = unix_now_ns();
-        let meters = self.meters();
-        let meter = meters.get(name)?;
+        let cell = self.cell(name)?;
+        let meter = lock(&cell);
         Some(MeterDetail {
             node: self.node.clone(),
-            now: meter_now(meter, now),
+            now: meter_now(&meter, now),
             last_window: meter.last_window.as_ref().map(|row| row.metrics.clone()),
             energy_registers: meter.energy.clone(),
             trend: meter.trend.iter().copied().collect(),
@@ -212,8 +217,8 @@ impl LiveBoard {
 
     /// Meter `name`'s last cycles; `None` when the view does not know it.
     pub fn waveform(&self, name: &str) -> Option<Waveform> {
-        let meters = self.meters();
-        let meter = meters.get(name)?;
+        let cell = self.cell(name)?;
+        let meter = lock(&cell);
         let wave = &meter.waveform;
         let first_index = wave.first_index();
         let offset_ns = if wave.rate == 0 {

@@ -79,18 +79,22 @@ impl WaveformBuffer {
             && self.next_index == block.first_index
             && block.gap_before == 0
             && self.channels.len() == block.channels.len();
+        let capacity = Self::capacity(block.rate);
         if !continues {
+            // The only allocation: a stream (re)starts. Every later block
+            // fits the buffers as they are (old samples leave first).
             self.rate = block.rate;
             self.start_unix_ns = block.start_unix_ns;
-            self.channels = vec![VecDeque::new(); block.channels.len()];
+            self.channels = (0..block.channels.len())
+                .map(|_| VecDeque::with_capacity(capacity))
+                .collect();
         }
-        let capacity = Self::capacity(block.rate);
         let len = block.len();
         let keep = len.min(capacity);
         for (buffer, samples) in self.channels.iter_mut().zip(&block.channels) {
-            buffer.extend(&samples[len - keep..]);
-            let excess = buffer.len().saturating_sub(capacity);
+            let excess = (buffer.len() + keep).saturating_sub(capacity);
             buffer.drain(..excess);
+            buffer.extend(&samples[len - keep..]);
         }
         self.next_index = block.first_index + len as u64;
     }
