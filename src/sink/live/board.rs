@@ -98,6 +98,7 @@ impl LiveBoard {
     pub fn record(&self, record: &Record) {
         match record {
             Record::Window(row) => self.update(&row.device, |m| m.window(row)),
+            Record::Latch(row) => self.update(&row.device, |m| m.latch(row)),
             Record::Event(row) => self.update(&row.device, |m| m.event(row)),
             Record::PqEvent(row) => self.update(&row.device, |m| m.pq_event(row)),
             Record::DeviceFinished(name) => {

@@ -21,27 +21,27 @@ const PHASE_GAUGES: &[PhaseGauge] = &[
     (
         "meterflow_meter_phase_voltage_rms_volts",
         "RMS voltage of the phase in the meter's last window",
-        |p| Some(p.v_rms_v),
+        |p| p.v_rms_v,
     ),
     (
         "meterflow_meter_phase_current_rms_amperes",
         "RMS current of the phase in the meter's last window",
-        |p| Some(p.i_rms_a),
+        |p| p.i_rms_a,
     ),
     (
         "meterflow_meter_phase_active_power_watts",
         "active power of the phase in the meter's last window (negative: export)",
-        |p| Some(p.p_w),
+        |p| p.p_w,
     ),
     (
         "meterflow_meter_phase_reactive_power_vars",
-        "fundamental reactive power of the phase in the meter's last window (positive: current lags)",
-        |p| Some(p.q_var),
+        "fundamental reactive power of the phase in the meter's last window (positive: current lags; a p,q meter's as it defines it)",
+        |p| p.q_var,
     ),
     (
         "meterflow_meter_phase_apparent_power_voltamperes",
         "apparent power V*I of the phase in the meter's last window",
-        |p| Some(p.s_va),
+        |p| p.s_va,
     ),
     (
         "meterflow_meter_phase_power_factor_ratio",
@@ -171,7 +171,7 @@ fn meter_metrics(out: &mut Vec<Metric>, meter: &MeterNow, registers: Option<&Ene
         ),
         (
             "meterflow_meter_reactive_power_vars",
-            "fundamental reactive power of all phases in the meter's last window",
+            "fundamental reactive power of all phases in the meter's last window (a p,q meter's as it defines it)",
             meter.q_total_var,
         ),
         (
