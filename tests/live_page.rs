@@ -10,41 +10,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::chromium;
+use common::live_sink::{sink_config, start_sink, RATE};
 use meterflow::meter::firmware::MeterSettings;
 use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode};
 use meterflow::meter::signal::SignalConfig;
-use meterflow::pipeline::runner;
-use meterflow::pipeline::server::StreamSink;
-use meterflow::pipeline::PipelineConfig;
 use tokio_util::sync::CancellationToken;
 
-const RATE: u32 = 4000;
 const METERS: usize = 5;
 const CURRENT_A: f64 = 10.0;
 /// The current lags the voltage by this much on every phase.
 const ANGLE_DEG: f64 = 30.0;
 /// How long Chromium lets the page's script run (virtual time).
 const SCRIPT_BUDGET: &str = "--virtual-time-budget=5000";
-
-fn sink_config(out: &std::path::Path) -> PipelineConfig {
-    let text = format!(
-        r#"
-name = "live-page-test"
-[source]
-kind = "smartmeter_server"
-listen = "127.0.0.1:0"
-rate = {RATE}
-[sink.parquet]
-out = "{out}/parquet"
-fsync = false
-[service]
-state_dir = "{out}/state"
-metrics_listen = "127.0.0.1:0"
-"#,
-        out = out.display(),
-    );
-    PipelineConfig::parse(&text).unwrap()
-}
 
 /// Where the screenshots go: kept after the test for a person to look at.
 fn shots_dir() -> PathBuf {
@@ -107,13 +84,8 @@ fn screenshot(url: &str, name: &str, (width, height): (u32, u32)) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_shows_the_fleet_and_a_meters_phasors() {
     let dir = tempfile::tempdir().unwrap();
-    let config = sink_config(dir.path());
-    let sink = StreamSink::bind(&config).await.unwrap();
-    let addr = sink.local_addr().unwrap();
-    let run = runner::start_source(config, Box::new(sink)).await.unwrap();
-    let http = run.metrics_addr().unwrap();
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run.run(cancel.clone()));
+    let sink = start_sink(sink_config("live-page-test", dir.path(), "")).await;
+    let (addr, http) = (sink.addr, sink.http);
 
     let meters = CancellationToken::new();
     let mut fleet = FleetConfig::new(
@@ -265,8 +237,8 @@ async fn chromium_shows_the_fleet_and_a_meters_phasors() {
 
     meters.cancel();
     fleet.wait().await;
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(60), task)
+    sink.cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(60), sink.task)
         .await
         .expect("the sink stops within 60 s")
         .unwrap()

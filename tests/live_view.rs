@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use common::live_sink::{self, start_sink, RATE};
 use meterflow::meter::firmware::MeterSettings;
 use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode, RunningFleet};
 use meterflow::meter::signal::{Harmonic, SignalConfig, SignalGenerator};
-use meterflow::model::run_report::RunReport;
 use meterflow::pipeline::runner;
 use meterflow::pipeline::server::StreamSink;
 use meterflow::pipeline::PipelineConfig;
@@ -21,7 +21,6 @@ use meterflow::wire::Measures;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-const RATE: u32 = 4000;
 const V1: f64 = 230.0;
 /// THD of the voltage (a 5th at 4 %) and of the current (a 3rd at 10 %).
 const THD_V: f64 = 0.04;
@@ -75,47 +74,8 @@ fn sink_config(out: &Path) -> PipelineConfig {
     sink_config_with(out, "")
 }
 
-/// The sink's pipeline with `more` (tables) after it.
 fn sink_config_with(out: &Path, more: &str) -> PipelineConfig {
-    let text = format!(
-        r#"
-name = "live-view-test"
-[source]
-kind = "smartmeter_server"
-listen = "127.0.0.1:0"
-rate = {RATE}
-[sink.parquet]
-out = "{out}/parquet"
-fsync = false
-[service]
-state_dir = "{out}/state"
-metrics_listen = "127.0.0.1:0"
-{more}"#,
-        out = out.display(),
-    );
-    PipelineConfig::parse(&text).unwrap()
-}
-
-struct Sink {
-    addr: std::net::SocketAddr,
-    http: std::net::SocketAddr,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<RunReport>>,
-}
-
-async fn start_sink(config: PipelineConfig) -> Sink {
-    let sink = StreamSink::bind(&config).await.unwrap();
-    let addr = sink.local_addr().unwrap();
-    let run = runner::start_source(config, Box::new(sink)).await.unwrap();
-    let http = run.metrics_addr().unwrap();
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run.run(cancel.clone()));
-    Sink {
-        addr,
-        http,
-        cancel,
-        task,
-    }
+    live_sink::sink_config("live-view-test", out, more)
 }
 
 async fn fleet(
@@ -436,6 +396,13 @@ async fn a_reversed_clamp_shows_in_the_api_and_as_a_wiring_fault_gauge() {
         wiring.starts_with("reversed_clamp L2 (confidence"),
         "{wiring}"
     );
+    // The finding as the API reads it, for the page.
+    assert_eq!(
+        by_name("miswired001")["wiring_finding"],
+        "reversed_clamp L2"
+    );
+    assert_eq!(by_name("miswired001")["wiring_fault"], true);
+    assert_eq!(by_name("clean001")["wiring_fault"], false);
     let metrics = samples(&get(sink.http, "/metrics").await);
     assert_eq!(
         value(

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::model::latch::LatchWindow;
+use crate::model::wiring::finding_of;
 use crate::model::{EnergyCounters, EnergyFlow, EventRowKind, PqEvent, WindowFlags, WindowMetrics};
 
 use super::board::{lock, unix_now_ns, LiveBoard};
@@ -60,6 +61,10 @@ pub struct MeterNow {
     /// The wiring checks' last status (the reason of the last `wiring`
     /// events row); `null` until they report one.
     pub wiring: Option<String>,
+    /// What that status found, reason and phase (`reversed_clamp L2`).
+    pub wiring_finding: Option<String>,
+    /// Whether that finding is a fault (not `ok`, not `unchecked`).
+    pub wiring_fault: bool,
     /// PQ events that started in the hour before now (of the recent ones kept).
     pub pq_events_last_hour: usize,
     pub quality: DataQuality,
@@ -146,6 +151,7 @@ pub(super) fn meter_now(meter: &MeterLive, now_unix_ns: i64) -> MeterNow {
         (None, Some(row)) => Some(of_latch(&row.window)),
         (None, None) => None,
     };
+    let finding = meter.wiring.as_deref().map(finding_of);
     MeterNow {
         name: meter.device.name.to_string(),
         layout: meter.device.measures.as_str(),
@@ -170,6 +176,8 @@ pub(super) fn meter_now(meter: &MeterLive, now_unix_ns: i64) -> MeterNow {
         energy: meter.energy.as_ref().map(|e| e.total),
         last_pq_event: meter.pq_events.back().map(|row| row.event),
         wiring: meter.wiring.clone(),
+        wiring_finding: finding.map(|(finding, _)| finding.to_owned()),
+        wiring_fault: finding.is_some_and(|(_, fault)| fault),
         pq_events_last_hour: meter
             .pq_events
             .iter()

@@ -143,16 +143,15 @@ fn meter_metrics(out: &mut Vec<Metric>, meter: &MeterNow, registers: Option<&Ene
     ] {
         out.push(counter(name, help, meter, value));
     }
-    if let Some(message) = &meter.wiring {
-        let (finding, fault) = crate::model::wiring::finding_of(message);
+    if let Some(finding) = &meter.wiring_finding {
         out.push(
             gauge(
                 "meterflow_meter_wiring_fault",
                 "1 while the wiring checks' last finding is a fault (label finding: reason and phase); absent until they find something",
                 meter,
-                if fault { 1.0 } else { 0.0 },
+                if meter.wiring_fault { 1.0 } else { 0.0 },
             )
-            .with("finding", finding.to_string()),
+            .with("finding", finding.as_str()),
         );
     }
     if let Some(age) = meter.last_window_age_s {
