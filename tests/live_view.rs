@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::live_sink::{self, start_sink, RATE};
-use meterflow::meter::firmware::MeterSettings;
-use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode, RunningFleet};
+use common::live_sink::{self, dial_in, start_sink, wait_for_meters, RATE};
 use meterflow::meter::signal::{Harmonic, SignalConfig, SignalGenerator};
 use meterflow::pipeline::runner;
 use meterflow::pipeline::server::StreamSink;
@@ -76,28 +74,6 @@ fn sink_config(out: &Path) -> PipelineConfig {
 
 fn sink_config_with(out: &Path, more: &str) -> PipelineConfig {
     live_sink::sink_config("live-view-test", out, more)
-}
-
-async fn fleet(
-    server: std::net::SocketAddr,
-    prefix: &str,
-    signal: SignalConfig,
-    cancel: &CancellationToken,
-) -> RunningFleet {
-    let mut fleet = FleetConfig::new(
-        FleetMode::DialIn {
-            server: server.to_string(),
-            reconnect: Duration::from_millis(200),
-        },
-        1,
-    );
-    fleet.name_prefix = prefix.to_string();
-    fleet.template = MeterSettings {
-        signal,
-        raw_rate: RATE,
-        ..MeterSettings::new(prefix)
-    };
-    start_fleet(fleet, cancel.clone()).await.unwrap()
 }
 
 async fn get(http: std::net::SocketAddr, path: &str) -> String {
@@ -212,11 +188,11 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
     let dir = tempfile::tempdir().unwrap();
     let sink = start_sink(sink_config(dir.path())).await;
     let meters = CancellationToken::new();
-    let load = fleet(sink.addr, "load", signal(10.0, 20.0), &meters).await;
-    let export = fleet(sink.addr, "pv", signal(5.0, 150.0), &meters).await;
+    let load = dial_in(sink.addr, "load", 1, signal(10.0, 20.0), &meters).await;
+    let export = dial_in(sink.addr, "pv", 1, signal(5.0, 150.0), &meters).await;
 
     // Five windows in, each meter's last window is a steady one.
-    wait_for_meters(sink.http, |m| {
+    wait_for_meters(sink.http, 2, |m| {
         m["quality"]["windows"].as_u64() >= Some(5)
             && m["last_window_flags"] == serde_json::json!([])
     })
@@ -230,7 +206,7 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
     meters.cancel();
     load.wait().await;
     export.wait().await;
-    wait_for_meters(sink.http, |m| {
+    wait_for_meters(sink.http, 2, |m| {
         m["connected"] == false && m["stream_ended"] == true
     })
     .await;
@@ -272,24 +248,6 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
             assert!(frozen.contains_key(&key), "{key}");
         }
     }
-}
-
-/// Polls `/api/meters` until both meters are listed and `ready` holds for
-/// each (the test's timeout of 60 s bounds it).
-async fn wait_for_meters(http: std::net::SocketAddr, ready: impl Fn(&Value) -> bool) {
-    let poll = async {
-        loop {
-            let (_, fleet) = get_json(http, "/api/meters").await;
-            let meters = fleet["meters"].as_array().cloned().unwrap_or_default();
-            if meters.len() == 2 && meters.iter().all(&ready) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), poll)
-        .await
-        .expect("the meters within 60 s");
 }
 
 async fn get_json(http: std::net::SocketAddr, path: &str) -> (u16, Value) {
@@ -369,12 +327,12 @@ async fn a_reversed_clamp_shows_in_the_api_and_as_a_wiring_fault_gauge() {
     let meters = CancellationToken::new();
     let mut reversed = signal(10.0, 20.0);
     reversed.wiring.reversed_clamps = vec![2];
-    let miswired = fleet(sink.addr, "miswired", reversed, &meters).await;
-    let clean = fleet(sink.addr, "clean", signal(10.0, 20.0), &meters).await;
+    let miswired = dial_in(sink.addr, "miswired", 1, reversed, &meters).await;
+    let clean = dial_in(sink.addr, "clean", 1, signal(10.0, 20.0), &meters).await;
 
     // The checks conclude after about 3 s of windows; the clean meter has
     // streamed as long by then.
-    wait_for_meters(sink.http, |m| {
+    wait_for_meters(sink.http, 2, |m| {
         m["name"] == "clean001" || m["wiring"].as_str().is_some()
     })
     .await;
@@ -429,9 +387,9 @@ async fn the_api_shows_the_fleet_a_meter_its_last_cycles_and_streams_updates() {
     let sink = start_sink(sink_config(dir.path())).await;
     let meters = CancellationToken::new();
     let load_signal = signal(10.0, 20.0);
-    let load = fleet(sink.addr, "load", load_signal.clone(), &meters).await;
-    let export = fleet(sink.addr, "pv", signal(5.0, 150.0), &meters).await;
-    wait_for_meters(sink.http, |m| {
+    let load = dial_in(sink.addr, "load", 1, load_signal.clone(), &meters).await;
+    let export = dial_in(sink.addr, "pv", 1, signal(5.0, 150.0), &meters).await;
+    wait_for_meters(sink.http, 2, |m| {
         m["quality"]["windows"].as_u64() >= Some(5)
             && m["last_window_flags"] == serde_json::json!([])
     })
@@ -680,9 +638,9 @@ rate = 50
 "#;
     let sink = start_sink(sink_config_with(dir.path(), latch_meters)).await;
     let meters = CancellationToken::new();
-    let power = fleet(sink.addr, "pq", signal(10.0, 20.0), &meters).await;
-    let rms = fleet(sink.addr, "rms", signal(10.0, 20.0), &meters).await;
-    wait_for_meters(sink.http, |m| {
+    let power = dial_in(sink.addr, "pq", 1, signal(10.0, 20.0), &meters).await;
+    let rms = dial_in(sink.addr, "rms", 1, signal(10.0, 20.0), &meters).await;
+    wait_for_meters(sink.http, 2, |m| {
         m["quality"]["windows"].as_u64() >= Some(5)
             && m["last_window_flags"] == serde_json::json!([])
     })

@@ -6,7 +6,11 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
+use meterflow::meter::firmware::MeterSettings;
+use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode, RunningFleet};
+use meterflow::meter::signal::SignalConfig;
 use meterflow::model::run_report::RunReport;
 use meterflow::pipeline::runner;
 use meterflow::pipeline::server::StreamSink;
@@ -59,4 +63,57 @@ pub async fn start_sink(config: PipelineConfig) -> Sink {
         cancel,
         task,
     }
+}
+
+/// `count` virtual meters `prefix`001.. of `signal` dialling in to `server`
+/// (reconnecting after 200 ms) until `cancel`.
+pub async fn dial_in(
+    server: SocketAddr,
+    prefix: &str,
+    count: usize,
+    signal: SignalConfig,
+    cancel: &CancellationToken,
+) -> RunningFleet {
+    let mut fleet = FleetConfig::new(
+        FleetMode::DialIn {
+            server: server.to_string(),
+            reconnect: Duration::from_millis(200),
+        },
+        count,
+    );
+    fleet.name_prefix = prefix.to_string();
+    fleet.template = MeterSettings {
+        signal,
+        raw_rate: RATE,
+        ..MeterSettings::new(prefix)
+    };
+    start_fleet(fleet, cancel.clone()).await.unwrap()
+}
+
+/// Polls `/api/meters` until `count` meters are listed and `ready` holds
+/// for each (within 60 s, else the test fails saying so).
+pub async fn wait_for_meters(
+    http: SocketAddr,
+    count: usize,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) {
+    let poll = async {
+        loop {
+            let text = reqwest::get(format!("http://{http}/api/meters"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let fleet: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let meters = fleet["meters"].as_array().cloned().unwrap_or_default();
+            if meters.len() == count && meters.iter().all(&ready) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), poll)
+        .await
+        .expect("the meters on the live view within 60 s");
 }
