@@ -438,11 +438,12 @@ async fn a_120v_meter_is_weighted_with_the_120v_lamp_unless_one_is_configured() 
     capture.start_unix_ms = interval_start_ms - 60_000;
     capture.samples = 661 * u64::from(rate);
     let interval_ns = interval_start_ms as i64 * 1_000_000;
+    // The 10-min row's Pst of L1 and the lamp it says it was weighted with.
     let pst_l1 = |out: &Path| {
         read_rows(&out.join("parquet/aggregates"))
             .iter()
             .find(|a| text(a, "interval") == "10min" && ts(a, "interval_start") == interval_ns)
-            .map(|row| num(row, "pst_l1"))
+            .map(|row| (num(row, "pst_l1"), int(row, "flicker_lamp_v")))
             .expect("the 10-min row at 00:10")
     };
 
@@ -459,19 +460,21 @@ async fn a_120v_meter_is_weighted_with_the_120v_lamp_unless_one_is_configured() 
             && nominal[0].contains("60 Hz inferred"),
         "{nominal:?}"
     );
-    let pst = pst_l1(&out);
+    let (pst, lamp) = pst_l1(&out);
     assert!(
         (pst - 1.0).abs() <= 0.05,
         "120 V lamp by default: Pst {pst}"
     );
+    assert_eq!(lamp, 120);
 
     let dir = tempfile::tempdir().unwrap();
     let (out, _) = batch(dir.path(), &capture, "[dsp.pq.flicker]\nlamp = \"230V\"\n").await;
-    let pst = pst_l1(&out);
+    let (pst, lamp) = pst_l1(&out);
     assert!(
         (pst - 1.0).abs() > 0.05,
         "230 V lamp as configured: Pst {pst}"
     );
+    assert_eq!(lamp, 230);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,14 @@ impl Lamp {
         }
     }
 
+    /// The lamp's voltage, V (the `flicker_lamp_v` column).
+    pub fn volts(self) -> u16 {
+        match self {
+            Lamp::V230 => 230,
+            Lamp::V120 => 120,
+        }
+    }
+
     /// The lamp's name as the pipeline file spells it (`230V`, `120V`).
     pub fn as_str(self) -> &'static str {
         match self {
