@@ -193,6 +193,50 @@ fn inspect_counts_the_power_quality_events_of_a_capture() {
     );
 }
 
+/// Without `--udin` and `--nominal-hz` (and no pipeline), `inspect` infers
+/// each session's Udin and frequency from its first second as `batch` does,
+/// prints what it inferred, and counts the events against that Udin: a
+/// 120 V / 60 Hz capture with one dip to 50 % on all phases is 120 V and
+/// 60 Hz and has that one dip (against 230 V it would sit in a dip throughout).
+#[test]
+fn inspect_infers_udin_and_frequency_like_batch() {
+    use meterflow::meter::disturbance::Disturbance;
+    use meterflow::meter::offline_capture::OfflineCapture;
+    use meterflow::meter::signal::SignalConfig;
+    use meterflow::wire::Measures;
+
+    let dir = tempfile::tempdir().unwrap();
+    let signal = SignalConfig {
+        frequency_hz: 60.0,
+        voltage_rms_v: 120.0,
+        disturbances: vec![Disturbance {
+            at_s: 1.5,
+            duration_s: Some(0.2),
+            phases: vec![],
+            level_pct: Some(50.0),
+            level_v: None,
+        }],
+        ..SignalConfig::default()
+    };
+    let mut capture = OfflineCapture::new("us", signal, Measures::ThreePhase, 8000);
+    capture.samples = 3 * 8000;
+    let file = dir.path().join("us.mfcap");
+    capture.write(&file).unwrap();
+    let output = meterflow(&["inspect", file.to_str().unwrap()], dir.path());
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_plain(&stdout, &stderr);
+    assert!(
+        stdout.contains("    nominal: Udin 120 V inferred (")
+            && stdout.contains("; nominal frequency 60 Hz inferred"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PQ events: 1 dips, 0 swells, 0 interruptions, 0 RVCs (Udin 120 V, 60 Hz)"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn the_demo_ends_by_naming_the_report_command() {
     let dir = tempfile::tempdir().unwrap();

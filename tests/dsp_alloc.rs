@@ -3,7 +3,8 @@
 //! also with power-quality detection on and events happening. (An
 //! interruption makes the engine cut unsynchronised windows of new lengths,
 //! whose FFT plans are made then; the PQ detector alone stays allocation-free
-//! through one.)
+//! through one.) The live view's sample tap, on every block, allocates
+//! nothing either.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,6 +14,8 @@ use meterflow::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use meterflow::meter::disturbance::Disturbance;
 use meterflow::meter::signal::{Harmonic, SignalConfig};
 use meterflow::meter::synthetic::{generate_block, split_block};
+use meterflow::model::DeviceInfo;
+use meterflow::sink::live::{LiveBoard, FORGET_AFTER};
 use meterflow::wire::Measures;
 
 struct Counting;
@@ -96,6 +99,20 @@ fn steady_state_is_allocation_free() {
     assert!(!failed);
     assert_eq!(events, 4);
     assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 0);
+
+    // The live view's tap (every block of every meter) once its meter is
+    // on the board and its waveform buffers are full.
+    let board = LiveBoard::new(None, FORGET_AFTER);
+    let device = DeviceInfo::new("tapped", 1, block.measures);
+    for chunk in warm {
+        board.samples(&device, chunk);
+    }
+    COUNTING.store(true, Ordering::SeqCst);
+    for chunk in steady {
+        board.samples(&device, chunk);
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 0, "live tap");
 }
 
 /// Dips, swells, steps on all phases: (at_s, duration_s, level_pct).

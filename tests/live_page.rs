@@ -10,40 +10,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::chromium;
-use meterflow::meter::firmware::MeterSettings;
-use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode};
+use common::live_sink::{dial_in, sink_config, start_sink, wait_for_meters};
 use meterflow::meter::signal::SignalConfig;
-use meterflow::pipeline::runner;
-use meterflow::pipeline::PipelineConfig;
 use tokio_util::sync::CancellationToken;
 
-const RATE: u32 = 4000;
 const METERS: usize = 5;
 const CURRENT_A: f64 = 10.0;
 /// The current lags the voltage by this much on every phase.
 const ANGLE_DEG: f64 = 30.0;
 /// How long Chromium lets the page's script run (virtual time).
 const SCRIPT_BUDGET: &str = "--virtual-time-budget=5000";
-
-fn sink_config(out: &std::path::Path) -> PipelineConfig {
-    let text = format!(
-        r#"
-name = "live-page-test"
-[source]
-kind = "smartmeter_server"
-listen = "127.0.0.1:0"
-rate = {RATE}
-[sink.parquet]
-out = "{out}/parquet"
-fsync = false
-[service]
-state_dir = "{out}/state"
-metrics_listen = "127.0.0.1:0"
-"#,
-        out = out.display(),
-    );
-    PipelineConfig::parse(&text).unwrap()
-}
 
 /// Where the screenshots go: kept after the test for a person to look at.
 fn shots_dir() -> PathBuf {
@@ -106,59 +82,23 @@ fn screenshot(url: &str, name: &str, (width, height): (u32, u32)) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_shows_the_fleet_and_a_meters_phasors() {
     let dir = tempfile::tempdir().unwrap();
-    let config = sink_config(dir.path());
-    let sink = meterflow::pipeline::sources::bind_meter_stream(&config)
-        .await
-        .unwrap();
-    let addr = sink.local_addr().unwrap();
-    let run = runner::start_source(config, Box::new(sink)).await.unwrap();
-    let http = run.metrics_addr().unwrap();
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run.run(cancel.clone()));
+    let sink = start_sink(sink_config("live-page-test", dir.path(), "")).await;
+    let (addr, http) = (sink.addr, sink.http);
 
     let meters = CancellationToken::new();
-    let mut fleet = FleetConfig::new(
-        FleetMode::DialIn {
-            server: addr.to_string(),
-            reconnect: Duration::from_millis(200),
-        },
-        METERS,
-    );
-    fleet.name_prefix = "meter".into();
-    fleet.template = MeterSettings {
-        signal: SignalConfig {
-            current_rms_a: CURRENT_A,
-            current_angle_deg: ANGLE_DEG,
-            ..SignalConfig::default()
-        },
-        raw_rate: RATE,
-        ..MeterSettings::new("meter")
+    let signal = SignalConfig {
+        current_rms_a: CURRENT_A,
+        current_angle_deg: ANGLE_DEG,
+        ..SignalConfig::default()
     };
-    let fleet = start_fleet(fleet, meters.clone()).await.unwrap();
+    let fleet = dial_in(addr, "meter", METERS, signal, &meters).await;
 
     // Every meter has a few clean windows on the live view before the page opens.
-    let steady = || async {
-        let text = reqwest::get(format!("http://{http}/api/meters"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let fleet: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let meters = fleet["meters"].as_array().cloned().unwrap_or_default();
-        meters.len() == METERS
-            && meters.iter().all(|m| {
-                m["quality"]["windows"].as_u64() >= Some(5)
-                    && m["last_window_flags"] == serde_json::json!([])
-            })
-    };
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while !steady().await {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    wait_for_meters(http, METERS, |m| {
+        m["quality"]["windows"].as_u64() >= Some(5)
+            && m["last_window_flags"] == serde_json::json!([])
     })
-    .await
-    .expect("every meter's windows within 60 s");
+    .await;
 
     let url = format!("http://{http}/");
     let meter_url = format!("http://{http}/#meter/meter003");
@@ -266,8 +206,94 @@ async fn chromium_shows_the_fleet_and_a_meters_phasors() {
 
     meters.cancel();
     fleet.wait().await;
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(60), task)
+    sink.cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(60), sink.task)
+        .await
+        .expect("the sink stops within 60 s")
+        .unwrap()
+        .unwrap();
+}
+
+/// A `p,q` latch meter and a meter whose L2 clamp faces the wrong way: the
+/// page counts one wiring suspect and shows its finding (as the API parsed
+/// it) in red; the latch meter's row has its P (3 × V·I·cos φ of the
+/// signal, within the table's 3 decimals) and no V, I or PF; its meter
+/// view says it averaged and draws no phasors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_shows_a_wiring_fault_and_a_latch_meter() {
+    let dir = tempfile::tempdir().unwrap();
+    let latch = "[source.meters.\"pq001\"]\nmeasures = \"p,q\"\nrate = 50\n";
+    let sink = start_sink(sink_config("live-page-test", dir.path(), latch)).await;
+    let meters = CancellationToken::new();
+    let signal = SignalConfig {
+        current_rms_a: CURRENT_A,
+        current_angle_deg: ANGLE_DEG,
+        ..SignalConfig::default()
+    };
+    let mut reversed = signal.clone();
+    reversed.wiring.reversed_clamps = vec![2];
+    let miswired = dial_in(sink.addr, "miswired", 1, reversed, &meters).await;
+    let averaged = dial_in(sink.addr, "pq", 1, signal, &meters).await;
+    let http = sink.http;
+    wait_for_meters(http, 2, |m| {
+        m["quality"]["windows"].as_u64() >= Some(5)
+            && (m["latch"] == true || m["wiring_fault"] == true)
+    })
+    .await;
+
+    let url = format!("http://{http}/");
+    let meter_url = format!("http://{http}/#meter/pq001");
+    let (fleet_dom, meter_dom) = tokio::task::spawn_blocking(move || {
+        let fleet_dom = chromium::run_url(&url, &["--dump-dom", SCRIPT_BUDGET]);
+        let meter_dom = chromium::run_url(&meter_url, &["--dump-dom", SCRIPT_BUDGET]);
+        screenshot(&meter_url, "latch-meter-desktop.png", (1280, 1400));
+        (fleet_dom, meter_dom)
+    })
+    .await
+    .unwrap();
+    for dom in [&fleet_dom, &meter_dom] {
+        let console = chromium::console_messages(&dom.stderr);
+        assert!(console.is_empty(), "console: {console:?}");
+    }
+
+    let dom = &fleet_dom.stdout;
+    assert!(dom.contains("id=\"count-wiring\">1<"), "one wiring suspect");
+    let wiring = "<td class=\"wiring wiring-fault\"";
+    let at = dom
+        .find(wiring)
+        .unwrap_or_else(|| panic!("no fault cell in {dom}"));
+    let text_at = at + dom[at..].find('>').unwrap_or(0) + 1;
+    assert!(
+        dom[text_at..].starts_with("reversed_clamp L2<"),
+        "{}",
+        &dom[at..(at + 200).min(dom.len())]
+    );
+    let p_kw = 3.0 * 230.0 * CURRENT_A * ANGLE_DEG.to_radians().cos() / 1000.0;
+    let p: f64 = cell(dom, "pq001", "p").parse().unwrap_or(f64::NAN);
+    assert!((p - p_kw).abs() <= 0.0005, "pq001 P {p} vs {p_kw}");
+    for absent in ["v", "i", "pf", "f", "thdv"] {
+        assert_eq!(cell(dom, "pq001", absent), "–", "pq001 {absent}");
+    }
+
+    let dom = &meter_dom.stdout;
+    let body = tags(dom, "<body");
+    let class = body.first().and_then(|tag| attribute(tag, "class"));
+    assert!(
+        class.is_some_and(|c| c.split(' ').any(|c| c == "latch")),
+        "body {body:?}"
+    );
+    assert!(
+        !tags(dom, "<line ")
+            .iter()
+            .any(|tag| attribute(tag, "class") == Some("phasor")),
+        "no phasors for a latch meter"
+    );
+
+    meters.cancel();
+    miswired.wait().await;
+    averaged.wait().await;
+    sink.cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(60), sink.task)
         .await
         .expect("the sink stops within 60 s")
         .unwrap()

@@ -10,17 +10,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use meterflow::meter::firmware::MeterSettings;
-use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode, RunningFleet};
+use common::live_sink::{self, dial_in, start_sink, wait_for_meters, RATE};
 use meterflow::meter::signal::{Harmonic, SignalConfig, SignalGenerator};
-use meterflow::model::run_report::RunReport;
 use meterflow::pipeline::runner;
 use meterflow::pipeline::PipelineConfig;
 use meterflow::wire::Measures;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-const RATE: u32 = 4000;
 const V1: f64 = 230.0;
 /// THD of the voltage (a 5th at 4 %) and of the current (a 3rd at 10 %).
 const THD_V: f64 = 0.04;
@@ -71,69 +68,11 @@ fn truth(current_a: f64, angle_deg: f64) -> PhaseTruth {
 }
 
 fn sink_config(out: &Path) -> PipelineConfig {
-    let text = format!(
-        r#"
-name = "live-view-test"
-[source]
-kind = "smartmeter_server"
-listen = "127.0.0.1:0"
-rate = {RATE}
-[sink.parquet]
-out = "{out}/parquet"
-fsync = false
-[service]
-state_dir = "{out}/state"
-metrics_listen = "127.0.0.1:0"
-"#,
-        out = out.display(),
-    );
-    PipelineConfig::parse(&text).unwrap()
+    sink_config_with(out, "")
 }
 
-struct Sink {
-    addr: std::net::SocketAddr,
-    http: std::net::SocketAddr,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<RunReport>>,
-}
-
-async fn start_sink(config: PipelineConfig) -> Sink {
-    let sink = meterflow::pipeline::sources::bind_meter_stream(&config)
-        .await
-        .unwrap();
-    let addr = sink.local_addr().unwrap();
-    let run = runner::start_source(config, Box::new(sink)).await.unwrap();
-    let http = run.metrics_addr().unwrap();
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run.run(cancel.clone()));
-    Sink {
-        addr,
-        http,
-        cancel,
-        task,
-    }
-}
-
-async fn fleet(
-    server: std::net::SocketAddr,
-    prefix: &str,
-    signal: SignalConfig,
-    cancel: &CancellationToken,
-) -> RunningFleet {
-    let mut fleet = FleetConfig::new(
-        FleetMode::DialIn {
-            server: server.to_string(),
-            reconnect: Duration::from_millis(200),
-        },
-        1,
-    );
-    fleet.name_prefix = prefix.to_string();
-    fleet.template = MeterSettings {
-        signal,
-        raw_rate: RATE,
-        ..MeterSettings::new(prefix)
-    };
-    start_fleet(fleet, cancel.clone()).await.unwrap()
+fn sink_config_with(out: &Path, more: &str) -> PipelineConfig {
+    live_sink::sink_config("live-view-test", out, more)
 }
 
 async fn get(http: std::net::SocketAddr, path: &str) -> String {
@@ -248,11 +187,11 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
     let dir = tempfile::tempdir().unwrap();
     let sink = start_sink(sink_config(dir.path())).await;
     let meters = CancellationToken::new();
-    let load = fleet(sink.addr, "load", signal(10.0, 20.0), &meters).await;
-    let export = fleet(sink.addr, "pv", signal(5.0, 150.0), &meters).await;
+    let load = dial_in(sink.addr, "load", 1, signal(10.0, 20.0), &meters).await;
+    let export = dial_in(sink.addr, "pv", 1, signal(5.0, 150.0), &meters).await;
 
     // Five windows in, each meter's last window is a steady one.
-    wait_for_meters(sink.http, |m| {
+    wait_for_meters(sink.http, 2, |m| {
         m["quality"]["windows"].as_u64() >= Some(5)
             && m["last_window_flags"] == serde_json::json!([])
     })
@@ -266,7 +205,7 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
     meters.cancel();
     load.wait().await;
     export.wait().await;
-    wait_for_meters(sink.http, |m| {
+    wait_for_meters(sink.http, 2, |m| {
         m["connected"] == false && m["stream_ended"] == true
     })
     .await;
@@ -308,24 +247,6 @@ async fn metrics_show_every_meters_last_window_as_its_signal_says() {
             assert!(frozen.contains_key(&key), "{key}");
         }
     }
-}
-
-/// Polls `/api/meters` until both meters are listed and `ready` holds for
-/// each (the test's timeout of 60 s bounds it).
-async fn wait_for_meters(http: std::net::SocketAddr, ready: impl Fn(&Value) -> bool) {
-    let poll = async {
-        loop {
-            let (_, fleet) = get_json(http, "/api/meters").await;
-            let meters = fleet["meters"].as_array().cloned().unwrap_or_default();
-            if meters.len() == 2 && meters.iter().all(&ready) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), poll)
-        .await
-        .expect("the meters within 60 s");
 }
 
 async fn get_json(http: std::net::SocketAddr, path: &str) -> (u16, Value) {
@@ -405,12 +326,12 @@ async fn a_reversed_clamp_shows_in_the_api_and_as_a_wiring_fault_gauge() {
     let meters = CancellationToken::new();
     let mut reversed = signal(10.0, 20.0);
     reversed.wiring.reversed_clamps = vec![2];
-    let miswired = fleet(sink.addr, "miswired", reversed, &meters).await;
-    let clean = fleet(sink.addr, "clean", signal(10.0, 20.0), &meters).await;
+    let miswired = dial_in(sink.addr, "miswired", 1, reversed, &meters).await;
+    let clean = dial_in(sink.addr, "clean", 1, signal(10.0, 20.0), &meters).await;
 
     // The checks conclude after about 3 s of windows; the clean meter has
     // streamed as long by then.
-    wait_for_meters(sink.http, |m| {
+    wait_for_meters(sink.http, 2, |m| {
         m["name"] == "clean001" || m["wiring"].as_str().is_some()
     })
     .await;
@@ -432,6 +353,13 @@ async fn a_reversed_clamp_shows_in_the_api_and_as_a_wiring_fault_gauge() {
         wiring.starts_with("reversed_clamp L2 (confidence"),
         "{wiring}"
     );
+    // The finding as the API reads it, for the page.
+    assert_eq!(
+        by_name("miswired001")["wiring_finding"],
+        "reversed_clamp L2"
+    );
+    assert_eq!(by_name("miswired001")["wiring_fault"], true);
+    assert_eq!(by_name("clean001")["wiring_fault"], false);
     let metrics = samples(&get(sink.http, "/metrics").await);
     assert_eq!(
         value(
@@ -458,9 +386,9 @@ async fn the_api_shows_the_fleet_a_meter_its_last_cycles_and_streams_updates() {
     let sink = start_sink(sink_config(dir.path())).await;
     let meters = CancellationToken::new();
     let load_signal = signal(10.0, 20.0);
-    let load = fleet(sink.addr, "load", load_signal.clone(), &meters).await;
-    let export = fleet(sink.addr, "pv", signal(5.0, 150.0), &meters).await;
-    wait_for_meters(sink.http, |m| {
+    let load = dial_in(sink.addr, "load", 1, load_signal.clone(), &meters).await;
+    let export = dial_in(sink.addr, "pv", 1, signal(5.0, 150.0), &meters).await;
+    wait_for_meters(sink.http, 2, |m| {
         m["quality"]["windows"].as_u64() >= Some(5)
             && m["last_window_flags"] == serde_json::json!([])
     })
@@ -690,4 +618,185 @@ async fn a_token_file_guards_the_page_the_api_and_metrics_but_not_healthz() {
             && error.contains(&token_file.display().to_string()),
         "{error}"
     );
+}
+
+/// A `p,q` and a `v,i_RMS` meter (latch layouts: the meter averaged): the
+/// API and `/metrics` show what each latch window carries, as the signal's
+/// truth says, and leave out what it does not (no S, PF, angle, THD,
+/// frequency; no V or I of `p,q`, no P or Q of `v,i_RMS`). Latch values
+/// are constant without noise, so only f32 rounding separates them from
+/// the truth: 1e-6 relative.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latch_meters_show_what_their_windows_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let latch_meters = r#"
+[source.meters."pq001"]
+measures = "p,q"
+rate = 50
+[source.meters."rms001"]
+measures = "v,i_RMS"
+rate = 50
+"#;
+    let sink = start_sink(sink_config_with(dir.path(), latch_meters)).await;
+    let meters = CancellationToken::new();
+    let power = dial_in(sink.addr, "pq", 1, signal(10.0, 20.0), &meters).await;
+    let rms = dial_in(sink.addr, "rms", 1, signal(10.0, 20.0), &meters).await;
+    wait_for_meters(sink.http, 2, |m| {
+        m["quality"]["windows"].as_u64() >= Some(5)
+            && m["last_window_flags"] == serde_json::json!([])
+    })
+    .await;
+    let t = truth(10.0, 20.0);
+    let exact = 1e-6;
+    let (_, fleet_now) = get_json(sink.http, "/api/meters").await;
+    let listed = fleet_now["meters"].as_array().unwrap();
+    let (pq, rms_meter) = (&listed[0], &listed[1]);
+    assert_eq!(
+        (&pq["name"], &pq["layout"]),
+        (&"pq001".into(), &"p,q".into())
+    );
+    assert_eq!(
+        (&rms_meter["name"], &rms_meter["layout"]),
+        (&"rms001".into(), &"v,i_RMS".into())
+    );
+    for m in [pq, rms_meter] {
+        let name = m["name"].as_str().unwrap_or_default();
+        assert_eq!(m["latch"], true, "{name}");
+        for absent in ["s_total_va", "pf_total", "frequency_hz"] {
+            assert_eq!(m[absent], Value::Null, "{name} {absent}");
+        }
+        let phases = m["phases"].as_array().unwrap();
+        assert_eq!(phases.len(), 3, "{name}");
+        for phase in phases {
+            for absent in ["s_va", "pf", "angle_deg", "thd_v_pct", "thd_i_pct"] {
+                assert_eq!(phase[absent], Value::Null, "{name} {absent}");
+            }
+        }
+    }
+    for (k, phase) in pq["phases"].as_array().unwrap().iter().enumerate() {
+        let what = |key: &str| format!("pq001 L{} {key}", k + 1);
+        close(number(&phase["p_w"], &what("P")), t.p_w, exact, &what("P"));
+        close(
+            number(&phase["q_var"], &what("Q")),
+            t.q1_var,
+            exact,
+            &what("Q"),
+        );
+        assert_eq!(phase["v_rms_v"], Value::Null, "{}", what("V"));
+        assert_eq!(phase["i_rms_a"], Value::Null, "{}", what("I"));
+    }
+    close(number(&pq["p_total_w"], "P"), 3.0 * t.p_w, exact, "pq001 P");
+    close(
+        number(&pq["q_total_var"], "Q"),
+        3.0 * t.q1_var,
+        exact,
+        "pq001 Q",
+    );
+    assert!(number(&pq["energy"]["import_wh"], "import") > 0.0);
+    for (k, phase) in rms_meter["phases"].as_array().unwrap().iter().enumerate() {
+        let what = |key: &str| format!("rms001 L{} {key}", k + 1);
+        close(
+            number(&phase["v_rms_v"], &what("V")),
+            t.v_rms,
+            exact,
+            &what("V"),
+        );
+        close(
+            number(&phase["i_rms_a"], &what("I")),
+            t.i_rms,
+            exact,
+            &what("I"),
+        );
+        assert_eq!(phase["p_w"], Value::Null, "{}", what("P"));
+        assert_eq!(phase["q_var"], Value::Null, "{}", what("Q"));
+    }
+    assert_eq!(rms_meter["p_total_w"], Value::Null);
+    assert_eq!(rms_meter["energy"], Value::Null, "v,i_RMS counts no energy");
+
+    // The meter in full: its latch window, and the trend of what it has.
+    let (_, detail) = get_json(sink.http, "/api/meters/pq001").await;
+    assert_eq!(detail["last_window"], Value::Null);
+    let latch_window = &detail["last_latch_window"];
+    assert_eq!(
+        latch_window["end_unix_ns"], detail["last_window_end_unix_ns"],
+        "{detail}"
+    );
+    let trend = detail["trend"].as_array().unwrap();
+    let last = &trend[trend.len() - 1];
+    close(
+        number(&last["p_total_w"], "trend P"),
+        3.0 * t.p_w,
+        exact,
+        "trend P",
+    );
+    let (_, detail) = get_json(sink.http, "/api/meters/rms001").await;
+    let trend = detail["trend"].as_array().unwrap();
+    let last = &trend[trend.len() - 1];
+    assert_eq!(last["p_total_w"], Value::Null);
+    close(
+        number(&last["v_rms_v"][0], "trend V"),
+        t.v_rms,
+        exact,
+        "trend V",
+    );
+
+    // `/metrics`: each meter's gauges of what it carries, none of the rest.
+    let metrics = samples(&get(sink.http, "/metrics").await);
+    let phase_key = |meter: &str, name: &str| {
+        format!("meterflow_meter_phase_{name}{{meter=\"{meter}\",phase=\"L2\"}}")
+    };
+    close(
+        value(&metrics, &phase_key("pq001", "active_power_watts")),
+        t.p_w,
+        exact,
+        "pq001 P gauge",
+    );
+    close(
+        value(&metrics, &phase_key("pq001", "reactive_power_vars")),
+        t.q1_var,
+        exact,
+        "pq001 Q gauge",
+    );
+    close(
+        value(&metrics, &phase_key("rms001", "voltage_rms_volts")),
+        t.v_rms,
+        exact,
+        "rms001 V gauge",
+    );
+    close(
+        value(&metrics, &phase_key("rms001", "current_rms_amperes")),
+        t.i_rms,
+        exact,
+        "rms001 I gauge",
+    );
+    for (meter, absent) in [
+        ("pq001", phase_key("pq001", "voltage_rms_volts")),
+        ("pq001", phase_key("pq001", "apparent_power_voltamperes")),
+        ("rms001", phase_key("rms001", "active_power_watts")),
+        ("rms001", phase_key("rms001", "voltage_thd_ratio")),
+        (
+            "pq001",
+            "meterflow_meter_frequency_hertz{meter=\"pq001\"}".to_string(),
+        ),
+        (
+            "rms001",
+            "meterflow_meter_active_power_watts{meter=\"rms001\"}".to_string(),
+        ),
+    ] {
+        assert!(!metrics.contains_key(&absent), "{meter}: {absent} shown");
+    }
+    close(
+        value(
+            &metrics,
+            "meterflow_meter_active_power_watts{meter=\"pq001\"}",
+        ),
+        3.0 * t.p_w,
+        exact,
+        "pq001 total P gauge",
+    );
+    meters.cancel();
+    power.wait().await;
+    rms.wait().await;
+    sink.cancel.cancel();
+    sink.task.await.unwrap().unwrap();
 }

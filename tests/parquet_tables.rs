@@ -359,6 +359,11 @@ fn expected_aggregate(r: &AggregateRow) -> BTreeMap<String, Cell> {
         "flicker_flags",
         Cell::I32(i32::from(a.flicker_flags.bits())),
     );
+    put(
+        "flicker_lamp_v",
+        a.flicker_lamp_v
+            .map_or(Cell::Null, |v| Cell::I32(i32::from(v))),
+    );
     put("frequency_hz", f(a.frequency_hz.map(|s| s.value)));
     put("frequency_min_hz", f(a.frequency_hz.map(|s| s.min)));
     put("frequency_max_hz", f(a.frequency_hz.map(|s| s.max)));

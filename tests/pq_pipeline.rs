@@ -411,6 +411,72 @@ async fn a_table5_flicker_gives_pst_1_in_the_10_minute_aggregates_and_packets() 
     }
 }
 
+/// A 120 V / 60 Hz meter and a pipeline that declares nothing: Udin and
+/// the frequency are inferred, and the flickermeter weights with the lamp
+/// of that nominal, IEC 61000-4-15's 120 V lamp, so the Table 5 point for
+/// that lamp (110 changes per minute, ΔV/V 0.844 %) gives Pst 1.00 ± 5 %.
+/// A `lamp` in the pipeline still wins: with the 230 V lamp the same
+/// modulation is not that table's Pst 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_120v_meter_is_weighted_with_the_120v_lamp_unless_one_is_configured() {
+    let signal = SignalConfig {
+        frequency_hz: 60.0,
+        voltage_rms_v: 120.0,
+        voltage_modulations: vec![VoltageModulation {
+            shape: ModulationShape::Rectangular,
+            frequency_hz: 110.0 / 120.0,
+            delta_v_pct: 0.844,
+            phases: [true, false, false],
+            start_s: 0.0,
+            end_s: None,
+        }],
+        ..SignalConfig::default()
+    };
+    let rate = 4000;
+    let mut capture = OfflineCapture::new("us001", signal, Measures::ThreePhase, rate);
+    let interval_start_ms = START_MS + 600_000;
+    capture.start_unix_ms = interval_start_ms - 60_000;
+    capture.samples = 661 * u64::from(rate);
+    let interval_ns = interval_start_ms as i64 * 1_000_000;
+    // The 10-min row's Pst of L1 and the lamp it says it was weighted with.
+    let pst_l1 = |out: &Path| {
+        read_rows(&out.join("parquet/aggregates"))
+            .iter()
+            .find(|a| text(a, "interval") == "10min" && ts(a, "interval_start") == interval_ns)
+            .map(|row| (num(row, "pst_l1"), int(row, "flicker_lamp_v")))
+            .expect("the 10-min row at 00:10")
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = batch(dir.path(), &capture, "").await;
+    let nominal: Vec<String> = read_rows(&out.join("parquet/events"))
+        .iter()
+        .filter(|e| text(e, "kind") == "nominal")
+        .map(|e| text(e, "message"))
+        .collect();
+    assert!(
+        nominal.len() == 1
+            && nominal[0].contains("Udin 120 V inferred")
+            && nominal[0].contains("60 Hz inferred"),
+        "{nominal:?}"
+    );
+    let (pst, lamp) = pst_l1(&out);
+    assert!(
+        (pst - 1.0).abs() <= 0.05,
+        "120 V lamp by default: Pst {pst}"
+    );
+    assert_eq!(lamp, 120);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = batch(dir.path(), &capture, "[dsp.pq.flicker]\nlamp = \"230V\"\n").await;
+    let (pst, lamp) = pst_l1(&out);
+    assert!(
+        (pst - 1.0).abs() > 0.05,
+        "230 V lamp as configured: Pst {pst}"
+    );
+    assert_eq!(lamp, 230);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pinst_table_holds_the_table1_maximum() {
     // IEC 61000-4-15 Table 1 (230 V, 50 Hz): sine at 8.8 Hz, ΔV/V 0.250 %

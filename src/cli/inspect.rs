@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use meterflow::pipeline::inspect::{engine_config, inspect, CaptureInspection, Inspection};
+use meterflow::pipeline::inspect::{
+    engine_config, inspect, CaptureInspection, Inspection, SessionNominal,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -13,7 +15,8 @@ pub struct InspectArgs {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Pipeline file whose `[dsp]` and `[dsp.pq]` the event counts use
-    /// (default: 50 Hz, Udin 230 V, the IEC 61000-4-30 thresholds).
+    /// (default: Udin and frequency inferred per session from its first
+    /// second, as `batch` does; the IEC 61000-4-30 thresholds).
     #[arg(long, value_name = "FILE")]
     pub pipeline: Option<PathBuf>,
     /// Nominal grid frequency, Hz (overrides the pipeline's).
@@ -26,11 +29,10 @@ pub struct InspectArgs {
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let engine = engine_config(args.pipeline.as_deref(), args.nominal_hz, args.udin)?;
-    let settings = format!("Udin {} V, {} Hz", engine.udin_v(), engine.nominal_hz());
     let mut failed = 0;
     for path in &args.files {
         match inspect(path, &engine) {
-            Ok(Inspection::Capture(capture)) => print_capture(path, &capture, &settings),
+            Ok(Inspection::Capture(capture)) => print_capture(path, &capture),
             Ok(Inspection::Recording(recording)) => {
                 let session = &recording.session;
                 println!("{}", path.display());
@@ -69,8 +71,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `settings`: the Udin and nominal frequency the PQ counts ran with.
-fn print_capture(path: &Path, capture: &CaptureInspection, settings: &str) {
+fn print_capture(path: &Path, capture: &CaptureInspection) {
     let summary = &capture.summary;
     println!("{}", path.display());
     match &summary.info {
@@ -105,10 +106,18 @@ fn print_capture(path: &Path, capture: &CaptureInspection, settings: &str) {
                 None => ", no stop answer".to_string(),
             }
         );
+        let nominal = capture.nominal.get(k).and_then(Option::as_ref);
+        if let Some(inferred) = nominal.and_then(|n| n.inferred.as_deref()) {
+            println!("    nominal: {inferred}");
+        }
         match pq {
             Some(Ok(counts)) => println!(
-                "    PQ events: {} dips, {} swells, {} interruptions, {} RVCs ({settings})",
-                counts.dips, counts.swells, counts.interruptions, counts.rapid_voltage_changes,
+                "    PQ events: {} dips, {} swells, {} interruptions, {} RVCs ({})",
+                counts.dips,
+                counts.swells,
+                counts.interruptions,
+                counts.rapid_voltage_changes,
+                nominal.map_or_else(String::new, settings),
             ),
             Some(Err(reason)) => println!("    PQ events: not measured ({reason})"),
             None => println!("    PQ events: no samples"),
@@ -130,6 +139,14 @@ fn print_capture(path: &Path, capture: &CaptureInspection, settings: &str) {
         wire.bad_lengths,
         wire.truncated
     );
+}
+
+/// The Udin and nominal frequency a session's PQ counts ran with.
+fn settings(nominal: &SessionNominal) -> String {
+    match nominal.udin_v {
+        Some(udin) => format!("Udin {udin} V, {} Hz", nominal.frequency_hz),
+        None => format!("no Udin, {} Hz", nominal.frequency_hz),
+    }
 }
 
 fn format_start(unix_ns: i64) -> String {

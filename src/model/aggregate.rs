@@ -61,4 +61,8 @@ pub struct Aggregate {
     pub plt: [Option<f64>; 3],
     /// Why `pst` / `plt` deserve less trust (settling, gaps, incomplete).
     pub flicker_flags: FlickerFlags,
+    /// The IEC 61000-4-15 lamp `pst` / `plt` were weighted with, V (120 or
+    /// 230); `None` without them.
+    #[serde(default)]
+    pub flicker_lamp_v: Option<u16>,
 }

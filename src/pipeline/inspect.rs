@@ -1,15 +1,17 @@
 //! What a capture file holds, read without writing anything: its sessions,
 //! frames and wire anomalies, and for waveform sessions the power-quality
 //! events the engine would find and its wiring status (behind `meterflow
-//! inspect`).
+//! inspect`). A session's Udin and nominal frequency, when neither the
+//! pipeline nor a flag gives them, are inferred from its first second as
+//! `batch` does (the same engine).
 
 use std::path::Path;
 
 use anyhow::Context;
 
-use crate::dsp::pq::{PqConfig, PqOutput, PqStream};
+use crate::dsp::pq::PqConfig;
 use crate::dsp::wiring::WiringCheck;
-use crate::dsp::{EngineConfig, EngineOutput, WaveformEngine};
+use crate::dsp::{DeviceEngine, EngineConfig, EngineOutput};
 use crate::model::pq_counts::PqEventCounts;
 use crate::model::WiringStatus;
 use crate::pipeline::PipelineConfig;
@@ -18,7 +20,8 @@ use crate::source::recording::{is_recording, open_recording, Recording};
 use crate::wire::{Measures, SampleBlock};
 
 /// The engine settings the PQ counts run with: the pipeline file's `[dsp]`
-/// (or the defaults), a nominal frequency and Udin given instead, PQ on.
+/// (or the defaults), a nominal frequency and Udin given instead, PQ on
+/// (the flickermeter off: its 10-minute values are no part of the summary).
 pub fn engine_config(
     pipeline: Option<&Path>,
     nominal_hz: Option<f64>,
@@ -47,7 +50,9 @@ pub fn engine_config(
         }
     }
     // Counting events is what inspect is for, whatever the pipeline says.
-    engine.pq.get_or_insert_with(PqConfig::default).enabled = true;
+    let pq = engine.pq.get_or_insert_with(PqConfig::default);
+    pq.enabled = true;
+    pq.flicker.enabled = false;
     super::limits::dsp(&engine).context("inspect settings")?;
     engine.validate().context("inspect settings")?;
     Ok(engine)
@@ -71,6 +76,20 @@ pub struct CaptureInspection {
     /// Per session, in order: the wiring checks' last finding (`None`: no
     /// waveform, or too short for one).
     pub wiring: Vec<Option<WiringStatus>>,
+    /// Per session, in order: the Udin and frequency its engine ran with
+    /// (`None`: no waveform engine).
+    pub nominal: Vec<Option<SessionNominal>>,
+}
+
+/// The nominal values a waveform session was measured with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionNominal {
+    /// Udin, V, declared or inferred; `None`: neither (no PQ events then).
+    pub udin_v: Option<f64>,
+    pub frequency_hz: f64,
+    /// What the session's first second said, when something was inferred
+    /// (the message of batch's `nominal` events row).
+    pub inferred: Option<String>,
 }
 
 /// Reads `path` (a meter byte stream or a recording) and counts the PQ
@@ -85,27 +104,29 @@ pub fn inspect(path: &Path, engine: &EngineConfig) -> anyhow::Result<Inspection>
     let summary = replay_file(path, |block| pq.push(block))
         .with_context(|| format!("reading {}", path.display()))?;
     let mut counted = pq.finish().into_iter().peekable();
-    let (pq_events, wiring) = summary
-        .sessions
-        .iter()
-        .map(|session| {
-            let description = &session.description;
-            let key = (
-                description.measures,
-                description.rate,
-                description.start_unix_ns,
-            );
-            match counted.next_if(|(k, _, _)| *k == key) {
-                Some((_, counts, wiring)) => (Some(counts), wiring),
-                None => (None, None),
-            }
-        })
-        .unzip();
-    Ok(Inspection::Capture(CaptureInspection {
+    let mut inspection = CaptureInspection {
+        pq_events: Vec::new(),
+        wiring: Vec::new(),
+        nominal: Vec::new(),
         summary,
-        pq_events,
-        wiring,
-    }))
+    };
+    for session in &inspection.summary.sessions {
+        let description = &session.description;
+        let key = (
+            description.measures,
+            description.rate,
+            description.start_unix_ns,
+        );
+        let result = counted.next_if(|result| result.key == key);
+        inspection
+            .pq_events
+            .push(result.as_ref().map(|r| r.pq.clone()));
+        inspection
+            .wiring
+            .push(result.as_ref().and_then(|r| r.wiring.clone()));
+        inspection.nominal.push(result.and_then(|r| r.nominal));
+    }
+    Ok(Inspection::Capture(inspection))
 }
 
 /// PQ event counts per session of a capture, in session order: a session
@@ -117,71 +138,113 @@ struct SessionEvents<'a> {
     done: Vec<SessionResult>,
 }
 
-type SessionResult = (
-    SessionKey,
-    Result<PqEventCounts, String>,
-    Option<WiringStatus>,
-);
+struct SessionResult {
+    key: SessionKey,
+    pq: Result<PqEventCounts, String>,
+    wiring: Option<WiringStatus>,
+    nominal: Option<SessionNominal>,
+}
 
 type SessionKey = (Measures, u32, i64);
 
+/// One session's engine (the one a pipeline's meter gets: it infers what
+/// the settings leave out) with the wiring checks on its windows.
 struct OpenSession {
     key: SessionKey,
     next_index: u64,
-    /// Why not, when the layout has no waveform voltage to measure.
-    stream: Result<PqStream, String>,
+    /// Why not, when the layout has no waveform or the engine refused.
+    engine: Result<DeviceEngine, String>,
+    measured: Measured,
+}
+
+/// What a session's engine said so far.
+struct Measured {
     counts: PqEventCounts,
-    wiring: Option<SessionWiring>,
-}
-
-/// The windows of a session (without PQ: that runs beside it) and the
-/// wiring checks on them.
-struct SessionWiring {
-    engine: WaveformEngine,
     check: WiringCheck,
+    nominal: Option<SessionNominal>,
+    /// Why no PQ events: no Udin or frequency, given or inferred.
+    pq_off: Option<String>,
 }
 
-impl SessionWiring {
-    /// `None` for a layout or rate the engine does not take (latch layouts).
-    fn new(engine: &EngineConfig, block: &SampleBlock) -> Option<Self> {
-        let windows_only = EngineConfig {
-            pq: None,
-            ..engine.clone()
-        };
-        let engine = WaveformEngine::new(
-            &windows_only,
-            block.measures,
-            block.rate,
-            block.start_unix_ns,
-        )
-        .ok()?;
-        Some(SessionWiring {
-            engine,
-            check: WiringCheck::new(),
-        })
-    }
-
-    /// False when the engine refused the block (the session then has no status).
-    fn push(&mut self, block: &SampleBlock) -> bool {
-        let check = &mut self.check;
-        self.engine
-            .push_block(block, &mut |output| {
-                if let EngineOutput::Window(window) = output {
-                    check.push(window);
-                }
-            })
-            .is_ok()
-    }
-
-    fn finish(mut self) -> Option<WiringStatus> {
-        let check = &mut self.check;
-        self.engine.finish(&mut |output| {
-            if let EngineOutput::Window(window) = output {
-                check.push(window);
+impl Measured {
+    fn take(&mut self, output: EngineOutput<'_>) {
+        match output {
+            EngineOutput::Window(window) => {
+                self.check.push(window);
             }
+            EngineOutput::PqEvent(event) => self.counts.add(event),
+            EngineOutput::Nominal { inference, config } => {
+                self.nominal = Some(SessionNominal {
+                    udin_v: config.declared_udin_v(),
+                    frequency_hz: config.nominal_hz(),
+                    inferred: Some(inference.message()),
+                });
+                if config.pq_config().is_none() {
+                    self.pq_off = Some(inference.message());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl OpenSession {
+    fn new(config: &EngineConfig, block: &SampleBlock) -> Self {
+        let engine = if block.measures.is_latch() {
+            Err(format!("{} carries no waveform", block.measures))
+        } else {
+            DeviceEngine::inferring(config, block.measures, block.rate, block.start_unix_ns)
+                .map_err(|e| e.to_string())
+        };
+        // Given, not inferred: the engine says nothing of them.
+        let nominal = engine.is_ok().then(|| SessionNominal {
+            udin_v: config.declared_udin_v(),
+            frequency_hz: config.nominal_hz(),
+            inferred: None,
         });
-        self.check.finish();
-        self.check.status().cloned()
+        OpenSession {
+            key: (block.measures, block.rate, block.start_unix_ns),
+            next_index: 0,
+            engine,
+            measured: Measured {
+                counts: PqEventCounts::default(),
+                check: WiringCheck::new(),
+                nominal,
+                pq_off: None,
+            },
+        }
+    }
+
+    fn push(&mut self, block: &SampleBlock) {
+        self.next_index = block.first_index + block.len() as u64;
+        if let Ok(engine) = &mut self.engine {
+            let measured = &mut self.measured;
+            if let Err(error) = engine.push_block(block, &mut |output| measured.take(output)) {
+                self.engine = Err(error.to_string());
+            }
+        }
+    }
+
+    fn finish(mut self) -> SessionResult {
+        let measured = &mut self.measured;
+        let (pq, wiring) = match &mut self.engine {
+            Ok(engine) => {
+                engine.finish(&mut |output| measured.take(output));
+                measured.check.finish();
+                let pq = match measured.pq_off.take() {
+                    Some(why) => Err(why),
+                    None => Ok(measured.counts),
+                };
+                (pq, measured.check.status().cloned())
+            }
+            Err(why) => (Err(why.clone()), None),
+        };
+        SessionResult {
+            key: self.key,
+            pq,
+            wiring,
+            nominal: self.measured.nominal,
+        }
     }
 }
 
@@ -204,63 +267,19 @@ impl<'a> SessionEvents<'a> {
             self.close();
         }
         let engine = self.engine;
-        let session = self.current.get_or_insert_with(|| {
-            let stream = if block.measures.is_latch() {
-                Err(format!("{} carries no waveform", block.measures))
-            } else {
-                PqStream::new(
-                    &engine.pq_config().unwrap_or_default(),
-                    engine,
-                    block.measures,
-                    block.rate,
-                    block.start_unix_ns,
-                )
-                .map_err(|e| e.to_string())
-            };
-            OpenSession {
-                key,
-                next_index: 0,
-                stream,
-                counts: PqEventCounts::default(),
-                wiring: SessionWiring::new(engine, block),
-            }
-        });
-        if session.wiring.as_mut().is_some_and(|w| !w.push(block)) {
-            session.wiring = None;
-        }
-        session.next_index = block.first_index + block.len() as u64;
-        if let Ok(stream) = &mut session.stream {
-            let pushed = stream.push_block(block, &mut count_into(&mut session.counts));
-            if let Err(error) = pushed {
-                session.stream = Err(error.to_string());
-            }
-        }
+        self.current
+            .get_or_insert_with(|| OpenSession::new(engine, block))
+            .push(block);
     }
 
     fn close(&mut self) {
-        if let Some(mut session) = self.current.take() {
-            let counts = &mut session.counts;
-            let key = session.key;
-            let result = session.stream.map(|mut stream| {
-                stream.finish(&mut count_into(counts));
-                *counts
-            });
-            let wiring = session.wiring.and_then(SessionWiring::finish);
-            self.done.push((key, result, wiring));
+        if let Some(session) = self.current.take() {
+            self.done.push(session.finish());
         }
     }
 
     fn finish(mut self) -> Vec<SessionResult> {
         self.close();
         self.done
-    }
-}
-
-/// A PQ output sink that counts the events.
-fn count_into(counts: &mut PqEventCounts) -> impl FnMut(PqOutput<'_>) + '_ {
-    move |output| {
-        if let PqOutput::Event(event) = output {
-            counts.add(event);
-        }
     }
 }

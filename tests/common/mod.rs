@@ -1,6 +1,7 @@
 pub mod batch;
 pub mod chromium;
 pub mod http;
+pub mod live_sink;
 pub mod mosquitto;
 pub mod nats;
 pub mod ndjson;

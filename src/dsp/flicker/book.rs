@@ -31,11 +31,13 @@ impl FlickerBook {
     pub fn fill(&mut self, aggregate: &mut Aggregate) {
         let span = (aggregate.start_unix_ns, aggregate.end_unix_ns);
         let mut flags = aggregate.flicker_flags;
+        let mut lamp = aggregate.flicker_lamp_v;
         let mut take = |pending: &mut [Option<SeverityValue>; 3], into: &mut [Option<f64>; 3]| {
             for (slot, value) in pending.iter_mut().zip(into.iter_mut()) {
                 if let Some(v) = slot.filter(|v| (v.start_unix_ns, v.end_unix_ns) == span) {
                     *value = Some(v.value);
                     flags |= v.flags;
+                    lamp = Some(v.lamp.volts());
                     *slot = None;
                 }
             }
@@ -43,6 +45,7 @@ impl FlickerBook {
         take(&mut self.pst, &mut aggregate.pst);
         take(&mut self.plt, &mut aggregate.plt);
         aggregate.flicker_flags = flags;
+        aggregate.flicker_lamp_v = lamp;
     }
 }
 
@@ -58,6 +61,7 @@ mod tests {
             value,
             count: 1,
             flags: FlickerFlags::SETTLING,
+            lamp: crate::dsp::flicker::Lamp::V120,
         }
     }
 
@@ -88,6 +92,7 @@ mod tests {
         assert_eq!(ten.pst, [None, Some(0.7), None]);
         assert_eq!(ten.plt, [None; 3]);
         assert_eq!(ten.flicker_flags, FlickerFlags::SETTLING);
+        assert_eq!(ten.flicker_lamp_v, Some(120));
         let mut two_hours = Aggregate {
             start_unix_ns: 0,
             end_unix_ns: 7200,

@@ -11,7 +11,7 @@ use super::chain::{ChainDesign, ChainState};
 use super::classifier::Classifier;
 use super::decimator::SquareDecimator;
 use super::output::{FlickerOutput, SeverityValue};
-use super::{FlickerConfig, FlickerError};
+use super::{FlickerConfig, FlickerError, Lamp};
 use crate::model::flicker::{FlickerFlags, PinstValue};
 
 /// Decimated values handed to the chain at a time.
@@ -65,6 +65,8 @@ struct LongInterval {
 #[derive(Debug, Clone)]
 struct Core {
     keep_pinst: bool,
+    /// The lamp `design` weights with; each value says it.
+    lamp: Lamp,
     design: ChainDesign,
     /// Input samples per decimated value.
     factor: u64,
@@ -131,6 +133,7 @@ impl FlickerMeter {
         let design = ChainDesign::new(decimated, f, config.lamp, |hz| decimator.droop(hz, rate));
         let core = Core {
             keep_pinst: config.keep_pinst,
+            lamp: config.lamp,
             design,
             factor: factor as u64,
             sample_ns: 1e9 / rate,
@@ -443,6 +446,7 @@ impl Core {
             value: self.classifier.pst(),
             count: interval.count,
             flags: interval.flags,
+            lamp: self.lamp,
         };
         self.classifier.clear();
         out(FlickerOutput::Pst(pst));
@@ -484,6 +488,7 @@ impl Core {
             value: (long.cubes / f64::from(long.count.max(1))).cbrt(),
             count: long.count,
             flags,
+            lamp: self.lamp,
         }));
     }
 }

@@ -33,6 +33,34 @@ pub enum Lamp {
     V120,
 }
 
+impl Lamp {
+    /// The lamp IEC 61000-4-15 weights a supply of nominal `udin_v` with:
+    /// the 120 V lamp on the 100-127 V nominals, the 230 V lamp elsewhere.
+    pub fn for_nominal(udin_v: f64) -> Lamp {
+        if (100.0..=127.0).contains(&udin_v) {
+            Lamp::V120
+        } else {
+            Lamp::V230
+        }
+    }
+
+    /// The lamp's voltage, V (the `flicker_lamp_v` column).
+    pub fn volts(self) -> u16 {
+        match self {
+            Lamp::V230 => 230,
+            Lamp::V120 => 120,
+        }
+    }
+
+    /// The lamp's name as the pipeline file spells it (`230V`, `120V`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lamp::V230 => "230V",
+            Lamp::V120 => "120V",
+        }
+    }
+}
+
 /// Settling time the spec asks for after a start, a gap or an interruption, s.
 pub const DEFAULT_SETTLING_S: f64 = 60.0;
 
@@ -88,7 +116,9 @@ pub struct FlickerSettings {
     /// Run a flickermeter on every voltage channel (with `[dsp.pq]` on) of
     /// streams sampled at 400 Hz or more.
     pub enabled: bool,
-    pub lamp: Lamp,
+    /// Reference lamp: `"230V"` or `"120V"`; unset, the one of the meter's
+    /// Udin (declared or inferred): 120 V for 100-127 V, else 230 V.
+    pub lamp: Option<Lamp>,
     /// Also emit `Pinst` (100 per second per channel; the opt-in `pinst` table).
     pub keep_pinst: bool,
     /// Settling time after a start, a gap or an interruption, s.
@@ -99,7 +129,7 @@ impl Default for FlickerSettings {
     fn default() -> Self {
         FlickerSettings {
             enabled: true,
-            lamp: Lamp::V230,
+            lamp: None,
             keep_pinst: false,
             settling_s: DEFAULT_SETTLING_S,
         }
@@ -107,7 +137,7 @@ impl Default for FlickerSettings {
 }
 
 impl FlickerSettings {
-    /// The meter configuration for one stream.
+    /// The meter configuration for one stream (of Udin `nominal_voltage_v`).
     pub fn config(
         &self,
         rate_hz: u32,
@@ -117,7 +147,54 @@ impl FlickerSettings {
         FlickerConfig {
             keep_pinst: self.keep_pinst,
             settling_s: self.settling_s,
-            ..FlickerConfig::new(rate_hz, nominal_frequency_hz, self.lamp, nominal_voltage_v)
+            ..FlickerConfig::new(
+                rate_hz,
+                nominal_frequency_hz,
+                self.lamp_for(nominal_voltage_v),
+                nominal_voltage_v,
+            )
+        }
+    }
+}
+
+impl FlickerSettings {
+    /// The lamp a stream of Udin `udin_v` is weighted with: `lamp` when
+    /// configured, else the nominal's (see [`Lamp::for_nominal`]).
+    pub fn lamp_for(&self, udin_v: f64) -> Lamp {
+        self.lamp.unwrap_or_else(|| Lamp::for_nominal(udin_v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lamp_follows_the_nominal_unless_configured() {
+        let default = FlickerSettings::default();
+        for (udin, lamp) in [
+            (100.0, Lamp::V120),
+            (110.0, Lamp::V120),
+            (115.0, Lamp::V120),
+            (120.0, Lamp::V120),
+            (127.0, Lamp::V120),
+            (200.0, Lamp::V230),
+            (208.0, Lamp::V230),
+            (230.0, Lamp::V230),
+            (240.0, Lamp::V230),
+            (277.0, Lamp::V230),
+            (347.0, Lamp::V230),
+        ] {
+            assert_eq!(default.config(8000, 60.0, udin).lamp, lamp, "{udin} V");
+        }
+        for lamp in [Lamp::V230, Lamp::V120] {
+            let configured = FlickerSettings {
+                lamp: Some(lamp),
+                ..FlickerSettings::default()
+            };
+            for udin in [120.0, 230.0] {
+                assert_eq!(configured.config(8000, 50.0, udin).lamp, lamp, "{udin} V");
+            }
         }
     }
 }

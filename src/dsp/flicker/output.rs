@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Lamp;
 use crate::model::flicker::{FlickerFlags, PinstValue};
 
 /// A severity over a clock-aligned interval: `Pst` (10 min) or `Plt` (2 h).
@@ -15,6 +16,8 @@ pub struct SeverityValue {
     /// `Pst`: `Pinst` values classified; `Plt`: `Pst` values combined.
     pub count: u32,
     pub flags: FlickerFlags,
+    /// The lamp the value was weighted with.
+    pub lamp: Lamp,
 }
 
 /// One result of [`FlickerMeter`](super::FlickerMeter).

@@ -116,6 +116,7 @@ mod tests {
                 value,
                 count: 1,
                 flags,
+                lamp: crate::dsp::flicker::Lamp::V230,
             }),
         }
     }

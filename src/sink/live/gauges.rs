@@ -5,43 +5,44 @@
 //! a name here must never repeat one of them.
 
 use crate::model::metric::Metric;
-use crate::model::{EnergyFlow, PhaseMetrics};
+use crate::model::{EnergyCounters, EnergyFlow};
 use crate::sink::output::OutputMetrics;
 
-use super::board::{unix_now_ns, LiveBoard};
-use super::meter::MeterLive;
+use super::api::{meter_now, MeterNow, PhaseNow};
+use super::board::{lock, LiveBoard};
+use crate::model::clock::unix_now_ns;
 
 const JOULES_PER_WH: f64 = 3600.0;
 const PHASES: [&str; 3] = ["L1", "L2", "L3"];
 
 /// One per-phase gauge: its name, help and how it reads a phase.
-type PhaseGauge = (&'static str, &'static str, fn(&PhaseMetrics) -> Option<f64>);
+type PhaseGauge = (&'static str, &'static str, fn(&PhaseNow) -> Option<f64>);
 
 const PHASE_GAUGES: &[PhaseGauge] = &[
     (
         "meterflow_meter_phase_voltage_rms_volts",
         "RMS voltage of the phase in the meter's last window",
-        |p| Some(p.v_rms_v),
+        |p| p.v_rms_v,
     ),
     (
         "meterflow_meter_phase_current_rms_amperes",
         "RMS current of the phase in the meter's last window",
-        |p| Some(p.i_rms_a),
+        |p| p.i_rms_a,
     ),
     (
         "meterflow_meter_phase_active_power_watts",
         "active power of the phase in the meter's last window (negative: export)",
-        |p| Some(p.p_w),
+        |p| p.p_w,
     ),
     (
         "meterflow_meter_phase_reactive_power_vars",
-        "fundamental reactive power of the phase in the meter's last window (positive: current lags)",
-        |p| Some(p.q1_var),
+        "fundamental reactive power of the phase in the meter's last window (positive: current lags; a p,q meter's as it defines it)",
+        |p| p.q_var,
     ),
     (
         "meterflow_meter_phase_apparent_power_voltamperes",
         "apparent power V*I of the phase in the meter's last window",
-        |p| Some(p.s_va),
+        |p| p.s_va,
     ),
     (
         "meterflow_meter_phase_power_factor_ratio",
@@ -60,15 +61,15 @@ const PHASE_GAUGES: &[PhaseGauge] = &[
     ),
 ];
 
-fn gauge(name: &'static str, help: &'static str, meter: &MeterLive, value: f64) -> Metric {
-    Metric::gauge(name, help, value).with("meter", meter.device.name.to_string())
+fn gauge(name: &'static str, help: &'static str, meter: &MeterNow, value: f64) -> Metric {
+    Metric::gauge(name, help, value).with("meter", meter.name.as_str())
 }
 
-fn counter(name: &'static str, help: &'static str, meter: &MeterLive, value: u64) -> Metric {
-    Metric::counter(name, help, value).with("meter", meter.device.name.to_string())
+fn counter(name: &'static str, help: &'static str, meter: &MeterNow, value: u64) -> Metric {
+    Metric::counter(name, help, value).with("meter", meter.name.as_str())
 }
 
-fn joules(name: &'static str, help: &'static str, meter: &MeterLive, wh: f64) -> Metric {
+fn joules(name: &'static str, help: &'static str, meter: &MeterNow, wh: f64) -> Metric {
     // Registers only grow; whole joules are finer than any meter's register.
     counter(
         name,
@@ -78,10 +79,7 @@ fn joules(name: &'static str, help: &'static str, meter: &MeterLive, wh: f64) ->
     )
 }
 
-fn energy(out: &mut Vec<Metric>, meter: &MeterLive) {
-    let Some(energy) = &meter.energy else {
-        return;
-    };
+fn energy(out: &mut Vec<Metric>, meter: &MeterNow, energy: &EnergyCounters) {
     let flows = |out: &mut Vec<Metric>, flow: &EnergyFlow, phase: Option<&'static str>| {
         let (imported, exported) = if phase.is_some() {
             (
@@ -121,9 +119,11 @@ fn energy(out: &mut Vec<Metric>, meter: &MeterLive) {
     }
 }
 
-/// The metrics of one meter.
-pub fn meter_metrics(out: &mut Vec<Metric>, meter: &MeterLive, now_unix_ns: i64) {
-    energy(out, meter);
+/// The metrics of one meter, from a copy of it (rendered outside its lock).
+fn meter_metrics(out: &mut Vec<Metric>, meter: &MeterNow, registers: Option<&EnergyCounters>) {
+    if let Some(registers) = registers {
+        energy(out, meter, registers);
+    }
     let quality = &meter.quality;
     for (name, help, value) in [
         (
@@ -144,63 +144,58 @@ pub fn meter_metrics(out: &mut Vec<Metric>, meter: &MeterLive, now_unix_ns: i64)
     ] {
         out.push(counter(name, help, meter, value));
     }
-    if let Some(message) = &meter.wiring {
-        let (finding, fault) = crate::model::wiring::finding_of(message);
+    if let Some(finding) = &meter.wiring_finding {
         out.push(
             gauge(
                 "meterflow_meter_wiring_fault",
                 "1 while the wiring checks' last finding is a fault (label finding: reason and phase); absent until they find something",
                 meter,
-                if fault { 1.0 } else { 0.0 },
+                if meter.wiring_fault { 1.0 } else { 0.0 },
             )
-            .with("finding", finding.to_string()),
+            .with("finding", finding.as_str()),
         );
     }
-    let Some(row) = &meter.last_window else {
-        return;
-    };
-    let window = &row.metrics;
-    out.push(gauge(
-        "meterflow_meter_last_window_age_seconds",
-        "seconds from the end of the meter's last window to now",
-        meter,
-        (now_unix_ns - window.end_unix_ns) as f64 / 1e9,
-    ));
-    out.push(gauge(
-        "meterflow_meter_active_power_watts",
-        "active power of all phases in the meter's last window (negative: export)",
-        meter,
-        window.p_total_w,
-    ));
-    out.push(gauge(
-        "meterflow_meter_reactive_power_vars",
-        "fundamental reactive power of all phases in the meter's last window",
-        meter,
-        window.q1_total_var,
-    ));
-    out.push(gauge(
-        "meterflow_meter_apparent_power_voltamperes",
-        "arithmetic sum of the phases' apparent power in the meter's last window",
-        meter,
-        window.s_total_va,
-    ));
-    if let Some(pf) = window.pf_total {
+    if let Some(age) = meter.last_window_age_s {
         out.push(gauge(
+            "meterflow_meter_last_window_age_seconds",
+            "seconds from the end of the meter's last window to now",
+            meter,
+            age,
+        ));
+    }
+    let totals: [(&'static str, &'static str, Option<f64>); 5] = [
+        (
+            "meterflow_meter_active_power_watts",
+            "active power of all phases in the meter's last window (negative: export)",
+            meter.p_total_w,
+        ),
+        (
+            "meterflow_meter_reactive_power_vars",
+            "fundamental reactive power of all phases in the meter's last window (a p,q meter's as it defines it)",
+            meter.q_total_var,
+        ),
+        (
+            "meterflow_meter_apparent_power_voltamperes",
+            "arithmetic sum of the phases' apparent power in the meter's last window",
+            meter.s_total_va,
+        ),
+        (
             "meterflow_meter_power_factor_ratio",
             "power factor of all phases in the meter's last window",
-            meter,
-            pf,
-        ));
-    }
-    if let Some(hz) = window.frequency_hz {
-        out.push(gauge(
+            meter.pf_total,
+        ),
+        (
             "meterflow_meter_frequency_hertz",
             "frequency in the meter's last window",
-            meter,
-            hz,
-        ));
+            meter.frequency_hz,
+        ),
+    ];
+    for (metric, help, value) in totals {
+        if let Some(value) = value {
+            out.push(gauge(metric, help, meter, value));
+        }
     }
-    for (phase, name) in window.phases.iter().zip(PHASES) {
+    for (phase, name) in meter.phases.iter().zip(PHASES) {
         let Some(phase) = phase else {
             continue;
         };
@@ -215,15 +210,20 @@ pub fn meter_metrics(out: &mut Vec<Metric>, meter: &MeterLive, now_unix_ns: i64)
 impl OutputMetrics for LiveBoard {
     fn metrics(&self) -> Vec<Metric> {
         let now = unix_now_ns();
-        let meters = self.meters();
-        let mut out = Vec::with_capacity(meters.len() * 40 + 1);
+        let cells = self.cells();
+        let mut out = Vec::with_capacity(cells.len() * 40 + 1);
         out.push(Metric::gauge(
             "meterflow_live_meters",
             "meters the live view shows",
-            meters.len() as f64,
+            cells.len() as f64,
         ));
-        for meter in meters.values() {
-            meter_metrics(&mut out, meter, now);
+        for cell in &cells {
+            // Copy under the meter's lock; build the metrics after letting go.
+            let (meter, registers) = {
+                let live = lock(cell);
+                (meter_now(&live, now), live.energy.clone())
+            };
+            meter_metrics(&mut out, &meter, registers.as_ref());
         }
         out
     }

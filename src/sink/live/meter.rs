@@ -8,8 +8,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::model::latch::{LatchPhase, LatchWindow};
 use crate::model::{
-    DeviceInfo, EnergyCounters, EventRow, EventRowKind, PqEventRow, WindowFlags, WindowRow,
+    DeviceInfo, EnergyCounters, EventRow, EventRowKind, LatchRow, PqEventRow, WindowFlags,
+    WindowMetrics, WindowRow,
 };
 use crate::wire::SampleBlock;
 
@@ -27,12 +29,13 @@ const WIRING_EVENT: &str = "wiring";
 
 /// One second of the trend ring: the last unflagged window that ended in
 /// that second (a flagged one, the partial first window say, would set the
-/// charts' axes with values that are not the meter's).
+/// charts' axes with values that are not the meter's). A latch window
+/// carries what its layout has: P (`p,q`) or V and I (`v,i_RMS`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TrendPoint {
     /// The second, s since the epoch (meter time).
     pub t_unix_s: i64,
-    pub p_total_w: f64,
+    pub p_total_w: Option<f64>,
     pub frequency_hz: Option<f64>,
     /// Per phase L1..L3; `None` for phases the meter does not carry.
     pub v_rms_v: [Option<f64>; 3],
@@ -42,18 +45,39 @@ pub struct TrendPoint {
 }
 
 impl TrendPoint {
-    fn of(row: &WindowRow) -> Self {
-        let phases = &row.metrics.phases;
+    fn of(window: &WindowMetrics) -> Self {
+        let phases = &window.phases;
         TrendPoint {
-            t_unix_s: row.metrics.end_unix_ns.div_euclid(NS_PER_S),
-            p_total_w: row.metrics.p_total_w,
-            frequency_hz: row.metrics.frequency_hz,
+            t_unix_s: window.end_unix_ns.div_euclid(NS_PER_S),
+            p_total_w: Some(window.p_total_w),
+            frequency_hz: window.frequency_hz,
             v_rms_v: phases.map(|p| p.map(|p| p.v_rms_v)),
             i_rms_a: phases.map(|p| p.map(|p| p.i_rms_a)),
             thd_v_pct: phases.map(|p| p.and_then(|p| p.thd_v_pct)),
             thd_i_pct: phases.map(|p| p.and_then(|p| p.thd_i_pct)),
         }
     }
+
+    fn of_latch(window: &LatchWindow) -> Self {
+        let phases = &window.phases;
+        TrendPoint {
+            t_unix_s: window.end_unix_ns.div_euclid(NS_PER_S),
+            p_total_w: latch_total(window, |p| p.p_w),
+            frequency_hz: None,
+            v_rms_v: phases.map(|p| p.and_then(|p| p.v_rms_v)),
+            i_rms_a: phases.map(|p| p.and_then(|p| p.i_rms_a)),
+            thd_v_pct: [None; 3],
+            thd_i_pct: [None; 3],
+        }
+    }
+}
+
+/// The sum over a latch window's phases of what `read` takes, when every
+/// phase carries it (P and Q of `p,q`; nothing of `v,i_RMS`).
+pub fn latch_total(window: &LatchWindow, read: fn(&LatchPhase) -> Option<f64>) -> Option<f64> {
+    let mut phases = window.phases.iter().flatten().peekable();
+    phases.peek()?;
+    phases.map(read).sum()
 }
 
 /// The last samples of every channel, contiguous: a gap empties it, so
@@ -79,18 +103,22 @@ impl WaveformBuffer {
             && self.next_index == block.first_index
             && block.gap_before == 0
             && self.channels.len() == block.channels.len();
+        let capacity = Self::capacity(block.rate);
         if !continues {
+            // The only allocation: a stream (re)starts. Every later block
+            // fits the buffers as they are (old samples leave first).
             self.rate = block.rate;
             self.start_unix_ns = block.start_unix_ns;
-            self.channels = vec![VecDeque::new(); block.channels.len()];
+            self.channels = (0..block.channels.len())
+                .map(|_| VecDeque::with_capacity(capacity))
+                .collect();
         }
-        let capacity = Self::capacity(block.rate);
         let len = block.len();
         let keep = len.min(capacity);
         for (buffer, samples) in self.channels.iter_mut().zip(&block.channels) {
-            buffer.extend(&samples[len - keep..]);
-            let excess = buffer.len().saturating_sub(capacity);
+            let excess = (buffer.len() + keep).saturating_sub(capacity);
             buffer.drain(..excess);
+            buffer.extend(&samples[len - keep..]);
         }
         self.next_index = block.first_index + len as u64;
     }
@@ -135,6 +163,9 @@ pub struct MeterLive {
     /// Its stream ended and every window of it is in (until it streams again).
     pub stream_ended: bool,
     pub last_window: Option<WindowRow>,
+    /// The last window of a latch layout (`p,q`, `v,i_RMS`): the meter
+    /// averaged, so it has no waveform window (and `last_window` is `None`).
+    pub last_latch: Option<LatchRow>,
     pub energy: Option<EnergyCounters>,
     pub trend: VecDeque<TrendPoint>,
     pub events: VecDeque<EventRow>,
@@ -155,6 +186,7 @@ impl MeterLive {
             connected_since_unix_ns: now_unix_ns,
             stream_ended: false,
             last_window: None,
+            last_latch: None,
             energy: None,
             trend: VecDeque::with_capacity(RING_POINTS),
             events: VecDeque::with_capacity(RECENT_EVENTS),
@@ -167,24 +199,39 @@ impl MeterLive {
     }
 
     pub fn window(&mut self, row: &WindowRow) {
+        self.counted(row.metrics.flags, || TrendPoint::of(&row.metrics));
+        if let Some(energy) = &row.energy {
+            self.energy = Some(energy.clone());
+        }
+        self.last_window = Some(row.clone());
+        self.last_latch = None;
+    }
+
+    pub fn latch(&mut self, row: &LatchRow) {
+        self.counted(row.window.flags, || TrendPoint::of_latch(&row.window));
+        if let Some(energy) = &row.energy {
+            self.energy = Some(energy.clone());
+        }
+        self.last_latch = Some(row.clone());
+        self.last_window = None;
+    }
+
+    /// Counts a window with `flags`; an unflagged one is the trend's point of its second.
+    fn counted(&mut self, flags: WindowFlags, point: impl FnOnce() -> TrendPoint) {
         self.quality.windows += 1;
-        if !row.metrics.flags.is_clean() {
+        if !flags.is_clean() {
             self.quality.flagged_windows += 1;
         }
-        if row.metrics.flags.contains(WindowFlags::INVALID_SAMPLES) {
+        if flags.contains(WindowFlags::INVALID_SAMPLES) {
             self.quality.invalid_samples += 1;
         }
-        if row.metrics.flags.is_clean() {
-            let point = TrendPoint::of(row);
+        if flags.is_clean() {
+            let point = point();
             match self.trend.back_mut() {
                 Some(last) if last.t_unix_s == point.t_unix_s => *last = point,
                 _ => push_bounded(&mut self.trend, point, RING_POINTS),
             }
         }
-        if let Some(energy) = &row.energy {
-            self.energy = Some(energy.clone());
-        }
-        self.last_window = Some(row.clone());
     }
 
     pub fn event(&mut self, row: &EventRow) {
@@ -318,7 +365,10 @@ mod tests {
         }
         assert_eq!(meter.trend.len(), RING_POINTS);
         let last = meter.trend.back().copied();
-        assert_eq!(last.map(|p| (p.t_unix_s, p.p_total_w)), Some((699, 3499.0)));
+        assert_eq!(
+            last.map(|p| (p.t_unix_s, p.p_total_w)),
+            Some((699, Some(3499.0)))
+        );
         assert_eq!(meter.trend.front().map(|p| p.t_unix_s), Some(100));
         // A flagged window is no point of the trend.
         row.metrics.end_unix_ns = 700 * NS_PER_S + 1;

@@ -63,7 +63,7 @@ impl Output for LiveOutput {
         let mut summary = OutputSummary::new(Self::NAME);
         summary
             .totals
-            .insert("meters".into(), self.board.meters().len() as u64);
+            .insert("meters".into(), self.board.meter_count() as u64);
         summary.totals.insert("forgotten".into(), self.forgotten);
         Ok(summary)
     }

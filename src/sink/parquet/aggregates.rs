@@ -10,7 +10,8 @@
 //! With `[dsp.pq]`, `pq_flagged_windows` counts windows overlapping a dip,
 //! swell or interruption; with `[dsp.pq.flicker]`, 10-min rows carry
 //! `pst_*` and 2-h rows (`interval` = `2h`) `plt_*`, with `flicker_flags`
-//! (settling, gap, incomplete, no voltage, invalid samples) beside them.
+//! (settling, gap, incomplete, no voltage, invalid samples) and the lamp
+//! they were weighted with (`flicker_lamp_v`, 120 or 230) beside them.
 
 use arrow::datatypes::SchemaRef;
 
@@ -186,6 +187,10 @@ pub(crate) fn spec() -> TableSpec<AggregateRow> {
     columns.push(ColumnSpec::required(
         "flicker_flags",
         i32_col(|r: &AggregateRow| Some(i32::from(r.aggregate.flicker_flags.bits()))),
+    ));
+    columns.push(ColumnSpec::optional(
+        "flicker_lamp_v",
+        i32_col(|r: &AggregateRow| r.aggregate.flicker_lamp_v.map(i32::from)),
     ));
     TableSpec::new(TABLE, columns)
 }
