@@ -75,6 +75,8 @@ pub(super) struct ReplayTable {
     pub values: Vec<f64>,
     /// The same as emitted f32, copied out as is when nothing is on top.
     pub wire: Vec<f32>,
+    /// `wire` as little-endian bytes, as the meter sends them.
+    pub wire_bytes: Vec<u8>,
 }
 
 impl std::fmt::Debug for ReplayTable {
@@ -108,12 +110,14 @@ pub(super) fn shared_table(
     }
     let values = synthesize(period);
     debug_assert_eq!(values.len(), period * key.channels);
-    let wire = values.iter().map(|&v| v as f32).collect();
+    let wire: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+    let wire_bytes = wire.iter().flat_map(|v| v.to_le_bytes()).collect();
     let table = Arc::new(ReplayTable {
         key,
         period,
         values,
         wire,
+        wire_bytes,
     });
     tables.push(Arc::downgrade(&table));
     table

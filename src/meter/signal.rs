@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use bytes::BytesMut;
 
 use serde::{Deserialize, Serialize};
 
@@ -704,6 +705,45 @@ impl SignalGenerator {
         }
         self.index = end;
         count
+    }
+
+    /// Appends the next `count` samples to `dst` as little-endian f32 straight
+    /// from the replay tables and advances, when they are replayed as they are
+    /// (a periodic waveform with neither modulation nor noise): the same bytes
+    /// as [`Self::fill`] and `put_f32le`, one copy instead of three. Otherwise
+    /// changes nothing and returns false.
+    pub fn append_replayed(&mut self, dst: &mut BytesMut, count: u64) -> bool {
+        let Some(period) = self.period else {
+            return false;
+        };
+        if self.modulator.is_some() || self.noisy {
+            return false;
+        }
+        let bytes_per_sample = self.plans.len() * 4;
+        let end = self.index.saturating_add(count);
+        let mut n = self.index;
+        while n < end {
+            let seg_idx = self.segment_of(n);
+            let seg_end = self
+                .segments
+                .get(seg_idx + 1)
+                .map_or(end, |s| s.start.min(end));
+            let table = self.replay_table(seg_idx, period);
+            let mut at = (n % table.period as u64) as usize;
+            // Below `count`, which the caller's buffer bounds.
+            let mut left = (seg_end - n) as usize;
+            while left > 0 {
+                let take = left.min(table.period - at);
+                dst.extend_from_slice(
+                    &table.wire_bytes[at * bytes_per_sample..(at + take) * bytes_per_sample],
+                );
+                left -= take;
+                at = 0;
+            }
+            n = seg_end;
+        }
+        self.index = end;
+        true
     }
 
     /// Latch values are constant within a segment; only noise varies.
@@ -1833,6 +1873,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The byte path gives exactly the bytes of `fill` + `put_f32le`, across
+    /// load steps and table wraps, and declines what it cannot replay as is.
+    #[test]
+    fn appended_replay_bytes_are_the_filled_samples() {
+        let config = SignalConfig {
+            voltage_noise_rms_v: 0.0,
+            current_noise_rms_a: 0.0,
+            frequency_drift_hz_per_s: 0.0,
+            frequency_wander_hz: 0.0,
+            ..busy_config()
+        };
+        let mut bytes_gen =
+            SignalGenerator::new(config.clone(), Measures::ThreePhase, RATE).unwrap();
+        let mut fill_gen = bytes_gen.clone();
+        let (mut got, mut want) = (BytesMut::new(), BytesMut::new());
+        let mut chunk = vec![0f32; 6 * 333];
+        for _ in 0..30 {
+            assert!(bytes_gen.append_replayed(&mut got, 333));
+            fill_gen.fill(&mut chunk);
+            crate::wire::frame::put_f32le(&mut want, &chunk);
+        }
+        assert_eq!(bytes_gen.sample_index(), 30 * 333);
+        assert_eq!(got, want);
+        let mut noisy = SignalGenerator::new(busy_config(), Measures::ThreePhase, RATE).unwrap();
+        let mut untouched = BytesMut::new();
+        assert!(!noisy.append_replayed(&mut untouched, 10));
+        assert!(untouched.is_empty() && noisy.sample_index() == 0);
     }
 
     /// Meters that differ only in their seed read one table; their noise
