@@ -383,3 +383,17 @@ fn raw_mode_yields_whole_samples() {
         .collect();
     assert_eq!(seqs, vec![0, 1, 2]);
 }
+
+/// Long runs of values (more than the encoder converts at once) append
+/// exactly their little-endian bytes after what the buffer held.
+#[test]
+fn put_f32le_appends_every_value_in_order() {
+    let values: Vec<f32> = (0..1000u32)
+        .map(|i| f32::from_bits(0x3f80_0000 ^ i.wrapping_mul(2_654_435_761) >> 9))
+        .collect();
+    let mut buf = BytesMut::from(&b"head"[..]);
+    meterflow::wire::frame::put_f32le(&mut buf, &values);
+    assert_eq!(&buf[..4], b"head");
+    let expected: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(&buf[4..], &expected[..]);
+}

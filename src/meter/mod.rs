@@ -10,6 +10,7 @@ pub mod modulation;
 pub mod offline_capture;
 pub mod pacing;
 pub mod raw_port;
+mod replay;
 pub mod signal;
 pub mod synthetic;
 pub mod wiring;

@@ -134,6 +134,9 @@ impl SampleBuffer {
     pub fn take_samples(&mut self, count: u64) {
         let fits = count.min(self.room());
         let mut left = fits;
+        if self.generator.append_replayed(&mut self.buffer, fits) {
+            left = 0;
+        }
         let channels = self.generator.channel_count();
         while left > 0 {
             let batch = left.min(FILL_BATCH as u64) as usize;

@@ -520,11 +520,17 @@ pub fn put_data_frame(dst: &mut BytesMut, seq: u32, values: &[f32]) {
     put_f32le(dst, values);
 }
 
-/// Appends values as little-endian f32.
+/// Appends values as little-endian f32: converted a stack buffer at a time
+/// and appended in one copy (a `put_f32_le` per value is a call each).
 pub fn put_f32le(dst: &mut BytesMut, values: &[f32]) {
+    const AT_ONCE: usize = 256;
     dst.reserve(values.len() * 4);
-    for value in values {
-        dst.put_f32_le(*value);
+    let mut bytes = [0u8; AT_ONCE * 4];
+    for chunk in values.chunks(AT_ONCE) {
+        for (out, value) in bytes.chunks_exact_mut(4).zip(chunk) {
+            out.copy_from_slice(&value.to_le_bytes());
+        }
+        dst.extend_from_slice(&bytes[..chunk.len() * 4]);
     }
 }
 
