@@ -507,6 +507,24 @@ const FLAGS: &[Flag] = &[
         accepted: &[],
     },
     Flag {
+        command: &["bench", "sink"],
+        flag: "--meter-send-interval-ms",
+        takes: &[],
+        accepted: &[],
+    },
+    Flag {
+        command: &["bench", "cluster"],
+        flag: "--meter-send-interval-ms",
+        takes: &[],
+        accepted: &[],
+    },
+    Flag {
+        command: &["simulate"],
+        flag: "--send-interval-ms",
+        takes: &[],
+        accepted: &[],
+    },
+    Flag {
         command: &["bench", "cluster"],
         flag: "--ingest",
         takes: &[],

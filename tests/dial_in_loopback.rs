@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use meterflow::meter::firmware::MeterSettings;
+use meterflow::meter::firmware::{MeterSettings, DEFAULT_SEND_INTERVAL};
 use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode};
 use meterflow::meter::pacing::Pacing;
 use meterflow::meter::signal::{Harmonic, SignalConfig, SignalGenerator};
@@ -56,6 +56,16 @@ fn expected_samples(seed: u64, measures: Measures, rate: u32, samples: usize) ->
 }
 
 async fn dial_in_session(measures: Measures, rate: u32, samples: u64, pacing: Pacing) {
+    dial_in_session_sending_every(measures, rate, samples, pacing, DEFAULT_SEND_INTERVAL).await;
+}
+
+async fn dial_in_session_sending_every(
+    measures: Measures,
+    rate: u32,
+    samples: u64,
+    pacing: Pacing,
+    send_interval: Duration,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let fleet_cancel = CancellationToken::new();
@@ -69,6 +79,7 @@ async fn dial_in_session(measures: Measures, rate: u32, samples: u64, pacing: Pa
     fleet.template = MeterSettings {
         signal: signal(),
         pacing,
+        send_interval,
         ..MeterSettings::new("smartmeter")
     };
     let running = start_fleet(fleet, fleet_cancel.clone()).await.unwrap();
@@ -141,6 +152,20 @@ async fn dial_in_session(measures: Measures, rate: u32, samples: u64, pacing: Pa
 async fn three_phase_8khz_real_time() {
     // 0.5 s in real time: pacing, chunking and the tail as a meter does them.
     dial_in_session(Measures::ThreePhase, 8000, 4000, Pacing::RealTime).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_phase_8khz_real_time_writing_every_120_ms() {
+    // A load generator's longer write period: ~23 chunks per write, the
+    // same frames and samples, the tail and stop answer as before.
+    dial_in_session_sending_every(
+        Measures::ThreePhase,
+        8000,
+        4000,
+        Pacing::RealTime,
+        Duration::from_millis(120),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

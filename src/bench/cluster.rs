@@ -55,6 +55,8 @@ pub struct ClusterBench {
     /// Runs `bench sink` on the same meters and outputs first, and prints
     /// the cluster's CPU per meter against the single node's.
     pub compare: bool,
+    /// The virtual meters' write period, ms (`simulate --send-interval-ms`).
+    pub meter_send_interval_ms: u64,
 }
 
 /// What the cluster cost while measured, cores (CPU seconds per second).
@@ -98,6 +100,7 @@ pub async fn run(args: ClusterBench) -> anyhow::Result<ClusterFigures> {
                 rss_every_s: None,
                 live: false,
                 dir: args.dir.as_ref().map(|d| d.join("single")),
+                meter_send_interval_ms: args.meter_send_interval_ms,
             })
             .await
             .context("the single-node run of --compare")?,
@@ -637,6 +640,10 @@ fn spawn_meters(args: &ClusterBench, servers: &[String]) -> anyhow::Result<Child
             &args.meters.to_string(),
         ])
         .args(["--name-prefix", "bench"])
+        .args([
+            "--send-interval-ms",
+            &args.meter_send_interval_ms.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -663,6 +670,7 @@ mod tests {
             nats: None,
             dir: None,
             compare: false,
+            meter_send_interval_ms: 10,
         };
         let text = bench_pipeline(&args, Path::new("/tmp/b"), "nats://127.0.0.1:4999", 40000);
         let config = PipelineConfig::parse(&text).unwrap();

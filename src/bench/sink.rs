@@ -55,6 +55,8 @@ pub struct SinkBench {
     pub dir: Option<PathBuf>,
     /// Serve the live view, read by a page and a scraper (see [`view_live`]).
     pub live: bool,
+    /// The virtual meters' write period, ms (`simulate --send-interval-ms`).
+    pub meter_send_interval_ms: u64,
 }
 
 /// What the sink cost while measured.
@@ -109,8 +111,8 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
     let cancel = CancellationToken::new();
     let sink_task = tokio::spawn(run.run(cancel.clone()));
     println!(
-        "sink on {addr}; starting {} virtual meters ({} at {} Hz, real-time pacing) in a child process",
-        args.meters, args.measures, args.rate
+        "sink on {addr}; starting {} virtual meters ({} at {} Hz, real-time pacing, a write every {} ms) in a child process",
+        args.meters, args.measures, args.rate, args.meter_send_interval_ms
     );
     let mut meters = spawn_meters(args, addr)?;
 
@@ -146,14 +148,14 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
     let rss_every = args.rss_every_s.map(|s| BENCH_SPAN.duration_s(s));
     let mut next_rss = rss_every.map(|every| start.at + every);
     if rss_every.is_some() {
-        print_rss(start.at, start.at);
+        print_rss(start.at, start.at, dir);
     }
     while Instant::now() < end_at {
         tokio::time::sleep(Duration::from_millis(250)).await;
         held_min = held_min.min(server.streaming.load(Relaxed));
         if let (Some(at), Some(every)) = (next_rss, rss_every) {
             if Instant::now() >= at {
-                print_rss(start.at, Instant::now());
+                print_rss(start.at, Instant::now(), dir);
                 next_rss = Some(at + every);
             }
         }
@@ -239,12 +241,16 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
     })
 }
 
-/// One line of a soak: the sink's resident memory now.
-fn print_rss(start: Instant, now: Instant) {
+/// One line of a soak: the sink's resident memory, and what its record
+/// log and Parquet dataset hold on disk (files being written included).
+fn print_rss(start: Instant, now: Instant, dir: &Path) {
+    let mb = |folder: &str| super::folder_bytes(&dir.join(folder)).unwrap_or(0) as f64 / 1e6;
     println!(
-        "rss                  {:>6.0} s: {:.0} MB",
+        "rss                  {:>6.0} s: {:.0} MB; state (record log) {:.1} MB, parquet {:.1} MB",
         now.duration_since(start).as_secs_f64(),
-        rss_kib(None).unwrap_or(0) as f64 / 1024.0
+        rss_kib(None).unwrap_or(0) as f64 / 1024.0,
+        mb("state"),
+        mb("parquet"),
     );
 }
 
@@ -384,6 +390,8 @@ fn spawn_meters(args: &SinkBench, addr: std::net::SocketAddr) -> anyhow::Result<
             &args.meters.to_string(),
             "--name-prefix",
             "bench",
+            "--send-interval-ms",
+            &args.meter_send_interval_ms.to_string(),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

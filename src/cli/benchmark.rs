@@ -8,6 +8,7 @@ use anyhow::Context;
 use meterflow::bench::batch::BatchBench;
 use meterflow::bench::cluster::ClusterBench;
 use meterflow::bench::sink::SinkBench;
+use meterflow::meter::firmware::DEFAULT_SEND_INTERVAL;
 use meterflow::pipeline::limits;
 use meterflow::wire::Measures;
 
@@ -63,6 +64,11 @@ pub struct SinkBenchArgs {
     /// waveform fetched every second.
     #[arg(long)]
     pub live: bool,
+    /// The virtual meters' write period, ms (`simulate --send-interval-ms`):
+    /// longer periods cost the generator less and hand the sink more
+    /// chunks per read.
+    #[arg(long, default_value_t = DEFAULT_SEND_INTERVAL.as_millis() as u64)]
+    pub meter_send_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -106,6 +112,11 @@ pub struct ClusterBenchArgs {
     /// Work folder (default: a temporary one, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// The virtual meters' write period, ms (`simulate --send-interval-ms`):
+    /// longer periods cost the generator less and hand the sink more
+    /// chunks per read.
+    #[arg(long, default_value_t = DEFAULT_SEND_INTERVAL.as_millis() as u64)]
+    pub meter_send_interval_ms: u64,
 }
 
 /// This `meterflow`, which the sink and cluster benches run as child processes.
@@ -121,8 +132,14 @@ fn check_rate(rate: u32, measures: Measures) -> anyhow::Result<()> {
 }
 
 /// The flags the sink and cluster benches share.
-fn check_fleet(meters: usize, seconds: f64, connect_timeout: f64) -> anyhow::Result<()> {
+fn check_fleet(
+    meters: usize,
+    seconds: f64,
+    connect_timeout: f64,
+    meter_send_interval_ms: u64,
+) -> anyhow::Result<()> {
     limits::METERS.check_usize("--meters", meters)?;
+    limits::METER_SEND_INTERVAL.check_ms("--meter-send-interval-ms", meter_send_interval_ms)?;
     limits::RUN_SECONDS.check_s("--seconds", seconds)?;
     limits::CONNECT_TIMEOUT.check_s("--connect-timeout", connect_timeout)?;
     Ok(())
@@ -140,7 +157,12 @@ pub async fn batch(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
-    check_fleet(args.meters, args.seconds, args.connect_timeout)?;
+    check_fleet(
+        args.meters,
+        args.seconds,
+        args.connect_timeout,
+        args.meter_send_interval_ms,
+    )?;
     check_rate(args.rate, args.measures)?;
     limits::WORKERS.check_usize("--workers", args.workers)?;
     if let Some(span) = args.file_span_s {
@@ -162,13 +184,19 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
         rss_every_s: args.rss_every_s,
         dir: args.dir,
         live: args.live,
+        meter_send_interval_ms: args.meter_send_interval_ms,
     })
     .await?;
     Ok(())
 }
 
 pub async fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
-    check_fleet(args.meters, args.seconds, args.connect_timeout)?;
+    check_fleet(
+        args.meters,
+        args.seconds,
+        args.connect_timeout,
+        args.meter_send_interval_ms,
+    )?;
     check_rate(args.rate, args.measures)?;
     limits::NODES.check_usize("--ingest", args.ingest)?;
     limits::NODES.check_usize("--writers", args.writers)?;
@@ -188,6 +216,7 @@ pub async fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
         nats: args.nats,
         dir: args.dir,
         compare: args.compare,
+        meter_send_interval_ms: args.meter_send_interval_ms,
     })
     .await?;
     Ok(())

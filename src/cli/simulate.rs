@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use meterflow::meter::command_port::COMMAND_PORT;
-use meterflow::meter::firmware::{MeterSettings, SessionLimit};
+use meterflow::meter::firmware::{MeterSettings, SessionLimit, DEFAULT_SEND_INTERVAL};
 use meterflow::meter::fleet::{start_fleet, FleetConfig, FleetMode};
 use meterflow::meter::pacing::{Pacing, FIRMWARE_BUFFER_SIZE};
 use meterflow::meter::raw_port::RAW_PORT;
@@ -80,6 +80,10 @@ pub struct SimulateArgs {
     /// Produce samples as fast as the socket takes them (load tests) instead of in real time.
     #[arg(long)]
     pub fast: bool,
+    /// Real-time pacing: take samples and write the chunks ready every this
+    /// many ms (more chunks per write, fewer wakes; the frames are the same).
+    #[arg(long, default_value_t = DEFAULT_SEND_INTERVAL.as_millis() as u64)]
+    pub send_interval_ms: u64,
     /// Stop each sampling session after this many seconds of samples, send
     /// tail and stop answer, disconnect.
     #[arg(long, conflicts_with = "samples")]
@@ -171,6 +175,8 @@ pub fn fleet_config(args: &SimulateArgs) -> anyhow::Result<FleetConfig> {
     } else {
         Pacing::RealTime
     };
+    template.send_interval =
+        limits::METER_SEND_INTERVAL.check_ms("--send-interval-ms", args.send_interval_ms)?;
     template.buffer_size = args.buffer_size;
     template.limit = limit;
     template.raw_measures = args.raw_measures;

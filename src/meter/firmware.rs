@@ -46,8 +46,9 @@ const OUT_LOW: usize = 16 * 1024;
 const OUT_HIGH: usize = 256 * 1024;
 /// In fast mode, chunks kept ready ahead of the socket.
 const FAST_AHEAD_CHUNKS: u64 = 8;
-/// Real-time pacing wakes at most this often per second to take samples.
-const MAX_WAKES_PER_SECOND: u32 = 100;
+/// Real-time pacing's default wake period: about two chunks of 6 channels
+/// at 8 kHz per write, as a busy firmware loop hands lwIP what it has.
+pub const DEFAULT_SEND_INTERVAL: Duration = Duration::from_millis(10);
 /// Warning and error lines kept for `getLog`.
 const STORED_LOG_LINES: usize = 100;
 /// Longest mDNS name the firmware stores (`MAX_NAME_LEN` minus the NUL).
@@ -89,6 +90,10 @@ pub struct MeterSettings {
     /// The signal on the meter's terminals (its `seed` makes meters differ).
     pub signal: SignalConfig,
     pub pacing: Pacing,
+    /// Real-time pacing takes samples and writes the chunks ready at most
+    /// this often: longer periods put more chunks in one write (fewer
+    /// wakes and sends for a load generator; the frames stay the same).
+    pub send_interval: Duration,
     /// Sample buffer bytes (the firmware's `buffer_size`).
     pub buffer_size: usize,
     /// Idle lifeness line period (1 s on the firmware).
@@ -113,6 +118,7 @@ impl MeterSettings {
             ip: "127.0.0.1".to_string(),
             signal: SignalConfig::default(),
             pacing: Pacing::RealTime,
+            send_interval: DEFAULT_SEND_INTERVAL,
             buffer_size: FIRMWARE_BUFFER_SIZE,
             lifeness_interval: Duration::from_secs(1),
             report_interval: Duration::from_secs(1),
@@ -587,15 +593,15 @@ impl Connection {
         };
         let mut wake = session.next_report;
         if self.settings().pacing == Pacing::RealTime {
-            let rate = self.settings_rate(session);
+            let rate = u128::from(self.settings_rate(session));
+            let per_wake = rate * self.settings().send_interval.as_nanos() / 1_000_000_000;
             let step = session
                 .samples_per_chunk()
-                .max(u64::from(rate / MAX_WAKES_PER_SECOND))
+                .max(u64::try_from(per_wake).unwrap_or(u64::MAX))
                 .max(1);
             let taken = session.buffer.taken();
-            let target = session
-                .limit
-                .map_or(taken + step, |l| (taken + step).min(l));
+            let next = taken.saturating_add(step);
+            let target = session.limit.map_or(next, |l| next.min(l));
             if target > taken {
                 wake = wake.min(session.clock.instant_of(target));
             }

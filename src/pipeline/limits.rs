@@ -77,6 +77,9 @@ pub const NODES: Count = Count::new(1, 64, "nodes");
 pub const CONNECT_TIMEOUT: Span = Span::new(0.1, DAY);
 /// Command-line only: `simulate --reconnect-secs`, a virtual meter's wait before it dials again.
 pub const METER_RECONNECT: Span = Span::new(0.01, DAY);
+/// Command-line only: `simulate --send-interval-ms`, a virtual meter's wake
+/// and write period (the firmware's ring buffer holds about 20 s at 32 kHz).
+pub const METER_SEND_INTERVAL: Span = Span::new(0.001, 1.0);
 /// Command-line only: `simulate --buffer-size` (the firmware's is 3.6 MB).
 pub const METER_BUFFER_BYTES: Count = Count::new(KIB, GIB, "bytes");
 /// Command-line only: partitions of `bench cluster` (`cluster.partitions`).
