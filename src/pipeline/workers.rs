@@ -281,9 +281,7 @@ impl Worker {
             return;
         };
         let windows_before = session.device.processor.as_ref().map_or(0, |p| p.windows());
-        for item in items {
-            session.feed.apply(item, &mut session.device);
-        }
+        session.feed.apply_all(items, &mut session.device);
         let windows = session.device.processor.as_ref().map_or(0, |p| p.windows());
         let new_windows = windows - windows_before;
         if new_windows > 0 {

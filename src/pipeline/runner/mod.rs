@@ -232,6 +232,7 @@ impl Run {
         forward.abort();
 
         // The engine finishes every device the source handed it.
+        let engine_started = Instant::now();
         let mut devices = Vec::new();
         if let Some((pool, context)) = self.engine {
             let pool = Arc::try_unwrap(pool)
@@ -242,10 +243,18 @@ impl Run {
             devices.sort_by(|a, b| a.device.cmp(&b.device));
             drop(context);
         }
+        let engine_s = engine_started.elapsed().as_secs_f64();
+        let outputs_started = Instant::now();
         let topology = self.topology;
         let outputs = tokio::task::spawn_blocking(move || topology.close())
             .await
             .context("output threads")?;
+        // Where a shutdown's time goes (the source's part ends before these).
+        tracing::info!(
+            engine_s = format_args!("{engine_s:.2}"),
+            outputs_s = format_args!("{:.2}", outputs_started.elapsed().as_secs_f64()),
+            "engine drained and outputs closed"
+        );
         let SourceEnd {
             mut report,
             after_outputs,
