@@ -10,7 +10,7 @@ use crate::model::bounds::{Count, Level, Span, DAY, GIB, HOUR, KIB, MIB, TIB, YE
 use crate::sink::packet::DeliveryConfig;
 use crate::sink::parquet::ParquetConfig;
 use crate::source::meter_server::config::{
-    IDLE_TIMEOUT, INFO_TIMEOUT, KEEPALIVE, RECONNECT_BACKOFF,
+    IDLE_TIMEOUT, INFO_TIMEOUT, KEEPALIVE, READ_PAUSE, RECONNECT_BACKOFF,
 };
 
 pub const PACKET_INTERVAL: Span = Span::new(0.1, DAY);
@@ -150,6 +150,7 @@ fn source(source: &SourceConfig) -> anyhow::Result<()> {
             INFO_TIMEOUT.check_s("source.info_timeout_s", link.info_timeout_s)?;
             IDLE_TIMEOUT.check_s("source.idle_timeout_s", link.idle_timeout_s)?;
             KEEPALIVE.check_s("source.keepalive_s", link.keepalive_s)?;
+            READ_PAUSE.check_s("source.read_pause_s", link.read_pause_s)?;
             let min = RECONNECT_BACKOFF.check_s("source.backoff_min_s", link.backoff_min_s)?;
             let max = RECONNECT_BACKOFF.check_s("source.backoff_max_s", link.backoff_max_s)?;
             if max < min {

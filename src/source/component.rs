@@ -229,7 +229,8 @@ pub enum Job {
         description: Box<SessionDescription>,
         counters: Arc<EngineCounters>,
     },
-    /// Items that arrived together; `arrived` is when the last was read.
+    /// Items that arrived together; `arrived` is the earliest they may have
+    /// reached the socket (the read, or the start of the pause before it).
     Items {
         connection: u64,
         items: Vec<Decoded>,

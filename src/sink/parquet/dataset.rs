@@ -947,18 +947,42 @@ impl DatasetWriter {
         self.commit().map(|_| ())
     }
 
+    /// Tables are separate files, so they close side by side: a sink's
+    /// shutdown writes every meter's waiting rows of every table at once.
     fn close_all_tables(&mut self) -> Result<()> {
-        let results = [
-            self.windows.as_mut().map_or(Ok(()), Table::close),
-            self.latch.as_mut().map_or(Ok(()), Table::close),
-            self.aggregates.as_mut().map_or(Ok(()), Table::close),
-            self.harmonics.as_mut().map_or(Ok(()), Table::close),
-            self.events.as_mut().map_or(Ok(()), Table::close),
-            self.pq_events.as_mut().map_or(Ok(()), Table::close),
-            self.half_cycle.as_mut().map_or(Ok(()), Table::close),
-            self.pinst.as_mut().map_or(Ok(()), Table::close),
-            self.raw.as_mut().map_or(Ok(()), RawTable::close),
-        ];
+        let DatasetWriter {
+            windows,
+            latch,
+            aggregates,
+            harmonics,
+            events,
+            pq_events,
+            half_cycle,
+            pinst,
+            raw,
+            ..
+        } = self;
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let closing = [
+                scope.spawn(|| windows.as_mut().map_or(Ok(()), Table::close)),
+                scope.spawn(|| latch.as_mut().map_or(Ok(()), Table::close)),
+                scope.spawn(|| aggregates.as_mut().map_or(Ok(()), Table::close)),
+                scope.spawn(|| harmonics.as_mut().map_or(Ok(()), Table::close)),
+                scope.spawn(|| events.as_mut().map_or(Ok(()), Table::close)),
+                scope.spawn(|| pq_events.as_mut().map_or(Ok(()), Table::close)),
+                scope.spawn(|| half_cycle.as_mut().map_or(Ok(()), Table::close)),
+                scope.spawn(|| pinst.as_mut().map_or(Ok(()), Table::close)),
+                scope.spawn(|| raw.as_mut().map_or(Ok(()), RawTable::close)),
+            ];
+            closing
+                .into_iter()
+                .map(|thread| {
+                    thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
         results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
     }
 }

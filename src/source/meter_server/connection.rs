@@ -96,6 +96,7 @@ where
     // only says a meter's name and never streams cannot hold it (it is
     // dropped as `handshake` when its answer does not come in time).
     let settings = context.link.session_settings(&name);
+    let cancel_pause = cancel.clone();
     let mut stream = match greeted.start(&settings, cancel).await {
         Ok(stream) => stream,
         Err(error) => {
@@ -177,10 +178,21 @@ where
 
     let mut counted = StreamCounters::default();
     let mut failure = None;
+    let pause = context.link.read_pause();
+    // When the last pause began: data read right after it may have waited
+    // in the socket since then, so that is when it is taken to have arrived.
+    let mut paused_at: Option<Instant> = None;
     loop {
-        let first = match stream.next().await {
-            Ok(Some(item)) => item,
-            Ok(None) => break,
+        let (first, arrived) = match stream.next_ready() {
+            Ok(Some(item)) => (item, paused_at.unwrap_or_else(Instant::now)),
+            Ok(None) => match stream.next().await {
+                Ok(Some(item)) => (item, Instant::now()),
+                Ok(None) => break,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            },
             Err(error) => {
                 failure = Some(error);
                 break;
@@ -202,11 +214,18 @@ where
         let job = Job::Items {
             connection,
             items,
-            arrived: Instant::now(),
+            arrived,
         };
         // Waits while the worker is behind: the socket is not read meanwhile.
         if worker.send(job).await.is_err() || failure.is_some() {
             break;
+        }
+        if !pause.is_zero() {
+            paused_at = Some(Instant::now());
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = cancel_pause.cancelled() => {}
+            }
         }
     }
     if let Some(error) = &failure {
