@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, Float32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array,
 };
+use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::basic::Encoding;
@@ -83,6 +84,10 @@ pub(crate) struct RawBuffer {
     times: Vec<i64>,
     sample_index: Vec<u64>,
     channels: Vec<Vec<f32>>,
+    /// The columns that repeat one value on every row (`device` through
+    /// `stream_start`), built once for the longest batch so far; each batch
+    /// takes a slice instead of building them again.
+    constants: Vec<ArrayRef>,
 }
 
 impl RawBuffer {
@@ -95,6 +100,7 @@ impl RawBuffer {
             times: Vec::new(),
             sample_index: Vec::new(),
             channels: vec![Vec::new(); block.measures.channel_count()],
+            constants: Vec::new(),
         }
     }
 
@@ -129,26 +135,21 @@ impl RawBuffer {
         Ok(())
     }
 
-    /// The buffered samples as a batch (and their times), leaving the buffer empty.
-    pub fn take_batch(&mut self) -> Result<(RecordBatch, Vec<i64>)> {
+    /// The buffered samples as a batch (and their times), leaving the buffer
+    /// empty with room for as many again.
+    pub fn take_batch(&mut self) -> Result<(RecordBatch, ScalarBuffer<i64>)> {
         let rows = self.len();
-        let times = std::mem::take(&mut self.times);
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(TimestampNanosecondArray::from(times.clone()).with_timezone("UTC")),
-            Arc::new(StringArray::from(vec![&*self.device.name; rows])),
-            Arc::new(UInt64Array::from(vec![self.device.id; rows])),
-            Arc::new(StringArray::from(vec![self.measures.as_str(); rows])),
-            Arc::new(Int64Array::from(vec![i64::from(self.rate); rows])),
-            Arc::new(
-                TimestampNanosecondArray::from(vec![self.stream_start_ns; rows])
-                    .with_timezone("UTC"),
-            ),
-            Arc::new(UInt64Array::from(std::mem::take(&mut self.sample_index))),
-        ];
+        let times = ScalarBuffer::from(take_keeping_capacity(&mut self.times));
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(FIXED_COLUMNS + self.channels.len());
+        columns.push(Arc::new(
+            TimestampNanosecondArray::new(times.clone(), None).with_timezone("UTC"),
+        ));
+        columns.extend(self.constant_columns(rows));
+        columns.push(Arc::new(UInt64Array::from(take_keeping_capacity(
+            &mut self.sample_index,
+        ))));
         for channel in &mut self.channels {
-            let capacity = channel.capacity();
-            let values = std::mem::replace(channel, Vec::with_capacity(capacity));
-            columns.push(Arc::new(Float32Array::from(values)));
+            columns.push(Arc::new(Float32Array::from(take_keeping_capacity(channel))));
         }
         let batch = RecordBatch::try_new(schema(self.measures), columns).map_err(|source| {
             ParquetSinkError::Arrow {
@@ -158,4 +159,28 @@ impl RawBuffer {
         })?;
         Ok((batch, times))
     }
+
+    /// `device`, `device_id`, `measures`, `rate_hz` and `stream_start` for `rows` rows.
+    fn constant_columns(&mut self, rows: usize) -> Vec<ArrayRef> {
+        if self.constants.first().is_none_or(|c| c.len() < rows) {
+            self.constants = vec![
+                Arc::new(StringArray::from(vec![&*self.device.name; rows])),
+                Arc::new(UInt64Array::from(vec![self.device.id; rows])),
+                Arc::new(StringArray::from(vec![self.measures.as_str(); rows])),
+                Arc::new(Int64Array::from(vec![i64::from(self.rate); rows])),
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![self.stream_start_ns; rows])
+                        .with_timezone("UTC"),
+                ),
+            ];
+        }
+        self.constants.iter().map(|c| c.slice(0, rows)).collect()
+    }
+}
+
+/// The contents of `values`, leaving it empty with the same capacity (the
+/// next batch fills it without growing it step by step).
+fn take_keeping_capacity<T>(values: &mut Vec<T>) -> Vec<T> {
+    let capacity = values.capacity();
+    std::mem::replace(values, Vec::with_capacity(capacity))
 }
