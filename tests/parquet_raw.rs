@@ -1,7 +1,8 @@
 //! The raw waveform archive: samples read back bit-exactly (NaN payloads,
 //! -0.0 and infinities included) with their index, time, rate and stream
 //! start; sample columns are stored with BYTE_STREAM_SPLIT + ZSTD and no
-//! dictionary; a layout change starts a file of its own; samples after
+//! dictionary; `device` and `measures` (one value per file) carry no
+//! statistics; a layout change starts a file of its own; samples after
 //! midnight UTC go to the next date folder.
 
 use std::collections::BTreeMap;
@@ -272,6 +273,14 @@ fn raw_samples_round_trip_bit_exactly_with_stream_split_and_zstd() {
                         "{name}: {encodings:?}"
                     );
                 }
+                // One value per file: no statistics; the others keep theirs.
+                let constant = matches!(name.as_str(), "device" | "measures");
+                assert_eq!(
+                    chunk.statistics().is_none(),
+                    constant,
+                    "{name}: {:?}",
+                    chunk.statistics()
+                );
                 if name == "time" || name == "sample_index" {
                     assert!(
                         encodings.contains(&Encoding::DELTA_BINARY_PACKED),

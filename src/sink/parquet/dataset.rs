@@ -384,7 +384,7 @@ impl RawTable {
             seqs
         });
         self.writer
-            .write_with_seqs(name, &batch, &times, seqs.as_deref())
+            .write_with_seqs(name, &batch, &times[..], seqs.as_deref())
     }
 
     fn pending_min_seq(&self) -> Option<u64> {
@@ -494,7 +494,8 @@ impl DatasetWriter {
             });
             RawTable {
                 writer: PartitionedWriter::new(&config.out, raw::TABLE, rotation, properties_for)
-                    .accumulating_row_groups(),
+                    .accumulating_row_groups()
+                    .encoding_columns_in_parallel(),
                 buffers: HashMap::new(),
                 batch_samples: RAW_BATCH_SAMPLES.min(config.raw_row_group_rows),
                 latest_ns: i64::MIN,

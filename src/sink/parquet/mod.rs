@@ -21,6 +21,7 @@ pub mod harmonics;
 mod held_rows;
 pub mod latch;
 pub mod output;
+pub mod parallel_writer;
 pub mod partition;
 pub mod pinst;
 pub mod pq_events;

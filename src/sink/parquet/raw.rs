@@ -4,7 +4,8 @@
 //!
 //! Sample columns use BYTE_STREAM_SPLIT + ZSTD with dictionaries off (the
 //! encoding made for noisy floats); `time` and `sample_index` use
-//! DELTA_BINARY_PACKED, so the per-row timestamps cost almost nothing.
+//! DELTA_BINARY_PACKED, so the per-row timestamps cost almost nothing;
+//! `device` and `measures` (one value per file) carry no statistics.
 //! A file holds one layout: its schema depends on the device's `measures`.
 
 use std::collections::HashMap;
@@ -13,10 +14,11 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, Float32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array,
 };
+use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::basic::Encoding;
-use parquet::file::properties::WriterPropertiesBuilder;
+use parquet::file::properties::{EnabledStatistics, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
 use super::error::{ParquetSinkError, Result};
@@ -56,6 +58,13 @@ pub(crate) fn column_properties(
     mut builder: WriterPropertiesBuilder,
     schema: &Schema,
 ) -> WriterPropertiesBuilder {
+    // One value per file (a file is one device's, in one layout), which
+    // its folder and metadata already name: min/max statistics would only
+    // compare every row's string (~5 % of the archive's encoding time).
+    for name in ["device", "measures"] {
+        builder =
+            builder.set_column_statistics_enabled(ColumnPath::from(name), EnabledStatistics::None);
+    }
     for field in schema.fields() {
         let path = ColumnPath::from(field.name().as_str());
         let encoding = match field.data_type() {
@@ -83,6 +92,10 @@ pub(crate) struct RawBuffer {
     times: Vec<i64>,
     sample_index: Vec<u64>,
     channels: Vec<Vec<f32>>,
+    /// The columns that repeat one value on every row (`device` through
+    /// `stream_start`), built once for the longest batch so far; each batch
+    /// takes a slice instead of building them again.
+    constants: Vec<ArrayRef>,
 }
 
 impl RawBuffer {
@@ -95,6 +108,7 @@ impl RawBuffer {
             times: Vec::new(),
             sample_index: Vec::new(),
             channels: vec![Vec::new(); block.measures.channel_count()],
+            constants: Vec::new(),
         }
     }
 
@@ -129,26 +143,21 @@ impl RawBuffer {
         Ok(())
     }
 
-    /// The buffered samples as a batch (and their times), leaving the buffer empty.
-    pub fn take_batch(&mut self) -> Result<(RecordBatch, Vec<i64>)> {
+    /// The buffered samples as a batch (and their times), leaving the buffer
+    /// empty with room for as many again.
+    pub fn take_batch(&mut self) -> Result<(RecordBatch, ScalarBuffer<i64>)> {
         let rows = self.len();
-        let times = std::mem::take(&mut self.times);
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(TimestampNanosecondArray::from(times.clone()).with_timezone("UTC")),
-            Arc::new(StringArray::from(vec![&*self.device.name; rows])),
-            Arc::new(UInt64Array::from(vec![self.device.id; rows])),
-            Arc::new(StringArray::from(vec![self.measures.as_str(); rows])),
-            Arc::new(Int64Array::from(vec![i64::from(self.rate); rows])),
-            Arc::new(
-                TimestampNanosecondArray::from(vec![self.stream_start_ns; rows])
-                    .with_timezone("UTC"),
-            ),
-            Arc::new(UInt64Array::from(std::mem::take(&mut self.sample_index))),
-        ];
+        let times = ScalarBuffer::from(take_keeping_capacity(&mut self.times));
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(FIXED_COLUMNS + self.channels.len());
+        columns.push(Arc::new(
+            TimestampNanosecondArray::new(times.clone(), None).with_timezone("UTC"),
+        ));
+        columns.extend(self.constant_columns(rows));
+        columns.push(Arc::new(UInt64Array::from(take_keeping_capacity(
+            &mut self.sample_index,
+        ))));
         for channel in &mut self.channels {
-            let capacity = channel.capacity();
-            let values = std::mem::replace(channel, Vec::with_capacity(capacity));
-            columns.push(Arc::new(Float32Array::from(values)));
+            columns.push(Arc::new(Float32Array::from(take_keeping_capacity(channel))));
         }
         let batch = RecordBatch::try_new(schema(self.measures), columns).map_err(|source| {
             ParquetSinkError::Arrow {
@@ -158,4 +167,28 @@ impl RawBuffer {
         })?;
         Ok((batch, times))
     }
+
+    /// `device`, `device_id`, `measures`, `rate_hz` and `stream_start` for `rows` rows.
+    fn constant_columns(&mut self, rows: usize) -> Vec<ArrayRef> {
+        if self.constants.first().is_none_or(|c| c.len() < rows) {
+            self.constants = vec![
+                Arc::new(StringArray::from(vec![&*self.device.name; rows])),
+                Arc::new(UInt64Array::from(vec![self.device.id; rows])),
+                Arc::new(StringArray::from(vec![self.measures.as_str(); rows])),
+                Arc::new(Int64Array::from(vec![i64::from(self.rate); rows])),
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![self.stream_start_ns; rows])
+                        .with_timezone("UTC"),
+                ),
+            ];
+        }
+        self.constants.iter().map(|c| c.slice(0, rows)).collect()
+    }
+}
+
+/// The contents of `values`, leaving it empty with the same capacity (the
+/// next batch fills it without growing it step by step).
+fn take_keeping_capacity<T>(values: &mut Vec<T>) -> Vec<T> {
+    let capacity = values.capacity();
+    std::mem::replace(values, Vec::with_capacity(capacity))
 }

@@ -14,6 +14,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
 use super::error::{ParquetSinkError, Result};
+use super::parallel_writer::ParallelArrowWriter;
 use super::partition::{date_dir, next_seq, owned_temp_file_name, part_file_name, partition_dir};
 use crate::model::partition::utc_day;
 
@@ -32,9 +33,61 @@ pub struct Rotation {
     pub fsync: bool,
 }
 
+/// Encodes a file's rows: one column after another, or (the raw archive)
+/// the columns of a row group in parallel.
+enum FileEncoder {
+    Serial(ArrowWriter<File>),
+    Parallel(ParallelArrowWriter),
+}
+
+impl FileEncoder {
+    fn write(&mut self, rows: &RecordBatch) -> parquet::errors::Result<()> {
+        match self {
+            FileEncoder::Serial(w) => w.write(rows),
+            FileEncoder::Parallel(w) => w.write(rows),
+        }
+    }
+
+    fn flush(&mut self) -> parquet::errors::Result<()> {
+        match self {
+            FileEncoder::Serial(w) => w.flush(),
+            FileEncoder::Parallel(w) => w.flush(),
+        }
+    }
+
+    fn finish(&mut self) -> parquet::errors::Result<()> {
+        match self {
+            FileEncoder::Serial(w) => w.finish().map(drop),
+            FileEncoder::Parallel(w) => w.finish(),
+        }
+    }
+
+    /// Bytes written plus the anticipated size of the open row group.
+    fn size_so_far(&self) -> usize {
+        match self {
+            FileEncoder::Serial(w) => w.bytes_written() + w.in_progress_size(),
+            FileEncoder::Parallel(w) => w.bytes_written() + w.in_progress_size(),
+        }
+    }
+
+    fn flushed_row_groups(&self) -> usize {
+        match self {
+            FileEncoder::Serial(w) => w.flushed_row_groups().len(),
+            FileEncoder::Parallel(w) => w.flushed_row_groups().len(),
+        }
+    }
+
+    fn file_mut(&mut self) -> &mut File {
+        match self {
+            FileEncoder::Serial(w) => w.inner_mut(),
+            FileEncoder::Parallel(w) => w.inner_mut(),
+        }
+    }
+}
+
 /// A file being written.
 struct OpenFile {
-    writer: ArrowWriter<File>,
+    writer: FileEncoder,
     schema: SchemaRef,
     temp_path: PathBuf,
     final_path: PathBuf,
@@ -77,6 +130,8 @@ pub struct PartitionedWriter {
     device_level: bool,
     /// End the row group after every write (see [`Self::accumulating_row_groups`]).
     row_group_per_write: bool,
+    /// Encode a row group's columns in parallel (see [`Self::encoding_columns_in_parallel`]).
+    parallel_columns: bool,
     /// Finished files wait in `sealed` for [`Self::take_sealed`] instead of
     /// being renamed at once (see `commit`).
     deferred_commit: bool,
@@ -109,6 +164,7 @@ impl PartitionedWriter {
             rows_written: 0,
             device_level: true,
             row_group_per_write: true,
+            parallel_columns: false,
             deferred_commit: false,
             sealed: Vec::new(),
             committed: HashMap::new(),
@@ -182,6 +238,13 @@ impl PartitionedWriter {
     /// count (the raw archive, whose writes are slices of a row group).
     pub fn accumulating_row_groups(mut self) -> Self {
         self.row_group_per_write = false;
+        self
+    }
+
+    /// Encodes each row group's columns in parallel on rayon's pool (the
+    /// raw archive: megabytes of samples per column and row group).
+    pub fn encoding_columns_in_parallel(mut self) -> Self {
+        self.parallel_columns = true;
         self
     }
 
@@ -322,13 +385,16 @@ impl PartitionedWriter {
         };
         self.next_seq.insert(dir.clone(), seq + 1);
         let properties = (self.properties_for)(&schema);
-        let writer =
-            ArrowWriter::try_new(file, schema.clone(), Some(properties)).map_err(|source| {
-                ParquetSinkError::Parquet {
-                    path: temp_path.clone(),
-                    source,
-                }
-            })?;
+        let writer = if self.parallel_columns {
+            ParallelArrowWriter::try_new(file, schema.clone(), properties)
+                .map(FileEncoder::Parallel)
+        } else {
+            ArrowWriter::try_new(file, schema.clone(), Some(properties)).map(FileEncoder::Serial)
+        }
+        .map_err(|source| ParquetSinkError::Parquet {
+            path: temp_path.clone(),
+            source,
+        })?;
         Ok(OpenFile {
             writer,
             schema,
@@ -464,8 +530,8 @@ const FOOTER_BYTES_PER_COLUMN_CHUNK: u64 = 160;
 
 /// What the file would measure if finished now.
 fn estimated_file_size(file: &OpenFile) -> u64 {
-    let written = (file.writer.bytes_written() + file.writer.in_progress_size()) as u64;
-    let row_groups = file.writer.flushed_row_groups().len() as u64 + 1;
+    let written = file.writer.size_so_far() as u64;
+    let row_groups = file.writer.flushed_row_groups() as u64 + 1;
     let columns = file.schema.fields().len() as u64;
     written + row_groups * columns * FOOTER_BYTES_PER_COLUMN_CHUNK
 }
@@ -498,7 +564,7 @@ fn seal_file(mut file: OpenFile, fsync: bool) -> Result<()> {
         })?;
     if fsync {
         file.writer
-            .inner_mut()
+            .file_mut()
             .sync_all()
             .map_err(|e| ParquetSinkError::io("sync file", &file.temp_path, e))?;
     }
