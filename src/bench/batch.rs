@@ -3,7 +3,7 @@
 //! plain engine, with power quality on (events and flicker), and with the
 //! raw waveform archive.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -92,7 +92,7 @@ pub async fn run(args: BatchBench) -> anyhow::Result<()> {
                 println!("power quality: {pq} events in the pq_events table");
             }
             Run::RawArchive => {
-                let archive_bytes = folder_bytes(&out.join("parquet/raw"))?;
+                let archive_bytes = super::folder_bytes(&out.join("parquet/raw"))?;
                 println!(
                     "raw archive: {:.1} MB, {:.1} % of the {:.1} MB of raw f32 samples",
                     archive_bytes as f64 / 1e6,
@@ -212,21 +212,4 @@ fn disturbance(at_s: f64, duration_s: Option<f64>, phases: Vec<u8>, level_pct: f
         level_pct: Some(level_pct),
         level_v: None,
     }
-}
-
-/// Total size of the files under `dir`.
-fn folder_bytes(dir: &Path) -> anyhow::Result<u64> {
-    let mut total = 0;
-    if !dir.exists() {
-        return Ok(0);
-    }
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        total += if path.is_dir() {
-            folder_bytes(&path)?
-        } else {
-            std::fs::metadata(&path)?.len()
-        };
-    }
-    Ok(total)
 }
