@@ -2,7 +2,7 @@
 //! name as `date=` and `device=` folder names. The Parquet output writes
 //! them and the report reads them back, so both take them from here.
 
-const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+pub const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 /// Hive's name for a partition whose value is empty or null.
 const HIVE_DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 

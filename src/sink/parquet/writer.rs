@@ -16,7 +16,7 @@ use parquet::file::properties::WriterProperties;
 use super::error::{ParquetSinkError, Result};
 use super::parallel_writer::ParallelArrowWriter;
 use super::partition::{date_dir, next_seq, owned_temp_file_name, part_file_name, partition_dir};
-use crate::model::partition::utc_day;
+use crate::model::partition::{utc_day, NS_PER_DAY};
 
 /// Writer properties of a file, given its schema (the raw table's columns
 /// and metadata depend on the device's layout).
@@ -284,9 +284,14 @@ impl PartitionedWriter {
         let mut start = 0;
         while start < times.len() {
             let key = (utc_day(times[start]), times[start].div_euclid(span));
+            // The run's rows lie in one day and one span: a range check per
+            // row instead of two divisions.
+            let (from, until) = run_bounds(key.0, key.1, span);
             let len = times[start..]
                 .iter()
-                .take_while(|&&t| (utc_day(t), t.div_euclid(span)) == key)
+                .take_while(|&&t| {
+                    (from <= t && t < until) || (utc_day(t), t.div_euclid(span)) == key
+                })
                 .count();
             let run_seqs = seqs.and_then(|seqs| {
                 let run = seqs.get(start..start + len)?;
@@ -529,6 +534,17 @@ impl PartitionedWriter {
 const FOOTER_BYTES_PER_COLUMN_CHUNK: u64 = 160;
 
 /// What the file would measure if finished now.
+/// The times, ns, of day `day` and span `slot` (of `span_ns`): `from..until`,
+/// clamped to i64 (a time at `i64::MAX` itself falls outside).
+fn run_bounds(day: i64, slot: i64, span_ns: i64) -> (i64, i64) {
+    let (day, slot, span) = (i128::from(day), i128::from(slot), i128::from(span_ns));
+    let day_ns = i128::from(NS_PER_DAY);
+    let from = (day * day_ns).max(slot * span);
+    let until = ((day + 1) * day_ns).min((slot + 1) * span);
+    let clamp = |ns: i128| ns.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    (clamp(from), clamp(until))
+}
+
 fn estimated_file_size(file: &OpenFile) -> u64 {
     let written = file.writer.size_so_far() as u64;
     let row_groups = file.writer.flushed_row_groups() as u64 + 1;
@@ -576,5 +592,54 @@ fn seal_file(mut file: OpenFile, fsync: bool) -> Result<()> {
 fn sync_dir(dir: Option<&Path>) {
     if let Some(Ok(handle)) = dir.map(File::open) {
         let _ = handle.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_s_bounds_hold_the_times_of_its_day_and_span() {
+        // Spans that divide a day, that do not (7 h), and a day-long one;
+        // times around midnight, span edges and the ends of i64.
+        let hour = 3_600_000_000_000_i64;
+        for span in [10_000_000_000, hour, 7 * hour, NS_PER_DAY] {
+            let edges = [
+                0,
+                1,
+                -1,
+                NS_PER_DAY,
+                3 * NS_PER_DAY + 5,
+                7 * hour,
+                -7 * hour,
+            ];
+            let times = edges.iter().flat_map(|&t| [t - 1, t, t + 1]).chain([
+                i64::MIN,
+                i64::MIN + 1,
+                i64::MAX,
+                i64::MAX - 1,
+            ]);
+            for t in times {
+                let (day, slot) = (utc_day(t), t.div_euclid(span));
+                let (from, until) = run_bounds(day, slot, span);
+                let inside = |x: i64| from <= x && x < until;
+                let same = |x: i64| (utc_day(x), x.div_euclid(span)) == (day, slot);
+                for x in [
+                    t,
+                    t.saturating_sub(1),
+                    t.saturating_add(1),
+                    from,
+                    until - 1,
+                    until,
+                ] {
+                    // Inside the bounds is the same day and span, except
+                    // that i64::MAX itself lies past a clamped end.
+                    if x != i64::MAX {
+                        assert_eq!(inside(x), same(x), "span {span}, t {t}, x {x}");
+                    }
+                }
+            }
+        }
     }
 }
