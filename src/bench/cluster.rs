@@ -462,7 +462,7 @@ async fn writer_window_age(cluster: &LocalCluster) -> Quantiles {
         .map(|p| p.name.clone())
         .collect();
     for name in names {
-        let quantile = |x: &str| format!("meterflow_writer_window_age_seconds{{quantile=\"{x}\"}}");
+        let quantile = |x: &str| window_age_quantile(&name, x);
         let p50 = cluster.metric(&name, &quantile("0.5")).await.unwrap_or(0.0);
         let p99 = cluster
             .metric(&name, &quantile("0.99"))
@@ -482,6 +482,12 @@ async fn writer_window_age(cluster: &LocalCluster) -> Quantiles {
         q.count += count as u64;
     }
     q
+}
+
+/// The sample of quantile `q` of writer `name`'s window age: the writer
+/// labels its samples with its name, which is the node's.
+fn window_age_quantile(name: &str, q: &str) -> String {
+    format!("meterflow_writer_window_age_seconds{{writer=\"{name}\",quantile=\"{q}\"}}")
 }
 
 /// Window end → the finished file holding it (its modification time, set
@@ -653,6 +659,28 @@ fn spawn_meters(args: &ClusterBench, servers: &[String]) -> anyhow::Result<Child
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_age_is_read_as_a_writer_renders_it() {
+        use crate::model::latency::LatencyRecorder;
+        use crate::model::metric::Metric;
+        let age = LatencyRecorder::default();
+        age.record_many(Duration::from_millis(300), 99);
+        age.record_many(Duration::from_millis(900), 1);
+        let snapshot = age.snapshot();
+        let metric = Metric::summary(
+            "meterflow_writer_window_age_seconds",
+            "age",
+            snapshot.clone(),
+        )
+        .with("writer", "writer0");
+        let mut body = String::new();
+        crate::pipeline::prometheus::write_metrics(&mut body, &[metric]);
+        let p50 =
+            crate::pipeline::prometheus::metric_sum(&body, &window_age_quantile("writer0", "0.5"));
+        assert!((p50 - 0.3).abs() < 0.01, "{body}");
+        assert_eq!(p50, snapshot.quantiles_s[0]);
+    }
 
     #[test]
     fn the_bench_pipeline_is_valid_and_plans_every_node() {
