@@ -668,12 +668,8 @@ mod tests {
         age.record_many(Duration::from_millis(300), 99);
         age.record_many(Duration::from_millis(900), 1);
         let snapshot = age.snapshot();
-        let metric = Metric::summary(
-            "meterflow_writer_window_age_seconds",
-            "age",
-            snapshot.clone(),
-        )
-        .with("writer", "writer0");
+        let metric = Metric::summary("meterflow_writer_window_age_seconds", "age", snapshot)
+            .with("writer", "writer0");
         let mut body = String::new();
         crate::pipeline::prometheus::write_metrics(&mut body, &[metric]);
         let p50 =
