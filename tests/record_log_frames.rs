@@ -213,3 +213,71 @@ fn a_plain_segment_left_by_an_older_log_is_read_and_continued_in_its_kind() {
     let expected: Vec<(u64, Vec<u8>)> = (0..205).map(|i| (i + 1, record_like(i))).collect();
     assert_eq!(read_all(&log), expected);
 }
+
+/// A consumer that stops partway (inside a frame, at a frame's end, at a
+/// segment's end) and reads on from its mark gets exactly the entries a
+/// read from the start gives after that point, also once more entries and
+/// segments were appended in between, in both kinds of segment.
+#[test]
+fn reading_on_from_a_mark_gives_what_a_fresh_read_gives() {
+    for compression in [LogCompression::Zstd, LogCompression::None] {
+        let dir = tempfile::tempdir().unwrap();
+        // Small segments: the marks fall in several of them.
+        let (log, _) = open(config(dir.path(), 16 << 10, compression));
+        append_flushed(&log, 0, 900, 7);
+        let everything = read_all(&log);
+        assert_eq!(everything.len(), 900);
+        for stop_after in [1u64, 6, 7, 8, 100, 333, 899] {
+            // A consumer takes entries up to `stop_after`, reading one past it.
+            let mut replay = log.read_from(0);
+            for entry in replay.by_ref() {
+                let (seq, _) = entry.unwrap();
+                if seq > stop_after {
+                    break;
+                }
+            }
+            let mark = replay.mark();
+            assert!(mark.is_some(), "{compression:?} {stop_after}");
+            let on: Vec<(u64, Vec<u8>)> = log
+                .read_on(stop_after, mark)
+                .collect::<anyhow::Result<Vec<_>>>()
+                .unwrap();
+            let fresh: Vec<(u64, Vec<u8>)> = everything
+                .iter()
+                .filter(|(seq, _)| *seq > stop_after)
+                .cloned()
+                .collect();
+            assert_eq!(on, fresh, "{compression:?}, after {stop_after}");
+            // A consumer that went on from the mark past more entries: the
+            // mark is only a place to start, never a reason to skip.
+            let later: Vec<u64> = log
+                .read_on(stop_after + 50, mark)
+                .map(|entry| entry.unwrap().0)
+                .collect();
+            let expected: Vec<u64> = fresh
+                .iter()
+                .map(|(seq, _)| *seq)
+                .filter(|seq| *seq > stop_after + 50)
+                .collect();
+            assert_eq!(later, expected, "{compression:?}, after {}", stop_after + 50);
+        }
+        // Read to the end, append more, read on from the end's mark.
+        let mut replay = log.read_from(0);
+        assert_eq!(replay.by_ref().count(), 900);
+        let mark = replay.mark();
+        append_flushed(&log, 900, 200, 9);
+        let last = everything.last().map(|(seq, _)| *seq).unwrap();
+        let on: Vec<(u64, Vec<u8>)> = log
+            .read_on(last, mark)
+            .collect::<anyhow::Result<Vec<_>>>()
+            .unwrap();
+        let fresh: Vec<(u64, Vec<u8>)> = read_all(&log)
+            .into_iter()
+            .filter(|(seq, _)| *seq > last)
+            .collect();
+        assert_eq!(on.len(), 200, "{compression:?}");
+        assert_eq!(on, fresh, "{compression:?}");
+        // A mark from past the entries asked for is not used.
+        assert_eq!(log.read_on(0, mark).count(), 1100, "{compression:?}");
+    }
+}

@@ -34,7 +34,7 @@ use anyhow::Context;
 
 pub use config::{LogCompression, RecordLogConfig};
 pub use flusher::Flusher;
-pub use replay::Replay;
+pub use replay::{Replay, ReplayMark};
 pub use snapshot::Snapshot;
 pub use stats::{ConsumerStats, RecordLogStats};
 
@@ -404,11 +404,18 @@ impl RecordLog {
 
     /// Durable entries after `after_seq`, oldest first (see `Replay`).
     pub fn read_from(&self, after_seq: u64) -> Replay {
+        self.read_on(after_seq, None)
+    }
+
+    /// [`Self::read_from`], starting at `mark` (from an earlier replay's
+    /// [`Replay::mark`]) where it lies before `after_seq`'s entries.
+    pub fn read_on(&self, after_seq: u64, mark: Option<ReplayMark>) -> Replay {
         let segments = lock(&self.segments);
         Replay::new(
             segments.dir().to_path_buf(),
             segments.readable_after(after_seq),
             after_seq,
+            mark,
         )
     }
 

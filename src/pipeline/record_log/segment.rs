@@ -17,7 +17,7 @@
 //! flush's entries compressed together take a few percent of their size.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 
 pub const STAMP_LEN: usize = 20;
@@ -174,6 +174,8 @@ pub struct EntryReader {
     framed: bool,
     frame: Vec<u8>,
     frame_at: usize,
+    /// Where the frame in `frame` starts in the file.
+    frame_start: u64,
 }
 
 impl EntryReader {
@@ -197,7 +199,33 @@ impl EntryReader {
             framed,
             frame: Vec::new(),
             frame_at: 0,
+            frame_start: HEADER_LEN,
         }))
+    }
+
+    /// [`Self::open`], reading on from `offset` (a [`Self::resume_offset`]
+    /// of an earlier reader of the same segment).
+    pub fn open_at(path: &Path, first_seq: u64, offset: u64, end: u64) -> io::Result<Option<Self>> {
+        let Some(mut reader) = Self::open(path, first_seq, end)? else {
+            return Ok(None);
+        };
+        if (HEADER_LEN..=end).contains(&offset) && offset > HEADER_LEN {
+            reader.input.seek(io::SeekFrom::Start(offset))?;
+            reader.offset = offset;
+            reader.frame_start = offset;
+        }
+        Ok(Some(reader))
+    }
+
+    /// Where a reader of this segment can start to see every entry this one
+    /// has not yet returned: the start of the frame still being read, or
+    /// the offset after the last entry.
+    pub fn resume_offset(&self) -> u64 {
+        if self.framed && self.frame_at < self.frame.len() {
+            self.frame_start
+        } else {
+            self.offset
+        }
     }
 
     /// Byte offset after the last entry read (in a segment of frames, after
@@ -212,6 +240,7 @@ impl EntryReader {
             return self.next_stored(payload);
         }
         if self.frame_at == self.frame.len() {
+            self.frame_start = self.offset;
             let mut stored = std::mem::take(&mut self.frame);
             let step = self.next_stored(&mut stored)?;
             let Step::Entry { seq } = step else {

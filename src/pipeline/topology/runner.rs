@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::model::backoff::Backoff;
 use crate::model::run_report::OutputSummary;
 use crate::model::Record;
-use crate::pipeline::record_log::RecordLog;
+use crate::pipeline::record_log::{RecordLog, ReplayMark};
 use crate::sink::output::{Output, OutputMetrics};
 
 use super::bus::Entry;
@@ -71,6 +71,7 @@ impl OutputRunner {
             backoff: Backoff::new(MIN_BACKOFF, MAX_BACKOFF),
             retry_at,
             first_error: None,
+            replay_mark: None,
         };
         runner.show_metrics();
         let thread = std::thread::Builder::new()
@@ -111,6 +112,8 @@ struct Runner {
     retry_at: Instant,
     /// Without a log: the failure that ended the output.
     first_error: Option<anyhow::Error>,
+    /// Where the last catch-up stopped reading the log.
+    replay_mark: Option<ReplayMark>,
 }
 
 impl Runner {
@@ -174,7 +177,11 @@ impl Runner {
             log.flush()
                 .context("making the record log durable to replay it")?;
         }
-        for entry in log.read_from(self.next - 1) {
+        // On from where the last catch-up stopped: an output that keeps
+        // falling behind would otherwise decompress its segment from the
+        // start each time, and fall further behind.
+        let mut replay = log.read_on(self.next - 1, self.replay_mark.take());
+        for entry in replay.by_ref() {
             let (seq, bytes) = entry.context("reading the record log")?;
             if seq > through {
                 break;
@@ -185,6 +192,7 @@ impl Runner {
             let record = codec::decode(seq, &bytes)?;
             self.accept(seq, &record)?;
         }
+        self.replay_mark = replay.mark();
         // A range the log lost (damage found at open) never comes back.
         while self.next <= through {
             match log.lost_through(self.next) {
