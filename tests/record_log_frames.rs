@@ -259,7 +259,12 @@ fn reading_on_from_a_mark_gives_what_a_fresh_read_gives() {
                 .map(|(seq, _)| *seq)
                 .filter(|seq| *seq > stop_after + 50)
                 .collect();
-            assert_eq!(later, expected, "{compression:?}, after {}", stop_after + 50);
+            assert_eq!(
+                later,
+                expected,
+                "{compression:?}, after {}",
+                stop_after + 50
+            );
         }
         // Read to the end, append more, read on from the end's mark.
         let mut replay = log.read_from(0);
