@@ -96,6 +96,8 @@ pub async fn run(args: ClusterBench) -> anyhow::Result<ClusterFigures> {
                 connect_timeout: args.connect_timeout,
                 workers: 0,
                 parquet: true,
+                // As the cluster's writer: no fsync.
+                fsync: false,
                 file_span_s: Some(args.file_span_s),
                 rss_every_s: None,
                 live: false,

@@ -46,6 +46,8 @@ pub struct SinkBench {
     pub workers: usize,
     /// Whether the Parquet dataset is written (without: packets only).
     pub parquet: bool,
+    /// fsync each Parquet file before it is published (`sink.parquet.fsync`).
+    pub fsync: bool,
     /// Data time a Parquet file covers (`sink.parquet.max_file_span_s`);
     /// `None`: the pipeline default.
     pub file_span_s: Option<u32>,
@@ -369,7 +371,7 @@ fn bench_config(args: &SinkBench, dir: &Path) -> PipelineConfig {
         if let Some(span) = args.file_span_s {
             parquet.max_file_span_s = u64::from(span);
         }
-        parquet.fsync = false;
+        parquet.fsync = args.fsync;
         // As in pipelines/sink.toml: rows wait per device for a row group.
         parquet.row_group_rows = 512;
     }

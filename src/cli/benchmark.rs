@@ -48,6 +48,11 @@ pub struct SinkBenchArgs {
     /// Leave the Parquet dataset out (packets only): what the engine alone costs.
     #[arg(long)]
     pub no_parquet: bool,
+    /// fsync each Parquet file before it is published, as the shipped
+    /// pipeline does (`sink.parquet.fsync`); off by default, the bench
+    /// measures the sink, not the disk.
+    #[arg(long)]
+    pub fsync: bool,
     /// Data time a Parquet file covers (`sink.parquet.max_file_span_s`;
     /// default: the pipeline's, 3600).
     #[arg(long)]
@@ -180,6 +185,7 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
         connect_timeout: args.connect_timeout,
         workers: args.workers,
         parquet: !args.no_parquet,
+        fsync: args.fsync,
         file_span_s: args.file_span_s,
         rss_every_s: args.rss_every_s,
         dir: args.dir,

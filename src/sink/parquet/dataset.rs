@@ -4,7 +4,7 @@
 //! thread.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parquet::basic::{Compression, ZstdLevel};
@@ -13,6 +13,7 @@ use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use super::aggregates;
 use super::commit::{self, CommitRecovery};
 use super::config::{DatasetInfo, ParquetConfig};
+use super::durable;
 use super::error::{ParquetSinkError, Result};
 use super::events;
 use super::half_cycle;
@@ -24,7 +25,7 @@ use super::pq_events;
 use super::raw::{self, RawBuffer};
 use super::schema::{file_metadata, keys, PartitionRow, TableSpec};
 use super::windows;
-use super::writer::{publish_file, PartitionedWriter, PropertiesFor, Rotation, SealedFile};
+use super::writer::{PartitionedWriter, PropertiesFor, Rotation, SealedFile};
 use crate::model::{
     AggregateRow, DeviceInfo, EventRow, HalfCycleRow, LatchRow, PinstRow, PqEventRow, WindowRow,
 };
@@ -697,8 +698,18 @@ impl DatasetWriter {
             .flat_map(|(_, files)| files.iter())
             .map(|f| (f.temp_path.clone(), f.final_path.clone()))
             .collect();
-        let journal = commit::state(&log_id, &committed, renames);
-        if let Err(error) = commit::store(&self.out, self.commit_owner.as_deref(), &journal) {
+        // The journal rolls these renames forward after a crash: the files
+        // and their names must be on disk before it is.
+        let synced = if self.fsync {
+            let temps: Vec<&Path> = renames.iter().map(|(temp, _)| temp.as_path()).collect();
+            durable::sync_files(&temps).inspect(|()| durable::sync_folders_of(&temps))
+        } else {
+            Ok(())
+        };
+        let journal = commit::state(&log_id, &committed, renames.clone());
+        let stored =
+            synced.and_then(|()| commit::store(&self.out, self.commit_owner.as_deref(), &journal));
+        if let Err(error) = stored {
             // Nothing was renamed: the files wait for the next commit.
             let mut index = 0;
             self.for_each_writer(|writer| {
@@ -707,14 +718,14 @@ impl DatasetWriter {
             });
             return Err(error);
         }
-        let mut published = 0;
-        for (_, files) in &sealed {
-            for file in files {
-                // The journal rolls a failed rename forward on the next start.
-                publish_file(&file.temp_path, &file.final_path, self.fsync)?;
-                published += 1;
-            }
+        // The journal rolls a failed rename forward on the next start.
+        let (published, renamed) = durable::publish_files(&renames, false);
+        if self.fsync {
+            let finals: Vec<&Path> = published.iter().map(PathBuf::as_path).collect();
+            durable::sync_folders_of(&finals);
         }
+        renamed?;
+        let published = published.len();
         let mut index = 0;
         self.for_each_writer(|writer| {
             writer.mark_committed(&sealed[index].1);

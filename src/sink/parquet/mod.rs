@@ -14,6 +14,7 @@ pub mod aggregates;
 pub mod commit;
 pub mod config;
 pub mod dataset;
+pub mod durable;
 pub mod error;
 pub mod events;
 pub mod half_cycle;

@@ -6,13 +6,14 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
+use super::durable::publish_files;
 use super::error::{ParquetSinkError, Result};
 use super::parallel_writer::ParallelArrowWriter;
 use super::partition::{date_dir, next_seq, owned_temp_file_name, part_file_name, partition_dir};
@@ -76,13 +77,6 @@ impl FileEncoder {
             FileEncoder::Parallel(w) => w.flushed_row_groups().len(),
         }
     }
-
-    fn file_mut(&mut self) -> &mut File {
-        match self {
-            FileEncoder::Serial(w) => w.inner_mut(),
-            FileEncoder::Parallel(w) => w.inner_mut(),
-        }
-    }
 }
 
 /// A file being written.
@@ -123,6 +117,9 @@ pub struct PartitionedWriter {
     /// Next file number per partition folder (scanned once, then counted).
     next_seq: HashMap<PathBuf, u64>,
     finished: Vec<PathBuf>,
+    /// Files sealed (temporary → final name) that the current call
+    /// publishes as one group when it ends (see [`Self::publish_closed`]).
+    closed: Vec<(PathBuf, PathBuf)>,
     /// Rows written to the table so far, all devices.
     rows_written: u64,
     /// `device=` folders (false: `<table>/date=…/` only, for tables
@@ -161,6 +158,7 @@ impl PartitionedWriter {
             open: HashMap::new(),
             next_seq: HashMap::new(),
             finished: Vec::new(),
+            closed: Vec::new(),
             rows_written: 0,
             device_level: true,
             row_group_per_write: true,
@@ -300,7 +298,7 @@ impl PartitionedWriter {
             self.write_run(device, key.0, key.1, &batch.slice(start, len), run_seqs)?;
             start += len;
         }
-        Ok(())
+        self.publish_closed()
     }
 
     fn write_run(
@@ -426,13 +424,26 @@ impl PartitionedWriter {
                 min_seq: file.seqs.map_or(0, |(lo, _)| lo),
                 max_seq: file.seqs.map_or(0, |(_, hi)| hi),
             };
-            seal_file(file, self.rotation.fsync)?;
+            // Synced at the commit, with every other file it publishes.
+            seal_file(file)?;
             self.sealed.push(sealed);
         } else {
-            let path = finish_file(file, self.rotation.fsync)?;
-            self.finished.push(path);
+            let paths = (file.temp_path.clone(), file.final_path.clone());
+            seal_file(file)?;
+            self.closed.push(paths);
         }
         Ok(())
+    }
+
+    /// Syncs and renames the files this call closed, side by side.
+    fn publish_closed(&mut self) -> Result<()> {
+        if self.closed.is_empty() {
+            return Ok(());
+        }
+        let closed = std::mem::take(&mut self.closed);
+        let (published, result) = publish_files(&closed, self.rotation.fsync);
+        self.finished.extend(published);
+        result
     }
 
     /// Closes the files of devices that went quiet, so their data becomes
@@ -442,7 +453,7 @@ impl PartitionedWriter {
     /// clock runs ahead from closing the files of devices still streaming.
     pub fn close_idle(&mut self, now_ns: i64, grace_ns: i64, idle_rows: u64) -> Result<()> {
         let rows_written = self.rows_written;
-        let mut idle: Vec<(String, i64)> = self
+        let idle: Vec<(String, i64)> = self
             .open
             .iter()
             .filter(|(_, f)| {
@@ -452,11 +463,7 @@ impl PartitionedWriter {
             })
             .map(|(k, _)| k.clone())
             .collect();
-        idle.sort();
-        for key in idle {
-            self.close_file(&key)?;
-        }
-        Ok(())
+        self.close_files(idle)
     }
 
     /// Whether the span holding `time_ns` ended `grace_ns` before `now_ns`.
@@ -486,37 +493,35 @@ impl PartitionedWriter {
 
     /// Finishes the files of `device` whose span ended `grace_ns` before `now_ns`.
     pub fn finish_ended_spans(&mut self, device: &str, now_ns: i64, grace_ns: i64) -> Result<()> {
-        let mut keys: Vec<(String, i64)> = self
+        let keys: Vec<(String, i64)> = self
             .open
             .iter()
             .filter(|((d, _), f)| d == device && self.slot_ended(f.slot, now_ns, grace_ns))
             .map(|(k, _)| k.clone())
             .collect();
-        keys.sort();
-        for key in keys {
-            self.close_file(&key)?;
-        }
-        Ok(())
+        self.close_files(keys)
     }
 
     /// Finishes every open file of `device`.
     pub fn finish_device(&mut self, device: &str) -> Result<()> {
-        let mut keys: Vec<(String, i64)> = self
+        let keys: Vec<(String, i64)> = self
             .open
             .keys()
             .filter(|(d, _)| d == device)
             .cloned()
             .collect();
-        keys.sort();
-        for key in keys {
-            self.close_file(&key)?;
-        }
-        Ok(())
+        self.close_files(keys)
     }
 
     /// Finishes every open file; tries them all and reports the first failure.
     pub fn close_all(&mut self) -> Result<()> {
-        let mut keys: Vec<(String, i64)> = self.open.keys().cloned().collect();
+        let keys: Vec<(String, i64)> = self.open.keys().cloned().collect();
+        self.close_files(keys)
+    }
+
+    /// Finishes these files in key order and publishes them as one group;
+    /// tries them all and reports the first failure.
+    fn close_files(&mut self, mut keys: Vec<(String, i64)>) -> Result<()> {
         keys.sort();
         let mut first_error = None;
         for key in keys {
@@ -524,7 +529,8 @@ impl PartitionedWriter {
                 first_error.get_or_insert(e);
             }
         }
-        first_error.map_or(Ok(()), Err)
+        let published = self.publish_closed();
+        first_error.map_or(published, Err)
     }
 }
 
@@ -552,47 +558,14 @@ fn estimated_file_size(file: &OpenFile) -> u64 {
     written + row_groups * columns * FOOTER_BYTES_PER_COLUMN_CHUNK
 }
 
-/// Writes the footer, syncs, and renames the temp file to its final name.
-fn finish_file(file: OpenFile, fsync: bool) -> Result<PathBuf> {
-    let (temp_path, final_path) = (file.temp_path.clone(), file.final_path.clone());
-    seal_file(file, fsync)?;
-    publish_file(&temp_path, &final_path, fsync)?;
-    Ok(final_path)
-}
-
-/// Renames a sealed file to its final name (and makes the rename durable).
-pub fn publish_file(temp_path: &Path, final_path: &Path, fsync: bool) -> Result<()> {
-    std::fs::rename(temp_path, final_path)
-        .map_err(|e| ParquetSinkError::io("rename finished file to", final_path, e))?;
-    if fsync {
-        sync_dir(final_path.parent());
-    }
-    Ok(())
-}
-
-/// Writes the footer and syncs; the file keeps its temporary name.
-fn seal_file(mut file: OpenFile, fsync: bool) -> Result<()> {
+/// Writes the footer; the file keeps its temporary name, unsynced.
+fn seal_file(mut file: OpenFile) -> Result<()> {
     file.writer
         .finish()
         .map_err(|source| ParquetSinkError::Parquet {
             path: file.temp_path.clone(),
             source,
-        })?;
-    if fsync {
-        file.writer
-            .file_mut()
-            .sync_all()
-            .map_err(|e| ParquetSinkError::io("sync file", &file.temp_path, e))?;
-    }
-    drop(file.writer);
-    Ok(())
-}
-
-/// Makes the rename durable; best effort (not every file system allows it).
-fn sync_dir(dir: Option<&Path>) {
-    if let Some(Ok(handle)) = dir.map(File::open) {
-        let _ = handle.sync_all();
-    }
+        })
 }
 
 #[cfg(test)]
