@@ -720,6 +720,14 @@ fn every_column_type_is_portable_and_files_carry_their_metadata() {
             // Row groups follow the configured size.
             let meta = reader.metadata();
             assert!((0..meta.num_row_groups()).all(|g| meta.row_group(g).num_rows() <= 10));
+            // Row groups this small are one page per column: every chunk
+            // has its min/max, and no page index repeats them.
+            for group in meta.row_groups() {
+                for chunk in group.columns() {
+                    assert!(chunk.statistics().is_some(), "{table}: {chunk:?}");
+                    assert!(chunk.column_index_offset().is_none(), "{table}");
+                }
+            }
         }
     }
 }
