@@ -658,15 +658,9 @@ impl BlockFeed {
         match item {
             Decoded::SessionStart(started) => self.start(&started.description, visitor),
             Decoded::Chunk(chunk) => {
-                let Some(block) = self.block.as_mut() else {
-                    return;
-                };
-                // The decoder passes whole samples of the session's layout only.
-                if block.fill_from_payload(&chunk.payload).is_ok() {
-                    block.first_index = chunk.first_index;
-                    block.gap_before = chunk.gap_before;
-                    visitor.block(block);
-                }
+                let mut run = false;
+                self.append_chunk(&chunk, &mut run, visitor);
+                self.end_run(&mut run, visitor);
             }
             Decoded::Event(event) => visitor.event(event),
             Decoded::SessionEnd(ended) => {
@@ -690,38 +684,48 @@ impl BlockFeed {
     ) {
         let mut run = false;
         for item in items {
-            let Decoded::Chunk(chunk) = item else {
-                self.end_run(&mut run, visitor);
-                self.apply(item, visitor);
-                continue;
-            };
-            let Some(block) = self.block.as_mut() else {
-                continue;
-            };
-            let follows = run
-                && chunk.gap_before == 0
-                && chunk.first_index == block.first_index + block.len() as u64;
-            if !follows {
-                self.end_run(&mut run, visitor);
-                let Some(block) = self.block.as_mut() else {
-                    continue;
-                };
-                for channel in &mut block.channels {
-                    channel.clear();
+            match item {
+                Decoded::Chunk(chunk) => self.append_chunk(&chunk, &mut run, visitor),
+                other => {
+                    self.end_run(&mut run, visitor);
+                    self.apply(other, visitor);
                 }
-                block.first_index = chunk.first_index;
-                block.gap_before = chunk.gap_before;
-            }
-            let Some(block) = self.block.as_mut() else {
-                continue;
-            };
-            // The decoder passes whole samples of the session's layout only;
-            // a payload that is not leaves the block as it was.
-            if append_payload(block.measures, &chunk.payload, &mut block.channels).is_ok() {
-                run = !block.is_empty();
             }
         }
         self.end_run(&mut run, visitor);
+    }
+
+    /// Adds a chunk's samples to the run (`run`: the block holds one),
+    /// first handing over the run it does not continue.
+    fn append_chunk<V: CaptureVisitor + ?Sized>(
+        &mut self,
+        chunk: &SampleChunk,
+        run: &mut bool,
+        visitor: &mut V,
+    ) {
+        let continues = *run
+            && self.block.as_ref().is_some_and(|block| {
+                chunk.gap_before == 0
+                    && chunk.first_index == block.first_index + block.len() as u64
+            });
+        if !continues {
+            self.end_run(run, visitor);
+        }
+        let Some(block) = self.block.as_mut() else {
+            return;
+        };
+        if !continues {
+            for channel in &mut block.channels {
+                channel.clear();
+            }
+            block.first_index = chunk.first_index;
+            block.gap_before = chunk.gap_before;
+        }
+        // The decoder passes whole samples of the session's layout only;
+        // a payload that is not leaves the block as it was.
+        if append_payload(block.measures, &chunk.payload, &mut block.channels).is_ok() {
+            *run = !block.is_empty();
+        }
     }
 
     /// Hands the run of chunks gathered so far to the visitor.
