@@ -705,8 +705,7 @@ impl BlockFeed {
     ) {
         let continues = *run
             && self.block.as_ref().is_some_and(|block| {
-                chunk.gap_before == 0
-                    && chunk.first_index == block.first_index + block.len() as u64
+                chunk.gap_before == 0 && chunk.first_index == block.first_index + block.len() as u64
             });
         if !continues {
             self.end_run(run, visitor);

@@ -987,26 +987,42 @@ impl DatasetWriter {
             raw,
             ..
         } = self;
+        type Closing<'a> = Box<dyn FnOnce() -> Result<()> + Send + 'a>;
+        fn closing<'a, T: Send>(
+            table: &'a mut Option<T>,
+            close: fn(&mut T) -> Result<()>,
+        ) -> Option<Closing<'a>> {
+            let table = table.as_mut()?;
+            Some(Box::new(move || close(table)))
+        }
+        let mut closings: Vec<Closing<'_>> = [
+            closing(windows, Table::close),
+            closing(latch, Table::close),
+            closing(aggregates, Table::close),
+            closing(harmonics, Table::close),
+            closing(events, Table::close),
+            closing(pq_events, Table::close),
+            closing(half_cycle, Table::close),
+            closing(pinst, Table::close),
+            closing(raw, RawTable::close),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        // The last table closes on this thread; the others each on their own.
+        let last = closings.pop();
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
-            let closing = [
-                scope.spawn(|| windows.as_mut().map_or(Ok(()), Table::close)),
-                scope.spawn(|| latch.as_mut().map_or(Ok(()), Table::close)),
-                scope.spawn(|| aggregates.as_mut().map_or(Ok(()), Table::close)),
-                scope.spawn(|| harmonics.as_mut().map_or(Ok(()), Table::close)),
-                scope.spawn(|| events.as_mut().map_or(Ok(()), Table::close)),
-                scope.spawn(|| pq_events.as_mut().map_or(Ok(()), Table::close)),
-                scope.spawn(|| half_cycle.as_mut().map_or(Ok(()), Table::close)),
-                scope.spawn(|| pinst.as_mut().map_or(Ok(()), Table::close)),
-                scope.spawn(|| raw.as_mut().map_or(Ok(()), RawTable::close)),
-            ];
-            closing
+            let threads: Vec<_> = closings
                 .into_iter()
-                .map(|thread| {
-                    thread
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
+                .map(|close| scope.spawn(close))
+                .collect();
+            let mut results: Vec<Result<()>> = last.into_iter().map(|close| close()).collect();
+            results.extend(threads.into_iter().map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }));
+            results
         });
         results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
     }
