@@ -32,7 +32,7 @@ pub struct Replay {
 /// decompressing its whole segment each time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayMark {
-    pub next_seq: u64,
+    next_seq: u64,
     segment: u64,
     offset: u64,
 }
