@@ -25,11 +25,9 @@ pub struct BenchArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// How the virtual meters of the sink and cluster benches stream.
 #[derive(Debug, Clone, clap::Args)]
-pub struct SinkBenchArgs {
-    /// Virtual meters dialing in.
-    #[arg(long, short = 'n', default_value_t = 1000)]
-    pub meters: usize,
+pub struct FleetArgs {
     /// Sampling rate asked of every meter, Hz.
     #[arg(long, default_value_t = 8000)]
     pub rate: u32,
@@ -42,6 +40,20 @@ pub struct SinkBenchArgs {
     /// Longest wait for every meter to dial in, s.
     #[arg(long, default_value_t = 120.0)]
     pub connect_timeout: f64,
+    /// The virtual meters' write period, ms (`simulate --send-interval-ms`):
+    /// longer periods cost the generator less and hand the sink more
+    /// chunks per read.
+    #[arg(long, default_value_t = DEFAULT_SEND_INTERVAL.as_millis() as u64)]
+    pub meter_send_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkBenchArgs {
+    /// Virtual meters dialing in.
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub meters: usize,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Window threads (0: one per CPU).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
@@ -69,11 +81,6 @@ pub struct SinkBenchArgs {
     /// waveform fetched every second.
     #[arg(long)]
     pub live: bool,
-    /// The virtual meters' write period, ms (`simulate --send-interval-ms`):
-    /// longer periods cost the generator less and hand the sink more
-    /// chunks per read.
-    #[arg(long, default_value_t = DEFAULT_SEND_INTERVAL.as_millis() as u64)]
-    pub meter_send_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -87,18 +94,8 @@ pub struct ClusterBenchArgs {
     /// Virtual meters dialing in.
     #[arg(long, short = 'n', default_value_t = 200)]
     pub meters: usize,
-    /// Sampling rate asked of every meter, Hz.
-    #[arg(long, default_value_t = 8000)]
-    pub rate: u32,
-    /// Channels asked of every meter.
-    #[arg(long, default_value = "v,i,v,i,v,i")]
-    pub measures: Measures,
-    /// Seconds measured once every meter streams.
-    #[arg(long, default_value_t = 60.0)]
-    pub seconds: f64,
-    /// Longest wait for every meter to dial in, s.
-    #[arg(long, default_value_t = 120.0)]
-    pub connect_timeout: f64,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Data time a Parquet file covers (`sink.parquet.max_file_span_s`): the
     /// largest part of the latency into Parquet, by design.
     #[arg(long, default_value_t = 10)]
@@ -117,11 +114,6 @@ pub struct ClusterBenchArgs {
     /// Work folder (default: a temporary one, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// The virtual meters' write period, ms (`simulate --send-interval-ms`):
-    /// longer periods cost the generator less and hand the sink more
-    /// chunks per read.
-    #[arg(long, default_value_t = DEFAULT_SEND_INTERVAL.as_millis() as u64)]
-    pub meter_send_interval_ms: u64,
 }
 
 /// This `meterflow`, which the sink and cluster benches run as child processes.
@@ -137,17 +129,13 @@ fn check_rate(rate: u32, measures: Measures) -> anyhow::Result<()> {
 }
 
 /// The flags the sink and cluster benches share.
-fn check_fleet(
-    meters: usize,
-    seconds: f64,
-    connect_timeout: f64,
-    meter_send_interval_ms: u64,
-) -> anyhow::Result<()> {
+fn check_fleet(meters: usize, fleet: &FleetArgs) -> anyhow::Result<()> {
     limits::METERS.check_usize("--meters", meters)?;
-    limits::METER_SEND_INTERVAL.check_ms("--meter-send-interval-ms", meter_send_interval_ms)?;
-    limits::RUN_SECONDS.check_s("--seconds", seconds)?;
-    limits::CONNECT_TIMEOUT.check_s("--connect-timeout", connect_timeout)?;
-    Ok(())
+    limits::METER_SEND_INTERVAL
+        .check_ms("--meter-send-interval-ms", fleet.meter_send_interval_ms)?;
+    limits::RUN_SECONDS.check_s("--seconds", fleet.seconds)?;
+    limits::CONNECT_TIMEOUT.check_s("--connect-timeout", fleet.connect_timeout)?;
+    check_rate(fleet.rate, fleet.measures)
 }
 
 pub async fn batch(args: BenchArgs) -> anyhow::Result<()> {
@@ -162,13 +150,8 @@ pub async fn batch(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
-    check_fleet(
-        args.meters,
-        args.seconds,
-        args.connect_timeout,
-        args.meter_send_interval_ms,
-    )?;
-    check_rate(args.rate, args.measures)?;
+    check_fleet(args.meters, &args.fleet)?;
+    let fleet = args.fleet;
     limits::WORKERS.check_usize("--workers", args.workers)?;
     if let Some(span) = args.file_span_s {
         limits::FILE_SPAN.check_whole_s("--file-span-s", span.into())?;
@@ -179,10 +162,10 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
     meterflow::bench::sink::run(SinkBench {
         program: program()?,
         meters: args.meters,
-        rate: args.rate,
-        measures: args.measures,
-        seconds: args.seconds,
-        connect_timeout: args.connect_timeout,
+        rate: fleet.rate,
+        measures: fleet.measures,
+        seconds: fleet.seconds,
+        connect_timeout: fleet.connect_timeout,
         workers: args.workers,
         parquet: !args.no_parquet,
         fsync: args.fsync,
@@ -190,20 +173,15 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
         rss_every_s: args.rss_every_s,
         dir: args.dir,
         live: args.live,
-        meter_send_interval_ms: args.meter_send_interval_ms,
+        meter_send_interval_ms: fleet.meter_send_interval_ms,
     })
     .await?;
     Ok(())
 }
 
 pub async fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
-    check_fleet(
-        args.meters,
-        args.seconds,
-        args.connect_timeout,
-        args.meter_send_interval_ms,
-    )?;
-    check_rate(args.rate, args.measures)?;
+    check_fleet(args.meters, &args.fleet)?;
+    let fleet = args.fleet;
     limits::NODES.check_usize("--ingest", args.ingest)?;
     limits::NODES.check_usize("--writers", args.writers)?;
     limits::FILE_SPAN.check_whole_s("--file-span-s", args.file_span_s.into())?;
@@ -213,16 +191,16 @@ pub async fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
         ingest: args.ingest,
         writers: args.writers,
         meters: args.meters,
-        rate: args.rate,
-        measures: args.measures,
-        seconds: args.seconds,
-        connect_timeout: args.connect_timeout,
+        rate: fleet.rate,
+        measures: fleet.measures,
+        seconds: fleet.seconds,
+        connect_timeout: fleet.connect_timeout,
         file_span_s: args.file_span_s,
         partitions: args.partitions,
         nats: args.nats,
         dir: args.dir,
         compare: args.compare,
-        meter_send_interval_ms: args.meter_send_interval_ms,
+        meter_send_interval_ms: fleet.meter_send_interval_ms,
     })
     .await?;
     Ok(())
