@@ -177,8 +177,10 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
         None => None,
     };
     let stop_started = Instant::now();
+    let stop_cpu_before = cpu_seconds(None).unwrap_or(0.0);
     let report = sink_task.await.context("sink task")??;
     let stop_s = stop_started.elapsed().as_secs_f64();
+    let stop_cpu_s = cpu_seconds(None).unwrap_or(0.0) - stop_cpu_before;
     stop_child(&mut meters);
 
     let elapsed = end.at.duration_since(start.at).as_secs_f64();
@@ -228,12 +230,13 @@ async fn measure(args: &SinkBench, dir: &Path) -> anyhow::Result<SinkFigures> {
         );
     }
     println!(
-        "shutdown             {:.1} s to stop {} meters, drain and close (windows {}, packets {})",
+        "shutdown             {:.1} s to stop {} meters, drain and close, CPU {:.1} s (windows {}, packets {})",
         stop_s,
         report
             .connections
             .as_ref()
             .map_or(0, |connections| connections.peak_streaming),
+        stop_cpu_s,
         report.devices.iter().map(|s| s.windows).sum::<u64>(),
         report.output_total("packets", "built")
     );
