@@ -479,3 +479,56 @@ fn a_device_whose_clock_runs_ahead_does_not_split_the_files_of_others() {
         ["windows/device=ahead/date=2023-11-15/part-00000.parquet"]
     );
 }
+
+/// A table that gets rows rarely (`events`: one connect) finishes its file
+/// when the span ended by the data time of the other tables, so the rows'
+/// record seqs stop holding back what the record log may delete.
+#[test]
+fn a_rarely_written_table_finishes_its_files_when_any_table_passes_the_span() {
+    use meterflow::model::{EventRow, EventRowKind};
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path();
+    let config = ParquetConfig {
+        max_file_span_s: 10,
+        tables: TableSelection {
+            events: true,
+            ..windows_only(out).tables
+        },
+        ..windows_only(out)
+    };
+    let mut writer =
+        DatasetWriter::create(&config, &DatasetInfo::default()).unwrap_or_else(|e| panic!("{e}"));
+    let dev = device("meter");
+    writer.at_seq(1);
+    writer
+        .write_event(EventRow::new(
+            dev.clone(),
+            START_NS,
+            EventRowKind::Connect,
+            "connected",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Windows for 75 s: past the event's 10-s span and the 60-s grace.
+    let windows_per_s = 5;
+    for i in 0..75 * windows_per_s {
+        writer.at_seq(2 + i);
+        writer
+            .write_window(window(&dev, START_NS + i as i64 * 200_000_000, i))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    writer.seal_ended().unwrap_or_else(|e| panic!("{e}"));
+    let events: Vec<String> = parquet_files(&out.join("events"))
+        .iter()
+        .map(|p| relative(out, p))
+        .collect();
+    assert_eq!(
+        events,
+        ["events/device=meter/date=2023-11-14/part-00000.parquet"],
+        "the connect's file is finished while the sink runs"
+    );
+    // Seq 1 is in a finished file: the oldest seq still waiting is a window's.
+    let pending = writer.pending_min_seq().unwrap_or(u64::MAX);
+    assert!(pending > 1, "pending seq {pending}");
+    writer.close().unwrap_or_else(|e| panic!("{e}"));
+}

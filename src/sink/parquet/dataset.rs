@@ -124,11 +124,11 @@ impl<R: PartitionRow> Table<R> {
         self
     }
 
-    /// Writes and finishes the files of spans that ended `grace` before the
-    /// newest row, whatever the row count: on a clock, so a streaming
-    /// sink's files become visible a grace after their span.
-    pub(crate) fn seal_ended(&mut self) -> Result<()> {
-        let (now, grace) = (self.latest_ns, self.grace_ns);
+    /// Writes and finishes the files of spans that ended `grace` before
+    /// `now` (the newest data time), whatever the row count: on a clock, so
+    /// a streaming sink's files become visible a grace after their span.
+    pub(crate) fn seal_ended(&mut self, now: i64) -> Result<()> {
+        let grace = self.grace_ns;
         if now == i64::MIN {
             return Ok(());
         }
@@ -275,6 +275,11 @@ impl<R: PartitionRow> Table<R> {
 
     pub(crate) fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// The newest data time of a row pushed (`i64::MIN`: none yet).
+    pub(crate) fn latest_ns(&self) -> i64 {
+        self.latest_ns
     }
 
     /// Encodes every device's waiting rows, devices in name order.
@@ -766,16 +771,43 @@ impl DatasetWriter {
     }
 
     /// Finishes the files of spans that ended a grace ago (see `Table::seal_ended`).
+    /// Data time is the newest of any table: a table that gets rows rarely
+    /// (`events`: a connect, a gap) still finishes its files when their span
+    /// ended, instead of keeping them open, and the record log's
+    /// acknowledgement with them, until shutdown.
     pub fn seal_ended(&mut self) -> Result<()> {
+        let now = [
+            self.windows.as_ref().map(Table::latest_ns),
+            self.latch.as_ref().map(Table::latest_ns),
+            self.aggregates.as_ref().map(Table::latest_ns),
+            self.harmonics.as_ref().map(Table::latest_ns),
+            self.events.as_ref().map(Table::latest_ns),
+            self.pq_events.as_ref().map(Table::latest_ns),
+            self.half_cycle.as_ref().map(Table::latest_ns),
+            self.pinst.as_ref().map(Table::latest_ns),
+            self.raw.as_ref().map(|t| t.latest_ns),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(i64::MIN);
         let results = [
-            self.windows.as_mut().map_or(Ok(()), Table::seal_ended),
-            self.latch.as_mut().map_or(Ok(()), Table::seal_ended),
-            self.aggregates.as_mut().map_or(Ok(()), Table::seal_ended),
-            self.harmonics.as_mut().map_or(Ok(()), Table::seal_ended),
-            self.events.as_mut().map_or(Ok(()), Table::seal_ended),
-            self.pq_events.as_mut().map_or(Ok(()), Table::seal_ended),
-            self.half_cycle.as_mut().map_or(Ok(()), Table::seal_ended),
-            self.pinst.as_mut().map_or(Ok(()), Table::seal_ended),
+            self.windows.as_mut().map_or(Ok(()), |t| t.seal_ended(now)),
+            self.latch.as_mut().map_or(Ok(()), |t| t.seal_ended(now)),
+            self.aggregates
+                .as_mut()
+                .map_or(Ok(()), |t| t.seal_ended(now)),
+            self.harmonics
+                .as_mut()
+                .map_or(Ok(()), |t| t.seal_ended(now)),
+            self.events.as_mut().map_or(Ok(()), |t| t.seal_ended(now)),
+            self.pq_events
+                .as_mut()
+                .map_or(Ok(()), |t| t.seal_ended(now)),
+            self.half_cycle
+                .as_mut()
+                .map_or(Ok(()), |t| t.seal_ended(now)),
+            self.pinst.as_mut().map_or(Ok(()), |t| t.seal_ended(now)),
         ];
         results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
     }
