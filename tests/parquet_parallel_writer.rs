@@ -1,15 +1,16 @@
 //! The raw archive's parallel column writer: from the same batches and
 //! properties it writes byte for byte the file `ArrowWriter` writes (row
 //! groups and pages cut at the same rows, column chunks in schema order,
-//! dictionary pages first), the file reads back value for value against the
-//! analytic signal, and a batch of another schema is an error, not a panic.
+//! dictionary pages first, for strings on the Arrow path and for integers
+//! on the typed path alike), the file reads back value for value against
+//! the analytic signal, and a batch of another schema is an error, not a panic.
 
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Float32Array, StringArray, TimestampNanosecondArray, UInt64Array,
+    Array, ArrayRef, Float32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -37,14 +38,16 @@ fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("time", utc, false),
         Field::new("device", DataType::Utf8, false),
+        Field::new("device_id", DataType::UInt64, false),
+        Field::new("rate_hz", DataType::Int64, false),
         Field::new("sample_index", DataType::UInt64, false),
         Field::new("v_l1", DataType::Float32, false),
         Field::new("i_l1", DataType::Float32, false),
     ]))
 }
 
-/// The archive's encodings, plus a dictionary on `device` so the
-/// dictionary page's place in the chunk is checked too.
+/// The archive's encodings, plus dictionaries on `device`, `device_id` and
+/// `rate_hz` so the dictionary page's place in the chunk is checked too.
 fn properties() -> WriterProperties {
     let level = ZstdLevel::try_new(3).unwrap_or_else(|e| panic!("{e}"));
     let mut builder = WriterProperties::builder()
@@ -52,7 +55,9 @@ fn properties() -> WriterProperties {
         .set_dictionary_enabled(false)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(PAGE_ROWS)
-        .set_column_dictionary_enabled(ColumnPath::from("device"), true);
+        .set_column_dictionary_enabled(ColumnPath::from("device"), true)
+        .set_column_dictionary_enabled(ColumnPath::from("device_id"), true)
+        .set_column_dictionary_enabled(ColumnPath::from("rate_hz"), true);
     for name in ["v_l1", "i_l1"] {
         builder = builder.set_column_encoding(ColumnPath::from(name), Encoding::BYTE_STREAM_SPLIT);
     }
@@ -62,6 +67,10 @@ fn properties() -> WriterProperties {
     }
     builder.build()
 }
+
+/// The device id: above `i64::MAX`, so its reinterpretation as Parquet's
+/// INT64 shows.
+const DEVICE_ID: u64 = u64::MAX - 41;
 
 /// Sample `n` of a 50 Hz voltage and a current with a 3rd harmonic, with
 /// a NaN payload, -0.0, an infinity and a subnormal planted.
@@ -88,6 +97,8 @@ fn batch(first: u64, len: usize) -> RecordBatch {
     let columns: Vec<ArrayRef> = vec![
         Arc::new(TimestampNanosecondArray::from(time).with_timezone("UTC")),
         Arc::new(StringArray::from(vec!["m1"; len])),
+        Arc::new(UInt64Array::from(vec![DEVICE_ID; len])),
+        Arc::new(Int64Array::from(vec![RATE_HZ as i64; len])),
         Arc::new(UInt64Array::from(index)),
         Arc::new(Float32Array::from(v)),
         Arc::new(Float32Array::from(i)),
@@ -154,11 +165,13 @@ fn parallel_file_is_the_serial_file_and_reads_back_the_signal() {
         .map(|g| (total - g * ROW_GROUP_ROWS).min(ROW_GROUP_ROWS) as i64)
         .collect();
     assert_eq!(groups, expected_groups);
-    let device_chunk = reader.metadata().row_group(0).column(1);
-    assert!(
-        device_chunk.dictionary_page_offset().is_some(),
-        "device keeps its dictionary"
-    );
+    for (column, name) in [(1, "device"), (2, "device_id"), (3, "rate_hz")] {
+        let chunk = reader.metadata().row_group(0).column(column);
+        assert!(
+            chunk.dictionary_page_offset().is_some(),
+            "{name} keeps its dictionary"
+        );
+    }
 
     let file = File::open(&parallel_path).unwrap_or_else(|e| panic!("{e}"));
     let mut row = 0u64;
@@ -170,6 +183,8 @@ fn parallel_file_is_the_serial_file_and_reads_back_the_signal() {
         assert_eq!(read.schema().fields(), schema().fields());
         let time = column::<TimestampNanosecondArray>(&read, "time");
         let device = column::<StringArray>(&read, "device");
+        let device_id = column::<UInt64Array>(&read, "device_id");
+        let rate = column::<Int64Array>(&read, "rate_hz");
         let index = column::<UInt64Array>(&read, "sample_index");
         let v = column::<Float32Array>(&read, "v_l1");
         let i = column::<Float32Array>(&read, "i_l1");
@@ -178,6 +193,8 @@ fn parallel_file_is_the_serial_file_and_reads_back_the_signal() {
             assert_eq!(index.value(r), row);
             assert_eq!(time.value(r), T0_NS + row as i64 * PERIOD_NS, "row {row}");
             assert_eq!(device.value(r), "m1");
+            assert_eq!(device_id.value(r), DEVICE_ID);
+            assert_eq!(rate.value(r), RATE_HZ as i64);
             assert_eq!(v.value(r).to_bits(), want_v.to_bits(), "v_l1 row {row}");
             assert_eq!(i.value(r).to_bits(), want_i.to_bits(), "i_l1 row {row}");
             row += 1;

@@ -419,15 +419,18 @@ impl WaveformEngine {
         }
     }
 
-    /// Drops samples no later window needs.
+    /// Drops samples no later window needs, once they are at least as many
+    /// as those kept: dropping moves every kept sample to the front, and
+    /// doing it after each block moved the open window's samples (up to a
+    /// whole window) once per block.
     fn trim_buffer(&mut self) {
         let start = self.assembler.current_start();
         // Windows waiting for the PQ detector still need their samples.
         let start = self.spans.first().map_or(start, |s| s.start.min(start));
         let keep_from = (start + 0.5).floor().max(0.0) as u64;
-        let drop = keep_from.saturating_sub(self.buffer_start) as usize;
-        let drop = drop.min(self.buffer.first().map_or(0, Vec::len));
-        if drop > 0 {
+        let len = self.buffer.first().map_or(0, Vec::len);
+        let drop = (keep_from.saturating_sub(self.buffer_start) as usize).min(len);
+        if drop > 0 && drop >= len - drop {
             for channel in &mut self.buffer {
                 channel.drain(..drop);
             }

@@ -3,28 +3,41 @@
 //! groups hold megabytes of samples per column, and one thread compressing
 //! them all was the archive's bottleneck.
 //!
-//! Each column task also computes its own Arrow leaf levels, a slice of
-//! rows at a time: the levels hold a `usize` index per row, and slices keep
-//! those small enough to be reused from the thread's heap instead of fresh
-//! pages for every batch (page faults were a tenth of the archive's time).
+//! Flat primitive columns (samples, times, indices, ids) go to Parquet's
+//! typed column writers straight from the Arrow arrays' value slices: the
+//! Arrow path builds an index per row and gathers every value through it
+//! (a tenth of the archive's encoding time). Other columns (the strings)
+//! take the Arrow path, their leaf levels computed a slice of rows at a
+//! time so those index vectors stay small enough to be reused from the
+//! thread's heap instead of fresh pages for every batch.
 //!
 //! The columns run on a pool of their own: a batch run's file readers hold
 //! rayon's global pool for the whole run (blocked on the pipeline), so
 //! column jobs queued there would wait behind them.
 
 use std::fs::File;
-use std::sync::OnceLock;
+use std::io::BufWriter;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{
+    DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type, SchemaRef, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt64Type,
+};
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory,
 };
 use parquet::arrow::ArrowWriter;
+use parquet::column::page::{CompressedPage, PageWriteSpec, PageWriter};
+use parquet::column::writer::{get_column_writer, ColumnCloseResult, ColumnWriter};
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::RowGroupMetaData;
-use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::properties::{WriterProperties, WriterPropertiesPtr};
+use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::ColumnDescPtr;
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -57,15 +70,27 @@ fn on_encode_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 /// cut the pages) [`ArrowWriter`] would.
 const LEAF_BATCHES: usize = 8;
 
+/// Write buffer of the file: appending a typed chunk copies it through an
+/// 8 KiB stack buffer, which without this made one `write` call per 8 KiB.
+const FILE_BUFFER_BYTES: usize = 1 << 20;
+
 /// Writes record batches as [`ArrowWriter`] does (same schema, metadata,
 /// row-group and page cuts: the same bytes), one column per rayon task.
 /// Flat schemas only (one Parquet leaf per field).
 pub struct ParallelArrowWriter {
-    file: SerializedFileWriter<File>,
+    file: SerializedFileWriter<BufWriter<File>>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
+    /// Per field: its Parquet column when it takes the typed path (None:
+    /// the Arrow path).
+    typed: Vec<Option<ColumnDescPtr>>,
     /// Column writers of the row group being filled (None between row groups).
-    columns: Option<Vec<ArrowColumnWriter>>,
+    columns: Option<Vec<ColumnEncoder>>,
+    /// Per column, the page buffer of its last appended typed chunk, for the
+    /// next row group's:
+    /// fresh megabytes per column and row group cost more in page faults
+    /// than their encoding.
+    spare_buffers: Vec<Vec<u8>>,
     buffered_rows: usize,
     max_rows: usize,
     /// Rows per leaf-level slice.
@@ -81,20 +106,38 @@ impl ParallelArrowWriter {
         // ArrowWriter converts the schema and embeds it in the footer; its
         // low-level halves then take the row groups.
         let leaf_rows = properties.write_batch_size().max(1) * LEAF_BATCHES;
+        // Both are Arrow-writer features the typed path does not reproduce.
+        let typed_allowed = properties.content_defined_chunking().is_none()
+            && !properties.write_row_group_number_distinct_values();
+        let file = BufWriter::with_capacity(FILE_BUFFER_BYTES, file);
         let (file, factory) = ArrowWriter::try_new(file, schema.clone(), Some(properties))?
             .into_serialized_writer()?;
-        let leaves = file.schema_descr().num_columns();
-        if leaves != schema.fields().len() {
+        let descr = file.schema_descr();
+        if descr.num_columns() != schema.fields().len() {
             return Err(ParquetError::General(format!(
-                "the parallel writer takes flat schemas: {} fields make {leaves} Parquet columns",
-                schema.fields().len()
+                "the parallel writer takes flat schemas: {} fields make {} Parquet columns",
+                schema.fields().len(),
+                descr.num_columns()
             )));
         }
+        let typed = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| {
+                let column = descr.column(i);
+                let flat = column.max_def_level() == 0 && column.max_rep_level() == 0;
+                (typed_allowed && flat && takes_typed_path(field.data_type())).then_some(column)
+            })
+            .collect::<Vec<_>>();
+        let columns = typed.len();
         Ok(ParallelArrowWriter {
             file,
             factory,
             schema,
+            typed,
             columns: None,
+            spare_buffers: vec![Vec::new(); columns],
             buffered_rows: 0,
             max_rows,
             leaf_rows,
@@ -123,33 +166,41 @@ impl ParallelArrowWriter {
         Ok(())
     }
 
+    /// Column writers for the next row group: typed where the field allows.
+    fn column_writers(&mut self) -> Result<Vec<ColumnEncoder>> {
+        let arrow = self
+            .factory
+            .create_column_writers(self.file.flushed_row_groups().len())?;
+        let properties = self.file.properties();
+        Ok(arrow
+            .into_iter()
+            .zip(self.typed.iter().zip(&mut self.spare_buffers))
+            .map(|(writer, (typed, spare))| match typed {
+                Some(column) => {
+                    let buffer = std::mem::take(spare);
+                    ColumnEncoder::typed(column.clone(), properties.clone(), buffer)
+                }
+                None => ColumnEncoder::Arrow(writer),
+            })
+            .collect())
+    }
+
     fn write_rows(&mut self, rows: &RecordBatch) -> Result<()> {
-        let columns = match &mut self.columns {
-            Some(columns) => columns,
-            None => self.columns.insert(
-                self.factory
-                    .create_column_writers(self.file.flushed_row_groups().len())?,
-            ),
+        if self.columns.is_none() {
+            self.columns = Some(self.column_writers()?);
+        }
+        let Some(columns) = &mut self.columns else {
+            return Ok(());
         };
         let fields = self.schema.fields();
-        let (leaf_rows, total) = (self.leaf_rows, rows.num_rows());
+        let leaf_rows = self.leaf_rows;
         on_encode_pool(|| {
             columns
                 .par_iter_mut()
                 .zip(fields.par_iter().zip(rows.columns()))
-                .try_for_each(|(writer, (field, column))| {
-                    let mut start = 0;
-                    while start < total {
-                        let len = leaf_rows.min(total - start);
-                        for leaf in compute_leaves(field, &column.slice(start, len))? {
-                            writer.write(&leaf)?;
-                        }
-                        start += len;
-                    }
-                    Ok::<(), ParquetError>(())
-                })
+                .try_for_each(|(writer, (field, column))| writer.write(field, column, leaf_rows))
         })?;
-        self.buffered_rows += total;
+        self.buffered_rows += rows.num_rows();
         Ok(())
     }
 
@@ -160,15 +211,25 @@ impl ParallelArrowWriter {
             return Ok(());
         };
         self.buffered_rows = 0;
-        let chunks: Vec<ArrowColumnChunk> = on_encode_pool(|| {
+        let chunks: Vec<ClosedChunk> = on_encode_pool(|| {
             columns
                 .into_par_iter()
-                .map(ArrowColumnWriter::close)
+                .map(ColumnEncoder::close)
                 .collect::<Result<_>>()
         })?;
         let mut group = self.file.next_row_group()?;
-        for chunk in chunks {
-            chunk.append_to_row_group(&mut group)?;
+        for (chunk, spare) in chunks.into_iter().zip(&mut self.spare_buffers) {
+            match chunk {
+                ClosedChunk::Arrow(chunk) => chunk.append_to_row_group(&mut group)?,
+                ClosedChunk::Typed(bytes, close) => {
+                    group.append_column(&bytes, close)?;
+                    // Unshared once appended; a shared one is simply dropped.
+                    if let Ok(buffer) = bytes.try_into_mut() {
+                        *spare = Vec::from(buffer);
+                        spare.clear();
+                    }
+                }
+            }
         }
         group.close()?;
         Ok(())
@@ -189,10 +250,7 @@ impl ParallelArrowWriter {
     /// Anticipated encoded size of the row group being filled.
     pub fn in_progress_size(&self) -> usize {
         self.columns.as_ref().map_or(0, |columns| {
-            columns
-                .iter()
-                .map(ArrowColumnWriter::get_estimated_total_bytes)
-                .sum()
+            columns.iter().map(ColumnEncoder::estimated_bytes).sum()
         })
     }
 
@@ -202,6 +260,236 @@ impl ParallelArrowWriter {
 
     /// The file, e.g. to sync it after [`Self::finish`].
     pub fn inner_mut(&mut self) -> &mut File {
-        self.file.inner_mut()
+        self.file.inner_mut().get_mut()
+    }
+}
+
+/// Whether columns of `data_type` take the typed path: each of these maps
+/// onto its Parquet physical type value for value, as [`ArrowWriter`] maps
+/// it (unsigned 64-bit by reinterpretation).
+fn takes_typed_path(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Float32
+            | DataType::Int32
+            | DataType::Float64
+            | DataType::Int64
+            | DataType::UInt64
+            | DataType::Timestamp(_, _)
+    )
+}
+
+/// One column of the row group being filled.
+enum ColumnEncoder {
+    /// A typed writer fed from the array's values, its pages serialised
+    /// into `pages`; `rows`: values handed to it so far.
+    Typed {
+        writer: ColumnWriter<'static>,
+        pages: ChunkPages,
+        rows: u64,
+        width: usize,
+    },
+    /// Arrow's writer, from the array's leaf levels.
+    Arrow(ArrowColumnWriter),
+}
+
+/// A closed column chunk, ready to be appended to its row group.
+enum ClosedChunk {
+    Typed(Bytes, ColumnCloseResult),
+    Arrow(ArrowColumnChunk),
+}
+
+impl ColumnEncoder {
+    /// `buffer`: empty, its capacity reused for the pages.
+    fn typed(
+        column: ColumnDescPtr,
+        properties: WriterPropertiesPtr,
+        buffer: Vec<u8>,
+    ) -> ColumnEncoder {
+        let pages = ChunkPages::new(buffer);
+        let width = match column.physical_type() {
+            parquet::basic::Type::INT32 | parquet::basic::Type::FLOAT => 4,
+            _ => 8,
+        };
+        ColumnEncoder::Typed {
+            writer: get_column_writer(column, properties, Box::new(pages.clone())),
+            pages,
+            rows: 0,
+            width,
+        }
+    }
+
+    fn write(&mut self, field: &Field, column: &ArrayRef, leaf_rows: usize) -> Result<()> {
+        match self {
+            ColumnEncoder::Typed { writer, rows, .. } => {
+                if column.logical_null_count() > 0 {
+                    return Err(ParquetError::General(format!(
+                        "column {:?} is not nullable but holds nulls",
+                        field.name()
+                    )));
+                }
+                write_values(writer, field, column)?;
+                *rows += column.len() as u64;
+                Ok(())
+            }
+            ColumnEncoder::Arrow(writer) => {
+                let total = column.len();
+                let mut start = 0;
+                while start < total {
+                    let len = leaf_rows.min(total - start);
+                    for leaf in compute_leaves(field, &column.slice(start, len))? {
+                        writer.write(&leaf)?;
+                    }
+                    start += len;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Anticipated encoded size: the pages cut so far, and the values
+    /// waiting for the next page at their plain width.
+    fn estimated_bytes(&self) -> usize {
+        match self {
+            ColumnEncoder::Typed {
+                writer,
+                pages,
+                rows,
+                width,
+            } => {
+                let waiting = rows.saturating_sub(rows_in_pages(writer));
+                pages.len() + waiting as usize * width
+            }
+            ColumnEncoder::Arrow(writer) => writer.get_estimated_total_bytes(),
+        }
+    }
+
+    fn close(self) -> Result<ClosedChunk> {
+        match self {
+            ColumnEncoder::Typed { writer, pages, .. } => {
+                let close = writer.close()?;
+                Ok(ClosedChunk::Typed(pages.take()?, close))
+            }
+            ColumnEncoder::Arrow(writer) => writer.close().map(ClosedChunk::Arrow),
+        }
+    }
+}
+
+/// Rows `writer` has cut into pages.
+fn rows_in_pages(writer: &ColumnWriter<'_>) -> u64 {
+    match writer {
+        ColumnWriter::BoolColumnWriter(w) => w.get_total_rows_written(),
+        ColumnWriter::Int32ColumnWriter(w) => w.get_total_rows_written(),
+        ColumnWriter::Int64ColumnWriter(w) => w.get_total_rows_written(),
+        ColumnWriter::Int96ColumnWriter(w) => w.get_total_rows_written(),
+        ColumnWriter::FloatColumnWriter(w) => w.get_total_rows_written(),
+        ColumnWriter::DoubleColumnWriter(w) => w.get_total_rows_written(),
+        ColumnWriter::ByteArrayColumnWriter(w) => w.get_total_rows_written(),
+        ColumnWriter::FixedLenByteArrayColumnWriter(w) => w.get_total_rows_written(),
+    }
+}
+
+/// Hands `column`'s values to its typed writer as one slice (the writer
+/// cuts it into mini-batches and pages as it would the Arrow path's).
+fn write_values(writer: &mut ColumnWriter<'_>, field: &Field, column: &ArrayRef) -> Result<()> {
+    let written = match (writer, column.data_type()) {
+        (ColumnWriter::FloatColumnWriter(w), DataType::Float32) => {
+            w.write_batch(column.as_primitive::<Float32Type>().values(), None, None)
+        }
+        (ColumnWriter::DoubleColumnWriter(w), DataType::Float64) => {
+            w.write_batch(column.as_primitive::<Float64Type>().values(), None, None)
+        }
+        (ColumnWriter::Int32ColumnWriter(w), DataType::Int32) => {
+            w.write_batch(column.as_primitive::<Int32Type>().values(), None, None)
+        }
+        (ColumnWriter::Int64ColumnWriter(w), data_type) => match data_type {
+            DataType::Int64 => {
+                w.write_batch(column.as_primitive::<Int64Type>().values(), None, None)
+            }
+            // Reinterpreted, as ArrowWriter stores it (u64 is aligned as i64).
+            DataType::UInt64 => w.write_batch(
+                column
+                    .as_primitive::<UInt64Type>()
+                    .values()
+                    .inner()
+                    .typed_data::<i64>(),
+                None,
+                None,
+            ),
+            DataType::Timestamp(unit, _) => {
+                let values = match unit {
+                    TimeUnit::Second => column.as_primitive::<TimestampSecondType>().values(),
+                    TimeUnit::Millisecond => {
+                        column.as_primitive::<TimestampMillisecondType>().values()
+                    }
+                    TimeUnit::Microsecond => {
+                        column.as_primitive::<TimestampMicrosecondType>().values()
+                    }
+                    TimeUnit::Nanosecond => {
+                        column.as_primitive::<TimestampNanosecondType>().values()
+                    }
+                };
+                w.write_batch(values, None, None)
+            }
+            other => return Err(mismatch(field, other)),
+        },
+        (_, other) => return Err(mismatch(field, other)),
+    }?;
+    if written != column.len() {
+        return Err(ParquetError::General(format!(
+            "column {:?}: {written} of {} values written",
+            field.name(),
+            column.len()
+        )));
+    }
+    Ok(())
+}
+
+fn mismatch(field: &Field, data_type: &DataType) -> ParquetError {
+    ParquetError::General(format!(
+        "column {:?}: Arrow type {data_type} does not match its Parquet column",
+        field.name()
+    ))
+}
+
+/// One column chunk's pages, serialised into memory as the file writer
+/// would write them (offsets counted from the chunk's start), for
+/// [`parquet::file::writer::SerializedRowGroupWriter::append_column`].
+/// Shared: the column writer owns one handle, [`ColumnEncoder`] the other.
+#[derive(Clone)]
+struct ChunkPages(Arc<Mutex<TrackedWrite<Vec<u8>>>>);
+
+impl ChunkPages {
+    fn new(buffer: Vec<u8>) -> Self {
+        ChunkPages(Arc::new(Mutex::new(TrackedWrite::new(buffer))))
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, TrackedWrite<Vec<u8>>>> {
+        self.0
+            .lock()
+            .map_err(|_| ParquetError::General("a column encoder panicked".to_string()))
+    }
+
+    /// Bytes of the pages so far (0 when the lock is unavailable: an estimate).
+    fn len(&self) -> usize {
+        self.lock().map_or(0, |pages| pages.bytes_written())
+    }
+
+    /// The serialised pages, leaving this empty.
+    fn take(&self) -> Result<Bytes> {
+        let mut pages = self.lock()?;
+        let taken = std::mem::replace(&mut *pages, TrackedWrite::new(Vec::new()));
+        Ok(Bytes::from(taken.into_inner()?))
+    }
+}
+
+impl PageWriter for ChunkPages {
+    fn write_page(&mut self, page: CompressedPage) -> Result<PageWriteSpec> {
+        let mut pages = self.lock()?;
+        SerializedPageWriter::new(&mut *pages).write_page(page)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        Ok(())
     }
 }
