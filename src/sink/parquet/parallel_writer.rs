@@ -257,11 +257,6 @@ impl ParallelArrowWriter {
     pub fn flushed_row_groups(&self) -> &[RowGroupMetaData] {
         self.file.flushed_row_groups()
     }
-
-    /// The file, e.g. to sync it after [`Self::finish`].
-    pub fn inner_mut(&mut self) -> &mut File {
-        self.file.inner_mut().get_mut()
-    }
 }
 
 /// Whether columns of `data_type` take the typed path: each of these maps
