@@ -716,15 +716,19 @@ impl DatasetWriter {
             .flat_map(|(_, files)| files.iter())
             .map(|f| (f.temp_path.clone(), f.final_path.clone()))
             .collect();
+        let journal = commit::state(&log_id, &committed, renames);
         // The journal rolls these renames forward after a crash: the files
         // and their names must be on disk before it is.
         let synced = if self.fsync {
-            let temps: Vec<&Path> = renames.iter().map(|(temp, _)| temp.as_path()).collect();
+            let temps: Vec<&Path> = journal
+                .renames
+                .iter()
+                .map(|(temp, _)| temp.as_path())
+                .collect();
             durable::sync_files(&temps).inspect(|()| durable::sync_folders_of(&temps))
         } else {
             Ok(())
         };
-        let journal = commit::state(&log_id, &committed, renames.clone());
         let stored =
             synced.and_then(|()| commit::store(&self.out, self.commit_owner.as_deref(), &journal));
         if let Err(error) = stored {
@@ -737,7 +741,7 @@ impl DatasetWriter {
             return Err(error);
         }
         // The journal rolls a failed rename forward on the next start.
-        let (published, renamed) = durable::publish_files(&renames, false);
+        let (published, renamed) = durable::publish_files(&journal.renames, false);
         if self.fsync {
             let finals: Vec<&Path> = published.iter().map(PathBuf::as_path).collect();
             durable::sync_folders_of(&finals);

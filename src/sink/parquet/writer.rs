@@ -539,7 +539,6 @@ impl PartitionedWriter {
 /// byte count misses them, and with small row groups they dominate.
 const FOOTER_BYTES_PER_COLUMN_CHUNK: u64 = 160;
 
-/// What the file would measure if finished now.
 /// The times, ns, of day `day` and span `slot` (of `span_ns`): `from..until`,
 /// clamped to i64 (a time at `i64::MAX` itself falls outside).
 fn run_bounds(day: i64, slot: i64, span_ns: i64) -> (i64, i64) {
@@ -551,6 +550,7 @@ fn run_bounds(day: i64, slot: i64, span_ns: i64) -> (i64, i64) {
     (clamp(from), clamp(until))
 }
 
+/// What the file would measure if finished now.
 fn estimated_file_size(file: &OpenFile) -> u64 {
     let written = file.writer.size_so_far() as u64;
     let row_groups = file.writer.flushed_row_groups() as u64 + 1;
