@@ -5,7 +5,7 @@
 //! still accepted. Keys are read from `docs/pipeline.md` and flags from the
 //! binary's `--help`, so a new key or flag is covered once it exists.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::pipeline_doc::{kinds, kinds_for, load, Doc};
 
-const DOC: &str = include_str!("../docs/pipeline.md");
+const DOC: &str = include_str!("../../docs/pipeline.md");
 
 /// Float values at the edges of what a float key can be given.
 const HOSTILE_FLOATS: [&str; 16] = [

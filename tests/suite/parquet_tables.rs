@@ -28,7 +28,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 const START_NS: i64 = 1_700_000_000_000_000_000;
 const RATE: u32 = 4000;
 
-mod common;
+use crate::common;
 use common::parquet_read::{column_names, f, parquet_files, read_file, read_rows, Cell};
 
 // ---------------------------------------------------------------- the source

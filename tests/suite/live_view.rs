@@ -4,7 +4,7 @@
 //! returns the very samples the meter sent; the event stream delivers
 //! fleet updates.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

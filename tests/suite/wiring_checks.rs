@@ -9,7 +9,7 @@
 //! wrong is what the check must name. Signals carry noise (0.2 V, 20 mA) and
 //! a load that lags 20° (PF 0.94), so no finding rests on exact numbers.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -9,7 +9,7 @@
 //! times within one cycle, residual voltage within 0.2 % of Udin; window
 //! length within one sample of 12 cycles at 60 Hz.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 //! dropped without costing the good meters, and SIGTERM leaves finished
 //! files and a consistent checkpoint.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! through `meterflow batch`: the windows of a capture with corrupt counters
 //! are the clean capture's, row for row.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! `meterflow batch` of a capture file. Windows, `events` rows and counters
 //! come out equal, and the events are the ones the faults put in.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

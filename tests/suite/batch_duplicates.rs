@@ -4,7 +4,7 @@
 //! dataset the binary leaves, against the analytic energy of a clean
 //! 230 V / 10 A three-phase signal and against one run's rows.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

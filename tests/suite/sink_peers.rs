@@ -12,7 +12,7 @@
 //!   one line each; the counter has them all. So does a client source that
 //!   redials a dead address every 10 ms.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

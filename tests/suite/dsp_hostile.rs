@@ -4,7 +4,7 @@
 //! engine directly, through `meterflow batch` on an f32le file, and by a
 //! property test over random values.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

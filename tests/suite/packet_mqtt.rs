@@ -4,7 +4,7 @@
 //! arrives once, in order, on `betterfleet/<device_id>`, also when the
 //! broker is down at first and the packets come from the spool.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! Parquet and NDJSON packets, checked against the signals' analytic truth;
 //! bad files are reported without costing the good ones.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

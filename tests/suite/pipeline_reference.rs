@@ -4,14 +4,14 @@
 //! the types' JSON schema (`meterflow::pipeline::reference`), so a new field
 //! fails this test until the doc has it.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::pipeline_doc::kinds;
 use meterflow::pipeline::reference::{sections, Section, TOP_LEVEL};
 
-const DOC: &str = include_str!("../docs/pipeline.md");
+const DOC: &str = include_str!("../../docs/pipeline.md");
 
 /// (TOML header, source kind) → key → default cell.
 type Tables = BTreeMap<(String, Option<String>), BTreeMap<String, String>>;

@@ -4,7 +4,7 @@
 //! errors, a screenshot that is not blank, one titled chart per plotted
 //! table and device; the fleet numbers against the signals' analytic truth.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

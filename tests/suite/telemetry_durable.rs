@@ -3,7 +3,7 @@
 //! with -9, started again on the same state folder and stopped cleanly;
 //! every acknowledged dataset is then in `tel_mppt`, once.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! spec's, or hand computations noted beside them. Numbers that went
 //! through one unit factor are compared within 1e-12 relative.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

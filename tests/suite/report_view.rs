@@ -7,7 +7,7 @@
 //! (a hand-built dataset, the demo, a capture with dips) is written to
 //! `target/tmp/report-screens/` for a person to look at.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -446,7 +446,8 @@ async fn the_demo_and_a_pq_capture_read_as_a_user_sees_them() {
     let html = dir.path().join("demo.html");
     let summary = report(&demo, &html);
     let config =
-        meterflow::pipeline::PipelineConfig::parse(include_str!("../pipelines/demo.toml")).unwrap();
+        meterflow::pipeline::PipelineConfig::parse(include_str!("../../pipelines/demo.toml"))
+            .unwrap();
     let meterflow::pipeline::config::SourceConfig::VirtualMeters(meters) = &config.source else {
         panic!("the demo has virtual meters");
     };

@@ -4,7 +4,7 @@
 //! continue one stream; damaged files, unknown tags and a missing ffmpeg
 //! are clear errors that cost nothing else.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -8,7 +8,7 @@
 //! factor are compared with a relative tolerance of 1e-12; everything else
 //! (text, flags, times in ns) exactly.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

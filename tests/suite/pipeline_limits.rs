@@ -3,7 +3,7 @@
 //! names, opt-in tables without their flag, empty folders, unreachable
 //! `connect` entries), is refused at load with an error naming its key.
 
-mod common;
+use crate::common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -30,7 +30,7 @@ const NAN_P_L2: std::ops::Range<u64> = 20..30;
 const GAP_AT: u64 = 137;
 const GAP_LEN: u64 = 6;
 
-mod common;
+use crate::common;
 use common::parquet_read::{f, parquet_files, read_file, read_rows, Cell};
 
 // ---------------------------------------------------------------- the source

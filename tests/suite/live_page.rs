@@ -4,7 +4,7 @@
 //! values, and the meter view draws the phasor diagram at the angles the
 //! signal has. A screenshot of each view is written for a person to see.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

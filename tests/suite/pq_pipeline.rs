@@ -7,7 +7,7 @@
 //! the truth, residual/maximum and ΔU within 0.2 % of Udin; flicker as
 //! IEC 61000-4-15 Table 5: Pst = 1.00 ± 5 %, a steady phase < 0.05.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! is the first sample's time stamp, `startTs`, which is the midnight tick
 //! itself; every check is exact (integer ns).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
