@@ -532,3 +532,93 @@ fn a_rarely_written_table_finishes_its_files_when_any_table_passes_the_span() {
     assert!(pending > 1, "pending seq {pending}");
     writer.close().unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Device names and the `window_start`s of each finished windows file, in
+/// file order.
+fn windows_files(out: &Path) -> Vec<(String, Vec<i64>)> {
+    parquet_files(&out.join("windows"))
+        .iter()
+        .map(|p| (relative(out, p), window_starts(p)))
+        .collect()
+}
+
+#[test]
+fn ended_devices_finish_together_at_the_flush_and_one_back_first_keeps_its_files_apart() {
+    use meterflow::model::Record;
+    use meterflow::sink::output::Output;
+    use meterflow::sink::parquet::ParquetOutput;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path();
+    let (output, _) = ParquetOutput::open(
+        &windows_only(out),
+        &DatasetInfo::default(),
+        None,
+        Duration::from_secs(1),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut output: Box<dyn Output> = Box::new(output);
+    let names = ["m1", "m2", "m3"];
+    let mut seq = 0;
+    let mut accept = |output: &mut Box<dyn Output>, record: Record| {
+        seq += 1;
+        output
+            .accept(seq, &record)
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let starts = |from: u64| -> Vec<i64> {
+        (from..from + 5)
+            .map(|i| START_NS + i as i64 * 200_000_000)
+            .collect()
+    };
+    for name in names {
+        for i in 0..5 {
+            accept(
+                &mut output,
+                Record::Window(window(&device(name), starts(0)[i], i as u64)),
+            );
+        }
+        accept(&mut output, Record::DeviceFinished(Arc::from(name)));
+    }
+    // m1 comes back before the flush: its first rows are finished before
+    // its new ones, so they stay in a file of their own as before.
+    for i in 0..5 {
+        accept(
+            &mut output,
+            Record::Window(window(&device("m1"), starts(10)[i], 10 + i as u64)),
+        );
+    }
+    output.flush().unwrap_or_else(|e| panic!("{e}"));
+    let expected_after_flush: Vec<(String, Vec<i64>)> = vec![
+        (
+            "windows/device=m1/date=2023-11-14/part-00000.parquet".into(),
+            starts(0),
+        ),
+        (
+            "windows/device=m2/date=2023-11-14/part-00000.parquet".into(),
+            starts(0),
+        ),
+        (
+            "windows/device=m3/date=2023-11-14/part-00000.parquet".into(),
+            starts(0),
+        ),
+    ];
+    assert_eq!(windows_files(out), expected_after_flush, "after the flush");
+    assert!(
+        temp_files(out).len() <= 1,
+        "only m1's open file may be in progress"
+    );
+    output.close().unwrap_or_else(|e| panic!("{e}"));
+    let mut expected = expected_after_flush;
+    expected.insert(
+        1,
+        (
+            "windows/device=m1/date=2023-11-14/part-00001.parquet".into(),
+            starts(10),
+        ),
+    );
+    assert_eq!(windows_files(out), expected, "after the close");
+    assert!(temp_files(out).is_empty());
+}

@@ -918,34 +918,22 @@ impl DatasetWriter {
 
     /// The device's stream ended: its rows are written and its files finished.
     pub fn finish_device(&mut self, device: &str) -> Result<()> {
-        if let Some(t) = &mut self.windows {
-            t.finish_device(device)?;
-        }
-        if let Some(t) = &mut self.latch {
-            t.finish_device(device)?;
-        }
-        if let Some(t) = &mut self.aggregates {
-            t.finish_device(device)?;
-        }
-        if let Some(t) = &mut self.harmonics {
-            t.finish_device(device)?;
-        }
-        if let Some(t) = &mut self.events {
-            t.finish_device(device)?;
-        }
-        if let Some(t) = &mut self.pq_events {
-            t.finish_device(device)?;
-        }
-        if let Some(t) = &mut self.half_cycle {
-            t.finish_device(device)?;
-        }
-        if let Some(t) = &mut self.pinst {
-            t.finish_device(device)?;
-        }
-        if let Some(t) = &mut self.raw {
-            t.finish_device(device)?;
-        }
-        Ok(())
+        self.finish_devices(&[device])
+    }
+
+    /// Finishes several ended devices, the tables side by side: a sink's
+    /// shutdown ends every meter at once, and each of them has a file per
+    /// table to write and finish. Every table tries every device; the first
+    /// error wins.
+    pub fn finish_devices(&mut self, devices: &[impl AsRef<str> + Sync]) -> Result<()> {
+        self.side_by_side(|table| {
+            let mut result = Ok(());
+            for device in devices {
+                let finished = table.finish_device(device.as_ref());
+                result = result.and(finished);
+            }
+            result
+        })
     }
 
     /// Writes everything pending and finishes every open file.
@@ -1011,6 +999,15 @@ impl DatasetWriter {
     /// Tables are separate files, so they close side by side: a sink's
     /// shutdown writes every meter's waiting rows of every table at once.
     fn close_all_tables(&mut self) -> Result<()> {
+        self.side_by_side(|table| table.close())
+    }
+
+    /// Runs `step` on every enabled table, each on its own thread but the
+    /// last, which runs on this one. Every table runs; the first error wins.
+    fn side_by_side(
+        &mut self,
+        step: impl Fn(&mut dyn TableStep) -> Result<()> + Sync,
+    ) -> Result<()> {
         let DatasetWriter {
             windows,
             latch,
@@ -1023,44 +1020,65 @@ impl DatasetWriter {
             raw,
             ..
         } = self;
-        type Closing<'a> = Box<dyn FnOnce() -> Result<()> + Send + 'a>;
-        fn closing<'a, T: Send>(
-            table: &'a mut Option<T>,
-            close: fn(&mut T) -> Result<()>,
-        ) -> Option<Closing<'a>> {
-            let table = table.as_mut()?;
-            Some(Box::new(move || close(table)))
+        fn step_of<T: TableStep>(table: &mut Option<T>) -> Option<&mut dyn TableStep> {
+            table.as_mut().map(|table| table as &mut dyn TableStep)
         }
-        let mut closings: Vec<Closing<'_>> = [
-            closing(windows, Table::close),
-            closing(latch, Table::close),
-            closing(aggregates, Table::close),
-            closing(harmonics, Table::close),
-            closing(events, Table::close),
-            closing(pq_events, Table::close),
-            closing(half_cycle, Table::close),
-            closing(pinst, Table::close),
-            closing(raw, RawTable::close),
+        let mut tables: Vec<&mut dyn TableStep> = [
+            step_of(windows),
+            step_of(latch),
+            step_of(aggregates),
+            step_of(harmonics),
+            step_of(events),
+            step_of(pq_events),
+            step_of(half_cycle),
+            step_of(pinst),
+            step_of(raw),
         ]
         .into_iter()
         .flatten()
         .collect();
-        // The last table closes on this thread; the others each on their own.
-        let last = closings.pop();
-        let results: Vec<Result<()>> = std::thread::scope(|scope| {
-            let threads: Vec<_> = closings
+        let last = tables.pop();
+        let step = &step;
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = tables
                 .into_iter()
-                .map(|close| scope.spawn(close))
+                .map(|table| scope.spawn(move || step(table)))
                 .collect();
-            let mut results: Vec<Result<()>> = last.into_iter().map(|close| close()).collect();
-            results.extend(threads.into_iter().map(|thread| {
-                thread
+            let mut result = last.map_or(Ok(()), step);
+            for thread in threads {
+                let done = thread
                     .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            }));
-            results
-        });
-        results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                result = result.and(done);
+            }
+            result
+        })
+    }
+}
+
+/// What the dataset does to each of its tables alike, whatever its rows.
+trait TableStep: Send {
+    fn finish_device(&mut self, device: &str) -> Result<()>;
+    fn close(&mut self) -> Result<()>;
+}
+
+impl<R: PartitionRow + Send> TableStep for Table<R> {
+    fn finish_device(&mut self, device: &str) -> Result<()> {
+        Table::finish_device(self, device)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        Table::close(self)
+    }
+}
+
+impl TableStep for RawTable {
+    fn finish_device(&mut self, device: &str) -> Result<()> {
+        RawTable::finish_device(self, device)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        RawTable::close(self)
     }
 }
 

@@ -4,6 +4,8 @@
 //! can see. Telemetry tables (opened with their first row) are finished on
 //! the low-rate flush interval; the ack holds back for what they stage.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::run_report::OutputSummary;
@@ -24,6 +26,10 @@ pub struct ParquetOutput {
     /// How often the telemetry tables' files are finished.
     low_rate_flush: Duration,
     last_seq: u64,
+    /// Devices whose stream ended, finished together at the next flush (or
+    /// before a row of theirs arrives): a sink's shutdown ends every meter
+    /// at once, and finishing them as one step runs the tables side by side.
+    ended: BTreeSet<Arc<str>>,
 }
 
 impl ParquetOutput {
@@ -61,6 +67,7 @@ impl ParquetOutput {
                 telemetry: None,
                 low_rate_flush,
                 last_seq: 0,
+                ended: BTreeSet::new(),
             },
             recovery,
         ))
@@ -74,6 +81,23 @@ impl ParquetOutput {
             None => TelemetryTables::open(&self.config, &self.info, self.low_rate_flush)?,
         };
         Ok(self.telemetry.insert(tables))
+    }
+
+    /// Writes and finishes the files of the devices whose stream ended.
+    fn finish_ended(&mut self) -> anyhow::Result<()> {
+        if self.ended.is_empty() {
+            return Ok(());
+        }
+        let ended: Vec<Arc<str>> = std::mem::take(&mut self.ended).into_iter().collect();
+        Ok(self.dataset.finish_devices(&ended)?)
+    }
+}
+
+/// The device whose table rows `record` brings, if it brings any.
+fn rows_device(record: &Record) -> Option<&str> {
+    match record {
+        Record::DeviceFinished(_) | Record::Sensor(_) | Record::Readings(_) => None,
+        other => other.device(),
     }
 }
 
@@ -92,6 +116,10 @@ impl Output for ParquetOutput {
     fn accept(&mut self, seq: u64, record: &Record) -> anyhow::Result<()> {
         self.last_seq = seq;
         self.dataset.at_seq(seq);
+        // A device back after its end starts new files, as it did before.
+        if rows_device(record).is_some_and(|device| self.ended.contains(device)) {
+            self.finish_ended()?;
+        }
         match record {
             Record::Window(row) => self.dataset.write_window(row.clone())?,
             Record::Latch(row) => self.dataset.write_latch(row.clone())?,
@@ -101,7 +129,9 @@ impl Output for ParquetOutput {
             Record::PqEvent(row) => self.dataset.write_pq_event(row.clone())?,
             Record::HalfCycle(row) => self.dataset.write_half_cycle(row.clone())?,
             Record::Pinst(row) => self.dataset.write_pinst(row.clone())?,
-            Record::DeviceFinished(name) => self.dataset.finish_device(name)?,
+            Record::DeviceFinished(name) => {
+                self.ended.insert(Arc::clone(name));
+            }
             Record::Telemetry(batch) => self.telemetry_tables()?.write(seq, batch)?,
             Record::Sensor(_) | Record::Readings(_) | Record::Consumed(_) => {}
         }
@@ -109,6 +139,7 @@ impl Output for ParquetOutput {
     }
 
     fn flush(&mut self) -> anyhow::Result<u64> {
+        self.finish_ended()?;
         self.dataset.seal_ended()?;
         self.dataset.commit()?;
         let staged = match &mut self.telemetry {
@@ -130,6 +161,7 @@ impl Output for ParquetOutput {
     }
 
     fn relieve(&mut self) -> anyhow::Result<()> {
+        self.finish_ended()?;
         self.dataset.seal_all()?;
         self.dataset.commit()?;
         if let Some(tables) = &mut self.telemetry {
@@ -138,7 +170,8 @@ impl Output for ParquetOutput {
         Ok(())
     }
 
-    fn close(self: Box<Self>) -> anyhow::Result<OutputSummary> {
+    fn close(mut self: Box<Self>) -> anyhow::Result<OutputSummary> {
+        self.finish_ended()?;
         let ParquetOutput {
             dataset,
             telemetry,
