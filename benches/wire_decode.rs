@@ -1,10 +1,12 @@
 //! Decode throughput of the meter stream: a 6-channel 8 kHz stream of
 //! 1008-byte chunks (the firmware's TCP chunk size) with a rate log line
-//! about once a second, as a meter sends it.
+//! about once a second, as a meter sends it; and the payloads' unpacking
+//! into per-channel SI values.
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use meterflow::wire::frame::{put_data_frame, put_info_line};
+use meterflow::wire::samples::append_payload;
 use meterflow::wire::{chunk_size, Frame, Measures, MeterCodec, Transport};
 use std::hint::black_box;
 use tokio_util::codec::Decoder;
@@ -73,5 +75,30 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode);
+/// One second of 1008-byte chunk payloads unpacked into six channels (the
+/// sink's decoder runs this on every chunk it takes).
+fn unpack(c: &mut Criterion) {
+    let measures = Measures::ThreePhase;
+    let chunk = chunk_size(8000, measures.bytes_per_sample(), Transport::Tcp);
+    let payload: Vec<u8> = (0..chunk / 4)
+        .flat_map(|k| ((k as f32 * 0.01).sin() * 325.0).to_le_bytes())
+        .collect();
+    let chunks = (8000 * measures.bytes_per_sample()).div_ceil(chunk);
+    let mut channels: Vec<Vec<f32>> = vec![Vec::with_capacity(8100); 6];
+    let mut group = c.benchmark_group("wire_payload_6ch_8khz");
+    group.throughput(Throughput::Elements((chunks * chunk / 4) as u64));
+    group.bench_function("append_payload", |b| {
+        b.iter(|| {
+            channels.iter_mut().for_each(Vec::clear);
+            for _ in 0..chunks {
+                append_payload(measures, black_box(&payload), &mut channels)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            black_box(&channels);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, unpack);
 criterion_main!(benches);

@@ -100,13 +100,19 @@ pub fn append_payload(
     }
     let samples = payload.len() / bytes_per_sample;
     for (c, (out, channel)) in channels.iter_mut().zip(layout).enumerate() {
-        let divisor = channel.si_divisor();
         out.reserve(samples);
         let offset = c * BYTES_PER_VALUE;
-        out.extend(payload.chunks_exact(bytes_per_sample).map(|sample| {
+        let values = payload.chunks_exact(bytes_per_sample).map(|sample| {
             let v = &sample[offset..offset + BYTES_PER_VALUE];
-            f32::from_le_bytes([v[0], v[1], v[2], v[3]]) / divisor
-        }));
+            f32::from_le_bytes([v[0], v[1], v[2], v[3]])
+        });
+        let divisor = channel.si_divisor();
+        // A division by one changes nothing: skip it for channels in SI units.
+        if divisor == 1.0 {
+            out.extend(values);
+        } else {
+            out.extend(values.map(|v| v / divisor));
+        }
     }
     Ok(())
 }
