@@ -84,7 +84,7 @@ fn unpack(c: &mut Criterion) {
         .flat_map(|k| ((k as f32 * 0.01).sin() * 325.0).to_le_bytes())
         .collect();
     let chunks = (8000 * measures.bytes_per_sample()).div_ceil(chunk);
-    let mut channels: Vec<Vec<f32>> = vec![Vec::with_capacity(8100); 6];
+    let mut channels: Vec<Vec<f32>> = (0..6).map(|_| Vec::with_capacity(8100)).collect();
     let mut group = c.benchmark_group("wire_payload_6ch_8khz");
     group.throughput(Throughput::Elements((chunks * chunk / 4) as u64));
     group.bench_function("append_payload", |b| {
