@@ -255,10 +255,6 @@ impl<R: PartitionRow> Table<R> {
         &self.writer
     }
 
-    pub(crate) fn writer_mut(&mut self) -> &mut PartitionedWriter {
-        &mut self.writer
-    }
-
     /// The lowest record seq whose rows are not yet in visible files.
     pub(crate) fn pending_min_seq(&self) -> Option<u64> {
         let staged = self
@@ -275,11 +271,6 @@ impl<R: PartitionRow> Table<R> {
 
     pub(crate) fn rows(&self) -> u64 {
         self.rows
-    }
-
-    /// The newest data time of a row pushed (`i64::MIN`: none yet).
-    pub(crate) fn latest_ns(&self) -> i64 {
-        self.latest_ns
     }
 
     /// Encodes every device's waiting rows, devices in name order.
@@ -758,20 +749,10 @@ impl DatasetWriter {
 
     /// The lowest record seq whose rows are not yet visible (None: all are).
     pub fn pending_min_seq(&self) -> Option<u64> {
-        [
-            self.windows.as_ref().and_then(Table::pending_min_seq),
-            self.latch.as_ref().and_then(Table::pending_min_seq),
-            self.aggregates.as_ref().and_then(Table::pending_min_seq),
-            self.harmonics.as_ref().and_then(Table::pending_min_seq),
-            self.events.as_ref().and_then(Table::pending_min_seq),
-            self.pq_events.as_ref().and_then(Table::pending_min_seq),
-            self.half_cycle.as_ref().and_then(Table::pending_min_seq),
-            self.pinst.as_ref().and_then(Table::pending_min_seq),
-            self.raw.as_ref().and_then(RawTable::pending_min_seq),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.tables()
+            .into_iter()
+            .filter_map(|table| table.pending_min_seq())
+            .min()
     }
 
     /// Finishes the files of spans that ended a grace ago (see `Table::seal_ended`).
@@ -780,40 +761,18 @@ impl DatasetWriter {
     /// ended, instead of keeping them open, and the record log's
     /// acknowledgement with them, until shutdown.
     pub fn seal_ended(&mut self) -> Result<()> {
-        let now = [
-            self.windows.as_ref().map(Table::latest_ns),
-            self.latch.as_ref().map(Table::latest_ns),
-            self.aggregates.as_ref().map(Table::latest_ns),
-            self.harmonics.as_ref().map(Table::latest_ns),
-            self.events.as_ref().map(Table::latest_ns),
-            self.pq_events.as_ref().map(Table::latest_ns),
-            self.half_cycle.as_ref().map(Table::latest_ns),
-            self.pinst.as_ref().map(Table::latest_ns),
-            self.raw.as_ref().map(|t| t.latest_ns),
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(i64::MIN);
-        let results = [
-            self.windows.as_mut().map_or(Ok(()), |t| t.seal_ended(now)),
-            self.latch.as_mut().map_or(Ok(()), |t| t.seal_ended(now)),
-            self.aggregates
-                .as_mut()
-                .map_or(Ok(()), |t| t.seal_ended(now)),
-            self.harmonics
-                .as_mut()
-                .map_or(Ok(()), |t| t.seal_ended(now)),
-            self.events.as_mut().map_or(Ok(()), |t| t.seal_ended(now)),
-            self.pq_events
-                .as_mut()
-                .map_or(Ok(()), |t| t.seal_ended(now)),
-            self.half_cycle
-                .as_mut()
-                .map_or(Ok(()), |t| t.seal_ended(now)),
-            self.pinst.as_mut().map_or(Ok(()), |t| t.seal_ended(now)),
-        ];
-        results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+        let now = self
+            .tables()
+            .into_iter()
+            .map(|table| table.latest_ns())
+            .max()
+            .unwrap_or(i64::MIN);
+        let mut result = Ok(());
+        for table in self.tables_mut() {
+            let sealed = table.seal_ended(now);
+            result = result.and(sealed);
+        }
+        result
     }
 
     /// Finishes (seals) every open file; with commits on they stay
@@ -823,33 +782,51 @@ impl DatasetWriter {
     }
 
     fn for_each_writer(&mut self, mut each: impl FnMut(&mut PartitionedWriter)) {
-        if let Some(t) = &mut self.windows {
-            each(t.writer_mut());
+        for table in self.tables_mut() {
+            each(table.writer_mut());
         }
-        if let Some(t) = &mut self.latch {
-            each(t.writer_mut());
+    }
+
+    /// The enabled tables, in a fixed order (windows first, raw last).
+    fn tables(&self) -> Vec<&dyn DatasetTable> {
+        fn table<T: DatasetTable>(table: &Option<T>) -> Option<&dyn DatasetTable> {
+            table.as_ref().map(|table| table as &dyn DatasetTable)
         }
-        if let Some(t) = &mut self.aggregates {
-            each(t.writer_mut());
+        [
+            table(&self.windows),
+            table(&self.latch),
+            table(&self.aggregates),
+            table(&self.harmonics),
+            table(&self.events),
+            table(&self.pq_events),
+            table(&self.half_cycle),
+            table(&self.pinst),
+            table(&self.raw),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// [`Self::tables`], to change.
+    fn tables_mut(&mut self) -> Vec<&mut dyn DatasetTable> {
+        fn table<T: DatasetTable>(table: &mut Option<T>) -> Option<&mut dyn DatasetTable> {
+            table.as_mut().map(|table| table as &mut dyn DatasetTable)
         }
-        if let Some(t) = &mut self.harmonics {
-            each(t.writer_mut());
-        }
-        if let Some(t) = &mut self.events {
-            each(t.writer_mut());
-        }
-        if let Some(t) = &mut self.pq_events {
-            each(t.writer_mut());
-        }
-        if let Some(t) = &mut self.half_cycle {
-            each(t.writer_mut());
-        }
-        if let Some(t) = &mut self.pinst {
-            each(t.writer_mut());
-        }
-        if let Some(t) = &mut self.raw {
-            each(&mut t.writer);
-        }
+        [
+            table(&mut self.windows),
+            table(&mut self.latch),
+            table(&mut self.aggregates),
+            table(&mut self.harmonics),
+            table(&mut self.events),
+            table(&mut self.pq_events),
+            table(&mut self.half_cycle),
+            table(&mut self.pinst),
+            table(&mut self.raw),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// A window (and, with the harmonics table on, its subgroups).
@@ -945,43 +922,15 @@ impl DatasetWriter {
     /// Finished files and row counts so far.
     pub fn summary(&self) -> DatasetSummary {
         let mut summary = DatasetSummary::default();
-        let mut add = |writer: &PartitionedWriter, rows: u64, held: u64| {
+        for table in self.tables() {
+            let writer = table.writer();
             summary.files.extend_from_slice(writer.finished_files());
-            summary.rows.insert(writer.table(), rows);
-            if held > 0 {
-                summary.already_held.insert(writer.table(), held);
+            summary.rows.insert(writer.table(), table.rows());
+            if table.already_held() > 0 {
+                summary
+                    .already_held
+                    .insert(writer.table(), table.already_held());
             }
-        };
-        if let Some(t) = &self.windows {
-            add(&t.writer, t.rows, t.already_held());
-        }
-        if let Some(t) = &self.latch {
-            add(&t.writer, t.rows, t.already_held());
-        }
-        if let Some(t) = &self.aggregates {
-            add(&t.writer, t.rows, t.already_held());
-        }
-        if let Some(t) = &self.harmonics {
-            add(&t.writer, t.rows, t.already_held());
-        }
-        if let Some(t) = &self.events {
-            add(&t.writer, t.rows, t.already_held());
-        }
-        if let Some(t) = &self.pq_events {
-            add(&t.writer, t.rows, t.already_held());
-        }
-        if let Some(t) = &self.half_cycle {
-            add(&t.writer, t.rows, t.already_held());
-        }
-        if let Some(t) = &self.pinst {
-            add(&t.writer, t.rows, t.already_held());
-        }
-        if let Some(t) = &self.raw {
-            add(
-                &t.writer,
-                t.rows,
-                t.held.as_ref().map_or(0, HeldSpans::skipped),
-            );
         }
         summary
     }
@@ -1006,37 +955,9 @@ impl DatasetWriter {
     /// last, which runs on this one. Every table runs; the first error wins.
     fn side_by_side(
         &mut self,
-        step: impl Fn(&mut dyn TableStep) -> Result<()> + Sync,
+        step: impl Fn(&mut dyn DatasetTable) -> Result<()> + Sync,
     ) -> Result<()> {
-        let DatasetWriter {
-            windows,
-            latch,
-            aggregates,
-            harmonics,
-            events,
-            pq_events,
-            half_cycle,
-            pinst,
-            raw,
-            ..
-        } = self;
-        fn step_of<T: TableStep>(table: &mut Option<T>) -> Option<&mut dyn TableStep> {
-            table.as_mut().map(|table| table as &mut dyn TableStep)
-        }
-        let mut tables: Vec<&mut dyn TableStep> = [
-            step_of(windows),
-            step_of(latch),
-            step_of(aggregates),
-            step_of(harmonics),
-            step_of(events),
-            step_of(pq_events),
-            step_of(half_cycle),
-            step_of(pinst),
-            step_of(raw),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let mut tables = self.tables_mut();
         let last = tables.pop();
         let step = &step;
         std::thread::scope(|scope| {
@@ -1056,13 +977,53 @@ impl DatasetWriter {
     }
 }
 
-/// What the dataset does to each of its tables alike, whatever its rows.
-trait TableStep: Send {
+/// What the dataset asks of each of its tables alike, whatever its rows.
+trait DatasetTable: Send {
+    fn writer(&self) -> &PartitionedWriter;
+    fn writer_mut(&mut self) -> &mut PartitionedWriter;
+    /// Rows written so far.
+    fn rows(&self) -> u64;
+    /// Rows skipped because the dataset already held them.
+    fn already_held(&self) -> u64;
+    /// The lowest record seq whose rows are not yet visible.
+    fn pending_min_seq(&self) -> Option<u64>;
+    /// The newest data time of a row pushed (`i64::MIN`: none yet).
+    fn latest_ns(&self) -> i64;
+    /// Finishes the files whose span ended a grace before `now`.
+    fn seal_ended(&mut self, now: i64) -> Result<()>;
     fn finish_device(&mut self, device: &str) -> Result<()>;
     fn close(&mut self) -> Result<()>;
 }
 
-impl<R: PartitionRow + Send> TableStep for Table<R> {
+impl<R: PartitionRow + Send> DatasetTable for Table<R> {
+    fn writer(&self) -> &PartitionedWriter {
+        &self.writer
+    }
+
+    fn writer_mut(&mut self) -> &mut PartitionedWriter {
+        &mut self.writer
+    }
+
+    fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn already_held(&self) -> u64 {
+        Table::already_held(self)
+    }
+
+    fn pending_min_seq(&self) -> Option<u64> {
+        Table::pending_min_seq(self)
+    }
+
+    fn latest_ns(&self) -> i64 {
+        self.latest_ns
+    }
+
+    fn seal_ended(&mut self, now: i64) -> Result<()> {
+        Table::seal_ended(self, now)
+    }
+
     fn finish_device(&mut self, device: &str) -> Result<()> {
         Table::finish_device(self, device)
     }
@@ -1072,7 +1033,37 @@ impl<R: PartitionRow + Send> TableStep for Table<R> {
     }
 }
 
-impl TableStep for RawTable {
+impl DatasetTable for RawTable {
+    fn writer(&self) -> &PartitionedWriter {
+        &self.writer
+    }
+
+    fn writer_mut(&mut self) -> &mut PartitionedWriter {
+        &mut self.writer
+    }
+
+    fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn already_held(&self) -> u64 {
+        self.held.as_ref().map_or(0, HeldSpans::skipped)
+    }
+
+    fn pending_min_seq(&self) -> Option<u64> {
+        RawTable::pending_min_seq(self)
+    }
+
+    fn latest_ns(&self) -> i64 {
+        self.latest_ns
+    }
+
+    /// Raw files are not sealed on the clock (as before this trait): they
+    /// end when the samples cross the span, when the device ends, or at close.
+    fn seal_ended(&mut self, _now: i64) -> Result<()> {
+        Ok(())
+    }
+
     fn finish_device(&mut self, device: &str) -> Result<()> {
         RawTable::finish_device(self, device)
     }
