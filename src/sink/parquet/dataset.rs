@@ -237,11 +237,20 @@ impl<R: PartitionRow> Table<R> {
         Ok(())
     }
 
-    fn finish_device(&mut self, device: &str) -> Result<()> {
-        let written = self.write_device(device);
-        self.staged.remove(device);
-        written?;
-        self.writer.finish_device(device)
+    /// Writes the devices' waiting rows and finishes their files as one
+    /// group; a device whose rows failed to write keeps its files open.
+    fn finish_devices(&mut self, devices: &[&str]) -> Result<()> {
+        let mut result = Ok(());
+        let mut written = Vec::with_capacity(devices.len());
+        for &device in devices {
+            match self.write_device(device) {
+                Ok(()) => written.push(device),
+                Err(error) => result = result.and(Err(error)),
+            }
+            self.staged.remove(device);
+        }
+        let finished = self.writer.finish_devices(&written);
+        result.and(finished)
     }
 
     /// Orders the rows not yet encoded (a table clustered by a key).
@@ -394,10 +403,21 @@ impl RawTable {
             .min()
     }
 
-    fn finish_device(&mut self, name: &str) -> Result<()> {
-        self.flush_device(name)?;
-        self.buffers.remove(name);
-        self.writer.finish_device(name)
+    /// As `Table::finish_devices`.
+    fn finish_devices(&mut self, devices: &[&str]) -> Result<()> {
+        let mut result = Ok(());
+        let mut written = Vec::with_capacity(devices.len());
+        for &device in devices {
+            match self.flush_device(device) {
+                Ok(()) => {
+                    self.buffers.remove(device);
+                    written.push(device);
+                }
+                Err(error) => result = result.and(Err(error)),
+            }
+        }
+        let finished = self.writer.finish_devices(&written);
+        result.and(finished)
     }
 
     fn close(&mut self) -> Result<()> {
@@ -900,17 +920,11 @@ impl DatasetWriter {
 
     /// Finishes several ended devices, the tables side by side: a sink's
     /// shutdown ends every meter at once, and each of them has a file per
-    /// table to write and finish. Every table tries every device; the first
-    /// error wins.
-    pub fn finish_devices(&mut self, devices: &[impl AsRef<str> + Sync]) -> Result<()> {
-        self.side_by_side(|table| {
-            let mut result = Ok(());
-            for device in devices {
-                let finished = table.finish_device(device.as_ref());
-                result = result.and(finished);
-            }
-            result
-        })
+    /// table to write and finish. Each table publishes its files as one
+    /// group; every table tries every device; the first error wins.
+    pub fn finish_devices(&mut self, devices: &[impl AsRef<str>]) -> Result<()> {
+        let devices: Vec<&str> = devices.iter().map(AsRef::as_ref).collect();
+        self.side_by_side(|table| table.finish_devices(&devices))
     }
 
     /// Writes everything pending and finishes every open file.
@@ -991,7 +1005,8 @@ trait DatasetTable: Send {
     fn latest_ns(&self) -> i64;
     /// Finishes the files whose span ended a grace before `now`.
     fn seal_ended(&mut self, now: i64) -> Result<()>;
-    fn finish_device(&mut self, device: &str) -> Result<()>;
+    /// Writes the ended devices' rows and finishes their files.
+    fn finish_devices(&mut self, devices: &[&str]) -> Result<()>;
     fn close(&mut self) -> Result<()>;
 }
 
@@ -1024,8 +1039,8 @@ impl<R: PartitionRow + Send> DatasetTable for Table<R> {
         Table::seal_ended(self, now)
     }
 
-    fn finish_device(&mut self, device: &str) -> Result<()> {
-        Table::finish_device(self, device)
+    fn finish_devices(&mut self, devices: &[&str]) -> Result<()> {
+        Table::finish_devices(self, devices)
     }
 
     fn close(&mut self) -> Result<()> {
@@ -1064,8 +1079,8 @@ impl DatasetTable for RawTable {
         Ok(())
     }
 
-    fn finish_device(&mut self, device: &str) -> Result<()> {
-        RawTable::finish_device(self, device)
+    fn finish_devices(&mut self, devices: &[&str]) -> Result<()> {
+        RawTable::finish_devices(self, devices)
     }
 
     fn close(&mut self) -> Result<()> {

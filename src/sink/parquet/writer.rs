@@ -504,10 +504,16 @@ impl PartitionedWriter {
 
     /// Finishes every open file of `device`.
     pub fn finish_device(&mut self, device: &str) -> Result<()> {
+        self.finish_devices(&[device])
+    }
+
+    /// Finishes the open files of these devices, published as one group.
+    pub fn finish_devices(&mut self, devices: &[&str]) -> Result<()> {
+        let devices: std::collections::HashSet<&str> = devices.iter().copied().collect();
         let keys: Vec<(String, i64)> = self
             .open
             .keys()
-            .filter(|(d, _)| d == device)
+            .filter(|(device, _)| devices.contains(device.as_str()))
             .cloned()
             .collect();
         self.close_files(keys)
