@@ -237,20 +237,19 @@ impl<R: PartitionRow> Table<R> {
         Ok(())
     }
 
-    /// Writes the devices' waiting rows and finishes their files as one
-    /// group; a device whose rows failed to write keeps its files open.
+    /// Writes each device's waiting rows and closes its files at once (an
+    /// open file holds its buffers), then publishes them all as one group;
+    /// a device whose rows failed to write keeps its files open.
     fn finish_devices(&mut self, devices: &[&str]) -> Result<()> {
         let mut result = Ok(());
-        let mut written = Vec::with_capacity(devices.len());
         for &device in devices {
-            match self.write_device(device) {
-                Ok(()) => written.push(device),
-                Err(error) => result = result.and(Err(error)),
-            }
+            let written = self.write_device(device);
             self.staged.remove(device);
+            let sealed = written.and_then(|()| self.writer.seal_device(device));
+            result = result.and(sealed);
         }
-        let finished = self.writer.finish_devices(&written);
-        result.and(finished)
+        let published = self.writer.publish_closed();
+        result.and(published)
     }
 
     /// Orders the rows not yet encoded (a table clustered by a key).
@@ -406,18 +405,15 @@ impl RawTable {
     /// As `Table::finish_devices`.
     fn finish_devices(&mut self, devices: &[&str]) -> Result<()> {
         let mut result = Ok(());
-        let mut written = Vec::with_capacity(devices.len());
         for &device in devices {
-            match self.flush_device(device) {
-                Ok(()) => {
-                    self.buffers.remove(device);
-                    written.push(device);
-                }
-                Err(error) => result = result.and(Err(error)),
-            }
+            let sealed = self.flush_device(device).and_then(|()| {
+                self.buffers.remove(device);
+                self.writer.seal_device(device)
+            });
+            result = result.and(sealed);
         }
-        let finished = self.writer.finish_devices(&written);
-        result.and(finished)
+        let published = self.writer.publish_closed();
+        result.and(published)
     }
 
     fn close(&mut self) -> Result<()> {

@@ -435,8 +435,8 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// Syncs and renames the files this call closed, side by side.
-    fn publish_closed(&mut self) -> Result<()> {
+    /// Syncs and renames the files closed since the last publish, side by side.
+    pub(crate) fn publish_closed(&mut self) -> Result<()> {
         if self.closed.is_empty() {
             return Ok(());
         }
@@ -504,19 +504,23 @@ impl PartitionedWriter {
 
     /// Finishes every open file of `device`.
     pub fn finish_device(&mut self, device: &str) -> Result<()> {
-        self.finish_devices(&[device])
+        let keys = self.open_keys_of(device);
+        self.close_files(keys)
     }
 
-    /// Finishes the open files of these devices, published as one group.
-    pub fn finish_devices(&mut self, devices: &[&str]) -> Result<()> {
-        let devices: std::collections::HashSet<&str> = devices.iter().copied().collect();
-        let keys: Vec<(String, i64)> = self
-            .open
+    /// Closes every open file of `device` without publishing it: the caller
+    /// publishes several devices' files as one group ([`Self::publish_closed`]).
+    pub(crate) fn seal_device(&mut self, device: &str) -> Result<()> {
+        let keys = self.open_keys_of(device);
+        self.close_keys(keys)
+    }
+
+    fn open_keys_of(&self, device: &str) -> Vec<(String, i64)> {
+        self.open
             .keys()
-            .filter(|(device, _)| devices.contains(device.as_str()))
+            .filter(|(d, _)| d == device)
             .cloned()
-            .collect();
-        self.close_files(keys)
+            .collect()
     }
 
     /// Finishes every open file; tries them all and reports the first failure.
@@ -527,7 +531,15 @@ impl PartitionedWriter {
 
     /// Finishes these files in key order and publishes them as one group;
     /// tries them all and reports the first failure.
-    fn close_files(&mut self, mut keys: Vec<(String, i64)>) -> Result<()> {
+    fn close_files(&mut self, keys: Vec<(String, i64)>) -> Result<()> {
+        let closed = self.close_keys(keys);
+        let published = self.publish_closed();
+        closed.and(published)
+    }
+
+    /// Closes these files in key order; tries them all and reports the
+    /// first failure.
+    fn close_keys(&mut self, mut keys: Vec<(String, i64)>) -> Result<()> {
         keys.sort();
         let mut first_error = None;
         for key in keys {
@@ -535,8 +547,7 @@ impl PartitionedWriter {
                 first_error.get_or_insert(e);
             }
         }
-        let published = self.publish_closed();
-        first_error.map_or(published, Err)
+        first_error.map_or(Ok(()), Err)
     }
 }
 
