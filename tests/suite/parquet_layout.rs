@@ -19,6 +19,8 @@ use meterflow::sink::parquet::{
 use meterflow::wire::Measures;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use crate::common::parquet_read::parquet_files;
+
 /// 2023-11-14T22:13:20Z, a multiple of 10 s.
 const START_NS: i64 = 1_700_000_000_000_000_000;
 /// 2023-11-15T00:00:00Z.
@@ -42,13 +44,6 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
     }
     files.sort();
     files
-}
-
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    all_files(dir)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect()
 }
 
 fn temp_files(dir: &Path) -> Vec<PathBuf> {

@@ -502,12 +502,6 @@ impl PartitionedWriter {
         self.close_files(keys)
     }
 
-    /// Finishes every open file of `device`.
-    pub fn finish_device(&mut self, device: &str) -> Result<()> {
-        let keys = self.open_keys_of(device);
-        self.close_files(keys)
-    }
-
     /// Closes every open file of `device` without publishing it: the caller
     /// publishes several devices' files as one group ([`Self::publish_closed`]).
     pub(crate) fn seal_device(&mut self, device: &str) -> Result<()> {
