@@ -186,9 +186,13 @@ fn parquet(parquet: &ParquetConfig) -> anyhow::Result<()> {
     )?;
     ROWS.check_usize("sink.parquet.batch_rows", parquet.batch_rows)?;
     WRITER_QUEUE.check_usize("sink.parquet.queue_capacity", parquet.queue_capacity)?;
-    let level = parquet.zstd_level;
-    if !(1..=22).contains(&level) {
-        bail!("sink.parquet.zstd_level: {level} is out of range (1 ..= 22)");
+    for (key, level) in [
+        ("zstd_level", parquet.zstd_level),
+        ("raw_zstd_level", parquet.raw_zstd_level),
+    ] {
+        if !(1..=22).contains(&level) {
+            bail!("sink.parquet.{key}: {level} is out of range (1 ..= 22)");
+        }
     }
     Ok(())
 }

@@ -72,8 +72,12 @@ pub struct ParquetConfig {
     pub raw_row_group_rows: usize,
     /// Rows a table takes between checks for files of quiet devices to finish.
     pub batch_rows: usize,
-    /// ZSTD level of every column (1 = fast, up to 22).
+    /// ZSTD level of every column (1 = fast, up to 22) but the raw archive's samples.
     pub zstd_level: i32,
+    /// ZSTD level of the raw archive's sample columns: noise in their low
+    /// bytes leaves little for higher levels to find (3 saves 0.5 % of the
+    /// archive at ~25 % more encoding time than 1).
+    pub raw_zstd_level: i32,
     /// fsync each file before its rename, so a finished file survives power loss.
     pub fsync: bool,
     /// Messages queued to the writer thread before senders block (backpressure).
@@ -99,6 +103,7 @@ impl Default for ParquetConfig {
             raw_row_group_rows: 1_048_576,
             batch_rows: 4096,
             zstd_level: 3,
+            raw_zstd_level: 1,
             fsync: true,
             queue_capacity: 1024,
             late_rows_grace_s: 60.0,
@@ -141,6 +146,9 @@ impl ParquetConfig {
         }
         if parquet::basic::ZstdLevel::try_new(self.zstd_level).is_err() {
             return bad("sink.parquet.zstd_level must be within 1..=22");
+        }
+        if parquet::basic::ZstdLevel::try_new(self.raw_zstd_level).is_err() {
+            return bad("sink.parquet.raw_zstd_level must be within 1..=22");
         }
         if self.queue_capacity == 0 {
             return bad("sink.parquet.queue_capacity must be at least 1");

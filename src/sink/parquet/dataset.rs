@@ -516,7 +516,10 @@ impl DatasetWriter {
                         false,
                         &[(keys::MEASURES, measures)],
                     )));
-                raw::column_properties(builder, schema).build()
+                // validate() checked the level, as base_properties' own.
+                let sample_level =
+                    ZstdLevel::try_new(raw_config.raw_zstd_level).unwrap_or_default();
+                raw::column_properties(builder, schema, sample_level).build()
             });
             RawTable {
                 writer: PartitionedWriter::new(&config.out, raw::TABLE, rotation, properties_for)

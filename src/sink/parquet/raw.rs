@@ -2,10 +2,13 @@
 //! instant with one Float32 column per channel, named as the layout names
 //! it (`v_l1`, `i_l1`, …), in SI units exactly as the decoder produced them.
 //!
-//! Sample columns use BYTE_STREAM_SPLIT + ZSTD with dictionaries off (the
-//! encoding made for noisy floats); `time` and `sample_index` use
-//! DELTA_BINARY_PACKED, so the per-row timestamps cost almost nothing;
-//! `device` and `measures` (one value per file) carry no statistics.
+//! Sample columns use BYTE_STREAM_SPLIT + ZSTD at their own level with
+//! dictionaries off (the encoding made for noisy floats) and no statistics
+//! (a row group's extremes of a waveform say nothing a reader prunes by;
+//! computing them was 3 % of the archive's encoding time); `time` and
+//! `sample_index` use DELTA_BINARY_PACKED, so the per-row timestamps cost
+//! almost nothing; the columns holding one value per file carry no
+//! statistics either.
 //! A file holds one layout: its schema depends on the device's `measures`.
 
 use std::collections::HashMap;
@@ -17,7 +20,7 @@ use arrow::array::{
 use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use parquet::basic::Encoding;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
@@ -53,26 +56,30 @@ pub fn schema(measures: Measures) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
 
-/// Encodings of the raw table's columns for a file of `schema`.
+/// Encodings of the raw table's columns for a file of `schema`, its
+/// sample columns compressed at `sample_zstd_level`.
 pub(crate) fn column_properties(
     mut builder: WriterPropertiesBuilder,
     schema: &Schema,
+    sample_zstd_level: ZstdLevel,
 ) -> WriterPropertiesBuilder {
-    // One value per file (a file is one device's, in one layout), which
-    // its folder and metadata already name: min/max statistics would only
-    // compare every row's string (~5 % of the archive's encoding time).
-    for name in ["device", "measures"] {
-        builder =
-            builder.set_column_statistics_enabled(ColumnPath::from(name), EnabledStatistics::None);
-    }
     for field in schema.fields() {
-        let path = ColumnPath::from(field.name().as_str());
+        let name = field.name().as_str();
+        let path = ColumnPath::from(name);
         let encoding = match field.data_type() {
-            DataType::Float32 => Encoding::BYTE_STREAM_SPLIT,
-            _ if matches!(field.name().as_str(), "time" | "sample_index") => {
-                Encoding::DELTA_BINARY_PACKED
+            DataType::Float32 => {
+                builder = builder
+                    .set_column_compression(path.clone(), Compression::ZSTD(sample_zstd_level))
+                    .set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
+                Encoding::BYTE_STREAM_SPLIT
             }
-            _ => continue,
+            _ if matches!(name, "time" | "sample_index") => Encoding::DELTA_BINARY_PACKED,
+            _ => {
+                // One value per file, which its folder and metadata already
+                // name: min/max statistics would only compare every row.
+                builder = builder.set_column_statistics_enabled(path, EnabledStatistics::None);
+                continue;
+            }
         };
         builder = builder
             .set_column_dictionary_enabled(path.clone(), false)
