@@ -117,6 +117,12 @@ pub trait CaptureVisitor {
     fn session_start(&mut self, session: &SessionDescription);
     fn block(&mut self, block: &SampleBlock);
     fn event(&mut self, event: SourceEvent);
+    /// [`block`](Self::block) from a feed that is done with the samples: a
+    /// visitor that keeps them may take the channel vectors instead of
+    /// copying them, leaving each channel empty.
+    fn block_owned(&mut self, block: &mut SampleBlock) {
+        self.block(block)
+    }
 }
 
 /// One sampling session found in a capture.
@@ -261,10 +267,9 @@ fn decode_file(
     visitor: &mut dyn CaptureVisitor,
 ) -> Result<(), CaptureError> {
     loop {
-        while let Some(item) = decoder.poll() {
-            summary.note(&item);
-            feed.apply(item, visitor);
-        }
+        // What one read decoded, as runs of up to a block's worth of samples.
+        let items = std::iter::from_fn(|| decoder.poll()).inspect(|item| summary.note(item));
+        feed.apply_all(items, visitor);
         if decoder.is_finished() {
             break;
         }
@@ -330,7 +335,7 @@ pub fn read_meter_stream(
     decode_file(
         &mut reader,
         &mut decoder,
-        BlockFeed::default(),
+        BlockFeed::with_run_limit(FILE_BLOCK_SAMPLES),
         &mut summary,
         visitor,
     )?;
@@ -405,7 +410,7 @@ pub(crate) fn read_f32le(
     if !refill(&mut reader, &mut decoder, &mut summary.bytes)? {
         return Err(CaptureError::Empty);
     }
-    let mut feed = BlockFeed::default();
+    let mut feed = BlockFeed::with_run_limit(FILE_BLOCK_SAMPLES);
     if continues.is_some() {
         // An earlier file started the session: no start of its own.
         feed.resume(&session);

@@ -628,9 +628,22 @@ impl MeterDecoder {
 pub struct BlockFeed {
     block: Option<SampleBlock>,
     lost_samples: u64,
+    /// A run of chunks is handed over once it holds this many samples
+    /// (None: runs end only where the items given together end).
+    run_limit: Option<usize>,
 }
 
 impl BlockFeed {
+    /// A feed whose runs hold at most about `samples` samples (one chunk
+    /// more at most): a file's reads hold a megabyte of chunks, too much
+    /// for the engine's passes to find in cache.
+    pub fn with_run_limit(samples: usize) -> Self {
+        BlockFeed {
+            run_limit: Some(samples),
+            ..BlockFeed::default()
+        }
+    }
+
     /// Continues a session an earlier file started: its layout, no start.
     pub fn resume(&mut self, description: &SessionDescription) {
         self.block = Some(SampleBlock::new(
@@ -703,9 +716,12 @@ impl BlockFeed {
         run: &mut bool,
         visitor: &mut V,
     ) {
+        let limit = self.run_limit.unwrap_or(usize::MAX);
         let continues = *run
             && self.block.as_ref().is_some_and(|block| {
-                chunk.gap_before == 0 && chunk.first_index == block.first_index + block.len() as u64
+                chunk.gap_before == 0
+                    && chunk.first_index == block.first_index + block.len() as u64
+                    && block.len() < limit
             });
         if !continues {
             self.end_run(run, visitor);
@@ -731,7 +747,7 @@ impl BlockFeed {
     fn end_run<V: CaptureVisitor + ?Sized>(&mut self, run: &mut bool, visitor: &mut V) {
         if std::mem::take(run) {
             if let Some(block) = self.block.as_mut() {
-                visitor.block(block);
+                visitor.block_owned(block);
             }
         }
     }
@@ -1139,5 +1155,47 @@ mod tests {
             together.0
         );
         assert_eq!(feed.lost_samples(), 8);
+    }
+
+    #[test]
+    fn a_run_limit_ends_runs_and_a_visitor_may_take_their_samples() {
+        /// Takes every block's vectors, as a visitor that keeps them does.
+        #[derive(Default)]
+        struct Taker(Vec<(u64, Vec<Vec<f32>>)>);
+        impl CaptureVisitor for Taker {
+            fn session_start(&mut self, _: &SessionDescription) {}
+            fn block(&mut self, block: &SampleBlock) {
+                self.0.push((block.first_index, block.channels.clone()));
+            }
+            fn event(&mut self, _: SourceEvent) {}
+            fn block_owned(&mut self, block: &mut SampleBlock) {
+                let channels = block.channels.iter_mut().map(std::mem::take).collect();
+                self.0.push((block.first_index, channels));
+            }
+        }
+        let (items, _) = decode_all(&troubled_stream());
+        let mut one_by_one = Taker::default();
+        let mut feed = BlockFeed::default();
+        for item in items.clone() {
+            feed.apply(item, &mut one_by_one);
+        }
+        // A limit of one chunk: every chunk is a run of its own.
+        let mut limited = Taker::default();
+        let mut feed = BlockFeed::with_run_limit(CHUNK as usize);
+        feed.apply_all(items.clone(), &mut limited);
+        assert_eq!(limited.0, one_by_one.0);
+        // One sample more: a run takes a second chunk, then ends.
+        let mut pairs = Taker::default();
+        let mut feed = BlockFeed::with_run_limit(CHUNK as usize + 1);
+        feed.apply_all(items, &mut pairs);
+        assert_eq!(pairs.0[0].0, 0);
+        assert_eq!(pairs.0[0].1[0].len(), 2 * CHUNK as usize);
+        assert!(pairs
+            .0
+            .iter()
+            .all(|(_, c)| c[0].len() <= 2 * CHUNK as usize));
+        let samples =
+            |runs: &Taker| -> Vec<f32> { runs.0.iter().flat_map(|(_, c)| c[0].clone()).collect() };
+        assert_eq!(samples(&pairs), samples(&one_by_one));
     }
 }

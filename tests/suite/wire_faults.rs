@@ -96,9 +96,27 @@ struct Seen {
 
 impl CaptureVisitor for Seen {
     fn session_start(&mut self, _: &SessionDescription) {}
+    /// Reading hands over runs of chunks; the checks here are per chunk, so
+    /// a run is cut back into its chunks (chunk k holds the samples from
+    /// k·`CHUNK` on; only the first of a run can follow a gap).
     fn block(&mut self, block: &SampleBlock) {
-        self.blocks
-            .push((block.first_index, block.gap_before, block.channels.clone()));
+        let end = block.first_index + block.len() as u64;
+        let mut first = block.first_index;
+        while first < end {
+            let next = ((first / CHUNK + 1) * CHUNK).min(end);
+            let (from, to) = (
+                (first - block.first_index) as usize,
+                (next - block.first_index) as usize,
+            );
+            let channels = block
+                .channels
+                .iter()
+                .map(|c| c[from..to].to_vec())
+                .collect();
+            let gap_before = if from == 0 { block.gap_before } else { 0 };
+            self.blocks.push((first, gap_before, channels));
+            first = next;
+        }
     }
     fn event(&mut self, event: SourceEvent) {
         self.events.push(event);
