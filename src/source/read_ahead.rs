@@ -68,6 +68,14 @@ impl Forwarder {
     }
 }
 
+/// An empty block where `block` starts (same stream, index and gap).
+fn starting_like(block: &SampleBlock) -> SampleBlock {
+    let mut start = SampleBlock::new(block.measures, block.rate, block.start_unix_ns);
+    start.first_index = block.first_index;
+    start.gap_before = block.gap_before;
+    start
+}
+
 /// Whether `next` continues `pending` with nothing lost in between.
 fn continues(pending: &SampleBlock, next: &SampleBlock) -> bool {
     next.gap_before == 0
@@ -89,9 +97,7 @@ impl CaptureVisitor for Forwarder {
             return;
         }
         self.flush();
-        let mut merged = SampleBlock::new(block.measures, block.rate, block.start_unix_ns);
-        merged.first_index = block.first_index;
-        merged.gap_before = block.gap_before;
+        let mut merged = starting_like(block);
         merged.channels = block
             .channels
             .iter()
@@ -105,7 +111,7 @@ impl CaptureVisitor for Forwarder {
     }
 
     /// A block already as large as a merged one travels as it is: its
-    /// vectors change hands instead of being copied (the copy was a tenth
+    /// vectors change hands instead of being copied (the copy was a sixth
     /// of a batch's reading thread). The feed gets empty ones of the same
     /// capacity back.
     fn block_owned(&mut self, block: &mut SampleBlock) {
@@ -116,9 +122,7 @@ impl CaptureVisitor for Forwarder {
             return;
         }
         self.flush();
-        let mut whole = SampleBlock::new(block.measures, block.rate, block.start_unix_ns);
-        whole.first_index = block.first_index;
-        whole.gap_before = block.gap_before;
+        let mut whole = starting_like(block);
         whole.channels = block
             .channels
             .iter_mut()
