@@ -36,6 +36,18 @@ fn pipeline_with(
     metrics_port: u16,
     record_log: &str,
 ) -> PathBuf {
+    pipeline_with_keys(dir, out, port, metrics_port, record_log, "")
+}
+
+/// [`pipeline_with`] and these extra `[sink.parquet]` keys.
+fn pipeline_with_keys(
+    dir: &Path,
+    out: &Path,
+    port: u16,
+    metrics_port: u16,
+    record_log: &str,
+    parquet_keys: &str,
+) -> PathBuf {
     let path = dir.join("sink.toml");
     std::fs::write(
         &path,
@@ -51,6 +63,7 @@ packet_interval_s = 1.0
 out = "{parquet}"
 max_file_span_s = 2
 late_rows_grace_s = 0.5
+{parquet_keys}
 [sink.packets.targets.ndjson]
 dir = "{state}/packets"
 [sink.packets.targets.spool]
@@ -166,11 +179,29 @@ fn start_meters(
 
 #[test]
 fn kill_9_mid_stream_then_restart_loses_only_the_unflushed_tail_and_records_it() {
+    kill_9_mid_stream_then_restart("");
+}
+
+/// The same with every meter's rows in shared files (the shipped sink's
+/// layout): a commit covers many meters' rows at once.
+#[test]
+fn kill_9_with_shared_files_loses_only_the_unflushed_tail_and_writes_no_row_twice() {
+    kill_9_mid_stream_then_restart("layout = \"shared_files\"\nrow_group_rows = 64");
+}
+
+fn kill_9_mid_stream_then_restart(parquet_keys: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("parquet");
     let (port, metrics_port) = (free_port(), free_port());
-    let pipeline = pipeline(dir.path(), &out, port, metrics_port);
+    let pipeline = pipeline_with_keys(
+        dir.path(),
+        &out,
+        port,
+        metrics_port,
+        "flush_interval_s = 0.2",
+        parquet_keys,
+    );
 
     let mut sink = start_sink(&pipeline, 1);
     let (cancel, meters) = start_meters(&runtime, port, metrics_port, 3, "crash");

@@ -22,6 +22,7 @@ use super::sink::{stop_child, SinkBench};
 use crate::model::bounds::{Span, DAY};
 use crate::model::clock::unix_now_ns;
 use crate::pipeline::cluster::local::{plan_nodes, write_pipeline, LocalCluster, Restart, Role};
+use crate::pipeline::config::FileLayout;
 use crate::pipeline::PipelineConfig;
 use crate::wire::Measures;
 
@@ -99,6 +100,8 @@ pub async fn run(args: ClusterBench) -> anyhow::Result<ClusterFigures> {
                 // As the cluster's writer: no fsync.
                 fsync: false,
                 file_span_s: Some(args.file_span_s),
+                // As the cluster's writer.
+                layout: FileLayout::SharedFiles,
                 rss_every_s: None,
                 live: false,
                 dir: args.dir.as_ref().map(|d| d.join("single")),
@@ -589,7 +592,8 @@ max_pending = {connections}
 
 [sink.parquet]
 out = "{out}/parquet"
-row_group_rows = 512
+layout = "shared_files"
+row_group_rows = 16384
 fsync = false
 max_file_span_s = {span}
 late_rows_grace_s = {LATE_ROWS_GRACE_S}

@@ -18,6 +18,7 @@ use super::proc_stats::{cpu_seconds, peak_rss_kib, rss_kib};
 use crate::model::bounds::{Span, DAY};
 use crate::model::latency::LatencySnapshot;
 use crate::pipeline::cluster::local::terminate_child;
+use crate::pipeline::config::FileLayout;
 use crate::pipeline::config::SourceConfig;
 use crate::pipeline::out_dir::direct_outputs;
 use crate::pipeline::runner;
@@ -51,6 +52,8 @@ pub struct SinkBench {
     /// Data time a Parquet file covers (`sink.parquet.max_file_span_s`);
     /// `None`: the pipeline default.
     pub file_span_s: Option<u32>,
+    /// `sink.parquet.layout`.
+    pub layout: FileLayout,
     /// Prints the sink's resident memory this often while measuring (a soak).
     pub rss_every_s: Option<f64>,
     /// Work folder for the outputs (default: a temporary one, removed afterwards).
@@ -375,8 +378,14 @@ fn bench_config(args: &SinkBench, dir: &Path) -> PipelineConfig {
             parquet.max_file_span_s = u64::from(span);
         }
         parquet.fsync = args.fsync;
-        // As in pipelines/sink.toml: rows wait per device for a row group.
-        parquet.row_group_rows = 512;
+        // As in pipelines/sink.toml: every meter's rows share the files and
+        // gather in big row groups; in device folders each meter's rows
+        // wait for small ones (the shipped setting before shared files).
+        parquet.layout = args.layout;
+        parquet.row_group_rows = match args.layout {
+            FileLayout::SharedFiles => 16_384,
+            FileLayout::DeviceFolders => 512,
+        };
     }
     config
 }

@@ -9,6 +9,7 @@ use meterflow::bench::batch::BatchBench;
 use meterflow::bench::cluster::ClusterBench;
 use meterflow::bench::sink::SinkBench;
 use meterflow::meter::firmware::DEFAULT_SEND_INTERVAL;
+use meterflow::pipeline::config::FileLayout;
 use meterflow::pipeline::limits;
 use meterflow::wire::Measures;
 
@@ -69,6 +70,10 @@ pub struct SinkBenchArgs {
     /// default: the pipeline's, 3600).
     #[arg(long)]
     pub file_span_s: Option<u32>,
+    /// `sink.parquet.layout`: `shared_files` as the shipped sink pipeline,
+    /// or `device_folders` (with 512-row row groups) to compare.
+    #[arg(long, default_value = "shared_files", value_parser = parse_layout)]
+    pub layout: FileLayout,
     /// A soak: print the sink's resident memory every this many seconds
     /// while measuring (with a long `--seconds`).
     #[arg(long, value_name = "SECONDS")]
@@ -114,6 +119,12 @@ pub struct ClusterBenchArgs {
     /// Work folder (default: a temporary one, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+/// A `sink.parquet.layout` value as the pipeline file spells it.
+fn parse_layout(value: &str) -> Result<FileLayout, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map_err(|_| "expected `shared_files` or `device_folders`".to_string())
 }
 
 /// This `meterflow`, which the sink and cluster benches run as child processes.
@@ -170,6 +181,7 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
         parquet: !args.no_parquet,
         fsync: args.fsync,
         file_span_s: args.file_span_s,
+        layout: args.layout,
         rss_every_s: args.rss_every_s,
         dir: args.dir,
         live: args.live,

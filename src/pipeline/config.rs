@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use crate::dsp::EngineConfig;
 use crate::sink::packet::{DeliveryConfig, PacketConfig};
+/// `sink.parquet.layout`, for callers that build a pipeline in code (the benches).
+pub use crate::sink::parquet::FileLayout;
 use crate::sink::parquet::ParquetConfig;
 
 use super::live::VirtualMetersConfig;

@@ -355,7 +355,7 @@ fn choose_source(
     columns: usize,
 ) -> Result<Source> {
     let limit = ROWS_PER_COLUMN * columns as u64;
-    let windows = count_rows(&dataset.files("windows", device, from, to))?;
+    let windows = count_rows(&dataset.files("windows", device, from, to), device)?;
     if windows > 0 && windows <= limit {
         return Ok(Source::Windows);
     }
@@ -433,6 +433,7 @@ fn read_source(
 ) -> Result<Frame> {
     let files = dataset.files(source.table(), device, from, to);
     let mut query = source_query(source, from, to, depth);
+    query.device = Some(device.to_string());
     if let Source::Aggregates(interval) = source {
         query.equals = Some(("interval".into(), interval.into()));
     }
@@ -469,6 +470,7 @@ pub fn load(
             to: events_to,
             texts: vec!["kind".into(), "message".into()],
             numbers: vec!["lost_samples".into()],
+            device: Some(device.to_string()),
             ..Query::default()
         },
     )?;
@@ -495,6 +497,7 @@ pub fn load(
             to,
             texts: vec!["channel".into()],
             lists: vec!["subgroups".into()],
+            device: Some(device.to_string()),
             ..Query::default()
         },
     )?;
@@ -628,6 +631,7 @@ pub fn extent(dataset: &Dataset, device: &str) -> Result<Option<(i64, i64)>> {
                 from: i64::MIN,
                 to: i64::MAX,
                 times: vec![end.into()],
+                device: Some(device.to_string()),
                 ..Query::default()
             },
         )?;

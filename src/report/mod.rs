@@ -343,7 +343,7 @@ fn fleet_overview(
 }
 
 fn select_devices(dataset: &Dataset, wanted: &[String], path: &Path) -> Result<Vec<String>> {
-    let all = dataset.devices();
+    let all = dataset.devices()?;
     if wanted.is_empty() {
         return Ok(all);
     }

@@ -2,7 +2,7 @@
 //! file lacks reads as null (NaN), so older files, other layouts and tables
 //! still being designed (`pq_events`) all load the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -254,10 +254,19 @@ fn match_by_statistics(metadata: &ParquetMetaData, name: &str, value: &str) -> M
     }
 }
 
-/// Rows in `files` according to their footers (no data is read).
-pub fn count_rows(files: &[&PartFile]) -> Result<u64> {
+/// Rows of `device` in `files`: a device's own files by their footers
+/// (no data is read), files shared by devices by their `device` column.
+pub fn count_rows(files: &[&PartFile], device: &str) -> Result<u64> {
     let mut rows = 0u64;
     for file in files {
+        if file.device.is_none() {
+            device_runs(file, |name, run| {
+                if name == device {
+                    rows += run;
+                }
+            })?;
+            continue;
+        }
         let Some(metadata) = footer(file, &open_file(file)?, &[])? else {
             continue;
         };
@@ -266,11 +275,73 @@ pub fn count_rows(files: &[&PartFile]) -> Result<u64> {
     Ok(rows)
 }
 
+/// The devices named in the `device` column of files shared by devices.
+pub fn device_names(files: &[&PartFile]) -> Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    for file in files {
+        device_runs(file, |name, _| {
+            if !names.contains(name) {
+                names.insert(name.to_string());
+            }
+        })?;
+    }
+    Ok(names)
+}
+
+/// Hands `each` every run of rows of one device in `file` (rows are
+/// grouped by device) and its length; a damaged file is noted and skipped.
+fn device_runs(file: &PartFile, mut each: impl FnMut(&str, u64)) -> Result<()> {
+    let handle = open_file(file)?;
+    let Some(metadata) = footer(file, &handle, &[])? else {
+        return Ok(());
+    };
+    let schema = metadata.metadata().file_metadata().schema_descr_ptr();
+    let Some(index) = column_index(&schema, "device") else {
+        return Ok(());
+    };
+    let mask = ProjectionMask::leaves(&schema, [index]);
+    let runs = parquet_reader(&file.path, handle, metadata, mask).and_then(|reader| {
+        for batch in reader {
+            let batch = batch.map_err(arrow_error(&file.path, "device"))?;
+            let names =
+                batch
+                    .column(0)
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| ReportError::Arrow {
+                        path: file.path.clone(),
+                        column: "device".into(),
+                        source: arrow::error::ArrowError::CastError("`device` is not text".into()),
+                    })?;
+            let mut start = 0;
+            while start < names.len() {
+                let name = names.value(start);
+                let end = (start + 1..names.len())
+                    .find(|&i| names.value(i) != name)
+                    .unwrap_or(names.len());
+                each(name, (end - start) as u64);
+                start = end;
+            }
+        }
+        Ok(())
+    });
+    match runs {
+        Err(error) if is_damage(&error) => {
+            file.skipped.note(&file.path, &error);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// The smallest `start` and largest `end` value over `files`, from the
-/// footers' column statistics; `None` when a file has no statistics for them.
+/// footers' column statistics; `None` when a file has no statistics for
+/// them, or holds several devices' rows (its statistics are not one device's).
 pub fn time_bounds(files: &[&PartFile], start: &str, end: &str) -> Result<Option<(i64, i64)>> {
     use parquet::file::statistics::Statistics;
     let mut bounds: Option<(i64, i64)> = None;
+    if files.iter().any(|f| f.device.is_none()) {
+        return Ok(None);
+    }
     for file in files {
         let Some(metadata) = footer(file, &open_file(file)?, &[start, end])? else {
             continue;
@@ -383,10 +454,12 @@ fn read_file(file: &PartFile, query: &Query, frame: &mut Frame) -> Result<()> {
         }
     }
     let query = query.as_ref();
-    let from_statistics =
-        !query.maxima.is_empty() && fold_maxima(metadata.metadata(), query, &mut frame.maxima);
-    let schema = metadata.schema().clone();
     let filter_device = query.device.as_deref().filter(|_| file.device.is_none());
+    // A shared file's statistics are every device's: its rows are read.
+    let from_statistics = !query.maxima.is_empty()
+        && filter_device.is_none()
+        && fold_maxima(metadata.metadata(), query, &mut frame.maxima);
+    let schema = metadata.schema().clone();
     let mut wanted: Vec<&str> = vec![query.time.as_str()];
     wanted.extend(query.numbers.iter().map(String::as_str));
     if !from_statistics {

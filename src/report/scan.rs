@@ -147,17 +147,20 @@ impl Dataset {
         self.tables.get(table).is_some_and(|f| !f.is_empty())
     }
 
-    /// Devices with files in any of the series tables, sorted by name.
-    pub fn devices(&self) -> Vec<String> {
-        let mut names: Vec<String> = SERIES_TABLES
-            .iter()
-            .filter_map(|t| self.tables.get(*t))
-            .flatten()
-            .filter_map(|f| f.device.clone())
-            .collect();
-        names.sort();
-        names.dedup();
-        names
+    /// Devices with rows in any of the series tables, sorted by name: from
+    /// the `device=` folders, and from the `device` column of files
+    /// shared by devices.
+    pub fn devices(&self) -> Result<Vec<String>> {
+        let files = || {
+            SERIES_TABLES
+                .iter()
+                .filter_map(|t| self.tables.get(*t))
+                .flatten()
+        };
+        let shared: Vec<&PartFile> = files().filter(|f| f.device.is_none()).collect();
+        let mut names = super::read::device_names(&shared)?;
+        names.extend(files().filter_map(|f| f.device.clone()));
+        Ok(names.into_iter().collect())
     }
 
     /// Files of `table` that may hold rows of `device` within `[from, to)`

@@ -356,7 +356,7 @@ fn documented_ranges_read_in_the_keys_units() {
 // ---- Command-line flags -------------------------------------------------
 
 /// Flags whose value is not a number (paths, addresses, names, layouts).
-const NON_NUMERIC_FLAGS: [&str; 22] = [
+const NON_NUMERIC_FLAGS: [&str; 23] = [
     "--out",
     "--pipeline",
     "--measures",
@@ -379,6 +379,7 @@ const NON_NUMERIC_FLAGS: [&str; 22] = [
     "--signal",
     "--capture",
     "--raw-measures",
+    "--layout",
 ];
 
 /// Values no numeric flag may take unless its row says so: not a number,

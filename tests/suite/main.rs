@@ -38,6 +38,7 @@ mod parquet_latch;
 mod parquet_layout;
 mod parquet_parallel_writer;
 mod parquet_raw;
+mod parquet_shared;
 mod parquet_tables;
 mod pipeline_batch;
 mod pipeline_limits;

@@ -52,21 +52,45 @@ impl Default for TableSelection {
     }
 }
 
+/// How the metric tables' files are cut among devices.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FileLayout {
+    // `<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`: a
+    // device's rows in files of their own.
+    #[default]
+    DeviceFolders,
+    // `<table>/date=<YYYY-MM-DD>/part-<seq>.parquet`: one file per span
+    // holds every device's rows, grouped by device inside each row group
+    // (the `device` column says whose). Many meters then share a few big
+    // row groups instead of each keeping files and row groups of its own.
+    SharedFiles,
+}
+
 /// Settings of a Parquet dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ParquetConfig {
-    /// Root folder: `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`.
+    /// Root folder: `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`
+    /// (without `device=<name>/` for files shared by devices, see `layout`).
     pub out: PathBuf,
     pub tables: TableSelection,
+    /// `device_folders`: each device's rows in files of its own;
+    /// `shared_files`: one file per table and span holds every device's
+    /// rows, grouped by device in each row group (the metric tables; the
+    /// raw archive always has files per device).
+    pub layout: FileLayout,
     /// A file covers at most this much data time, aligned to the clock
     /// (3600 = one file per device per hour), s.
     pub max_file_span_s: u64,
     /// A file is closed once its encoded size reaches this, bytes.
     pub max_file_bytes: u64,
     /// Rows per row group for the metric tables (readers prefer ~10^4..10^6).
-    /// Each device's rows wait in memory until they make one, so a
-    /// long-running sink with many devices wants fewer (e.g. 512).
+    /// Rows wait in memory until they make one: each device's apart in
+    /// device folders (a sink with many devices wants fewer there, e.g.
+    /// 512), every device's together in shared files (e.g. 16384).
     pub row_group_rows: usize,
     /// Rows (samples) per row group in the raw waveform archive.
     pub raw_row_group_rows: usize,
@@ -97,6 +121,7 @@ impl Default for ParquetConfig {
         ParquetConfig {
             out: PathBuf::from("out"),
             tables: TableSelection::default(),
+            layout: FileLayout::default(),
             max_file_span_s: 3600,
             max_file_bytes: 256 * 1024 * 1024,
             row_group_rows: 65_536,

@@ -14,7 +14,7 @@ use parquet::file::properties::{
 
 use super::aggregates;
 use super::commit::{self, CommitRecovery};
-use super::config::{DatasetInfo, ParquetConfig};
+use super::config::{DatasetInfo, FileLayout, ParquetConfig};
 use super::durable;
 use super::error::{ParquetSinkError, Result};
 use super::events;
@@ -110,7 +110,8 @@ impl<R: PartitionRow> Table<R> {
 
     /// From now on rows the dataset under `out` already holds are skipped.
     pub(crate) fn skip_held_rows(&mut self, out: &std::path::Path, identity: RowIdentity) {
-        self.held = Some(HeldRows::new(out, self.writer.table(), identity));
+        let shared = self.writer.shares_files();
+        self.held = Some(HeldRows::new(out, self.writer.table(), identity, shared));
     }
 
     /// Rows skipped because the dataset already held them.
@@ -160,18 +161,27 @@ impl<R: PartitionRow> Table<R> {
     pub(crate) fn push_from(&mut self, row: R, seq: u64, batch_rows: usize) -> Result<()> {
         self.latest_ns = self.latest_ns.max((self.time_of)(&row));
         self.total_pushes += 1;
-        if !self.staged.contains_key(row.partition()) {
-            self.staged
-                .insert(row.partition().to_string(), (Vec::new(), 0));
+        // Shared files: every device's rows wait together for a row group.
+        let group = if self.writer.shares_files() {
+            ""
+        } else {
+            row.partition()
+        };
+        if !self.staged.contains_key(group) {
+            self.staged.insert(group.to_string(), (Vec::new(), 0));
         }
-        let Some((staged, last_push)) = self.staged.get_mut(row.partition()) else {
+        let Some((staged, last_push)) = self.staged.get_mut(group) else {
             return Ok(());
         };
         staged.push((row, seq));
         *last_push = self.total_pushes;
         if staged.len() >= self.row_group_rows {
-            let name = staged[0].0.partition().to_string();
-            self.write_device(&name)?;
+            let group = if self.writer.shares_files() {
+                String::new()
+            } else {
+                staged[0].0.partition().to_string()
+            };
+            self.write_device(&group)?;
         }
         self.pushes += 1;
         if self.pushes >= batch_rows {
@@ -197,19 +207,32 @@ impl<R: PartitionRow> Table<R> {
                 self.write_device(&name)?;
                 self.writer.finish_ended_spans(&name, now, grace)?;
             }
-            // A streaming device's rows go to the file of a span that ended,
-            // so its rows of the next span finish that file.
-            for name in self.writer.devices_with_ended_spans(now, grace) {
-                self.write_device(&name)?;
+            if self.writer.shares_files() {
+                // Waiting rows of a span that ended go to its file before
+                // the file closes for want of rows.
+                let ended = self.staged.values().any(|(rows, _)| {
+                    rows.iter()
+                        .any(|(r, _)| self.writer.span_ended((self.time_of)(r), now, grace))
+                });
+                if ended {
+                    self.write_device("")?;
+                }
+            } else {
+                // A streaming device's rows go to the file of a span that
+                // ended, so its rows of the next span finish that file.
+                for name in self.writer.devices_with_ended_spans(now, grace) {
+                    self.write_device(&name)?;
+                }
             }
             self.writer.close_idle(now, grace, idle_rows)?;
         }
         Ok(())
     }
 
-    /// Encodes a device's waiting rows as a row group.
-    fn write_device(&mut self, name: &str) -> Result<()> {
-        let Some((staged, _)) = self.staged.get_mut(name) else {
+    /// Encodes the waiting rows of a device (or, with shared files, of
+    /// every device: group `""`) as a row group.
+    fn write_device(&mut self, group: &str) -> Result<()> {
+        let Some((staged, _)) = self.staged.get_mut(group) else {
             return Ok(());
         };
         if staged.is_empty() {
@@ -219,20 +242,35 @@ impl<R: PartitionRow> Table<R> {
         // Rows a replay brings again that an earlier run already made visible.
         let writer = &self.writer;
         let time_of = self.time_of;
-        rows.retain(|(r, seq)| *seq == 0 || *seq > writer.committed_seq(name, time_of(r)));
+        rows.retain(|(r, seq)| *seq == 0 || *seq > writer.committed_seq(r.partition(), time_of(r)));
         if let Some(held) = &mut self.held {
             let kind_of = self.kind_of;
-            rows.retain(|(r, _)| !held.holds(name, time_of(r), kind_of.map(|kind| kind(r))));
+            rows.retain(|(r, _)| {
+                !held.holds(r.partition(), time_of(r), kind_of.map(|kind| kind(r)))
+            });
         }
         if rows.is_empty() {
             return Ok(());
         }
+        if writer.shares_files() {
+            // One row group per file, each device's rows together in it
+            // (stable: a device's rows keep their order).
+            rows.sort_by(|(a, _), (b, _)| {
+                (writer.file_of(time_of(a)), a.partition())
+                    .cmp(&(writer.file_of(time_of(b)), b.partition()))
+            });
+        }
         let refs: Vec<&R> = rows.iter().map(|(r, _)| r).collect();
         let batch = self.spec.build(&refs)?;
-        let times: Vec<i64> = rows.iter().map(|(r, _)| (self.time_of)(r)).collect();
+        let times: Vec<i64> = rows.iter().map(|(r, _)| time_of(r)).collect();
         let seqs: Vec<u64> = rows.iter().map(|(_, seq)| *seq).collect();
-        self.writer
-            .write_with_seqs(name, &batch, &times, Some(&seqs))?;
+        if self.writer.shares_files() {
+            let devices: Vec<&str> = rows.iter().map(|(r, _)| r.partition()).collect();
+            self.writer.write_shared(&devices, &batch, &times, &seqs)?;
+        } else {
+            self.writer
+                .write_with_seqs(group, &batch, &times, Some(&seqs))?;
+        }
         self.rows += rows.len() as u64;
         Ok(())
     }
@@ -241,6 +279,10 @@ impl<R: PartitionRow> Table<R> {
     /// open file holds its buffers), then publishes them all as one group;
     /// a device whose rows failed to write keeps its files open.
     fn finish_devices(&mut self, devices: &[&str]) -> Result<()> {
+        if self.writer.shares_files() {
+            // Other devices' rows share the files: they finish with their span.
+            return Ok(());
+        }
         let mut result = Ok(());
         for &device in devices {
             let written = self.write_device(device);
@@ -497,7 +539,11 @@ impl DatasetWriter {
                 .set_key_value_metadata(Some(file_metadata(table, info, with_thd, &[])))
                 .build();
             let properties_for: PropertiesFor = Box::new(move |_| properties.clone());
-            PartitionedWriter::new(&config.out, table, rotation, properties_for)
+            let writer = PartitionedWriter::new(&config.out, table, rotation, properties_for);
+            match config.layout {
+                FileLayout::DeviceFolders => writer,
+                FileLayout::SharedFiles => writer.sharing_files(),
+            }
         };
         let tables = config.tables;
         let raw = tables.raw.then(|| {
@@ -714,10 +760,12 @@ impl DatasetWriter {
                 committed.insert((writer.table().to_string(), device.to_string(), day), seq);
             }
             for file in &sealed[index].1 {
-                let seq = committed
-                    .entry((writer.table().to_string(), file.device.clone(), file.day))
-                    .or_insert(0);
-                *seq = (*seq).max(file.max_seq);
+                for device in &file.devices {
+                    let seq = committed
+                        .entry((writer.table().to_string(), device.device.clone(), file.day))
+                        .or_insert(0);
+                    *seq = (*seq).max(device.max_seq);
+                }
             }
             index += 1;
         });

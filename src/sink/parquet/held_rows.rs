@@ -5,7 +5,7 @@
 //! is skipped. A partition's identities are read once, the first time the
 //! run writes to it, before the run's own files exist there.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ use arrow::array::{Array, StringArray, TimestampNanosecondArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use super::partition::{parse_seq, partition_dir};
+use super::partition::{date_dir, parse_seq, partition_dir};
 use crate::model::partition::utc_day;
 
 /// The columns that tell one row of a table from another of the same device.
@@ -35,17 +35,54 @@ pub(crate) struct HeldRows {
     table: &'static str,
     identity: RowIdentity,
     partitions: HashMap<(String, i64), Held>,
+    /// Files shared by devices (`<table>/date=…/`): a day's folder is read
+    /// once for all of them; these days are read.
+    shared_days: Option<HashSet<i64>>,
     skipped: u64,
 }
 
 impl HeldRows {
-    pub(crate) fn new(out: &Path, table: &'static str, identity: RowIdentity) -> Self {
+    pub(crate) fn new(
+        out: &Path,
+        table: &'static str,
+        identity: RowIdentity,
+        shared_files: bool,
+    ) -> Self {
         HeldRows {
             out: out.to_path_buf(),
             table,
             identity,
             partitions: HashMap::new(),
+            shared_days: shared_files.then(HashSet::new),
             skipped: 0,
+        }
+    }
+
+    /// Reads what the dataset held of `device` on `day`, once.
+    fn load(&mut self, device: &str, day: i64) {
+        let key = (device.to_string(), day);
+        match &mut self.shared_days {
+            Some(days) => {
+                if days.insert(day) {
+                    let dir = date_dir(&self.out.join(self.table), day);
+                    let identity = self.identity;
+                    let partitions = &mut self.partitions;
+                    read_partition(&dir, identity, true, |device, time, kind| {
+                        let held = partitions.entry((device.to_string(), day)).or_default();
+                        note_held(held, time, kind);
+                    });
+                }
+            }
+            None => {
+                if !self.partitions.contains_key(&key) {
+                    let dir = partition_dir(&self.out, self.table, device, day);
+                    let mut held = Held::new();
+                    read_partition(&dir, self.identity, false, |_, time, kind| {
+                        note_held(&mut held, time, kind);
+                    });
+                    self.partitions.insert(key, held);
+                }
+            }
         }
     }
 
@@ -53,12 +90,8 @@ impl HeldRows {
     /// before this run; counts it as skipped when it did.
     pub(crate) fn holds(&mut self, device: &str, time_ns: i64, kind: Option<&str>) -> bool {
         let day = utc_day(time_ns);
+        self.load(device, day);
         let key = (device.to_string(), day);
-        if !self.partitions.contains_key(&key) {
-            let dir = partition_dir(&self.out, self.table, device, day);
-            let held = read_partition(&dir, self.identity);
-            self.partitions.insert(key.clone(), held);
-        }
         let held = self
             .partitions
             .get(&key)
@@ -77,16 +110,29 @@ impl HeldRows {
     }
 }
 
-/// The identities in every finished part file of `dir`. A file that cannot
-/// be read is reported and holds nothing (its rows cannot be known).
-fn read_partition(dir: &Path, identity: RowIdentity) -> Held {
-    let mut held = Held::new();
+/// Notes a row of `kind` at `time` as held.
+fn note_held(held: &mut Held, time: i64, kind: &str) {
+    let at = held.entry(time).or_default();
+    if !at.iter().any(|k| &**k == kind) {
+        at.push(kind.into());
+    }
+}
+
+/// Hands `add` the (device, time, kind) of every row in the finished part
+/// files of `dir` (device `""` unless `with_device`: a folder of one
+/// device's files). A file that cannot be read is reported and holds
+/// nothing (its rows cannot be known).
+fn read_partition(
+    dir: &Path,
+    identity: RowIdentity,
+    with_device: bool,
+    mut add: impl FnMut(&str, i64, &str),
+) {
     for path in finished_parts(dir) {
-        if let Err(error) = read_file(&path, identity, &mut held) {
+        if let Err(error) = read_file(&path, identity, with_device, &mut add) {
             note_unreadable(&path, &error);
         }
     }
-    held
 }
 
 /// The finished part files of `dir` (none for a missing folder).
@@ -114,7 +160,12 @@ fn note_unreadable(path: &Path, error: &anyhow::Error) {
     );
 }
 
-fn read_file(path: &Path, identity: RowIdentity, held: &mut Held) -> anyhow::Result<()> {
+fn read_file(
+    path: &Path,
+    identity: RowIdentity,
+    with_device: bool,
+    add: &mut impl FnMut(&str, i64, &str),
+) -> anyhow::Result<()> {
     let file = File::open(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
     let schema = builder.parquet_schema();
@@ -126,6 +177,9 @@ fn read_file(path: &Path, identity: RowIdentity, held: &mut Held) -> anyhow::Res
             .ok_or_else(|| anyhow::anyhow!("no column `{name}`"))
     };
     let mut columns = vec![index_of(identity.time_column)?];
+    if with_device {
+        columns.push(index_of("device")?);
+    }
     if let Some(kind) = identity.kind_column {
         columns.push(index_of(kind)?);
     }
@@ -137,6 +191,15 @@ fn read_file(path: &Path, identity: RowIdentity, held: &mut Held) -> anyhow::Res
             .column_by_name(identity.time_column)
             .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
             .ok_or_else(|| anyhow::anyhow!("`{}` is not a ns timestamp", identity.time_column))?;
+        let devices = match with_device {
+            true => Some(
+                batch
+                    .column_by_name("device")
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                    .ok_or_else(|| anyhow::anyhow!("`device` is not text"))?,
+            ),
+            false => None,
+        };
         let kinds = match identity.kind_column {
             Some(name) => Some(
                 batch
@@ -151,10 +214,7 @@ fn read_file(path: &Path, identity: RowIdentity, held: &mut Held) -> anyhow::Res
                 continue;
             }
             let kind = kinds.map_or("", |k| k.value(row));
-            let at = held.entry(times.value(row)).or_default();
-            if !at.iter().any(|k| &**k == kind) {
-                at.push(kind.into());
-            }
+            add(devices.map_or("", |d| d.value(row)), times.value(row), kind);
         }
     }
     Ok(())

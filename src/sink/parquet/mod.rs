@@ -35,7 +35,7 @@ pub mod telemetry_output;
 pub mod windows;
 pub mod writer;
 
-pub use config::{DatasetInfo, ParquetConfig, TableSelection};
+pub use config::{DatasetInfo, FileLayout, ParquetConfig, TableSelection};
 pub use dataset::{DatasetSummary, DatasetWriter};
 pub use error::ParquetSinkError;
 pub use harmonics::HarmonicRow;

@@ -51,7 +51,7 @@ impl TelemetryDataset {
             tel_mppt: config.tables.tel_mppt.then(|| {
                 Table::new(
                     tel_mppt::spec(),
-                    writer(tel_mppt::TABLE, NS_PER_DAY).without_device_level(),
+                    writer(tel_mppt::TABLE, NS_PER_DAY).sharing_files(),
                     |r: &MpptRecord| r.time_event_ns,
                     config.row_group_rows,
                 )

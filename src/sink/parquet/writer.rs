@@ -1,11 +1,13 @@
 //! One table's partitioned files: rows go to the open file of their device
-//! and UTC date; files rotate when data time enters a new clock-aligned
-//! span or the file reaches its size limit; each file is written under a
-//! hidden temporary name and renamed when finished, so a reader never sees
-//! half a file. Blocking I/O: run it off the async runtime.
+//! and UTC date (or, with files shared by devices, of their date and span);
+//! files rotate when data time enters a new clock-aligned span or the file
+//! reaches its size limit; each file is written under a hidden temporary
+//! name and renamed when finished, so a reader never sees half a file.
+//! Blocking I/O: run it off the async runtime.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::ops::Range;
 use std::path::PathBuf;
 
 use arrow::datatypes::SchemaRef;
@@ -79,6 +81,19 @@ impl FileEncoder {
     }
 }
 
+/// An open file: its group (the device, or `""` for files shared by
+/// devices), UTC day, and span slot (0 for a device's one file of a day,
+/// which a newer span replaces).
+type FileKey = (String, i64, i64);
+
+/// One device's rows in a file: lowest and highest record seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSeqs {
+    pub device: String,
+    pub min_seq: u64,
+    pub max_seq: u64,
+}
+
 /// A file being written.
 struct OpenFile {
     writer: FileEncoder,
@@ -89,10 +104,9 @@ struct OpenFile {
     slot: i64,
     /// The table's row count when this file last got rows.
     rows_at_last_write: u64,
-    device: String,
     day: i64,
-    /// Lowest and highest record seq of the rows in the file.
-    seqs: Option<(u64, u64)>,
+    /// Per device: lowest and highest record seq of its rows in the file.
+    seqs: HashMap<String, (u64, u64)>,
 }
 
 /// A finished file under its temporary name, waiting for a commit.
@@ -100,11 +114,9 @@ struct OpenFile {
 pub struct SealedFile {
     pub temp_path: PathBuf,
     pub final_path: PathBuf,
-    pub device: String,
     pub day: i64,
-    /// Lowest and highest record seq in the file (0: rows written without seqs).
-    pub min_seq: u64,
-    pub max_seq: u64,
+    /// Record seqs per device in the file (none: rows written without seqs).
+    pub devices: Vec<DeviceSeqs>,
 }
 
 /// The partitioned files of one table.
@@ -113,7 +125,7 @@ pub struct PartitionedWriter {
     out: PathBuf,
     rotation: Rotation,
     properties_for: PropertiesFor,
-    open: HashMap<(String, i64), OpenFile>,
+    open: HashMap<FileKey, OpenFile>,
     /// Next file number per partition folder (scanned once, then counted).
     next_seq: HashMap<PathBuf, u64>,
     finished: Vec<PathBuf>,
@@ -122,9 +134,9 @@ pub struct PartitionedWriter {
     closed: Vec<(PathBuf, PathBuf)>,
     /// Rows written to the table so far, all devices.
     rows_written: u64,
-    /// `device=` folders (false: `<table>/date=…/` only, for tables
-    /// clustered inside the file instead).
-    device_level: bool,
+    /// One file per date and span holds every device's rows, under
+    /// `<table>/date=…/` (see [`Self::sharing_files`]).
+    shared_files: bool,
     /// End the row group after every write (see [`Self::accumulating_row_groups`]).
     row_group_per_write: bool,
     /// Encode a row group's columns in parallel (see [`Self::encoding_columns_in_parallel`]).
@@ -160,7 +172,7 @@ impl PartitionedWriter {
             finished: Vec::new(),
             closed: Vec::new(),
             rows_written: 0,
-            device_level: true,
+            shared_files: false,
             row_group_per_write: true,
             parallel_columns: false,
             deferred_commit: false,
@@ -206,13 +218,15 @@ impl PartitionedWriter {
     /// Notes that `files` are visible now (the commit renamed them).
     pub fn mark_committed(&mut self, files: &[SealedFile]) {
         for file in files {
-            let seq = self
-                .committed
-                .entry(file.device.clone())
-                .or_default()
-                .entry(file.day)
-                .or_insert(0);
-            *seq = (*seq).max(file.max_seq);
+            for device in &file.devices {
+                let seq = self
+                    .committed
+                    .entry(device.device.clone())
+                    .or_default()
+                    .entry(file.day)
+                    .or_insert(0);
+                *seq = (*seq).max(device.max_seq);
+            }
             self.finished.push(file.final_path.clone());
         }
     }
@@ -227,8 +241,14 @@ impl PartitionedWriter {
 
     /// The lowest record seq held only in files not yet visible (open or sealed).
     pub fn pending_min_seq(&self) -> Option<u64> {
-        let open = self.open.values().filter_map(|f| f.seqs.map(|(lo, _)| lo));
-        let sealed = self.sealed.iter().map(|f| f.min_seq);
+        let open = self
+            .open
+            .values()
+            .flat_map(|f| f.seqs.values().map(|(lo, _)| *lo));
+        let sealed = self
+            .sealed
+            .iter()
+            .flat_map(|f| f.devices.iter().map(|d| d.min_seq));
         open.chain(sealed).min()
     }
 
@@ -246,10 +266,22 @@ impl PartitionedWriter {
         self
     }
 
-    /// Partitions by date only: every row's device key must then be the same.
-    pub fn without_device_level(mut self) -> Self {
-        self.device_level = false;
+    /// Partitions by date only: one file per date and span holds the rows
+    /// of every device (rows come through [`Self::write_shared`]). Files
+    /// of several spans may be open at once, so a device that lags finds
+    /// its span's file until the grace after it ends.
+    pub fn sharing_files(mut self) -> Self {
+        self.shared_files = true;
         self
+    }
+
+    pub fn shares_files(&self) -> bool {
+        self.shared_files
+    }
+
+    /// The (UTC day, span slot) of the file a row at `time_ns` goes to.
+    pub fn file_of(&self, time_ns: i64) -> (i64, i64) {
+        (utc_day(time_ns), time_ns.div_euclid(self.rotation.span_ns))
     }
 
     pub fn table(&self) -> &'static str {
@@ -277,6 +309,56 @@ impl PartitionedWriter {
         times: &[i64],
         seqs: Option<&[u64]>,
     ) -> Result<()> {
+        self.write_runs(device, batch, times, |run| {
+            seqs.and_then(|seqs| {
+                let run = seqs.get(run)?;
+                let seqs = (*run.iter().min()?, *run.iter().max()?);
+                Some(vec![(device, seqs)])
+            })
+            .unwrap_or_default()
+        })
+    }
+
+    /// Rows of several devices (`devices[i]` is row i's, from record log
+    /// entry `seqs[i]`) into the files shared by all of them. Rows sorted
+    /// by (day, span) make one row group per file.
+    pub fn write_shared(
+        &mut self,
+        devices: &[&str],
+        batch: &RecordBatch,
+        times: &[i64],
+        seqs: &[u64],
+    ) -> Result<()> {
+        debug_assert!(self.shared_files);
+        self.write_runs("", batch, times, |run| {
+            let mut spans: Vec<(&str, (u64, u64))> = Vec::new();
+            for (&device, &seq) in devices
+                .get(run.clone())
+                .unwrap_or_default()
+                .iter()
+                .zip(seqs.get(run).unwrap_or_default())
+            {
+                match spans.last_mut() {
+                    Some((last, (lo, hi))) if *last == device => {
+                        *lo = (*lo).min(seq);
+                        *hi = (*hi).max(seq);
+                    }
+                    _ => spans.push((device, (seq, seq))),
+                }
+            }
+            spans
+        })
+    }
+
+    /// Cuts the rows into runs of one day and span and writes each to its
+    /// file; `seqs_of` gives the record seqs per device of a run's rows.
+    fn write_runs<'d>(
+        &mut self,
+        group: &str,
+        batch: &RecordBatch,
+        times: &[i64],
+        seqs_of: impl Fn(Range<usize>) -> Vec<(&'d str, (u64, u64))>,
+    ) -> Result<()> {
         debug_assert_eq!(batch.num_rows(), times.len());
         let span = self.rotation.span_ns;
         let mut start = 0;
@@ -291,11 +373,8 @@ impl PartitionedWriter {
                     (from <= t && t < until) || (utc_day(t), t.div_euclid(span)) == key
                 })
                 .count();
-            let run_seqs = seqs.and_then(|seqs| {
-                let run = seqs.get(start..start + len)?;
-                Some((*run.iter().min()?, *run.iter().max()?))
-            });
-            self.write_run(device, key.0, key.1, &batch.slice(start, len), run_seqs)?;
+            let run_seqs = seqs_of(start..start + len);
+            self.write_run(group, key.0, key.1, &batch.slice(start, len), &run_seqs)?;
             start += len;
         }
         self.publish_closed()
@@ -303,13 +382,19 @@ impl PartitionedWriter {
 
     fn write_run(
         &mut self,
-        device: &str,
+        group: &str,
         day: i64,
         slot: i64,
         rows: &RecordBatch,
-        seqs: Option<(u64, u64)>,
+        seqs: &[(&str, (u64, u64))],
     ) -> Result<()> {
-        let map_key = (device.to_string(), day);
+        // A device's file of the day takes its late rows; shared files
+        // are one per span.
+        let map_key = (
+            group.to_string(),
+            day,
+            if self.shared_files { slot } else { 0 },
+        );
         let stale = self
             .open
             .get(&map_key)
@@ -318,7 +403,7 @@ impl PartitionedWriter {
             self.close_file(&map_key)?;
         }
         if !self.open.contains_key(&map_key) {
-            let file = self.open_file(device, day, slot, rows.schema())?;
+            let file = self.open_file(group, day, slot, rows.schema())?;
             self.open.insert(map_key.clone(), file);
         }
         let Some(file) = self.open.get_mut(&map_key) else {
@@ -326,8 +411,16 @@ impl PartitionedWriter {
         };
         self.rows_written += rows.num_rows() as u64;
         file.rows_at_last_write = self.rows_written;
-        if let Some((lo, hi)) = seqs {
-            file.seqs = Some(file.seqs.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        for &(device, (lo, hi)) in seqs {
+            match file.seqs.get_mut(device) {
+                Some((a, b)) => {
+                    *a = (*a).min(lo);
+                    *b = (*b).max(hi);
+                }
+                None => {
+                    file.seqs.insert(device.to_string(), (lo, hi));
+                }
+            }
         }
         // Each write ends its row group unless told otherwise: no column
         // writers stay open between writes (callers hand whole row groups).
@@ -353,15 +446,15 @@ impl PartitionedWriter {
 
     fn open_file(
         &mut self,
-        device: &str,
+        group: &str,
         day: i64,
         slot: i64,
         schema: SchemaRef,
     ) -> Result<OpenFile> {
-        let dir = if self.device_level {
-            partition_dir(&self.out, self.table, device, day)
-        } else {
+        let dir = if self.shared_files {
             date_dir(&self.out.join(self.table), day)
+        } else {
+            partition_dir(&self.out, self.table, group, day)
         };
         std::fs::create_dir_all(&dir)
             .map_err(|e| ParquetSinkError::io("create folder", &dir, e))?;
@@ -405,24 +498,30 @@ impl PartitionedWriter {
             temp_path,
             slot,
             rows_at_last_write: self.rows_written,
-            device: device.to_string(),
             day,
-            seqs: None,
+            seqs: HashMap::new(),
         })
     }
 
-    fn close_file(&mut self, key: &(String, i64)) -> Result<()> {
-        let Some(file) = self.open.remove(key) else {
+    fn close_file(&mut self, key: &FileKey) -> Result<()> {
+        let Some(mut file) = self.open.remove(key) else {
             return Ok(());
         };
         if self.deferred_commit {
+            let mut devices: Vec<DeviceSeqs> = std::mem::take(&mut file.seqs)
+                .into_iter()
+                .map(|(device, (min_seq, max_seq))| DeviceSeqs {
+                    device,
+                    min_seq,
+                    max_seq,
+                })
+                .collect();
+            devices.sort_by(|a, b| a.device.cmp(&b.device));
             let sealed = SealedFile {
                 temp_path: file.temp_path.clone(),
                 final_path: file.final_path.clone(),
-                device: file.device.clone(),
                 day: file.day,
-                min_seq: file.seqs.map_or(0, |(lo, _)| lo),
-                max_seq: file.seqs.map_or(0, |(_, hi)| hi),
+                devices,
             };
             // Synced at the commit, with every other file it publishes.
             seal_file(file)?;
@@ -453,7 +552,7 @@ impl PartitionedWriter {
     /// clock runs ahead from closing the files of devices still streaming.
     pub fn close_idle(&mut self, now_ns: i64, grace_ns: i64, idle_rows: u64) -> Result<()> {
         let rows_written = self.rows_written;
-        let idle: Vec<(String, i64)> = self
+        let idle: Vec<FileKey> = self
             .open
             .iter()
             .filter(|(_, f)| {
@@ -478,13 +577,14 @@ impl PartitionedWriter {
             <= now_ns
     }
 
-    /// Devices with an open file whose span ended `grace_ns` before `now_ns`.
+    /// Groups (devices, or `""` for shared files) with an open file whose
+    /// span ended `grace_ns` before `now_ns`.
     pub fn devices_with_ended_spans(&self, now_ns: i64, grace_ns: i64) -> Vec<String> {
         let mut devices: Vec<String> = self
             .open
             .iter()
             .filter(|(_, f)| self.slot_ended(f.slot, now_ns, grace_ns))
-            .map(|((device, _), _)| device.clone())
+            .map(|((device, _, _), _)| device.clone())
             .collect();
         devices.sort();
         devices.dedup();
@@ -493,10 +593,10 @@ impl PartitionedWriter {
 
     /// Finishes the files of `device` whose span ended `grace_ns` before `now_ns`.
     pub fn finish_ended_spans(&mut self, device: &str, now_ns: i64, grace_ns: i64) -> Result<()> {
-        let keys: Vec<(String, i64)> = self
+        let keys: Vec<FileKey> = self
             .open
             .iter()
-            .filter(|((d, _), f)| d == device && self.slot_ended(f.slot, now_ns, grace_ns))
+            .filter(|((d, _, _), f)| d == device && self.slot_ended(f.slot, now_ns, grace_ns))
             .map(|(k, _)| k.clone())
             .collect();
         self.close_files(keys)
@@ -509,23 +609,23 @@ impl PartitionedWriter {
         self.close_keys(keys)
     }
 
-    fn open_keys_of(&self, device: &str) -> Vec<(String, i64)> {
+    fn open_keys_of(&self, device: &str) -> Vec<FileKey> {
         self.open
             .keys()
-            .filter(|(d, _)| d == device)
+            .filter(|(d, _, _)| d == device)
             .cloned()
             .collect()
     }
 
     /// Finishes every open file; tries them all and reports the first failure.
     pub fn close_all(&mut self) -> Result<()> {
-        let keys: Vec<(String, i64)> = self.open.keys().cloned().collect();
+        let keys: Vec<FileKey> = self.open.keys().cloned().collect();
         self.close_files(keys)
     }
 
     /// Finishes these files in key order and publishes them as one group;
     /// tries them all and reports the first failure.
-    fn close_files(&mut self, keys: Vec<(String, i64)>) -> Result<()> {
+    fn close_files(&mut self, keys: Vec<FileKey>) -> Result<()> {
         let closed = self.close_keys(keys);
         let published = self.publish_closed();
         closed.and(published)
@@ -533,7 +633,7 @@ impl PartitionedWriter {
 
     /// Closes these files in key order; tries them all and reports the
     /// first failure.
-    fn close_keys(&mut self, mut keys: Vec<(String, i64)>) -> Result<()> {
+    fn close_keys(&mut self, mut keys: Vec<FileKey>) -> Result<()> {
         keys.sort();
         let mut first_error = None;
         for key in keys {
