@@ -110,7 +110,11 @@ type Commands<S> = FramedWrite<WriteHalf<S>, CommandCodec>;
 /// Free room below which the read buffer grows before a read.
 const MIN_READ_ROOM: usize = 8 * 1024;
 /// What the read buffer grows by: a read takes whatever is there up to it.
-const READ_CAPACITY: usize = 64 * 1024;
+/// Every connection keeps one such allocation (its frames' samples point
+/// into it), so it is sized for a few of a meter's writes (one 40-ms write
+/// of six 8-kHz channels is 7.7 kB), not for the largest read: at 64 kB
+/// the read buffers were 63 MB of a 1000-meter sink's heap.
+const READ_CAPACITY: usize = 16 * 1024;
 
 /// A connection whose meter has introduced itself and waits for `sample`.
 pub struct Greeted<S> {
