@@ -4,6 +4,8 @@
 //! Faults: kill -9 of an ingest node, kill -9 of a writer, NATS down, one
 //! server of a three-server R3 cluster killed; foreign messages on the
 //! record subjects. Every window must land in the dataset exactly once.
+//! The writers share files among meters as the shipped cluster pipeline
+//! does (`layout = "shared_files"`).
 
 mod common;
 
@@ -203,6 +205,8 @@ rate = 4000
 packet_interval_s = 1.0
 [sink.parquet]
 out = "{parquet}"
+layout = "shared_files"
+row_group_rows = 64
 max_file_span_s = 2
 late_rows_grace_s = 0.5
 fsync = false
