@@ -1,6 +1,8 @@
 //! Finds a dataset's tables, devices and files from its Hive layout
-//! (`<root>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`),
-//! so only the partitions a report needs are opened.
+//! (`<root>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`, or
+//! `<root>/<table>/date=…/` for files shared by devices, whose `device`
+//! column says whose rows they hold), so only the partitions a report
+//! needs are opened.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -55,10 +55,11 @@ pub struct DatasetSummary {
 
 /// One metric table: its columns, its files, and rows waiting to be encoded.
 ///
-/// Rows wait per device until they make a whole row group, which is then
-/// encoded and flushed at once. An open file thus holds no column writers
-/// between row groups (about 1 MB per file with a hundred-odd columns): with
-/// hundreds of devices streaming into the sink that is what bounds memory.
+/// Rows wait per device (with shared files: all devices' together) until
+/// they make a whole row group, which is then encoded and flushed at once.
+/// An open file thus holds no column writers between row groups (about 1 MB
+/// per file with a hundred-odd columns): with hundreds of devices streaming
+/// into the sink that is what bounds memory.
 pub(crate) struct Table<R> {
     spec: TableSpec<R>,
     writer: PartitionedWriter,

@@ -1,8 +1,10 @@
 //! Parquet datasets: the `windows`, `latch`, `aggregates`, `harmonics`,
 //! `raw`, `events`, `pq_events`, `half_cycle` and `pinst` tables of meters and the `readings` table of other
 //! telemetry, Hive-partitioned as
-//! `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`, so
-//! pyarrow, DuckDB and polars read the folder as one dataset; and the
+//! `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet` (or,
+//! with `layout = "shared_files"`, `<out>/<table>/date=<YYYY-MM-DD>/` with
+//! every device's rows of a span in one file), so pyarrow, DuckDB and
+//! polars read the folder as one dataset; and the
 //! MPPT `tel_mppt` dataset under `<out>/tel_mppt/date=<YYYY-MM-DD>/`.
 //!
 //! Rows go through a [`DatasetWriter`] (the [`ParquetOutput`] runs one on

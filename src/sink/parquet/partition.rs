@@ -1,5 +1,6 @@
 //! Hive-style partition paths: `<out>/<table>/device=<name>/date=<YYYY-MM-DD>/part-<seq>.parquet`
-//! (the partition values from [`crate::model::partition`]), and the next
+//! (`<out>/<table>/date=<YYYY-MM-DD>/…` for files shared by devices; the
+//! partition values from [`crate::model::partition`]), and the next
 //! free file number of a partition, so a restarted writer continues the
 //! sequence instead of overwriting files.
 
