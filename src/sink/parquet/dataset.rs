@@ -162,12 +162,8 @@ impl<R: PartitionRow> Table<R> {
     pub(crate) fn push_from(&mut self, row: R, seq: u64, batch_rows: usize) -> Result<()> {
         self.latest_ns = self.latest_ns.max((self.time_of)(&row));
         self.total_pushes += 1;
-        // Shared files: every device's rows wait together for a row group.
-        let group = if self.writer.shares_files() {
-            ""
-        } else {
-            row.partition()
-        };
+        let shared = self.writer.shares_files();
+        let group = group_of(shared, &row);
         if !self.staged.contains_key(group) {
             self.staged.insert(group.to_string(), (Vec::new(), 0));
         }
@@ -177,11 +173,7 @@ impl<R: PartitionRow> Table<R> {
         staged.push((row, seq));
         *last_push = self.total_pushes;
         if staged.len() >= self.row_group_rows {
-            let group = if self.writer.shares_files() {
-                String::new()
-            } else {
-                staged[0].0.partition().to_string()
-            };
+            let group = group_of(shared, &staged[0].0).to_string();
             self.write_device(&group)?;
         }
         self.pushes += 1;
@@ -344,6 +336,16 @@ impl<R: PartitionRow> Table<R> {
         let flushed = self.flush();
         self.staged.clear();
         flushed.and(self.writer.close_all())
+    }
+}
+
+/// Whose rows `row` waits with: its device's, or with shared files every
+/// device's together (group `""`).
+fn group_of<R: PartitionRow>(shared_files: bool, row: &R) -> &str {
+    if shared_files {
+        ""
+    } else {
+        row.partition()
     }
 }
 
