@@ -3,7 +3,8 @@
 //! Finished files are sealed under their hidden temporary names and become
 //! visible together at a commit: the journal (`<out>/.meterflow-commit.json`,
 //! replaced atomically) first records the renames and, per file stream
-//! (table, device, date), the highest record seq now in visible files; then
+//! (table, device, date), the last row now in visible files as a
+//! [`RowMark`]; then
 //! the files are renamed. On start the renames of the last journal are rolled
 //! forward and every other temporary file is removed, so a replay of the log
 //! writes exactly the rows that are not yet visible, never one twice.
@@ -17,10 +18,34 @@ use super::error::{ParquetSinkError, Result};
 
 /// The journal file inside the dataset folder (hidden: readers skip it).
 pub const JOURNAL_FILE: &str = ".meterflow-commit.json";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// One file stream: a table's files of one device on one UTC day.
 pub type StreamKey = (String, String, i64);
+
+/// Where a row stands in the record log: its record's seq, then its time
+/// (ns). Ordered as a pair, because one record's rows can fall in two
+/// spans' files and only the first be visible when the process dies: the
+/// seq alone would skip the second span's rows on the replay.
+pub type RowMark = (u64, i64);
+
+/// A stream's last visible row in the journal. Version 1 journals hold the
+/// seq alone (all of that record's rows visible).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JournalEntry {
+    Mark(StreamKey, u64, i64),
+    WholeRecord(StreamKey, u64),
+}
+
+impl JournalEntry {
+    fn into_mark(self) -> (StreamKey, RowMark) {
+        match self {
+            JournalEntry::Mark(key, seq, time_ns) => (key, (seq, time_ns)),
+            JournalEntry::WholeRecord(key, seq) => (key, (seq, i64::MAX)),
+        }
+    }
+}
 
 /// What the journal holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -28,8 +53,8 @@ pub struct CommitState {
     pub version: u32,
     /// Which record log the seqs count in; another log's seqs mean nothing here.
     pub log_id: String,
-    /// Highest record seq in visible files, per (table, device, day).
-    pub committed: Vec<(StreamKey, u64)>,
+    /// The last row in visible files, per (table, device, day).
+    pub committed: Vec<JournalEntry>,
     /// Renames (temporary → final) of the last commit, rolled forward on start.
     pub renames: Vec<(PathBuf, PathBuf)>,
 }
@@ -41,8 +66,8 @@ pub struct CommitRecovery {
     pub rolled_forward: usize,
     /// Uncommitted temporary files removed (their rows come back from the log).
     pub removed_temps: usize,
-    /// Per (table, device, day): records up to this seq are already visible.
-    pub committed: BTreeMap<StreamKey, u64>,
+    /// Per (table, device, day): rows up to this mark are already visible.
+    pub committed: BTreeMap<StreamKey, RowMark>,
 }
 
 /// Reads the journal of `out`, completes its renames, removes stray
@@ -65,7 +90,11 @@ pub fn recover(out: &Path, log_id: &str, owner: Option<&str>) -> Result<CommitRe
         }
     }
     if state.log_id == log_id {
-        recovery.committed = state.committed.into_iter().collect();
+        recovery.committed = state
+            .committed
+            .into_iter()
+            .map(JournalEntry::into_mark)
+            .collect();
     } else if !state.log_id.is_empty() {
         tracing::warn!(
             dataset = %out.display(),
@@ -93,16 +122,19 @@ pub fn store(out: &Path, owner: Option<&str>, state: &CommitState) -> Result<()>
         .map_err(|e| ParquetSinkError::io("write", &path, std::io::Error::other(format!("{e:#}"))))
 }
 
-/// The state to store, as of format version 1.
+/// The state to store, as of format version 2.
 pub fn state(
     log_id: &str,
-    committed: &BTreeMap<StreamKey, u64>,
+    committed: &BTreeMap<StreamKey, RowMark>,
     renames: Vec<(PathBuf, PathBuf)>,
 ) -> CommitState {
     CommitState {
         version: FORMAT_VERSION,
         log_id: log_id.to_string(),
-        committed: committed.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        committed: committed
+            .iter()
+            .map(|(key, &(seq, time_ns))| JournalEntry::Mark(key.clone(), seq, time_ns))
+            .collect(),
         renames,
     }
 }
@@ -151,7 +183,7 @@ mod tests {
         std::fs::write(&temp, b"sealed").unwrap();
         std::fs::write(&stray, b"half").unwrap();
         let key = ("windows".to_string(), "a".to_string(), 19723);
-        let committed = BTreeMap::from([(key.clone(), 42)]);
+        let committed = BTreeMap::from([(key.clone(), (42, 1_700_000_000_000_000_000))]);
         // Another writer's temporary file in the same dataset stays.
         let others = part.join(".part-00002.writer1.parquet.tmp");
         std::fs::write(&others, b"theirs").unwrap();
@@ -169,7 +201,10 @@ mod tests {
         let recovery = recover(out, "log-1", None).unwrap();
         assert_eq!(recovery.rolled_forward, 1);
         assert_eq!(recovery.removed_temps, 1);
-        assert_eq!(recovery.committed.get(&key), Some(&42));
+        assert_eq!(
+            recovery.committed.get(&key),
+            Some(&(42, 1_700_000_000_000_000_000))
+        );
         assert_eq!(std::fs::read(&final_path).unwrap(), b"sealed");
         assert!(!temp.exists() && !stray.exists());
         assert!(others.exists(), "writer1's files are writer1's to clean up");
@@ -181,5 +216,17 @@ mod tests {
         assert!(theirs.committed.is_empty());
         assert_eq!(theirs.removed_temps, 1);
         assert!(!others.exists());
+    }
+
+    /// A journal written before row marks (format 1: a seq per stream)
+    /// still reads: all of that record's rows count as visible.
+    #[test]
+    fn a_version_1_journal_reads_as_whole_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = r#"{"version":1,"log_id":"log-1","committed":[[["windows","a",19723],42]],"renames":[]}"#;
+        std::fs::write(dir.path().join(JOURNAL_FILE), v1).unwrap();
+        let recovery = recover(dir.path(), "log-1", None).unwrap();
+        let key = ("windows".to_string(), "a".to_string(), 19723);
+        assert_eq!(recovery.committed.get(&key), Some(&(42, i64::MAX)));
     }
 }

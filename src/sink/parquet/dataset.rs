@@ -13,7 +13,7 @@ use parquet::file::properties::{
 };
 
 use super::aggregates;
-use super::commit::{self, CommitRecovery};
+use super::commit::{self, CommitRecovery, RowMark};
 use super::config::{DatasetInfo, FileLayout, ParquetConfig};
 use super::durable;
 use super::error::{ParquetSinkError, Result};
@@ -235,7 +235,7 @@ impl<R: PartitionRow> Table<R> {
         // Rows a replay brings again that an earlier run already made visible.
         let writer = &self.writer;
         let time_of = self.time_of;
-        rows.retain(|(r, seq)| *seq == 0 || *seq > writer.committed_seq(r.partition(), time_of(r)));
+        rows.retain(|(r, seq)| *seq == 0 || !writer.is_committed(r.partition(), *seq, time_of(r)));
         if let Some(held) = &mut self.held {
             let kind_of = self.kind_of;
             rows.retain(|(r, _)| {
@@ -356,8 +356,9 @@ struct RawTable {
     batch_samples: usize,
     latest_ns: i64,
     rows: u64,
-    /// Per device: lowest and highest record seq in its buffer.
-    buffer_seqs: HashMap<Arc<str>, (u64, u64)>,
+    /// Per device: the record seq of its buffered samples, as runs of
+    /// (seq, samples).
+    buffer_seqs: HashMap<Arc<str>, Vec<(u64, usize)>>,
     /// What the archive held before this run (None: not checked).
     held: Option<HeldSpans>,
 }
@@ -367,9 +368,40 @@ impl RawTable {
         if block.is_empty() {
             return Ok(());
         }
-        if seq > 0 && seq <= self.writer.committed_seq(&device.name, block.start_unix_ns) {
+        // A replay brings blocks whose samples are visible already: all of
+        // them, or (a block across a span edge, the first span's file
+        // committed) the first ones.
+        let visible = if seq > 0 {
+            let is_visible = |index: u64| {
+                self.writer
+                    .is_committed(&device.name, seq, block.time_of(index))
+            };
+            (block.first_index..)
+                .take(block.len())
+                .take_while(|&n| is_visible(n))
+                .count()
+        } else {
+            0
+        };
+        if visible == block.len() {
             return Ok(());
         }
+        let rest;
+        let block = if visible > 0 {
+            rest = SampleBlock {
+                first_index: block.first_index + visible as u64,
+                gap_before: 0,
+                channels: block
+                    .channels
+                    .iter()
+                    .map(|c| c[visible..].to_vec())
+                    .collect(),
+                ..*block
+            };
+            &rest
+        } else {
+            block
+        };
         if let Some(held) = &mut self.held {
             let first_ns = block.time_of(block.first_index);
             let last_ns = block.time_of(block.first_index + block.len() as u64 - 1);
@@ -398,11 +430,11 @@ impl RawTable {
             .or_insert_with(|| RawBuffer::new(device.clone(), block));
         buffer.push(block)?;
         if seq > 0 {
-            let seqs = self
-                .buffer_seqs
-                .entry(device.name.clone())
-                .or_insert((seq, seq));
-            *seqs = (seqs.0.min(seq), seqs.1.max(seq));
+            let runs = self.buffer_seqs.entry(device.name.clone()).or_default();
+            match runs.last_mut() {
+                Some((last, samples)) if *last == seq => *samples += block.len(),
+                _ => runs.push((seq, block.len())),
+            }
         }
         self.latest_ns = self
             .latest_ns
@@ -427,20 +459,21 @@ impl RawTable {
         }
         let (batch, times) = buffer.take_batch()?;
         self.rows += times.len() as u64;
-        let seqs = self.buffer_seqs.remove(name).map(|(lo, hi)| {
-            // Every sample row carries the buffer's seq span (ends suffice).
-            let mut seqs = vec![hi; times.len()];
-            if let Some(first) = seqs.first_mut() {
-                *first = lo;
-            }
-            seqs
+        let seqs = self.buffer_seqs.remove(name).map(|runs| {
+            runs.iter()
+                .flat_map(|&(seq, samples)| std::iter::repeat_n(seq, samples))
+                .collect::<Vec<u64>>()
         });
         self.writer
             .write_with_seqs(name, &batch, &times[..], seqs.as_deref())
     }
 
     fn pending_min_seq(&self) -> Option<u64> {
-        let buffered = self.buffer_seqs.values().map(|(lo, _)| *lo).min();
+        let buffered = self
+            .buffer_seqs
+            .values()
+            .flat_map(|runs| runs.iter().map(|&(seq, _)| seq))
+            .min();
         buffered
             .into_iter()
             .chain(self.writer.pending_min_seq())
@@ -678,12 +711,12 @@ impl DatasetWriter {
     pub fn with_commits(mut self, log_id: &str) -> Result<(Self, CommitRecovery)> {
         let owner = self.commit_owner.clone();
         let recovery = commit::recover(&self.out, log_id, owner.as_deref())?;
-        let committed_of = |table: &str| -> HashMap<(String, i64), u64> {
+        let committed_of = |table: &str| -> HashMap<(String, i64), RowMark> {
             recovery
                 .committed
                 .iter()
                 .filter(|((t, _, _), _)| t == table)
-                .map(|((_, device, day), seq)| ((device.clone(), *day), *seq))
+                .map(|((_, device, day), last)| ((device.clone(), *day), *last))
                 .collect()
         };
         self.for_each_writer(|writer| {
@@ -759,15 +792,15 @@ impl DatasetWriter {
         let mut committed = std::collections::BTreeMap::new();
         let mut index = 0;
         self.for_each_writer(|writer| {
-            for (device, day, seq) in writer.committed() {
-                committed.insert((writer.table().to_string(), device.to_string(), day), seq);
+            for (device, day, last) in writer.committed() {
+                committed.insert((writer.table().to_string(), device.to_string(), day), last);
             }
             for file in &sealed[index].1 {
                 for device in &file.devices {
-                    let seq = committed
+                    let last = committed
                         .entry((writer.table().to_string(), device.device.clone(), file.day))
-                        .or_insert(0);
-                    *seq = (*seq).max(device.max_seq);
+                        .or_insert((0, i64::MIN));
+                    *last = (*last).max(device.last);
                 }
             }
             index += 1;

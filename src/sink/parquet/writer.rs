@@ -15,6 +15,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
+use super::commit::RowMark;
 use super::durable::publish_files;
 use super::error::{ParquetSinkError, Result};
 use super::parallel_writer::ParallelArrowWriter;
@@ -86,12 +87,12 @@ impl FileEncoder {
 /// which a newer span replaces).
 type FileKey = (String, i64, i64);
 
-/// One device's rows in a file: lowest and highest record seq.
+/// One device's rows in a file: its lowest record seq and its last row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceSeqs {
     pub device: String,
     pub min_seq: u64,
-    pub max_seq: u64,
+    pub last: RowMark,
 }
 
 /// A file being written.
@@ -105,8 +106,8 @@ struct OpenFile {
     /// The table's row count when this file last got rows.
     rows_at_last_write: u64,
     day: i64,
-    /// Per device: lowest and highest record seq of its rows in the file.
-    seqs: HashMap<String, (u64, u64)>,
+    /// Per device: lowest record seq and last row of its rows in the file.
+    seqs: HashMap<String, (u64, RowMark)>,
 }
 
 /// A finished file under its temporary name, waiting for a commit.
@@ -147,7 +148,7 @@ pub struct PartitionedWriter {
     sealed: Vec<SealedFile>,
     /// Per (device, day): rows of records up to this seq are in visible files.
     /// Keyed by device first so a row's lookup borrows its name.
-    committed: HashMap<String, HashMap<i64, u64>>,
+    committed: HashMap<String, HashMap<i64, RowMark>>,
     /// Tag of this writer's temporary files when several share the dataset.
     temp_owner: Option<String>,
 }
@@ -183,14 +184,18 @@ impl PartitionedWriter {
     }
 
     /// Seals finished files without renaming them; a commit makes them
-    /// visible. `committed` says which record seqs each (device, day) file
-    /// stream already holds in visible files: rows of those are skipped.
-    pub fn defer_commits(&mut self, committed: HashMap<(String, i64), u64>, owner: Option<&str>) {
+    /// visible. `committed` says up to which row each (device, day) file
+    /// stream already is in visible files: those rows are skipped.
+    pub fn defer_commits(
+        &mut self,
+        committed: HashMap<(String, i64), RowMark>,
+        owner: Option<&str>,
+    ) {
         self.deferred_commit = true;
         self.temp_owner = owner.map(str::to_string);
         self.committed.clear();
-        for ((device, day), seq) in committed {
-            self.committed.entry(device).or_default().insert(day, seq);
+        for ((device, day), mark) in committed {
+            self.committed.entry(device).or_default().insert(day, mark);
         }
     }
 
@@ -200,14 +205,22 @@ impl PartitionedWriter {
         self.sealed = files;
     }
 
-    /// Records up to this seq already have their rows of `device` at this
-    /// time in visible files (0: none).
+    /// Whether the row of `device` at `time_ns` from record `seq` is
+    /// already in a visible file (a replay brings it again).
+    pub fn is_committed(&self, device: &str, seq: u64, time_ns: i64) -> bool {
+        self.committed
+            .get(device)
+            .and_then(|days| days.get(&utc_day(time_ns)))
+            .is_some_and(|&last| (seq, time_ns) <= last)
+    }
+
+    /// Records up to this seq have a row of `device` on the day of
+    /// `time_ns` in a visible file (0: none).
     pub fn committed_seq(&self, device: &str, time_ns: i64) -> u64 {
         self.committed
             .get(device)
             .and_then(|days| days.get(&utc_day(time_ns)))
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |&(seq, _)| seq)
     }
 
     /// The sealed files waiting for a commit, handed over.
@@ -219,23 +232,23 @@ impl PartitionedWriter {
     pub fn mark_committed(&mut self, files: &[SealedFile]) {
         for file in files {
             for device in &file.devices {
-                let seq = self
+                let last = self
                     .committed
                     .entry(device.device.clone())
                     .or_default()
                     .entry(file.day)
-                    .or_insert(0);
-                *seq = (*seq).max(device.max_seq);
+                    .or_insert((0, i64::MIN));
+                *last = (*last).max(device.last);
             }
             self.finished.push(file.final_path.clone());
         }
     }
 
-    /// The committed seq of every file stream, for the journal.
-    pub fn committed(&self) -> impl Iterator<Item = (&str, i64, u64)> {
+    /// The last visible row of every file stream, for the journal.
+    pub fn committed(&self) -> impl Iterator<Item = (&str, i64, RowMark)> {
         self.committed.iter().flat_map(|(device, days)| {
             days.iter()
-                .map(move |(day, seq)| (device.as_str(), *day, *seq))
+                .map(move |(day, last)| (device.as_str(), *day, *last))
         })
     }
 
@@ -311,9 +324,13 @@ impl PartitionedWriter {
     ) -> Result<()> {
         self.write_runs(device, batch, times, |run| {
             seqs.and_then(|seqs| {
-                let run = seqs.get(run)?;
-                let seqs = (*run.iter().min()?, *run.iter().max()?);
-                Some(vec![(device, seqs)])
+                let marks = seqs.get(run.clone())?.iter().zip(times.get(run)?);
+                let mut marks = marks.map(|(&seq, &time)| (seq, time));
+                let first = marks.next()?;
+                let (min_seq, last) = marks.fold((first.0, first), |(lo, last), mark| {
+                    (lo.min(mark.0), last.max(mark))
+                });
+                Some(vec![(device, (min_seq, last))])
             })
             .unwrap_or_default()
         })
@@ -331,19 +348,20 @@ impl PartitionedWriter {
     ) -> Result<()> {
         debug_assert!(self.shared_files);
         self.write_runs("", batch, times, |run| {
-            let mut spans: Vec<(&str, (u64, u64))> = Vec::new();
-            for (&device, &seq) in devices
+            let mut spans: Vec<(&str, (u64, RowMark))> = Vec::new();
+            for ((&device, &seq), &time) in devices
                 .get(run.clone())
                 .unwrap_or_default()
                 .iter()
-                .zip(seqs.get(run).unwrap_or_default())
+                .zip(seqs.get(run.clone()).unwrap_or_default())
+                .zip(times.get(run).unwrap_or_default())
             {
                 match spans.last_mut() {
-                    Some((last, (lo, hi))) if *last == device => {
+                    Some((previous, (lo, last))) if *previous == device => {
                         *lo = (*lo).min(seq);
-                        *hi = (*hi).max(seq);
+                        *last = (*last).max((seq, time));
                     }
-                    _ => spans.push((device, (seq, seq))),
+                    _ => spans.push((device, (seq, (seq, time)))),
                 }
             }
             spans
@@ -351,13 +369,14 @@ impl PartitionedWriter {
     }
 
     /// Cuts the rows into runs of one day and span and writes each to its
-    /// file; `seqs_of` gives the record seqs per device of a run's rows.
+    /// file; `seqs_of` gives per device of a run's rows their lowest seq
+    /// and last row.
     fn write_runs<'d>(
         &mut self,
         group: &str,
         batch: &RecordBatch,
         times: &[i64],
-        seqs_of: impl Fn(Range<usize>) -> Vec<(&'d str, (u64, u64))>,
+        seqs_of: impl Fn(Range<usize>) -> Vec<(&'d str, (u64, RowMark))>,
     ) -> Result<()> {
         debug_assert_eq!(batch.num_rows(), times.len());
         let span = self.rotation.span_ns;
@@ -386,7 +405,7 @@ impl PartitionedWriter {
         day: i64,
         slot: i64,
         rows: &RecordBatch,
-        seqs: &[(&str, (u64, u64))],
+        seqs: &[(&str, (u64, RowMark))],
     ) -> Result<()> {
         // A device's file of the day takes its late rows; shared files
         // are one per span.
@@ -510,10 +529,10 @@ impl PartitionedWriter {
         if self.deferred_commit {
             let mut devices: Vec<DeviceSeqs> = std::mem::take(&mut file.seqs)
                 .into_iter()
-                .map(|(device, (min_seq, max_seq))| DeviceSeqs {
+                .map(|(device, (min_seq, last))| DeviceSeqs {
                     device,
                     min_seq,
-                    max_seq,
+                    last,
                 })
                 .collect();
             devices.sort_by(|a, b| a.device.cmp(&b.device));
