@@ -32,8 +32,10 @@ use rustfft::{Fft, FftPlanner};
 
 use super::complex_ops::{chirp_input, multiply_in_place, pack_pair};
 
-/// FFT plans kept; window lengths vary by a sample or two with frequency.
-const MAX_CACHED_PLANS: usize = 16;
+/// FFT plans kept; window lengths vary by a sample or two with frequency,
+/// and a thread's one analyzer serves all its meters (whose frequencies and
+/// rates may differ).
+const MAX_CACHED_PLANS: usize = 64;
 
 /// Spectrum summary of one channel in one window.
 #[derive(Debug, Clone, Default, PartialEq)]

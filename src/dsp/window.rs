@@ -77,6 +77,12 @@ impl WindowAssembler {
         }
     }
 
+    /// Samples in the longest synchronised window (every cycle at the
+    /// longest period still counted as valid).
+    pub fn max_window_samples(&self) -> usize {
+        (f64::from(self.cycles_per_window) * self.max_period).ceil() as usize
+    }
+
     /// Where the window in progress starts: no later window needs earlier samples.
     pub fn current_start(&self) -> f64 {
         match self.state {
