@@ -16,16 +16,18 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::io::IoSlice;
+
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::capture::CaptureFile;
+use super::out_queue::{OutQueue, MAX_WRITE_PARTS};
 use super::pacing::{Pacing, SampleBuffer, SampleClock, FIRMWARE_BUFFER_SIZE};
 use super::signal::{SignalConfig, SignalError, SignalGenerator};
 use crate::wire::command::{
@@ -370,7 +372,7 @@ impl Session {
     }
 
     /// Writes one chunk of `bytes` buffered bytes to `out`.
-    fn frame(&mut self, out: &mut BytesMut, bytes: usize) {
+    fn frame(&mut self, out: &mut OutQueue, bytes: usize) {
         let bytes = bytes.min(self.buffer.buffered_bytes());
         if bytes == 0 {
             return;
@@ -378,16 +380,15 @@ impl Session {
         if self.prefix {
             // Chunks are at most 2000 samples of 24 bytes, far below u16::MAX.
             let len = u16::try_from(bytes).unwrap_or(u16::MAX);
-            put_data_header(out, len, self.packet);
+            put_data_header(out.tail(), len, self.packet);
             self.packet = self.packet.wrapping_add(1);
         }
-        out.extend_from_slice(self.buffer.peek(bytes));
-        self.buffer.consume(bytes);
+        self.buffer.take_into(bytes, out);
         self.sent_samples += (bytes / self.buffer.bytes_per_sample()) as u64;
     }
 
     /// Frames what may be sent now, while the output is short.
-    fn frame_ready(&mut self, out: &mut BytesMut) {
+    fn frame_ready(&mut self, out: &mut OutQueue) {
         let bps = self.buffer.bytes_per_sample();
         while out.len() < OUT_LOW {
             if let Some(&request) = self.requests.front() {
@@ -409,7 +410,7 @@ impl Session {
     }
 
     /// Everything buffered, in whole chunks and then the shorter tail.
-    fn frame_tail(&mut self, out: &mut BytesMut) {
+    fn frame_tail(&mut self, out: &mut OutQueue) {
         while self.buffer.buffered_bytes() > self.chunk_bytes {
             self.frame(out, self.chunk_bytes);
         }
@@ -423,7 +424,7 @@ struct Connection {
     meter: VirtualMeter,
     raw: bool,
     log_level: LogLevel,
-    out: BytesMut,
+    out: OutQueue,
     session: Option<Session>,
     next_lifeness: Instant,
     closing: Option<ConnectionEnd>,
@@ -439,7 +440,7 @@ impl Connection {
             meter,
             raw,
             log_level: LogLevel::Info,
-            out: BytesMut::with_capacity(OUT_LOW * 2),
+            out: OutQueue::default(),
             session: None,
             next_lifeness,
             closing: None,
@@ -504,22 +505,27 @@ impl Connection {
                         }
                     }
                 },
-                written = write.write(&self.out), if !self.out.is_empty() => {
+                written = write_front(&mut write, &self.out), if !self.out.is_empty() => {
                     let n = match written {
                         Ok(0) => break ConnectionEnd::PeerClosed,
                         Ok(n) => n,
                         Err(e) if is_disconnect(&e) => break ConnectionEnd::PeerClosed,
                         Err(e) => return Err(e),
                     };
-                    if let Some(file) = capture.as_deref_mut() {
-                        if let Err(e) = file.record(&self.out[..n]) {
-                            tracing::warn!(meter = %self.meter.name(), error = %e, "capture stopped");
-                            capture_error = Some(format!("{e:#}"));
-                            capture = None;
+                    let mut record_error = None;
+                    self.out.advance(n, &mut |piece| {
+                        if let Some(file) = capture.as_deref_mut() {
+                            if let Err(e) = file.record(piece) {
+                                record_error = Some(e);
+                                capture = None;
+                            }
                         }
+                    });
+                    if let Some(e) = record_error {
+                        tracing::warn!(meter = %self.meter.name(), error = %e, "capture stopped");
+                        capture_error = Some(format!("{e:#}"));
                     }
                     bytes_written += n as u64;
-                    self.out.advance(n);
                 }
                 _ = sleep_until(wake) => {}
             }
@@ -622,7 +628,7 @@ impl Connection {
 
     fn put_line(&mut self, text: &str) {
         if !self.raw {
-            put_info_line(&mut self.out, text);
+            put_info_line(self.out.tail(), text);
         }
     }
 
@@ -1157,6 +1163,13 @@ fn later(t: Instant, period: Duration, now: Instant) -> Instant {
 }
 
 /// A broken or reset connection, as opposed to a local I/O failure.
+/// Writes what it can of the front of `out` in one vectored write.
+async fn write_front<W: AsyncWrite + Unpin>(write: &mut W, out: &OutQueue) -> io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); MAX_WRITE_PARTS];
+    let filled = out.io_slices(&mut slices);
+    write.write_vectored(&slices[..filled]).await
+}
+
 fn is_disconnect(error: &io::Error) -> bool {
     matches!(
         error.kind(),

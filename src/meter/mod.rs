@@ -8,6 +8,7 @@ pub mod firmware;
 pub mod fleet;
 pub mod modulation;
 pub mod offline_capture;
+pub mod out_queue;
 pub mod pacing;
 pub mod raw_port;
 mod replay;

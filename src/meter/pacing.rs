@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
+use crate::meter::out_queue::OutQueue;
 use crate::meter::signal::SignalGenerator;
 use crate::wire::frame::put_f32le;
 
@@ -65,12 +68,16 @@ impl SampleClock {
 }
 
 /// Bounded buffer of sampled bytes (interleaved LE f32), fed by a generator.
+/// It holds them as shared parts (views of a replay table, or the bytes
+/// one call synthesised), which go on to the socket without a copy.
 #[derive(Debug)]
 pub struct SampleBuffer {
     generator: SignalGenerator,
     bytes_per_sample: usize,
     capacity_samples: u64,
-    buffer: BytesMut,
+    parts: VecDeque<Bytes>,
+    /// Bytes in `parts`.
+    buffered: usize,
     scratch: Vec<f32>,
     taken: u64,
     dropped: u64,
@@ -87,7 +94,8 @@ impl SampleBuffer {
             generator,
             bytes_per_sample,
             capacity_samples,
-            buffer: BytesMut::new(),
+            parts: VecDeque::new(),
+            buffered: 0,
             scratch,
             taken: 0,
             dropped: 0,
@@ -116,11 +124,11 @@ impl SampleBuffer {
     }
 
     pub fn buffered_bytes(&self) -> usize {
-        self.buffer.len()
+        self.buffered
     }
 
     pub fn buffered_samples(&self) -> u64 {
-        (self.buffer.len() / self.bytes_per_sample) as u64
+        (self.buffered / self.bytes_per_sample) as u64
     }
 
     /// Room left, in samples.
@@ -134,16 +142,26 @@ impl SampleBuffer {
     pub fn take_samples(&mut self, count: u64) {
         let fits = count.min(self.room());
         let mut left = fits;
-        if self.generator.append_replayed(&mut self.buffer, fits) {
+        let (parts, buffered) = (&mut self.parts, &mut self.buffered);
+        if self.generator.replayed_bytes(fits, &mut |part| {
+            *buffered += part.len();
+            parts.push_back(part);
+        }) {
             left = 0;
         }
         let channels = self.generator.channel_count();
-        while left > 0 {
-            let batch = left.min(FILL_BATCH as u64) as usize;
-            let out = &mut self.scratch[..batch * channels];
-            self.generator.fill(out);
-            put_f32le(&mut self.buffer, out);
-            left -= batch as u64;
+        if left > 0 {
+            // Fits in the buffer's capacity, which is a byte count.
+            let mut bytes = BytesMut::with_capacity(left as usize * self.bytes_per_sample);
+            while left > 0 {
+                let batch = left.min(FILL_BATCH as u64) as usize;
+                let out = &mut self.scratch[..batch * channels];
+                self.generator.fill(out);
+                put_f32le(&mut bytes, out);
+                left -= batch as u64;
+            }
+            self.buffered += bytes.len();
+            self.parts.push_back(bytes.freeze());
         }
         let dropped = count - fits;
         if dropped > 0 {
@@ -155,20 +173,29 @@ impl SampleBuffer {
         self.taken += count;
     }
 
-    /// The oldest `bytes` buffered bytes (clamped to what is buffered).
-    pub fn peek(&self, bytes: usize) -> &[u8] {
-        &self.buffer[..bytes.min(self.buffer.len())]
-    }
-
-    /// Forgets the oldest `bytes` buffered bytes (after they were framed).
-    pub fn consume(&mut self, bytes: usize) {
-        let bytes = bytes.min(self.buffer.len());
-        self.buffer.advance(bytes);
+    /// Moves the oldest `bytes` buffered bytes (clamped to what is
+    /// buffered) to the end of `out`, without copying them.
+    pub fn take_into(&mut self, bytes: usize, out: &mut OutQueue) {
+        let mut left = bytes.min(self.buffered);
+        self.buffered -= left;
+        while left > 0 {
+            let Some(mut part) = self.parts.pop_front() else {
+                break;
+            };
+            if part.len() > left {
+                out.push(part.split_to(left));
+                self.parts.push_front(part);
+                break;
+            }
+            left -= part.len();
+            out.push(part);
+        }
     }
 
     /// Drops everything buffered (a `?` reset).
     pub fn clear(&mut self) {
-        self.buffer.clear();
+        self.parts.clear();
+        self.buffered = 0;
     }
 
     /// The generator, for truth queries at sample indices.
@@ -207,15 +234,20 @@ mod tests {
         assert_eq!(buffer.take_unreported_drops(), 4);
         assert_eq!(buffer.take_unreported_drops(), 0);
         assert_eq!(buffer.taken(), 14);
-        buffer.consume(8 * 10);
+        let mut sent = OutQueue::default();
+        buffer.take_into(8 * 10, &mut sent);
+        assert_eq!(sent.len(), 8 * 10);
         buffer.take_samples(1);
         let mut reference =
             SignalGenerator::new(SignalConfig::default(), Measures::SinglePhase, 8000).unwrap();
         reference.seek(14);
         let mut expected = [0.0f32; 2];
         reference.fill(&mut expected);
-        let got: Vec<f32> = buffer
-            .peek(8)
+        let mut next = OutQueue::default();
+        buffer.take_into(8, &mut next);
+        let mut bytes = Vec::new();
+        next.advance(8, &mut |piece| bytes.extend_from_slice(piece));
+        let got: Vec<f32> = bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();

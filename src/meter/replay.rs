@@ -10,9 +10,15 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
+use bytes::Bytes;
+
 /// Longest period replayed, samples (a table of it is 12 bytes per channel
 /// and sample); longer ones are synthesised sample by sample.
 pub(super) const MAX_PERIOD: u64 = 32_768;
+
+/// Samples a replayed run may take from one slice of a table's bytes (a
+/// whole chunk at the firmware's usual sizes and write periods).
+pub(super) const REPLAY_RUN: usize = 4096;
 
 /// The number of samples after which a fundamental of `frequency_hz`
 /// sampled at `rate` repeats exactly, if that is at most [`MAX_PERIOD`].
@@ -75,8 +81,10 @@ pub(super) struct ReplayTable {
     pub values: Vec<f64>,
     /// The same as emitted f32, copied out as is when nothing is on top.
     pub wire: Vec<f32>,
-    /// `wire` as little-endian bytes, as the meter sends them.
-    pub wire_bytes: Vec<u8>,
+    /// `wire` as little-endian bytes, as the meter sends them, repeated so
+    /// that a run of up to [`REPLAY_RUN`] samples from any entry is one
+    /// slice: a chunk goes out as a view of this table, never copied.
+    pub wire_bytes: Bytes,
 }
 
 impl std::fmt::Debug for ReplayTable {
@@ -111,7 +119,9 @@ pub(super) fn shared_table(
     let values = synthesize(period);
     debug_assert_eq!(values.len(), period * key.channels);
     let wire: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-    let wire_bytes = wire.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let periods = (period + REPLAY_RUN - 1).div_ceil(period.max(1));
+    let one_period: Vec<u8> = wire.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let wire_bytes = Bytes::from(one_period.repeat(periods));
     let table = Arc::new(ReplayTable {
         key,
         period,

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bytes::BytesMut;
+use bytes::Bytes;
 
 use serde::{Deserialize, Serialize};
 
@@ -707,12 +707,12 @@ impl SignalGenerator {
         count
     }
 
-    /// Appends the next `count` samples to `dst` as little-endian f32 straight
-    /// from the replay tables and advances, when they are replayed as they are
-    /// (a periodic waveform with neither modulation nor noise): the same bytes
-    /// as [`Self::fill`] and `put_f32le`, one copy instead of three. Otherwise
-    /// changes nothing and returns false.
-    pub fn append_replayed(&mut self, dst: &mut BytesMut, count: u64) -> bool {
+    /// Hands the next `count` samples to `push` as little-endian f32 views
+    /// of the replay tables and advances, when they are replayed as they are
+    /// (a periodic waveform with neither modulation nor noise): the bytes of
+    /// [`Self::fill`] + `put_f32le`, without copying them. False, and nothing
+    /// taken, otherwise.
+    pub fn replayed_bytes(&mut self, count: u64, push: &mut dyn FnMut(Bytes)) -> bool {
         let Some(period) = self.period else {
             return false;
         };
@@ -729,16 +729,19 @@ impl SignalGenerator {
                 .get(seg_idx + 1)
                 .map_or(end, |s| s.start.min(end));
             let table = self.replay_table(seg_idx, period);
+            let entries = table.wire_bytes.len() / bytes_per_sample;
             let mut at = (n % table.period as u64) as usize;
             // Below `count`, which the caller's buffer bounds.
             let mut left = (seg_end - n) as usize;
             while left > 0 {
-                let take = left.min(table.period - at);
-                dst.extend_from_slice(
-                    &table.wire_bytes[at * bytes_per_sample..(at + take) * bytes_per_sample],
+                let take = left.min(entries - at);
+                push(
+                    table
+                        .wire_bytes
+                        .slice(at * bytes_per_sample..(at + take) * bytes_per_sample),
                 );
                 left -= take;
-                at = 0;
+                at = (at + take) % table.period;
             }
             n = seg_end;
         }
@@ -1889,18 +1892,22 @@ mod tests {
         let mut bytes_gen =
             SignalGenerator::new(config.clone(), Measures::ThreePhase, RATE).unwrap();
         let mut fill_gen = bytes_gen.clone();
+        use bytes::BytesMut;
         let (mut got, mut want) = (BytesMut::new(), BytesMut::new());
-        let mut chunk = vec![0f32; 6 * 333];
-        for _ in 0..30 {
-            assert!(bytes_gen.append_replayed(&mut got, 333));
+        // Runs longer than a table's repeats too, so they wrap.
+        for count in [333usize, 5000, 1, 4096, 777].into_iter().cycle().take(30) {
+            let mut chunk = vec![0f32; 6 * count];
+            assert!(
+                bytes_gen.replayed_bytes(count as u64, &mut |part| got.extend_from_slice(&part))
+            );
             fill_gen.fill(&mut chunk);
             crate::wire::frame::put_f32le(&mut want, &chunk);
         }
-        assert_eq!(bytes_gen.sample_index(), 30 * 333);
+        assert_eq!(bytes_gen.sample_index(), 6 * (333 + 5000 + 1 + 4096 + 777));
         assert_eq!(got, want);
         let mut noisy = SignalGenerator::new(busy_config(), Measures::ThreePhase, RATE).unwrap();
         let mut untouched = BytesMut::new();
-        assert!(!noisy.append_replayed(&mut untouched, 10));
+        assert!(!noisy.replayed_bytes(10, &mut |part| untouched.extend_from_slice(&part)));
         assert!(untouched.is_empty() && noisy.sample_index() == 0);
     }
 

@@ -503,9 +503,9 @@ pub fn put_info_line(dst: &mut BytesMut, text: &str) {
     dst.put_slice(b"\r\n");
 }
 
-/// Writes the 11-byte `Data:` header.
+/// Writes the 11-byte `Data:` header (its payload may follow elsewhere).
 pub fn put_data_header(dst: &mut BytesMut, len: u16, seq: u32) {
-    dst.reserve(DATA_HEADER_LEN + usize::from(len));
+    dst.reserve(DATA_HEADER_LEN);
     dst.put_slice(DATA_TAG);
     dst.put_u16_le(len);
     dst.put_u32_le(seq);
@@ -516,6 +516,7 @@ pub fn put_data_header(dst: &mut BytesMut, len: u16, seq: u32) {
 pub fn put_data_frame(dst: &mut BytesMut, seq: u32, values: &[f32]) {
     let len = values.len() * 4;
     debug_assert!(len <= usize::from(u16::MAX));
+    dst.reserve(DATA_HEADER_LEN + len);
     put_data_header(dst, len as u16, seq);
     put_f32le(dst, values);
 }
