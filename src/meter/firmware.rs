@@ -16,7 +16,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::io::IoSlice;
@@ -33,7 +33,7 @@ use super::signal::{SignalConfig, SignalError, SignalGenerator};
 use crate::wire::command::{
     Command, CommandCodec, CommandError, SampleParams, StreamType, FIRMWARE_MAX_COMMAND,
 };
-use crate::wire::frame::{put_data_header, put_info_line};
+use crate::wire::frame::{data_header, put_info_line};
 use crate::wire::layout::{chunk_size, Measures, Transport, DEFAULT_RATE};
 use crate::wire::message::{
     Answer, DeviceState, ErrorAnswer, InfoAnswer, LogLevel, SampleAnswer, StartTs, StopAnswer,
@@ -380,7 +380,7 @@ impl Session {
         if self.prefix {
             // Chunks are at most 2000 samples of 24 bytes, far below u16::MAX.
             let len = u16::try_from(bytes).unwrap_or(u16::MAX);
-            put_data_header(out.tail(), len, self.packet);
+            out.push_small(&data_header(len, self.packet));
             self.packet = self.packet.wrapping_add(1);
         }
         self.buffer.take_into(bytes, out);
@@ -483,6 +483,21 @@ impl Connection {
         let end = loop {
             let now = Instant::now();
             self.tick(now);
+            // What the socket takes at once goes now, not after a turn
+            // through the select; then sample again (fast pacing refills
+            // at once, real time finds nothing due and goes on to wait).
+            // When the socket is full, or the task's budget spent, the
+            // write waits in the select with the commands.
+            if !self.out.is_empty() {
+                if let Some(result) = write_front(&mut write, &self.out).now_or_never() {
+                    let Some(n) = written(result)? else {
+                        break ConnectionEnd::PeerClosed;
+                    };
+                    bytes_written += n as u64;
+                    self.take_written(n, &mut capture, &mut capture_error);
+                    continue;
+                }
+            }
             if let Some(end) = self.closing {
                 if self.out.is_empty() {
                     break end;
@@ -505,27 +520,12 @@ impl Connection {
                         }
                     }
                 },
-                written = write_front(&mut write, &self.out), if !self.out.is_empty() => {
-                    let n = match written {
-                        Ok(0) => break ConnectionEnd::PeerClosed,
-                        Ok(n) => n,
-                        Err(e) if is_disconnect(&e) => break ConnectionEnd::PeerClosed,
-                        Err(e) => return Err(e),
+                result = write_front(&mut write, &self.out), if !self.out.is_empty() => {
+                    let Some(n) = written(result)? else {
+                        break ConnectionEnd::PeerClosed;
                     };
-                    let mut record_error = None;
-                    self.out.advance(n, &mut |piece| {
-                        if let Some(file) = capture.as_deref_mut() {
-                            if let Err(e) = file.record(piece) {
-                                record_error = Some(e);
-                                capture = None;
-                            }
-                        }
-                    });
-                    if let Some(e) = record_error {
-                        tracing::warn!(meter = %self.meter.name(), error = %e, "capture stopped");
-                        capture_error = Some(format!("{e:#}"));
-                    }
                     bytes_written += n as u64;
+                    self.take_written(n, &mut capture, &mut capture_error);
                 }
                 _ = sleep_until(wake) => {}
             }
@@ -545,6 +545,29 @@ impl Connection {
             bytes_written,
             capture_error,
         })
+    }
+
+    /// Takes `n` written bytes off the output, into the capture file if
+    /// there is one (a failing capture stops, with its error kept).
+    fn take_written(
+        &mut self,
+        n: usize,
+        capture: &mut Option<&mut CaptureFile>,
+        capture_error: &mut Option<String>,
+    ) {
+        let mut record_error = None;
+        self.out.advance(n, &mut |piece| {
+            if let Some(file) = capture.as_deref_mut() {
+                if let Err(e) = file.record(piece) {
+                    record_error = Some(e);
+                    *capture = None;
+                }
+            }
+        });
+        if let Some(e) = record_error {
+            tracing::warn!(meter = %self.meter.name(), error = %e, "capture stopped");
+            *capture_error = Some(format!("{e:#}"));
+        }
     }
 
     /// Samples, chunks, periodic lines and the session limit, at `now`.
@@ -1163,6 +1186,16 @@ fn later(t: Instant, period: Duration, now: Instant) -> Instant {
 }
 
 /// A broken or reset connection, as opposed to a local I/O failure.
+/// Bytes a write took; None when the peer is gone.
+fn written(result: io::Result<usize>) -> io::Result<Option<usize>> {
+    match result {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(e) if is_disconnect(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes what it can of the front of `out` in one vectored write.
 async fn write_front<W: AsyncWrite + Unpin>(write: &mut W, out: &OutQueue) -> io::Result<usize> {
     let mut slices = [IoSlice::new(&[]); MAX_WRITE_PARTS];

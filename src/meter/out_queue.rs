@@ -1,7 +1,7 @@
 //! What a virtual meter has still to write to its socket: sample payloads
 //! as shared views of the bytes they were sampled into (a replayed
-//! waveform's are views of its table), with headers and lines between them,
-//! written with one vectored write. A load generator of a thousand meters
+//! waveform's are views of its table), with headers (held inline) and lines
+//! between them, written with one vectored write. A load generator of a thousand meters
 //! then copies no sample in user space; the kernel's copy into the socket
 //! is the only one.
 
@@ -13,13 +13,44 @@ use bytes::{Buf, Bytes, BytesMut};
 /// Parts handed to one vectored write (far below any system's IOV_MAX).
 pub const MAX_WRITE_PARTS: usize = 64;
 
+/// Longest piece held inline (a chunk header is 11 bytes).
+const SMALL: usize = 16;
+
+#[derive(Debug)]
+enum Part {
+    Shared(Bytes),
+    /// `bytes[start..end]`: a header, without an allocation of its own.
+    Small {
+        bytes: [u8; SMALL],
+        start: u8,
+        end: u8,
+    },
+}
+
+impl Part {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Part::Shared(bytes) => bytes,
+            Part::Small { bytes, start, end } => &bytes[usize::from(*start)..usize::from(*end)],
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Part::Shared(bytes) => bytes.advance(n),
+            // Below `end`, which is at most SMALL.
+            Part::Small { start, .. } => *start += n as u8,
+        }
+    }
+}
+
 /// Bytes queued for the socket, in order.
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    parts: VecDeque<Bytes>,
+    parts: VecDeque<Part>,
     /// Bytes in `parts`.
     parts_len: usize,
-    /// Small writes (headers, lines) after the last part.
+    /// Lines written after the last part.
     tail: BytesMut,
 }
 
@@ -32,7 +63,7 @@ impl OutQueue {
         self.len() == 0
     }
 
-    /// Where small writes go (copied: a header or a line).
+    /// Where lines go (copied).
     pub fn tail(&mut self) -> &mut BytesMut {
         &mut self.tail
     }
@@ -44,14 +75,31 @@ impl OutQueue {
         }
         self.seal_tail();
         self.parts_len += part.len();
-        self.parts.push_back(part);
+        self.parts.push_back(Part::Shared(part));
+    }
+
+    /// Queues a short piece (a header) by value; a longer one goes to the tail.
+    pub fn push_small(&mut self, piece: &[u8]) {
+        if piece.len() > SMALL {
+            self.tail.extend_from_slice(piece);
+            return;
+        }
+        self.seal_tail();
+        let mut bytes = [0u8; SMALL];
+        bytes[..piece.len()].copy_from_slice(piece);
+        self.parts_len += piece.len();
+        self.parts.push_back(Part::Small {
+            bytes,
+            start: 0,
+            end: piece.len() as u8,
+        });
     }
 
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
             let written = self.tail.split().freeze();
             self.parts_len += written.len();
-            self.parts.push_back(written);
+            self.parts.push_back(Part::Shared(written));
         }
     }
 
@@ -62,7 +110,7 @@ impl OutQueue {
         let mut filled = 0;
         for (slot, bytes) in slices
             .iter_mut()
-            .zip(self.parts.iter().map(|p| &p[..]).chain(tail))
+            .zip(self.parts.iter().map(Part::as_slice).chain(tail))
         {
             *slot = IoSlice::new(bytes);
             filled += 1;
@@ -80,11 +128,12 @@ impl OutQueue {
                 self.tail.advance(take);
                 return;
             };
-            let take = n.min(part.len());
-            written(&part[..take]);
+            let bytes = part.as_slice();
+            let take = n.min(bytes.len());
+            written(&bytes[..take]);
             n -= take;
             self.parts_len -= take;
-            if take == part.len() {
+            if take == bytes.len() {
                 self.parts.pop_front();
             } else {
                 part.advance(take);
@@ -109,6 +158,10 @@ mod tests {
                 let line = [b'L', k, b'\n'];
                 queue.tail().put_slice(&line);
                 expected.extend_from_slice(&line);
+            } else if k % 3 == 1 && k % 2 == 0 {
+                let header: Vec<u8> = (0..k % 17).collect();
+                queue.push_small(&header);
+                expected.extend_from_slice(&header);
             } else {
                 let part: Vec<u8> = (0..usize::from(k) * 7)
                     .map(|i| (i as u8).wrapping_mul(k))

@@ -503,12 +503,18 @@ pub fn put_info_line(dst: &mut BytesMut, text: &str) {
     dst.put_slice(b"\r\n");
 }
 
-/// Writes the 11-byte `Data:` header (its payload may follow elsewhere).
+/// The 11-byte `Data:` header of a payload of `len` bytes.
+pub fn data_header(len: u16, seq: u32) -> [u8; DATA_HEADER_LEN] {
+    let mut header = [0u8; DATA_HEADER_LEN];
+    header[..5].copy_from_slice(DATA_TAG);
+    header[5..7].copy_from_slice(&len.to_le_bytes());
+    header[7..].copy_from_slice(&seq.to_le_bytes());
+    header
+}
+
+/// Writes the 11-byte `Data:` header.
 pub fn put_data_header(dst: &mut BytesMut, len: u16, seq: u32) {
-    dst.reserve(DATA_HEADER_LEN);
-    dst.put_slice(DATA_TAG);
-    dst.put_u16_le(len);
-    dst.put_u32_le(seq);
+    dst.put_slice(&data_header(len, seq));
 }
 
 /// Writes a whole `Data:` chunk of samples as the firmware does (native LE floats).
