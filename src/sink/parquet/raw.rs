@@ -27,6 +27,7 @@ use parquet::schema::types::ColumnPath;
 use super::error::{ParquetSinkError, Result};
 use super::schema::{keys, utc_timestamp};
 use crate::model::DeviceInfo;
+use crate::wire::samples::extend_sample_times;
 use crate::wire::{Measures, SampleBlock};
 
 pub const TABLE: &str = "raw";
@@ -142,8 +143,7 @@ impl RawBuffer {
         }
         let first = block.first_index;
         self.sample_index.extend(first..first + len as u64);
-        self.times
-            .extend((first..first + len as u64).map(|n| block.time_of(n)));
+        extend_sample_times(&mut self.times, block.start_unix_ns, block.rate, first, len);
         for (dst, src) in self.channels.iter_mut().zip(&block.channels) {
             dst.extend_from_slice(src);
         }
