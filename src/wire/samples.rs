@@ -84,6 +84,45 @@ pub fn sample_time(start_unix_ns: i64, rate: u32, index: u64) -> i64 {
     start_unix_ns + whole + part
 }
 
+/// Appends the times of samples `first..first + len` to `out`, each as
+/// [`sample_time`] gives it, stepping from one to the next with a carried
+/// remainder: the raw archive times every sample, and two 64-bit divisions
+/// per sample were most of what buffering them cost.
+pub fn extend_sample_times(
+    out: &mut Vec<i64>,
+    start_unix_ns: i64,
+    rate: u32,
+    first: u64,
+    len: usize,
+) {
+    const NS: u64 = 1_000_000_000;
+    let rate = u64::from(rate.max(1));
+    let (step, step_rem) = (NS / rate, NS % rate);
+    let mut rem = first % rate;
+    let mut second_ns = start_unix_ns + (first / rate) as i64 * NS as i64;
+    // part = rem * NS / rate, frac = rem * NS % rate (rem < 2^32: no overflow).
+    let mut part = rem * NS / rate;
+    let mut frac = rem * NS % rate;
+    out.reserve(len);
+    for _ in 0..len {
+        out.push(second_ns + part as i64);
+        rem += 1;
+        if rem == rate {
+            rem = 0;
+            part = 0;
+            frac = 0;
+            second_ns += NS as i64;
+        } else {
+            part += step;
+            frac += step_rem;
+            if frac >= rate {
+                frac -= rate;
+                part += 1;
+            }
+        }
+    }
+}
+
 /// Appends an interleaved LE f32 payload to per-channel vectors, in SI units.
 pub fn append_payload(
     measures: Measures,

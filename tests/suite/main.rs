@@ -63,4 +63,5 @@ mod telemetry_outputs;
 mod testdata_captures;
 mod wire_faults;
 mod wire_frame;
+mod wire_sample_times;
 mod wiring_checks;

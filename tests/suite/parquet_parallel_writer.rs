@@ -1,9 +1,13 @@
 //! The raw archive's parallel column writer: from the same batches and
-//! properties it writes byte for byte the file `ArrowWriter` writes (row
-//! groups and pages cut at the same rows, column chunks in schema order,
-//! dictionary pages first, for strings on the Arrow path and for integers
-//! on the typed path alike), the file reads back value for value against
-//! the analytic signal, and a batch of another schema is an error, not a panic.
+//! properties it writes the row groups `ArrowWriter` writes, chunk for
+//! chunk byte for byte (pages cut at the same rows, dictionary pages first,
+//! for strings on the Arrow path and for integers on the typed path alike);
+//! a column holding one value in a row group is the chunk `ArrowWriter`
+//! writes for that row group handed over as one batch (reused for the next
+//! row group of the value, re-encoded for another value, and given up as
+//! soon as a second value shows); the file reads back value for value
+//! against the analytic signal, and a batch of another schema is an error,
+//! not a panic.
 
 use std::fs::File;
 use std::path::Path;
@@ -46,18 +50,18 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-/// The archive's encodings, plus dictionaries on `device`, `device_id` and
-/// `rate_hz` so the dictionary page's place in the chunk is checked too.
-fn properties() -> WriterProperties {
+/// The archive's encodings; `dictionaries`: also on `device`, `device_id`
+/// and `rate_hz`, so the dictionary page's place in the chunk is checked.
+fn properties(dictionaries: bool) -> WriterProperties {
     let level = ZstdLevel::try_new(3).unwrap_or_else(|e| panic!("{e}"));
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_dictionary_enabled(false)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(PAGE_ROWS)
-        .set_column_dictionary_enabled(ColumnPath::from("device"), true)
-        .set_column_dictionary_enabled(ColumnPath::from("device_id"), true)
-        .set_column_dictionary_enabled(ColumnPath::from("rate_hz"), true);
+        .set_column_dictionary_enabled(ColumnPath::from("device"), dictionaries)
+        .set_column_dictionary_enabled(ColumnPath::from("device_id"), dictionaries)
+        .set_column_dictionary_enabled(ColumnPath::from("rate_hz"), dictionaries);
     for name in ["v_l1", "i_l1"] {
         builder = builder.set_column_encoding(ColumnPath::from(name), Encoding::BYTE_STREAM_SPLIT);
     }
@@ -71,6 +75,25 @@ fn properties() -> WriterProperties {
 /// The device id: above `i64::MAX`, so its reinterpretation as Parquet's
 /// INT64 shows.
 const DEVICE_ID: u64 = u64::MAX - 41;
+
+/// The device name: `m1`, then from the third row group `m2`, so a whole
+/// row group of as many rows holds another value.
+fn device_of(n: u64) -> &'static str {
+    if n < 2 * ROW_GROUP_ROWS as u64 {
+        "m1"
+    } else {
+        "m2"
+    }
+}
+
+/// The device id: changes inside the second row group (and inside a batch).
+fn device_id_of(n: u64) -> u64 {
+    if n < 18_000 {
+        DEVICE_ID
+    } else {
+        DEVICE_ID - 1
+    }
+}
 
 /// Sample `n` of a 50 Hz voltage and a current with a 3rd harmonic, with
 /// a NaN payload, -0.0, an infinity and a subnormal planted.
@@ -96,8 +119,12 @@ fn batch(first: u64, len: usize) -> RecordBatch {
     let (v, i): (Vec<f32>, Vec<f32>) = index.iter().map(|&n| analytic(n)).unzip();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(TimestampNanosecondArray::from(time).with_timezone("UTC")),
-        Arc::new(StringArray::from(vec!["m1"; len])),
-        Arc::new(UInt64Array::from(vec![DEVICE_ID; len])),
+        Arc::new(StringArray::from(
+            index.iter().map(|&n| device_of(n)).collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt64Array::from(
+            index.iter().map(|&n| device_id_of(n)).collect::<Vec<_>>(),
+        )),
         Arc::new(Int64Array::from(vec![RATE_HZ as i64; len])),
         Arc::new(UInt64Array::from(index)),
         Arc::new(Float32Array::from(v)),
@@ -106,9 +133,9 @@ fn batch(first: u64, len: usize) -> RecordBatch {
     RecordBatch::try_new(schema(), columns).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn batches() -> Vec<RecordBatch> {
+fn batches(lengths: &[usize]) -> Vec<RecordBatch> {
     let mut first = 0;
-    BATCHES
+    lengths
         .iter()
         .map(|&len| {
             let b = batch(first, len);
@@ -129,29 +156,89 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
         .unwrap_or_else(|| panic!("column {name}"))
 }
 
-#[test]
-fn parallel_file_is_the_serial_file_and_reads_back_the_signal() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let serial_path = dir.path().join("serial.parquet");
-    let parallel_path = dir.path().join("parallel.parquet");
-
-    let mut serial = ArrowWriter::try_new(create(&serial_path), schema(), Some(properties()))
+/// Writes `batches` with `ArrowWriter` to `path`.
+fn serial_file(path: &Path, batches: &[RecordBatch], dictionaries: bool) {
+    let mut serial = ArrowWriter::try_new(create(path), schema(), Some(properties(dictionaries)))
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut parallel = ParallelArrowWriter::try_new(create(&parallel_path), schema(), properties())
-        .unwrap_or_else(|e| panic!("{e}"));
-    for b in batches() {
-        serial.write(&b).unwrap_or_else(|e| panic!("{e}"));
-        parallel.write(&b).unwrap_or_else(|e| panic!("{e}"));
+    for b in batches {
+        serial.write(b).unwrap_or_else(|e| panic!("{e}"));
     }
     serial.finish().unwrap_or_else(|e| panic!("{e}"));
-    parallel.finish().unwrap_or_else(|e| panic!("{e}"));
-    drop((serial, parallel));
+}
 
-    let serial_bytes = std::fs::read(&serial_path).unwrap_or_else(|e| panic!("{e}"));
-    let parallel_bytes = std::fs::read(&parallel_path).unwrap_or_else(|e| panic!("{e}"));
-    assert!(serial_bytes == parallel_bytes, "the two files differ");
+/// The bytes of every column chunk, per row group.
+fn chunks(path: &Path) -> Vec<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{e}"));
+    let reader = SerializedFileReader::new(File::open(path).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|group| {
+            group
+                .columns()
+                .iter()
+                .map(|chunk| {
+                    let (start, len) = chunk.byte_range();
+                    bytes[start as usize..(start + len) as usize].to_vec()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn parallel_file_is_the_serial_file_and_reads_back_the_signal() {
+    for dictionaries in [true, false] {
+        parallel_file_is_the_serial_file(dictionaries);
+    }
+}
+
+fn parallel_file_is_the_serial_file(dictionaries: bool) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let serial_path = dir.path().join("serial.parquet");
+    let whole_path = dir.path().join("whole.parquet");
+    let parallel_path = dir.path().join("parallel.parquet");
 
     let total: usize = BATCHES.iter().sum();
+    serial_file(&serial_path, &batches(&BATCHES), dictionaries);
+    // The same rows handed over a row group at a time.
+    let whole_groups: Vec<usize> = (0..total.div_ceil(ROW_GROUP_ROWS))
+        .map(|g| (total - g * ROW_GROUP_ROWS).min(ROW_GROUP_ROWS))
+        .collect();
+    serial_file(&whole_path, &batches(&whole_groups), dictionaries);
+
+    let mut parallel =
+        ParallelArrowWriter::try_new(create(&parallel_path), schema(), properties(dictionaries))
+            .unwrap_or_else(|e| panic!("{e}"));
+    for b in batches(&BATCHES) {
+        parallel.write(&b).unwrap_or_else(|e| panic!("{e}"));
+    }
+    parallel.finish().unwrap_or_else(|e| panic!("{e}"));
+    drop(parallel);
+
+    // Per row group, the columns that hold one value there: `device` and
+    // `rate_hz` always, `device_id` but in the second.
+    let serial_chunks = chunks(&serial_path);
+    let whole_chunks = chunks(&whole_path);
+    let parallel_chunks = chunks(&parallel_path);
+    assert_eq!(parallel_chunks.len(), whole_groups.len());
+    for (g, parallel_group) in parallel_chunks.iter().enumerate() {
+        for (c, chunk) in parallel_group.iter().enumerate() {
+            let constant = matches!(c, 1 | 3) || (c == 2 && g != 1);
+            let expected = if constant {
+                &whole_chunks[g][c]
+            } else {
+                &serial_chunks[g][c]
+            };
+            assert!(
+                chunk == expected,
+                "row group {g} column {c} (constant: {constant}, dictionaries: {dictionaries}) differs"
+            );
+        }
+    }
+
     let reader =
         SerializedFileReader::new(File::open(&parallel_path).unwrap_or_else(|e| panic!("{e}")))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -166,11 +253,13 @@ fn parallel_file_is_the_serial_file_and_reads_back_the_signal() {
         .collect();
     assert_eq!(groups, expected_groups);
     for (column, name) in [(1, "device"), (2, "device_id"), (3, "rate_hz")] {
-        let chunk = reader.metadata().row_group(0).column(column);
-        assert!(
-            chunk.dictionary_page_offset().is_some(),
-            "{name} keeps its dictionary"
-        );
+        for group in reader.metadata().row_groups() {
+            assert_eq!(
+                group.column(column).dictionary_page_offset().is_some(),
+                dictionaries,
+                "{name} keeps its dictionary (or none)"
+            );
+        }
     }
 
     let file = File::open(&parallel_path).unwrap_or_else(|e| panic!("{e}"));
@@ -192,8 +281,8 @@ fn parallel_file_is_the_serial_file_and_reads_back_the_signal() {
             let (want_v, want_i) = analytic(row);
             assert_eq!(index.value(r), row);
             assert_eq!(time.value(r), T0_NS + row as i64 * PERIOD_NS, "row {row}");
-            assert_eq!(device.value(r), "m1");
-            assert_eq!(device_id.value(r), DEVICE_ID);
+            assert_eq!(device.value(r), device_of(row), "row {row}");
+            assert_eq!(device_id.value(r), device_id_of(row), "row {row}");
             assert_eq!(rate.value(r), RATE_HZ as i64);
             assert_eq!(v.value(r).to_bits(), want_v.to_bits(), "v_l1 row {row}");
             assert_eq!(i.value(r).to_bits(), want_i.to_bits(), "i_l1 row {row}");
@@ -207,7 +296,7 @@ fn parallel_file_is_the_serial_file_and_reads_back_the_signal() {
 fn a_batch_of_another_schema_is_an_error() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("file.parquet");
-    let mut writer = ParallelArrowWriter::try_new(create(&path), schema(), properties())
+    let mut writer = ParallelArrowWriter::try_new(create(&path), schema(), properties(false))
         .unwrap_or_else(|e| panic!("{e}"));
     writer
         .write(&batch(0, 10))

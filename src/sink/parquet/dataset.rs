@@ -465,7 +465,9 @@ impl RawTable {
                 .collect::<Vec<u64>>()
         });
         self.writer
-            .write_with_seqs(name, &batch, &times[..], seqs.as_deref())
+            .write_with_seqs(name, &batch, &times[..], seqs.as_deref())?;
+        buffer.recycle(batch, times);
+        Ok(())
     }
 
     fn pending_min_seq(&self) -> Option<u64> {

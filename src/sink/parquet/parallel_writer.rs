@@ -11,6 +11,12 @@
 //! time so those index vectors stay small enough to be reused from the
 //! thread's heap instead of fresh pages for every batch.
 //!
+//! A column that holds one value on every row of a row group (the raw
+//! archive's device, ids, rate and stream start) is encoded once per value
+//! and row count, and its chunk reused for the next row groups: those
+//! columns, more bytes per row before compression than the samples, were
+//! a large share of the archive's encoding time for almost no output.
+//!
 //! The columns run on a pool of their own: a batch run's file readers hold
 //! rayon's global pool for the whole run (blocked on the pipeline), so
 //! column jobs queued there would wait behind them.
@@ -32,7 +38,10 @@ use parquet::arrow::arrow_writer::{
 };
 use parquet::arrow::ArrowWriter;
 use parquet::column::page::{CompressedPage, PageWriteSpec, PageWriter};
-use parquet::column::writer::{get_column_writer, ColumnCloseResult, ColumnWriter};
+use parquet::column::writer::{
+    get_column_writer, ColumnCloseResult, ColumnWriter, ColumnWriterImpl,
+};
+use parquet::data_type::ByteArray;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::properties::{WriterProperties, WriterPropertiesPtr};
@@ -75,7 +84,9 @@ const LEAF_BATCHES: usize = 8;
 const FILE_BUFFER_BYTES: usize = 1 << 20;
 
 /// Writes record batches as [`ArrowWriter`] does (same schema, metadata,
-/// row-group and page cuts: the same bytes), one column per rayon task.
+/// row-group and page cuts: the same bytes), one column per rayon task; a
+/// column of one value in a row group as `ArrowWriter` writes that row
+/// group handed over in one batch (its pages cut at other rows).
 /// Flat schemas only (one Parquet leaf per field).
 pub struct ParallelArrowWriter {
     file: SerializedFileWriter<BufWriter<File>>,
@@ -84,8 +95,13 @@ pub struct ParallelArrowWriter {
     /// Per field: its Parquet column when it takes the typed path (None:
     /// the Arrow path).
     typed: Vec<Option<ColumnDescPtr>>,
+    /// Per field: its Parquet column when a chunk of one repeated value may
+    /// be reused (see [`ConstantRun`]).
+    constant: Vec<Option<ColumnDescPtr>>,
+    /// Per column, the last chunk encoded from one repeated value.
+    constant_chunks: Vec<Option<ConstantChunk>>,
     /// Column writers of the row group being filled (None between row groups).
-    columns: Option<Vec<ColumnEncoder>>,
+    columns: Option<Vec<ChunkEncoder>>,
     /// Per column, the page buffer of its last appended typed chunk, for the
     /// next row group's:
     /// fresh megabytes per column and row group cost more in page faults
@@ -130,12 +146,35 @@ impl ParallelArrowWriter {
                 (typed_allowed && flat && takes_typed_path(field.data_type())).then_some(column)
             })
             .collect::<Vec<_>>();
+        let properties = file.properties();
+        let constant = schema
+            .fields()
+            .iter()
+            .zip(&typed)
+            .enumerate()
+            .map(|(i, (field, typed))| {
+                let column = descr.column(i);
+                // A column given an encoding is one whose values vary.
+                let eligible = typed_allowed
+                    && column.max_def_level() == 0
+                    && column.max_rep_level() == 0
+                    && properties.encoding(column.path()).is_none()
+                    && match field.data_type() {
+                        DataType::Utf8 => true,
+                        DataType::Float32 | DataType::Float64 => false,
+                        _ => typed.is_some(),
+                    };
+                eligible.then_some(column)
+            })
+            .collect::<Vec<_>>();
         let columns = typed.len();
         Ok(ParallelArrowWriter {
             file,
             factory,
             schema,
             typed,
+            constant,
+            constant_chunks: (0..columns).map(|_| None).collect(),
             columns: None,
             spare_buffers: vec![Vec::new(); columns],
             buffered_rows: 0,
@@ -167,7 +206,7 @@ impl ParallelArrowWriter {
     }
 
     /// Column writers for the next row group: typed where the field allows.
-    fn column_writers(&mut self) -> Result<Vec<ColumnEncoder>> {
+    fn column_writers(&mut self) -> Result<Vec<ChunkEncoder>> {
         let arrow = self
             .factory
             .create_column_writers(self.file.flushed_row_groups().len())?;
@@ -175,12 +214,19 @@ impl ParallelArrowWriter {
         Ok(arrow
             .into_iter()
             .zip(self.typed.iter().zip(&mut self.spare_buffers))
-            .map(|(writer, (typed, spare))| match typed {
-                Some(column) => {
-                    let buffer = std::mem::take(spare);
-                    ColumnEncoder::typed(column.clone(), properties.clone(), buffer)
+            .zip(&self.constant)
+            .map(|((writer, (typed, spare)), constant)| {
+                let encoder = match typed {
+                    Some(column) => {
+                        let buffer = std::mem::take(spare);
+                        ColumnEncoder::typed(column.clone(), properties.clone(), buffer)
+                    }
+                    None => ColumnEncoder::Arrow(writer),
+                };
+                ChunkEncoder {
+                    constant: constant.clone().map(ConstantRun::new),
+                    encoder,
                 }
-                None => ColumnEncoder::Arrow(writer),
             })
             .collect())
     }
@@ -211,10 +257,13 @@ impl ParallelArrowWriter {
             return Ok(());
         };
         self.buffered_rows = 0;
+        let properties = self.file.properties();
+        let leaf_rows = self.leaf_rows;
         let chunks: Vec<ClosedChunk> = on_encode_pool(|| {
             columns
                 .into_par_iter()
-                .map(ColumnEncoder::close)
+                .zip(self.constant_chunks.par_iter_mut())
+                .map(|(column, cached)| column.close(cached, properties, leaf_rows))
                 .collect::<Result<_>>()
         })?;
         let mut group = self.file.next_row_group()?;
@@ -250,7 +299,7 @@ impl ParallelArrowWriter {
     /// Anticipated encoded size of the row group being filled.
     pub fn in_progress_size(&self) -> usize {
         self.columns.as_ref().map_or(0, |columns| {
-            columns.iter().map(ColumnEncoder::estimated_bytes).sum()
+            columns.iter().map(ChunkEncoder::estimated_bytes).sum()
         })
     }
 
@@ -272,6 +321,271 @@ fn takes_typed_path(data_type: &DataType) -> bool {
             | DataType::UInt64
             | DataType::Timestamp(_, _)
     )
+}
+
+/// One column of the row group being filled: while every value so far is
+/// the first one (`constant`), the arrays are only held; the first other
+/// value hands them to `encoder`.
+struct ChunkEncoder {
+    constant: Option<ConstantRun>,
+    encoder: ColumnEncoder,
+}
+
+impl ChunkEncoder {
+    fn write(&mut self, field: &Field, column: &ArrayRef, leaf_rows: usize) -> Result<()> {
+        if let Some(run) = &mut self.constant {
+            if run.accepts(column) {
+                run.push(column);
+                return Ok(());
+            }
+            if let Some(run) = self.constant.take() {
+                for held in &run.arrays {
+                    self.encoder.write(field, held, leaf_rows)?;
+                }
+            }
+        }
+        self.encoder.write(field, column, leaf_rows)
+    }
+
+    /// A held constant run adds nothing: it compresses to a few bytes a page.
+    fn estimated_bytes(&self) -> usize {
+        self.encoder.estimated_bytes()
+    }
+
+    /// The finished chunk; a constant run takes `cached` when that holds
+    /// its value on as many rows, else it is encoded and replaces `cached`.
+    fn close(
+        self,
+        cached: &mut Option<ConstantChunk>,
+        properties: &WriterPropertiesPtr,
+        leaf_rows: usize,
+    ) -> Result<ClosedChunk> {
+        let Some(run) = self.constant else {
+            return self.encoder.close();
+        };
+        let Some(value) = run.arrays.first().map(|a| a.slice(0, 1)) else {
+            return self.encoder.close();
+        };
+        let rows = run.rows();
+        if let Some(hit) = cached
+            .as_ref()
+            .filter(|c| c.rows == rows && all_equal(&c.value, &value))
+        {
+            return Ok(ClosedChunk::Typed(hit.bytes.clone(), hit.close.clone()));
+        }
+        let (bytes, close) = encode_repeated(&run.column, properties, &value, rows, leaf_rows)?;
+        *cached = Some(ConstantChunk {
+            value,
+            rows,
+            bytes: bytes.clone(),
+            close: close.clone(),
+        });
+        Ok(ClosedChunk::Typed(bytes, close))
+    }
+}
+
+/// The arrays of a column whose every value so far equals the first
+/// array's first, held as handed over (slices of one array cost nothing).
+struct ConstantRun {
+    column: ColumnDescPtr,
+    arrays: Vec<ArrayRef>,
+    /// Index in `arrays` of the longest one.
+    longest: usize,
+}
+
+impl ConstantRun {
+    fn new(column: ColumnDescPtr) -> Self {
+        ConstantRun {
+            column,
+            arrays: Vec::new(),
+            longest: 0,
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.arrays.iter().map(|a| a.len()).sum()
+    }
+
+    /// Whether every value of `column` is the run's value: at once for a
+    /// start of the longest array held (its buffers, checked, cannot change
+    /// while held), else value by value.
+    fn accepts(&self, column: &ArrayRef) -> bool {
+        if column.is_empty() {
+            return true;
+        }
+        let (Some(first), Some(longest)) = (self.arrays.first(), self.arrays.get(self.longest))
+        else {
+            return all_equal(column, column);
+        };
+        let prefix = column.len() <= longest.len()
+            && longest
+                .slice(0, column.len())
+                .to_data()
+                .ptr_eq(&column.to_data());
+        prefix || all_equal(column, first)
+    }
+
+    fn push(&mut self, column: &ArrayRef) {
+        if column.is_empty() {
+            return;
+        }
+        if self
+            .arrays
+            .get(self.longest)
+            .is_none_or(|a| a.len() < column.len())
+        {
+            self.longest = self.arrays.len();
+        }
+        self.arrays.push(column.clone());
+    }
+}
+
+/// A chunk of one value repeated, for the next row group of as many rows.
+struct ConstantChunk {
+    /// The value, as a one-row array.
+    value: ArrayRef,
+    rows: usize,
+    bytes: Bytes,
+    close: ColumnCloseResult,
+}
+
+/// A chunk of `column` holding `value` (one row) on `rows` rows, written
+/// by a typed writer in slices of `leaf_rows` (whole mini-batches): the
+/// pages [`ArrowWriter`] cuts for a row group handed over as one batch.
+fn encode_repeated(
+    column: &ColumnDescPtr,
+    properties: &WriterPropertiesPtr,
+    value: &ArrayRef,
+    rows: usize,
+    leaf_rows: usize,
+) -> Result<(Bytes, ColumnCloseResult)> {
+    let pages = ChunkPages::new(Vec::new());
+    let mut writer = get_column_writer(column.clone(), properties.clone(), Box::new(pages.clone()));
+    let block = leaf_rows.min(rows).max(1);
+    let mismatch = || {
+        ParquetError::General(format!(
+            "column {:?}: Arrow type {} does not match its Parquet column",
+            column.name(),
+            value.data_type()
+        ))
+    };
+    match &mut writer {
+        ColumnWriter::ByteArrayColumnWriter(w) => {
+            let value = value.as_string_opt::<i32>().ok_or_else(mismatch)?.value(0);
+            let values = vec![ByteArray::from(value.as_bytes().to_vec()); block];
+            write_repeated(w, &values, rows)?;
+        }
+        ColumnWriter::Int32ColumnWriter(w) => {
+            let value = value
+                .as_primitive_opt::<Int32Type>()
+                .ok_or_else(mismatch)?
+                .value(0);
+            write_repeated(w, &vec![value; block], rows)?;
+        }
+        ColumnWriter::Int64ColumnWriter(w) => {
+            let value = *int64_values(value)
+                .and_then(|v| v.first())
+                .ok_or_else(mismatch)?;
+            write_repeated(w, &vec![value; block], rows)?;
+        }
+        _ => return Err(mismatch()),
+    }
+    let close = writer.close()?;
+    Ok((pages.take()?, close))
+}
+
+/// `rows` values of `values` (all one value) in slices of its length.
+fn write_repeated<T: parquet::data_type::DataType>(
+    writer: &mut ColumnWriterImpl<'_, T>,
+    values: &[T::T],
+    rows: usize,
+) -> Result<()> {
+    let mut left = rows;
+    while left > 0 {
+        let len = left.min(values.len());
+        writer.write_batch(&values[..len], None, None)?;
+        left -= len;
+    }
+    Ok(())
+}
+
+/// Whether every value of `column` equals the first of `reference` (same
+/// type; strings and the integer types the typed path takes).
+fn all_equal(column: &ArrayRef, reference: &ArrayRef) -> bool {
+    if reference.is_empty() || column.logical_null_count() > 0 {
+        return false;
+    }
+    if let (Some(values), Some(first)) = (
+        column.as_string_opt::<i32>(),
+        reference.as_string_opt::<i32>(),
+    ) {
+        return all_strings_equal(values, first.value(0).as_bytes());
+    }
+    if let (Some(values), Some(first)) = (
+        column.as_primitive_opt::<Int32Type>(),
+        reference.as_primitive_opt::<Int32Type>(),
+    ) {
+        let first = first.value(0);
+        return values.values().iter().all(|&v| v == first);
+    }
+    match (int64_values(column), int64_values(reference)) {
+        (Some(values), Some(first)) => {
+            let first = first[0];
+            values.iter().all(|&v| v == first)
+        }
+        _ => false,
+    }
+}
+
+/// Whether every string of `values` is `first`: offsets a step of its
+/// length apart, and the bytes it repeated (compared a block at a time,
+/// not a call per row).
+fn all_strings_equal(values: &arrow::array::StringArray, first: &[u8]) -> bool {
+    let offsets = values.value_offsets();
+    let (Some(&start), Some(&end)) = (offsets.first(), offsets.last()) else {
+        return true;
+    };
+    let step = first.len() as i64;
+    let regular = offsets
+        .iter()
+        .enumerate()
+        .all(|(i, &o)| i64::from(o) - i64::from(start) == i as i64 * step);
+    if !regular || first.is_empty() {
+        return regular;
+    }
+    let Some(bytes) = values.value_data().get(start as usize..end as usize) else {
+        return false;
+    };
+    let pattern = first.repeat(4096 / first.len() + 1);
+    bytes
+        .chunks(pattern.len())
+        .all(|chunk| chunk == &pattern[..chunk.len()])
+}
+
+/// The values of a 64-bit integer or timestamp column as Parquet's INT64
+/// stores them (unsigned ones reinterpreted).
+fn int64_values(column: &ArrayRef) -> Option<&[i64]> {
+    Some(match column.data_type() {
+        DataType::Int64 => column.as_primitive::<Int64Type>().values(),
+        DataType::UInt64 => column
+            .as_primitive::<UInt64Type>()
+            .values()
+            .inner()
+            .typed_data::<i64>(),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            column.as_primitive::<TimestampSecondType>().values()
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            column.as_primitive::<TimestampMillisecondType>().values()
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            column.as_primitive::<TimestampMicrosecondType>().values()
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            column.as_primitive::<TimestampNanosecondType>().values()
+        }
+        _ => return None,
+    })
 }
 
 /// One column of the row group being filled.
@@ -397,36 +711,9 @@ fn write_values(writer: &mut ColumnWriter<'_>, field: &Field, column: &ArrayRef)
         (ColumnWriter::Int32ColumnWriter(w), DataType::Int32) => {
             w.write_batch(column.as_primitive::<Int32Type>().values(), None, None)
         }
-        (ColumnWriter::Int64ColumnWriter(w), data_type) => match data_type {
-            DataType::Int64 => {
-                w.write_batch(column.as_primitive::<Int64Type>().values(), None, None)
-            }
-            // Reinterpreted, as ArrowWriter stores it (u64 is aligned as i64).
-            DataType::UInt64 => w.write_batch(
-                column
-                    .as_primitive::<UInt64Type>()
-                    .values()
-                    .inner()
-                    .typed_data::<i64>(),
-                None,
-                None,
-            ),
-            DataType::Timestamp(unit, _) => {
-                let values = match unit {
-                    TimeUnit::Second => column.as_primitive::<TimestampSecondType>().values(),
-                    TimeUnit::Millisecond => {
-                        column.as_primitive::<TimestampMillisecondType>().values()
-                    }
-                    TimeUnit::Microsecond => {
-                        column.as_primitive::<TimestampMicrosecondType>().values()
-                    }
-                    TimeUnit::Nanosecond => {
-                        column.as_primitive::<TimestampNanosecondType>().values()
-                    }
-                };
-                w.write_batch(values, None, None)
-            }
-            other => return Err(mismatch(field, other)),
+        (ColumnWriter::Int64ColumnWriter(w), data_type) => match int64_values(column) {
+            Some(values) => w.write_batch(values, None, None),
+            None => return Err(mismatch(field, data_type)),
         },
         (_, other) => return Err(mismatch(field, other)),
     }?;

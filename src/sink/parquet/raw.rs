@@ -15,10 +15,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array,
+    ArrayRef, AsArray, Float32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array,
 };
 use arrow::buffer::ScalarBuffer;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Float32Type, Schema, SchemaRef, TimestampNanosecondType,
+    UInt64Type,
+};
 use arrow::record_batch::RecordBatch;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterPropertiesBuilder};
@@ -27,6 +30,7 @@ use parquet::schema::types::ColumnPath;
 use super::error::{ParquetSinkError, Result};
 use super::schema::{keys, utc_timestamp};
 use crate::model::DeviceInfo;
+use crate::wire::samples::extend_sample_times;
 use crate::wire::{Measures, SampleBlock};
 
 pub const TABLE: &str = "raw";
@@ -103,6 +107,11 @@ pub(crate) struct RawBuffer {
     /// `stream_start`), built once for the longest batch so far; each batch
     /// takes a slice instead of building them again.
     constants: Vec<ArrayRef>,
+    /// Vectors of a written batch taken back (see [`RawBuffer::recycle`]),
+    /// empty, for the next batch.
+    spare_times: Vec<i64>,
+    spare_index: Vec<u64>,
+    spare_channels: Vec<Vec<f32>>,
 }
 
 impl RawBuffer {
@@ -116,6 +125,9 @@ impl RawBuffer {
             sample_index: Vec::new(),
             channels: vec![Vec::new(); block.measures.channel_count()],
             constants: Vec::new(),
+            spare_times: Vec::new(),
+            spare_index: Vec::new(),
+            spare_channels: vec![Vec::new(); block.measures.channel_count()],
         }
     }
 
@@ -142,8 +154,7 @@ impl RawBuffer {
         }
         let first = block.first_index;
         self.sample_index.extend(first..first + len as u64);
-        self.times
-            .extend((first..first + len as u64).map(|n| block.time_of(n)));
+        extend_sample_times(&mut self.times, block.start_unix_ns, block.rate, first, len);
         for (dst, src) in self.channels.iter_mut().zip(&block.channels) {
             dst.extend_from_slice(src);
         }
@@ -154,17 +165,18 @@ impl RawBuffer {
     /// empty with room for as many again.
     pub fn take_batch(&mut self) -> Result<(RecordBatch, ScalarBuffer<i64>)> {
         let rows = self.len();
-        let times = ScalarBuffer::from(take_keeping_capacity(&mut self.times));
+        let times = ScalarBuffer::from(refill(&mut self.times, &mut self.spare_times));
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(FIXED_COLUMNS + self.channels.len());
         columns.push(Arc::new(
             TimestampNanosecondArray::new(times.clone(), None).with_timezone("UTC"),
         ));
         columns.extend(self.constant_columns(rows));
-        columns.push(Arc::new(UInt64Array::from(take_keeping_capacity(
+        columns.push(Arc::new(UInt64Array::from(refill(
             &mut self.sample_index,
+            &mut self.spare_index,
         ))));
-        for channel in &mut self.channels {
-            columns.push(Arc::new(Float32Array::from(take_keeping_capacity(channel))));
+        for (channel, spare) in self.channels.iter_mut().zip(&mut self.spare_channels) {
+            columns.push(Arc::new(Float32Array::from(refill(channel, spare))));
         }
         let batch = RecordBatch::try_new(schema(self.measures), columns).map_err(|source| {
             ParquetSinkError::Arrow {
@@ -173,6 +185,29 @@ impl RawBuffer {
             }
         })?;
         Ok((batch, times))
+    }
+
+    /// Takes back the vectors of `batch` (from [`RawBuffer::take_batch`],
+    /// with its `times`) once written, those nothing else holds: fresh
+    /// megabytes for every batch cost more in page faults than the copy
+    /// into them.
+    pub fn recycle(&mut self, batch: RecordBatch, times: ScalarBuffer<i64>) {
+        drop(times);
+        let (_, columns, _) = batch.into_parts();
+        let mut columns = columns.into_iter();
+        if let Some(times) = columns.next() {
+            put_back(
+                &mut self.spare_times,
+                reclaim::<TimestampNanosecondType>(times),
+            );
+        }
+        let mut columns = columns.skip(FIXED_COLUMNS - 2);
+        if let Some(index) = columns.next() {
+            put_back(&mut self.spare_index, reclaim::<UInt64Type>(index));
+        }
+        for (spare, channel) in self.spare_channels.iter_mut().zip(columns) {
+            put_back(spare, reclaim::<Float32Type>(channel));
+        }
     }
 
     /// `device`, `device_id`, `measures`, `rate_hz` and `stream_start` for `rows` rows.
@@ -193,9 +228,29 @@ impl RawBuffer {
     }
 }
 
-/// The contents of `values`, leaving it empty with the same capacity (the
-/// next batch fills it without growing it step by step).
-fn take_keeping_capacity<T>(values: &mut Vec<T>) -> Vec<T> {
+/// The contents of `values`, leaving it empty with at least the same
+/// capacity (the next batch fills it without growing it step by step):
+/// `spare`'s when that is large enough.
+fn refill<T>(values: &mut Vec<T>, spare: &mut Vec<T>) -> Vec<T> {
     let capacity = values.capacity();
-    std::mem::replace(values, Vec::with_capacity(capacity))
+    let next = if spare.capacity() >= capacity {
+        std::mem::take(spare)
+    } else {
+        Vec::with_capacity(capacity)
+    };
+    std::mem::replace(values, next)
+}
+
+/// The vector behind a written column, when nothing else holds it.
+fn reclaim<T: ArrowPrimitiveType>(column: ArrayRef) -> Option<Vec<T::Native>> {
+    let values = column.as_primitive_opt::<T>()?.values().clone();
+    drop(column);
+    values.into_inner().into_vec().ok()
+}
+
+fn put_back<T>(spare: &mut Vec<T>, reclaimed: Option<Vec<T>>) {
+    if let Some(mut values) = reclaimed {
+        values.clear();
+        *spare = values;
+    }
 }
