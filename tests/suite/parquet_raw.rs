@@ -85,20 +85,25 @@ fn three_phase_blocks() -> Vec<SampleBlock> {
     blocks
 }
 
+/// The raw archive and no other table.
+fn raw_only() -> TableSelection {
+    TableSelection {
+        windows: false,
+        latch: false,
+        aggregates: false,
+        harmonics: false,
+        raw: true,
+        events: false,
+        ..TableSelection::default()
+    }
+}
+
 #[test]
 fn raw_samples_round_trip_bit_exactly_with_stream_split_and_zstd() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let out = dir.path();
     let config = ParquetConfig {
-        tables: TableSelection {
-            windows: false,
-            latch: false,
-            aggregates: false,
-            harmonics: false,
-            raw: true,
-            events: false,
-            ..TableSelection::default()
-        },
+        tables: raw_only(),
         raw_row_group_rows: 3000,
         fsync: false,
         ..ParquetConfig::new(out)
@@ -305,15 +310,7 @@ fn raw_samples_round_trip_bit_exactly_with_stream_split_and_zstd() {
 #[test]
 fn a_replay_after_a_crash_writes_every_sample_once() {
     let config = |out: &Path| ParquetConfig {
-        tables: TableSelection {
-            windows: false,
-            latch: false,
-            aggregates: false,
-            harmonics: false,
-            raw: true,
-            events: false,
-            ..TableSelection::default()
-        },
+        tables: raw_only(),
         raw_row_group_rows: 1000,
         max_file_span_s: 1,
         fsync: false,
