@@ -13,14 +13,13 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::io::IoSlice;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use std::io::IoSlice;
-
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::codec::FramedRead;

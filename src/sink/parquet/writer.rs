@@ -214,15 +214,6 @@ impl PartitionedWriter {
             .is_some_and(|&last| (seq, time_ns) <= last)
     }
 
-    /// Records up to this seq have a row of `device` on the day of
-    /// `time_ns` in a visible file (0: none).
-    pub fn committed_seq(&self, device: &str, time_ns: i64) -> u64 {
-        self.committed
-            .get(device)
-            .and_then(|days| days.get(&utc_day(time_ns)))
-            .map_or(0, |&(seq, _)| seq)
-    }
-
     /// The sealed files waiting for a commit, handed over.
     pub fn take_sealed(&mut self) -> Vec<SealedFile> {
         std::mem::take(&mut self.sealed)
